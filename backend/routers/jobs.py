@@ -1,0 +1,52 @@
+"""Jobs: launch an audit on a dataset, follow it, cancel it."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, status
+from sqlalchemy import func, select
+
+from backend.deps import CurrentUser, DatasetDep, JobDep, SessionDep
+from backend.models import Job
+from backend.schemas import JobCreate, JobPublic, JobsPage
+from backend.services import jobs
+
+router = APIRouter(tags=["jobs"])
+
+
+@router.post(
+    "/datasets/{dataset_id}/jobs",
+    response_model=JobPublic,
+    status_code=status.HTTP_202_ACCEPTED,
+)
+def create_job(
+    body: JobCreate, dataset: DatasetDep, session: SessionDep, user: CurrentUser
+) -> JobPublic:
+    """Queue an audit; bad options are refused here with a 422, never inside the worker."""
+    try:
+        job = jobs.create_job(session, dataset, user, body)
+    except jobs.JobConfigError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
+    except jobs.BrokerUnavailable as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from None
+    return JobPublic.model_validate(job)
+
+
+@router.get("/datasets/{dataset_id}/jobs", response_model=JobsPage)
+def list_jobs(dataset: DatasetDep, session: SessionDep) -> JobsPage:
+    """The dataset's jobs, newest first."""
+    query = select(Job).where(Job.dataset_id == dataset.id)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(query.order_by(Job.id.desc()))
+    return JobsPage(items=[JobPublic.model_validate(j) for j in rows], total=total)
+
+
+@router.get("/jobs/{job_id}", response_model=JobPublic)
+def read_job(job: JobDep) -> JobPublic:
+    """Status, stage, progress (0–1), error and metrics of a job."""
+    return JobPublic.model_validate(job)
+
+
+@router.post("/jobs/{job_id}/cancel", response_model=JobPublic)
+def cancel_job(job: JobDep, session: SessionDep) -> JobPublic:
+    """Cancel a queued or running job; finished jobs are returned unchanged."""
+    return JobPublic.model_validate(jobs.cancel_job(session, job))

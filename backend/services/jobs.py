@@ -1,0 +1,97 @@
+"""Creating jobs (validate, write, commit, then enqueue) and cancelling them."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.orm import Session
+
+from backend.models import Dataset, Job, User, utcnow
+from backend.schemas import JobCreate
+
+log = logging.getLogger(__name__)
+
+FINISHED = ("succeeded", "failed", "cancelled")
+
+
+class JobConfigError(ValueError):
+    """The job cannot run as configured; raised before anything is written."""
+
+
+class BrokerUnavailable(RuntimeError):
+    pass
+
+
+def validate_audit(session: Session, dataset: Dataset, user: User, body: JobCreate) -> None:
+    """Everything that can be checked before the worker sees the job."""
+    try:
+        body.engine_config().validate()
+    except ValueError as exc:
+        raise JobConfigError(str(exc)) from None
+    if body.val_dataset_id is not None:
+        val = session.get(Dataset, body.val_dataset_id)
+        if val is None or val.owner_id != user.id:
+            raise JobConfigError(f"validation dataset {body.val_dataset_id} not found")
+        if val.id == dataset.id:
+            raise JobConfigError("the validation dataset must differ from the training dataset")
+        if val.n_pairs < 1:
+            raise JobConfigError("the validation dataset is empty")
+        n_val, n_train = val.n_pairs, dataset.n_pairs
+    else:
+        n_val = validation_size(dataset.n_pairs, body.val_fraction)
+        n_train = dataset.n_pairs - n_val
+    if n_val < 1:
+        raise JobConfigError(
+            f"the validation set would be empty: {dataset.n_pairs} pairs × val_fraction "
+            f"{body.val_fraction}; raise val_fraction or give val_dataset_id"
+        )
+    if n_train < 2:
+        raise JobConfigError(f"only {n_train} training pairs would remain; need at least 2")
+
+
+def validation_size(n_pairs: int, fraction: float) -> int:
+    """Pairs split off for validation: round(fraction × n), leaving at least one to train on."""
+    return max(0, min(n_pairs - 1, round(fraction * n_pairs)))
+
+
+def create_job(session: Session, dataset: Dataset, user: User, body: JobCreate) -> Job:
+    validate_audit(session, dataset, user, body)
+    job = Job(
+        dataset_id=dataset.id,
+        owner_id=user.id,
+        kind=body.kind,
+        config=body.model_dump(mode="json"),
+        status="queued",
+        stage="queued",
+        progress=0.0,
+    )
+    session.add(job)
+    session.commit()  # the worker must never see a job that is not in the database
+    enqueue(session, job)
+    return job
+
+
+def enqueue(session: Session, job: Job) -> None:
+    from worker.tasks import run_job
+
+    try:
+        result = run_job.apply_async(args=[job.id])
+    except Exception as exc:  # the broker is down: the job must not hang in "queued"
+        log.exception("could not enqueue job %s", job.id)
+        job.status, job.error, job.finished_at = "failed", f"could not enqueue: {exc}", utcnow()
+        session.commit()
+        raise BrokerUnavailable(
+            f"the job queue is unreachable ({exc}); job {job.id} was marked failed"
+        ) from exc
+    job.task_id = result.id
+    session.commit()
+
+
+def cancel_job(session: Session, job: Job) -> Job:
+    """Mark a job cancelled; a running worker notices at its next checkpoint and stops."""
+    if job.status in FINISHED:
+        return job
+    job.status = "cancelled"
+    job.finished_at = utcnow()
+    session.commit()
+    return job

@@ -1,0 +1,170 @@
+"""Browsing scored pairs and flagging them, one by one or the most harmful fraction at once."""
+
+from __future__ import annotations
+
+import math
+
+from sqlalchemy import Select, delete, func, select
+from sqlalchemy.orm import Session
+
+from backend.models import Dataset, Flag, Job, Pair, Score, User, utcnow
+from backend.schemas import PairPublic, PairScores, PairsPage
+from worker.influence.columns import SCORE_COLUMNS
+
+SORT_KEYS: tuple[str, ...] = ("index", *SCORE_COLUMNS)
+
+
+class ReviewError(ValueError):
+    pass
+
+
+def _to_public(pair: Pair, flag: Flag | None, score: Score | None) -> PairPublic:
+    return PairPublic(
+        id=pair.id,
+        index=pair.source_index,
+        prompt=pair.prompt,
+        chosen=pair.chosen,
+        rejected=pair.rejected,
+        metadata=pair.meta or {},
+        flagged=bool(flag and flag.flagged),
+        note=flag.note if flag else None,
+        scores=PairScores.model_validate(score) if score is not None else None,
+    )
+
+
+def _scored_job(session: Session, dataset: Dataset, job_id: int) -> Job:
+    job = session.get(Job, job_id)
+    if job is None or job.dataset_id != dataset.id:
+        raise LookupError(f"job {job_id} is not a job of dataset {dataset.id}")
+    if job.status != "succeeded":
+        raise ReviewError(f"job {job_id} is {job.status}; scores exist once it has succeeded")
+    return job
+
+
+def list_pairs(
+    session: Session,
+    dataset: Dataset,
+    *,
+    job_id: int | None,
+    sort: str,
+    flagged: bool | None,
+    split: str,
+    offset: int,
+    limit: int,
+) -> PairsPage:
+    descending = sort.startswith("-")
+    key = sort.lstrip("-+")
+    if key not in SORT_KEYS:
+        raise ReviewError(f"unknown sort key {key!r}; use one of {', '.join(SORT_KEYS)}")
+    if key != "index" and job_id is None:
+        raise ReviewError(f"sorting by {key!r} needs a job_id whose scores to use")
+
+    query: Select
+    if job_id is not None:
+        _scored_job(session, dataset, job_id)
+        query = (
+            select(Pair, Flag, Score)
+            .select_from(Pair)
+            .join(Score, Score.pair_id == Pair.id)
+            .where(Score.job_id == job_id)
+        )
+        if split != "all":
+            query = query.where(Score.split == split)
+    else:
+        query = select(Pair, Flag).select_from(Pair)
+    query = query.outerjoin(Flag, Flag.pair_id == Pair.id).where(Pair.dataset_id == dataset.id)
+    if flagged is True:
+        query = query.where(Flag.flagged.is_(True))
+    elif flagged is False:
+        query = query.where((Flag.id.is_(None)) | (Flag.flagged.is_(False)))
+
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    column = Pair.source_index if key == "index" else getattr(Score, key)
+    order = column.desc() if descending else column.asc()
+    query = query.order_by(column.is_(None), order, Pair.source_index).offset(offset).limit(limit)
+    items = []
+    for row in session.execute(query):
+        pair, flag = row[0], row[1]
+        score = row[2] if job_id is not None else None
+        items.append(_to_public(pair, flag, score))
+    return PairsPage(items=items, total=total)
+
+
+def get_pair(session: Session, dataset: Dataset, pair_id: int) -> Pair:
+    pair = session.get(Pair, pair_id)
+    if pair is None or pair.dataset_id != dataset.id:
+        raise LookupError(f"pair {pair_id} is not in dataset {dataset.id}")
+    return pair
+
+
+def set_flag(
+    session: Session, dataset: Dataset, pair_id: int, user: User, flagged: bool, note: str | None
+) -> PairPublic:
+    pair = get_pair(session, dataset, pair_id)
+    flag = session.scalar(select(Flag).where(Flag.pair_id == pair.id))
+    if flag is None:
+        flag = Flag(pair_id=pair.id)
+        session.add(flag)
+    flag.flagged = flagged
+    flag.note = note
+    flag.user_id = user.id
+    flag.updated_at = utcnow()
+    session.commit()
+    return _to_public(pair, flag, None)
+
+
+def flag_top(
+    session: Session, dataset: Dataset, user: User, job_id: int, top_fraction: float, method: str
+) -> int:
+    """Flag the ceil(fraction × n) training pairs with the highest `method` score; return how many
+    were newly flagged. Pairs already flagged stay flagged; nothing is unflagged."""
+    if method not in SCORE_COLUMNS or method.startswith("removal_effect") or method == "margin":
+        harmful = [c for c in SCORE_COLUMNS if c.startswith("harm") or c == "loss"]
+        raise ReviewError(f"rank by a harm column, one of {', '.join(harmful)}")
+    _scored_job(session, dataset, job_id)
+    column = getattr(Score, method)
+    scored = select(func.count()).where(
+        Score.job_id == job_id, Score.split == "train", column.is_not(None)
+    )
+    n_scored = session.scalar(scored) or 0
+    if n_scored == 0:
+        raise ReviewError(f"job {job_id} has no {method!r} scores; pick a method it computed")
+    k = math.ceil(top_fraction * n_scored)
+    top_ids = list(
+        session.scalars(
+            select(Score.pair_id)
+            .where(Score.job_id == job_id, Score.split == "train", column.is_not(None))
+            .order_by(column.desc(), Score.pair_id)
+            .limit(k)
+        )
+    )
+    existing = {
+        f.pair_id: f for f in session.scalars(select(Flag).where(Flag.pair_id.in_(top_ids)))
+    }
+    newly = 0
+    now = utcnow()
+    for pair_id in top_ids:
+        flag = existing.get(pair_id)
+        if flag is None:
+            session.add(
+                Flag(pair_id=pair_id, flagged=True, note=None, user_id=user.id, updated_at=now)
+            )
+            newly += 1
+        elif not flag.flagged:
+            flag.flagged, flag.user_id, flag.updated_at = True, user.id, now
+            newly += 1
+    session.commit()
+    return newly
+
+
+def clear_flags(session: Session, dataset: Dataset) -> int:
+    pair_ids = select(Pair.id).where(Pair.dataset_id == dataset.id)
+    count = (
+        session.scalar(
+            select(func.count()).where(Flag.pair_id.in_(pair_ids), Flag.flagged.is_(True))
+        )
+        or 0
+    )
+    session.execute(delete(Flag).where(Flag.pair_id.in_(pair_ids)))
+    session.commit()
+    return count

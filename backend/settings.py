@@ -1,0 +1,75 @@
+"""Service settings: one pydantic-settings class, read once from the environment (and `.env`).
+
+`DATABASE_URL` and `BROKER_URL` switch every command between the embedded default
+(SQLite + kombu's filesystem broker under the data directory) and Postgres + Redis.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PREFAUDIT_", env_file=".env", extra="ignore")
+
+    env: Literal["dev", "test", "prod"] = Field(
+        "dev", description="dev and test allow the embedded SQLite + filesystem-broker setup."
+    )
+    data_dir: Path = Field(
+        REPO_ROOT / "var",
+        description="Uploaded originals, exports, the SQLite database and the filesystem broker.",
+    )
+    database_url: str = Field(
+        "",
+        validation_alias=AliasChoices("DATABASE_URL", "PREFAUDIT_DATABASE_URL"),
+        description="SQLAlchemy URL; empty means SQLite at <data_dir>/prefaudit.db.",
+    )
+    broker_url: str = Field(
+        "",
+        validation_alias=AliasChoices("BROKER_URL", "PREFAUDIT_BROKER_URL"),
+        description="Celery broker; empty or filesystem:// means folders under <data_dir>/broker.",
+    )
+    frontend_dir: Path = Field(
+        REPO_ROOT / "frontend" / "dist", description="The built UI, served at / when present."
+    )
+    max_upload_bytes: int = Field(2 * 1024**3, description="Largest accepted upload.")
+    max_page_size: int = Field(1000, description="Largest `limit` of a pairs page.")
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            url = self.database_url
+            # Plain postgresql:// means psycopg 3 here, the driver we install.
+            if url.startswith("postgresql://") or url.startswith("postgres://"):
+                url = "postgresql+psycopg://" + url.split("://", 1)[1]
+            return url
+        return f"sqlite:///{self.data_dir.resolve() / 'prefaudit.db'}"
+
+    @property
+    def uses_filesystem_broker(self) -> bool:
+        return self.broker_url in ("", "filesystem://")
+
+    @property
+    def broker_folder(self) -> Path:
+        return self.data_dir.resolve() / "broker"
+
+    def check_production(self) -> None:
+        """Refuse the embedded defaults outside dev/test: they are single-machine only."""
+        if self.env != "prod":
+            return
+        if self.sqlalchemy_url.startswith("sqlite"):
+            raise RuntimeError("PREFAUDIT_ENV=prod needs DATABASE_URL (Postgres), not SQLite")
+        if self.uses_filesystem_broker:
+            raise RuntimeError("PREFAUDIT_ENV=prod needs BROKER_URL (Redis), not the filesystem")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

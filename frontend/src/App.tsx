@@ -1,0 +1,47 @@
+import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
+import { useState } from "react";
+import { BrowserRouter, Link, Navigate, Route, Routes } from "react-router";
+import { useToken } from "./api/session";
+import { LoginPage, UserMenu } from "./features/auth";
+import { DatasetsPage } from "./features/datasets";
+import { DatasetPage } from "./pages/DatasetPage";
+
+export function makeQueryClient(): QueryClient {
+  return new QueryClient({
+    defaultOptions: {
+      queries: { retry: 1, refetchOnWindowFocus: false },
+    },
+  });
+}
+
+function Shell() {
+  const token = useToken();
+  if (!token) return <LoginPage />;
+  return (
+    <>
+      <header className="topbar">
+        <Link to="/datasets" className="brand">
+          prefaudit
+        </Link>
+        <UserMenu />
+      </header>
+      <Routes>
+        <Route path="/" element={<Navigate to="/datasets" replace />} />
+        <Route path="/datasets" element={<DatasetsPage />} />
+        <Route path="/datasets/:datasetId" element={<DatasetPage />} />
+        <Route path="*" element={<Navigate to="/datasets" replace />} />
+      </Routes>
+    </>
+  );
+}
+
+export function App() {
+  const [queryClient] = useState(makeQueryClient);
+  return (
+    <QueryClientProvider client={queryClient}>
+      <BrowserRouter>
+        <Shell />
+      </BrowserRouter>
+    </QueryClientProvider>
+  );
+}

@@ -1,0 +1,68 @@
+// Turns the backend's `{"detail": ...}` error bodies into one sentence a person can act on.
+
+/** The 422 body of an upload with a bad row: `{"detail": {"message", "row", "column"}}`. */
+interface RowProblem {
+  message: string;
+  row?: number | null;
+  column?: string | null;
+}
+
+interface FieldProblem {
+  loc?: (string | number)[];
+  msg: string;
+}
+
+export class ApiError extends Error {
+  readonly status: number;
+  readonly body: unknown;
+  constructor(status: number, body: unknown) {
+    super(describeDetail(status, body));
+    this.name = "ApiError";
+    this.status = status;
+    this.body = body;
+  }
+}
+
+function isRowProblem(value: unknown): value is RowProblem {
+  return typeof value === "object" && value !== null && "message" in value;
+}
+
+export function describeDetail(status: number, body: unknown): string {
+  const detail =
+    typeof body === "object" && body !== null && "detail" in body
+      ? (body as { detail: unknown }).detail
+      : body;
+  if (typeof detail === "string" && detail) return detail;
+  if (isRowProblem(detail)) {
+    const where = [
+      detail.row != null ? `Row ${detail.row}` : null,
+      detail.column ? `column "${detail.column}"` : null,
+    ]
+      .filter(Boolean)
+      .join(", ");
+    return where ? `${where}: ${detail.message}` : detail.message;
+  }
+  if (Array.isArray(detail) && detail.length > 0) {
+    // FastAPI's request validation errors: name the field, skip the "body"/"query" prefix.
+    return (detail as FieldProblem[])
+      .map((problem) => {
+        const field = (problem.loc ?? []).filter((part) => part !== "body" && part !== "query");
+        return field.length ? `${field.join(".")}: ${problem.msg}` : problem.msg;
+      })
+      .join("; ");
+  }
+  return `The server answered ${status}.`;
+}
+
+/** Unwraps an openapi-fetch result: the data, or an ApiError carrying the server's message. */
+export function unwrap<T>(result: { data?: T; error?: unknown; response: Response }): T {
+  if (result.error !== undefined || !result.response.ok) {
+    throw new ApiError(result.response.status, result.error);
+  }
+  return result.data as T;
+}
+
+export function errorMessage(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return String(error);
+}

@@ -1,0 +1,53 @@
+import { useState, type FormEvent } from "react";
+import { errorMessage } from "../../../api/errors";
+import { useLogin } from "../api/auth";
+
+export function LoginPage() {
+  const login = useLogin();
+  const [username, setUsername] = useState("");
+  const [password, setPassword] = useState("");
+
+  const submit = (event: FormEvent) => {
+    event.preventDefault();
+    login.mutate({ username, password });
+  };
+
+  return (
+    <main className="login">
+      <form className="card login-card" onSubmit={submit} aria-labelledby="login-title">
+        <h1 id="login-title">prefaudit</h1>
+        <p className="muted">Audit preference pairs, find the ones that hurt, prune them.</p>
+        <label>
+          Username
+          <input
+            name="username"
+            autoComplete="username"
+            value={username}
+            onChange={(e) => setUsername(e.target.value)}
+            required
+            autoFocus
+          />
+        </label>
+        <label>
+          Password
+          <input
+            name="password"
+            type="password"
+            autoComplete="current-password"
+            value={password}
+            onChange={(e) => setPassword(e.target.value)}
+            required
+          />
+        </label>
+        {login.isError && (
+          <p role="alert" className="error">
+            {errorMessage(login.error)}
+          </p>
+        )}
+        <button type="submit" className="primary" disabled={login.isPending}>
+          {login.isPending ? "Logging in…" : "Log in"}
+        </button>
+      </form>
+    </main>
+  );
+}

@@ -1,0 +1,81 @@
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { api, type Schemas } from "../../../api/client";
+import { filenameFrom, saveBlob } from "../../../api/download";
+import { ApiError, unwrap } from "../../../api/errors";
+
+export type Dataset = Schemas["DatasetPublic"];
+export type ExportFormat = "jsonl" | "csv" | "parquet";
+
+export const datasetKeys = {
+  all: ["datasets"] as const,
+  one: (id: number) => ["datasets", id] as const,
+};
+
+export function useDatasets() {
+  return useQuery({
+    queryKey: datasetKeys.all,
+    queryFn: async () => unwrap(await api.GET("/api/v1/datasets")),
+  });
+}
+
+export function useDataset(id: number) {
+  return useQuery({
+    queryKey: datasetKeys.one(id),
+    queryFn: async () =>
+      unwrap(await api.GET("/api/v1/datasets/{dataset_id}", { params: { path: { dataset_id: id } } })),
+  });
+}
+
+export function useUploadDataset() {
+  const queryClient = useQueryClient();
+  return useMutation({
+    mutationFn: async ({ file, name }: { file: File; name: string }) =>
+      unwrap(
+        await api.POST("/api/v1/datasets", {
+          // The spec types a binary form field as string; the serializer below sends the File.
+          body: { file: file as unknown as string, name },
+          bodySerializer: () => {
+            const form = new FormData();
+            form.append("file", file, file.name);
+            form.append("name", name);
+            return form;
+          },
+        }),
+      ),
+    onSuccess: () => queryClient.invalidateQueries({ queryKey: datasetKeys.all }),
+  });
+}
+
+export function useDeleteDataset() {
+  const queryClient = useQueryClient();
+  return useMutation({
+    mutationFn: async (id: number) =>
+      unwrap(
+        await api.DELETE("/api/v1/datasets/{dataset_id}", {
+          params: { path: { dataset_id: id } },
+        }),
+      ),
+    onSuccess: () => queryClient.invalidateQueries({ queryKey: datasetKeys.all }),
+  });
+}
+
+/** Downloads the cleaned dataset: fetched with the auth header, then saved from a blob URL. */
+export function useExportDataset(dataset: Dataset) {
+  return useMutation({
+    mutationFn: async (format: ExportFormat) => {
+      const { data, error, response } = await api.GET("/api/v1/datasets/{dataset_id}/export", {
+        params: { path: { dataset_id: dataset.id }, query: { format, exclude_flagged: true } },
+        parseAs: "blob",
+      });
+      if (error !== undefined || !response.ok || !(data instanceof Blob)) {
+        throw new ApiError(response.status, error);
+      }
+      const filename = filenameFrom(
+        response.headers.get("Content-Disposition"),
+        `${dataset.name}.cleaned.${format}`,
+      );
+      saveBlob(data, filename);
+      return filename;
+    },
+  });
+}

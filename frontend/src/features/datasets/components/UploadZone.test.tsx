@@ -1,0 +1,103 @@
+import { fireEvent, screen, waitFor } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
+import { describe, expect, it, vi } from "vitest";
+import { mockApi, renderWithClient } from "../../../test/utils";
+import { DatasetsPage } from "./DatasetsPage";
+import { UploadZone } from "./UploadZone";
+
+function jsonlFile(name = "prefs.jsonl") {
+  return new File(['{"prompt":"p","chosen":"a","rejected":"b"}\n'], name, {
+    type: "application/jsonl",
+  });
+}
+
+describe("UploadZone", () => {
+  it("accepts a dropped file, names it after the file and uploads it", async () => {
+    const onUpload = vi.fn().mockResolvedValue(undefined);
+    renderWithClient(<UploadZone onUpload={onUpload} />);
+    const upload = screen.getByRole("button", { name: "Upload" });
+    expect(upload).toBeDisabled();
+
+    const file = jsonlFile();
+    fireEvent.drop(screen.getByTestId("dropzone"), { dataTransfer: { files: [file] } });
+
+    expect(screen.getByText("prefs.jsonl")).toBeInTheDocument();
+    expect(screen.getByLabelText("Dataset name")).toHaveValue("prefs");
+    await userEvent.click(upload);
+    expect(onUpload).toHaveBeenCalledWith(file, "prefs");
+    // A stored upload clears the form for the next one.
+    await waitFor(() => expect(screen.getByLabelText("Dataset name")).toHaveValue(""));
+    expect(screen.getByText("Drop a preference file here")).toBeInTheDocument();
+  });
+
+  it("takes a file from the file input and keeps a typed name", async () => {
+    const onUpload = vi.fn().mockResolvedValue(undefined);
+    renderWithClient(<UploadZone onUpload={onUpload} />);
+    await userEvent.type(screen.getByLabelText("Dataset name"), "my set");
+    const file = jsonlFile("data.csv");
+    await userEvent.upload(screen.getByLabelText(/choose a file/i), file);
+    await userEvent.click(screen.getByRole("button", { name: "Upload" }));
+    expect(onUpload).toHaveBeenCalledWith(file, "my set");
+  });
+
+  it("keeps the file and shows the server's reason when the upload is rejected", async () => {
+    const onUpload = vi.fn().mockRejectedValue(new Error("nope"));
+    renderWithClient(
+      <UploadZone onUpload={onUpload} error={'Row 3, column "chosen": is empty'} />,
+    );
+    fireEvent.drop(screen.getByTestId("dropzone"), { dataTransfer: { files: [jsonlFile()] } });
+    await userEvent.click(screen.getByRole("button", { name: "Upload" }));
+    expect(screen.getByRole("alert")).toHaveTextContent('Row 3, column "chosen": is empty');
+    expect(screen.getByText("prefs.jsonl")).toBeInTheDocument();
+  });
+});
+
+describe("DatasetsPage", () => {
+  it("uploads a dropped file as multipart and lists it; a bad row's 422 names the row", async () => {
+    const datasets: unknown[] = [];
+    let uploads = 0;
+    const { calls } = mockApi({
+      "GET /api/v1/datasets": () => ({ items: datasets, total: datasets.length }),
+      "POST /api/v1/datasets": async (request) => {
+        uploads += 1;
+        const form = await request.formData();
+        if (uploads === 1) {
+          return new Response(
+            JSON.stringify({ detail: { message: "'chosen' is empty", row: 7, column: "chosen" } }),
+            { status: 422, headers: { "Content-Type": "application/json" } },
+          );
+        }
+        const dataset = {
+          id: 1,
+          name: form.get("name"),
+          filename: (form.get("file") as File).name,
+          format: "jsonl",
+          schema_kind: "prompt_chosen_rejected",
+          n_pairs: 60,
+          created_at: "2026-11-22T10:00:00Z",
+        };
+        datasets.push(dataset);
+        return new Response(JSON.stringify(dataset), {
+          status: 201,
+          headers: { "Content-Type": "application/json" },
+        });
+      },
+    });
+    localStorage.setItem("prefaudit.token", "secret");
+    renderWithClient(<DatasetsPage />);
+    expect(await screen.findByText(/No datasets yet/)).toBeInTheDocument();
+
+    fireEvent.drop(screen.getByTestId("dropzone"), { dataTransfer: { files: [jsonlFile()] } });
+    await userEvent.click(screen.getByRole("button", { name: "Upload" }));
+    expect(await screen.findByRole("alert")).toHaveTextContent(
+      /Row 7, column "chosen": 'chosen' is empty/,
+    );
+
+    await userEvent.click(screen.getByRole("button", { name: "Upload" }));
+    expect(await screen.findByRole("link", { name: "prefs" })).toHaveAttribute("href", "/datasets/1");
+    expect(screen.getByRole("cell", { name: "60" })).toBeInTheDocument();
+    const post = calls.find((request) => request.method === "POST")!;
+    expect(post.headers.get("Authorization")).toBe("Bearer secret");
+    expect(post.headers.get("Content-Type")).toMatch(/^multipart\/form-data/);
+  });
+});

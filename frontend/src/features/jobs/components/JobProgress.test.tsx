@@ -1,0 +1,67 @@
+import { render, screen } from "@testing-library/react";
+import { describe, expect, it } from "vitest";
+import { makeJob } from "../../../test/fixtures";
+import { mockApi, renderWithClient } from "../../../test/utils";
+import { JobProgress } from "./JobProgress";
+import { JobStatus } from "./JobStatus";
+
+describe("JobProgress", () => {
+  it("shows a running job's stage and progress", () => {
+    render(<JobProgress job={makeJob({ status: "running", stage: "per_pair_gradients", progress: 0.42 })} />);
+    expect(screen.getByText("Running")).toBeInTheDocument();
+    expect(screen.getByText(/per pair gradients/)).toBeInTheDocument();
+    const bar = screen.getByRole("progressbar", { name: "Job 1 progress" });
+    expect(bar).toHaveAttribute("aria-valuenow", "42");
+    expect(screen.getByText("42%")).toBeInTheDocument();
+  });
+
+  it("says a queued job waits for a worker", () => {
+    render(<JobProgress job={makeJob()} />);
+    expect(screen.getByText(/waiting for a worker/i)).toBeInTheDocument();
+    expect(screen.getByRole("progressbar")).toHaveAttribute("aria-valuenow", "0");
+  });
+
+  it("shows the error of a failed job", () => {
+    render(
+      <JobProgress
+        job={makeJob({ status: "failed", stage: "training", progress: 0.3, error: "CUDA out of memory" })}
+      />,
+    );
+    expect(screen.getByRole("alert")).toHaveTextContent("CUDA out of memory");
+  });
+
+  it("shows validation accuracy, warnings and other metrics when it succeeded", () => {
+    render(
+      <JobProgress
+        job={makeJob({
+          status: "succeeded",
+          stage: "done",
+          progress: 1,
+          metrics: { val_accuracy: 0.6123, warnings: ["only 6 validation pairs"], n_train: 54 },
+        })}
+      />,
+    );
+    expect(screen.getByTestId("val-accuracy")).toHaveTextContent("61.2%");
+    expect(screen.getByRole("note", { name: "Warnings" })).toHaveTextContent("only 6 validation pairs");
+    expect(screen.getByText("n train")).toBeInTheDocument();
+    expect(screen.getByRole("progressbar")).toHaveAttribute("aria-valuenow", "100");
+  });
+});
+
+describe("JobStatus", () => {
+  it("polls the job every second until it finishes", async () => {
+    const states = [
+      makeJob({ status: "running", stage: "training", progress: 0.5 }),
+      makeJob({ status: "succeeded", stage: "done", progress: 1, metrics: { val_accuracy: 0.75 } }),
+    ];
+    let polls = 0;
+    mockApi({ "GET /api/v1/jobs/1": () => states[Math.min(polls++, states.length - 1)] });
+    renderWithClient(<JobStatus jobId={1} />);
+    expect(await screen.findByText("Running")).toBeInTheDocument();
+    expect(await screen.findByText("Succeeded", {}, { timeout: 3000 })).toBeInTheDocument();
+    expect(screen.getByTestId("val-accuracy")).toHaveTextContent("75.0%");
+    const seen = polls;
+    await new Promise((resolve) => setTimeout(resolve, 1300));
+    expect(polls).toBe(seen); // a finished job is not polled any more
+  });
+});

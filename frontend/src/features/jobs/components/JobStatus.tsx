@@ -1,0 +1,57 @@
+import { errorMessage } from "../../../api/errors";
+import { isActive, useCancelJob, useJob } from "../api/jobs";
+import { JobProgress } from "./JobProgress";
+
+/** Follows one job live (polling while it is queued or running). */
+export function JobStatus({ jobId }: { jobId: number }) {
+  const job = useJob(jobId);
+  const cancel = useCancelJob();
+
+  if (job.isPending) return <p className="muted">Loading job {jobId}…</p>;
+  if (job.isError) {
+    return (
+      <p role="alert" className="error">
+        Could not load job {jobId}: {errorMessage(job.error)}
+      </p>
+    );
+  }
+  const data = job.data;
+  return (
+    <section className="card" aria-labelledby={`job-${data.id}-title`}>
+      <div className="section-head">
+        <h2 id={`job-${data.id}-title`}>
+          Audit #{data.id}{" "}
+          <span className="muted small">
+            {String(data.config.model ?? "")} · started {formatTime(data.started_at ?? data.created_at)}
+            {data.finished_at && <> · took {duration(data.started_at, data.finished_at)}</>}
+          </span>
+        </h2>
+        {isActive(data.status) && (
+          <button
+            type="button"
+            onClick={() => cancel.mutate(data.id)}
+            disabled={cancel.isPending}
+          >
+            Cancel
+          </button>
+        )}
+      </div>
+      <JobProgress job={data} />
+      {cancel.isError && (
+        <p role="alert" className="error">
+          Could not cancel: {errorMessage(cancel.error)}
+        </p>
+      )}
+    </section>
+  );
+}
+
+function formatTime(iso: string): string {
+  return new Date(iso).toLocaleString();
+}
+
+function duration(start: string | null, end: string): string {
+  if (!start) return "–";
+  const seconds = Math.max(0, (Date.parse(end) - Date.parse(start)) / 1000);
+  return seconds < 90 ? `${seconds.toFixed(0)} s` : `${(seconds / 60).toFixed(1)} min`;
+}

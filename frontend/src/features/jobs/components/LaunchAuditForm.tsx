@@ -1,0 +1,139 @@
+import { useState, type FormEvent } from "react";
+import { errorMessage } from "../../../api/errors";
+import { useCreateJob, type Job, type JobCreate } from "../api/jobs";
+import { defaultOf, helpOf, METHODS, MODEL_PRESETS } from "../api/options";
+
+interface Props {
+  datasetId: number;
+  onLaunched: (job: Job) => void;
+}
+
+interface NumberOption {
+  field: "epochs" | "learning_rate" | "batch_size" | "max_length" | "val_fraction" | "seed";
+  label: string;
+  step: string;
+  fallback: number;
+}
+
+// A default_factory field carries no default in the OpenAPI schema; this mirrors the engine's.
+const DEFAULT_METHODS = defaultOf("methods", ["loss", "gradient_similarity", "influence"]);
+
+const NUMBER_OPTIONS: NumberOption[] = [
+  { field: "epochs", label: "Epochs", step: "1", fallback: 2 },
+  { field: "learning_rate", label: "Learning rate", step: "any", fallback: 5e-4 },
+  { field: "batch_size", label: "Batch size", step: "1", fallback: 16 },
+  { field: "max_length", label: "Max tokens", step: "1", fallback: 128 },
+  { field: "val_fraction", label: "Validation fraction", step: "any", fallback: 0.1 },
+  { field: "seed", label: "Seed", step: "1", fallback: 0 },
+];
+
+/** Starts an audit: pick a model preset; everything else defaults on the server. */
+export function LaunchAuditForm({ datasetId, onLaunched }: Props) {
+  const create = useCreateJob(datasetId);
+  const [model, setModel] = useState<string>(defaultOf("model", "minilm"));
+  const [customModel, setCustomModel] = useState("");
+  const [mode, setMode] = useState<string>(defaultOf("mode", "lora"));
+  const [numbers, setNumbers] = useState<Record<string, string>>({});
+  const [methods, setMethods] = useState<string[]>(DEFAULT_METHODS);
+  const [defaultMethod, setDefaultMethod] = useState<string>(defaultOf("default_method", "loss"));
+
+  const submit = (event: FormEvent) => {
+    event.preventDefault();
+    // Send only what differs from the server's defaults, so the job's config reads as intent.
+    const config: JobCreate = { kind: "audit", model: customModel.trim() || model };
+    if (mode !== defaultOf("mode", "lora")) config.mode = mode;
+    for (const option of NUMBER_OPTIONS) {
+      const raw = numbers[option.field];
+      if (raw !== undefined && raw !== "") config[option.field] = Number(raw);
+    }
+    if (methods.join() !== DEFAULT_METHODS.join()) config.methods = methods;
+    if (defaultMethod !== defaultOf("default_method", "loss")) config.default_method = defaultMethod;
+    create.mutate(config, { onSuccess: onLaunched });
+  };
+
+  const toggleMethod = (method: string, on: boolean) =>
+    setMethods((current) =>
+      on ? METHODS.filter((m) => m === method || current.includes(m)) : current.filter((m) => m !== method),
+    );
+
+  return (
+    <form className="card launch" onSubmit={submit} aria-label="Launch an audit">
+      <h2>Launch an audit</h2>
+      <div className="launch-row">
+        <label>
+          Model
+          <select value={model} onChange={(e) => setModel(e.target.value)}>
+            {MODEL_PRESETS.map((preset) => (
+              <option key={preset.value} value={preset.value}>
+                {preset.label}
+              </option>
+            ))}
+          </select>
+        </label>
+        <button type="submit" className="primary" disabled={create.isPending}>
+          {create.isPending ? "Launching…" : "Launch audit"}
+        </button>
+      </div>
+      <details className="advanced">
+        <summary>Advanced options</summary>
+        <div className="option-grid">
+          <label title={helpOf("model")}>
+            Model path or hub id (overrides the preset)
+            <input
+              value={customModel}
+              onChange={(e) => setCustomModel(e.target.value)}
+              placeholder="/models/my-rm or org/name"
+            />
+          </label>
+          <label title={helpOf("mode")}>
+            Training mode
+            <select value={mode} onChange={(e) => setMode(e.target.value)}>
+              <option value="lora">lora: LoRA adapters + reward head</option>
+              <option value="head">head: frozen backbone, exact linear head</option>
+            </select>
+          </label>
+          {NUMBER_OPTIONS.map((option) => (
+            <label key={option.field} title={helpOf(option.field)}>
+              {option.label}
+              <input
+                type="number"
+                step={option.step}
+                value={numbers[option.field] ?? ""}
+                placeholder={String(defaultOf(option.field, option.fallback))}
+                onChange={(e) => setNumbers({ ...numbers, [option.field]: e.target.value })}
+              />
+            </label>
+          ))}
+        </div>
+        <fieldset className="methods" title={helpOf("methods")}>
+          <legend>Scores to compute</legend>
+          {METHODS.map((method) => (
+            <label key={method} className="inline">
+              <input
+                type="checkbox"
+                checked={methods.includes(method)}
+                onChange={(e) => toggleMethod(method, e.target.checked)}
+              />
+              {method.replace(/_/g, " ")}
+            </label>
+          ))}
+        </fieldset>
+        <label title={helpOf("default_method")}>
+          Harm ranks by
+          <select value={defaultMethod} onChange={(e) => setDefaultMethod(e.target.value)}>
+            {methods.map((method) => (
+              <option key={method} value={method}>
+                {method.replace(/_/g, " ")}
+              </option>
+            ))}
+          </select>
+        </label>
+      </details>
+      {create.isError && (
+        <p role="alert" className="error">
+          Could not launch: {errorMessage(create.error)}
+        </p>
+      )}
+    </form>
+  );
+}

@@ -1,0 +1,4 @@
+export { isActive, useJobs, type Job } from "./api/jobs";
+export { JobsList } from "./components/JobsList";
+export { JobStatus } from "./components/JobStatus";
+export { LaunchAuditForm } from "./components/LaunchAuditForm";

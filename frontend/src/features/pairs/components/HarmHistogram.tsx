@@ -1,0 +1,110 @@
+import { useMemo } from "react";
+
+interface Props {
+  harms: number[];
+  /** Marks where a "flag top fraction" cut would fall. */
+  topFraction?: number;
+  bins?: number;
+  width?: number;
+  height?: number;
+}
+
+export interface Histogram {
+  edges: number[];
+  counts: number[];
+}
+
+export function histogram(values: number[], bins: number): Histogram {
+  const lo = Math.min(...values);
+  const hi = Math.max(...values);
+  const span = hi - lo || 1;
+  const counts = new Array<number>(bins).fill(0);
+  for (const value of values) {
+    counts[Math.min(bins - 1, Math.floor(((value - lo) / span) * bins))] += 1;
+  }
+  const edges = Array.from({ length: bins + 1 }, (_, i) => lo + (span * i) / bins);
+  return { edges, counts };
+}
+
+/** The value above which the `fraction` highest values lie. */
+export function cutoff(values: number[], fraction: number): number | null {
+  if (values.length === 0 || fraction <= 0) return null;
+  const sorted = [...values].sort((a, b) => b - a);
+  const k = Math.max(1, Math.round(values.length * Math.min(1, fraction)));
+  return sorted[k - 1];
+}
+
+const M = { top: 12, right: 16, bottom: 34, left: 44 };
+
+/** Distribution of the job's harm scores, with the flagging cut-off drawn in. */
+export function HarmHistogram({ harms, topFraction, bins = 30, width = 640, height = 200 }: Props) {
+  const hist = useMemo(() => (harms.length ? histogram(harms, bins) : null), [harms, bins]);
+  const cut = useMemo(
+    () => (topFraction !== undefined ? cutoff(harms, topFraction) : null),
+    [harms, topFraction],
+  );
+  if (!hist) return <p className="muted">No harm scores to plot.</p>;
+
+  const innerW = width - M.left - M.right;
+  const innerH = height - M.top - M.bottom;
+  const maxCount = Math.max(...hist.counts);
+  const lo = hist.edges[0];
+  const hi = hist.edges[hist.edges.length - 1];
+  const x = (value: number) => M.left + ((value - lo) / (hi - lo || 1)) * innerW;
+  const y = (count: number) => M.top + innerH - (count / maxCount) * innerH;
+  const barW = innerW / hist.counts.length;
+  const ticks = [lo, (lo + hi) / 2, hi];
+
+  return (
+    <figure className="histogram">
+      <svg
+        viewBox={`0 0 ${width} ${height}`}
+        role="img"
+        aria-label={`Histogram of harm scores for ${harms.length} pairs, from ${lo.toPrecision(3)} to ${hi.toPrecision(3)}`}
+      >
+        {hist.counts.map((count, i) => {
+          const flagged = cut !== null && hist.edges[i] >= cut;
+          return (
+            <rect
+              key={i}
+              x={M.left + i * barW + 1}
+              y={y(count)}
+              width={Math.max(1, barW - 2)}
+              height={M.top + innerH - y(count)}
+              className={flagged ? "bar bar-cut" : "bar"}
+            >
+              <title>
+                {count} pairs with harm in [{hist.edges[i].toPrecision(3)},{" "}
+                {hist.edges[i + 1].toPrecision(3)})
+              </title>
+            </rect>
+          );
+        })}
+        <line x1={M.left} x2={M.left + innerW} y1={M.top + innerH} y2={M.top + innerH} className="axis" />
+        <line x1={M.left} x2={M.left} y1={M.top} y2={M.top + innerH} className="axis" />
+        {ticks.map((tick) => (
+          <text key={tick} x={x(tick)} y={height - 16} textAnchor="middle" className="tick">
+            {tick.toPrecision(3)}
+          </text>
+        ))}
+        <text x={M.left - 6} y={M.top + 8} textAnchor="end" className="tick">
+          {maxCount}
+        </text>
+        <text x={M.left - 6} y={M.top + innerH} textAnchor="end" className="tick">
+          0
+        </text>
+        <text x={M.left + innerW / 2} y={height - 2} textAnchor="middle" className="axis-label">
+          harm (higher = more harmful)
+        </text>
+        {cut !== null && (
+          <g>
+            <line x1={x(cut)} x2={x(cut)} y1={M.top} y2={M.top + innerH} className="cut" />
+            <text x={x(cut) - 4} y={M.top + 10} textAnchor="end" className="cut-label">
+              top {Math.round((topFraction ?? 0) * 100)}%
+            </text>
+          </g>
+        )}
+      </svg>
+    </figure>
+  );
+}

@@ -1,0 +1,102 @@
+import { useEffect, useState } from "react";
+import type { Pair } from "../api/pairs";
+
+interface Props {
+  pair: Pair;
+  rank: number | null;
+  onFlag: (flagged: boolean, note: string | null) => void;
+  busy?: boolean;
+}
+
+const SCORE_LABELS: [keyof NonNullable<Pair["scores"]>, string][] = [
+  ["harm", "harm"],
+  ["loss", "BT loss"],
+  ["margin", "margin"],
+  ["harm_gradient_similarity", "grad. similarity"],
+  ["harm_gradient_cosine", "grad. cosine"],
+  ["harm_influence", "influence"],
+  ["harm_datainf", "DataInf"],
+  ["harm_self_influence", "self-influence"],
+  ["harm_tracin", "TracIn"],
+];
+
+/** One pair in full: the prompt, then chosen and rejected side by side (whitespace kept). */
+export function PairDetail({ pair, rank, onFlag, busy = false }: Props) {
+  const [note, setNote] = useState(pair.note ?? "");
+  useEffect(() => setNote(pair.note ?? ""), [pair.id, pair.note]);
+
+  const scores = pair.scores;
+  return (
+    <article className="pair-detail card" aria-labelledby="pair-title">
+      <header className="section-head">
+        <h3 id="pair-title">
+          Pair at row {pair.index}
+          {rank !== null && <span className="muted"> · rank {rank}</span>}
+          {pair.flagged && <span className="tag tag-flagged">flagged</span>}
+        </h3>
+      </header>
+      {scores && (
+        <dl className="scores">
+          {SCORE_LABELS.filter(([key]) => typeof scores[key] === "number").map(([key, label]) => (
+            <div key={key}>
+              <dt>{label}</dt>
+              <dd>{(scores[key] as number).toPrecision(4)}</dd>
+            </div>
+          ))}
+          {scores.split && (
+            <div>
+              <dt>split</dt>
+              <dd>{scores.split}</dd>
+            </div>
+          )}
+        </dl>
+      )}
+      <section aria-label="Prompt">
+        <h4>Prompt</h4>
+        <pre className="text">{pair.prompt}</pre>
+      </section>
+      <div className="responses">
+        <section aria-label="Chosen response" className="response chosen">
+          <h4>Chosen</h4>
+          <pre className="text">{pair.chosen}</pre>
+        </section>
+        <section aria-label="Rejected response" className="response rejected">
+          <h4>Rejected</h4>
+          <pre className="text">{pair.rejected}</pre>
+        </section>
+      </div>
+      <div className="flag-form">
+        <label>
+          Note (optional)
+          <textarea
+            rows={2}
+            value={note}
+            onChange={(e) => setNote(e.target.value)}
+            placeholder="Why is this pair wrong?"
+          />
+        </label>
+        <div className="flag-buttons">
+          {pair.flagged ? (
+            <>
+              <button type="button" onClick={() => onFlag(true, note || null)} disabled={busy}>
+                Save note
+              </button>
+              <button type="button" onClick={() => onFlag(false, note || null)} disabled={busy}>
+                Unflag pair
+              </button>
+            </>
+          ) : (
+            <button
+              type="button"
+              className="primary"
+              onClick={() => onFlag(true, note || null)}
+              disabled={busy}
+            >
+              Flag pair
+            </button>
+          )}
+        </div>
+      </div>
+    </article>
+  );
+}

@@ -1,0 +1,239 @@
+import {
+  createColumnHelper,
+  flexRender,
+  getCoreRowModel,
+  useReactTable,
+  type SortingState,
+} from "@tanstack/react-table";
+import { useVirtualizer } from "@tanstack/react-virtual";
+import { useEffect, useMemo, useRef, type KeyboardEvent } from "react";
+import type { Pair, Sort } from "../api/pairs";
+
+export const ROW_HEIGHT = 38;
+
+interface Props {
+  pairs: Pair[];
+  total: number;
+  sort: Sort;
+  onSortChange: (sort: Sort) => void;
+  selectedId: number | null;
+  onSelect: (pair: Pair) => void;
+  onToggleFlag: (pair: Pair, flagged: boolean) => void;
+  /** Asked for when the last loaded rows scroll into view. */
+  onNeedMore?: () => void;
+  height?: number;
+}
+
+/** `-harm` ⇄ TanStack's `[{ id: "harm", desc: true }]`. */
+export function sortToState(sort: Sort): SortingState {
+  const desc = sort.startsWith("-");
+  return [{ id: desc ? sort.slice(1) : sort, desc }];
+}
+
+export function stateToSort(state: SortingState): Sort {
+  const [first] = state;
+  if (!first) return "-harm";
+  return `${first.desc ? "-" : ""}${first.id}`;
+}
+
+const column = createColumnHelper<Pair>();
+
+function formatScore(value: number | null | undefined): string {
+  if (value === null || value === undefined) return "–";
+  return Math.abs(value) >= 1e-3 || value === 0 ? value.toFixed(4) : value.toExponential(2);
+}
+
+function preview(text: string): string {
+  return text.replace(/\s+/g, " ").trim();
+}
+
+/**
+ * The pairs of one audit, ranked server-side (`sort`), virtualised so thousands of rows
+ * stay smooth. Rank is the position in the current order.
+ */
+export function PairsTable({
+  pairs,
+  total,
+  sort,
+  onSortChange,
+  selectedId,
+  onSelect,
+  onToggleFlag,
+  onNeedMore,
+  height = 420,
+}: Props) {
+  const columns = useMemo(
+    () => [
+      column.display({
+        id: "rank",
+        header: "Rank",
+        cell: (info) => info.row.index + 1,
+        enableSorting: false,
+      }),
+      column.accessor("index", {
+        header: "Row",
+        cell: (info) => info.getValue(),
+        sortDescFirst: false,
+      }),
+      column.accessor((pair) => pair.scores?.harm ?? null, {
+        id: "harm",
+        header: "Harm",
+        cell: (info) => formatScore(info.getValue()),
+        sortDescFirst: true,
+      }),
+      column.accessor((pair) => pair.scores?.loss ?? null, {
+        id: "loss",
+        header: "Loss",
+        cell: (info) => formatScore(info.getValue()),
+        sortDescFirst: true,
+      }),
+      column.accessor("prompt", {
+        header: "Prompt",
+        cell: (info) => <span className="prompt-preview">{preview(info.getValue())}</span>,
+        enableSorting: false,
+      }),
+      column.display({
+        id: "flag",
+        header: "Flag",
+        cell: (info) => {
+          const pair = info.row.original;
+          return (
+            <input
+              type="checkbox"
+              aria-label={`Flag pair ${pair.index}`}
+              checked={pair.flagged}
+              onClick={(event) => event.stopPropagation()}
+              onChange={(event) => onToggleFlag(pair, event.target.checked)}
+            />
+          );
+        },
+      }),
+    ],
+    [onToggleFlag],
+  );
+
+  const table = useReactTable({
+    data: pairs,
+    columns,
+    state: { sorting: sortToState(sort) },
+    manualSorting: true,
+    enableSortingRemoval: false,
+    onSortingChange: (updater) => {
+      const next = typeof updater === "function" ? updater(sortToState(sort)) : updater;
+      onSortChange(stateToSort(next));
+    },
+    getCoreRowModel: getCoreRowModel(),
+    getRowId: (pair) => String(pair.id),
+  });
+
+  const rows = table.getRowModel().rows;
+  const scroller = useRef<HTMLDivElement>(null);
+  const virtualizer = useVirtualizer({
+    count: rows.length,
+    getScrollElement: () => scroller.current,
+    estimateSize: () => ROW_HEIGHT,
+    overscan: 12,
+    initialRect: { width: 800, height },
+  });
+  const items = virtualizer.getVirtualItems();
+  const lastVisible = items.at(-1)?.index ?? -1;
+
+  useEffect(() => {
+    if (onNeedMore && rows.length < total && lastVisible >= rows.length - 20) onNeedMore();
+  }, [lastVisible, rows.length, total, onNeedMore]);
+
+  const padTop = items.length > 0 ? items[0].start : 0;
+  const padBottom = items.length > 0 ? virtualizer.getTotalSize() - items[items.length - 1].end : 0;
+
+  const moveSelection = (event: KeyboardEvent, rowIndex: number) => {
+    const step = event.key === "ArrowDown" ? 1 : event.key === "ArrowUp" ? -1 : 0;
+    if (event.key === "Enter" || event.key === " ") {
+      event.preventDefault();
+      onSelect(rows[rowIndex].original);
+    } else if (step !== 0) {
+      event.preventDefault();
+      const next = Math.min(rows.length - 1, Math.max(0, rowIndex + step));
+      onSelect(rows[next].original);
+      virtualizer.scrollToIndex(next);
+      scroller.current
+        ?.querySelector<HTMLElement>(`[data-row-index="${next}"]`)
+        ?.focus();
+    }
+  };
+
+  return (
+    <div className="table-scroll" ref={scroller} style={{ height }} data-testid="pairs-scroll">
+      <table className="pairs" aria-label="Pairs ranked by harm" aria-rowcount={total}>
+        <thead>
+          {table.getHeaderGroups().map((group) => (
+            <tr key={group.id}>
+              {group.headers.map((header) => {
+                const sorted = header.column.getIsSorted();
+                const content = flexRender(header.column.columnDef.header, header.getContext());
+                return (
+                  <th
+                    key={header.id}
+                    scope="col"
+                    className={`col-${header.column.id}`}
+                    aria-sort={sorted === "asc" ? "ascending" : sorted === "desc" ? "descending" : undefined}
+                  >
+                    {header.column.getCanSort() ? (
+                      <button
+                        type="button"
+                        className="sort-button"
+                        onClick={header.column.getToggleSortingHandler()}
+                      >
+                        {content}
+                        <span aria-hidden="true" className="sort-mark">
+                          {sorted === "asc" ? "▲" : sorted === "desc" ? "▼" : "↕"}
+                        </span>
+                      </button>
+                    ) : (
+                      content
+                    )}
+                  </th>
+                );
+              })}
+            </tr>
+          ))}
+        </thead>
+        <tbody>
+          {padTop > 0 && (
+            <tr aria-hidden="true">
+              <td colSpan={columns.length} style={{ height: padTop, padding: 0 }} />
+            </tr>
+          )}
+          {items.map((item) => {
+            const row = rows[item.index];
+            const pair = row.original;
+            return (
+              <tr
+                key={row.id}
+                data-row-index={item.index}
+                aria-rowindex={item.index + 2}
+                aria-selected={pair.id === selectedId}
+                className={`${pair.id === selectedId ? "selected" : ""}${pair.flagged ? " flagged" : ""}`}
+                style={{ height: ROW_HEIGHT }}
+                tabIndex={0}
+                onClick={() => onSelect(pair)}
+                onKeyDown={(event) => moveSelection(event, item.index)}
+              >
+                {row.getVisibleCells().map((cell) => (
+                  <td key={cell.id} className={`col-${cell.column.id}`}>
+                    {flexRender(cell.column.columnDef.cell, cell.getContext())}
+                  </td>
+                ))}
+              </tr>
+            );
+          })}
+          {padBottom > 0 && (
+            <tr aria-hidden="true">
+              <td colSpan={columns.length} style={{ height: padBottom, padding: 0 }} />
+            </tr>
+          )}
+        </tbody>
+      </table>
+      {rows.length === 0 && <p className="muted empty">No pairs match.</p>}
+    </div>
+  );
+}

@@ -1,0 +1,1 @@
+export { PairsPanel } from "./components/PairsPanel";

@@ -1,0 +1,73 @@
+// One dataset: launch audits, follow them, and review the selected audit's ranked pairs.
+// Composes the datasets, jobs and pairs features, which do not know about each other.
+import { Link, useParams, useSearchParams } from "react-router";
+import { errorMessage } from "../api/errors";
+import { ExportButtons, useDataset } from "../features/datasets";
+import { JobsList, JobStatus, LaunchAuditForm, useJobs } from "../features/jobs";
+import { PairsPanel } from "../features/pairs";
+
+export function DatasetPage() {
+  const datasetId = Number(useParams().datasetId);
+  const [search, setSearch] = useSearchParams();
+  const dataset = useDataset(datasetId);
+  const jobs = useJobs(datasetId);
+
+  const items = jobs.data?.items ?? [];
+  const requested = Number(search.get("job"));
+  const newest = items.reduce<number | null>((best, job) => (best === null || job.id > best ? job.id : best), null);
+  const selectedId = items.some((job) => job.id === requested) ? requested : newest;
+  const selected = items.find((job) => job.id === selectedId) ?? null;
+  const selectJob = (jobId: number) => setSearch({ job: String(jobId) });
+
+  if (dataset.isError) {
+    return (
+      <main className="page">
+        <p role="alert" className="error">
+          Could not load dataset {datasetId}: {errorMessage(dataset.error)}
+        </p>
+        <Link to="/datasets">Back to datasets</Link>
+      </main>
+    );
+  }
+
+  return (
+    <main className="page">
+      <nav aria-label="Breadcrumb" className="crumbs">
+        <Link to="/datasets">Datasets</Link> / <span>{dataset.data?.name ?? "…"}</span>
+      </nav>
+      {dataset.data && (
+        <header className="dataset-head">
+          <div>
+            <h1>{dataset.data.name}</h1>
+            <p className="muted">
+              {dataset.data.n_pairs.toLocaleString()} pairs · {dataset.data.filename} ·{" "}
+              {dataset.data.format}
+            </p>
+          </div>
+          <ExportButtons dataset={dataset.data} />
+        </header>
+      )}
+      <div className="two-col">
+        <LaunchAuditForm datasetId={datasetId} onLaunched={(job) => selectJob(job.id)} />
+        <section className="card" aria-labelledby="jobs-title">
+          <h2 id="jobs-title">Audits</h2>
+          {jobs.isError && (
+            <p role="alert" className="error">
+              Could not load audits: {errorMessage(jobs.error)}
+            </p>
+          )}
+          {jobs.data && <JobsList jobs={items} selectedId={selectedId} onSelect={selectJob} />}
+        </section>
+      </div>
+      {selectedId !== null && <JobStatus jobId={selectedId} />}
+      {selected?.status === "succeeded" && dataset.data && (
+        <PairsPanel
+          key={selected.id}
+          datasetId={datasetId}
+          jobId={selected.id}
+          datasetPairs={dataset.data.n_pairs}
+        />
+      )}
+    </main>
+  );
+}

@@ -1,0 +1,125 @@
+"""Parsing uploads: every format, both schemas, exact HH prefix splits, errors with row/column."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tests.conftest import hh_records, jsonl_bytes
+from worker.influence.io import (
+    PairFormatError,
+    csv_text,
+    detect_format,
+    iter_records,
+    parse_pairs,
+    split_transcripts,
+    to_records,
+)
+
+
+def parse(data: bytes, fmt: str) -> list:
+    return list(parse_pairs(iter_records(io.BytesIO(data), fmt)))  # type: ignore[arg-type]
+
+
+def test_hh_split_keeps_the_final_turn_and_round_trips_exactly() -> None:
+    records = hh_records(200)
+    pairs = parse(jsonl_bytes(records), "jsonl")
+    assert len(pairs) == 200
+    for record, pair in zip(records, pairs, strict=True):
+        assert pair.prompt + pair.chosen == record["chosen"]
+        assert pair.prompt + pair.rejected == record["rejected"]
+        assert pair.prompt.endswith("\n\nAssistant:")
+        assert "\n\nAssistant:" not in pair.chosen.rstrip()[:1]  # the response itself follows
+    assert list(to_records(pairs, "hh_transcript")) == records
+
+
+def test_split_without_shared_assistant_turn_keeps_whole_transcripts() -> None:
+    assert split_transcripts("Hello there", "Hello you") == ("", "Hello there", "Hello you")
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "json", "csv", "parquet"])
+def test_prompt_chosen_rejected_in_every_format(fmt: str) -> None:
+    rows = [
+        {"prompt": "Q1", "chosen": 'good, "quoted"\nline', "rejected": "bad", "source": "a"},
+        {"prompt": "", "chosen": "ünïcode ✓", "rejected": "nope", "source": "b"},
+    ]
+    if fmt == "jsonl":
+        data = jsonl_bytes(rows)
+    elif fmt == "json":
+        data = json.dumps(rows, indent=2).encode()
+    elif fmt == "csv":
+        data = "".join(csv_text(rows, ["prompt", "chosen", "rejected", "source"])).encode()
+    else:
+        sink = io.BytesIO()
+        pq.write_table(pa.Table.from_pylist(rows), sink)
+        data = sink.getvalue()
+    pairs = parse(data, fmt)
+    assert [(p.prompt, p.chosen, p.rejected, p.metadata) for p in pairs] == [
+        (r["prompt"], r["chosen"], r["rejected"], {"source": r["source"]}) for r in rows
+    ]
+
+
+def test_gzipped_jsonl_is_read() -> None:
+    import gzip
+
+    data = gzip.compress(jsonl_bytes(hh_records(3)))
+    assert len(parse(data, "jsonl")) == 3
+    assert detect_format("helpful-base-test.jsonl.gz") == "jsonl"
+
+
+@pytest.mark.parametrize(
+    ("data", "fmt", "row", "column", "fragment"),
+    [
+        (b'{"chosen": "a", "rejected": "b"}\n{"chosen": "a"}\n', "jsonl", 2, "rejected", "missing"),
+        (b'{"chosen": "a", "rejected": "b"}\n{"chosen": "a", \n', "jsonl", 2, 17, "not valid JSON"),
+        (
+            b'{"chosen": "a", "rejected": "b"}\n{"chosen": " ", "rejected": "b"}\n',
+            "jsonl",
+            2,
+            "chosen",
+            "empty",
+        ),
+        (
+            b'{"chosen": "a", "rejected": "b"}\n{"chosen": "\xff", "rejected": "b"}\n',
+            "jsonl",
+            2,
+            13,
+            "UTF-8",
+        ),
+        (b"prompt,chosen,rejected\nq,a,b\nq,,b\n", "csv", 3, "chosen", "empty"),
+        (b"prompt,chosen\nq,a\n", "csv", 2, "rejected", "missing"),
+        (b"prompt,chosen,rejected\nq,a,b\nq,\xe9,b\n", "csv", 3, 3, "UTF-8"),
+        (
+            b'[{"chosen": "a", "rejected": "b"}, {"chosen": 3, "rejected": "b"}]',
+            "json",
+            2,
+            "chosen",
+            "must be text",
+        ),
+        (
+            b'{"prompt": "p", "chosen": "same", "rejected": "same"}\n',
+            "jsonl",
+            1,
+            "chosen",
+            "identical",
+        ),
+    ],
+)
+def test_bad_rows_name_row_and_column(
+    data: bytes, fmt: str, row: int, column: object, fragment: str
+) -> None:
+    with pytest.raises(PairFormatError) as caught:
+        parse(data, fmt)
+    assert caught.value.row == row
+    assert caught.value.column == column
+    assert fragment in str(caught.value)
+    assert f"row {row}" in str(caught.value)
+
+
+def test_unknown_extension_is_refused() -> None:
+    with pytest.raises(PairFormatError, match="cannot tell the format"):
+        detect_format("pairs.xlsx")

@@ -1,0 +1,387 @@
+"""One audit, end to end: load a backbone, train the reward model, take per-pair gradients, score.
+
+`run_audit` is the engine's entry point for the job pipeline and the CLI; it knows nothing of the
+database or Celery. Stages, in order: loading_model, training, validation_gradient,
+per_pair_gradients, scoring.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from worker.influence.columns import SCORE_COLUMNS
+from worker.influence.config import EngineConfig
+from worker.influence.curvature import GaussNewton, MatVec, exact_hvp
+from worker.influence.data import Pair
+from worker.influence.gradients import Projector, per_pair_margin_gradients
+from worker.influence.head import MIN_L2, fit_head, pooled_features
+from worker.influence.model import (
+    RewardModel,
+    add_lora,
+    encode,
+    load_backbone,
+    resolve_device,
+)
+from worker.influence.scores import (
+    bt_loss,
+    datainf_scores,
+    gradient_similarity,
+    influence_scores,
+    self_influence,
+    solve_influence,
+    tracin_term,
+    validation_gradient,
+)
+from worker.influence.train import (
+    Cancelled,
+    Checkpoint,
+    Progress,
+    ShouldCancel,
+    check_cancel,
+    summarise,
+    train_reward_model,
+)
+
+__all__ = ["STAGES", "AuditResult", "Cancelled", "run_audit", "harm_column"]
+
+STAGES: tuple[str, ...] = (
+    "loading_model",
+    "training",
+    "validation_gradient",
+    "per_pair_gradients",
+    "scoring",
+)
+
+CHANCE_ACCURACY = 0.55
+"""Below this validation accuracy the reward model knows too little for any score to mean much."""
+
+HARM_COLUMN: dict[str, str] = {
+    "loss": "harm_loss",
+    "gradient_similarity": "harm_gradient_similarity",
+    "influence": "harm_influence",
+    "datainf": "harm_datainf",
+    "self_influence": "harm_self_influence",
+    "tracin": "harm_tracin",
+}
+
+
+def harm_column(method: str) -> str:
+    """The `harm_*` column a method fills."""
+    return HARM_COLUMN[method]
+
+
+@dataclass
+class Fitted:
+    """A trained reward model and its per-pair gradients: what every score is computed from."""
+
+    rm: RewardModel | None
+    margins: np.ndarray  # [n] Δ_i under θ*
+    grads: Tensor | None  # [n, p] (or [n, k]) margin gradients d_i
+    val_margins: np.ndarray  # [m]
+    val_grads: Tensor | None  # [m, p]
+    blocks: list[tuple[str, slice]]
+    ridge: float = 0.0  # L2 term of the training objective (head mode)
+    checkpoints: list[Checkpoint] = field(default_factory=list)
+    exact_matvec: MatVec | None = None
+    projector: Projector | None = None
+    encoded: tuple = ()
+
+
+@dataclass
+class AuditResult:
+    """Per-pair scores aligned with the training pairs, and the job's diagnostics.
+
+    `scores` keys are a subset of `SCORE_COLUMNS`, each a float64 array of len(train); always
+    present: harm, loss, margin, harm_loss. `metrics` is JSON-serialisable.
+    """
+
+    scores: dict[str, np.ndarray]
+    metrics: dict
+    state: Fitted | None = field(default=None, repr=False)
+
+
+def run_audit(
+    train: Sequence[Pair],
+    val: Sequence[Pair],
+    config: EngineConfig,
+    progress: Progress | None = None,
+    should_cancel: ShouldCancel | None = None,
+    keep_state: bool = False,
+) -> AuditResult:
+    """Train the reward model on `train`, score every training pair against `val`.
+
+    `progress(stage, fraction, message)` is called as stages advance; `should_cancel()` is polled
+    every few batches and `Cancelled` is raised when it returns true. Bad inputs raise ValueError.
+    `keep_state` keeps the trained model and gradients on the result (benchmarks, tests).
+    """
+    config.validate()
+    _check_pairs(train, "training", minimum=2)
+    _check_pairs(val, "validation", minimum=1)
+    report = _Reporter(progress)
+    warnings: list[str] = []
+    device = resolve_device(config.device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    report.start("loading_model")
+    backbone, tokenizer = load_backbone(config)
+    train_enc = encode(tokenizer, train, config.max_length)
+    val_enc = encode(tokenizer, val, config.max_length)
+    check_cancel(should_cancel)
+    needs_grads = any(m != "loss" for m in config.methods)
+    metrics: dict = {"device": str(device), "n_train": len(train), "n_val": len(val),
+                     "model": config.model, "mode": config.mode}
+
+    if config.mode == "head":
+        fitted, history = _fit_head(backbone, train_enc, val_enc, device, config, report,
+                                    should_cancel)
+        metrics["n_trainable_params"] = int(fitted.grads.shape[1])
+    else:
+        rm = RewardModel(add_lora(backbone, config), device)
+        metrics["n_trainable_params"] = rm.n_params
+        report.done("loading_model")
+        report.start("training")
+        training = train_reward_model(rm, train_enc, val_enc, config, report.update,
+                                      should_cancel)
+        history = training.history
+        metrics["epoch_seconds"] = training.seconds_per_epoch
+        report.done("training")
+        fitted = _gradients(rm, train_enc, val_enc, training.checkpoints, config, report,
+                            should_cancel, needs_grads)
+    metrics["history"] = history
+    metrics["val_accuracy"] = float((fitted.val_margins > 0).mean())
+    metrics["val_loss"] = float(bt_loss(fitted.val_margins).mean())
+    metrics["train_accuracy"] = float((fitted.margins > 0).mean())
+    metrics["train_loss"] = float(bt_loss(fitted.margins).mean())
+    if metrics["val_accuracy"] < CHANCE_ACCURACY:
+        warnings.append(
+            f"validation accuracy {metrics['val_accuracy']:.3f} is below {CHANCE_ACCURACY}: the "
+            "reward model barely beats chance, so every score is noise. Train longer, use a "
+            "stronger model, or give more (or cleaner) pairs."
+        )
+
+    report.start("scoring")
+    scores, score_metrics, score_warnings = score_fitted(fitted, config, report, should_cancel)
+    warnings.extend(score_warnings)
+    metrics.update(score_metrics)
+    report.done("scoring")
+
+    metrics["seconds"] = report.seconds
+    metrics["peak_memory_mb"] = _peak_memory_mb(device)
+    metrics["warnings"] = warnings
+    return AuditResult(scores=scores, metrics=metrics, state=fitted if keep_state else None)
+
+
+def score_fitted(
+    fitted: Fitted,
+    config: EngineConfig,
+    report: _Reporter | None = None,
+    should_cancel: ShouldCancel | None = None,
+) -> tuple[dict[str, np.ndarray], dict, list[str]]:
+    """Every asked-for score from a fitted model: (scores, metrics, warnings).
+
+    Separate from training so a benchmark can re-score one model under several dampings.
+    """
+    report = report or _Reporter(None)
+    margins = fitted.margins
+    loss = bt_loss(margins)
+    scores: dict[str, np.ndarray] = {"loss": loss, "margin": margins.copy(), "harm_loss": loss}
+    metrics: dict = {"method_seconds": {}}
+    warnings: list[str] = []
+    grads, val_grads = fitted.grads, fitted.val_grads
+    methods = [m for m in config.methods if m != "loss"]
+    gn = None
+    g_val = None
+    if methods:
+        assert grads is not None and val_grads is not None
+        gn = GaussNewton(grads, margins)
+        g_val = validation_gradient(fitted.val_margins, val_grads)
+        metrics["val_gradient_norm"] = float(torch.linalg.vector_norm(g_val))
+    for k, method in enumerate(methods):
+        check_cancel(should_cancel)
+        start = time.perf_counter()
+        if method == "gradient_similarity":
+            dot, cosine = gradient_similarity(margins, grads, g_val)
+            scores["harm_gradient_similarity"] = -dot
+            scores["harm_gradient_cosine"] = -cosine
+        elif method == "influence":
+            solve = solve_influence(
+                gn, g_val, config.damping, config.solver, config.cg_tol, config.cg_max_iter,
+                fitted.exact_matvec, fitted.ridge,
+            )
+            effect = influence_scores(margins, grads, solve.ihvp)
+            scores["removal_effect_influence"] = effect
+            scores["harm_influence"] = -effect
+            metrics["influence"] = solve.metrics()
+            warnings.extend(solve.warnings)
+        elif method == "datainf":
+            effect = datainf_scores(margins, grads, g_val, fitted.blocks)
+            scores["removal_effect_datainf"] = effect
+            scores["harm_datainf"] = -effect
+        elif method == "self_influence":
+            scores["harm_self_influence"] = self_influence(gn, margins, grads, config.damping,
+                                                           fitted.ridge)
+        elif method == "tracin":
+            scores["harm_tracin"] = -_tracin(fitted, config, should_cancel)
+        metrics["method_seconds"][method] = time.perf_counter() - start
+        report.update("scoring", (k + 1) / len(methods), method)
+    computed = [m for m in config.methods if harm_column(m) in scores]
+    chosen = config.default_method if config.default_method in computed else computed[0]
+    scores["harm"] = scores[harm_column(chosen)]
+    metrics["default_method"] = chosen
+    scores = {k: np.asarray(v, dtype=np.float64) for k, v in scores.items()}
+    for key, value in scores.items():
+        if key not in SCORE_COLUMNS:
+            raise RuntimeError(f"engine produced unknown score column {key!r}")
+        if not np.all(np.isfinite(value)):
+            warnings.append(f"{key} has non-finite values; check damping and training")
+    return scores, metrics, warnings
+
+
+def _gradients(
+    rm: RewardModel, train_enc, val_enc, checkpoints: list[Checkpoint], config: EngineConfig,
+    report: _Reporter, should_cancel: ShouldCancel | None, needs_grads: bool,
+) -> Fitted:
+    projector = None
+    if needs_grads and config.projection_dim is not None:
+        projector = Projector(rm.blocks(), config.projection_dim, config.seed, rm.device)
+    blocks = projector.out_blocks if projector is not None else rm.blocks()
+    report.start("validation_gradient")
+    if needs_grads:
+        val_margins, val_grads = per_pair_margin_gradients(
+            rm, val_enc, config.gradient_chunk, projector=projector,
+            progress=report.fraction("validation_gradient"), should_cancel=should_cancel)
+    else:
+        from worker.influence.train import evaluate_margins
+
+        val_margins, val_grads = evaluate_margins(rm, val_enc), None
+    report.done("validation_gradient")
+    report.start("per_pair_gradients")
+    if needs_grads:
+        margins, grads = per_pair_margin_gradients(
+            rm, train_enc, config.gradient_chunk, projector=projector,
+            progress=report.fraction("per_pair_gradients"), should_cancel=should_cancel)
+    else:
+        from worker.influence.train import evaluate_margins
+
+        margins, grads = evaluate_margins(rm, train_enc), None
+    report.done("per_pair_gradients")
+    exact = None
+    if needs_grads and config.hessian == "exact" and "influence" in config.methods:
+        n = len(train_enc)
+        size = n if config.hvp_pairs == 0 else min(n, config.hvp_pairs)
+        index = np.sort(np.random.default_rng(config.seed).choice(n, size, replace=False))
+        exact = exact_hvp(rm, train_enc, index.tolist(), config.gradient_chunk)
+    return Fitted(rm=rm, margins=margins, grads=grads, val_margins=val_margins,
+                  val_grads=val_grads, blocks=blocks, checkpoints=checkpoints,
+                  exact_matvec=exact, projector=projector, encoded=(train_enc, val_enc))
+
+
+def _fit_head(backbone, train_enc, val_enc, device, config: EngineConfig, report: _Reporter,
+              should_cancel: ShouldCancel | None) -> tuple[Fitted, list[dict]]:
+    """Head mode: features of both splits once, then the exact convex fit."""
+    report.done("loading_model")
+    report.start("training")
+    n, m = len(train_enc), len(val_enc)
+    fraction = report.fraction("training")
+    c_tr, r_tr = pooled_features(backbone, train_enc, device, 2 * config.gradient_chunk,
+                                 lambda f: fraction(0.9 * f * n / (n + m), None), should_cancel)
+    c_va, r_va = pooled_features(backbone, val_enc, device, 2 * config.gradient_chunk,
+                                 lambda f: fraction(0.9 * (n + f * m) / (n + m), None),
+                                 should_cancel)
+    z, z_val = c_tr - r_tr, c_va - r_va
+    start = time.perf_counter()
+    w, iterations = fit_head(z, config.weight_decay)
+    margins = (z @ w).cpu().numpy()
+    val_margins = (z_val @ w).cpu().numpy()
+    history = [{"newton_iterations": iterations, "fit_seconds": time.perf_counter() - start,
+                **{f"train_{k}": v for k, v in summarise(margins).items()},
+                **{f"val_{k}": v for k, v in summarise(val_margins).items()}}]
+    report.done("training")
+    # Δ_i = wᵀz_i is linear in w, so the per-pair margin gradient is z_i itself.
+    report.start("validation_gradient")
+    report.done("validation_gradient")
+    report.start("per_pair_gradients")
+    report.done("per_pair_gradients")
+    fitted = Fitted(rm=None, margins=margins, grads=z, val_margins=val_margins,
+                    val_grads=z_val, blocks=[("head", slice(0, z.shape[1]))],
+                    ridge=max(config.weight_decay, MIN_L2))
+    return fitted, history
+
+
+def _tracin(fitted: Fitted, config: EngineConfig, should_cancel: ShouldCancel | None
+            ) -> np.ndarray:
+    """TracIn-CP over the per-epoch checkpoints; the last one is θ*, whose gradients exist."""
+    assert fitted.rm is not None and fitted.grads is not None and fitted.val_grads is not None
+    train_enc, val_enc = fitted.encoded
+    total = np.zeros(len(fitted.margins))
+    for checkpoint in fitted.checkpoints[:-1]:
+        margins, grads = per_pair_margin_gradients(
+            fitted.rm, train_enc, config.gradient_chunk, params=checkpoint.params,
+            projector=fitted.projector, should_cancel=should_cancel)
+        val_margins, val_grads = per_pair_margin_gradients(
+            fitted.rm, val_enc, config.gradient_chunk, params=checkpoint.params,
+            projector=fitted.projector, should_cancel=should_cancel)
+        total += tracin_term(margins, grads, val_margins, val_grads, checkpoint.learning_rate)
+        del grads, val_grads
+    last = fitted.checkpoints[-1].learning_rate if fitted.checkpoints else config.learning_rate
+    total += tracin_term(fitted.margins, fitted.grads, fitted.val_margins, fitted.val_grads, last)
+    return total
+
+
+def _check_pairs(pairs: Sequence[Pair], name: str, minimum: int) -> None:
+    if len(pairs) < minimum:
+        raise ValueError(
+            f"the {name} set has {len(pairs)} pair(s); at least {minimum} needed"
+            + (" (give a validation dataset or more pairs to split from)"
+               if name == "validation" else "")
+        )
+    for i, pair in enumerate(pairs):
+        for part in ("prompt", "chosen", "rejected"):
+            if not isinstance(getattr(pair, part, None), str):
+                raise ValueError(f"{name} pair {i}: {part} must be a string")
+
+
+def _peak_memory_mb(device: torch.device) -> dict[str, float]:
+    peak = {"cpu_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if device.type == "cuda":
+        peak["cuda_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    return peak
+
+
+class _Reporter:
+    """Forwards stage progress to the caller and times each stage."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self.progress = progress
+        self.seconds: dict[str, float] = {}
+        self._started: dict[str, float] = {}
+
+    def start(self, stage: str) -> None:
+        self._started[stage] = time.perf_counter()
+        self.update(stage, 0.0, None)
+
+    def done(self, stage: str) -> None:
+        self.seconds[stage] = time.perf_counter() - self._started.get(stage, time.perf_counter())
+        self.update(stage, 1.0, None)
+
+    def update(self, stage: str, fraction: float, message: str | None) -> None:
+        if self.progress is not None:
+            self.progress(stage, float(min(1.0, max(0.0, fraction))), message)
+
+    def fraction(self, stage: str) -> Callable:
+        """A progress callback for one stage taking (fraction[, message])."""
+
+        def call(fraction: float, message: str | None = None) -> None:
+            if not math.isnan(fraction):
+                self.update(stage, fraction, message)
+
+        return call

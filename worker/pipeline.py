@@ -1,0 +1,259 @@
+"""One job, start to finish: load pairs, split, call the engine, store scores, record the outcome.
+
+Job state lives in the database. Every write is guarded by `status == 'running'`, so a job
+cancelled through the API is never flipped back, and a redelivered task for a finished job
+does nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from backend.db import get_sessionmaker
+from backend.models import Job, Pair, Score, utcnow
+from backend.services.jobs import FINISHED, validation_size
+from worker.influence.columns import SCORE_COLUMNS
+
+log = logging.getLogger(__name__)
+
+# Share of the job's progress bar each engine stage takes (measured roughly on MiniLM).
+STAGE_WEIGHTS: dict[str, float] = {
+    "loading_data": 0.02,
+    "loading_model": 0.03,
+    "training": 0.55,
+    "validation_gradient": 0.05,
+    "per_pair_gradients": 0.25,
+    "scoring": 0.05,
+    "saving": 0.05,
+}
+_PROGRESS_INTERVAL_S = 0.5
+_CANCEL_INTERVAL_S = 1.0
+_INSERT_BATCH = 2000
+
+
+class JobReporter:
+    """Writes stage and progress to the job row (throttled) and answers "was I cancelled?"."""
+
+    def __init__(self, job_id: int, session_factory: Callable[[], Session]):
+        self.job_id = job_id
+        self._session_factory = session_factory
+        self._last_write = 0.0
+        self._last_check = 0.0
+        self._cancelled = False
+        self._done: list[str] = []
+
+    def overall(self, stage: str, fraction: float) -> float:
+        before = sum(STAGE_WEIGHTS.get(s, 0.0) for s in self._done if s != stage)
+        return min(0.999, before + STAGE_WEIGHTS.get(stage, 0.0) * max(0.0, min(1.0, fraction)))
+
+    def progress(self, stage: str, fraction: float, message: str | None = None) -> None:
+        if stage not in self._done:
+            # Stages arrive in order; a new one means the previous ones are complete.
+            self._done.append(stage)
+            force = True
+        else:
+            force = fraction >= 1.0
+        now = time.monotonic()
+        if not force and now - self._last_write < _PROGRESS_INTERVAL_S:
+            return
+        self._last_write = now
+        with self._session_factory() as session:
+            session.execute(
+                update(Job)
+                .where(Job.id == self.job_id, Job.status == "running")
+                .values(stage=stage, progress=self.overall(stage, fraction))
+            )
+            session.commit()
+        if message:
+            log.info("job %s %s: %s", self.job_id, stage, message)
+
+    def should_cancel(self) -> bool:
+        now = time.monotonic()
+        if self._cancelled or now - self._last_check < _CANCEL_INTERVAL_S:
+            return self._cancelled
+        self._last_check = now
+        with self._session_factory() as session:
+            status = session.scalar(select(Job.status).where(Job.id == self.job_id))
+        self._cancelled = status != "running"
+        return self._cancelled
+
+
+def split_indices(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded split of range(n) into (train, validation) positions, each sorted."""
+    n_val = validation_size(n, fraction)
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def run_job(job_id: int, session_factory: Callable[[], Session] | None = None) -> str:
+    """Run a queued job; return its final status. Safe to call twice for the same job."""
+    factory = session_factory or get_sessionmaker()
+    with factory() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            log.warning("job %s no longer exists; nothing to do", job_id)
+            return "missing"
+        if job.status in FINISHED:
+            return job.status
+        job.status, job.stage, job.progress = "running", "loading_data", 0.0
+        job.started_at, job.error = utcnow(), None
+        session.commit()
+        kind, config, dataset_id = job.kind, dict(job.config), job.dataset_id
+
+    reporter = JobReporter(job_id, factory)
+    try:
+        if kind != "audit":
+            raise ValueError(f"unknown job kind {kind!r}")
+        return _run_audit(job_id, dataset_id, config, factory, reporter)
+    except Exception as exc:
+        from worker.influence.train import Cancelled
+
+        if isinstance(exc, Cancelled) or reporter.should_cancel():
+            return _finish(factory, job_id, status="cancelled")
+        log.exception("job %s failed", job_id)
+        stage = _current_stage(factory, job_id)
+        message = f"{type(exc).__name__} during {stage}: {exc}"
+        return _finish(
+            factory, job_id, status="failed", error=message, details=traceback.format_exc()
+        )
+
+
+def _current_stage(factory: Callable[[], Session], job_id: int) -> str | None:
+    with factory() as session:
+        return session.scalar(select(Job.stage).where(Job.id == job_id))
+
+
+def _finish(
+    factory: Callable[[], Session],
+    job_id: int,
+    *,
+    status: str,
+    error: str | None = None,
+    details: str | None = None,
+) -> str:
+    with factory() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            return "missing"
+        if job.status == "running" or (status == "cancelled" and job.status == "cancelled"):
+            job.status = status
+            job.error = error
+            job.finished_at = job.finished_at or utcnow()
+            if details:
+                job.metrics = {**(job.metrics or {}), "traceback": details[-8000:]}
+            session.commit()
+        return job.status
+
+
+def _load_pairs(session: Session, dataset_id: int) -> tuple[list[int], list[Any]]:
+    from worker.influence.data import Pair as EnginePair
+
+    rows = session.execute(
+        select(Pair.id, Pair.prompt, Pair.chosen, Pair.rejected)
+        .where(Pair.dataset_id == dataset_id)
+        .order_by(Pair.source_index)
+    ).all()
+    return [r.id for r in rows], [EnginePair(r.prompt, r.chosen, r.rejected) for r in rows]
+
+
+def _run_audit(
+    job_id: int,
+    dataset_id: int,
+    config: dict[str, Any],
+    factory: Callable[[], Session],
+    reporter: JobReporter,
+) -> str:
+    from backend.schemas import JobCreate
+    from worker.influence.audit import run_audit
+
+    options = JobCreate.model_validate(config)
+    engine_config = options.engine_config()
+    reporter.progress("loading_data", 0.0)
+    with factory() as session:
+        pair_ids, pairs = _load_pairs(session, dataset_id)
+        if options.val_dataset_id is not None:
+            val_ids, val_pairs = _load_pairs(session, options.val_dataset_id)
+            train_ids, train_pairs = pair_ids, pairs
+            val_in_dataset: list[int] = []
+        else:
+            train_pos, val_pos = split_indices(len(pairs), options.val_fraction, options.seed)
+            train_ids = [pair_ids[i] for i in train_pos]
+            train_pairs = [pairs[i] for i in train_pos]
+            val_in_dataset = [pair_ids[i] for i in val_pos]
+            val_pairs = [pairs[i] for i in val_pos]
+    reporter.progress("loading_data", 1.0, f"{len(train_pairs)} train, {len(val_pairs)} val")
+
+    started = time.perf_counter()
+    result = run_audit(
+        train_pairs,
+        val_pairs,
+        engine_config,
+        progress=reporter.progress,
+        should_cancel=reporter.should_cancel,
+    )
+    reporter.progress("saving", 0.0)
+    metrics = dict(result.metrics)
+    metrics.update(
+        n_train=len(train_pairs),
+        n_val=len(val_pairs),
+        validation_source=(
+            f"dataset {options.val_dataset_id}"
+            if options.val_dataset_id is not None
+            else f"seeded {options.val_fraction:.0%} split (seed {options.seed})"
+        ),
+        seconds_total=round(time.perf_counter() - started, 3),
+    )
+    return _save_scores(factory, job_id, train_ids, val_in_dataset, result.scores, metrics)
+
+
+def _clean(value: float) -> float | None:
+    return None if math.isnan(value) or math.isinf(value) else value
+
+
+def _save_scores(
+    factory: Callable[[], Session],
+    job_id: int,
+    train_ids: list[int],
+    val_ids: list[int],
+    scores: dict[str, np.ndarray],
+    metrics: dict[str, Any],
+) -> str:
+    """Replace the job's scores and mark it succeeded, in one transaction."""
+    unknown = set(scores) - set(SCORE_COLUMNS)
+    if unknown:
+        raise ValueError(f"the engine returned unknown score columns {sorted(unknown)}")
+    columns = {name: np.asarray(values, dtype=np.float64) for name, values in scores.items()}
+    for name, values in columns.items():
+        if len(values) != len(train_ids):
+            raise ValueError(f"score {name!r} has {len(values)} values for {len(train_ids)} pairs")
+    with factory() as session:
+        job = session.get(Job, job_id, with_for_update=True)
+        if job is None or job.status != "running":
+            return job.status if job else "missing"
+        session.execute(delete(Score).where(Score.job_id == job_id))
+        rows: list[dict[str, Any]] = []
+        for position, pair_id in enumerate(train_ids):
+            row: dict[str, Any] = {"job_id": job_id, "pair_id": pair_id, "split": "train"}
+            for name, values in columns.items():
+                row[name] = _clean(float(values[position]))
+            rows.append(row)
+            if len(rows) >= _INSERT_BATCH:
+                session.execute(insert(Score), rows)
+                rows = []
+        rows.extend({"job_id": job_id, "pair_id": pid, "split": "val"} for pid in val_ids)
+        for start in range(0, len(rows), _INSERT_BATCH):
+            session.execute(insert(Score), rows[start : start + _INSERT_BATCH])
+        job.metrics = metrics
+        job.status, job.stage, job.progress = "succeeded", "done", 1.0
+        job.finished_at = utcnow()
+        session.commit()
+        return "succeeded"
