@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 import typing
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_model
 
 from worker.influence.config import EngineConfig
 
@@ -140,7 +140,7 @@ _JobCreateBase = create_model(  # type: ignore[call-overload]
 )
 
 
-class JobCreate(_JobCreateBase):  # type: ignore[misc,valid-type]
+class AuditCreate(_JobCreateBase):  # type: ignore[misc,valid-type]
     """An audit job. Only `model` is usually given; every other option has a default."""
 
     kind: Literal["audit"] = "audit"
@@ -154,6 +154,38 @@ class JobCreate(_JobCreateBase):  # type: ignore[misc,valid-type]
     def engine_config(self) -> EngineConfig:
         names = {f.name for f in dataclasses.fields(EngineConfig)}
         return EngineConfig(**{k: v for k, v in self.model_dump().items() if k in names})
+
+
+class VerifyCreate(BaseModel):
+    """Retrain with the audit's recipe on all pairs, the pruned set and a random removal of the
+    same size, for several seeds, and compare them on the validation set (or a test dataset)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["verify"]
+    audit_job_id: int = Field(description="A succeeded audit job of this dataset.")
+    method: str = Field("harm", description="Score column whose top `fraction` is pruned.")
+    fraction: float = Field(0.1, gt=0, lt=1, description="Fraction of training pairs to prune.")
+    use_flags: bool = Field(
+        False, description="Prune the dataset's currently flagged pairs instead of a top fraction."
+    )
+    seeds: int = Field(3, ge=1, le=20, description="Retrains per arm (seeds 0..seeds-1).")
+    test_dataset_id: int | None = Field(
+        None, description="Evaluate on this dataset instead of the audit's validation split."
+    )
+
+
+def _job_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("kind", "audit"))
+    return str(getattr(value, "kind", "audit"))
+
+
+JobCreate = Annotated[
+    Annotated[AuditCreate, Tag("audit")] | Annotated[VerifyCreate, Tag("verify")],
+    Discriminator(_job_kind),
+]
+"""A job to run: an audit (the default kind) or a pruning verification."""
 
 
 class JobPublic(BaseModel):

@@ -47,5 +47,5 @@ def test_openapi_documents_the_api(tmp_path) -> None:
         "/api/v1/datasets/{dataset_id}/export",
     ):
         assert path in paths, path
-    job_options = spec["components"]["schemas"]["JobCreate"]["properties"]
+    job_options = spec["components"]["schemas"]["AuditCreate"]["properties"]
     assert job_options["model"]["default"] == "minilm" and job_options["damping"]["description"]

@@ -120,6 +120,13 @@ def test_bad_rows_name_row_and_column(
     assert f"row {row}" in str(caught.value)
 
 
+def test_identical_responses_are_kept() -> None:
+    # Real HH-RLHF has such pairs (helpful-base test row 722): they carry no preference signal
+    # but are data, and refusing them would refuse the whole public dataset.
+    pairs = parse(b'{"prompt": "p", "chosen": "same", "rejected": "same"}\n', "jsonl")
+    assert pairs[0].chosen == pairs[0].rejected == "same"
+
+
 def test_unknown_extension_is_refused() -> None:
     with pytest.raises(PairFormatError, match="cannot tell the format"):
         detect_format("pairs.xlsx")

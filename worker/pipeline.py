@@ -25,15 +25,18 @@ from worker.influence.columns import SCORE_COLUMNS
 
 log = logging.getLogger(__name__)
 
-# Share of the job's progress bar each engine stage takes (measured roughly on MiniLM).
-STAGE_WEIGHTS: dict[str, float] = {
-    "loading_data": 0.02,
-    "loading_model": 0.03,
-    "training": 0.55,
-    "validation_gradient": 0.05,
-    "per_pair_gradients": 0.25,
-    "scoring": 0.05,
-    "saving": 0.05,
+# Share of the job's progress bar each stage takes, per job kind (measured roughly on MiniLM).
+STAGE_WEIGHTS: dict[str, dict[str, float]] = {
+    "audit": {
+        "loading_data": 0.02,
+        "loading_model": 0.03,
+        "training": 0.55,
+        "validation_gradient": 0.05,
+        "per_pair_gradients": 0.25,
+        "scoring": 0.05,
+        "saving": 0.05,
+    },
+    "verify": {"loading_data": 0.02, "retraining": 0.96, "saving": 0.02},
 }
 _PROGRESS_INTERVAL_S = 0.5
 _CANCEL_INTERVAL_S = 1.0
@@ -43,8 +46,9 @@ _INSERT_BATCH = 2000
 class JobReporter:
     """Writes stage and progress to the job row (throttled) and answers "was I cancelled?"."""
 
-    def __init__(self, job_id: int, session_factory: Callable[[], Session]):
+    def __init__(self, job_id: int, kind: str, session_factory: Callable[[], Session]):
         self.job_id = job_id
+        self._weights = STAGE_WEIGHTS.get(kind, {})
         self._session_factory = session_factory
         self._last_write = 0.0
         self._last_check = 0.0
@@ -52,8 +56,8 @@ class JobReporter:
         self._done: list[str] = []
 
     def overall(self, stage: str, fraction: float) -> float:
-        before = sum(STAGE_WEIGHTS.get(s, 0.0) for s in self._done if s != stage)
-        return min(0.999, before + STAGE_WEIGHTS.get(stage, 0.0) * max(0.0, min(1.0, fraction)))
+        before = sum(self._weights.get(s, 0.0) for s in self._done if s != stage)
+        return min(0.999, before + self._weights.get(stage, 0.0) * max(0.0, min(1.0, fraction)))
 
     def progress(self, stage: str, fraction: float, message: str | None = None) -> None:
         if stage not in self._done:
@@ -109,11 +113,13 @@ def run_job(job_id: int, session_factory: Callable[[], Session] | None = None) -
         session.commit()
         kind, config, dataset_id = job.kind, dict(job.config), job.dataset_id
 
-    reporter = JobReporter(job_id, factory)
+    reporter = JobReporter(job_id, kind, factory)
     try:
-        if kind != "audit":
-            raise ValueError(f"unknown job kind {kind!r}")
-        return _run_audit(job_id, dataset_id, config, factory, reporter)
+        if kind == "audit":
+            return _run_audit(job_id, dataset_id, config, factory, reporter)
+        if kind == "verify":
+            return _run_verify(job_id, dataset_id, config, factory, reporter)
+        raise ValueError(f"unknown job kind {kind!r}")
     except Exception as exc:
         from worker.influence.train import Cancelled
 
@@ -172,10 +178,10 @@ def _run_audit(
     factory: Callable[[], Session],
     reporter: JobReporter,
 ) -> str:
-    from backend.schemas import JobCreate
+    from backend.schemas import AuditCreate
     from worker.influence.audit import run_audit
 
-    options = JobCreate.model_validate(config)
+    options = AuditCreate.model_validate(config)
     engine_config = options.engine_config()
     reporter.progress("loading_data", 0.0)
     with factory() as session:
@@ -185,7 +191,7 @@ def _run_audit(
             train_ids, train_pairs = pair_ids, pairs
             val_in_dataset: list[int] = []
         else:
-            train_pos, val_pos = split_indices(len(pairs), options.val_fraction, options.seed)
+            train_pos, val_pos = split_indices(len(pairs), options.val_fraction, engine_config.seed)
             train_ids = [pair_ids[i] for i in train_pos]
             train_pairs = [pairs[i] for i in train_pos]
             val_in_dataset = [pair_ids[i] for i in val_pos]
@@ -208,7 +214,7 @@ def _run_audit(
         validation_source=(
             f"dataset {options.val_dataset_id}"
             if options.val_dataset_id is not None
-            else f"seeded {options.val_fraction:.0%} split (seed {options.seed})"
+            else f"seeded {options.val_fraction:.0%} split (seed {engine_config.seed})"
         ),
         seconds_total=round(time.perf_counter() - started, 3),
     )
@@ -252,8 +258,83 @@ def _save_scores(
         rows.extend({"job_id": job_id, "pair_id": pid, "split": "val"} for pid in val_ids)
         for start in range(0, len(rows), _INSERT_BATCH):
             session.execute(insert(Score), rows[start : start + _INSERT_BATCH])
-        job.metrics = metrics
-        job.status, job.stage, job.progress = "succeeded", "done", 1.0
-        job.finished_at = utcnow()
-        session.commit()
-        return "succeeded"
+        return _succeed(session, job, metrics)
+
+
+def _succeed(session: Session, job: Job, metrics: dict[str, Any]) -> str:
+    job.metrics = metrics
+    job.status, job.stage, job.progress = "succeeded", "done", 1.0
+    job.finished_at = utcnow()
+    session.commit()
+    return "succeeded"
+
+
+def _run_verify(
+    job_id: int,
+    dataset_id: int,
+    config: dict[str, Any],
+    factory: Callable[[], Session],
+    reporter: JobReporter,
+) -> str:
+    """Retrain on all / pruned / randomly thinned training pairs of an audit and compare."""
+    from backend.models import Flag
+    from backend.schemas import AuditCreate, VerifyCreate
+    from backend.services.review import most_harmful
+    from worker.influence.data import Pair as EnginePair
+    from worker.influence.verify import run_verify
+
+    options = VerifyCreate.model_validate(config)
+    reporter.progress("loading_data", 0.0)
+    with factory() as session:
+        audit = session.get(Job, options.audit_job_id)
+        if audit is None or audit.status != "succeeded":
+            raise ValueError(f"audit job {options.audit_job_id} is gone or has not succeeded")
+        audit_options = AuditCreate.model_validate(audit.config)
+        rows = session.execute(
+            select(Score.split, Pair.id, Pair.prompt, Pair.chosen, Pair.rejected)
+            .join(Pair, Pair.id == Score.pair_id)
+            .where(Score.job_id == audit.id)
+            .order_by(Pair.source_index)
+        ).all()
+        train_rows = [r for r in rows if r.split == "train"]
+        if options.use_flags:
+            pruned = set(
+                session.scalars(
+                    select(Flag.pair_id)
+                    .join(Pair, Pair.id == Flag.pair_id)
+                    .where(Pair.dataset_id == dataset_id, Flag.flagged.is_(True))
+                )
+            )
+            rule = "the dataset's flagged pairs"
+        else:
+            pruned = set(most_harmful(session, audit.id, options.fraction, options.method))
+            rule = f"top {options.fraction:.0%} by {options.method}"
+        if options.test_dataset_id is not None:
+            _, evaluation = _load_pairs(session, options.test_dataset_id)
+            evaluated_on = f"test dataset {options.test_dataset_id}"
+        elif audit_options.val_dataset_id is not None:
+            _, evaluation = _load_pairs(session, audit_options.val_dataset_id)
+            evaluated_on = f"the audit's validation dataset {audit_options.val_dataset_id}"
+        else:
+            evaluation = [
+                EnginePair(r.prompt, r.chosen, r.rejected) for r in rows if r.split == "val"
+            ]
+            evaluated_on = "the audit's validation split"
+    train = [EnginePair(r.prompt, r.chosen, r.rejected) for r in train_rows]
+    prune = [r.id in pruned for r in train_rows]
+    reporter.progress("loading_data", 1.0, f"pruning {sum(prune)} of {len(train)} pairs ({rule})")
+    result = run_verify(
+        train,
+        evaluation,
+        audit_options.engine_config(),
+        seeds=list(range(options.seeds)),
+        progress=reporter.progress,
+        should_cancel=reporter.should_cancel,
+    )
+    reporter.progress("saving", 0.0)
+    metrics = {**result, "audit_job_id": audit.id, "rule": rule, "evaluated_on": evaluated_on}
+    with factory() as session:
+        job = session.get(Job, job_id)
+        if job is None or job.status != "running":
+            return job.status if job else "missing"
+        return _succeed(session, job, metrics)

@@ -7,7 +7,7 @@ import logging
 from sqlalchemy.orm import Session
 
 from backend.models import Dataset, Job, User, utcnow
-from backend.schemas import JobCreate
+from backend.schemas import AuditCreate, VerifyCreate
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ class BrokerUnavailable(RuntimeError):
     pass
 
 
-def validate_audit(session: Session, dataset: Dataset, user: User, body: JobCreate) -> None:
+def validate_audit(session: Session, dataset: Dataset, user: User, body: AuditCreate) -> None:
     """Everything that can be checked before the worker sees the job."""
     try:
         body.engine_config().validate()
@@ -54,8 +54,35 @@ def validation_size(n_pairs: int, fraction: float) -> int:
     return max(0, min(n_pairs - 1, round(fraction * n_pairs)))
 
 
-def create_job(session: Session, dataset: Dataset, user: User, body: JobCreate) -> Job:
-    validate_audit(session, dataset, user, body)
+def validate_verify(session: Session, dataset: Dataset, user: User, body: VerifyCreate) -> None:
+    from backend.services.review import HARM_COLUMNS
+
+    audit = session.get(Job, body.audit_job_id)
+    if audit is None or audit.owner_id != user.id or audit.dataset_id != dataset.id:
+        raise JobConfigError(f"audit job {body.audit_job_id} is not a job of dataset {dataset.id}")
+    if audit.kind != "audit":
+        raise JobConfigError(f"job {audit.id} is a {audit.kind} job, not an audit")
+    if audit.status != "succeeded":
+        raise JobConfigError(f"audit job {audit.id} is {audit.status}; verify a succeeded audit")
+    if not body.use_flags and body.method not in HARM_COLUMNS:
+        raise JobConfigError(
+            f"unknown method {body.method!r}; rank by one of {', '.join(HARM_COLUMNS)}"
+        )
+    if body.test_dataset_id is not None:
+        test = session.get(Dataset, body.test_dataset_id)
+        if test is None or test.owner_id != user.id:
+            raise JobConfigError(f"test dataset {body.test_dataset_id} not found")
+        if test.id == dataset.id:
+            raise JobConfigError("the test dataset must differ from the audited dataset")
+
+
+def create_job(
+    session: Session, dataset: Dataset, user: User, body: AuditCreate | VerifyCreate
+) -> Job:
+    if isinstance(body, VerifyCreate):
+        validate_verify(session, dataset, user, body)
+    else:
+        validate_audit(session, dataset, user, body)
     job = Job(
         dataset_id=dataset.id,
         owner_id=user.id,

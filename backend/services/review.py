@@ -12,6 +12,8 @@ from backend.schemas import PairPublic, PairScores, PairsPage
 from worker.influence.columns import SCORE_COLUMNS
 
 SORT_KEYS: tuple[str, ...] = ("index", *SCORE_COLUMNS)
+HARM_COLUMNS: tuple[str, ...] = tuple(c for c in SCORE_COLUMNS if c.startswith("harm"))
+"""Columns oriented so that higher = more harmful: what "flag the top fraction" ranks by."""
 
 
 class ReviewError(ValueError):
@@ -118,26 +120,8 @@ def flag_top(
 ) -> int:
     """Flag the ceil(fraction × n) training pairs with the highest `method` score; return how many
     were newly flagged. Pairs already flagged stay flagged; nothing is unflagged."""
-    if method not in SCORE_COLUMNS or method.startswith("removal_effect") or method == "margin":
-        harmful = [c for c in SCORE_COLUMNS if c.startswith("harm") or c == "loss"]
-        raise ReviewError(f"rank by a harm column, one of {', '.join(harmful)}")
     _scored_job(session, dataset, job_id)
-    column = getattr(Score, method)
-    scored = select(func.count()).where(
-        Score.job_id == job_id, Score.split == "train", column.is_not(None)
-    )
-    n_scored = session.scalar(scored) or 0
-    if n_scored == 0:
-        raise ReviewError(f"job {job_id} has no {method!r} scores; pick a method it computed")
-    k = math.ceil(top_fraction * n_scored)
-    top_ids = list(
-        session.scalars(
-            select(Score.pair_id)
-            .where(Score.job_id == job_id, Score.split == "train", column.is_not(None))
-            .order_by(column.desc(), Score.pair_id)
-            .limit(k)
-        )
-    )
+    top_ids = most_harmful(session, job_id, top_fraction, method)
     existing = {
         f.pair_id: f for f in session.scalars(select(Flag).where(Flag.pair_id.in_(top_ids)))
     }
@@ -155,6 +139,20 @@ def flag_top(
             newly += 1
     session.commit()
     return newly
+
+
+def most_harmful(session: Session, job_id: int, fraction: float, method: str) -> list[int]:
+    """Pair ids of the ceil(fraction × n) scored training pairs with the highest `method`."""
+    if method not in HARM_COLUMNS:
+        raise ReviewError(f"rank by a harm column, one of {', '.join(HARM_COLUMNS)}")
+    column = getattr(Score, method)
+    scored = (Score.job_id == job_id, Score.split == "train", column.is_not(None))
+    n_scored = session.scalar(select(func.count()).where(*scored)) or 0
+    if n_scored == 0:
+        raise ReviewError(f"job {job_id} has no {method!r} scores; pick a method it computed")
+    k = math.ceil(fraction * n_scored)
+    query = select(Score.pair_id).where(*scored).order_by(column.desc(), Score.pair_id).limit(k)
+    return list(session.scalars(query))
 
 
 def clear_flags(session: Session, dataset: Dataset) -> int:

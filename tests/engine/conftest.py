@@ -13,8 +13,24 @@ from worker.influence.data import Pair, flipped
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-TOPICS = ["garden", "bread", "taxes", "piano", "bicycle", "python", "coffee", "winter", "chess",
-          "history", "paint", "camping", "music", "dogs", "rain", "sleep"]
+TOPICS = [
+    "garden",
+    "bread",
+    "taxes",
+    "piano",
+    "bicycle",
+    "python",
+    "coffee",
+    "winter",
+    "chess",
+    "history",
+    "paint",
+    "camping",
+    "music",
+    "dogs",
+    "rain",
+    "sleep",
+]
 GOOD = ["thank", "you", "happy", "help", "great", "sure", "glad", "welcome", "kind", "clear"]
 BAD = ["no", "stupid", "hate", "never", "awful", "ugly", "wrong", "terrible", "rude", "bad"]
 
@@ -32,17 +48,25 @@ def synthetic_pairs(n: int, seed: int) -> list[Pair]:
     return pairs
 
 
-def noisy_split(n_train: int = 80, n_val: int = 24, flips: tuple[int, ...] = (3, 17, 42)
-                ) -> tuple[list[Pair], list[Pair], list[int]]:
+def noisy_split(
+    n_train: int = 80, n_val: int = 24, flips: tuple[int, ...] = (3, 17, 42)
+) -> tuple[list[Pair], list[Pair], list[int]]:
     train = synthetic_pairs(n_train, seed=1)
     train = [flipped(p) if i in flips else p for i, p in enumerate(train)]
     return train, synthetic_pairs(n_val, seed=2), list(flips)
 
 
 def tiny_config(**overrides: object) -> EngineConfig:
-    base: dict = {"model": "tiny", "epochs": 4, "learning_rate": 1e-2, "batch_size": 8,
-                  "max_length": 48, "device": "cpu", "seed": 0,
-                  "methods": ["loss", "gradient_similarity", "influence"]}
+    base: dict = {
+        "model": "tiny",
+        "epochs": 4,
+        "learning_rate": 1e-2,
+        "batch_size": 8,
+        "max_length": 48,
+        "device": "cpu",
+        "seed": 0,
+        "methods": ["loss", "gradient_similarity", "influence"],
+    }
     base.update(overrides)
     return EngineConfig(**base)
 

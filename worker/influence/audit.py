@@ -137,25 +137,31 @@ def run_audit(
     val_enc = encode(tokenizer, val, config.max_length)
     check_cancel(should_cancel)
     needs_grads = any(m != "loss" for m in config.methods)
-    metrics: dict = {"device": str(device), "n_train": len(train), "n_val": len(val),
-                     "model": config.model, "mode": config.mode}
+    metrics: dict = {
+        "device": str(device),
+        "n_train": len(train),
+        "n_val": len(val),
+        "model": config.model,
+        "mode": config.mode,
+    }
 
     if config.mode == "head":
-        fitted, history = _fit_head(backbone, train_enc, val_enc, device, config, report,
-                                    should_cancel)
+        fitted, history = _fit_head(
+            backbone, train_enc, val_enc, device, config, report, should_cancel
+        )
         metrics["n_trainable_params"] = int(fitted.grads.shape[1])
     else:
         rm = RewardModel(add_lora(backbone, config), device)
         metrics["n_trainable_params"] = rm.n_params
         report.done("loading_model")
         report.start("training")
-        training = train_reward_model(rm, train_enc, val_enc, config, report.update,
-                                      should_cancel)
+        training = train_reward_model(rm, train_enc, val_enc, config, report.update, should_cancel)
         history = training.history
         metrics["epoch_seconds"] = training.seconds_per_epoch
         report.done("training")
-        fitted = _gradients(rm, train_enc, val_enc, training.checkpoints, config, report,
-                            should_cancel, needs_grads)
+        fitted = _gradients(
+            rm, train_enc, val_enc, training.checkpoints, config, report, should_cancel, needs_grads
+        )
     metrics["history"] = history
     metrics["val_accuracy"] = float((fitted.val_margins > 0).mean())
     metrics["val_loss"] = float(bt_loss(fitted.val_margins).mean())
@@ -214,8 +220,14 @@ def score_fitted(
             scores["harm_gradient_cosine"] = -cosine
         elif method == "influence":
             solve = solve_influence(
-                gn, g_val, config.damping, config.solver, config.cg_tol, config.cg_max_iter,
-                fitted.exact_matvec, fitted.ridge,
+                gn,
+                g_val,
+                config.damping,
+                config.solver,
+                config.cg_tol,
+                config.cg_max_iter,
+                fitted.exact_matvec,
+                fitted.ridge,
             )
             effect = influence_scores(margins, grads, solve.ihvp)
             scores["removal_effect_influence"] = effect
@@ -227,8 +239,9 @@ def score_fitted(
             scores["removal_effect_datainf"] = effect
             scores["harm_datainf"] = -effect
         elif method == "self_influence":
-            scores["harm_self_influence"] = self_influence(gn, margins, grads, config.damping,
-                                                           fitted.ridge)
+            scores["harm_self_influence"] = self_influence(
+                gn, margins, grads, config.damping, fitted.ridge
+            )
         elif method == "tracin":
             scores["harm_tracin"] = -_tracin(fitted, config, should_cancel)
         metrics["method_seconds"][method] = time.perf_counter() - start
@@ -247,8 +260,14 @@ def score_fitted(
 
 
 def _gradients(
-    rm: RewardModel, train_enc, val_enc, checkpoints: list[Checkpoint], config: EngineConfig,
-    report: _Reporter, should_cancel: ShouldCancel | None, needs_grads: bool,
+    rm: RewardModel,
+    train_enc,
+    val_enc,
+    checkpoints: list[Checkpoint],
+    config: EngineConfig,
+    report: _Reporter,
+    should_cancel: ShouldCancel | None,
+    needs_grads: bool,
 ) -> Fitted:
     projector = None
     if needs_grads and config.projection_dim is not None:
@@ -257,8 +276,13 @@ def _gradients(
     report.start("validation_gradient")
     if needs_grads:
         val_margins, val_grads = per_pair_margin_gradients(
-            rm, val_enc, config.gradient_chunk, projector=projector,
-            progress=report.fraction("validation_gradient"), should_cancel=should_cancel)
+            rm,
+            val_enc,
+            config.gradient_chunk,
+            projector=projector,
+            progress=report.fraction("validation_gradient"),
+            should_cancel=should_cancel,
+        )
     else:
         from worker.influence.train import evaluate_margins
 
@@ -267,8 +291,13 @@ def _gradients(
     report.start("per_pair_gradients")
     if needs_grads:
         margins, grads = per_pair_margin_gradients(
-            rm, train_enc, config.gradient_chunk, projector=projector,
-            progress=report.fraction("per_pair_gradients"), should_cancel=should_cancel)
+            rm,
+            train_enc,
+            config.gradient_chunk,
+            projector=projector,
+            progress=report.fraction("per_pair_gradients"),
+            should_cancel=should_cancel,
+        )
     else:
         from worker.influence.train import evaluate_margins
 
@@ -280,56 +309,103 @@ def _gradients(
         size = n if config.hvp_pairs == 0 else min(n, config.hvp_pairs)
         index = np.sort(np.random.default_rng(config.seed).choice(n, size, replace=False))
         exact = exact_hvp(rm, train_enc, index.tolist(), config.gradient_chunk)
-    return Fitted(rm=rm, margins=margins, grads=grads, val_margins=val_margins,
-                  val_grads=val_grads, blocks=blocks, checkpoints=checkpoints,
-                  exact_matvec=exact, projector=projector, encoded=(train_enc, val_enc))
+    return Fitted(
+        rm=rm,
+        margins=margins,
+        grads=grads,
+        val_margins=val_margins,
+        val_grads=val_grads,
+        blocks=blocks,
+        checkpoints=checkpoints,
+        exact_matvec=exact,
+        projector=projector,
+        encoded=(train_enc, val_enc),
+    )
 
 
-def _fit_head(backbone, train_enc, val_enc, device, config: EngineConfig, report: _Reporter,
-              should_cancel: ShouldCancel | None) -> tuple[Fitted, list[dict]]:
+def _fit_head(
+    backbone,
+    train_enc,
+    val_enc,
+    device,
+    config: EngineConfig,
+    report: _Reporter,
+    should_cancel: ShouldCancel | None,
+) -> tuple[Fitted, list[dict]]:
     """Head mode: features of both splits once, then the exact convex fit."""
     report.done("loading_model")
     report.start("training")
     n, m = len(train_enc), len(val_enc)
     fraction = report.fraction("training")
-    c_tr, r_tr = pooled_features(backbone, train_enc, device, 2 * config.gradient_chunk,
-                                 lambda f: fraction(0.9 * f * n / (n + m), None), should_cancel)
-    c_va, r_va = pooled_features(backbone, val_enc, device, 2 * config.gradient_chunk,
-                                 lambda f: fraction(0.9 * (n + f * m) / (n + m), None),
-                                 should_cancel)
+    c_tr, r_tr = pooled_features(
+        backbone,
+        train_enc,
+        device,
+        2 * config.gradient_chunk,
+        lambda f: fraction(0.9 * f * n / (n + m), None),
+        should_cancel,
+    )
+    c_va, r_va = pooled_features(
+        backbone,
+        val_enc,
+        device,
+        2 * config.gradient_chunk,
+        lambda f: fraction(0.9 * (n + f * m) / (n + m), None),
+        should_cancel,
+    )
     z, z_val = c_tr - r_tr, c_va - r_va
     start = time.perf_counter()
     w, iterations = fit_head(z, config.weight_decay)
     margins = (z @ w).cpu().numpy()
     val_margins = (z_val @ w).cpu().numpy()
-    history = [{"newton_iterations": iterations, "fit_seconds": time.perf_counter() - start,
-                **{f"train_{k}": v for k, v in summarise(margins).items()},
-                **{f"val_{k}": v for k, v in summarise(val_margins).items()}}]
+    history = [
+        {
+            "newton_iterations": iterations,
+            "fit_seconds": time.perf_counter() - start,
+            **{f"train_{k}": v for k, v in summarise(margins).items()},
+            **{f"val_{k}": v for k, v in summarise(val_margins).items()},
+        }
+    ]
     report.done("training")
     # Δ_i = wᵀz_i is linear in w, so the per-pair margin gradient is z_i itself.
     report.start("validation_gradient")
     report.done("validation_gradient")
     report.start("per_pair_gradients")
     report.done("per_pair_gradients")
-    fitted = Fitted(rm=None, margins=margins, grads=z, val_margins=val_margins,
-                    val_grads=z_val, blocks=[("head", slice(0, z.shape[1]))],
-                    ridge=max(config.weight_decay, MIN_L2))
+    fitted = Fitted(
+        rm=None,
+        margins=margins,
+        grads=z,
+        val_margins=val_margins,
+        val_grads=z_val,
+        blocks=[("head", slice(0, z.shape[1]))],
+        ridge=max(config.weight_decay, MIN_L2),
+    )
     return fitted, history
 
 
-def _tracin(fitted: Fitted, config: EngineConfig, should_cancel: ShouldCancel | None
-            ) -> np.ndarray:
+def _tracin(fitted: Fitted, config: EngineConfig, should_cancel: ShouldCancel | None) -> np.ndarray:
     """TracIn-CP over the per-epoch checkpoints; the last one is θ*, whose gradients exist."""
     assert fitted.rm is not None and fitted.grads is not None and fitted.val_grads is not None
     train_enc, val_enc = fitted.encoded
     total = np.zeros(len(fitted.margins))
     for checkpoint in fitted.checkpoints[:-1]:
         margins, grads = per_pair_margin_gradients(
-            fitted.rm, train_enc, config.gradient_chunk, params=checkpoint.params,
-            projector=fitted.projector, should_cancel=should_cancel)
+            fitted.rm,
+            train_enc,
+            config.gradient_chunk,
+            params=checkpoint.params,
+            projector=fitted.projector,
+            should_cancel=should_cancel,
+        )
         val_margins, val_grads = per_pair_margin_gradients(
-            fitted.rm, val_enc, config.gradient_chunk, params=checkpoint.params,
-            projector=fitted.projector, should_cancel=should_cancel)
+            fitted.rm,
+            val_enc,
+            config.gradient_chunk,
+            params=checkpoint.params,
+            projector=fitted.projector,
+            should_cancel=should_cancel,
+        )
         total += tracin_term(margins, grads, val_margins, val_grads, checkpoint.learning_rate)
         del grads, val_grads
     last = fitted.checkpoints[-1].learning_rate if fitted.checkpoints else config.learning_rate
@@ -341,8 +417,11 @@ def _check_pairs(pairs: Sequence[Pair], name: str, minimum: int) -> None:
     if len(pairs) < minimum:
         raise ValueError(
             f"the {name} set has {len(pairs)} pair(s); at least {minimum} needed"
-            + (" (give a validation dataset or more pairs to split from)"
-               if name == "validation" else "")
+            + (
+                " (give a validation dataset or more pairs to split from)"
+                if name == "validation"
+                else ""
+            )
         )
     for i, pair in enumerate(pairs):
         for part in ("prompt", "chosen", "rejected"):

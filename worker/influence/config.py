@@ -161,8 +161,15 @@ class EngineConfig:
         _choice("device", self.device, DEVICES)
         if not self.damping > 0:
             raise ValueError(f"damping must be > 0 (got {self.damping}); try 0.1")
-        for name in ("epochs", "batch_size", "max_length", "lora_r", "lora_alpha",
-                     "cg_max_iter", "gradient_chunk"):
+        for name in (
+            "epochs",
+            "batch_size",
+            "max_length",
+            "lora_r",
+            "lora_alpha",
+            "cg_max_iter",
+            "gradient_chunk",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer (got {value!r})")
@@ -177,16 +184,21 @@ class EngineConfig:
         if self.hvp_pairs < 0:
             raise ValueError(f"hvp_pairs must be ≥ 0 (got {self.hvp_pairs})")
         if self.projection_dim is not None and self.projection_dim <= 0:
-            raise ValueError(f"projection_dim must be a positive integer or None "
-                             f"(got {self.projection_dim})")
+            raise ValueError(
+                f"projection_dim must be a positive integer or None (got {self.projection_dim})"
+            )
         if self.projection_dim is not None and self.hessian == "exact":
-            raise ValueError("hessian='exact' works in the full parameter space; "
-                             "drop projection_dim or use hessian='gauss_newton'")
+            raise ValueError(
+                "hessian='exact' works in the full parameter space; "
+                "drop projection_dim or use hessian='gauss_newton'"
+            )
         if self.target_modules is not None and not self.target_modules:
             raise ValueError("target_modules is empty; give module names or leave it unset")
         if self.mode == "head" and "tracin" in self.methods:
-            raise ValueError("tracin needs the SGD checkpoints of 'lora' training; "
-                             "mode='head' fits the head exactly: drop tracin or use mode='lora'")
+            raise ValueError(
+                "tracin needs the SGD checkpoints of 'lora' training; "
+                "mode='head' fits the head exactly: drop tracin or use mode='lora'"
+            )
         if not self.model or not self.model.strip():
             raise ValueError("model is empty; use one of " + ", ".join(MODEL_PRESETS))
         if self.model not in MODEL_PRESETS and looks_like_path(self.model):

@@ -1,8 +1,8 @@
 """Curvature of the training loss and inverse-Hessian-vector products u = H_λ⁻¹ b.
 
 Two curvatures (SCIENCE.md): the Gauss–Newton matrix G = (1/n) Σ_i p_i(1−p_i) d_i d_iᵀ, with
-d_i = ∇_θ Δ_i [p] and p_i = σ(Δ_i), held through the per-pair gradient matrix D [n, p]; and the exact
-Hessian H = ∇²L(θ) through Pearlmutter's trick (Pearlmutter 1994), forward-over-reverse
+d_i = ∇_θ Δ_i [p] and p_i = σ(Δ_i), held through the per-pair gradient matrix D [n, p]; and the
+exact Hessian H = ∇²L(θ) through Pearlmutter's trick (Pearlmutter 1994), forward-over-reverse
 `torch.func.jvp` of `torch.func.grad`. Both are damped by λI with λ relative to the curvature scale
 (mean diagonal of G). Solves: conjugate gradient (Hestenes & Stiefel 1952), stopping on the relative
 residual and detecting negative curvature, or an exact factorisation in min(n, p) dimensions
@@ -40,8 +40,9 @@ class CGResult:
     converged: bool
 
 
-def conjugate_gradient(matvec: MatVec, b: Tensor, tol: float = 1e-4,
-                       max_iter: int = 100) -> CGResult:
+def conjugate_gradient(
+    matvec: MatVec, b: Tensor, tol: float = 1e-4, max_iter: int = 100
+) -> CGResult:
     """Solve A x = b for symmetric A by conjugate gradient, x₀ = 0, in float64.
 
     Stops when ‖A x − b‖/‖b‖ ≤ tol (the recursive residual, re-checked with one true product at the
@@ -87,8 +88,9 @@ class GaussNewton:
         self.n = margin_grads.shape[0]
         self.dim = margin_grads.shape[1]
         self.D = margin_grads
-        self.weights = torch.as_tensor(prob * (1.0 - prob) / self.n, dtype=torch.float64,
-                                       device=margin_grads.device)
+        self.weights = torch.as_tensor(
+            prob * (1.0 - prob) / self.n, dtype=torch.float64, device=margin_grads.device
+        )
 
     def matvec(self, v: Tensor) -> Tensor:
         dv = (self.D @ v.to(self.D.dtype)).double()
@@ -176,8 +178,9 @@ def exact_hvp(
 
     rm.module.eval()
     theta = {k: v.detach() for k, v in (params or rm.params).items()}
-    batches = [enc.batch(list(index[s : s + chunk]), rm.device)
-               for s in range(0, len(index), chunk)]
+    batches = [
+        enc.batch(list(index[s : s + chunk]), rm.device) for s in range(0, len(index), chunk)
+    ]
     count = len(index)
 
     def loss_sum(p: dict[str, Tensor], ids: Tensor, mask: Tensor) -> Tensor:

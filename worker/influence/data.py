@@ -36,3 +36,13 @@ def join(prompt: str, response: str) -> str:
 def flipped(pair: Pair) -> Pair:
     """The same pair with the preference reversed (chosen and rejected swapped)."""
     return Pair(pair.prompt, pair.rejected, pair.chosen)
+
+
+def split_validation(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Seeded split of range(n) into sorted (train, validation) positions; round(fraction·n)
+    pairs go to validation, at least one stays to train on (the job pipeline's rule)."""
+    import numpy as np
+
+    n_val = max(0, min(n - 1, round(fraction * n)))
+    order = np.random.default_rng(seed).permutation(n)
+    return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())

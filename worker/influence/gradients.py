@@ -43,8 +43,10 @@ class Projector:
 
     def __call__(self, flat: Tensor) -> Tensor:
         """[..., p] -> [..., k]."""
-        parts = [flat[..., block] @ m for (_, block), m in zip(self.in_blocks, self.matrices,
-                                                               strict=True)]
+        parts = [
+            flat[..., block] @ m
+            for (_, block), m in zip(self.in_blocks, self.matrices, strict=True)
+        ]
         return torch.cat(parts, dim=-1)
 
 
@@ -73,7 +75,8 @@ def per_pair_margin_gradients(
     batched = vmap(grad_and_value(margin_of_pair), in_dims=(None, 0, 0))
     n = len(enc)
     dim = projector.dim if projector is not None else rm.n_params
-    gradients = torch.empty((n, dim), dtype=torch.float32, device=rm.device)
+    dtype = next(iter(theta.values())).dtype  # fp32 in the engine; fp64 in exactness tests
+    gradients = torch.empty((n, dim), dtype=dtype, device=rm.device)
     margins = np.empty(n, dtype=np.float64)
     order = np.argsort(enc.lengths(), kind="stable")
     for start in range(0, n, chunk):
@@ -84,7 +87,7 @@ def per_pair_margin_gradients(
             flat = rm.flatten(grads)
             if projector is not None:
                 flat = projector(flat)
-        gradients[torch.as_tensor(index, device=rm.device)] = flat.float()
+        gradients[torch.as_tensor(index, device=rm.device)] = flat.to(dtype)
         margins[index] = values.double().cpu().numpy()
         check_cancel(should_cancel)
         if progress is not None:
@@ -105,14 +108,15 @@ def per_pair_margin_gradients_loop(
         margin = rm.margins(theta, ids, mask)[0]
         grads = torch.autograd.grad(margin, list(theta.values()))
         rows.append(torch.cat([g.reshape(-1) for g in grads]))
-        margins.append(float(margin))
+        margins.append(margin.item())
     return np.asarray(margins, dtype=np.float64), torch.stack(rows)
 
 
 def loss_gradients(margins: np.ndarray, margin_grads: Tensor) -> Tensor:
     """g_i = ∇ℓ_i = −(1 − σ(Δ_i)) d_i, shape [n, p]."""
-    scale = torch.as_tensor(-_sigmoid(-margins), dtype=margin_grads.dtype,
-                            device=margin_grads.device)
+    scale = torch.as_tensor(
+        -_sigmoid(-margins), dtype=margin_grads.dtype, device=margin_grads.device
+    )
     return margin_grads * scale[:, None]
 
 

@@ -2,9 +2,9 @@
 exactly by Newton's method.
 
 With features f(x, y) [h] the reward is r(x, y) = wᵀ f(x, y) (+ a bias that cancels in every
-margin), so Δ_i = wᵀ z_i with z_i = f(x_i, y_c) − f(x_i, y_r): the margin gradient d_i is z_i, the
-objective (1/n) Σ softplus(−wᵀ z_i) + (α/2)‖w‖² is convex, its Hessian equals the Gauss–Newton matrix
-plus αI, and influence is exact up to the first-order expansion (Koh & Liang 2017).
+margin), so Δ_i = wᵀ z_i with z_i = f(x_i, y_c) − f(x_i, y_r): the margin gradient d_i is z_i,
+the objective (1/n) Σ softplus(−wᵀ z_i) + (α/2)‖w‖² is convex, its Hessian equals the Gauss–Newton
+matrix plus αI, and influence is exact up to the first-order expansion (Koh & Liang 2017).
 """
 
 from __future__ import annotations

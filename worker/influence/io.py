@@ -224,6 +224,7 @@ def parse_pairs(
             raise PairFormatError(f"expected an object, got {type(record).__name__}", row=row)
         chosen = _text_field(record, "chosen", row, allow_empty=False)
         rejected = _text_field(record, "rejected", row, allow_empty=False)
+        reserved: tuple[str, ...]
         if schema == "prompt_chosen_rejected":
             prompt = _text_field(record, "prompt", row, allow_empty=True)
             reserved = ("prompt", "chosen", "rejected")
@@ -236,8 +237,6 @@ def parse_pairs(
                 )
             prompt, chosen, rejected = split_transcripts(chosen, rejected)
             reserved = ("chosen", "rejected")
-        if chosen == rejected:
-            raise PairFormatError("chosen and rejected are identical", row=row, column="chosen")
         metadata = {k: v for k, v in record.items() if k not in reserved}
         yield ParsedPair(
             row=row, prompt=prompt, chosen=chosen, rejected=rejected, metadata=metadata

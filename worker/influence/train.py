@@ -85,9 +85,7 @@ def train_reward_model(
     validation loss/accuracy are measured in eval mode after each epoch.
     """
     params = list(rm.params.values())
-    optimizer = torch.optim.AdamW(
-        params, lr=config.learning_rate, weight_decay=config.weight_decay
-    )
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)
     n = len(train)
     steps_per_epoch = math.ceil(n / config.batch_size)
@@ -133,7 +131,10 @@ def train_reward_model(
             )
         )
         if progress is not None:
-            progress("training", (epoch + 1) / config.epochs,
-                     f"epoch {epoch + 1}: val accuracy {val_stats['accuracy']:.3f}")
+            progress(
+                "training",
+                (epoch + 1) / config.epochs,
+                f"epoch {epoch + 1}: val accuracy {val_stats['accuracy']:.3f}",
+            )
     rm.module.eval()
     return result

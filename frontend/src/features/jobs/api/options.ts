@@ -1,6 +1,7 @@
 // The audit options the form offers. Defaults and help text come from the backend's OpenAPI
 // document (JobCreate), so the form shows what the server would do with an omitted field.
-import spec from "../../../../openapi.json";
+// Named import: the bundler keeps only `components`, not the whole document.
+import { components } from "../../../../openapi.json";
 
 export const MODEL_PRESETS = [
   { value: "minilm", label: "minilm: all-MiniLM-L6-v2 (default)" },
@@ -23,9 +24,8 @@ interface PropertySchema {
   title?: string;
 }
 
-const properties: Record<string, PropertySchema> =
-  (spec as { components: { schemas: Record<string, { properties?: Record<string, PropertySchema> }> } })
-    .components.schemas.JobCreate?.properties ?? {};
+const schemas = components.schemas as Record<string, { properties?: Record<string, PropertySchema> }>;
+const properties: Record<string, PropertySchema> = schemas.JobCreate?.properties ?? {};
 
 /** The server's default for a JobCreate field, or `fallback` if the spec gives none. */
 export function defaultOf<T>(field: string, fallback: T): T {

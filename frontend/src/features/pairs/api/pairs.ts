@@ -18,7 +18,7 @@ export type FlagFilter = "all" | "flagged" | "unflagged";
 /** Rows fetched per request while scrolling the ranked table. */
 export const PAGE_SIZE = 100;
 /** Rows per request when collecting every score of a job for the histogram. */
-export const SCORES_PAGE_SIZE = 500;
+export const SCORES_PAGE_SIZE = 1000;
 
 export interface PairsQuery {
   jobId: number;
@@ -75,7 +75,8 @@ export function useHarmScores(datasetId: number, jobId: number) {
     queryKey: pairKeys.scores(datasetId, jobId),
     queryFn: async () => {
       const harms: number[] = [];
-      for (let offset = 0; ; offset += SCORES_PAGE_SIZE) {
+      // Step by what came back: the server may cap `limit` below what was asked.
+      for (let offset = 0; ; ) {
         const page = await fetchPairs(datasetId, {
           job_id: jobId,
           sort: "index",
@@ -86,7 +87,8 @@ export function useHarmScores(datasetId: number, jobId: number) {
           const harm = pair.scores?.harm;
           if (typeof harm === "number" && Number.isFinite(harm)) harms.push(harm);
         }
-        if (page.items.length === 0 || offset + page.items.length >= page.total) break;
+        offset += page.items.length;
+        if (page.items.length === 0 || offset >= page.total) break;
       }
       return harms;
     },

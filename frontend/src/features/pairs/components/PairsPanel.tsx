@@ -87,7 +87,7 @@ export function PairsPanel({ datasetId, jobId, datasetPairs }: Props) {
         onFlagTop={(fraction) =>
           flagTop.mutate(
             { jobId, fraction },
-            { onSuccess: (result) => setMessage(`Flagged ${result.flagged ?? 0} pairs.`) },
+            { onSuccess: (result) => setMessage(`Flagged the top ${percent}%: ${result.flagged ?? 0} pairs newly flagged.`) },
           )
         }
         onClearFlags={() =>

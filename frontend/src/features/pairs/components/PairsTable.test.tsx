@@ -9,18 +9,18 @@ import { PairsTable, sortToState, stateToSort } from "./PairsTable";
 const pairs = [makePair(4, 0.9), makePair(0, 0.5), makePair(2, -0.1)];
 
 function renderTable(overrides: Partial<Parameters<typeof PairsTable>[0]> = {}) {
-  const props = {
-    pairs,
-    total: pairs.length,
-    sort: "-harm" as Sort,
-    onSortChange: vi.fn(),
-    selectedId: null,
-    onSelect: vi.fn(),
-    onToggleFlag: vi.fn(),
-    ...overrides,
-  };
-  render(<PairsTable {...props} />);
-  return props;
+  const handlers = { onSortChange: vi.fn(), onSelect: vi.fn(), onToggleFlag: vi.fn() };
+  render(
+    <PairsTable
+      pairs={pairs}
+      total={pairs.length}
+      sort={"-harm" as Sort}
+      selectedId={null}
+      {...handlers}
+      {...overrides}
+    />,
+  );
+  return handlers;
 }
 
 function bodyRows() {
@@ -97,14 +97,22 @@ describe("PairsTable", () => {
     expect(bodyRows()[1]).toHaveAttribute("aria-selected", "true");
   });
 
-  it("renders only a window of a long list and asks for more near its end", () => {
+  it("renders only a window of a long list", () => {
     const many: Pair[] = Array.from({ length: 2000 }, (_, i) => makePair(i, 1 - i / 2000));
     const onNeedMore = vi.fn();
     renderTable({ pairs: many, total: 5000, onNeedMore, height: 400 });
     const rendered = bodyRows().length;
     expect(rendered).toBeGreaterThan(5);
     expect(rendered).toBeLessThan(100);
+    // Far from the end of what is loaded: no need for the next page yet.
     expect(onNeedMore).not.toHaveBeenCalled();
+  });
+
+  it("asks for the next page when the loaded rows run out before the total", () => {
+    const few: Pair[] = Array.from({ length: 12 }, (_, i) => makePair(i, 1 - i / 12));
+    const onNeedMore = vi.fn();
+    renderTable({ pairs: few, total: 500, onNeedMore });
+    expect(onNeedMore).toHaveBeenCalled();
   });
 
   it("maps the API's sort to TanStack sorting state and back", () => {

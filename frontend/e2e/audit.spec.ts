@@ -1,0 +1,167 @@
+import { expect, test, type Locator, type Page } from "@playwright/test";
+import { mkdirSync, readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { gunzipSync } from "node:zlib";
+
+// The walking skeleton through the browser: log in, drop a small HH-RLHF file, audit it with
+// the `tiny` preset on the real worker, review the ranking, flag, and download the cleaned file.
+const here = dirname(fileURLToPath(import.meta.url));
+const HH_TEST = resolve(here, "../../../shared/data/hh-rlhf/helpful-base-test.jsonl.gz");
+const N_PAIRS = 60;
+const SCREENSHOT = resolve(here, "../test-results/ranked-pairs.png");
+
+function smallHhFile(): string {
+  const lines = gunzipSync(readFileSync(HH_TEST)).toString("utf8").split("\n");
+  return lines.slice(0, N_PAIRS).join("\n") + "\n";
+}
+
+async function dropFile(page: Page, zone: Locator, name: string, text: string) {
+  const dataTransfer = await page.evaluateHandle(
+    ({ name, text }) => {
+      const transfer = new DataTransfer();
+      transfer.items.add(new File([text], name, { type: "application/jsonl" }));
+      return transfer;
+    },
+    { name, text },
+  );
+  await zone.dispatchEvent("dragenter", { dataTransfer });
+  await zone.dispatchEvent("drop", { dataTransfer });
+}
+
+function flaggedCount(summary: string): number {
+  const match = /(\d+) of (\d+) pairs flagged/.exec(summary);
+  if (!match) throw new Error(`no flag count in "${summary}"`);
+  return Number(match[1]);
+}
+
+test("upload, audit with the tiny preset, review, flag and export", async ({ page }) => {
+  const uploaded = smallHhFile();
+  const name = `hh-e2e-${Date.now()}`;
+
+  await test.step("log in", async () => {
+    await page.goto("/");
+    await page.getByLabel("Username").fill("e2e");
+    await page.getByLabel("Password").fill("wrong");
+    await page.getByRole("button", { name: "Log in" }).click();
+    await expect(page.getByRole("alert")).toContainText(/wrong|invalid|incorrect/i);
+    await page.getByLabel("Password").fill("e2e-password");
+    await page.getByRole("button", { name: "Log in" }).click();
+    await expect(page.getByRole("heading", { name: "Datasets" })).toBeVisible();
+    await expect(page.getByText("Signed in as e2e")).toBeVisible();
+  });
+
+  await test.step("upload by drag and drop", async () => {
+    await dropFile(page, page.getByTestId("dropzone"), "helpful-base-60.jsonl", uploaded);
+    await expect(page.getByText("helpful-base-60.jsonl")).toBeVisible();
+    await page.getByLabel("Dataset name").fill(name);
+    await page.getByRole("button", { name: "Upload" }).click();
+    await expect(page.getByRole("status")).toContainText(`${N_PAIRS} pairs`);
+    const row = page.getByRole("row").filter({ has: page.getByRole("link", { name }) });
+    await expect(row.getByRole("cell", { name: String(N_PAIRS), exact: true })).toBeVisible();
+    await page.getByRole("link", { name }).click();
+    await expect(page.getByRole("heading", { name, level: 1 })).toBeVisible();
+  });
+
+  await test.step("launch an audit with the tiny preset and watch it finish", async () => {
+    await expect(page.getByLabel("Model")).toHaveValue("minilm");
+    await page.getByLabel("Model").selectOption("tiny");
+    await page.getByRole("button", { name: "Launch audit" }).click();
+    const progress = page.getByRole("progressbar");
+    await expect(progress).toBeVisible();
+    await expect(page.getByText("Succeeded", { exact: true }).first()).toBeVisible({
+      timeout: 6 * 60_000,
+    });
+    await expect(progress).toHaveAttribute("aria-valuenow", "100");
+  });
+
+  const table = page.getByRole("table", { name: "Pairs ranked by harm" });
+  const dataRows = table.locator("tbody tr[data-row-index]");
+
+  await test.step("see the pairs ranked by harm, chosen and rejected side by side", async () => {
+    await expect(page.getByRole("img", { name: /histogram of harm scores/i })).toBeVisible();
+    await expect(dataRows.first()).toBeVisible();
+    const harms = (await dataRows.locator("td.col-harm").allTextContents()).map(Number);
+    expect(harms.length).toBeGreaterThan(5);
+    expect(harms).toEqual([...harms].sort((a, b) => b - a));
+    await expect(dataRows.first().locator("td.col-rank")).toHaveText("1");
+
+    await dataRows.first().click();
+    const chosen = page.getByRole("region", { name: "Chosen response" });
+    const rejected = page.getByRole("region", { name: "Rejected response" });
+    await expect(page.getByRole("region", { name: "Prompt" })).toContainText("Human:");
+    await expect(chosen).toBeVisible();
+    await expect(rejected).toBeVisible();
+    const [c, r] = [await chosen.boundingBox(), await rejected.boundingBox()];
+    expect(c && r && c.x + c.width <= r.x && Math.abs(c.y - r.y) < 2).toBeTruthy();
+    // Transcripts keep their line breaks.
+    await expect(chosen.locator("pre")).toHaveCSS("white-space", "pre-wrap");
+  });
+
+  const summary = page.getByTestId("flag-summary");
+
+  await test.step("flag one pair and unflag it", async () => {
+    await expect(summary).toContainText(`0 of ${N_PAIRS} pairs flagged`);
+    const checkbox = dataRows.nth(1).getByRole("checkbox");
+    await checkbox.check();
+    await expect(checkbox).toBeChecked();
+    await expect(summary).toContainText(`1 of ${N_PAIRS} pairs flagged`);
+    await checkbox.uncheck();
+    await expect(checkbox).not.toBeChecked();
+    await expect(summary).toContainText(`0 of ${N_PAIRS} pairs flagged`);
+
+    await page.getByLabel("Note (optional)").fill("e2e: looks mislabelled");
+    await page.getByRole("button", { name: "Flag pair" }).click();
+    await expect(dataRows.first().getByRole("checkbox")).toBeChecked();
+    await page.getByRole("button", { name: "Unflag pair" }).click();
+    await expect(dataRows.first().getByRole("checkbox")).not.toBeChecked();
+    await expect(summary).toContainText(`0 of ${N_PAIRS} pairs flagged`);
+  });
+
+  let flagged = 0;
+  await test.step("flag the top 10% in one action", async () => {
+    await expect(page.getByLabel("Fraction to flag (%)")).toHaveValue("10");
+    await page.getByRole("button", { name: "Flag top 10%" }).click();
+    await expect(page.getByTestId("flag-message")).toContainText("newly flagged");
+    await expect(summary).not.toContainText(`0 of ${N_PAIRS}`);
+    flagged = flaggedCount((await summary.textContent()) ?? "");
+    expect(flagged).toBeGreaterThan(0);
+    expect(flagged).toBeLessThan(N_PAIRS / 5);
+    // The most harmful pairs are the flagged ones.
+    await expect(dataRows.first().getByRole("checkbox")).toBeChecked();
+    await dataRows.first().click();
+    mkdirSync(dirname(SCREENSHOT), { recursive: true });
+    await page.getByRole("heading", { name: "Pairs ranked by harm" }).scrollIntoViewIfNeeded();
+    await page.screenshot({ path: SCREENSHOT, fullPage: true });
+  });
+
+  await test.step("the flagged filter shows exactly the flagged pairs", async () => {
+    await page.getByLabel("Show").selectOption("flagged");
+    await expect(dataRows).toHaveCount(flagged);
+    await page.getByLabel("Show").selectOption("all");
+  });
+
+  await test.step("download the cleaned JSONL", async () => {
+    const downloading = page.waitForEvent("download");
+    await page.getByRole("button", { name: "JSONL" }).click();
+    const download = await downloading;
+    expect(download.suggestedFilename()).toMatch(/\.jsonl$/);
+    const text = readFileSync((await download.path())!, "utf8");
+    const lines = text.split("\n").filter((line) => line.trim() !== "");
+    // Every pair of the dataset that is not flagged (validation pairs included).
+    expect(lines).toHaveLength(N_PAIRS - flagged);
+    const original = new Set(uploaded.trim().split("\n").map((line) => {
+      const row = JSON.parse(line) as { chosen: string; rejected: string };
+      return `${row.chosen}\u0000${row.rejected}`;
+    }));
+    for (const line of lines) {
+      const row = JSON.parse(line) as { chosen: string; rejected: string };
+      expect(original.has(`${row.chosen}\u0000${row.rejected}`)).toBe(true);
+    }
+  });
+
+  await test.step("log out", async () => {
+    await page.getByRole("button", { name: "Log out" }).click();
+    await expect(page.getByRole("button", { name: "Log in" })).toBeVisible();
+  });
+});

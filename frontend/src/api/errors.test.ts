@@ -1,0 +1,24 @@
+import { describe, expect, it } from "vitest";
+import { describeDetail } from "./errors";
+
+describe("describeDetail", () => {
+  it("names the row and column of a rejected upload", () => {
+    expect(
+      describeDetail(422, { detail: { message: "not valid JSON", row: 12, column: null } }),
+    ).toBe("Row 12: not valid JSON");
+    expect(describeDetail(422, { detail: { message: "empty", row: 3, column: "chosen" } })).toBe(
+      'Row 3, column "chosen": empty',
+    );
+  });
+
+  it("passes a plain detail through and summarises FastAPI's field errors", () => {
+    expect(describeDetail(401, { detail: "wrong username or password" })).toBe(
+      "wrong username or password",
+    );
+    expect(
+      describeDetail(422, { detail: [{ loc: ["body", "top_fraction"], msg: "must be > 0" }] }),
+    ).toBe("top_fraction: must be > 0");
+    expect(describeDetail(500, "Internal Server Error")).toBe("Internal Server Error");
+    expect(describeDetail(502, undefined)).toBe("The server answered 502.");
+  });
+});

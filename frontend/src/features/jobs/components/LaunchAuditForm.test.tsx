@@ -1,0 +1,50 @@
+import { screen, waitFor } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
+import { describe, expect, it, vi } from "vitest";
+import { makeJob } from "../../../test/fixtures";
+import { mockApi, renderWithClient } from "../../../test/utils";
+import { LaunchAuditForm } from "./LaunchAuditForm";
+
+describe("LaunchAuditForm", () => {
+  it("launches with the minilm preset by default, sending only what differs from defaults", async () => {
+    const bodies: unknown[] = [];
+    mockApi({
+      "POST /api/v1/datasets/1/jobs": async (request) => {
+        bodies.push(await request.json());
+        return new Response(JSON.stringify(makeJob({ id: 9 })), {
+          status: 202,
+          headers: { "Content-Type": "application/json" },
+        });
+      },
+      "GET /api/v1/datasets/1/jobs": () => ({ items: [], total: 0 }),
+    });
+    const onLaunched = vi.fn();
+    renderWithClient(<LaunchAuditForm datasetId={1} onLaunched={onLaunched} />);
+    expect(screen.getByLabelText("Model")).toHaveValue("minilm");
+    await userEvent.click(screen.getByRole("button", { name: "Launch audit" }));
+    await waitFor(() => expect(onLaunched).toHaveBeenCalled());
+    expect(bodies[0]).toEqual({ kind: "audit", model: "minilm" });
+
+    await userEvent.selectOptions(screen.getByLabelText("Model"), "tiny");
+    await userEvent.click(screen.getByText("Advanced options"));
+    await userEvent.type(screen.getByLabelText("Epochs"), "3");
+    await userEvent.click(screen.getByRole("button", { name: "Launch audit" }));
+    await waitFor(() => expect(bodies).toHaveLength(2));
+    expect(bodies[1]).toEqual({ kind: "audit", model: "tiny", epochs: 3 });
+  });
+
+  it("shows why the server refused the options", async () => {
+    mockApi({
+      "POST /api/v1/datasets/1/jobs": () =>
+        new Response(JSON.stringify({ detail: "default_method 'tracin' is not among methods" }), {
+          status: 422,
+          headers: { "Content-Type": "application/json" },
+        }),
+    });
+    renderWithClient(<LaunchAuditForm datasetId={1} onLaunched={() => {}} />);
+    await userEvent.click(screen.getByRole("button", { name: "Launch audit" }));
+    expect(await screen.findByRole("alert")).toHaveTextContent(
+      "Could not launch: default_method 'tracin' is not among methods",
+    );
+  });
+});

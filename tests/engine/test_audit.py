@@ -1,0 +1,146 @@
+"""End-to-end audits on the tiny model: signs, shapes, determinism, cancellation, bad inputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.engine.conftest import noisy_split, synthetic_pairs, tiny_config
+from worker.influence.audit import STAGES, AuditResult, Cancelled, run_audit
+from worker.influence.columns import METHODS, SCORE_COLUMNS
+from worker.influence.data import Pair
+
+ALL_METHODS = list(METHODS)
+
+
+@pytest.fixture(scope="module")
+def audit() -> tuple[AuditResult, list[int], list]:
+    train, val, flips = noisy_split()
+    stages: list[str] = []
+    result = run_audit(
+        train,
+        val,
+        tiny_config(methods=ALL_METHODS, damping=1.0),
+        progress=lambda stage, fraction, message: stages.append(stage),
+        keep_state=True,
+    )
+    return result, flips, stages
+
+
+def ranks(harm: np.ndarray) -> np.ndarray:
+    """0 = most harmful."""
+    return np.argsort(np.argsort(-harm, kind="stable"), kind="stable")
+
+
+def test_scores_have_the_contracted_columns(audit) -> None:
+    result, _, _ = audit
+    assert set(result.scores) <= set(SCORE_COLUMNS)
+    assert {"harm", "loss", "margin", "harm_loss"} <= set(result.scores)
+    for name, values in result.scores.items():
+        assert values.dtype == np.float64 and values.shape == (80,), name
+        assert np.all(np.isfinite(values)), name
+    json.dumps(result.metrics)  # the pipeline stores metrics as JSON
+
+
+def test_signs_follow_science_md(audit) -> None:
+    scores = audit[0].scores
+    np.testing.assert_array_equal(scores["harm_influence"], -scores["removal_effect_influence"])
+    np.testing.assert_array_equal(scores["harm_datainf"], -scores["removal_effect_datainf"])
+    np.testing.assert_allclose(scores["loss"], np.logaddexp(0, -scores["margin"]))
+    np.testing.assert_array_equal(scores["harm"], scores["harm_loss"])  # default_method="loss"
+    assert np.all(scores["harm_self_influence"] > 0)
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        "harm_loss",
+        "harm_gradient_similarity",
+        "harm_gradient_cosine",
+        "harm_influence",
+        "harm_self_influence",
+        "harm_tracin",
+    ],
+)
+def test_flipped_pairs_rank_harmful(audit, column: str) -> None:
+    result, flips, _ = audit
+    assert result.metrics["val_accuracy"] > 0.9
+    # 3 flips among 80 pairs: each must sit in the top 10%.
+    assert ranks(result.scores[column])[flips].max() < 8, ranks(result.scores[column])[flips]
+
+
+def test_metrics_report_diagnostics(audit) -> None:
+    result, _, stages = audit
+    metrics = result.metrics
+    assert [s for i, s in enumerate(stages) if i == 0 or stages[i - 1] != s] == list(STAGES)
+    assert len(metrics["history"]) == 4
+    expected = {"train_loss", "train_accuracy", "val_loss", "val_accuracy"}
+    assert expected <= set(metrics["history"][0])
+    influence = metrics["influence"]
+    assert influence["damping_absolute"] == pytest.approx(
+        influence["damping_relative"] * influence["curvature_scale"]
+    )
+    assert influence["relative_residual"] < 1e-4
+    assert not influence["negative_curvature"]
+    assert set(metrics["seconds"]) == set(STAGES)
+    assert metrics["n_trainable_params"] == 2 * 2 * (8 * 32 * 2) + 33
+    assert metrics["warnings"] == []
+
+
+def test_duplicated_validation_pair_ranks_helpful() -> None:
+    # A validation pair unlike any training pair, copied into training: only the copies teach the
+    # model that preference, so removing them would raise validation loss the most.
+    train, val, _ = noisy_split(flips=())
+    odd = Pair("\n\nHuman: which fruit?\n\nAssistant:", " banana mango kiwi", " apple pear plum")
+    val = [odd, *val[:4]]
+    train = train + [odd] * 3
+    result = run_audit(
+        train, val, tiny_config(methods=["loss", "gradient_similarity", "influence"], damping=1.0)
+    )
+    for column in ("harm_influence", "harm_gradient_similarity"):
+        most_helpful = ranks(-result.scores[column])
+        assert most_helpful[-3:].max() < 0.1 * len(train), (column, most_helpful[-3:])
+    assert np.all(result.scores["removal_effect_influence"][-3:] > 0)
+
+
+def test_same_seed_same_scores_and_other_seed_differs() -> None:
+    train, val = synthetic_pairs(24, 1), synthetic_pairs(8, 2)
+    config = tiny_config(epochs=1, methods=["loss", "gradient_similarity", "influence"])
+    first = run_audit(train, val, config).scores
+    second = run_audit(train, val, config).scores
+    for key in first:
+        np.testing.assert_array_equal(first[key], second[key], err_msg=key)
+    other = run_audit(train, val, tiny_config(epochs=1, seed=1)).scores
+    assert not np.array_equal(first["margin"], other["margin"])
+
+
+def test_cancel_raises_cancelled() -> None:
+    train, val = synthetic_pairs(24, 1), synthetic_pairs(8, 2)
+    with pytest.raises(Cancelled):
+        run_audit(train, val, tiny_config(epochs=1), should_cancel=lambda: True)
+
+
+def test_low_validation_accuracy_warns() -> None:
+    train, val = synthetic_pairs(16, 1), synthetic_pairs(8, 2)
+    val = [type(p)(p.prompt, p.rejected, p.chosen) for p in val]  # every validation pair reversed
+    result = run_audit(train, val, tiny_config(epochs=1, methods=["loss"]))
+    assert any("every score is noise" in w for w in result.metrics["warnings"])
+
+
+def test_empty_validation_set_is_rejected() -> None:
+    with pytest.raises(ValueError, match="validation set has 0 pair"):
+        run_audit(synthetic_pairs(8, 1), [], tiny_config())
+
+
+def test_projection_keeps_rankings_close(audit) -> None:
+    train, val, flips = noisy_split()
+    projected = run_audit(
+        train, val, tiny_config(methods=ALL_METHODS, damping=1.0, projection_dim=1024)
+    )
+    exact = audit[0].scores
+    for column in ("harm_gradient_similarity", "harm_influence"):
+        corr = np.corrcoef(projected.scores[column], exact[column])[0, 1]
+        assert corr > 0.9, (column, corr)
+    assert projected.metrics["n_trainable_params"] == 2081
