@@ -51,8 +51,11 @@ test-python: install
 	$(BIN)/pytest -q
 
 test-frontend: frontend chromium
-	$(BIN)/prefaudit openapi --out frontend/openapi.json.check
-	cd frontend && npm run check:api -- openapi.json.check && npm run typecheck && npm test
+	@# The generated client must match the backend: spec drift and type drift both fail.
+	$(BIN)/prefaudit openapi --out $(VENV)/openapi.json
+	@diff -q frontend/openapi.json $(VENV)/openapi.json >/dev/null || { \
+	  echo "frontend/openapi.json is stale: run 'make openapi' and commit"; exit 1; }
+	cd frontend && npm run check:api && npm run typecheck && npm test
 	cd frontend && PREFAUDIT_BIN=$(CURDIR)/$(BIN)/prefaudit npm run e2e
 
 openapi: install  ## regenerate frontend/openapi.json and the TypeScript client from the backend

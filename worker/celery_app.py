@@ -18,7 +18,8 @@ def broker_config(settings: Settings) -> dict[str, Any]:
     folder = settings.broker_folder
     queue = folder / "queue"
     processed = folder / "processed"
-    for path in (queue, processed):
+    control = folder / "control"
+    for path in (queue, processed, control):
         path.mkdir(parents=True, exist_ok=True)
     return {
         "broker_url": "filesystem://",
@@ -27,6 +28,8 @@ def broker_config(settings: Settings) -> dict[str, Any]:
             "data_folder_out": str(queue),
             "processed_folder": str(processed),
             "store_processed": False,
+            # Exchange bindings; kombu's default is ./control in the current directory.
+            "control_folder": str(control),
         },
         # The filesystem transport has no fanout exchange for remote control.
         "worker_enable_remote_control": False,

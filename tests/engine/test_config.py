@@ -1,0 +1,127 @@
+"""EngineConfig validation and the `score` command line."""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import json
+import sys
+import typing
+from pathlib import Path
+
+import pytest
+
+from worker.influence.config import EngineConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+HH_TEST = ROOT.parent / "shared" / "data" / "hh-rlhf" / "helpful-base-test.jsonl.gz"
+
+
+def test_defaults_are_valid_and_documented() -> None:
+    EngineConfig().validate()
+    hints = typing.get_type_hints(EngineConfig)
+    simple = {str, int, float, bool, list[str], str | None, int | None, list[str] | None}
+    for f in dataclasses.fields(EngineConfig):
+        assert f.metadata.get("help"), f.name
+        assert hints[f.name] in simple, (f.name, hints[f.name])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"methods": ["loss", "magic"]}, "unknown method.*'magic'.*known methods: loss"),
+        ({"methods": []}, "methods is empty"),
+        ({"damping": 0.0}, "damping must be > 0"),
+        ({"damping": -1.0}, "damping must be > 0"),
+        ({"epochs": 0}, "epochs must be a positive integer"),
+        ({"batch_size": -2}, "batch_size must be a positive integer"),
+        ({"learning_rate": 0.0}, "learning_rate must be > 0"),
+        ({"default_method": "influence", "methods": ["loss"]}, "default_method 'influence'"),
+        ({"model": "/no/such/model"}, "looks like a local path but no such directory"),
+        ({"model": "./missing"}, "looks like a local path"),
+        ({"mode": "full"}, "mode must be one of lora, head"),
+        ({"hessian": "exact", "projection_dim": 64}, "hessian='exact' works in the full"),
+        ({"mode": "head", "methods": ["loss", "tracin"]}, "tracin needs the SGD checkpoints"),
+    ],
+)
+def test_bad_configs_fail_with_a_clear_message(overrides: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        EngineConfig(**overrides).validate()
+
+
+def test_hub_ids_and_existing_paths_are_accepted(tmp_path: Path) -> None:
+    EngineConfig(model="sentence-transformers/all-MiniLM-L6-v2").validate()
+    EngineConfig(model=str(tmp_path)).validate()
+
+
+def test_hub_id_fails_at_run_time_with_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from worker.influence.model import load_backbone
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(RuntimeError, match="could not load model 'no-org/no-model'"):
+        load_backbone(EngineConfig(model="no-org/no-model"))
+
+
+def test_importing_the_package_and_config_stays_torch_free() -> None:
+    import subprocess
+
+    code = (
+        "import sys, worker.influence, worker.influence.config, worker.influence.data; "
+        "sys.exit(1 if 'torch' in sys.modules else 0)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
+
+
+def test_score_command_writes_one_row_per_training_pair(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+    import typer
+    from typer.testing import CliRunner
+
+    from worker.influence.cli import (
+        main,  # noqa: F401 - the module builds the command
+        score,
+    )
+
+    train, val = tmp_path / "train.jsonl", tmp_path / "val.jsonl"
+    with gzip.open(HH_TEST, "rt", encoding="utf-8") as lines:
+        records = [json.loads(next(lines)) for _ in range(40)]
+    train.write_text("".join(json.dumps(r) + "\n" for r in records[:30]))
+    val.write_text("".join(json.dumps(r) + "\n" for r in records[30:]))
+    app = typer.Typer()
+    app.command("score")(score)
+    app.command("noop")(lambda: None)  # a second command keeps "score" as a subcommand
+    out = tmp_path / "scores.parquet"
+    result = CliRunner().invoke(
+        app,
+        [
+            "score",
+            str(train),
+            "--val",
+            str(val),
+            "--model",
+            "tiny",
+            "--epochs",
+            "1",
+            "--methods",
+            "influence,gradient_similarity",
+            "--default-method",
+            "influence",
+            "--max-length",
+            "64",
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    table = pq.read_table(out)
+    assert table.column_names == [
+        "index",
+        "harm",
+        "harm_influence",
+        "harm_gradient_similarity",
+        "removal_effect_influence",
+    ]
+    assert table.column("index").to_pylist() == list(range(30))
+    help_text = CliRunner().invoke(app, ["score", "--help"]).output
+    for option in ("--damping", "--projection-dim", "--methods", "--val-fraction"):
+        assert option in help_text
