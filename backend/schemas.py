@@ -130,6 +130,8 @@ def _engine_fields() -> dict[str, Any]:
             default = Field(
                 default_factory=f.default_factory,  # type: ignore[arg-type]
                 description=f.metadata.get("help"),
+                # pydantic leaves factory defaults out of the schema; clients need to see them.
+                json_schema_extra={"default": f.default_factory()},  # type: ignore[misc]
             )
         fields[f.name] = (hints[f.name], default)
     return fields
@@ -202,6 +204,16 @@ class JobPublic(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+
+
+class Histogram(BaseModel):
+    """Counts of one score column over a job's training pairs, in equal-width bins."""
+
+    column: str
+    n: int
+    edges: list[float] = Field(description="len(counts) + 1 bin edges, ascending.")
+    counts: list[int]
+    quantiles: dict[str, float] = Field(description="p10, p50, p90 of the column.")
 
 
 class JobsPage(BaseModel):

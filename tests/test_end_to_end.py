@@ -47,6 +47,13 @@ def test_upload_audit_flag_export(client, make_user, celery_worker_process) -> N
         assert scores["loss"] is not None and scores["harm_gradient_similarity"] is not None
         assert scores["harm_influence"] == -scores["removal_effect_influence"]
 
+    histogram = client.get(
+        f"{API}/jobs/{job['id']}/histogram", headers=headers, params={"bins": 12}
+    ).json()
+    assert histogram["n"] == 180 and sum(histogram["counts"]) == 180
+    assert len(histogram["edges"]) == 13
+    assert histogram["edges"][0] == min(harm) and histogram["edges"][-1] == max(harm)
+
     flagged = client.post(
         f"{API}/datasets/{dataset['id']}/flags",
         headers=headers,

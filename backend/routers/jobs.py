@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
 from sqlalchemy import func, select
 
 from backend.deps import CurrentUser, DatasetDep, JobDep, SessionDep
 from backend.models import Job
-from backend.schemas import JobCreate, JobPublic, JobsPage
-from backend.services import jobs
+from backend.schemas import Histogram, JobCreate, JobPublic, JobsPage
+from backend.services import jobs, review
 
 router = APIRouter(tags=["jobs"])
 
@@ -50,3 +52,17 @@ def read_job(job: JobDep) -> JobPublic:
 def cancel_job(job: JobDep, session: SessionDep) -> JobPublic:
     """Cancel a queued or running job; finished jobs are returned unchanged."""
     return JobPublic.model_validate(jobs.cancel_job(session, job))
+
+
+@router.get("/jobs/{job_id}/histogram", response_model=Histogram)
+def score_histogram(
+    job: JobDep,
+    session: SessionDep,
+    column: str = "harm",
+    bins: Annotated[int, Query(ge=1, le=200)] = 40,
+) -> Histogram:
+    """Distribution of one score column over an audit's training pairs (cheap, no texts)."""
+    try:
+        return review.histogram(session, job, column, bins)
+    except review.ReviewError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None

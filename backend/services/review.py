@@ -8,7 +8,7 @@ from sqlalchemy import Select, delete, func, select
 from sqlalchemy.orm import Session
 
 from backend.models import Dataset, Flag, Job, Pair, Score, User, utcnow
-from backend.schemas import PairPublic, PairScores, PairsPage
+from backend.schemas import Histogram, PairPublic, PairScores, PairsPage
 from worker.influence.columns import SCORE_COLUMNS
 
 SORT_KEYS: tuple[str, ...] = ("index", *SCORE_COLUMNS)
@@ -153,6 +153,35 @@ def most_harmful(session: Session, job_id: int, fraction: float, method: str) ->
     k = math.ceil(fraction * n_scored)
     query = select(Score.pair_id).where(*scored).order_by(column.desc(), Score.pair_id).limit(k)
     return list(session.scalars(query))
+
+
+def histogram(session: Session, job: Job, column: str, bins: int) -> Histogram:
+    """Equal-width histogram of a score column over the job's scored training pairs."""
+    import numpy as np
+
+    if column not in SCORE_COLUMNS:
+        raise ReviewError(f"unknown score column {column!r}; use one of {', '.join(SCORE_COLUMNS)}")
+    if job.kind != "audit" or job.status != "succeeded":
+        raise ReviewError(f"job {job.id} is not a succeeded audit: it has no scores")
+    values = np.array(
+        session.scalars(
+            select(getattr(Score, column)).where(
+                Score.job_id == job.id, Score.split == "train", getattr(Score, column).is_not(None)
+            )
+        ).all(),
+        dtype=np.float64,
+    )
+    if values.size == 0:
+        raise ReviewError(f"job {job.id} has no {column!r} scores; pick a method it computed")
+    counts, edges = np.histogram(values, bins=bins)
+    p10, p50, p90 = np.quantile(values, [0.1, 0.5, 0.9])
+    return Histogram(
+        column=column,
+        n=int(values.size),
+        edges=edges.tolist(),
+        counts=counts.tolist(),
+        quantiles={"p10": float(p10), "p50": float(p50), "p90": float(p90)},
+    )
 
 
 def clear_flags(session: Session, dataset: Dataset) -> int:

@@ -47,8 +47,16 @@ test("upload, audit with the tiny preset, review, flag and export", async ({ pag
     await expect(page.getByRole("alert")).toContainText(/wrong|invalid|incorrect/i);
     await page.getByLabel("Password").fill("e2e-password");
     await page.getByRole("button", { name: "Log in" }).click();
-    await expect(page.getByRole("heading", { name: "Datasets" })).toBeVisible();
+    await expect(page.getByRole("heading", { name: "Datasets", exact: true })).toBeVisible();
     await expect(page.getByText("Signed in as e2e")).toBeVisible();
+  });
+
+  await test.step("a file with a bad row is refused, naming the row", async () => {
+    const [first, second] = uploaded.split("\n");
+    await dropFile(page, page.getByTestId("dropzone"), "broken.jsonl", `${first}\n${second.slice(0, 40)}\n`);
+    await page.getByRole("button", { name: "Upload" }).click();
+    await expect(page.getByRole("alert")).toContainText(/row 2\b/i);
+    await expect(page.getByText("No datasets yet.")).toBeVisible();
   });
 
   await test.step("upload by drag and drop", async () => {
@@ -64,8 +72,8 @@ test("upload, audit with the tiny preset, review, flag and export", async ({ pag
   });
 
   await test.step("launch an audit with the tiny preset and watch it finish", async () => {
-    await expect(page.getByLabel("Model")).toHaveValue("minilm");
-    await page.getByLabel("Model").selectOption("tiny");
+    await expect(page.getByLabel("Model preset")).toHaveValue("minilm");
+    await page.getByLabel("Model preset").selectOption("tiny");
     await page.getByRole("button", { name: "Launch audit" }).click();
     const progress = page.getByRole("progressbar");
     await expect(progress).toBeVisible();
@@ -158,6 +166,13 @@ test("upload, audit with the tiny preset, review, flag and export", async ({ pag
       const row = JSON.parse(line) as { chosen: string; rejected: string };
       expect(original.has(`${row.chosen}\u0000${row.rejected}`)).toBe(true);
     }
+  });
+
+  await test.step("delete the dataset", async () => {
+    await page.getByRole("link", { name: "Datasets" }).click();
+    page.once("dialog", (dialog) => void dialog.accept());
+    await page.getByRole("button", { name: `Delete ${name}` }).click();
+    await expect(page.getByText("No datasets yet.")).toBeVisible();
   });
 
   await test.step("log out", async () => {

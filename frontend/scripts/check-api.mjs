@@ -1,25 +1,50 @@
-// Fails when src/api/schema.d.ts is not what openapi-typescript makes of openapi.json today,
-// i.e. when someone changed the spec (or the types) without running `npm run gen:api`.
+// Fails on drift between the backend and the generated client:
+//   1. openapi.json must equal what the backend prints today (`prefaudit openapi`), when the
+//      backend is installed (PREFAUDIT_BIN, default ../.venv/bin/prefaudit);
+//   2. src/api/schema.d.ts must be what openapi-typescript makes of openapi.json.
+// Fix either with `npm run sync:api` and commit openapi.json and src/api/schema.d.ts together.
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
+const FIX = "run `npm run sync:api` in frontend/ and commit openapi.json and src/api/schema.d.ts";
+const bin = process.env.PREFAUDIT_BIN ?? "../.venv/bin/prefaudit";
 const dir = mkdtempSync(join(tmpdir(), "prefaudit-api-"));
-const fresh = join(dir, "schema.d.ts");
+let failed = false;
+
 try {
-  execFileSync("npx", ["openapi-typescript", "openapi.json", "--default-non-nullable", "false", "-o", fresh], { stdio: "pipe" });
-  const committed = readFileSync("src/api/schema.d.ts", "utf8");
-  if (readFileSync(fresh, "utf8") !== committed) {
-    execFileSync("diff", ["-u", "src/api/schema.d.ts", fresh], { stdio: "inherit" });
+  if (existsSync(bin)) {
+    const live = execFileSync(bin, ["openapi"], { encoding: "utf8", maxBuffer: 64 << 20 });
+    const committed = readFileSync("openapi.json", "utf8");
+    if (JSON.stringify(JSON.parse(live)) !== JSON.stringify(JSON.parse(committed))) {
+      console.error(`openapi.json differs from \`${bin} openapi\`: the API changed; ${FIX}.`);
+      failed = true;
+    } else {
+      console.log("openapi.json matches the backend");
+    }
+  } else {
+    console.log(`${bin} not found: checking the generated types against openapi.json only`);
   }
-  console.log("src/api/schema.d.ts matches openapi.json");
-} catch (error) {
-  console.error(
-    "src/api/schema.d.ts is out of date with openapi.json: run `npm run gen:api` " +
-      "(after `prefaudit openapi --out frontend/openapi.json`) and commit both.",
+
+  const fresh = join(dir, "schema.d.ts");
+  execFileSync(
+    "npx",
+    ["openapi-typescript", "openapi.json", "--default-non-nullable", "false", "-o", fresh],
+    { stdio: "pipe" },
   );
-  process.exitCode = 1;
+  if (readFileSync(fresh, "utf8") !== readFileSync("src/api/schema.d.ts", "utf8")) {
+    try {
+      execFileSync("diff", ["-u", "src/api/schema.d.ts", fresh], { stdio: "inherit" });
+    } catch {
+      // diff exits 1 when the files differ; its output is the point.
+    }
+    console.error(`src/api/schema.d.ts is out of date with openapi.json; ${FIX}.`);
+    failed = true;
+  } else {
+    console.log("src/api/schema.d.ts matches openapi.json");
+  }
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
+process.exitCode = failed ? 1 : 0;

@@ -22,7 +22,7 @@ def audit() -> tuple[AuditResult, list[int], list]:
     result = run_audit(
         train,
         val,
-        tiny_config(methods=ALL_METHODS, damping=1.0),
+        tiny_config(methods=ALL_METHODS, damping=1.0, default_method="self_influence"),
         progress=lambda stage, fraction, message: stages.append(stage),
         keep_state=True,
     )
@@ -49,7 +49,7 @@ def test_signs_follow_science_md(audit) -> None:
     np.testing.assert_array_equal(scores["harm_influence"], -scores["removal_effect_influence"])
     np.testing.assert_array_equal(scores["harm_datainf"], -scores["removal_effect_datainf"])
     np.testing.assert_allclose(scores["loss"], np.logaddexp(0, -scores["margin"]))
-    np.testing.assert_array_equal(scores["harm"], scores["harm_loss"])  # default_method="loss"
+    np.testing.assert_array_equal(scores["harm"], scores["harm_self_influence"])
     assert np.all(scores["harm_self_influence"] > 0)
 
 
@@ -144,3 +144,53 @@ def test_projection_keeps_rankings_close(audit) -> None:
         corr = np.corrcoef(projected.scores[column], exact[column])[0, 1]
         assert corr > 0.9, (column, corr)
     assert projected.metrics["n_trainable_params"] == 2081
+
+
+def test_exact_hessian_influence_runs_and_reports_its_solve() -> None:
+    train, val, flips = noisy_split(n_train=40, n_val=12, flips=(3, 17))
+    result = run_audit(
+        train,
+        val,
+        tiny_config(
+            methods=["loss", "influence"], hessian="exact", hvp_pairs=16, damping=1.0, cg_tol=1e-6
+        ),
+    )
+    solve = result.metrics["influence"]
+    if solve["negative_curvature"]:
+        assert "negative curvature" in " ".join(result.metrics["warnings"])
+    else:
+        assert solve["hessian"] == "exact" and solve["solver"] == "cg"
+        assert solve["relative_residual"] <= 1e-6 and solve["cg_iterations"] > 0
+    assert ranks(result.scores["harm_influence"])[flips].max() < 0.15 * len(train)
+
+
+def test_head_mode_scores_every_method_but_tracin() -> None:
+    train, val, flips = noisy_split()
+    methods = [m for m in ALL_METHODS if m != "tracin"]
+    result = run_audit(
+        train, val, tiny_config(mode="head", methods=methods, default_method="influence")
+    )
+    assert result.metrics["n_trainable_params"] == 32
+    np.testing.assert_array_equal(result.scores["harm"], result.scores["harm_influence"])
+    assert set(result.metrics["seconds"]) == set(STAGES)
+    for column in ("harm_loss", "harm_influence", "harm_self_influence"):
+        assert ranks(result.scores[column])[flips].max() < 8, column
+
+
+def test_self_influence_sketches_when_too_large_to_factor(
+    audit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import worker.influence.audit as audit_module
+    from worker.influence.audit import score_fitted
+
+    result, flips, _ = audit
+    monkeypatch.setattr(audit_module, "DIRECT_MAX_DIM", 40)
+    monkeypatch.setattr(audit_module, "SELF_INFLUENCE_SKETCH", 512)
+    config = tiny_config(
+        methods=["loss", "self_influence"], default_method="self_influence", damping=1.0
+    )
+    scores, _, warnings = score_fitted(result.state, config)
+    assert any("sketch" in w for w in warnings)
+    exact = result.scores["harm_self_influence"]
+    assert np.corrcoef(scores["harm_self_influence"], exact)[0, 1] > 0.9
+    assert ranks(scores["harm_self_influence"])[flips].max() < 8

@@ -4,5 +4,7 @@ Importing this package stays cheap (no torch); the heavy modules load on first u
 """
 
 from worker.influence.columns import METHODS, SCORE_COLUMNS
+from worker.influence.config import EngineConfig
+from worker.influence.data import Pair
 
-__all__ = ["METHODS", "SCORE_COLUMNS"]
+__all__ = ["METHODS", "SCORE_COLUMNS", "EngineConfig", "Pair"]

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from worker.influence.columns import SCORE_COLUMNS
 from worker.influence.config import EngineConfig
-from worker.influence.curvature import GaussNewton, MatVec, exact_hvp
+from worker.influence.curvature import DIRECT_MAX_DIM, GaussNewton, MatVec, exact_hvp
 from worker.influence.data import Pair
 from worker.influence.gradients import Projector, per_pair_margin_gradients
 from worker.influence.head import MIN_L2, fit_head, pooled_features
@@ -60,6 +60,9 @@ STAGES: tuple[str, ...] = (
     "scoring",
 )
 
+SELF_INFLUENCE_SKETCH = 4096
+"""Sketch size for self-influence when min(n, p) is too large for an exact factorisation."""
+
 CHANCE_ACCURACY = 0.55
 """Below this validation accuracy the reward model knows too little for any score to mean much."""
 
@@ -92,7 +95,17 @@ class Fitted:
     checkpoints: list[Checkpoint] = field(default_factory=list)
     exact_matvec: MatVec | None = None
     projector: Projector | None = None
-    encoded: tuple = ()
+    encoded: tuple = ()  # (train, val) token ids
+    tokenizer: object = None
+    seen_margins: list[np.ndarray] = field(default_factory=list)  # per epoch, before each update
+    _gauss_newton: GaussNewton | None = field(default=None, repr=False)
+
+    def gauss_newton(self) -> GaussNewton:
+        """The Gauss–Newton matrix of the training pairs, built once per fitted model."""
+        if self._gauss_newton is None:
+            assert self.grads is not None
+            self._gauss_newton = GaussNewton(self.grads, self.margins)
+        return self._gauss_newton
 
 
 @dataclass
@@ -162,6 +175,8 @@ def run_audit(
         fitted = _gradients(
             rm, train_enc, val_enc, training.checkpoints, config, report, should_cancel, needs_grads
         )
+        fitted.seen_margins = training.seen_margins
+    fitted.tokenizer = tokenizer
     metrics["history"] = history
     metrics["val_accuracy"] = float((fitted.val_margins > 0).mean())
     metrics["val_loss"] = float(bt_loss(fitted.val_margins).mean())
@@ -208,7 +223,7 @@ def score_fitted(
     g_val = None
     if methods:
         assert grads is not None and val_grads is not None
-        gn = GaussNewton(grads, margins)
+        gn = fitted.gauss_newton()
         g_val = validation_gradient(fitted.val_margins, val_grads)
         metrics["val_gradient_norm"] = float(torch.linalg.vector_norm(g_val))
     for k, method in enumerate(methods):
@@ -239,8 +254,19 @@ def score_fitted(
             scores["removal_effect_datainf"] = effect
             scores["harm_datainf"] = -effect
         elif method == "self_influence":
+            self_gn, self_grads = gn, grads
+            if min(gn.n, gn.dim) > DIRECT_MAX_DIM:
+                # Per-pair solves need one exact factorisation; sketch the gradients to fit one.
+                sketch = Projector(fitted.blocks, SELF_INFLUENCE_SKETCH, config.seed, grads.device)
+                self_grads = sketch(grads)
+                self_gn = GaussNewton(self_grads, margins)
+                warnings.append(
+                    f"self_influence used a seeded {sketch.dim}-dimensional sketch of the "
+                    f"gradients ({gn.n} pairs × {gn.dim} parameters is too large to factor); "
+                    "set projection_dim to choose the sketch yourself"
+                )
             scores["harm_self_influence"] = self_influence(
-                gn, margins, grads, config.damping, fitted.ridge
+                self_gn, margins, self_grads, config.damping, fitted.ridge
             )
         elif method == "tracin":
             scores["harm_tracin"] = -_tracin(fitted, config, should_cancel)

@@ -88,6 +88,7 @@ class GaussNewton:
         self.n = margin_grads.shape[0]
         self.dim = margin_grads.shape[1]
         self.D = margin_grads
+        self._dual: tuple[Tensor, Tensor, Tensor] | None = None
         self.weights = torch.as_tensor(
             prob * (1.0 - prob) / self.n, dtype=torch.float64, device=margin_grads.device
         )
@@ -110,6 +111,17 @@ class GaussNewton:
         """Exact (G + shift·I)⁻¹ in min(n, p) dimensions."""
         return DirectInverse(self, shift)
 
+    def dual_spectrum(self) -> tuple[Tensor, Tensor, Tensor]:
+        """(K = DDᵀ [n, n], eigenvectors and eigenvalues of √w √wᵀ ∘ K), computed once: they do
+        not depend on the damping, so solves under several dampings share them."""
+        if self._dual is None:
+            d = self.D.double()
+            kernel = d @ d.T
+            root = self.weights.sqrt()
+            evals, evecs = torch.linalg.eigh(root[:, None] * kernel * root[None, :])
+            self._dual = (kernel, evecs, evals.clamp_min(0.0))
+        return self._dual
+
 
 class DirectInverse:
     """(G + λI)⁻¹ exactly, G = AᵀA with A = diag(√w) D.
@@ -126,13 +138,9 @@ class DirectInverse:
             )
         self.gn, self.shift = gn, shift
         self.dual = gn.n <= gn.dim
-        d = gn.D.double()
         if self.dual:
-            self.kernel = d @ d.T  # [n, n]
-            root = gn.weights.sqrt()
-            evals, self.evecs = torch.linalg.eigh(root[:, None] * self.kernel * root[None, :])
-            self.evals = evals.clamp_min(0.0)
-            self.root = root
+            self.kernel, self.evecs, self.evals = gn.dual_spectrum()
+            self.root = gn.weights.sqrt()
         else:
             matrix = gn.dense()
             matrix.diagonal().add_(shift)

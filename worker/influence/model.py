@@ -82,7 +82,20 @@ def smollm2_dir() -> Path:
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     partial = target.with_name(target.name + ".partial")
-    model.save_pretrained(partial)
+    partial.mkdir(parents=True, exist_ok=True)
+    # transformers refuses to save_pretrained a GGUF-loaded model; its weights are already
+    # dequantised, so write them and a config without the quantisation entry ourselves. The LM
+    # head is tied to the embeddings and unused by the reward model.
+    from safetensors.torch import save_file
+
+    state = {
+        k: v.detach().contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"
+    }
+    save_file(state, str(partial / "model.safetensors"), metadata={"format": "pt"})
+    config = model.config
+    if getattr(config, "quantization_config", None) is not None:
+        del config.quantization_config
+    config.save_pretrained(partial)
     tokenizer.save_pretrained(partial)
     partial.rename(target)
     return target

@@ -26,6 +26,9 @@ from worker.influence.curvature import (
     conjugate_gradient,
 )
 
+COSINE_MIN_NORM = 1e-4
+"""Gradients shorter than this fraction of the longest have no meaningful direction."""
+
 DATAINF_DAMPING = 0.1
 """λ_l = 0.1 · mean_i mean(g_il²), the per-layer damping of Kwon et al. (2024)."""
 
@@ -167,6 +170,9 @@ def gradient_similarity(
     dot = scale * (grads.double() @ g_val)
     norms = scale.abs() * torch.linalg.vector_norm(grads.double(), dim=1)
     cosine = dot / (norms * torch.linalg.vector_norm(g_val)).clamp_min(1e-300)
+    # A pair whose two texts score alike through identical weights (identical responses) has a
+    # gradient of pure rounding noise: it has no direction, so its cosine is 0, not noise.
+    cosine[norms <= COSINE_MIN_NORM * norms.max()] = 0.0
     return dot.cpu().numpy(), cosine.cpu().numpy()
 
 

@@ -33,14 +33,12 @@ def summarize(values: Sequence[float]) -> dict:
     }
 
 
-def paired_difference(
-    a: Sequence[float], b: Sequence[float], confidence: float = 0.95
-) -> dict:
+def paired_difference(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> dict:
     """Mean of d = a − b with its Student-t confidence interval (n − 1 degrees of freedom).
 
-    `a[i]` and `b[i]` must be measured with the same seed i. Returns {"n", "mean", "std" (sample,
-    ddof=1), "ci_low", "ci_high", "confidence"}; with n < 2 std and the interval are None. When every
-    difference is equal the interval collapses to that value (the runs were deterministic).
+    `a[i]` and `b[i]` must be measured with the same seed i. Returns {"n", "mean", "std"
+    (sample, ddof=1), "ci_low", "ci_high", "confidence"}; with n < 2 std and the interval are None.
+    When every difference is equal the interval collapses to that value (deterministic runs).
     """
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1) (got {confidence})")

@@ -44,6 +44,9 @@ class TrainingResult:
     history: list[dict[str, float]] = field(default_factory=list)
     checkpoints: list[Checkpoint] = field(default_factory=list)
     seconds_per_epoch: list[float] = field(default_factory=list)  # optimisation pass only
+    seen_margins: list[np.ndarray] = field(default_factory=list)
+    """Per epoch, Δ_i [n] when pair i's batch was drawn, before the update it caused (train mode):
+    in epoch 1 each pair is scored before the model has trained on it."""
 
 
 def bt_loss(margins: Tensor) -> Tensor:
@@ -95,6 +98,7 @@ def train_reward_model(
         rm.module.train()
         order = torch.randperm(n, generator=generator).tolist()
         loss_sum, correct = 0.0, 0
+        seen = np.full(n, np.nan)
         for step in range(steps_per_epoch):
             index = order[step * config.batch_size : (step + 1) * config.batch_size]
             ids, mask = train.batch(index, rm.device)
@@ -105,6 +109,7 @@ def train_reward_model(
             optimizer.step()
             loss_sum += loss.item() * len(index)
             correct += int((margins.detach() > 0).sum())
+            seen[index] = margins.detach().double().cpu().numpy()
             if step % 4 == 0:
                 check_cancel(should_cancel)
                 if progress is not None:
@@ -114,6 +119,7 @@ def train_reward_model(
         seconds = time.perf_counter() - start
         val_stats = summarise(evaluate_margins(rm, val))
         result.seconds_per_epoch.append(seconds)
+        result.seen_margins.append(seen)
         result.history.append(
             {
                 "epoch": epoch + 1,

@@ -8,7 +8,6 @@ evaluation set with paired differences (SCIENCE.md, "How we know it works", item
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -69,48 +68,53 @@ def evaluation_result(margins: np.ndarray, n_train: int, seconds: float) -> FitR
     )
 
 
+@dataclass
 class Retrainer:
-    """Fits `config`'s reward model on subsets of `train` and evaluates it on `evaluation`.
+    """Fits `config`'s reward model on subsets of the training pairs and evaluates each fit.
 
-    Head mode (`config.mode == "head"`): the frozen backbone's pooled features are computed once,
-    here, and every fit is the exact convex head fit on the kept rows, so a retrain takes
-    milliseconds and does not depend on the seed. LoRA mode: the texts are tokenised once; each fit
-    loads the backbone fresh with `torch.manual_seed(seed)` and trains with the seeded recipe, so
-    equal seeds give equal models.
+    Head mode (`config.mode == "head"`): the frozen backbone's pooled feature differences
+    z_i = f(x_i, y_c) − f(x_i, y_r) are computed once, and every fit is the exact convex head fit on
+    the kept rows, so a retrain takes milliseconds and does not depend on the seed. LoRA mode: the
+    texts are tokenised once; each fit loads the backbone fresh with `torch.manual_seed(seed)` and
+    trains with the seeded recipe, so equal seeds give equal models. Build it with `for_pairs` or,
+    in head mode, `from_features`.
     """
 
-    def __init__(
-        self,
+    config: EngineConfig
+    n_train: int
+    train_enc: Encoded | None = None  # LoRA mode: tokenised training pairs
+    eval_enc: Encoded | None = None
+    features: Tensor | None = None  # head mode: z of the training pairs [n, h]
+    eval_features: Tensor | None = None  # head mode: z of the evaluation pairs [m, h]
+
+    @classmethod
+    def for_pairs(
+        cls,
         train: Sequence[Pair],
         evaluation: Sequence[Pair],
         config: EngineConfig,
         progress: Callable[[float], None] | None = None,
         should_cancel: ShouldCancel | None = None,
-    ) -> None:
+    ) -> Retrainer:
+        """Tokenise both sets; in head mode also compute their frozen features (`progress` 0→1)."""
         config.validate()
-        self.config = config
-        self.n_train = len(train)
-        self.device = resolve_device(config.device)
-        self.features: Tensor | None = None  # head mode: z_i = f(chosen) − f(rejected) [n, h]
-        self.eval_features: Tensor | None = None
         backbone, tokenizer = load_backbone(config)
-        self.train_enc = encode(tokenizer, train, config.max_length)
-        self.eval_enc = encode(tokenizer, evaluation, config.max_length)
-        if config.mode == "head":
-            n, m = len(train), len(evaluation)
-            batch = 2 * config.gradient_chunk
+        train_enc = encode(tokenizer, train, config.max_length)
+        eval_enc = encode(tokenizer, evaluation, config.max_length)
+        if config.mode != "head":
+            return cls(config, len(train), train_enc=train_enc, eval_enc=eval_enc)
+        device = resolve_device(config.device)
+        n, m = len(train), len(evaluation)
+        batch = 2 * config.gradient_chunk
 
-            def part(offset: int, size: int) -> Callable[[float], None] | None:
-                if progress is None:
-                    return None
-                return lambda f: progress((offset + f * size) / (n + m))
+        def part(offset: int, size: int) -> Callable[[float], None] | None:
+            if progress is None:
+                return None
+            return lambda f: progress((offset + f * size) / (n + m))
 
-            c_tr, r_tr = pooled_features(backbone, self.train_enc, self.device, batch,
-                                         part(0, n), should_cancel)
-            c_ev, r_ev = pooled_features(backbone, self.eval_enc, self.device, batch,
-                                         part(n, m), should_cancel)
-            self.features, self.eval_features = c_tr - r_tr, c_ev - r_ev
-        del backbone
+        c_tr, r_tr = pooled_features(backbone, train_enc, device, batch, part(0, n), should_cancel)
+        c_ev, r_ev = pooled_features(backbone, eval_enc, device, batch, part(n, m), should_cancel)
+        return cls(config, n, features=c_tr - r_tr, eval_features=c_ev - r_ev)
 
     @classmethod
     def from_features(
@@ -124,13 +128,7 @@ class Retrainer:
         if config.mode != "head":
             raise ValueError("precomputed features make sense only with mode='head'")
         config.validate()
-        self = cls.__new__(cls)
-        self.config = config
-        self.n_train = int(features.shape[0])
-        self.device = features.device
-        self.features, self.eval_features = features, eval_features
-        self.train_enc = self.eval_enc = Encoded(ids=[], pad_id=0)
-        return self
+        return cls(config, int(features.shape[0]), features=features, eval_features=eval_features)
 
     def fit(
         self,
@@ -165,8 +163,9 @@ class Retrainer:
         progress: Callable[[float], None] | None,
         should_cancel: ShouldCancel | None,
     ) -> np.ndarray:
+        assert self.train_enc is not None and self.eval_enc is not None
         backbone, _ = load_backbone(config)
-        rm = RewardModel(add_lora(backbone, config), self.device)
+        rm = RewardModel(add_lora(backbone, config), resolve_device(config.device))
         subset = Encoded(ids=[self.train_enc.ids[i] for i in index], pad_id=self.train_enc.pad_id)
         # train_reward_model reports a validation pass after every epoch; it is pointed at one
         # evaluation pair because only the final model is evaluated (below, once, in eval mode),
@@ -207,8 +206,10 @@ def run_verify(
             progress(STAGE, min(1.0, done / total), message)
 
     report(0, "frozen backbone features" if config.mode == "head" else "tokenising")
-    retrainer = Retrainer(
-        train, evaluation, config,
+    retrainer = Retrainer.for_pairs(
+        train,
+        evaluation,
+        config,
         progress=(lambda f: report(0, f"frozen backbone features {100 * f:.0f}%")),
         should_cancel=should_cancel,
     )
@@ -226,19 +227,33 @@ def run_verify(
             label = f"seed {k + 1}/{len(seed_list)}: {arm}"
             report(finished, label)
             result = retrainer.fit(
-                keeps[arm], seed,
+                keeps[arm],
+                seed,
                 progress=lambda f, done=finished, label=label: report(done + f, label),
                 should_cancel=should_cancel,
             )
             finished += 1
             report(finished, label)
             margins[arm].append(result.margins)
-            runs.append({"seed": seed, "arm": arm, "n_train": result.n_train,
-                         "accuracy": result.accuracy, "loss": result.loss,
-                         "seconds": result.seconds})
+            runs.append(
+                {
+                    "seed": seed,
+                    "arm": arm,
+                    "n_train": result.n_train,
+                    "accuracy": result.accuracy,
+                    "loss": result.loss,
+                    "seconds": result.seconds,
+                }
+            )
     out = compare_runs(runs, margins, seed_list)
-    out.update(n_removed=n_removed, n_train=n, n_eval=len(evaluation), seeds=seed_list,
-               model=config.model, mode=config.mode)
+    out.update(
+        n_removed=n_removed,
+        n_train=n,
+        n_eval=len(evaluation),
+        seeds=seed_list,
+        model=config.model,
+        mode=config.mode,
+    )
     out["summary"] = summary_sentence(out)
     return out
 
@@ -250,9 +265,7 @@ def random_keep(n: int, n_removed: int, seed: int) -> np.ndarray:
     return keep
 
 
-def compare_runs(
-    runs: list[dict], margins: dict[str, list[np.ndarray]], seeds: list[int]
-) -> dict:
+def compare_runs(runs: list[dict], margins: dict[str, list[np.ndarray]], seeds: list[int]) -> dict:
     """Per-arm summaries, paired differences over seeds and over evaluation pairs.
 
     `runs` holds one row per (seed, arm) with accuracy and loss; `margins[arm][k]` the evaluation
@@ -261,12 +274,15 @@ def compare_runs(
     uncertainty of a finite evaluation set that seed-to-seed spread alone misses (deterministic
     head-mode fits have none).
     """
+
     def values(arm: str, metric: str) -> list[float]:
         by_seed = {r["seed"]: r[metric] for r in runs if r["arm"] == arm}
         return [by_seed[s] for s in seeds]
 
-    arms = {arm: {metric: summarize(values(arm, metric)) for metric in ("accuracy", "loss")}
-            for arm in margins}
+    arms = {
+        arm: {metric: summarize(values(arm, metric)) for metric in ("accuracy", "loss")}
+        for arm in margins
+    }
     per_item = {
         arm: {
             "accuracy": np.mean([m > 0 for m in stack], axis=0),
@@ -287,8 +303,12 @@ def compare_runs(
             metric: paired_difference(per_item["pruned"][metric], per_item[other][metric])
             for metric in ("accuracy", "loss")
         }
-    return {"runs": runs, "arms": arms, "differences": differences,
-            "evaluation_paired": evaluation_paired}
+    return {
+        "runs": runs,
+        "arms": arms,
+        "differences": differences,
+        "evaluation_paired": evaluation_paired,
+    }
 
 
 def summary_sentence(result: dict) -> str:
@@ -300,27 +320,38 @@ def summary_sentence(result: dict) -> str:
     k, n, m = result["n_removed"], result["n_train"], result["n_eval"]
     seeds = len(result["seeds"])
     parts, verdicts = [], []
-    for key, against in (("pruned_minus_full", "all pairs"),
-                         ("pruned_minus_random", f"removing {k} random pairs")):
+    for key, against in (
+        ("pruned_minus_full", "all pairs"),
+        ("pruned_minus_random", f"removing {k} random pairs"),
+    ):
         by_seed = result["differences"][key]["accuracy"]
         by_item = result["evaluation_paired"][key]["accuracy"]
         text = f"by {_points(by_seed['mean'])} points vs {against}"
         if by_seed["ci_low"] is None:
             text += f" (1 seed, no interval; evaluation pairs: {_interval(by_item)})"
         elif by_seed["std"] == 0:
-            text += f" (identical across {seeds} seeds; 95% CI over evaluation pairs " \
-                    f"{_interval(by_item)})"
+            text += (
+                f" (identical across {seeds} seeds; 95% CI over evaluation pairs "
+                f"{_interval(by_item)})"
+            )
         else:
-            text += f" (95% CI {_interval(by_seed)} over {seeds} seeds, " \
-                    f"{_interval(by_item)} over evaluation pairs)"
+            text += (
+                f" (95% CI {_interval(by_seed)} over {seeds} seeds, "
+                f"{_interval(by_item)} over evaluation pairs)"
+            )
         parts.append(text)
         real = excludes_zero(by_item) and (by_seed["std"] == 0 or excludes_zero(by_seed))
         if real:
             verdicts.append(("better than " if by_seed["mean"] > 0 else "worse than ") + against)
-    verdict = ("pruning did " + " and ".join(verdicts) if verdicts
-               else "neither difference is distinguishable from zero")
-    return (f"Pruning {k} of {n} training pairs changed pairwise accuracy on {m} evaluation pairs "
-            f"{parts[0]} and {parts[1]}: {verdict}.")
+    verdict = (
+        "pruning did " + " and ".join(verdicts)
+        if verdicts
+        else "neither difference is distinguishable from zero"
+    )
+    return (
+        f"Pruning {k} of {n} training pairs changed pairwise accuracy on {m} evaluation pairs "
+        f"{parts[0]} and {parts[1]}: {verdict}."
+    )
 
 
 def _points(fraction: float) -> str:
@@ -369,6 +400,4 @@ def _check_inputs(
         raise ValueError("no seeds given: give at least one (3 or more for an interval)")
     if len(set(seed_list)) != len(seed_list):
         raise ValueError(f"seeds repeat ({seed_list}): equal seeds give identical retrains")
-    if any(not math.isfinite(s) for s in seed_list):  # pragma: no cover - ints are finite
-        raise ValueError("seeds must be integers")
     return mask, seed_list

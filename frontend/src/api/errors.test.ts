@@ -9,6 +9,15 @@ describe("describeDetail", () => {
     expect(describeDetail(422, { detail: { message: "empty", row: 3, column: "chosen" } })).toBe(
       'Row 3, column "chosen": empty',
     );
+    expect(describeDetail(422, { detail: { message: "bad quote", row: 2, column: 17 } })).toBe(
+      "Row 2, column 17: bad quote",
+    );
+    // The backend's own message already names the place: not repeated.
+    expect(
+      describeDetail(422, {
+        detail: { message: "row 4, column chosen: is empty", row: 4, column: "chosen" },
+      }),
+    ).toBe("Row 4, column chosen: is empty");
   });
 
   it("passes a plain detail through and summarises FastAPI's field errors", () => {

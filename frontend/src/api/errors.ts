@@ -4,7 +4,7 @@
 interface RowProblem {
   message: string;
   row?: number | null;
-  column?: string | null;
+  column?: string | number | null;
 }
 
 interface FieldProblem {
@@ -34,13 +34,15 @@ export function describeDetail(status: number, body: unknown): string {
       : body;
   if (typeof detail === "string" && detail) return detail;
   if (isRowProblem(detail)) {
-    const where = [
-      detail.row != null ? `Row ${detail.row}` : null,
-      detail.column ? `column "${detail.column}"` : null,
-    ]
-      .filter(Boolean)
-      .join(", ");
-    return where ? `${where}: ${detail.message}` : detail.message;
+    // The backend's message usually names the place already ("row 3, column chosen: ...").
+    if (detail.row == null || /\brow \d+/i.test(detail.message)) return capitalize(detail.message);
+    const column =
+      detail.column == null || detail.column === ""
+        ? ""
+        : typeof detail.column === "number"
+          ? `, column ${detail.column}`
+          : `, column "${detail.column}"`;
+    return `Row ${detail.row}${column}: ${detail.message}`;
   }
   if (Array.isArray(detail) && detail.length > 0) {
     // FastAPI's request validation errors: name the field, skip the "body"/"query" prefix.
@@ -52,6 +54,10 @@ export function describeDetail(status: number, body: unknown): string {
       .join("; ");
   }
   return `The server answered ${status}.`;
+}
+
+function capitalize(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
 /** Unwraps an openapi-fetch result: the data, or an ApiError carrying the server's message. */

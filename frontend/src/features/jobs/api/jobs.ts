@@ -3,7 +3,7 @@ import { api, type Schemas } from "../../../api/client";
 import { unwrap } from "../../../api/errors";
 
 export type Job = Schemas["JobPublic"];
-export type JobCreate = Schemas["JobCreate"];
+export type AuditCreate = Schemas["AuditCreate"];
 export type JobStatus = Job["status"];
 
 /** How often a queued or running job is polled. */
@@ -16,6 +16,11 @@ export const jobKeys = {
 
 export function isActive(status: JobStatus): boolean {
   return status === "queued" || status === "running";
+}
+
+/** "Audit #3", "Verify #4": jobs of every kind share one list. */
+export function jobTitle(job: Pick<Job, "id" | "kind">): string {
+  return `${job.kind.charAt(0).toUpperCase()}${job.kind.slice(1)} #${job.id}`;
 }
 
 export function useJobs(datasetId: number) {
@@ -62,7 +67,7 @@ export function useJob(jobId: number | null) {
 export function useCreateJob(datasetId: number) {
   const queryClient = useQueryClient();
   return useMutation({
-    mutationFn: async (config: JobCreate) =>
+    mutationFn: async (config: AuditCreate) =>
       unwrap(
         await api.POST("/api/v1/datasets/{dataset_id}/jobs", {
           params: { path: { dataset_id: datasetId } },

@@ -1,5 +1,5 @@
 // The audit options the form offers. Defaults and help text come from the backend's OpenAPI
-// document (JobCreate), so the form shows what the server would do with an omitted field.
+// document (AuditCreate), so the form shows what the server would do with an omitted field.
 // Named import: the bundler keeps only `components`, not the whole document.
 import { components } from "../../../../openapi.json";
 
@@ -25,9 +25,9 @@ interface PropertySchema {
 }
 
 const schemas = components.schemas as Record<string, { properties?: Record<string, PropertySchema> }>;
-const properties: Record<string, PropertySchema> = schemas.JobCreate?.properties ?? {};
+const properties: Record<string, PropertySchema> = schemas.AuditCreate?.properties ?? {};
 
-/** The server's default for a JobCreate field, or `fallback` if the spec gives none. */
+/** The server's default for an AuditCreate field, or `fallback` if the spec gives none. */
 export function defaultOf<T>(field: string, fallback: T): T {
   const value = properties[field]?.default;
   return value === undefined || value === null ? fallback : (value as T);

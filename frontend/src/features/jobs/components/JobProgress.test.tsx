@@ -37,13 +37,23 @@ describe("JobProgress", () => {
           status: "succeeded",
           stage: "done",
           progress: 1,
-          metrics: { val_accuracy: 0.6123, warnings: ["only 6 validation pairs"], n_train: 54 },
+          metrics: {
+            val_accuracy: 0.6123,
+            val_loss: 0.68,
+            warnings: ["only 6 validation pairs"],
+            n_train: 54,
+            n_val: 6,
+            history: [{ epoch: 1, train_loss: 0.7, train_accuracy: 0.5, val_loss: 0.69, val_accuracy: 0.5 }],
+            peak_memory_mb: 512,
+          },
         })}
       />,
     );
     expect(screen.getByTestId("val-accuracy")).toHaveTextContent("61.2%");
     expect(screen.getByRole("note", { name: "Warnings" })).toHaveTextContent("only 6 validation pairs");
-    expect(screen.getByText("n train")).toBeInTheDocument();
+    expect(screen.getByText("Train / validation pairs").nextSibling).toHaveTextContent("54 / 6");
+    expect(screen.getByRole("table")).toHaveTextContent("0.7000");
+    expect(screen.getByText("peak memory mb")).toBeInTheDocument();
     expect(screen.getByRole("progressbar")).toHaveAttribute("aria-valuenow", "100");
   });
 });

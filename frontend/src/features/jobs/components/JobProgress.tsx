@@ -42,27 +42,64 @@ export function JobProgress({ job }: { job: Job }) {
 
 const ACCURACY_KEYS = ["val_accuracy", "validation_accuracy", "accuracy_val", "val_acc"];
 
+interface Headline {
+  key: string;
+  label: string;
+  format: (value: unknown, metrics: Record<string, unknown>) => string;
+}
+
+const HEADLINES: Headline[] = [
+  { key: "val_loss", label: "Validation loss", format: (v) => formatNumber(v as number) },
+  { key: "train_accuracy", label: "Train accuracy", format: (v) => formatPercent(v as number) },
+  {
+    key: "n_train",
+    label: "Train / validation pairs",
+    format: (v, m) => `${v as number} / ${typeof m.n_val === "number" ? m.n_val : "–"}`,
+  },
+  { key: "default_method", label: "Harm ranks by", format: (v) => humanize(String(v)) },
+  { key: "seconds_total", label: "Took", format: (v) => `${(v as number).toFixed(1)} s` },
+];
+const SHOWN = new Set(["warnings", "history", "n_val", ...HEADLINES.map((h) => h.key)]);
+
+interface Epoch {
+  epoch: number;
+  train_loss?: number;
+  train_accuracy?: number;
+  val_loss?: number;
+  val_accuracy?: number;
+}
+
 function JobMetrics({ metrics }: { metrics: Record<string, unknown> }) {
   const accuracyKey =
     ACCURACY_KEYS.find((key) => typeof metrics[key] === "number") ??
     Object.keys(metrics).find((key) => /acc/i.test(key) && typeof metrics[key] === "number");
   const warnings = Array.isArray(metrics.warnings) ? metrics.warnings.map(String) : [];
+  const headlines = HEADLINES.filter((h) => metrics[h.key] !== undefined && metrics[h.key] !== null);
+  const history = Array.isArray(metrics.history)
+    ? (metrics.history as Epoch[]).filter((row) => typeof row?.epoch === "number")
+    : [];
   const scalars = Object.entries(metrics).filter(
     ([key, value]) =>
       key !== accuracyKey &&
-      key !== "warnings" &&
+      !SHOWN.has(key) &&
       (typeof value === "number" || typeof value === "string" || typeof value === "boolean"),
   );
   return (
     <div className="metrics">
-      {accuracyKey && (
-        <p className="headline-metric">
-          Validation accuracy{" "}
-          <strong data-testid="val-accuracy">
-            {formatPercent(metrics[accuracyKey] as number)}
-          </strong>
-        </p>
-      )}
+      <dl className="headline-metrics">
+        {accuracyKey && (
+          <div className="headline-main">
+            <dt>Validation accuracy</dt>
+            <dd data-testid="val-accuracy">{formatPercent(metrics[accuracyKey] as number)}</dd>
+          </div>
+        )}
+        {headlines.map((h) => (
+          <div key={h.key}>
+            <dt>{h.label}</dt>
+            <dd>{h.format(metrics[h.key], metrics)}</dd>
+          </div>
+        ))}
+      </dl>
       {warnings.length > 0 && (
         <div className="warnings" role="note" aria-label="Warnings">
           <strong>Warnings</strong>
@@ -73,9 +110,33 @@ function JobMetrics({ metrics }: { metrics: Record<string, unknown> }) {
           </ul>
         </div>
       )}
-      {scalars.length > 0 && (
+      {(history.length > 0 || scalars.length > 0) && (
         <details>
-          <summary>All metrics</summary>
+          <summary>Training history and all metrics</summary>
+          {history.length > 0 && (
+            <table className="history">
+              <thead>
+                <tr>
+                  <th scope="col">Epoch</th>
+                  <th scope="col" className="num">Train loss</th>
+                  <th scope="col" className="num">Train acc.</th>
+                  <th scope="col" className="num">Val. loss</th>
+                  <th scope="col" className="num">Val. acc.</th>
+                </tr>
+              </thead>
+              <tbody>
+                {history.map((row) => (
+                  <tr key={row.epoch}>
+                    <td>{row.epoch}</td>
+                    <td className="num">{maybe(row.train_loss, formatNumber)}</td>
+                    <td className="num">{maybe(row.train_accuracy, formatPercent)}</td>
+                    <td className="num">{maybe(row.val_loss, formatNumber)}</td>
+                    <td className="num">{maybe(row.val_accuracy, formatPercent)}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
           <dl className="metric-list">
             {scalars.map(([key, value]) => (
               <div key={key}>
@@ -88,6 +149,10 @@ function JobMetrics({ metrics }: { metrics: Record<string, unknown> }) {
       )}
     </div>
   );
+}
+
+function maybe(value: number | undefined, format: (value: number) => string): string {
+  return typeof value === "number" ? format(value) : "–";
 }
 
 function humanize(name: string): string {

@@ -1,5 +1,5 @@
 import { errorMessage } from "../../../api/errors";
-import { isActive, useCancelJob, useJob } from "../api/jobs";
+import { isActive, jobTitle, useCancelJob, useJob } from "../api/jobs";
 import { JobProgress } from "./JobProgress";
 
 /** Follows one job live (polling while it is queued or running). */
@@ -20,7 +20,7 @@ export function JobStatus({ jobId }: { jobId: number }) {
     <section className="card" aria-labelledby={`job-${data.id}-title`}>
       <div className="section-head">
         <h2 id={`job-${data.id}-title`}>
-          Audit #{data.id}{" "}
+          {jobTitle(data)}{" "}
           <span className="muted small">
             {String(data.config.model ?? "")} · started {formatTime(data.started_at ?? data.created_at)}
             {data.finished_at && <> · took {duration(data.started_at, data.finished_at)}</>}

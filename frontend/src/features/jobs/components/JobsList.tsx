@@ -1,4 +1,4 @@
-import type { Job } from "../api/jobs";
+import { jobTitle, type Job } from "../api/jobs";
 
 interface Props {
   jobs: Job[];
@@ -6,12 +6,12 @@ interface Props {
   onSelect: (jobId: number) => void;
 }
 
-/** The dataset's audits, newest first; one is selected for review. */
+/** The dataset's jobs, newest first; one is selected for review. */
 export function JobsList({ jobs, selectedId, onSelect }: Props) {
-  if (jobs.length === 0) return <p className="muted">No audits yet.</p>;
+  if (jobs.length === 0) return <p className="muted">No jobs yet.</p>;
   const newestFirst = [...jobs].sort((a, b) => b.id - a.id);
   return (
-    <ul className="jobs" aria-label="Audits">
+    <ul className="jobs" aria-label="Jobs">
       {newestFirst.map((job) => (
         <li key={job.id}>
           <button
@@ -20,8 +20,8 @@ export function JobsList({ jobs, selectedId, onSelect }: Props) {
             aria-pressed={job.id === selectedId}
             onClick={() => onSelect(job.id)}
           >
-            <span>Audit #{job.id}</span>
-            <span className="muted">{String(job.config.model ?? "")}</span>
+            <span>{jobTitle(job)}</span>
+            <span className="muted">{String(job.config.model ?? job.config.method ?? "")}</span>
             <span className={`status status-${job.status}`}>{job.status}</span>
             <span className="muted small">{new Date(job.created_at).toLocaleString()}</span>
           </button>

@@ -20,17 +20,25 @@ describe("LaunchAuditForm", () => {
     });
     const onLaunched = vi.fn();
     renderWithClient(<LaunchAuditForm datasetId={1} onLaunched={onLaunched} />);
-    expect(screen.getByLabelText("Model")).toHaveValue("minilm");
+    expect(screen.getByLabelText("Model preset")).toHaveValue("minilm");
     await userEvent.click(screen.getByRole("button", { name: "Launch audit" }));
     await waitFor(() => expect(onLaunched).toHaveBeenCalled());
     expect(bodies[0]).toEqual({ kind: "audit", model: "minilm" });
 
-    await userEvent.selectOptions(screen.getByLabelText("Model"), "tiny");
+    await userEvent.selectOptions(screen.getByLabelText("Model preset"), "tiny");
     await userEvent.click(screen.getByText("Advanced options"));
     await userEvent.type(screen.getByLabelText("Epochs"), "3");
     await userEvent.click(screen.getByRole("button", { name: "Launch audit" }));
     await waitFor(() => expect(bodies).toHaveLength(2));
     expect(bodies[1]).toEqual({ kind: "audit", model: "tiny", epochs: 3 });
+
+    // Methods and the harm method are sent only once changed.
+    await userEvent.click(screen.getByRole("checkbox", { name: "tracin" }));
+    await userEvent.selectOptions(screen.getByLabelText("Harm ranks by"), "tracin");
+    await userEvent.click(screen.getByRole("button", { name: "Launch audit" }));
+    await waitFor(() => expect(bodies).toHaveLength(3));
+    expect(bodies[2]).toMatchObject({ default_method: "tracin" });
+    expect((bodies[2] as { methods: string[] }).methods).toContain("tracin");
   });
 
   it("shows why the server refused the options", async () => {

@@ -1,6 +1,6 @@
 import { useState, type FormEvent } from "react";
 import { errorMessage } from "../../../api/errors";
-import { useCreateJob, type Job, type JobCreate } from "../api/jobs";
+import { useCreateJob, type AuditCreate, type Job } from "../api/jobs";
 import { defaultOf, helpOf, METHODS, MODEL_PRESETS } from "../api/options";
 
 interface Props {
@@ -15,8 +15,15 @@ interface NumberOption {
   fallback: number;
 }
 
-// A default_factory field carries no default in the OpenAPI schema; this mirrors the engine's.
-const DEFAULT_METHODS = defaultOf("methods", ["loss", "gradient_similarity", "influence"]);
+// The backend's schema carries no default for `methods` (a default_factory field), so this only
+// pre-ticks the boxes; `methods` is sent only once the user changes them, so a stale copy here
+// never overrides the server's default.
+const DEFAULT_METHODS = defaultOf("methods", [
+  "loss",
+  "gradient_similarity",
+  "influence",
+  "self_influence",
+]);
 
 const NUMBER_OPTIONS: NumberOption[] = [
   { field: "epochs", label: "Epochs", step: "1", fallback: 2 },
@@ -35,33 +42,36 @@ export function LaunchAuditForm({ datasetId, onLaunched }: Props) {
   const [mode, setMode] = useState<string>(defaultOf("mode", "lora"));
   const [numbers, setNumbers] = useState<Record<string, string>>({});
   const [methods, setMethods] = useState<string[]>(DEFAULT_METHODS);
-  const [defaultMethod, setDefaultMethod] = useState<string>(defaultOf("default_method", "loss"));
+  const [methodsTouched, setMethodsTouched] = useState(false);
+  const [defaultMethod, setDefaultMethod] = useState<string | null>(null);
 
   const submit = (event: FormEvent) => {
     event.preventDefault();
     // Send only what differs from the server's defaults, so the job's config reads as intent.
-    const config: JobCreate = { kind: "audit", model: customModel.trim() || model };
+    const config: AuditCreate = { kind: "audit", model: customModel.trim() || model };
     if (mode !== defaultOf("mode", "lora")) config.mode = mode;
     for (const option of NUMBER_OPTIONS) {
       const raw = numbers[option.field];
       if (raw !== undefined && raw !== "") config[option.field] = Number(raw);
     }
-    if (methods.join() !== DEFAULT_METHODS.join()) config.methods = methods;
-    if (defaultMethod !== defaultOf("default_method", "loss")) config.default_method = defaultMethod;
+    if (methodsTouched) config.methods = methods;
+    if (defaultMethod !== null) config.default_method = defaultMethod;
     create.mutate(config, { onSuccess: onLaunched });
   };
 
-  const toggleMethod = (method: string, on: boolean) =>
+  const toggleMethod = (method: string, on: boolean) => {
+    setMethodsTouched(true);
     setMethods((current) =>
       on ? METHODS.filter((m) => m === method || current.includes(m)) : current.filter((m) => m !== method),
     );
+  };
 
   return (
     <form className="card launch" onSubmit={submit} aria-label="Launch an audit">
       <h2>Launch an audit</h2>
       <div className="launch-row">
         <label>
-          Model
+          Model preset
           <select value={model} onChange={(e) => setModel(e.target.value)}>
             {MODEL_PRESETS.map((preset) => (
               <option key={preset.value} value={preset.value}>
@@ -78,7 +88,7 @@ export function LaunchAuditForm({ datasetId, onLaunched }: Props) {
         <summary>Advanced options</summary>
         <div className="option-grid">
           <label title={helpOf("model")}>
-            Model path or hub id (overrides the preset)
+            Custom model: local path or hub id (overrides the preset)
             <input
               value={customModel}
               onChange={(e) => setCustomModel(e.target.value)}
@@ -120,9 +130,15 @@ export function LaunchAuditForm({ datasetId, onLaunched }: Props) {
         </fieldset>
         <label title={helpOf("default_method")}>
           Harm ranks by
-          <select value={defaultMethod} onChange={(e) => setDefaultMethod(e.target.value)}>
-            {methods.map((method) => (
-              <option key={method} value={method}>
+          <select
+            value={defaultMethod ?? ""}
+            onChange={(e) => setDefaultMethod(e.target.value || null)}
+          >
+            <option value="">
+              server default ({String(defaultOf("default_method", "?")).replace(/_/g, " ")})
+            </option>
+            {METHODS.map((method) => (
+              <option key={method} value={method} disabled={!methods.includes(method)}>
                 {method.replace(/_/g, " ")}
               </option>
             ))}

@@ -17,8 +17,19 @@ export type FlagFilter = "all" | "flagged" | "unflagged";
 
 /** Rows fetched per request while scrolling the ranked table. */
 export const PAGE_SIZE = 100;
-/** Rows per request when collecting every score of a job for the histogram. */
+/** Rows per request when collecting a job's scores for the histogram. */
 export const SCORES_PAGE_SIZE = 1000;
+/**
+ * The histogram reads at most this many pairs (in row order, which is unrelated to harm, so it
+ * is a fair sample): pages carry the texts, and a scores-only endpoint does not exist yet.
+ */
+export const HISTOGRAM_MAX_PAIRS = 20_000;
+
+export interface HarmSample {
+  harms: number[];
+  /** Scored pairs of the job; more than `harms.length` when the sample was capped. */
+  total: number;
+}
 
 export interface PairsQuery {
   jobId: number;
@@ -69,20 +80,22 @@ export function usePairs(datasetId: number, query: PairsQuery) {
   });
 }
 
-/** Every harm score of the job (for the histogram), collected page by page. */
+/** The job's harm scores for the histogram, collected page by page (capped, see above). */
 export function useHarmScores(datasetId: number, jobId: number) {
   return useQuery({
     queryKey: pairKeys.scores(datasetId, jobId),
-    queryFn: async () => {
+    queryFn: async (): Promise<HarmSample> => {
       const harms: number[] = [];
+      let total = 0;
       // Step by what came back: the server may cap `limit` below what was asked.
-      for (let offset = 0; ; ) {
+      for (let offset = 0; offset < HISTOGRAM_MAX_PAIRS; ) {
         const page = await fetchPairs(datasetId, {
           job_id: jobId,
           sort: "index",
           offset,
-          limit: SCORES_PAGE_SIZE,
+          limit: Math.min(SCORES_PAGE_SIZE, HISTOGRAM_MAX_PAIRS - offset),
         });
+        total = page.total;
         for (const pair of page.items) {
           const harm = pair.scores?.harm;
           if (typeof harm === "number" && Number.isFinite(harm)) harms.push(harm);
@@ -90,7 +103,7 @@ export function useHarmScores(datasetId: number, jobId: number) {
         offset += page.items.length;
         if (page.items.length === 0 || offset >= page.total) break;
       }
-      return harms;
+      return { harms, total };
     },
     // Scores of a finished job never change.
     staleTime: Infinity,
@@ -107,6 +120,19 @@ export function useFlaggedCount(datasetId: number) {
 
 export function useSetFlag(datasetId: number) {
   const queryClient = useQueryClient();
+  const lists = { queryKey: [...pairKeys.all(datasetId), "list"] };
+  const patch = (pairId: number, change: Pick<Pair, "flagged" | "note">) =>
+    queryClient.setQueriesData<InfiniteData<PairsPage>>(
+      lists,
+      (data) =>
+        data && {
+          ...data,
+          pages: data.pages.map((page) => ({
+            ...page,
+            items: page.items.map((item) => (item.id === pairId ? { ...item, ...change } : item)),
+          })),
+        },
+    );
   return useMutation({
     mutationFn: async ({ pair, flagged, note }: { pair: Pair; flagged: boolean; note?: string | null }) =>
       unwrap(
@@ -115,24 +141,19 @@ export function useSetFlag(datasetId: number) {
           body: { flagged, note: note ?? null },
         }),
       ),
-    onSuccess: (updated) => {
-      // Update the row in place so the table does not jump; the server's copy keeps the scores
-      // of whichever job the cached page belongs to.
-      queryClient.setQueriesData<InfiniteData<PairsPage>>(
-        { queryKey: [...pairKeys.all(datasetId), "list"] },
-        (data) =>
-          data && {
-            ...data,
-            pages: data.pages.map((page) => ({
-              ...page,
-              items: page.items.map((item) =>
-                item.id === updated.id ? { ...item, flagged: updated.flagged, note: updated.note } : item,
-              ),
-            })),
-          },
-      );
-      return queryClient.invalidateQueries({ queryKey: pairKeys.flaggedCount(datasetId) });
+    // Optimistic: the checkbox follows the click at once and snaps back if the server refuses.
+    // Rows are patched in place (not refetched) so the ranking does not jump under the cursor.
+    onMutate: async ({ pair, flagged, note }) => {
+      await queryClient.cancelQueries(lists);
+      patch(pair.id, { flagged, note: note ?? null });
+      return { before: { flagged: pair.flagged, note: pair.note } };
     },
+    onError: (_error, { pair }, context) => {
+      if (context) patch(pair.id, context.before);
+    },
+    // The server's copy has no scores (they belong to a job), so only its flag fields are taken.
+    onSuccess: (updated) => patch(updated.id, { flagged: updated.flagged, note: updated.note }),
+    onSettled: () => queryClient.invalidateQueries({ queryKey: pairKeys.flaggedCount(datasetId) }),
   });
 }
 

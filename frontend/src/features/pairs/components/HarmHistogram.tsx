@@ -5,6 +5,7 @@ interface Props {
   /** Marks where a "flag top fraction" cut would fall. */
   topFraction?: number;
   bins?: number;
+  caption?: string;
   width?: number;
   height?: number;
 }
@@ -34,10 +35,26 @@ export function cutoff(values: number[], fraction: number): number | null {
   return sorted[k - 1];
 }
 
-const M = { top: 12, right: 16, bottom: 34, left: 44 };
+const M = { top: 20, right: 16, bottom: 34, left: 44 };
+
+/** Enough significant digits that the axis ticks of a narrow range still differ. */
+export function tickFormatter(lo: number, hi: number): (value: number) => string {
+  const span = Math.abs(hi - lo);
+  const magnitude = Math.max(Math.abs(lo), Math.abs(hi));
+  const digits =
+    span > 0 && magnitude > 0 ? Math.min(10, Math.max(3, Math.ceil(Math.log10(magnitude / span)) + 2)) : 3;
+  return (value: number) => String(Number(value.toPrecision(digits)));
+}
 
 /** Distribution of the job's harm scores, with the flagging cut-off drawn in. */
-export function HarmHistogram({ harms, topFraction, bins = 30, width = 640, height = 200 }: Props) {
+export function HarmHistogram({
+  harms,
+  topFraction,
+  bins = 30,
+  caption,
+  width = 640,
+  height = 200,
+}: Props) {
   const hist = useMemo(() => (harms.length ? histogram(harms, bins) : null), [harms, bins]);
   const cut = useMemo(
     () => (topFraction !== undefined ? cutoff(harms, topFraction) : null),
@@ -54,16 +71,18 @@ export function HarmHistogram({ harms, topFraction, bins = 30, width = 640, heig
   const y = (count: number) => M.top + innerH - (count / maxCount) * innerH;
   const barW = innerW / hist.counts.length;
   const ticks = [lo, (lo + hi) / 2, hi];
+  const format = tickFormatter(lo, hi);
 
   return (
     <figure className="histogram">
       <svg
         viewBox={`0 0 ${width} ${height}`}
         role="img"
-        aria-label={`Histogram of harm scores for ${harms.length} pairs, from ${lo.toPrecision(3)} to ${hi.toPrecision(3)}`}
+        aria-label={`Histogram of harm scores for ${harms.length} pairs, from ${format(lo)} to ${format(hi)}`}
       >
         {hist.counts.map((count, i) => {
-          const flagged = cut !== null && hist.edges[i] >= cut;
+          // A bin is drawn as cut when some of its pairs lie above the cut-off.
+          const flagged = cut !== null && hist.edges[i + 1] > cut;
           return (
             <rect
               key={i}
@@ -74,8 +93,7 @@ export function HarmHistogram({ harms, topFraction, bins = 30, width = 640, heig
               className={flagged ? "bar bar-cut" : "bar"}
             >
               <title>
-                {count} pairs with harm in [{hist.edges[i].toPrecision(3)},{" "}
-                {hist.edges[i + 1].toPrecision(3)})
+                {count} pairs with harm in [{format(hist.edges[i])}, {format(hist.edges[i + 1])})
               </title>
             </rect>
           );
@@ -84,7 +102,7 @@ export function HarmHistogram({ harms, topFraction, bins = 30, width = 640, heig
         <line x1={M.left} x2={M.left} y1={M.top} y2={M.top + innerH} className="axis" />
         {ticks.map((tick) => (
           <text key={tick} x={x(tick)} y={height - 16} textAnchor="middle" className="tick">
-            {tick.toPrecision(3)}
+            {format(tick)}
           </text>
         ))}
         <text x={M.left - 6} y={M.top + 8} textAnchor="end" className="tick">
@@ -98,13 +116,14 @@ export function HarmHistogram({ harms, topFraction, bins = 30, width = 640, heig
         </text>
         {cut !== null && (
           <g>
-            <line x1={x(cut)} x2={x(cut)} y1={M.top} y2={M.top + innerH} className="cut" />
-            <text x={x(cut) - 4} y={M.top + 10} textAnchor="end" className="cut-label">
-              top {Math.round((topFraction ?? 0) * 100)}%
+            <line x1={x(cut)} x2={x(cut)} y1={M.top - 2} y2={M.top + innerH} className="cut" />
+            <text x={x(cut)} y={M.top - 6} textAnchor="middle" className="cut-label">
+              top {Number(((topFraction ?? 0) * 100).toPrecision(3))}% →
             </text>
           </g>
         )}
       </svg>
+      {caption && <figcaption className="muted small">{caption}</figcaption>}
     </figure>
   );
 }

@@ -1,5 +1,6 @@
 import { useEffect, useState } from "react";
 import type { Pair } from "../api/pairs";
+import { formatScore } from "./PairsTable";
 
 interface Props {
   pair: Pair;
@@ -40,7 +41,7 @@ export function PairDetail({ pair, rank, onFlag, busy = false }: Props) {
           {SCORE_LABELS.filter(([key]) => typeof scores[key] === "number").map(([key, label]) => (
             <div key={key}>
               <dt>{label}</dt>
-              <dd>{(scores[key] as number).toPrecision(4)}</dd>
+              <dd>{formatScore(scores[key] as number)}</dd>
             </div>
           ))}
           {scores.split && (

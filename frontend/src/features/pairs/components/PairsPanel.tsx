@@ -71,7 +71,15 @@ export function PairsPanel({ datasetId, jobId, datasetPairs }: Props) {
         </p>
       </div>
       {harms.data && (
-        <HarmHistogram harms={harms.data} topFraction={Number(percent) > 0 ? Number(percent) / 100 : undefined} />
+        <HarmHistogram
+          harms={harms.data.harms}
+          topFraction={Number(percent) > 0 ? Number(percent) / 100 : undefined}
+          caption={
+            harms.data.harms.length < harms.data.total
+              ? `A sample of ${harms.data.harms.length.toLocaleString()} of ${harms.data.total.toLocaleString()} scored pairs.`
+              : undefined
+          }
+        />
       )}
       {harms.isError && (
         <p role="alert" className="error">

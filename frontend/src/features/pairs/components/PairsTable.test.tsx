@@ -39,8 +39,8 @@ describe("PairsTable", () => {
     expect(within(rows[0]).getAllByRole("cell").map((cell) => cell.textContent)).toEqual([
       "1",
       "4",
-      "0.9000",
-      "1.8000",
+      "0.9",
+      "1.8",
       "Human: question 4 Assistant:",
       "",
     ]);
@@ -95,6 +95,15 @@ describe("PairsTable", () => {
     expect(onToggleFlag).toHaveBeenCalledWith(pairs[0], true);
     expect(onSelect).not.toHaveBeenCalled();
     expect(bodyRows()[1]).toHaveAttribute("aria-selected", "true");
+  });
+
+  it("moves the selection with the arrow keys", async () => {
+    const { onSelect } = renderTable();
+    bodyRows()[0].focus();
+    await userEvent.keyboard("{ArrowDown}");
+    expect(onSelect).toHaveBeenLastCalledWith(pairs[1]);
+    await userEvent.keyboard("{Enter}");
+    expect(onSelect).toHaveBeenCalledTimes(2);
   });
 
   it("renders only a window of a long list", () => {

@@ -38,9 +38,13 @@ export function stateToSort(state: SortingState): Sort {
 
 const column = createColumnHelper<Pair>();
 
-function formatScore(value: number | null | undefined): string {
+/** Six significant digits: neighbouring harms often differ only in the 4th or 5th. */
+export function formatScore(value: number | null | undefined): string {
   if (value === null || value === undefined) return "–";
-  return Math.abs(value) >= 1e-3 || value === 0 ? value.toFixed(4) : value.toExponential(2);
+  if (value === 0) return "0";
+  return Math.abs(value) >= 1e-3 && Math.abs(value) < 1e6
+    ? String(Number(value.toPrecision(6)))
+    : value.toExponential(3);
 }
 
 function preview(text: string): string {
