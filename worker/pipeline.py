@@ -326,6 +326,7 @@ def _run_verify(
     result = run_verify(
         train,
         evaluation,
+        prune,
         audit_options.engine_config(),
         seeds=list(range(options.seeds)),
         progress=reporter.progress,

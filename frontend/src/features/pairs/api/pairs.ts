@@ -17,19 +17,10 @@ export type FlagFilter = "all" | "flagged" | "unflagged";
 
 /** Rows fetched per request while scrolling the ranked table. */
 export const PAGE_SIZE = 100;
-/** Rows per request when collecting a job's scores for the histogram. */
-export const SCORES_PAGE_SIZE = 1000;
-/**
- * The histogram reads at most this many pairs (in row order, which is unrelated to harm, so it
- * is a fair sample): pages carry the texts, and a scores-only endpoint does not exist yet.
- */
-export const HISTOGRAM_MAX_PAIRS = 20_000;
+/** Bins of the harm histogram. */
+export const HISTOGRAM_BINS = 40;
 
-export interface HarmSample {
-  harms: number[];
-  /** Scored pairs of the job; more than `harms.length` when the sample was capped. */
-  total: number;
-}
+export type ScoreHistogram = Schemas["Histogram"];
 
 export interface PairsQuery {
   jobId: number;
@@ -40,7 +31,8 @@ export interface PairsQuery {
 export const pairKeys = {
   all: (datasetId: number) => ["pairs", datasetId] as const,
   list: (datasetId: number, query: PairsQuery) => ["pairs", datasetId, "list", query] as const,
-  scores: (datasetId: number, jobId: number) => ["pairs", datasetId, "scores", jobId] as const,
+  histogram: (datasetId: number, jobId: number, column: string, bins: number) =>
+    ["pairs", datasetId, "histogram", jobId, column, bins] as const,
   flaggedCount: (datasetId: number) => ["pairs", datasetId, "flagged-count"] as const,
 };
 
@@ -80,31 +72,16 @@ export function usePairs(datasetId: number, query: PairsQuery) {
   });
 }
 
-/** The job's harm scores for the histogram, collected page by page (capped, see above). */
-export function useHarmScores(datasetId: number, jobId: number) {
+/** The server-side histogram of a score column over the job's training pairs (no texts). */
+export function useScoreHistogram(datasetId: number, jobId: number, column = "harm", bins = HISTOGRAM_BINS) {
   return useQuery({
-    queryKey: pairKeys.scores(datasetId, jobId),
-    queryFn: async (): Promise<HarmSample> => {
-      const harms: number[] = [];
-      let total = 0;
-      // Step by what came back: the server may cap `limit` below what was asked.
-      for (let offset = 0; offset < HISTOGRAM_MAX_PAIRS; ) {
-        const page = await fetchPairs(datasetId, {
-          job_id: jobId,
-          sort: "index",
-          offset,
-          limit: Math.min(SCORES_PAGE_SIZE, HISTOGRAM_MAX_PAIRS - offset),
-        });
-        total = page.total;
-        for (const pair of page.items) {
-          const harm = pair.scores?.harm;
-          if (typeof harm === "number" && Number.isFinite(harm)) harms.push(harm);
-        }
-        offset += page.items.length;
-        if (page.items.length === 0 || offset >= page.total) break;
-      }
-      return { harms, total };
-    },
+    queryKey: pairKeys.histogram(datasetId, jobId, column, bins),
+    queryFn: async () =>
+      unwrap(
+        await api.GET("/api/v1/jobs/{job_id}/histogram", {
+          params: { path: { job_id: jobId }, query: { column, bins } },
+        }),
+      ),
     // Scores of a finished job never change.
     staleTime: Infinity,
   });

@@ -1,16 +1,24 @@
 import { render, screen } from "@testing-library/react";
 import { describe, expect, it } from "vitest";
-import { cutoff, HarmHistogram, histogram, tickFormatter } from "./HarmHistogram";
+import { cutoff, HarmHistogram, tickFormatter } from "./HarmHistogram";
+
+// 20 values 0..19 in 10 bins of width 2: two per bin.
+const twoPerBin = {
+  edges: Array.from({ length: 11 }, (_, i) => 2 * i - 0.5),
+  counts: new Array<number>(10).fill(2),
+};
 
 describe("HarmHistogram", () => {
-  it("bins values, the maximum into the last bin", () => {
-    expect(histogram([0, 0.1, 0.5, 1], 2)).toEqual({ edges: [0, 0.5, 1], counts: [2, 2] });
-  });
-
-  it("finds the cut-off of the most harmful fraction", () => {
-    const values = Array.from({ length: 20 }, (_, i) => i);
-    expect(cutoff(values, 0.1)).toBe(18);
-    expect(cutoff([], 0.1)).toBeNull();
+  it("estimates the cut-off of the most harmful fraction from the counts", () => {
+    // The top 10% of 20 are the 2 pairs of the last bin: the cut is its lower edge.
+    expect(cutoff(twoPerBin, 0.1)).toBeCloseTo(17.5);
+    // ceil(0.15 × 20) = 3: the whole last bin and half of the one below.
+    expect(cutoff(twoPerBin, 0.15)).toBeCloseTo(16.5);
+    // Empty bins at the top are skipped.
+    expect(cutoff({ edges: [0, 1, 2, 3], counts: [5, 5, 0] }, 0.1)).toBeCloseTo(1.8);
+    expect(cutoff(twoPerBin, 1)).toBeCloseTo(-0.5);
+    expect(cutoff(twoPerBin, 0)).toBeNull();
+    expect(cutoff({ edges: [0, 1], counts: [0] }, 0.1)).toBeNull();
   });
 
   it("keeps ticks of a narrow range distinct", () => {
@@ -20,11 +28,23 @@ describe("HarmHistogram", () => {
   });
 
   it("draws one labelled bar per bin and the cut-off line", () => {
-    const harms = Array.from({ length: 50 }, (_, i) => i / 49);
-    const { container } = render(<HarmHistogram harms={harms} topFraction={0.1} bins={10} />);
+    const { container } = render(
+      <HarmHistogram
+        histogram={{ edges: [0, 0.2, 0.4, 0.6, 0.8, 1], counts: [10, 20, 10, 5, 5] }}
+        topFraction={0.1}
+      />,
+    );
     expect(screen.getByRole("img", { name: /harm scores for 50 pairs, from 0 to 1/ })).toBeInTheDocument();
-    expect(container.querySelectorAll("rect")).toHaveLength(10);
-    expect(container.querySelectorAll("rect.bar-cut").length).toBeGreaterThan(0);
+    const bars = container.querySelectorAll("rect");
+    expect(bars).toHaveLength(5);
+    // ceil(0.1 × 50) = 5 pairs: exactly the last bin.
+    expect([...bars].map((bar) => bar.classList.contains("bar-cut"))).toEqual([false, false, false, false, true]);
+    expect(bars[1].querySelector("title")).toHaveTextContent("20 pairs with harm in [0.2, 0.4)");
     expect(screen.getByText(/top 10%/)).toBeInTheDocument();
+  });
+
+  it("says so when there is nothing to plot", () => {
+    render(<HarmHistogram histogram={{ edges: [0, 1], counts: [0] }} />);
+    expect(screen.getByText("No harm scores to plot.")).toBeInTheDocument();
   });
 });

@@ -1,38 +1,37 @@
 import { useMemo } from "react";
 
-interface Props {
-  harms: number[];
-  /** Marks where a "flag top fraction" cut would fall. */
-  topFraction?: number;
-  bins?: number;
-  caption?: string;
-  width?: number;
-  height?: number;
-}
-
+/** Equal-width bins of one score column: `edges` has one more entry than `counts`. */
 export interface Histogram {
   edges: number[];
   counts: number[];
 }
 
-export function histogram(values: number[], bins: number): Histogram {
-  const lo = Math.min(...values);
-  const hi = Math.max(...values);
-  const span = hi - lo || 1;
-  const counts = new Array<number>(bins).fill(0);
-  for (const value of values) {
-    counts[Math.min(bins - 1, Math.floor(((value - lo) / span) * bins))] += 1;
-  }
-  const edges = Array.from({ length: bins + 1 }, (_, i) => lo + (span * i) / bins);
-  return { edges, counts };
+interface Props {
+  histogram: Histogram;
+  /** Marks where a "flag top fraction" cut would fall. */
+  topFraction?: number;
+  caption?: string;
+  width?: number;
+  height?: number;
 }
 
-/** The value above which the `fraction` highest values lie. */
-export function cutoff(values: number[], fraction: number): number | null {
-  if (values.length === 0 || fraction <= 0) return null;
-  const sorted = [...values].sort((a, b) => b - a);
-  const k = Math.max(1, Math.round(values.length * Math.min(1, fraction)));
-  return sorted[k - 1];
+/**
+ * The value above which the `fraction` highest values lie, estimated from the bin counts: the
+ * server flags the ceil(fraction × n) highest pairs, and within the bin where that rank falls
+ * the values are taken as evenly spread, so the estimate is off by less than one bin width.
+ */
+export function cutoff({ edges, counts }: Histogram, fraction: number): number | null {
+  const n = counts.reduce((sum, count) => sum + count, 0);
+  if (n === 0 || fraction <= 0) return null;
+  const k = Math.max(1, Math.ceil(n * Math.min(1, fraction)));
+  let above = 0;
+  for (let i = counts.length - 1; i >= 0; i -= 1) {
+    if (above + counts[i] >= k) {
+      return edges[i + 1] - ((k - above) / counts[i]) * (edges[i + 1] - edges[i]);
+    }
+    above += counts[i];
+  }
+  return edges[0];
 }
 
 const M = { top: 20, right: 16, bottom: 34, left: 44 };
@@ -46,21 +45,14 @@ export function tickFormatter(lo: number, hi: number): (value: number) => string
   return (value: number) => String(Number(value.toPrecision(digits)));
 }
 
-/** Distribution of the job's harm scores, with the flagging cut-off drawn in. */
-export function HarmHistogram({
-  harms,
-  topFraction,
-  bins = 30,
-  caption,
-  width = 640,
-  height = 200,
-}: Props) {
-  const hist = useMemo(() => (harms.length ? histogram(harms, bins) : null), [harms, bins]);
+/** Distribution of the job's harm scores (binned by the server), with the flagging cut-off drawn in. */
+export function HarmHistogram({ histogram: hist, topFraction, caption, width = 640, height = 200 }: Props) {
+  const n = useMemo(() => hist.counts.reduce((sum, count) => sum + count, 0), [hist]);
   const cut = useMemo(
-    () => (topFraction !== undefined ? cutoff(harms, topFraction) : null),
-    [harms, topFraction],
+    () => (topFraction !== undefined ? cutoff(hist, topFraction) : null),
+    [hist, topFraction],
   );
-  if (!hist) return <p className="muted">No harm scores to plot.</p>;
+  if (n === 0) return <p className="muted">No harm scores to plot.</p>;
 
   const innerW = width - M.left - M.right;
   const innerH = height - M.top - M.bottom;
@@ -78,7 +70,7 @@ export function HarmHistogram({
       <svg
         viewBox={`0 0 ${width} ${height}`}
         role="img"
-        aria-label={`Histogram of harm scores for ${harms.length} pairs, from ${format(lo)} to ${format(hi)}`}
+        aria-label={`Histogram of harm scores for ${n} pairs, from ${format(lo)} to ${format(hi)}`}
       >
         {hist.counts.map((count, i) => {
           // A bin is drawn as cut when some of its pairs lie above the cut-off.

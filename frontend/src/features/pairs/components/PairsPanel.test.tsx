@@ -32,6 +32,13 @@ function setup() {
       const limit = Number(url.searchParams.get("limit") ?? 50);
       return { items: items.slice(offset, offset + limit), total: items.length };
     },
+    "GET /api/v1/jobs/7/histogram": () => ({
+      column: "harm",
+      n: 3,
+      edges: [-0.4, 0.2, 0.8],
+      counts: [1, 2],
+      quantiles: { p10: -0.28, p50: 0.2, p90: 0.68 },
+    }),
     "PUT /api/v1/datasets/1/pairs/103/flag": async (request) => {
       const body = (await request.json()) as { flagged: boolean; note: string | null };
       flagBodies.push(body);
@@ -71,6 +78,11 @@ describe("PairsPanel", () => {
     expect(
       await screen.findByRole("img", { name: /histogram of harm scores for 3 pairs/i }),
     ).toBeInTheDocument();
+    expect(screen.getByText(/3 scored training pairs · median 0\.2 · 90th percentile 0\.68/)).toBeInTheDocument();
+    // The histogram comes binned from the server; no page of texts is read for it.
+    const histogram = calls.find((r) => new URL(r.url).pathname.endsWith("/histogram"))!;
+    expect(Object.fromEntries(new URL(histogram.url).searchParams)).toEqual({ column: "harm", bins: "40" });
+    expect(calls.filter((r) => new URL(r.url).pathname.endsWith("/pairs"))).toHaveLength(2);
     expect(screen.getByTestId("flag-summary")).toHaveTextContent("0 of 4 pairs flagged");
   });
 

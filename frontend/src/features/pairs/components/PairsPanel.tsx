@@ -4,15 +4,16 @@ import {
   useClearFlags,
   useFlaggedCount,
   useFlagTop,
-  useHarmScores,
   usePairs,
+  useScoreHistogram,
   useSetFlag,
   type FlagFilter,
   type Pair,
+  type ScoreHistogram,
   type Sort,
 } from "../api/pairs";
 import { FlagToolbar } from "./FlagToolbar";
-import { HarmHistogram } from "./HarmHistogram";
+import { HarmHistogram, tickFormatter } from "./HarmHistogram";
 import { PairDetail } from "./PairDetail";
 import { PairsTable } from "./PairsTable";
 
@@ -32,7 +33,7 @@ export function PairsPanel({ datasetId, jobId, datasetPairs }: Props) {
   const [message, setMessage] = useState<string | null>(null);
 
   const pairs = usePairs(datasetId, { jobId, sort, filter });
-  const harms = useHarmScores(datasetId, jobId);
+  const histogram = useScoreHistogram(datasetId, jobId);
   const flaggedCount = useFlaggedCount(datasetId);
   const setFlag = useSetFlag(datasetId);
   const flagTop = useFlagTop(datasetId);
@@ -70,20 +71,16 @@ export function PairsPanel({ datasetId, jobId, datasetPairs }: Props) {
             `${flaggedCount.data} of ${datasetPairs} pairs flagged · an export keeps ${datasetPairs - flaggedCount.data}`}
         </p>
       </div>
-      {harms.data && (
+      {histogram.data && (
         <HarmHistogram
-          harms={harms.data.harms}
+          histogram={histogram.data}
           topFraction={Number(percent) > 0 ? Number(percent) / 100 : undefined}
-          caption={
-            harms.data.harms.length < harms.data.total
-              ? `A sample of ${harms.data.harms.length.toLocaleString()} of ${harms.data.total.toLocaleString()} scored pairs.`
-              : undefined
-          }
+          caption={histogramCaption(histogram.data)}
         />
       )}
-      {harms.isError && (
+      {histogram.isError && (
         <p role="alert" className="error">
-          Could not load the scores: {errorMessage(harms.error)}
+          Could not load the harm histogram: {errorMessage(histogram.error)}
         </p>
       )}
       <FlagToolbar
@@ -140,4 +137,12 @@ export function PairsPanel({ datasetId, jobId, datasetPairs }: Props) {
       )}
     </section>
   );
+}
+
+function histogramCaption({ n, edges, quantiles }: ScoreHistogram): string {
+  const format = tickFormatter(edges[0], edges[edges.length - 1]);
+  const parts = [`${n.toLocaleString()} scored training pairs`];
+  if (quantiles.p50 !== undefined) parts.push(`median ${format(quantiles.p50)}`);
+  if (quantiles.p90 !== undefined) parts.push(`90th percentile ${format(quantiles.p90)}`);
+  return `${parts.join(" · ")}.`;
 }
