@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
+from itertools import islice
 from typing import Literal
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from backend.models import Dataset, Flag, Pair
-from worker.influence.io import csv_text, dumps_jsonl, to_records
+from worker.influence.io import ParsedPair, csv_text, dumps_jsonl, to_records
 
 ExportFormat = Literal["jsonl", "csv", "parquet"]
 MEDIA_TYPES: dict[str, str] = {
@@ -34,16 +35,9 @@ def _records(session: Session, dataset: Dataset, exclude_flagged: bool) -> Itera
         _pairs_query(dataset, exclude_flagged).execution_options(yield_per=_BATCH)
     )
     yield from to_records(
-        (_StoredPair(p.prompt, p.chosen, p.rejected, p.meta) for p in pairs),
+        (ParsedPair(p.source_index, p.prompt, p.chosen, p.rejected, p.meta or {}) for p in pairs),
         dataset.schema_kind,  # type: ignore[arg-type]
     )
-
-
-class _StoredPair:
-    __slots__ = ("prompt", "chosen", "rejected", "metadata")
-
-    def __init__(self, prompt: str, chosen: str, rejected: str, metadata: dict | None):
-        self.prompt, self.chosen, self.rejected, self.metadata = prompt, chosen, rejected, metadata
 
 
 def _columns(session: Session, dataset: Dataset) -> list[str]:
@@ -87,34 +81,20 @@ def _parquet(session: Session, dataset: Dataset, exclude_flagged: bool) -> Itera
     import pyarrow.parquet as pq
 
     columns = _columns(session, dataset)
-    # Parquet's footer comes last, so the file is built on disk (bounded memory) and then streamed.
+    records = _records(session, dataset, exclude_flagged)
+    # Parquet's footer comes last, so the file is built on disk (bounded memory), then streamed.
     with tempfile.TemporaryFile() as spool:
         writer: pq.ParquetWriter | None = None
-        batch: list[dict] = []
-
-        def flush() -> None:
-            nonlocal writer
+        while chunk := list(islice(records, _BATCH)):
             table = pa.Table.from_pylist(
-                [{c: r.get(c) for c in columns} for r in batch],
+                [{c: r.get(c) for c in columns} for r in chunk],
                 schema=writer.schema if writer else None,
             )
-            if writer is None:
-                writer = pq.ParquetWriter(spool, table.schema)
+            writer = writer or pq.ParquetWriter(spool, table.schema)
             writer.write_table(table)
-            batch.clear()
-
-        for record in _records(session, dataset, exclude_flagged):
-            batch.append(record)
-            if len(batch) >= _BATCH:
-                flush()
-        if batch or writer is None:
-            if not batch:
-                pa_schema = pa.schema([(c, pa.string()) for c in columns])
-                writer = pq.ParquetWriter(spool, pa_schema)
-            else:
-                flush()
-        assert writer is not None
+        if writer is None:  # nothing left to export: an empty file with the text columns
+            writer = pq.ParquetWriter(spool, pa.schema([(c, pa.string()) for c in columns]))
         writer.close()
         spool.seek(0)
-        while chunk := spool.read(1 << 20):
-            yield chunk
+        while data := spool.read(1 << 20):
+            yield data

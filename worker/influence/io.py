@@ -266,14 +266,14 @@ def schema_of(path_or_stream: str | Path | IO[bytes], fmt: Format) -> SchemaKind
     raise PairFormatError("the file holds no pairs")
 
 
-def to_records(pairs: Iterable[ParsedPair | Any], schema: SchemaKind) -> Iterator[dict[str, Any]]:
+def to_records(pairs: Iterable[ParsedPair], schema: SchemaKind) -> Iterator[dict[str, Any]]:
     """Turn stored pairs back into records of the uploaded schema (inverse of parsing)."""
     for pair in pairs:
         if schema == "hh_transcript":
             record = {"chosen": pair.prompt + pair.chosen, "rejected": pair.prompt + pair.rejected}
         else:
             record = {"prompt": pair.prompt, "chosen": pair.chosen, "rejected": pair.rejected}
-        record.update(pair.metadata or {})
+        record.update(pair.metadata)
         yield record
 
 

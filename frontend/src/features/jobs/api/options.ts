@@ -1,7 +1,6 @@
 // The audit options the form offers. Defaults and help text come from the backend's OpenAPI
 // document (AuditCreate), so the form shows what the server would do with an omitted field.
-// Named import: the bundler keeps only `components`, not the whole document.
-import { components } from "../../../../openapi.json";
+import { hasField, schemaDefault, schemaHelp } from "../../../api/schemaDefaults";
 
 export const MODEL_PRESETS = [
   { value: "minilm", label: "minilm: all-MiniLM-L6-v2 (default)" },
@@ -18,25 +17,15 @@ export const METHODS = [
   "tracin",
 ] as const;
 
-interface PropertySchema {
-  default?: unknown;
-  description?: string;
-  title?: string;
-}
-
-const schemas = components.schemas as Record<string, { properties?: Record<string, PropertySchema> }>;
-const properties: Record<string, PropertySchema> = schemas.AuditCreate?.properties ?? {};
-
 /** The server's default for an AuditCreate field, or `fallback` if the spec gives none. */
 export function defaultOf<T>(field: string, fallback: T): T {
-  const value = properties[field]?.default;
-  return value === undefined || value === null ? fallback : (value as T);
+  return schemaDefault("AuditCreate", field, fallback);
 }
 
 export function helpOf(field: string): string | undefined {
-  return properties[field]?.description;
+  return schemaHelp("AuditCreate", field);
 }
 
 export function isKnownOption(field: string): boolean {
-  return field in properties;
+  return hasField("AuditCreate", field);
 }
