@@ -129,3 +129,42 @@ def aggregate(cells: list[dict]) -> list[dict]:
         row["methods"] = methods
         rows.append(row)
     return rows
+
+
+REGIME_KEYS: tuple[str, ...] = ("setup", "dataset", "n_train", "recipe")
+
+
+def noise_cost(cells: list[dict]) -> list[dict]:
+    """What label noise costs: test accuracy at noise p minus at 0%, paired by seed.
+
+    Within a seed the split is the same at every noise level and the flips are nested, so the
+    difference isolates the flips. Also the oracle at p minus all pairs at 0%: whether removing the
+    flips recovers the clean model (it trains on fewer pairs).
+    """
+    regimes: dict[tuple, dict[float, dict[int, dict]]] = defaultdict(lambda: defaultdict(dict))
+    for cell in cells:
+        spec = cell["spec"]
+        regimes[tuple(spec[k] for k in REGIME_KEYS)][spec["noise"]][spec["seed"]] = cell
+    rows = []
+    for key, by_noise in sorted(regimes.items(), key=lambda kv: tuple(map(str, kv[0]))):
+        clean = by_noise.get(0.0)
+        if not clean:
+            continue
+        for noise in sorted(n for n in by_noise if n > 0):
+            seeds = sorted(set(by_noise[noise]) & set(clean))
+            if not seeds:
+                continue
+            base = [clean[s]["retrain"]["full"]["accuracy"] for s in seeds]
+            noisy = [by_noise[noise][s]["retrain"]["full"]["accuracy"] for s in seeds]
+            oracle = [by_noise[noise][s]["retrain"]["oracle"]["accuracy"] for s in seeds]
+            rows.append(
+                {
+                    **dict(zip(REGIME_KEYS, key, strict=True)),
+                    "noise": noise,
+                    "seeds": seeds,
+                    "clean_accuracy": summarize(base),
+                    "noisy_minus_clean": paired_difference(noisy, base),
+                    "oracle_minus_clean": paired_difference(oracle, base),
+                }
+            )
+    return rows

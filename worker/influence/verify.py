@@ -229,7 +229,7 @@ def run_verify(
             result = retrainer.fit(
                 keeps[arm],
                 seed,
-                progress=lambda f, done=finished, label=label: report(done + f, label),
+                progress=_offset(report, finished, label),
                 should_cancel=should_cancel,
             )
             finished += 1
@@ -256,6 +256,13 @@ def run_verify(
     )
     out["summary"] = summary_sentence(out)
     return out
+
+
+def _offset(
+    report: Callable[[float, str | None], None], done: int, label: str
+) -> Callable[[float], None]:
+    """Progress within one retrain, reported as `done + fraction` finished retrains."""
+    return lambda fraction: report(done + fraction, label)
 
 
 def random_keep(n: int, n_removed: int, seed: int) -> np.ndarray:

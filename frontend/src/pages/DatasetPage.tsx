@@ -1,16 +1,20 @@
-// One dataset: launch audits, follow them, and review the selected audit's ranked pairs.
-// Composes the datasets, jobs and pairs features, which do not know about each other.
+// One dataset: launch audits, follow them, review the selected audit's ranked pairs, and verify
+// that pruning them pays. Composes the datasets, jobs, pairs and verify features, which do not
+// know about each other.
 import { Link, useParams, useSearchParams } from "react-router";
 import { errorMessage } from "../api/errors";
-import { ExportButtons, useDataset } from "../features/datasets";
+import { ExportButtons, useDataset, useDatasets } from "../features/datasets";
 import { JobsList, JobStatus, LaunchAuditForm, useJobs } from "../features/jobs";
-import { PairsPanel } from "../features/pairs";
+import { PairsPanel, useFlaggedCount } from "../features/pairs";
+import { VerifyForm, VerifyResults } from "../features/verify";
 
 export function DatasetPage() {
   const datasetId = Number(useParams().datasetId);
   const [search, setSearch] = useSearchParams();
   const dataset = useDataset(datasetId);
+  const datasets = useDatasets();
   const jobs = useJobs(datasetId);
+  const flaggedCount = useFlaggedCount(datasetId);
 
   const items = jobs.data?.items ?? [];
   const requested = Number(search.get("job"));
@@ -18,6 +22,8 @@ export function DatasetPage() {
   const selectedId = items.some((job) => job.id === requested) ? requested : newest;
   const selected = items.find((job) => job.id === selectedId) ?? null;
   const selectJob = (jobId: number) => setSearch({ job: String(jobId) });
+  const succeeded = selected?.status === "succeeded";
+  const testDatasets = (datasets.data?.items ?? []).filter((other) => other.id !== datasetId);
 
   if (dataset.isError) {
     return (
@@ -59,14 +65,31 @@ export function DatasetPage() {
           {jobs.data && <JobsList jobs={items} selectedId={selectedId} onSelect={selectJob} />}
         </section>
       </div>
-      {selectedId !== null && <JobStatus jobId={selectedId} />}
-      {selected?.kind === "audit" && selected.status === "succeeded" && dataset.data && (
-        <PairsPanel
-          key={selected.id}
-          datasetId={datasetId}
-          jobId={selected.id}
-          datasetPairs={dataset.data.n_pairs}
-        />
+      {selectedId !== null && <JobStatus jobId={selectedId} showMetrics={selected?.kind !== "verify"} />}
+      {selected?.kind === "audit" && succeeded && dataset.data && (
+        <>
+          <VerifyForm
+            key={`verify-${selected.id}`}
+            datasetId={datasetId}
+            audit={selected}
+            flaggedCount={flaggedCount.data}
+            testDatasets={testDatasets}
+            onLaunched={async (job) => {
+              // The new job must be in the list before it can be selected.
+              await jobs.refetch();
+              selectJob(job.id);
+            }}
+          />
+          <PairsPanel
+            key={selected.id}
+            datasetId={datasetId}
+            jobId={selected.id}
+            datasetPairs={dataset.data.n_pairs}
+          />
+        </>
+      )}
+      {selected?.kind === "verify" && succeeded && (
+        <VerifyResults key={selected.id} job={selected} onOpenAudit={selectJob} />
       )}
     </main>
   );

@@ -36,3 +36,58 @@ export function makePair(
     ...overrides,
   };
 }
+
+/** `metrics` of a succeeded verify job with 3 seeds, in the shape worker/pipeline.py stores. */
+export function makeVerifyMetrics(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  const accuracy = { full: [0.6, 0.62, 0.61], pruned: [0.63, 0.62, 0.64], random: [0.59, 0.61, 0.6] };
+  const loss = { full: [0.66, 0.65, 0.67], pruned: [0.64, 0.65, 0.63], random: [0.67, 0.66, 0.68] };
+  const arms = ["full", "pruned", "random"] as const;
+  const nTrain = { full: 270, pruned: 243, random: 243 };
+  const runs = [0, 1, 2].flatMap((seed) =>
+    arms.map((arm) => ({
+      seed,
+      arm,
+      n_train: nTrain[arm],
+      accuracy: accuracy[arm][seed],
+      loss: loss[arm][seed],
+      seconds: 40,
+    })),
+  );
+  const summary = (values: number[], mean: number, std: number) => ({ n: 3, mean, std, values });
+  const difference = (mean: number, std: number | null, low: number | null, high: number | null) => ({
+    n: 3,
+    mean,
+    std,
+    ci_low: low,
+    ci_high: high,
+    confidence: 0.95,
+  });
+  return {
+    runs,
+    arms: {
+      full: { accuracy: summary(accuracy.full, 0.61, 0.01), loss: summary(loss.full, 0.66, 0.01) },
+      pruned: { accuracy: summary(accuracy.pruned, 0.63, 0.01), loss: summary(loss.pruned, 0.64, 0.01) },
+      random: { accuracy: summary(accuracy.random, 0.6, 0.01), loss: summary(loss.random, 0.67, 0.01) },
+    },
+    differences: {
+      pruned_minus_full: {
+        accuracy: difference(0.02, 0.02, -0.0297, 0.0697),
+        loss: difference(-0.02, 0.02, -0.0697, 0.0297),
+      },
+      pruned_minus_random: {
+        accuracy: difference(0.03, 0.01, 0.0052, 0.0548),
+        loss: difference(-0.03, 0.01, -0.0548, -0.0052),
+      },
+    },
+    n_removed: 27,
+    n_train: 270,
+    n_eval: 30,
+    seeds: [0, 1, 2],
+    summary:
+      "Pruning 27 of 270 training pairs changed pairwise accuracy on 30 evaluation pairs by +2.0 points vs all pairs: neither difference is distinguishable from zero.",
+    audit_job_id: 5,
+    rule: "top 10% by harm",
+    evaluated_on: "the audit's validation split",
+    ...overrides,
+  };
+}

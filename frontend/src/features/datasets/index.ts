@@ -1,3 +1,3 @@
-export { useDataset, type Dataset } from "./api/datasets";
+export { useDataset, useDatasets, type Dataset } from "./api/datasets";
 export { DatasetsPage } from "./components/DatasetsPage";
 export { ExportButtons } from "./components/ExportButtons";

@@ -1,1 +1,2 @@
+export { useFlaggedCount } from "./api/pairs";
 export { PairsPanel } from "./components/PairsPanel";

@@ -23,6 +23,15 @@ export function jobTitle(job: Pick<Job, "id" | "kind">): string {
   return `${job.kind.charAt(0).toUpperCase()}${job.kind.slice(1)} #${job.id}`;
 }
 
+/** What a job is about, beside its title: an audit's model, the audit a verification retrains. */
+export function jobDetail(job: Pick<Job, "kind" | "config">): string {
+  const { config } = job;
+  if (job.kind === "verify" && config.audit_job_id !== undefined) {
+    return `of audit #${String(config.audit_job_id)}`;
+  }
+  return String(config.model ?? config.method ?? "");
+}
+
 export function useJobs(datasetId: number) {
   return useQuery({
     queryKey: jobKeys.forDataset(datasetId),

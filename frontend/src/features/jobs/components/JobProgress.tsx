@@ -9,7 +9,7 @@ const STATUS_LABEL: Record<Job["status"], string> = {
 };
 
 /** A job's live state: status, stage, progress; the error if it failed; metrics once done. */
-export function JobProgress({ job }: { job: Job }) {
+export function JobProgress({ job, showMetrics = true }: { job: Job; showMetrics?: boolean }) {
   const percent = Math.round(Math.min(1, Math.max(0, job.progress)) * 100);
   return (
     <div className="job-progress" aria-live="polite">
@@ -35,7 +35,7 @@ export function JobProgress({ job }: { job: Job }) {
           {job.error ?? "The job failed without an error message."}
         </p>
       )}
-      {job.status === "succeeded" && job.metrics && <JobMetrics metrics={job.metrics} />}
+      {showMetrics && job.status === "succeeded" && job.metrics && <JobMetrics metrics={job.metrics} />}
     </div>
   );
 }

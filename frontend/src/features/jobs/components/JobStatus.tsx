@@ -1,9 +1,15 @@
 import { errorMessage } from "../../../api/errors";
-import { isActive, jobTitle, useCancelJob, useJob } from "../api/jobs";
+import { isActive, jobDetail, jobTitle, useCancelJob, useJob } from "../api/jobs";
 import { JobProgress } from "./JobProgress";
 
+interface Props {
+  jobId: number;
+  /** Show the finished job's metrics; off where the page shows a dedicated results view. */
+  showMetrics?: boolean;
+}
+
 /** Follows one job live (polling while it is queued or running). */
-export function JobStatus({ jobId }: { jobId: number }) {
+export function JobStatus({ jobId, showMetrics = true }: Props) {
   const job = useJob(jobId);
   const cancel = useCancelJob();
 
@@ -22,7 +28,7 @@ export function JobStatus({ jobId }: { jobId: number }) {
         <h2 id={`job-${data.id}-title`}>
           {jobTitle(data)}{" "}
           <span className="muted small">
-            {String(data.config.model ?? "")} · started {formatTime(data.started_at ?? data.created_at)}
+            {jobDetail(data)} · started {formatTime(data.started_at ?? data.created_at)}
             {data.finished_at && <> · took {duration(data.started_at, data.finished_at)}</>}
           </span>
         </h2>
@@ -36,7 +42,7 @@ export function JobStatus({ jobId }: { jobId: number }) {
           </button>
         )}
       </div>
-      <JobProgress job={data} />
+      <JobProgress job={data} showMetrics={showMetrics} />
       {cancel.isError && (
         <p role="alert" className="error">
           Could not cancel: {errorMessage(cancel.error)}

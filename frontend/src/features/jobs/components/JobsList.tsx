@@ -1,4 +1,4 @@
-import { jobTitle, type Job } from "../api/jobs";
+import { jobDetail, jobTitle, type Job } from "../api/jobs";
 
 interface Props {
   jobs: Job[];
@@ -21,7 +21,7 @@ export function JobsList({ jobs, selectedId, onSelect }: Props) {
             onClick={() => onSelect(job.id)}
           >
             <span>{jobTitle(job)}</span>
-            <span className="muted">{String(job.config.model ?? job.config.method ?? "")}</span>
+            <span className="muted">{jobDetail(job)}</span>
             <span className={`status status-${job.status}`}>{job.status}</span>
             <span className="muted small">{new Date(job.created_at).toLocaleString()}</span>
           </button>

@@ -1,0 +1,2 @@
+export { VerifyForm, type TestDataset } from "./components/VerifyForm";
+export { VerifyResults } from "./components/VerifyResults";
