@@ -100,13 +100,6 @@ def test_gzipped_jsonl_is_read() -> None:
             "chosen",
             "must be text",
         ),
-        (
-            b'{"prompt": "p", "chosen": "same", "rejected": "same"}\n',
-            "jsonl",
-            1,
-            "chosen",
-            "identical",
-        ),
     ],
 )
 def test_bad_rows_name_row_and_column(

@@ -137,10 +137,16 @@ def test_empty_validation_set_is_rejected() -> None:
 def test_projection_keeps_rankings_close(audit) -> None:
     train, val, flips = noisy_split()
     projected = run_audit(
-        train, val, tiny_config(methods=ALL_METHODS, damping=1.0, projection_dim=1024)
+        train,
+        val,
+        tiny_config(
+            methods=["loss", "gradient_similarity", "influence", "datainf", "self_influence"],
+            damping=1.0,
+            projection_dim=1024,
+        ),
     )
     exact = audit[0].scores
-    for column in ("harm_gradient_similarity", "harm_influence"):
+    for column in ("harm_gradient_similarity", "harm_influence", "harm_self_influence"):
         corr = np.corrcoef(projected.scores[column], exact[column])[0, 1]
         assert corr > 0.9, (column, corr)
     assert projected.metrics["n_trainable_params"] == 2081

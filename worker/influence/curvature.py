@@ -30,7 +30,8 @@ DIRECT_MAX_DIM = 16384
 """Largest min(n, p) for which an exact factorisation (n×n or p×p) is formed."""
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """σ(x) = 1/(1 + e^(−x)), overflow-free."""
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
@@ -87,7 +88,7 @@ class GaussNewton:
     """
 
     def __init__(self, margin_grads: Tensor, margins: np.ndarray) -> None:
-        prob = _sigmoid(margins)
+        prob = sigmoid(margins)
         self.n = margin_grads.shape[0]
         self.dim = margin_grads.shape[1]
         self.D = margin_grads

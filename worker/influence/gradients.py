@@ -110,15 +110,3 @@ def per_pair_margin_gradients_loop(
         rows.append(torch.cat([g.reshape(-1) for g in grads]))
         margins.append(margin.item())
     return np.asarray(margins, dtype=np.float64), torch.stack(rows)
-
-
-def loss_gradients(margins: np.ndarray, margin_grads: Tensor) -> Tensor:
-    """g_i = ∇ℓ_i = −(1 − σ(Δ_i)) d_i, shape [n, p]."""
-    scale = torch.as_tensor(
-        -_sigmoid(-margins), dtype=margin_grads.dtype, device=margin_grads.device
-    )
-    return margin_grads * scale[:, None]
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * x))

@@ -24,6 +24,7 @@ from worker.influence.curvature import (
     GaussNewton,
     MatVec,
     conjugate_gradient,
+    sigmoid,
 )
 
 COSINE_MIN_NORM = 1e-4
@@ -31,10 +32,6 @@ COSINE_MIN_NORM = 1e-4
 
 DATAINF_DAMPING = 0.1
 """λ_l = 0.1 · mean_i mean(g_il²), the per-layer damping of Kwon et al. (2024)."""
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
 def bt_loss(margins: np.ndarray) -> np.ndarray:
