@@ -131,7 +131,7 @@ def _engine_fields() -> dict[str, Any]:
                 default_factory=f.default_factory,  # type: ignore[arg-type]
                 description=f.metadata.get("help"),
                 # pydantic leaves factory defaults out of the schema; clients need to see them.
-                json_schema_extra={"default": f.default_factory()},  # type: ignore[misc]
+                json_schema_extra={"default": f.default_factory()},  # type: ignore[misc,operator]
             )
         fields[f.name] = (hints[f.name], default)
     return fields

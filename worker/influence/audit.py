@@ -162,6 +162,7 @@ def run_audit(
         fitted, history = _fit_head(
             backbone, train_enc, val_enc, device, config, report, should_cancel
         )
+        assert fitted.grads is not None
         metrics["n_trainable_params"] = int(fitted.grads.shape[1])
     else:
         rm = RewardModel(add_lora(backbone, config), device)
@@ -227,6 +228,7 @@ def score_fitted(
         g_val = validation_gradient(fitted.val_margins, val_grads)
         metrics["val_gradient_norm"] = float(torch.linalg.vector_norm(g_val))
     for k, method in enumerate(methods):
+        assert gn is not None and g_val is not None and grads is not None
         check_cancel(should_cancel)
         start = time.perf_counter()
         if method == "gradient_similarity":

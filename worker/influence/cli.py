@@ -23,7 +23,9 @@ def _engine_parameters() -> list[inspect.Parameter]:
     hints = typing.get_type_hints(EngineConfig)
     params = []
     for f in dataclasses.fields(EngineConfig):
-        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        default: Any = (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        )
         hint = hints[f.name]
         help_text = f.metadata.get("help", "")
         if typing.get_origin(hint) in (list, typing.Union, type(int | None)) and any(

@@ -237,7 +237,7 @@ def exact_hvp(
         tangent = {k: t.to(theta[k].dtype) for k, t in rm.unflatten(v.to(rm.device)).items()}
         total = torch.zeros(rm.n_params, dtype=torch.float64, device=rm.device)
         for ids, mask in batches:
-            _, hv = jvp(lambda p, ids=ids, mask=mask: gradient(p, ids, mask), (theta,), (tangent,))
+            hv = jvp(lambda p, ids=ids, mask=mask: gradient(p, ids, mask), (theta,), (tangent,))[1]
             total += rm.flatten(hv).double()
         return total / count
 

@@ -60,6 +60,7 @@ def pooled_features(
             if chosen is None:
                 chosen = torch.empty((n, feats.shape[-1]), dtype=torch.float64, device=device)
                 rejected = torch.empty_like(chosen)
+            assert chosen is not None and rejected is not None
             where = torch.as_tensor(index, device=device)
             chosen[where] = feats[:, 0]
             rejected[where] = feats[:, 1]

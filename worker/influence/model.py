@@ -13,6 +13,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -104,12 +105,12 @@ def smollm2_dir() -> Path:
     return target
 
 
-def _tiny_backbone(seed: int) -> tuple[torch.nn.Module, object]:
+def _tiny_backbone(seed: int) -> tuple[torch.nn.Module, Any]:
     """A randomly initialised 2-layer BERT (hidden 32) with MiniLM's tokenizer: tests only."""
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
     tokenizer = AutoTokenizer.from_pretrained(minilm_dir())
-    config = BertConfig(
+    config = BertConfig(  # type: ignore[call-arg]
         vocab_size=tokenizer.vocab_size,
         hidden_size=32,
         num_hidden_layers=2,
@@ -126,7 +127,7 @@ def _tiny_backbone(seed: int) -> tuple[torch.nn.Module, object]:
     return BertForSequenceClassification(config), tokenizer
 
 
-def load_backbone(config: EngineConfig) -> tuple[torch.nn.Module, object]:
+def load_backbone(config: EngineConfig) -> tuple[torch.nn.Module, Any]:
     """The sequence-classification model (num_labels=1, eager attention, fp32) and its tokenizer.
 
     Seeded with `torch.manual_seed(config.seed)` right before loading, so the fresh scalar head is
@@ -162,7 +163,7 @@ def load_backbone(config: EngineConfig) -> tuple[torch.nn.Module, object]:
     if tokenizer.pad_token is None:
         # Decoders have no pad token; the eos token pads, and the head reads the last real token.
         tokenizer.pad_token = tokenizer.eos_token
-    model.config.pad_token_id = tokenizer.pad_token_id
+    model.config.pad_token_id = tokenizer.pad_token_id  # type: ignore[union-attr]
     tokenizer.truncation_side = "left"
     tokenizer.padding_side = "right"
     return model.float(), tokenizer
@@ -235,7 +236,7 @@ class Encoded:
         return ids.to(device), mask.to(device)
 
 
-def encode(tokenizer: object, pairs: Sequence[Pair], max_length: int) -> Encoded:
+def encode(tokenizer: Any, pairs: Sequence[Pair], max_length: int) -> Encoded:
     """Tokenise prompt+chosen and prompt+rejected, truncating from the left to `max_length`."""
     if tokenizer.truncation_side != "left":
         raise ValueError("the tokenizer must truncate from the left so the final turn survives")

@@ -14,6 +14,7 @@ gradients [m, p]. With g_i = −(1 − p_i) d_i and g_val = (1/m) Σ_v g_v:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -99,7 +100,11 @@ def solve_influence(
         scale = 1.0  # all gradients vanish; any positive λ gives u = g_val/λ
     lam = damping * scale
     shift = ridge + lam
-    base = {"damping_relative": damping, "damping_absolute": lam, "curvature_scale": scale}
+    base: dict[str, Any] = {
+        "damping_relative": damping,
+        "damping_absolute": lam,
+        "curvature_scale": scale,
+    }
     if exact_matvec is not None:
         result = conjugate_gradient(
             lambda v: exact_matvec(v) + shift * v, g_val, cg_tol, cg_max_iter
