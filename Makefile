@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 NPM_STAMP := frontend/node_modules/.installed
 FRONTEND_SRC := $(shell find frontend/src frontend/index.html frontend/vite.config.ts -type f 2>/dev/null)
 
-.PHONY: run test test-python test-frontend lint install frontend bench chromium openapi clean
+.PHONY: run test test-long test-python test-frontend lint install frontend bench chromium openapi clean
 
 run: install frontend  ## install everything, migrate SQLite under ./var, serve UI + API + a worker
 	$(BIN)/prefaudit run
@@ -48,7 +48,10 @@ lint: install
 	$(BIN)/mypy backend worker
 
 test-python: install
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=10 -m "not long"
+
+test-long: install  ## real-model tests too long for make test (a MiniLM verify job: ~25 min on 2 cores)
+	$(BIN)/pytest -q -s -m long
 
 test-frontend: frontend chromium
 	@# The generated client must match the backend: spec drift and type drift both fail.

@@ -31,7 +31,7 @@ def hh_pairs(n: int) -> list[Pair]:
     return pairs
 
 
-@pytest.mark.slow
+@pytest.mark.long  # the same audit runs through the API and a worker in tests/test_minilm_audit.py
 def test_minilm_audit_of_real_pairs() -> None:
     pairs = hh_pairs(240)
     result = run_audit(pairs[:200], pairs[200:], EngineConfig(model="minilm", device=DEVICE))
