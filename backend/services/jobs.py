@@ -29,13 +29,7 @@ def validate_audit(session: Session, dataset: Dataset, user: User, body: AuditCr
     except ValueError as exc:
         raise JobConfigError(str(exc)) from None
     if body.val_dataset_id is not None:
-        val = session.get(Dataset, body.val_dataset_id)
-        if val is None or val.owner_id != user.id:
-            raise JobConfigError(f"validation dataset {body.val_dataset_id} not found")
-        if val.id == dataset.id:
-            raise JobConfigError("the validation dataset must differ from the training dataset")
-        if val.n_pairs < 1:
-            raise JobConfigError("the validation dataset is empty")
+        val = _second_dataset(session, user, dataset, body.val_dataset_id, "validation")
         n_val, n_train = val.n_pairs, dataset.n_pairs
     else:
         n_val = validation_size(dataset.n_pairs, body.val_fraction)
@@ -69,11 +63,19 @@ def validate_verify(session: Session, dataset: Dataset, user: User, body: Verify
             f"unknown method {body.method!r}; rank by one of {', '.join(HARM_COLUMNS)}"
         )
     if body.test_dataset_id is not None:
-        test = session.get(Dataset, body.test_dataset_id)
-        if test is None or test.owner_id != user.id:
-            raise JobConfigError(f"test dataset {body.test_dataset_id} not found")
-        if test.id == dataset.id:
-            raise JobConfigError("the test dataset must differ from the audited dataset")
+        _second_dataset(session, user, dataset, body.test_dataset_id, "test")
+
+
+def _second_dataset(
+    session: Session, user: User, dataset: Dataset, other_id: int, role: str
+) -> Dataset:
+    """A validation or test dataset: the user's own, and not the audited one."""
+    other = session.get(Dataset, other_id)
+    if other is None or other.owner_id != user.id:
+        raise JobConfigError(f"{role} dataset {other_id} not found")
+    if other.id == dataset.id:
+        raise JobConfigError(f"the {role} dataset must differ from the audited dataset")
+    return other
 
 
 def create_job(
