@@ -50,7 +50,7 @@ lint: install
 test-python: install
 	$(BIN)/pytest -q --durations=10 -m "not long"
 
-test-long: install  ## real-model tests too long for make test (a MiniLM verify job: ~25 min on 2 cores)
+test-long: install  ## real-model tests too long for make test (a MiniLM verify job: ~15 min on 2 cores)
 	$(BIN)/pytest -q -s -m long
 
 test-frontend: frontend chromium

@@ -58,7 +58,7 @@ def test_minilm_audit_of_300_real_pairs(client, minilm_audit) -> None:
     assert all(p["scores"]["harm"] is not None for p in page["items"])
 
 
-@pytest.mark.long  # six MiniLM retrains: about 25 minutes on a 2-core CPU
+@pytest.mark.long  # six MiniLM retrains: about 15 minutes on a 2-core CPU
 def test_minilm_verify_with_two_seeds(client, minilm_audit) -> None:
     headers, audit = minilm_audit["headers"], minilm_audit["job"]
     assert audit["status"] == "succeeded", audit["error"]
