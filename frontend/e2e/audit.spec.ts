@@ -113,10 +113,11 @@ test("upload, audit with the tiny preset, review, flag and export", async ({ pag
   await test.step("flag one pair and unflag it", async () => {
     await expect(summary).toContainText(`0 of ${N_PAIRS} pairs flagged`);
     const checkbox = dataRows.nth(1).getByRole("checkbox");
-    await checkbox.check();
+    // The box mirrors server state (it turns once the PUT returns): click, then wait for it.
+    await checkbox.click();
     await expect(checkbox).toBeChecked();
     await expect(summary).toContainText(`1 of ${N_PAIRS} pairs flagged`);
-    await checkbox.uncheck();
+    await checkbox.click();
     await expect(checkbox).not.toBeChecked();
     await expect(summary).toContainText(`0 of ${N_PAIRS} pairs flagged`);
 
