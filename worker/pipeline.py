@@ -20,8 +20,9 @@ from sqlalchemy.orm import Session
 
 from backend.db import get_sessionmaker
 from backend.models import Job, Pair, Score, utcnow
-from backend.services.jobs import FINISHED, validation_size
+from backend.services.jobs import FINISHED
 from worker.influence.columns import SCORE_COLUMNS
+from worker.influence.data import split_validation
 
 log = logging.getLogger(__name__)
 
@@ -89,13 +90,6 @@ class JobReporter:
             status = session.scalar(select(Job.status).where(Job.id == self.job_id))
         self._cancelled = status != "running"
         return self._cancelled
-
-
-def split_indices(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded split of range(n) into (train, validation) positions, each sorted."""
-    n_val = validation_size(n, fraction)
-    order = np.random.default_rng(seed).permutation(n)
-    return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
 def run_job(job_id: int, session_factory: Callable[[], Session] | None = None) -> str:
@@ -191,7 +185,9 @@ def _run_audit(
             train_ids, train_pairs = pair_ids, pairs
             val_in_dataset: list[int] = []
         else:
-            train_pos, val_pos = split_indices(len(pairs), options.val_fraction, engine_config.seed)
+            train_pos, val_pos = split_validation(
+                len(pairs), options.val_fraction, engine_config.seed
+            )
             train_ids = [pair_ids[i] for i in train_pos]
             train_pairs = [pairs[i] for i in train_pos]
             val_in_dataset = [pair_ids[i] for i in val_pos]

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from backend.models import Dataset, Job, User, utcnow
 from backend.schemas import AuditCreate, VerifyCreate
+from worker.influence.data import validation_size
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +42,6 @@ def validate_audit(session: Session, dataset: Dataset, user: User, body: AuditCr
         )
     if n_train < 2:
         raise JobConfigError(f"only {n_train} training pairs would remain; need at least 2")
-
-
-def validation_size(n_pairs: int, fraction: float) -> int:
-    """Pairs split off for validation: round(fraction × n), leaving at least one to train on."""
-    return max(0, min(n_pairs - 1, round(fraction * n_pairs)))
 
 
 def validate_verify(session: Session, dataset: Dataset, user: User, body: VerifyCreate) -> None:

@@ -38,11 +38,15 @@ def flipped(pair: Pair) -> Pair:
     return Pair(pair.prompt, pair.rejected, pair.chosen)
 
 
+def validation_size(n: int, fraction: float) -> int:
+    """Pairs split off for validation: round(fraction·n), leaving at least one to train on."""
+    return max(0, min(n - 1, round(fraction * n)))
+
+
 def split_validation(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """Seeded split of range(n) into sorted (train, validation) positions; round(fraction·n)
-    pairs go to validation, at least one stays to train on (the job pipeline's rule)."""
+    """Seeded split of range(n) into sorted (train, validation) positions (the jobs' rule)."""
     import numpy as np
 
-    n_val = max(0, min(n - 1, round(fraction * n)))
+    n_val = validation_size(n, fraction)
     order = np.random.default_rng(seed).permutation(n)
     return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())
