@@ -46,6 +46,7 @@ from worker.influence.train import (
     Progress,
     ShouldCancel,
     check_cancel,
+    evaluate_margins,
     summarise,
     train_reward_model,
 )
@@ -301,36 +302,27 @@ def _gradients(
     if needs_grads and config.projection_dim is not None:
         projector = Projector(rm.blocks(), config.projection_dim, config.seed, rm.device)
     blocks = projector.out_blocks if projector is not None else rm.blocks()
-    report.start("validation_gradient")
-    if needs_grads:
-        val_margins, val_grads = per_pair_margin_gradients(
-            rm,
-            val_enc,
-            config.gradient_chunk,
-            projector=projector,
-            progress=report.fraction("validation_gradient"),
-            should_cancel=should_cancel,
-        )
-    else:
-        from worker.influence.train import evaluate_margins
 
-        val_margins, val_grads = evaluate_margins(rm, val_enc), None
-    report.done("validation_gradient")
-    report.start("per_pair_gradients")
-    if needs_grads:
-        margins, grads = per_pair_margin_gradients(
-            rm,
-            train_enc,
-            config.gradient_chunk,
-            projector=projector,
-            progress=report.fraction("per_pair_gradients"),
-            should_cancel=should_cancel,
-        )
-    else:
-        from worker.influence.train import evaluate_margins
+    def margins_and_grads(enc, stage: str) -> tuple[np.ndarray, Tensor | None]:
+        """Δ for every pair of `enc`, with per-pair margin gradients when a method needs them."""
+        report.start(stage)
+        out: tuple[np.ndarray, Tensor | None]
+        if needs_grads:
+            out = per_pair_margin_gradients(
+                rm,
+                enc,
+                config.gradient_chunk,
+                projector=projector,
+                progress=report.fraction(stage),
+                should_cancel=should_cancel,
+            )
+        else:
+            out = evaluate_margins(rm, enc), None
+        report.done(stage)
+        return out
 
-        margins, grads = evaluate_margins(rm, train_enc), None
-    report.done("per_pair_gradients")
+    val_margins, val_grads = margins_and_grads(val_enc, "validation_gradient")
+    margins, grads = margins_and_grads(train_enc, "per_pair_gradients")
     exact = None
     if needs_grads and config.hessian == "exact" and "influence" in config.methods:
         n = len(train_enc)
