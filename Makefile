@@ -66,7 +66,10 @@ openapi: install  ## regenerate frontend/openapi.json and the TypeScript client 
 	cd frontend && npm run gen:api
 
 bench: install  ## the engine benchmark on the hh-flip10 task (long: run it in the background)
-	$(BIN)/python bench/engine_bench.py
+	@# kronfluence for the side-by-side only; --no-deps because it asks for torchvision, which
+	@# it never imports and whose wheel would replace the pinned CPU torch with a CUDA build.
+	$(BIN)/pip install --quiet --no-deps kronfluence==1.0.1 einconv einops opt-einsum accelerate
+	$(BIN)/python bench/engine_bench.py --naive
 
 clean:
 	rm -rf $(VENV) frontend/node_modules frontend/dist

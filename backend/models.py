@@ -133,6 +133,7 @@ class Score(Base):
     harm_datainf: Mapped[float | None] = mapped_column(Float, default=None)
     removal_effect_datainf: Mapped[float | None] = mapped_column(Float, default=None)
     harm_self_influence: Mapped[float | None] = mapped_column(Float, default=None)
+    harm_corrected_loss: Mapped[float | None] = mapped_column(Float, default=None)
     harm_tracin: Mapped[float | None] = mapped_column(Float, default=None)
 
 

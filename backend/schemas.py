@@ -81,6 +81,7 @@ class PairScores(BaseModel):
     harm_datainf: float | None = None
     removal_effect_datainf: float | None = None
     harm_self_influence: float | None = None
+    harm_corrected_loss: float | None = None
     harm_tracin: float | None = None
 
 

@@ -23,6 +23,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from worker.influence.audit import Fitted, run_audit, score_fitted  # noqa: E402
@@ -130,7 +131,6 @@ def extra_scores(fitted: Fitted, config: EngineConfig, scores: dict) -> dict[str
         "leave_one_out_loss (Newton step)": leave_one_out_loss(
             gn, fitted.margins, config.damping, fitted.ridge
         ),
-        "z(loss) + z(self_influence)": zscore(loss) + zscore(self_inf),
         "rank(loss) + rank(self_influence)": rankscore(loss) + rankscore(self_inf),
         "self_influence, block-diagonal": block_self,
         "z(loss) + z(block-diagonal self_influence)": zscore(loss) + zscore(block_self),
@@ -201,6 +201,7 @@ def run_recipe(name: str, overrides: dict, args: argparse.Namespace, task) -> di
         "harm_influence",
         "harm_datainf",
         "harm_self_influence",
+        "harm_corrected_loss",
         "harm_tracin",
     ):
         rows[column] = detection(result.scores[column], mask)
@@ -218,7 +219,9 @@ def run_recipe(name: str, overrides: dict, args: argparse.Namespace, task) -> di
     sweep = {}
     for damping in DAMPINGS:
         swept = dataclasses.replace(
-            config, damping=damping, methods=["loss", "influence", "self_influence"]
+            config,
+            damping=damping,
+            methods=["loss", "influence", "self_influence", "corrected_loss"],
         )
         s, m, _ = score_fitted(fitted, swept)
         loo = extra_scores(fitted, swept, s)
@@ -227,7 +230,7 @@ def run_recipe(name: str, overrides: dict, args: argparse.Namespace, task) -> di
             "self_influence": detection(s["harm_self_influence"], mask),
             "leave_one_out_loss": detection(loo["leave_one_out_loss (Newton step)"], mask),
             "self_influence_blockwise": detection(loo["self_influence, block-diagonal"], mask),
-            "z_loss_plus_self_influence": detection(loo["z(loss) + z(self_influence)"], mask),
+            "corrected_loss": detection(s["harm_corrected_loss"], mask),
             "relative_residual": m["influence"]["relative_residual"],
         }
     out = {
@@ -251,7 +254,48 @@ def run_recipe(name: str, overrides: dict, args: argparse.Namespace, task) -> di
     if args.naive:
         fast = seconds["validation_gradient"] + seconds["per_pair_gradients"]
         out["naive"] = naive_reference(fitted, config, fast, result.scores)
+    if args.kronfluence and fitted.rm is not None:
+        out["kronfluence"] = kronfluence_side(fitted, result.scores, mask, scoring_stage, epoch)
+        rows.update(out["kronfluence"].pop("detection"))
     return out
+
+
+def kronfluence_side(fitted: Fitted, scores: dict, mask: np.ndarray, ours: float, epoch: float):
+    """kronfluence's EK-FAC on the same trained model and pairs: its time and its AUROC."""
+    from kronfluence_side import identity_self_scores, kronfluence_scores
+
+    from worker.influence.scores import loss_scale
+
+    assert fitted.rm is not None and fitted.grads is not None
+    train_enc, val_enc = fitted.encoded
+    # Guard: with the identity preconditioner kronfluence's self-score is ‖g_i‖²; it must match
+    # the engine's per-pair gradients (same modules, both forwards, one example per pair).
+    check = identity_self_scores(fitted.rm, train_enc)
+    head = fitted.grads[: len(check)].double()
+    ours_sq = ((loss_scale(fitted.margins[: len(check)], head)[:, None] * head) ** 2).sum(1)
+    identity_error = float(np.abs(check - ours_sq.cpu().numpy()).max() / ours_sq.max().item())
+    print(f"[kronfluence] identity self-scores vs ours: max relative error {identity_error:.1e}")
+    print("[kronfluence] EK-FAC factors, self-influence, influence ...", flush=True)
+    k = kronfluence_scores(fitted.rm, train_enc, val_enc)
+    total = sum(k["seconds"].values())
+    corrected = zscore(scores["harm_loss"]) + zscore(k["harm_self_influence"])
+    return {
+        "version": k["version"],
+        "identity_check_relative_error": identity_error,
+        "strategy": k["strategy"],
+        "damping_factor": k["damping_factor"],
+        "seconds": k["seconds"],
+        "total_seconds": total,
+        "epoch_ratio": total / epoch,
+        "ours_over_kronfluence_time": ours / total,
+        "detection": {
+            "kronfluence EK-FAC self-influence (same model)": detection(
+                k["harm_self_influence"], mask
+            ),
+            "kronfluence EK-FAC influence (same model)": detection(k["harm_influence"], mask),
+            "z(loss) + z(kronfluence self-influence) (same model)": detection(corrected, mask),
+        },
+    }
 
 
 def markdown(report: dict) -> str:
@@ -262,6 +306,15 @@ def markdown(report: dict) -> str:
         "",
     ]
     for run in report["runs"]:
+        if "same_as" in run:
+            lines += [
+                f"## Recipe `{run['recipe']}`",
+                "",
+                f"Identical to recipe `{run['same_as']}` (EngineConfig's defaults are the anchors' "
+                "recipe, which bench/tune_recipe.py found best by validation loss): see above.",
+                "",
+            ]
+            continue
         lines += [
             f"## Recipe `{run['recipe']}`",
             "",
@@ -277,6 +330,19 @@ def markdown(report: dict) -> str:
                 else ""
             ),
             "",
+        ]
+        if "kronfluence" in run:
+            k = run["kronfluence"]
+            lines += [
+                f"kronfluence {k['version']} ({k['strategy']}, damping {k['damping_factor']}) on "
+                f"the same model: factors {k['seconds']['factors']:.1f} s, self-influence "
+                f"{k['seconds']['self_influence']:.1f} s, influence {k['seconds']['influence']:.1f}"
+                f" s; total {k['total_seconds']:.1f} s = **{k['epoch_ratio']:.2f} epochs** "
+                f"(our whole scoring stage: {run['epoch_ratio']:.2f} epochs, "
+                f"{k['ours_over_kronfluence_time']:.2f}× kronfluence's time)",
+                "",
+            ]
+        lines += [
             "| method | AUROC | precision@100 | recall@top10% |",
             "|---|---|---|---|",
         ]
@@ -290,7 +356,7 @@ def markdown(report: dict) -> str:
             "Damping sweep (λ relative to the mean diagonal of G): AUROC",
             "",
             "| damping | influence | self_influence | self_influence (block-diag.) "
-            "| z(loss)+z(self_influence) | leave_one_out_loss |",
+            "| corrected_loss | leave_one_out_loss |",
             "|---|---|---|---|---|---|",
         ]
         for damping, row in run["damping_sweep"].items():
@@ -298,7 +364,7 @@ def markdown(report: dict) -> str:
                 f"| {damping} | {row['influence']['auroc']:.3f} | "
                 f"{row['self_influence']['auroc']:.3f} | "
                 f"{row['self_influence_blockwise']['auroc']:.3f} | "
-                f"{row['z_loss_plus_self_influence']['auroc']:.3f} | "
+                f"{row['corrected_loss']['auroc']:.3f} | "
                 f"{row['leave_one_out_loss']['auroc']:.3f} |"
             )
         lines.append("")
@@ -316,6 +382,12 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument(
         "--naive", action="store_true", help="also time the batch-size-1 reference (minutes on CPU)"
+    )
+    parser.add_argument(
+        "--no-kronfluence",
+        dest="kronfluence",
+        action="store_false",
+        help="skip kronfluence's EK-FAC side by side (it is installed by `make bench` only)",
     )
     parser.add_argument("--tag", default=None, help="suffix of the result files")
     parser.add_argument(
@@ -350,8 +422,15 @@ def main() -> None:
         "torch": torch.__version__,
         "runs": [],
     }
+    done: dict[str, dict] = {}
     for name in args.recipes.split(","):
-        report["runs"].append(run_recipe(name, RECIPES[name], args, task))
+        key = json.dumps(dataclasses.asdict(EngineConfig(**RECIPES[name])), sort_keys=True)
+        if key in done:
+            # The same configuration trains the same model: say so instead of training it twice.
+            report["runs"].append({"recipe": name, "same_as": done[key]["recipe"]})
+            continue
+        done[key] = run_recipe(name, RECIPES[name], args, task)
+        report["runs"].append(done[key])
         print(markdown(report), flush=True)
     tag = args.tag or device
     args.out.mkdir(parents=True, exist_ok=True)

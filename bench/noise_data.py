@@ -107,7 +107,7 @@ def feature_differences(
     backbone, tokenizer = load_backbone(config)
     enc = encode(tokenizer, pairs, config.max_length)
     device = resolve_device(config.device)
-    chosen, rejected = pooled_features(backbone, enc, device, 2 * config.gradient_chunk)
+    chosen, rejected = pooled_features(backbone, enc, device, 2 * config.chunk_size(device.type))
     z = (chosen - rejected).cpu()
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial")

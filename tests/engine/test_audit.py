@@ -61,6 +61,7 @@ def test_signs_follow_science_md(audit) -> None:
         "harm_gradient_cosine",
         "harm_influence",
         "harm_self_influence",
+        "harm_corrected_loss",
         "harm_tracin",
     ],
 )
@@ -69,6 +70,26 @@ def test_flipped_pairs_rank_harmful(audit, column: str) -> None:
     assert result.metrics["val_accuracy"] > 0.9
     # 3 flips among 80 pairs: each must sit in the top 10%.
     assert ranks(result.scores[column])[flips].max() < 8, ranks(result.scores[column])[flips]
+
+
+def test_corrected_loss_is_the_standardised_sum(audit) -> None:
+    scores = audit[0].scores
+
+    def z(x: np.ndarray) -> np.ndarray:
+        return (x - x.mean()) / x.std()
+
+    expected = z(scores["harm_loss"]) + z(scores["harm_self_influence"])
+    np.testing.assert_allclose(scores["harm_corrected_loss"], expected, rtol=1e-12, atol=1e-12)
+    assert abs(scores["harm_corrected_loss"].mean()) < 1e-9
+
+
+def test_corrected_loss_alone_computes_its_self_influence() -> None:
+    train, val, flips = noisy_split()
+    config = tiny_config(methods=["corrected_loss"], damping=1.0, default_method="corrected_loss")
+    scores = run_audit(train, val, config).scores
+    assert "harm_self_influence" in scores
+    np.testing.assert_array_equal(scores["harm"], scores["harm_corrected_loss"])
+    assert ranks(scores["harm"])[flips].max() < 8
 
 
 def test_metrics_report_diagnostics(audit) -> None:

@@ -18,7 +18,13 @@ from worker.influence.gradients import (
 )
 from worker.influence.head import fit_head
 from worker.influence.model import RewardModel, add_lora, encode, load_backbone
-from worker.influence.scores import datainf_scores, loss_scale, self_influence
+from worker.influence.scores import (
+    corrected_loss,
+    datainf_scores,
+    loss_scale,
+    self_influence,
+    standardise,
+)
 from worker.influence.train import bt_loss, train_reward_model
 
 
@@ -198,3 +204,14 @@ def test_head_mode_influence_matches_leave_one_out_retraining() -> None:
     assert len(actual) >= 30
     assert spearmanr(predicted, actual).statistic >= 0.95
     np.testing.assert_allclose(predicted, actual, rtol=0.5, atol=0.1 * np.abs(actual).max())
+
+
+def test_corrected_loss_is_scale_free_and_survives_constant_columns() -> None:
+    loss = np.array([0.2, 0.7, 1.5, 0.1])
+    influence = np.array([3.0, 1.0, 9.0, 2.0])
+    combined = corrected_loss(loss, influence)
+    # Scaling either score (e.g. a different damping scale) changes nothing.
+    np.testing.assert_allclose(corrected_loss(10 * loss, 1e-3 * influence), combined)
+    assert np.argmax(combined) == 2
+    np.testing.assert_array_equal(standardise(np.full(4, 7.0)), np.zeros(4))
+    np.testing.assert_allclose(corrected_loss(loss, np.ones(4)), standardise(loss))

@@ -32,6 +32,7 @@ from worker.influence.model import (
 )
 from worker.influence.scores import (
     bt_loss,
+    corrected_loss,
     datainf_scores,
     gradient_similarity,
     influence_scores,
@@ -73,6 +74,7 @@ HARM_COLUMN: dict[str, str] = {
     "influence": "harm_influence",
     "datainf": "harm_datainf",
     "self_influence": "harm_self_influence",
+    "corrected_loss": "harm_corrected_loss",
     "tracin": "harm_tracin",
 }
 
@@ -257,20 +259,11 @@ def score_fitted(
             scores["removal_effect_datainf"] = effect
             scores["harm_datainf"] = -effect
         elif method == "self_influence":
-            self_gn, self_grads = gn, grads
-            if min(gn.n, gn.dim) > DIRECT_MAX_DIM:
-                # Per-pair solves need one exact factorisation; sketch the gradients to fit one.
-                sketch = Projector(fitted.blocks, SELF_INFLUENCE_SKETCH, config.seed, grads.device)
-                self_grads = sketch(grads)
-                self_gn = GaussNewton(self_grads, margins)
-                warnings.append(
-                    f"self_influence used a seeded {sketch.dim}-dimensional sketch of the "
-                    f"gradients ({gn.n} pairs × {gn.dim} parameters is too large to factor); "
-                    "set projection_dim to choose the sketch yourself"
-                )
-            scores["harm_self_influence"] = self_influence(
-                self_gn, margins, self_grads, config.damping, fitted.ridge
-            )
+            scores["harm_self_influence"] = _self_influence(fitted, gn, config, warnings)
+        elif method == "corrected_loss":
+            if "harm_self_influence" not in scores:
+                scores["harm_self_influence"] = _self_influence(fitted, gn, config, warnings)
+            scores["harm_corrected_loss"] = corrected_loss(loss, scores["harm_self_influence"])
         elif method == "tracin":
             scores["harm_tracin"] = -_tracin(fitted, config, should_cancel)
         metrics["method_seconds"][method] = time.perf_counter() - start
@@ -286,6 +279,25 @@ def score_fitted(
         if not np.all(np.isfinite(value)):
             warnings.append(f"{key} has non-finite values; check damping and training")
     return scores, metrics, warnings
+
+
+def _self_influence(
+    fitted: Fitted, gn: GaussNewton, config: EngineConfig, warnings: list[str]
+) -> np.ndarray:
+    """g_iᵀ H_λ⁻¹ g_i for every training pair (sketched when too large to factor exactly)."""
+    assert fitted.grads is not None
+    self_gn, self_grads = gn, fitted.grads
+    if min(gn.n, gn.dim) > DIRECT_MAX_DIM:
+        # Per-pair solves need one exact factorisation; sketch the gradients to fit one.
+        sketch = Projector(fitted.blocks, SELF_INFLUENCE_SKETCH, config.seed, fitted.grads.device)
+        self_grads = sketch(fitted.grads)
+        self_gn = GaussNewton(self_grads, fitted.margins)
+        warnings.append(
+            f"self_influence used a seeded {sketch.dim}-dimensional sketch of the "
+            f"gradients ({gn.n} pairs × {gn.dim} parameters is too large to factor); "
+            "set projection_dim to choose the sketch yourself"
+        )
+    return self_influence(self_gn, fitted.margins, self_grads, config.damping, fitted.ridge)
 
 
 def _gradients(
@@ -311,7 +323,7 @@ def _gradients(
             out = per_pair_margin_gradients(
                 rm,
                 enc,
-                config.gradient_chunk,
+                config.chunk_size(rm.device.type),
                 projector=projector,
                 progress=report.fraction(stage),
                 should_cancel=should_cancel,
@@ -328,7 +340,7 @@ def _gradients(
         n = len(train_enc)
         size = n if config.hvp_pairs == 0 else min(n, config.hvp_pairs)
         index = np.sort(np.random.default_rng(config.seed).choice(n, size, replace=False))
-        exact = exact_hvp(rm, train_enc, index.tolist(), config.gradient_chunk)
+        exact = exact_hvp(rm, train_enc, index.tolist(), config.chunk_size(rm.device.type))
     return Fitted(
         rm=rm,
         margins=margins,
@@ -361,7 +373,7 @@ def _fit_head(
         backbone,
         train_enc,
         device,
-        2 * config.gradient_chunk,
+        2 * config.chunk_size(device.type),
         lambda f: fraction(0.9 * f * n / (n + m), None),
         should_cancel,
     )
@@ -369,7 +381,7 @@ def _fit_head(
         backbone,
         val_enc,
         device,
-        2 * config.gradient_chunk,
+        2 * config.chunk_size(device.type),
         lambda f: fraction(0.9 * (n + f * m) / (n + m), None),
         should_cancel,
     )
@@ -413,7 +425,7 @@ def _tracin(fitted: Fitted, config: EngineConfig, should_cancel: ShouldCancel | 
         margins, grads = per_pair_margin_gradients(
             fitted.rm,
             train_enc,
-            config.gradient_chunk,
+            config.chunk_size(fitted.rm.device.type),
             params=checkpoint.params,
             projector=fitted.projector,
             should_cancel=should_cancel,
@@ -421,7 +433,7 @@ def _tracin(fitted: Fitted, config: EngineConfig, should_cancel: ShouldCancel | 
         val_margins, val_grads = per_pair_margin_gradients(
             fitted.rm,
             val_enc,
-            config.gradient_chunk,
+            config.chunk_size(fitted.rm.device.type),
             params=checkpoint.params,
             projector=fitted.projector,
             should_cancel=should_cancel,

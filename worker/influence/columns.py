@@ -13,6 +13,7 @@ METHODS: tuple[str, ...] = (
     "influence",
     "datainf",
     "self_influence",
+    "corrected_loss",
     "tracin",
 )
 """Score methods a job can ask for, by name."""
@@ -29,6 +30,7 @@ SCORE_COLUMNS: tuple[str, ...] = (
     "harm_datainf",
     "removal_effect_datainf",
     "harm_self_influence",
+    "harm_corrected_loss",
     "harm_tracin",
 )
 """Every per-pair column; `harm` is the job's default method, the one users see first."""

@@ -8,6 +8,8 @@ gradients [m, p]. With g_i = −(1 − p_i) d_i and g_val = (1/m) Σ_v g_v:
   when pair i is removed; harm = −e_i.
 - DataInf (Kwon et al. 2024): e_i with H⁻¹ replaced per layer by its closed-form approximation.
 - self-influence g_iᵀ H_λ⁻¹ g_i (Koh & Liang 2017, Sec. 5.4); harm = +value (outliers, mislabels).
+- corrected loss: z(ℓ_i) + z(self-influence_i), the in-sample loss corrected for memorisation
+  (a pair the model fits by memorising it has a low loss and a high self-influence); harm = +value.
 - TracIn-CP (Pruthi et al. 2020): Σ_t η_t g_val(θ_t)ᵀ g_i(θ_t); harm = −value.
 """
 
@@ -213,6 +215,23 @@ def self_influence(
     lam = damping * (scale if scale > 0 else 1.0)
     inverse = gn.factor(ridge + lam)
     return inverse.quadratic(loss_scale(margins, grads)).cpu().numpy()
+
+
+def standardise(values: np.ndarray) -> np.ndarray:
+    """(x − mean)/std; a constant column becomes zeros rather than NaN."""
+    values = np.asarray(values, dtype=np.float64)
+    spread = values.std()
+    return (values - values.mean()) / spread if spread > 0 else np.zeros_like(values)
+
+
+def corrected_loss(loss: np.ndarray, self_influence_values: np.ndarray) -> np.ndarray:
+    """z(ℓ_i) + z(g_iᵀH_λ⁻¹g_i): loss and self-influence on one scale, summed.
+
+    In-sample loss understates how badly the model fits a pair it has memorised, and self-influence
+    is large exactly where one pair moved the model (ANCHORS.md: loss 0.649, loss + EK-FAC
+    self-influence 0.691 AUROC). Standardising makes the sum free of λ's overall scale.
+    """
+    return standardise(loss) + standardise(self_influence_values)
 
 
 def tracin_term(

@@ -105,7 +105,7 @@ class Retrainer:
             return cls(config, len(train), train_enc=train_enc, eval_enc=eval_enc)
         device = resolve_device(config.device)
         n, m = len(train), len(evaluation)
-        batch = 2 * config.gradient_chunk
+        batch = 2 * config.chunk_size(device.type)
 
         def part(offset: int, size: int) -> Callable[[float], None] | None:
             if progress is None:

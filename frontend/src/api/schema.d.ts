@@ -431,7 +431,7 @@ export interface components {
             max_length?: number;
             /**
              * Methods
-             * @description Scores to compute, any of: loss, gradient_similarity, influence, datainf, self_influence, tracin. 'loss' (loss, margin) is always computed because it costs nothing.
+             * @description Scores to compute, any of: loss, gradient_similarity, influence, datainf, self_influence, corrected_loss, tracin. 'loss' (loss, margin) is always computed because it costs nothing.
              * @default [
              *       "loss",
              *       "gradient_similarity",
@@ -687,6 +687,8 @@ export interface components {
         PairScores: {
             /** Harm */
             harm?: number | null;
+            /** Harm Corrected Loss */
+            harm_corrected_loss?: number | null;
             /** Harm Datainf */
             harm_datainf?: number | null;
             /** Harm Gradient Cosine */

@@ -14,6 +14,7 @@ export const METHODS = [
   "influence",
   "datainf",
   "self_influence",
+  "corrected_loss",
   "tracin",
 ] as const;
 

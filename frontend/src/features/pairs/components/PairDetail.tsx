@@ -18,6 +18,7 @@ const SCORE_LABELS: [keyof NonNullable<Pair["scores"]>, string][] = [
   ["harm_influence", "influence"],
   ["harm_datainf", "DataInf"],
   ["harm_self_influence", "self-influence"],
+  ["harm_corrected_loss", "corrected loss"],
   ["harm_tracin", "TracIn"],
 ];
 
