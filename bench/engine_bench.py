@@ -246,6 +246,7 @@ def run_recipe(name: str, overrides: dict, args: argparse.Namespace, task) -> di
         "scoring_stage_seconds": scoring_stage,
         "epoch_ratio": scoring_stage / epoch,
         "peak_memory_mb": metrics["peak_memory_mb"],
+        "stage_peak_memory_mb": metrics["stage_peak_memory_mb"],
         "influence_solve": metrics["influence"],
         "n_trainable_params": metrics["n_trainable_params"],
         "damping_sweep": sweep,
@@ -329,6 +330,19 @@ def markdown(report: dict) -> str:
                 if "naive" in run
                 else ""
             ),
+            "",
+        ]
+        lines += ["| stage | seconds | peak memory (MB) |", "|---|---|---|"]
+        for stage, secs in run["seconds"].items():
+            peak = run["stage_peak_memory_mb"].get(stage, {})
+            memory = ", ".join(f"{kind} {value:.0f}" for kind, value in peak.items())
+            lines.append(f"| {stage} | {secs:.1f} | {memory} |")
+        lines += [
+            "",
+            "Scoring-stage methods (seconds): "
+            + ", ".join(f"{m} {s:.2f}" for m, s in run["method_seconds"].items())
+            + " (TracIn is left out of the epoch ratio: it retakes gradients at every "
+            "checkpoint).",
             "",
         ]
         if "kronfluence" in run:

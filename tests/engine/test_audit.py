@@ -106,6 +106,11 @@ def test_metrics_report_diagnostics(audit) -> None:
     assert influence["relative_residual"] < 1e-4
     assert not influence["negative_curvature"]
     assert set(metrics["seconds"]) == set(STAGES)
+    stage_peaks = metrics["stage_peak_memory_mb"]
+    assert set(stage_peaks) == set(STAGES)
+    rss = [stage_peaks[s]["cpu_rss_mb"] for s in STAGES]
+    assert rss == sorted(rss) and rss[0] > 0  # the process high-water mark only grows
+    assert metrics["peak_memory_mb"]["cpu_rss_mb"] == rss[-1]
     assert metrics["n_trainable_params"] == 2 * 2 * (8 * 32 * 2) + 33
     assert metrics["warnings"] == []
 

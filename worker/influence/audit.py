@@ -141,11 +141,9 @@ def run_audit(
     config.validate()
     _check_pairs(train, "training", minimum=2)
     _check_pairs(val, "validation", minimum=1)
-    report = _Reporter(progress)
     warnings: list[str] = []
     device = resolve_device(config.device)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+    report = _Reporter(progress, device)
 
     report.start("loading_model")
     backbone, tokenizer = load_backbone(config)
@@ -200,7 +198,8 @@ def run_audit(
     report.done("scoring")
 
     metrics["seconds"] = report.seconds
-    metrics["peak_memory_mb"] = _peak_memory_mb(device)
+    metrics["peak_memory_mb"] = report.overall_peak_memory_mb() or _peak_memory_mb(device)
+    metrics["stage_peak_memory_mb"] = report.peak_memory_mb
     metrics["warnings"] = warnings
     return AuditResult(scores=scores, metrics=metrics, state=fitted if keep_state else None)
 
@@ -469,20 +468,38 @@ def _peak_memory_mb(device: torch.device) -> dict[str, float]:
 
 
 class _Reporter:
-    """Forwards stage progress to the caller and times each stage."""
+    """Forwards stage progress to the caller, times each stage and records its peak memory.
 
-    def __init__(self, progress: Progress | None) -> None:
+    On CUDA a stage's peak is the most memory allocated during it; on the CPU it is the process's
+    peak resident set so far (the OS keeps no per-stage high-water mark), so it only grows.
+    """
+
+    def __init__(self, progress: Progress | None, device: torch.device | None = None) -> None:
         self.progress = progress
+        self.device = device
         self.seconds: dict[str, float] = {}
+        self.peak_memory_mb: dict[str, dict[str, float]] = {}
         self._started: dict[str, float] = {}
 
     def start(self, stage: str) -> None:
         self._started[stage] = time.perf_counter()
+        if self.device is not None and self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
         self.update(stage, 0.0, None)
 
     def done(self, stage: str) -> None:
         self.seconds[stage] = time.perf_counter() - self._started.get(stage, time.perf_counter())
+        if self.device is not None:
+            self.peak_memory_mb[stage] = _peak_memory_mb(self.device)
         self.update(stage, 1.0, None)
+
+    def overall_peak_memory_mb(self) -> dict[str, float]:
+        """The largest peak of any stage, per kind of memory."""
+        peak: dict[str, float] = {}
+        for stage in self.peak_memory_mb.values():
+            for kind, value in stage.items():
+                peak[kind] = max(peak.get(kind, 0.0), value)
+        return peak
 
     def update(self, stage: str, fraction: float, message: str | None) -> None:
         if self.progress is not None:
