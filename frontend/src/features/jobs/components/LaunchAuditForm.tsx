@@ -23,6 +23,7 @@ const DEFAULT_METHODS = defaultOf("methods", [
   "gradient_similarity",
   "influence",
   "self_influence",
+  "corrected_loss",
 ]);
 
 const NUMBER_OPTIONS: NumberOption[] = [
