@@ -68,6 +68,16 @@ def main(paths: list[str]) -> None:
         mean = f"**{np.mean(known):.3f}**" if len(known) == len(values) else "–"
         print(f"| {label} | " + " | ".join(cells) + f" | {mean} |")
     print()
+    print("Damping sweep, mean AUROC over these runs\n")
+    print("| damping | " + " | ".join(SWEPT) + " |")
+    print("|---|" + "---|" * len(SWEPT))
+    for swept in runs[0][1]["damping_sweep"]:
+        cells = []
+        for label in SWEPT:
+            values = [row_of(run, label, swept) for _, run in runs]
+            cells.append("–" if None in values else f"{np.mean(values):.3f}")
+        print(f"| {swept} | " + " | ".join(cells) + " |")
+    print()
     print("| | " + " | ".join(name for name, _ in runs) + " |")
     print("|---|" + "---|" * len(runs))
     for key, fmt in (
