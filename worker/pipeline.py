@@ -7,6 +7,7 @@ does nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -22,6 +23,7 @@ from backend.db import get_sessionmaker
 from backend.models import Job, Pair, Score, utcnow
 from backend.services.jobs import FINISHED
 from worker.influence.columns import SCORE_COLUMNS
+from worker.influence.config import EngineConfig
 from worker.influence.data import split_validation
 
 log = logging.getLogger(__name__)
@@ -265,6 +267,18 @@ def _succeed(session: Session, job: Job, metrics: dict[str, Any]) -> str:
     return "succeeded"
 
 
+def verify_config(audit_config: EngineConfig, audit_metrics: dict[str, Any]) -> EngineConfig:
+    """The recipe a verify job retrains with: the audit's, with the head L2 the audit chose.
+
+    A head-mode audit left at weight_decay 0 picks its L2 on the validation pairs; the retrains
+    must use that value, not pick again on the pairs they are evaluated on.
+    """
+    chose = audit_config.mode == "head" and audit_config.weight_decay == 0
+    if chose and "head_l2" in audit_metrics:
+        return dataclasses.replace(audit_config, weight_decay=float(audit_metrics["head_l2"]))
+    return audit_config
+
+
 def _run_verify(
     job_id: int,
     dataset_id: int,
@@ -286,6 +300,7 @@ def _run_verify(
         if audit is None or audit.status != "succeeded":
             raise ValueError(f"audit job {options.audit_job_id} is gone or has not succeeded")
         audit_options = AuditCreate.model_validate(audit.config)
+        engine_config = verify_config(audit_options.engine_config(), audit.metrics or {})
         rows = session.execute(
             select(Score.split, Pair.id, Pair.prompt, Pair.chosen, Pair.rejected)
             .join(Pair, Pair.id == Score.pair_id)
@@ -323,7 +338,7 @@ def _run_verify(
         train,
         evaluation,
         prune,
-        audit_options.engine_config(),
+        engine_config,
         seeds=list(range(options.seeds)),
         progress=reporter.progress,
         should_cancel=reporter.should_cancel,

@@ -209,6 +209,20 @@ def test_head_mode_scores_every_method_but_tracin() -> None:
         assert ranks(result.scores[column])[flips].max() < 8, column
 
 
+def test_head_mode_picks_its_l2_on_validation_unless_given() -> None:
+    from worker.influence.head import L2_GRID
+
+    train, val, _ = noisy_split()
+    auto = run_audit(train, val, tiny_config(mode="head", methods=["loss"])).metrics
+    search = auto["history"][0]["l2_validation_loss"]
+    assert set(search) == {str(v) for v in L2_GRID}
+    assert auto["head_l2"] == min(L2_GRID, key=lambda v: search[str(v)])
+    assert auto["val_loss"] == pytest.approx(min(search.values()), rel=1e-9)
+    given = run_audit(train, val, tiny_config(mode="head", methods=["loss"], weight_decay=0.05))
+    assert given.metrics["head_l2"] == 0.05
+    assert given.metrics["history"][0]["l2_validation_loss"] is None
+
+
 def test_self_influence_sketches_when_too_large_to_factor(
     audit, monkeypatch: pytest.MonkeyPatch
 ) -> None:

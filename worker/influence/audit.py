@@ -22,7 +22,7 @@ from worker.influence.config import EngineConfig
 from worker.influence.curvature import DIRECT_MAX_DIM, GaussNewton, MatVec, exact_hvp
 from worker.influence.data import Pair
 from worker.influence.gradients import Projector, per_pair_margin_gradients
-from worker.influence.head import MIN_L2, fit_head, pooled_features
+from worker.influence.head import MIN_L2, fit_head, pooled_features, select_l2
 from worker.influence.model import (
     RewardModel,
     add_lora,
@@ -165,6 +165,7 @@ def run_audit(
         )
         assert fitted.grads is not None
         metrics["n_trainable_params"] = int(fitted.grads.shape[1])
+        metrics["head_l2"] = history[0]["l2"]
     else:
         rm = RewardModel(add_lora(backbone, config), device)
         metrics["n_trainable_params"] = rm.n_params
@@ -386,12 +387,17 @@ def _fit_head(
     )
     z, z_val = c_tr - r_tr, c_va - r_va
     start = time.perf_counter()
-    w, iterations = fit_head(z, config.weight_decay)
+    l2, l2_search = config.weight_decay, None
+    if l2 == 0:
+        l2, l2_search = select_l2(z, z_val)
+    w, iterations = fit_head(z, l2)
     margins = (z @ w).cpu().numpy()
     val_margins = (z_val @ w).cpu().numpy()
     history = [
         {
             "newton_iterations": iterations,
+            "l2": max(l2, MIN_L2),
+            "l2_validation_loss": l2_search,
             "fit_seconds": time.perf_counter() - start,
             **{f"train_{k}": v for k, v in summarise(margins).items()},
             **{f"val_{k}": v for k, v in summarise(val_margins).items()},
@@ -410,7 +416,7 @@ def _fit_head(
         val_margins=val_margins,
         val_grads=z_val,
         blocks=[("head", slice(0, z.shape[1]))],
-        ridge=max(config.weight_decay, MIN_L2),
+        ridge=max(l2, MIN_L2),
     )
     return fitted, history
 

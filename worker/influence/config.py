@@ -83,7 +83,8 @@ class EngineConfig:
         default=0.0,
         metadata=_help(
             "AdamW weight decay in 'lora' mode; L2 penalty (weight_decay/2)·‖w‖² of the "
-            "exactly fitted head in 'head' mode (where it is at least 1e-6 for a unique optimum)."
+            "exactly fitted head in 'head' mode, where 0 (the default) picks it from 1e-6 … 1 "
+            "by validation BT loss (reported as metrics.head_l2) and any value is at least 1e-6."
         ),
     )
     batch_size: int = field(default=16, metadata=_help("Pairs per training batch."))

@@ -137,7 +137,12 @@ class Retrainer:
         progress: Callable[[float], None] | None = None,
         should_cancel: ShouldCancel | None = None,
     ) -> FitResult:
-        """Retrain from scratch on the training pairs where `keep` is true, with `seed`."""
+        """Retrain from scratch on the training pairs where `keep` is true, with `seed`.
+
+        Head mode fits with `config.weight_decay` as given (0 means the minimum, 1e-6): to retrain
+        with the L2 an audit chose on its validation pairs, pass its `metrics["head_l2"]`, as the
+        job pipeline does (`worker.pipeline.verify_config`).
+        """
         mask = np.asarray(keep, dtype=bool)
         if mask.shape != (self.n_train,):
             raise ValueError(f"keep has shape {mask.shape}; expected ({self.n_train},)")

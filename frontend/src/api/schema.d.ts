@@ -487,7 +487,7 @@ export interface components {
             val_fraction?: number;
             /**
              * Weight Decay
-             * @description AdamW weight decay in 'lora' mode; L2 penalty (weight_decay/2)·‖w‖² of the exactly fitted head in 'head' mode (where it is at least 1e-6 for a unique optimum).
+             * @description AdamW weight decay in 'lora' mode; L2 penalty (weight_decay/2)·‖w‖² of the exactly fitted head in 'head' mode, where 0 (the default) picks it from 1e-6 … 1 by validation BT loss (reported as metrics.head_l2) and any value is at least 1e-6.
              * @default 0
              */
             weight_decay?: number;

@@ -1,0 +1,22 @@
+"""The recipe a verify job retrains with, derived from its audit."""
+
+from __future__ import annotations
+
+from worker.influence.config import EngineConfig
+from worker.pipeline import verify_config
+
+
+def test_head_audit_passes_its_chosen_l2_to_verify() -> None:
+    audit = EngineConfig(model="tiny", mode="head")
+    assert verify_config(audit, {"head_l2": 0.001}).weight_decay == 0.001
+    # The rest of the recipe is the audit's.
+    assert verify_config(audit, {"head_l2": 0.001}).model == "tiny"
+
+
+def test_explicit_l2_and_lora_audits_are_left_alone() -> None:
+    explicit = EngineConfig(model="tiny", mode="head", weight_decay=0.3)
+    assert verify_config(explicit, {"head_l2": 0.001}).weight_decay == 0.3
+    lora = EngineConfig(model="tiny")
+    assert verify_config(lora, {"head_l2": 0.001}) == lora
+    # An audit from before head_l2 was recorded keeps the old behaviour.
+    assert verify_config(EngineConfig(model="tiny", mode="head"), {}).weight_decay == 0
