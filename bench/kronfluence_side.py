@@ -30,17 +30,18 @@ from torch.utils.data import Dataset
 from worker.influence.model import Encoded, RewardModel, attention_bias
 
 
-class _PairIndex(Dataset):
-    """Items are pair indices; the collate function pads a batch of them to [B, 2, L]."""
+class _Indices(Dataset):
+    """Items are the pair indices start … start+length−1 of one encoding; the loader's collate
+    function pads a batch of them to [B, 2, L]."""
 
-    def __init__(self, encoded: Encoded) -> None:
-        self.encoded = encoded
+    def __init__(self, start: int, length: int) -> None:
+        self.start, self.length = start, length
 
     def __len__(self) -> int:
-        return len(self.encoded)
+        return self.length
 
     def __getitem__(self, index: int) -> int:
-        return index
+        return self.start + index
 
 
 def _margins(model: torch.nn.Module, batch: tuple[Tensor, Tensor], causal: bool) -> Tensor:
@@ -146,7 +147,7 @@ def kronfluence_scores(
 
         factor_args = FactorArguments(strategy=strategy)
         score_args = ScoreArguments()
-        train_set = _PairIndex(train)
+        train_set = _Indices(0, len(train))
         start = time.perf_counter()
         analyzer.set_dataloader_kwargs(loader_kwargs(train))
         analyzer.fit_all_factors(
@@ -172,26 +173,25 @@ def kronfluence_scores(
 
         if not pairwise:
             return {"harm_self_influence": self_scores.double().cpu().numpy(), "seconds": seconds}
-        # Pairwise scores need query and train batches through one loader setting; both are
-        # index datasets over different encodings, so collate by the dataset each index is from.
+        # Query and train batches share one loader setting: index one encoding of both sets.
         start = time.perf_counter()
-        both = _Concat(train, val)
-        analyzer.set_dataloader_kwargs(loader_kwargs(both.encoded))
+        both = Encoded(ids=list(train.ids) + list(val.ids), pad_id=train.pad_id)
+        analyzer.set_dataloader_kwargs(loader_kwargs(both))
         analyzer.compute_pairwise_scores(
             scores_name="pairwise",
             factors_name="ekfac",
-            query_dataset=_Offset(both, len(train), len(val)),
-            train_dataset=_Offset(both, 0, len(train)),
+            query_dataset=_Indices(len(train), len(val)),
+            train_dataset=_Indices(0, len(train)),
             per_device_query_batch_size=len(val),
             per_device_train_batch_size=batch_size,
             score_args=score_args,
             overwrite_output_dir=True,
         )
-        pairwise = analyzer.load_pairwise_scores("pairwise")["all_modules"]
+        pair_scores = analyzer.load_pairwise_scores("pairwise")["all_modules"]
         seconds["influence"] = time.perf_counter() - start
     # kronfluence: score = ∇f_valᵀ H⁻¹ ∇ℓ_i > 0 when upweighting pair i lowers the validation loss
     # (helpful); self-influence is large for outliers and mislabels (harmful).
-    influence = pairwise.double().sum(dim=0).cpu().numpy()
+    influence = pair_scores.double().sum(dim=0).cpu().numpy()
     return {
         "harm_self_influence": self_scores.double().cpu().numpy(),
         "harm_influence": -influence,
@@ -201,24 +201,6 @@ def kronfluence_scores(
         "damping_factor": score_args.damping_factor,
         "version": _version(),
     }
-
-
-class _Concat:
-    """Train and validation encodings as one, so one collate function serves both loaders."""
-
-    def __init__(self, train: Encoded, val: Encoded) -> None:
-        self.encoded = Encoded(ids=list(train.ids) + list(val.ids), pad_id=train.pad_id)
-
-
-class _Offset(Dataset):
-    def __init__(self, both: _Concat, start: int, length: int) -> None:
-        self.start, self.length = start, length
-
-    def __len__(self) -> int:
-        return self.length
-
-    def __getitem__(self, index: int) -> int:
-        return self.start + index
 
 
 def _version() -> str:

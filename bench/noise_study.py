@@ -248,7 +248,7 @@ def _head_cell(spec, settings, split, flips, data_dir, cache, device) -> dict:
     import torch
 
     from worker.influence.audit import Fitted, score_fitted
-    from worker.influence.head import MIN_L2, fit_head
+    from worker.influence.head import MIN_L2, fit_head, select_l2
     from worker.influence.model import resolve_device
     from worker.influence.verify import Retrainer
 
@@ -260,11 +260,7 @@ def _head_cell(spec, settings, split, flips, data_dir, cache, device) -> dict:
 
     weight_decay, l2_search = 0.0, None
     if spec["recipe"] == "l2-val":
-        l2_search = {}
-        for l2 in L2_GRID:
-            w, _ = fit_head(z_train, l2)
-            l2_search[str(l2)] = float(torch.nn.functional.softplus(-(z_val @ w)).mean())
-        weight_decay = float(min(L2_GRID, key=lambda v: l2_search[str(v)]))
+        weight_decay, l2_search = select_l2(z_train, z_val, L2_GRID)
     config = head_config(settings, weight_decay, device)
     w, _ = fit_head(z_train, config.weight_decay)
     fitted = Fitted(
