@@ -16,7 +16,7 @@ import torch
 
 from worker.influence.config import EngineConfig
 from worker.influence.data import Pair, flipped
-from worker.influence.head import pooled_features
+from worker.influence.features import backbone_features
 from worker.influence.io import read_pairs
 from worker.influence.model import encode, load_backbone, resolve_device
 
@@ -107,7 +107,8 @@ def feature_differences(
     backbone, tokenizer = load_backbone(config)
     enc = encode(tokenizer, pairs, config.max_length)
     device = resolve_device(config.device)
-    chosen, rejected = pooled_features(backbone, enc, device, 2 * config.chunk_size(device.type))
+    pooled = backbone_features(backbone, enc, device, 2 * config.chunk_size(device.type))
+    chosen, rejected = pooled["pooler"]
     z = (chosen - rejected).cpu()
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial")

@@ -20,3 +20,16 @@ def test_explicit_l2_and_lora_audits_are_left_alone() -> None:
     assert verify_config(lora, {"head_l2": 0.001}) == lora
     # An audit from before head_l2 was recorded keeps the old behaviour.
     assert verify_config(EngineConfig(model="tiny", mode="head"), {}).weight_decay == 0
+
+
+def test_head_audit_passes_its_chosen_view_and_length_weight() -> None:
+    audit = EngineConfig(model="tiny", mode="head")
+    chosen = {"head_l2": 0.01, "head_features": "mean+length", "head_length_weight": 30.0}
+    config = verify_config(audit, chosen)
+    assert (config.head_features, config.head_length_weight, config.weight_decay) == (
+        "mean+length",
+        30.0,
+        0.01,
+    )
+    explicit = EngineConfig(model="tiny", mode="head", head_features="pooler")
+    assert verify_config(explicit, chosen).head_features == "pooler"

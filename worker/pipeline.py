@@ -268,15 +268,23 @@ def _succeed(session: Session, job: Job, metrics: dict[str, Any]) -> str:
 
 
 def verify_config(audit_config: EngineConfig, audit_metrics: dict[str, Any]) -> EngineConfig:
-    """The recipe a verify job retrains with: the audit's, with the head L2 the audit chose.
+    """The recipe a verify job retrains with: the audit's, with the head choices the audit made.
 
-    A head-mode audit left at weight_decay 0 picks its L2 on the validation pairs; the retrains
-    must use that value, not pick again on the pairs they are evaluated on.
+    A head-mode audit picks its L2 (left at weight_decay 0), its feature view (head_features
+    'auto') and its length weight (0) on the validation pairs; the retrains must use those
+    values, not pick again on the pairs they are evaluated on.
     """
-    chose = audit_config.mode == "head" and audit_config.weight_decay == 0
-    if chose and "head_l2" in audit_metrics:
-        return dataclasses.replace(audit_config, weight_decay=float(audit_metrics["head_l2"]))
-    return audit_config
+    if audit_config.mode != "head":
+        return audit_config
+    config = audit_config
+    if config.weight_decay == 0 and "head_l2" in audit_metrics:
+        config = dataclasses.replace(config, weight_decay=float(audit_metrics["head_l2"]))
+    if config.head_features == "auto" and "head_features" in audit_metrics:
+        config = dataclasses.replace(config, head_features=str(audit_metrics["head_features"]))
+    if config.head_length_weight == 0 and "head_length_weight" in audit_metrics:
+        weight = float(audit_metrics["head_length_weight"])
+        config = dataclasses.replace(config, head_length_weight=weight)
+    return config
 
 
 def _run_verify(

@@ -22,7 +22,13 @@ def audit() -> tuple[AuditResult, list[int], list]:
     result = run_audit(
         train,
         val,
-        tiny_config(methods=ALL_METHODS, damping=1.0, default_method="self_influence"),
+        tiny_config(
+            methods=ALL_METHODS,
+            damping=1.0,
+            default_method="self_influence",
+            crossfit_folds=2,
+            crossfit_repeats=1,
+        ),
         progress=lambda stage, fraction, message: stages.append(stage),
         keep_state=True,
     )
@@ -152,7 +158,9 @@ def test_low_validation_accuracy_warns() -> None:
     train, val = synthetic_pairs(16, 1), synthetic_pairs(8, 2)
     val = [type(p)(p.prompt, p.rejected, p.chosen) for p in val]  # every validation pair reversed
     result = run_audit(train, val, tiny_config(epochs=1, methods=["loss"]))
-    assert any("every score is noise" in w for w in result.metrics["warnings"])
+    trust = result.metrics["trust"]
+    assert trust["is_evidence"] is False and trust["n_val"] == 8
+    assert any("ranking is not evidence" in w for w in result.metrics["warnings"])
 
 
 def test_empty_validation_set_is_rejected() -> None:
@@ -200,7 +208,11 @@ def test_head_mode_scores_every_method_but_tracin() -> None:
     train, val, flips = noisy_split()
     methods = [m for m in ALL_METHODS if m != "tracin"]
     result = run_audit(
-        train, val, tiny_config(mode="head", methods=methods, default_method="influence")
+        train,
+        val,
+        tiny_config(
+            mode="head", methods=methods, default_method="influence", head_features="pooler"
+        ),
     )
     assert result.metrics["n_trainable_params"] == 32
     np.testing.assert_array_equal(result.scores["harm"], result.scores["harm_influence"])
@@ -213,14 +225,28 @@ def test_head_mode_picks_its_l2_on_validation_unless_given() -> None:
     from worker.influence.head import L2_GRID
 
     train, val, _ = noisy_split()
-    auto = run_audit(train, val, tiny_config(mode="head", methods=["loss"])).metrics
-    search = auto["history"][0]["l2_validation_loss"]
-    assert set(search) == {str(v) for v in L2_GRID}
-    assert auto["head_l2"] == min(L2_GRID, key=lambda v: search[str(v)])
+    config = tiny_config(mode="head", methods=["loss"], head_features="pooler")
+    auto = run_audit(train, val, config).metrics
+    search = auto["history"][0]["validation_loss_grid"]
+    assert set(search) == {f"pooler|1|{v}" for v in L2_GRID}
+    assert auto["head_l2"] == min(L2_GRID, key=lambda v: search[f"pooler|1|{v}"])
     assert auto["val_loss"] == pytest.approx(min(search.values()), rel=1e-9)
-    given = run_audit(train, val, tiny_config(mode="head", methods=["loss"], weight_decay=0.05))
-    assert given.metrics["head_l2"] == 0.05
-    assert given.metrics["history"][0]["l2_validation_loss"] is None
+    given = run_audit(
+        train, val, tiny_config(mode="head", methods=["loss"], weight_decay=0.05)
+    ).metrics
+    assert given["head_l2"] == 0.05
+    assert all(key.endswith("|0.05") for key in given["history"][0]["validation_loss_grid"])
+
+
+def test_head_mode_auto_picks_the_view_with_the_lowest_validation_loss() -> None:
+    train, val, _ = noisy_split()
+    metrics = run_audit(train, val, tiny_config(mode="head", methods=["loss"])).metrics
+    grid = metrics["history"][0]["validation_loss_grid"]
+    assert {key.split("|")[0] for key in grid} == {"pooler", "mean", "pooler+length", "mean+length"}
+    best = min(grid, key=grid.__getitem__)
+    view, weight, _ = best.split("|")
+    assert (metrics["head_features"], metrics["head_length_weight"]) == (view, float(weight))
+    assert metrics["val_loss"] == pytest.approx(grid[best], rel=1e-9)
 
 
 def test_self_influence_sketches_when_too_large_to_factor(

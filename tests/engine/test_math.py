@@ -181,7 +181,13 @@ def test_head_mode_influence_matches_leave_one_out_retraining() -> None:
     result = run_audit(
         train,
         val,
-        tiny_config(mode="head", weight_decay=l2, damping=1e-9, methods=["loss", "influence"]),
+        tiny_config(
+            mode="head",
+            weight_decay=l2,
+            damping=1e-9,
+            methods=["loss", "influence"],
+            head_features="pooler",
+        ),
         keep_state=True,
     )
     state = result.state

@@ -84,8 +84,14 @@ def test_head_mode_is_exact_and_removing_flips_helps(head_verify) -> None:
         assert len({r["loss"] for r in runs if r["arm"] == arm}) == 1
     # ... the random arm does (a different removal per seed).
     assert len({r["loss"] for r in runs if r["arm"] == "random"}) == 3
-    # Same recipe as the audit: the full arm is the audit's own model.
-    audit = run_audit(train, evaluation, tiny_config(mode="head", methods=["loss"]))
+    # Same recipe as the audit: the full arm is the audit's own model (a retrainer left at
+    # head_features 'auto' has no validation pairs to choose on and keeps the head's input).
+    audit = run_audit(
+        train,
+        evaluation,
+        # weight_decay 0 retrains at the minimum L2, 1e-6; the audit must not pick another.
+        tiny_config(mode="head", methods=["loss"], head_features="pooler", weight_decay=1e-6),
+    )
     full = next(r for r in runs if r["arm"] == "full")
     assert full["loss"] == pytest.approx(audit.metrics["val_loss"], rel=1e-9)
     assert full["accuracy"] == audit.metrics["val_accuracy"]

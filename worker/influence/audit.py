@@ -7,6 +7,7 @@ per_pair_gradients, scoring.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import resource
 import time
@@ -19,11 +20,14 @@ from torch import Tensor
 
 from worker.influence.columns import SCORE_COLUMNS
 from worker.influence.config import EngineConfig
+from worker.influence.crossfit import CrossFit, Fitter, cross_fit
 from worker.influence.curvature import DIRECT_MAX_DIM, GaussNewton, MatVec, exact_hvp
 from worker.influence.data import Pair
+from worker.influence.features import PairViews, backbone_features, pair_views, truncation_rate
 from worker.influence.gradients import Projector, per_pair_margin_gradients
-from worker.influence.head import MIN_L2, fit_head, pooled_features, select_l2
+from worker.influence.head import MIN_L2, HeadChoice, choose_head, fit_head, head_fold_fitter
 from worker.influence.model import (
+    Encoded,
     RewardModel,
     add_lora,
     encode,
@@ -36,6 +40,8 @@ from worker.influence.scores import (
     datainf_scores,
     gradient_similarity,
     influence_scores,
+    length_difference,
+    length_harm,
     self_influence,
     solve_influence,
     tracin_term,
@@ -51,6 +57,7 @@ from worker.influence.train import (
     summarise,
     train_reward_model,
 )
+from worker.influence.trust import mislabelled_estimate, validation_trust
 
 __all__ = ["STAGES", "AuditResult", "Cancelled", "run_audit", "harm_column"]
 
@@ -65,9 +72,6 @@ STAGES: tuple[str, ...] = (
 SELF_INFLUENCE_SKETCH = 4096
 """Sketch size for self-influence when min(n, p) is too large for an exact factorisation."""
 
-CHANCE_ACCURACY = 0.55
-"""Below this validation accuracy the reward model knows too little for any score to mean much."""
-
 HARM_COLUMN: dict[str, str] = {
     "loss": "harm_loss",
     "gradient_similarity": "harm_gradient_similarity",
@@ -76,6 +80,9 @@ HARM_COLUMN: dict[str, str] = {
     "self_influence": "harm_self_influence",
     "corrected_loss": "harm_corrected_loss",
     "tracin": "harm_tracin",
+    "length": "harm_length",
+    "oof_loss": "harm_oof_loss",
+    "ensemble": "harm_ensemble",
 }
 
 
@@ -101,6 +108,11 @@ class Fitted:
     encoded: tuple = ()  # (train, val) token ids
     tokenizer: object = None
     seen_margins: list[np.ndarray] = field(default_factory=list)  # per epoch, before each update
+    length_diff: np.ndarray | None = None  # characters of chosen − rejected, training pairs
+    val_length_diff: np.ndarray | None = None
+    fold_fitter: Fitter | None = None  # trains a fresh model on a subset, for cross-fitting
+    head_choice: HeadChoice | None = None
+    crossfit: CrossFit | None = None  # filled by the first method that needs it
     _gauss_newton: GaussNewton | None = field(default=None, repr=False)
 
     def gauss_newton(self) -> GaussNewton:
@@ -161,11 +173,11 @@ def run_audit(
 
     if config.mode == "head":
         fitted, history = _fit_head(
-            backbone, train_enc, val_enc, device, config, report, should_cancel
+            backbone, train_enc, val_enc, train, val, device, config, report, should_cancel
         )
-        assert fitted.grads is not None
+        assert fitted.grads is not None and fitted.head_choice is not None
         metrics["n_trainable_params"] = int(fitted.grads.shape[1])
-        metrics["head_l2"] = history[0]["l2"]
+        metrics.update(fitted.head_choice.metrics())
     else:
         rm = RewardModel(add_lora(backbone, config), device)
         metrics["n_trainable_params"] = rm.n_params
@@ -179,23 +191,32 @@ def run_audit(
             rm, train_enc, val_enc, training.checkpoints, config, report, should_cancel, needs_grads
         )
         fitted.seen_margins = training.seen_margins
+        fitted.length_diff = length_difference(train)
+        fitted.val_length_diff = length_difference(val)
+        fitted.fold_fitter = _lora_fold_fitter(train_enc, val_enc, config, rm.device, should_cancel)
     fitted.tokenizer = tokenizer
     metrics["history"] = history
+    metrics["truncation_rate"] = {
+        "train": truncation_rate(train_enc, config.max_length),
+        "val": truncation_rate(val_enc, config.max_length),
+    }
     metrics["val_accuracy"] = float((fitted.val_margins > 0).mean())
     metrics["val_loss"] = float(bt_loss(fitted.val_margins).mean())
     metrics["train_accuracy"] = float((fitted.margins > 0).mean())
     metrics["train_loss"] = float(bt_loss(fitted.margins).mean())
-    if metrics["val_accuracy"] < CHANCE_ACCURACY:
-        warnings.append(
-            f"validation accuracy {metrics['val_accuracy']:.3f} is below {CHANCE_ACCURACY}: the "
-            "reward model barely beats chance, so every score is noise. Train longer, use a "
-            "stronger model, or give more (or cleaner) pairs."
-        )
+    metrics["trust"] = validation_trust(fitted.val_margins)
+    if not metrics["trust"]["is_evidence"]:
+        warnings.append(metrics["trust"]["message"])
 
     report.start("scoring")
     scores, score_metrics, score_warnings = score_fitted(fitted, config, report, should_cancel)
     warnings.extend(score_warnings)
     metrics.update(score_metrics)
+    metrics["mislabelled"] = mislabelled_estimate(
+        fitted.crossfit.oof_margin if fitted.crossfit is not None else fitted.margins,
+        scores["harm"],
+        source="out_of_fold" if fitted.crossfit is not None else "in_sample",
+    )
     report.done("scoring")
 
     metrics["seconds"] = report.seconds
@@ -225,47 +246,67 @@ def score_fitted(
     methods = [m for m in config.methods if m != "loss"]
     gn = None
     g_val = None
-    if methods:
+    if any(m in GRADIENT_METHODS for m in methods):
         assert grads is not None and val_grads is not None
         gn = fitted.gauss_newton()
         g_val = validation_gradient(fitted.val_margins, val_grads)
         metrics["val_gradient_norm"] = float(torch.linalg.vector_norm(g_val))
     for k, method in enumerate(methods):
-        assert gn is not None and g_val is not None and grads is not None
         check_cancel(should_cancel)
         start = time.perf_counter()
-        if method == "gradient_similarity":
-            dot, cosine = gradient_similarity(margins, grads, g_val)
-            scores["harm_gradient_similarity"] = -dot
-            scores["harm_gradient_cosine"] = -cosine
-        elif method == "influence":
-            solve = solve_influence(
-                gn,
-                g_val,
-                config.damping,
-                config.solver,
-                config.cg_tol,
-                config.cg_max_iter,
-                fitted.exact_matvec,
-                fitted.ridge,
-            )
-            effect = influence_scores(margins, grads, solve.ihvp)
-            scores["removal_effect_influence"] = effect
-            scores["harm_influence"] = -effect
-            metrics["influence"] = solve.metrics()
-            warnings.extend(solve.warnings)
-        elif method == "datainf":
-            effect = datainf_scores(margins, grads, g_val, fitted.blocks)
-            scores["removal_effect_datainf"] = effect
-            scores["harm_datainf"] = -effect
-        elif method == "self_influence":
-            scores["harm_self_influence"] = _self_influence(fitted, gn, config, warnings)
-        elif method == "corrected_loss":
-            if "harm_self_influence" not in scores:
+        if method in ("oof_loss", "ensemble"):
+            crossfit = _crossfit(fitted, config, report, should_cancel)
+            if method == "oof_loss":
+                scores["oof_margin"] = crossfit.oof_margin
+                scores["harm_oof_loss"] = crossfit.oof_loss
+            else:
+                scores["harm_ensemble"] = -crossfit.ensemble_margin
+                scores["ensemble_disagreement"] = crossfit.disagreement
+            metrics["crossfit"] = {
+                "folds": crossfit.folds,
+                "repeats": crossfit.repeats,
+                "members": len(crossfit.member_margins),
+            }
+        elif method == "length":
+            if fitted.length_diff is None or fitted.val_length_diff is None:
+                raise RuntimeError("the length method needs the pairs' texts (length_diff)")
+            harm, direction = length_harm(fitted.length_diff, fitted.val_length_diff)
+            scores["harm_length"] = harm
+            metrics["length_direction"] = direction
+        else:
+            assert gn is not None and g_val is not None and grads is not None
+            if method == "gradient_similarity":
+                dot, cosine = gradient_similarity(margins, grads, g_val)
+                scores["harm_gradient_similarity"] = -dot
+                scores["harm_gradient_cosine"] = -cosine
+            elif method == "influence":
+                solve = solve_influence(
+                    gn,
+                    g_val,
+                    config.damping,
+                    config.solver,
+                    config.cg_tol,
+                    config.cg_max_iter,
+                    fitted.exact_matvec,
+                    fitted.ridge,
+                )
+                effect = influence_scores(margins, grads, solve.ihvp)
+                scores["removal_effect_influence"] = effect
+                scores["harm_influence"] = -effect
+                metrics["influence"] = solve.metrics()
+                warnings.extend(solve.warnings)
+            elif method == "datainf":
+                effect = datainf_scores(margins, grads, g_val, fitted.blocks)
+                scores["removal_effect_datainf"] = effect
+                scores["harm_datainf"] = -effect
+            elif method == "self_influence":
                 scores["harm_self_influence"] = _self_influence(fitted, gn, config, warnings)
-            scores["harm_corrected_loss"] = corrected_loss(loss, scores["harm_self_influence"])
-        elif method == "tracin":
-            scores["harm_tracin"] = -_tracin(fitted, config, should_cancel)
+            elif method == "corrected_loss":
+                if "harm_self_influence" not in scores:
+                    scores["harm_self_influence"] = _self_influence(fitted, gn, config, warnings)
+                scores["harm_corrected_loss"] = corrected_loss(loss, scores["harm_self_influence"])
+            elif method == "tracin":
+                scores["harm_tracin"] = -_tracin(fitted, config, should_cancel)
         metrics["method_seconds"][method] = time.perf_counter() - start
         report.update("scoring", (k + 1) / len(methods), method)
     computed = [m for m in config.methods if harm_column(m) in scores]
@@ -279,6 +320,58 @@ def score_fitted(
         if not np.all(np.isfinite(value)):
             warnings.append(f"{key} has non-finite values; check damping and training")
     return scores, metrics, warnings
+
+
+GRADIENT_METHODS: frozenset[str] = frozenset(
+    {"gradient_similarity", "influence", "datainf", "self_influence", "corrected_loss", "tracin"}
+)
+"""Methods computed from per-pair gradients (and curvature) of the fitted model."""
+
+
+def _crossfit(
+    fitted: Fitted,
+    config: EngineConfig,
+    report: _Reporter,
+    should_cancel: ShouldCancel | None,
+) -> CrossFit:
+    """The fold models' margins, trained once per fitted model and shared by oof_loss/ensemble."""
+    if fitted.crossfit is None:
+        if fitted.fold_fitter is None:
+            raise RuntimeError("cross-fitting needs a fold fitter on the fitted model")
+
+        def fit(positions: np.ndarray, member: int):
+            check_cancel(should_cancel)
+            assert fitted.fold_fitter is not None
+            return fitted.fold_fitter(positions, member)
+
+        fitted.crossfit = cross_fit(
+            len(fitted.margins),
+            fit,
+            config.crossfit_folds,
+            config.crossfit_repeats,
+            config.seed,
+            progress=lambda f: report.update("scoring", f, "cross-fitting"),
+        )
+    return fitted.crossfit
+
+
+def _lora_fold_fitter(
+    train_enc: Encoded,
+    val_enc: Encoded,
+    config: EngineConfig,
+    device: torch.device,
+    should_cancel: ShouldCancel | None,
+) -> Fitter:
+    """Cross-fitting in LoRA mode: a fresh backbone and adapter per fold, same recipe and seed."""
+
+    def fit(positions: np.ndarray, member: int):
+        backbone, _ = load_backbone(dataclasses.replace(config, seed=config.seed + 1 + member))
+        rm = RewardModel(add_lora(backbone, config), device)
+        subset = Encoded(ids=[train_enc.ids[int(i)] for i in positions], pad_id=train_enc.pad_id)
+        train_reward_model(rm, subset, val_enc, config, None, should_cancel)
+        return lambda: evaluate_margins(rm, train_enc)
+
+    return fit
 
 
 def _self_influence(
@@ -359,17 +452,19 @@ def _fit_head(
     backbone,
     train_enc,
     val_enc,
+    train: Sequence[Pair],
+    val: Sequence[Pair],
     device,
     config: EngineConfig,
     report: _Reporter,
     should_cancel: ShouldCancel | None,
 ) -> tuple[Fitted, list[dict]]:
-    """Head mode: features of both splits once, then the exact convex fit."""
+    """Head mode: every feature view of both splits in one pass, then the exact convex fit."""
     report.done("loading_model")
     report.start("training")
     n, m = len(train_enc), len(val_enc)
     fraction = report.fraction("training")
-    c_tr, r_tr = pooled_features(
+    pooled_tr = backbone_features(
         backbone,
         train_enc,
         device,
@@ -377,7 +472,7 @@ def _fit_head(
         lambda f: fraction(0.9 * f * n / (n + m), None),
         should_cancel,
     )
-    c_va, r_va = pooled_features(
+    pooled_va = backbone_features(
         backbone,
         val_enc,
         device,
@@ -385,30 +480,49 @@ def _fit_head(
         lambda f: fraction(0.9 * (n + f * m) / (n + m), None),
         should_cancel,
     )
-    z, z_val = c_tr - r_tr, c_va - r_va
+    fitted, history = head_fitted(
+        pair_views(pooled_tr, train), pair_views(pooled_va, val), config, train, val
+    )
+    report.done("training")
+    # Δ_i = wᵀz_i is linear in w, so the per-pair margin gradient is z_i itself.
+    for stage in ("validation_gradient", "per_pair_gradients"):
+        report.start(stage)
+        report.done(stage)
+    return fitted, history
+
+
+def head_fitted(
+    views_train: PairViews,
+    views_val: PairViews,
+    config: EngineConfig,
+    train: Sequence[Pair],
+    val: Sequence[Pair],
+) -> tuple[Fitted, list[dict]]:
+    """The exact head on the feature view, L2 and length weight chosen on validation loss.
+
+    Public so a benchmark can fit many labellings of one dataset from features it computed once
+    (a flipped pair's features are the negated row) through the same code path as a job.
+    """
     start = time.perf_counter()
-    l2, l2_search = config.weight_decay, None
-    if l2 == 0:
-        l2, l2_search = select_l2(z, z_val)
-    w, iterations = fit_head(z, l2)
+    choice = choose_head(
+        views_train, views_val, config.head_features, config.weight_decay, config.head_length_weight
+    )
+    z, z_val = choice.apply(views_train[choice.view]), choice.apply(views_val[choice.view])
+    w, iterations = fit_head(z, choice.l2)
     margins = (z @ w).cpu().numpy()
     val_margins = (z_val @ w).cpu().numpy()
     history = [
         {
             "newton_iterations": iterations,
-            "l2": max(l2, MIN_L2),
-            "l2_validation_loss": l2_search,
+            "l2": max(choice.l2, MIN_L2),
+            "features": choice.view,
+            "length_weight": choice.length_weight,
+            "validation_loss_grid": choice.table,
             "fit_seconds": time.perf_counter() - start,
             **{f"train_{k}": v for k, v in summarise(margins).items()},
             **{f"val_{k}": v for k, v in summarise(val_margins).items()},
         }
     ]
-    report.done("training")
-    # Δ_i = wᵀz_i is linear in w, so the per-pair margin gradient is z_i itself.
-    report.start("validation_gradient")
-    report.done("validation_gradient")
-    report.start("per_pair_gradients")
-    report.done("per_pair_gradients")
     fitted = Fitted(
         rm=None,
         margins=margins,
@@ -416,7 +530,11 @@ def _fit_head(
         val_margins=val_margins,
         val_grads=z_val,
         blocks=[("head", slice(0, z.shape[1]))],
-        ridge=max(l2, MIN_L2),
+        ridge=max(choice.l2, MIN_L2),
+        length_diff=length_difference(train),
+        val_length_diff=length_difference(val),
+        fold_fitter=head_fold_fitter(z, choice.l2),
+        head_choice=choice,
     )
     return fitted, history
 

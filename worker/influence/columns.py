@@ -2,7 +2,9 @@
 
 Sign convention (../shared/SCIENCE.md): every `harm_*` column is oriented so that higher means more
 harmful. `removal_effect_*` is e_i itself, the predicted change of validation loss if pair i is
-removed (negative = harmful). `loss` and `margin` are raw values under the trained model.
+removed (negative = harmful). `loss` and `margin` are raw values under the trained model;
+`oof_margin` is the cross-fitted margin (models that never saw the pair) and
+`ensemble_disagreement` the fold models' spread of the margin.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ METHODS: tuple[str, ...] = (
     "self_influence",
     "corrected_loss",
     "tracin",
+    "length",
+    "oof_loss",
+    "ensemble",
 )
 """Score methods a job can ask for, by name."""
 
@@ -32,5 +37,10 @@ SCORE_COLUMNS: tuple[str, ...] = (
     "harm_self_influence",
     "harm_corrected_loss",
     "harm_tracin",
+    "harm_length",
+    "harm_oof_loss",
+    "oof_margin",
+    "harm_ensemble",
+    "ensemble_disagreement",
 )
 """Every per-pair column; `harm` is the job's default method, the one users see first."""

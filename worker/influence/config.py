@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 
 from worker.influence.columns import METHODS
 
+HEAD_FEATURES: tuple[str, ...] = ("auto", "pooler", "mean", "pooler+length", "mean+length")
+"""Head-mode feature views (worker.influence.features); 'auto' picks one on validation loss."""
+
 MODEL_PRESETS: tuple[str, ...] = ("tiny", "minilm", "smollm2-135m")
 """Named backbones; anything else is a local directory or a Hugging Face hub id."""
 
@@ -157,6 +160,36 @@ class EngineConfig:
             "batch-size-1 loop, chunks of 32 at 0.6×: larger chunks fall out of cache)."
         ),
     )
+    head_features: str = field(
+        default="auto",
+        metadata=_help(
+            "Head mode's features: 'pooler' (the head's own input), 'mean' (last layer averaged "
+            "over tokens), either with '+length' (log characters and words of each response "
+            "appended), or 'auto' (the default: the view with the lowest validation loss)."
+        ),
+    )
+    head_length_weight: float = field(
+        default=0.0,
+        metadata=_help(
+            "Multiplier of the unit-scaled length columns of a '+length' head view (a weaker L2 "
+            "on them); 0 (the default) picks it from 1 … 100 by validation loss."
+        ),
+    )
+    crossfit_folds: int = field(
+        default=5,
+        metadata=_help(
+            "Folds of the cross-fitting behind 'oof_loss' and 'ensemble': each pair is scored by "
+            "models trained on the other folds."
+        ),
+    )
+    crossfit_repeats: int = field(
+        default=3,
+        metadata=_help(
+            "Repeats of the K-fold cross-fitting with fresh fold partitions (out-of-fold margins "
+            "are averaged over repeats). Head mode fits folds × repeats heads in milliseconds; "
+            "LoRA mode trains folds × repeats extra models, so set 1 there."
+        ),
+    )
     device: str = field(
         default="auto",
         metadata=_help("'auto' (CUDA when available, else CPU), 'cpu' or 'cuda'."),
@@ -188,6 +221,11 @@ class EngineConfig:
         _choice("hessian", self.hessian, HESSIANS)
         _choice("solver", self.solver, SOLVERS)
         _choice("device", self.device, DEVICES)
+        _choice("head_features", self.head_features, HEAD_FEATURES)
+        if self.head_length_weight < 0:
+            raise ValueError(
+                f"head_length_weight must be ≥ 0 (got {self.head_length_weight}); 0 chooses it"
+            )
         if not self.damping > 0:
             raise ValueError(f"damping must be > 0 (got {self.damping}); try 0.1")
         for name in (
@@ -197,6 +235,7 @@ class EngineConfig:
             "lora_r",
             "lora_alpha",
             "cg_max_iter",
+            "crossfit_repeats",
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
@@ -217,6 +256,8 @@ class EngineConfig:
             raise ValueError(
                 f"gradient_chunk must be a positive integer or None (got {self.gradient_chunk!r})"
             )
+        if not isinstance(self.crossfit_folds, int) or self.crossfit_folds < 2:
+            raise ValueError(f"crossfit_folds must be an integer ≥ 2 (got {self.crossfit_folds!r})")
         if self.hvp_pairs < 0:
             raise ValueError(f"hvp_pairs must be ≥ 0 (got {self.hvp_pairs})")
         if self.projection_dim is not None and self.projection_dim <= 0:

@@ -1,5 +1,5 @@
-"""Head mode: a frozen backbone's pooled features, computed once, and a linear reward head fitted
-exactly by Newton's method.
+"""Head mode: a frozen backbone's features (worker.influence.features), computed once, and a linear
+reward head fitted exactly by Newton's method.
 
 With features f(x, y) [h] the reward is r(x, y) = wᵀ f(x, y) (+ a bias that cancels in every
 margin), so Δ_i = wᵀ z_i with z_i = f(x_i, y_c) − f(x_i, y_r): the margin gradient d_i is z_i,
@@ -9,14 +9,13 @@ matrix plus αI, and influence is exact up to the first-order expansion (Koh & L
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from worker.influence.model import Encoded, head_module_name
-from worker.influence.train import ShouldCancel, check_cancel
+from worker.influence.features import HEAD_FEATURES, LENGTH_COLUMNS, PairViews, column_scale
 
 MIN_L2 = 1e-6
 """Smallest L2 penalty of the head, so the optimum is unique even on separable data."""
@@ -39,57 +38,6 @@ def select_l2(
         losses[str(l2)] = float(torch.nn.functional.softplus(-(z_val.double() @ w)).mean())
     best = min(grid, key=lambda l2: losses[str(l2)])
     return best, losses
-
-
-@torch.no_grad()
-def pooled_features(
-    model: torch.nn.Module,
-    enc: Encoded,
-    device: torch.device,
-    batch_size: int = 32,
-    progress: Callable[[float], None] | None = None,
-    should_cancel: ShouldCancel | None = None,
-) -> tuple[Tensor, Tensor]:
-    """The scalar head's input for chosen and rejected texts: two [n, h] float64 tensors.
-
-    Captured by a hook on the head (`classifier`/`score`); decoder heads see every position, so the
-    last real token (right padding) is picked, as the sequence-classification model itself does.
-    """
-    model.eval().to(device)
-    head = getattr(model, head_module_name(model))
-    captured: list[Tensor] = []
-    hook = head.register_forward_hook(lambda _m, args, _out: captured.append(args[0]))
-    n = len(enc)
-    order = np.argsort(enc.lengths(), kind="stable")
-    chosen: Tensor | None = None
-    rejected: Tensor | None = None
-    try:
-        for start in range(0, n, batch_size):
-            index = order[start : start + batch_size].tolist()
-            ids, mask = enc.batch(index, device)
-            b, _, length = ids.shape
-            flat_mask = mask.reshape(2 * b, length)
-            captured.clear()
-            model(input_ids=ids.reshape(2 * b, length), attention_mask=flat_mask)
-            feats = captured[-1]
-            if feats.dim() == 3:
-                last = flat_mask.sum(dim=1) - 1
-                feats = feats[torch.arange(2 * b, device=device), last]
-            feats = feats.double().reshape(b, 2, -1)
-            if chosen is None:
-                chosen = torch.empty((n, feats.shape[-1]), dtype=torch.float64, device=device)
-                rejected = torch.empty_like(chosen)
-            assert chosen is not None and rejected is not None
-            where = torch.as_tensor(index, device=device)
-            chosen[where] = feats[:, 0]
-            rejected[where] = feats[:, 1]
-            check_cancel(should_cancel)
-            if progress is not None:
-                progress(min(1.0, (start + batch_size) / n))
-    finally:
-        hook.remove()
-    assert chosen is not None and rejected is not None
-    return chosen, rejected
 
 
 def fit_head(z: Tensor, l2: float, tol: float = 1e-10, max_iter: int = 100) -> tuple[Tensor, int]:
@@ -121,3 +69,85 @@ def fit_head(z: Tensor, l2: float, tol: float = 1e-10, max_iter: int = 100) -> t
             t *= 0.5
         w = w - t * step
     return w, max_iter
+
+
+LENGTH_WEIGHTS: tuple[float, ...] = (1.0, 3.0, 10.0, 30.0, 100.0)
+"""Multipliers of the (unit-RMS) length columns a '+length' view tries, chosen on validation loss:
+a larger multiplier is a weaker L2 penalty on the length weights than on the 384 embedding ones."""
+
+
+@dataclass
+class HeadChoice:
+    """The head's feature view, L2 penalty and length weight, all picked on validation loss."""
+
+    view: str
+    l2: float
+    length_weight: float
+    scale: Tensor  # per-column divisor (training RMS) times the length multiplier
+    val_loss: float
+    table: dict[str, float]  # "view|length_weight|l2" -> validation loss
+
+    def apply(self, z: Tensor) -> Tensor:
+        return z.double() / self.scale
+
+    def metrics(self) -> dict:
+        return {
+            "head_features": self.view,
+            "head_l2": self.l2,
+            "head_length_weight": self.length_weight,
+            "head_val_loss": self.val_loss,
+        }
+
+
+def choose_head(
+    views_train: PairViews,
+    views_val: PairViews,
+    features: str,
+    weight_decay: float,
+    length_weight: float = 0.0,
+) -> HeadChoice:
+    """Pick the view (when `features` is 'auto'), the L2 penalty (when `weight_decay` is 0) and
+    the length weight (for '+length' views, when `length_weight` is 0) with the lowest validation
+    BT loss. Never looks at test data or at any detection figure."""
+    names = [v for v in HEAD_FEATURES if v != "auto"] if features == "auto" else [features]
+    best: HeadChoice | None = None
+    table: dict[str, float] = {}
+    for name in names:
+        z, z_val = views_train[name], views_val[name]
+        if not name.endswith("+length"):
+            weights: tuple[float, ...] = (1.0,)
+        else:
+            weights = (length_weight,) if length_weight > 0 else LENGTH_WEIGHTS
+        for weight in weights:
+            scale = head_scale(z, name, weight)
+            zs, zs_val = z.double() / scale, z_val.double() / scale
+            if weight_decay > 0:
+                grid: tuple[float, ...] = (max(weight_decay, MIN_L2),)
+            else:
+                grid = L2_GRID
+            l2, losses = select_l2(zs, zs_val, grid)
+            for key, value in losses.items():
+                table[f"{name}|{weight:g}|{key}"] = value
+            if best is None or losses[str(l2)] < best.val_loss:
+                best = HeadChoice(name, l2, weight, scale, losses[str(l2)], table)
+    assert best is not None
+    return best
+
+
+def head_scale(z: Tensor, view: str, length_weight: float = 1.0) -> Tensor:
+    """Per-column divisor of a view: training RMS, over `length_weight` on its length columns."""
+    scale = column_scale(z)
+    if view.endswith("+length"):
+        scale = scale.clone()
+        scale[-LENGTH_COLUMNS:] /= length_weight
+    return scale
+
+
+def head_fold_fitter(z: Tensor, l2: float):
+    """A cross-fitting fitter (see crossfit.Fitter) for the exact head on scaled features `z`."""
+
+    def fit(positions: np.ndarray, member: int):
+        w, _ = fit_head(z[torch.as_tensor(positions)], l2)
+        return lambda: (z @ w).cpu().numpy()
+
+    return fit

@@ -267,3 +267,20 @@ def leave_one_out_loss(
     leverage = np.clip(prob * (1.0 - prob) * q / gn.n, 0.0, 1.0 - 1e-12)
     loo_margins = margins - (1.0 - prob) * q / (gn.n * (1.0 - leverage))
     return bt_loss(loo_margins)
+
+
+def length_difference(pairs) -> np.ndarray:
+    """Characters of chosen minus characters of rejected, per pair [n] float64."""
+    return np.array([len(p.chosen) - len(p.rejected) for p in pairs], dtype=np.float64)
+
+
+def length_harm(length_diff: np.ndarray, val_length_diff: np.ndarray) -> tuple[np.ndarray, int]:
+    """The model-free length heuristic (ANCHORS.md), its direction picked on validation.
+
+    d = +1 when chosen answers are longer on average in the validation pairs (helpful-base), −1
+    when shorter (harmless-base's refusals, LLMBar's padded wrong answers); harm = −d·(len(chosen)
+    − len(rejected)): a pair whose chosen answer breaks the validation set's habit is suspect.
+    Returns (harm [n], d). Every detection claim must beat this baseline.
+    """
+    direction = -1 if float(np.mean(val_length_diff)) < 0 else 1
+    return -direction * np.asarray(length_diff, dtype=np.float64), direction

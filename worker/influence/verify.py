@@ -18,7 +18,8 @@ from torch import Tensor
 
 from worker.influence.config import EngineConfig
 from worker.influence.data import Pair
-from worker.influence.head import fit_head, pooled_features
+from worker.influence.features import backbone_features, pair_views
+from worker.influence.head import fit_head, head_scale
 from worker.influence.model import (
     Encoded,
     RewardModel,
@@ -112,9 +113,15 @@ class Retrainer:
                 return None
             return lambda f: progress((offset + f * size) / (n + m))
 
-        c_tr, r_tr = pooled_features(backbone, train_enc, device, batch, part(0, n), should_cancel)
-        c_ev, r_ev = pooled_features(backbone, eval_enc, device, batch, part(n, m), should_cancel)
-        return cls(config, n, features=c_tr - r_tr, eval_features=c_ev - r_ev)
+        pooled_tr = backbone_features(backbone, train_enc, device, batch, part(0, n), should_cancel)
+        pooled_ev = backbone_features(backbone, eval_enc, device, batch, part(n, m), should_cancel)
+        # A verify job passes the audit's chosen view and length weight ('auto' here, with no
+        # validation pairs to choose on, keeps the head's own input).
+        view = config.head_features if config.head_features != "auto" else "pooler"
+        z = pair_views(pooled_tr, train)[view]
+        z_ev = pair_views(pooled_ev, evaluation)[view]
+        scale = head_scale(z, view, config.head_length_weight or 1.0)
+        return cls(config, n, features=z / scale, eval_features=z_ev / scale)
 
     @classmethod
     def from_features(

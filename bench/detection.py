@@ -1,0 +1,463 @@
+"""Detection benchmark: does a score put the wrong pairs first, on data nobody tuned it to?
+
+    python bench/detection.py                 # the full grid (head mode, CPU; resumable)
+    python bench/detection.py --quick --out /tmp/d   # a minute-long smoke run (make test)
+
+Grid: datasets helpful-base, harmless-base, llmbar (planted flips at 10% and 20%) and vicuna80
+(real disagreement: one rater's vote against the majority of three), `--seeds` seeds per cell, each
+seed a fresh split and fresh flips (bench/detection_data.py), for every `--max-length` recipe.
+Every cell fits the head-mode reward model through the engine's own code path
+(`audit.head_fitted` + `audit.score_fitted`, the same functions a job runs) on features computed
+once per dataset, and scores every head-mode method plus the baselines random, length heuristic
+(direction chosen on validation) and loss. Per cell: AUROC, precision@k (k = the number of truly
+wrong pairs), recall in the top 10%; the trust verdict; the mislabelled-count estimate and its
+error; and the ceiling probe (a head trained on the correctly labelled pairs only, scoring every
+pair's loss: what a model that never saw the errors finds).
+
+Results: one JSON per cell under `<out>/cells/` (a rerun skips cells already there with the same
+recipe), then `<out>/detection.json` (all cells and the summary), `<out>/detection.md` and
+`<out>/detection_auroc.png`. Intervals are Student-t 95% over seeds; paired differences of every
+method against the loss and the length heuristic are taken per seed (same split, same flips).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.detection_data import (  # noqa: E402
+    DATASETS,
+    PLANTED,
+    SHARED_DATA,
+    Cell,
+    Source,
+    load_source,
+    make_cell,
+    source_views,
+)
+from worker.influence.audit import head_fitted, score_fitted  # noqa: E402
+from worker.influence.config import EngineConfig  # noqa: E402
+from worker.influence.features import PairViews  # noqa: E402
+from worker.influence.head import fit_head  # noqa: E402
+from worker.influence.scores import bt_loss  # noqa: E402
+from worker.influence.stats import excludes_zero, paired_difference  # noqa: E402
+from worker.influence.trust import mislabelled_estimate, validation_trust  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = REPO / "bench" / "results" / "detection"
+METHODS: tuple[str, ...] = (
+    "loss",
+    "gradient_similarity",
+    "influence",
+    "datainf",
+    "self_influence",
+    "corrected_loss",
+    "length",
+    "oof_loss",
+    "ensemble",
+)
+"""Engine methods scored in head mode (tracin needs SGD checkpoints, which head mode has not)."""
+
+COLUMNS: dict[str, str] = {
+    "loss": "harm_loss",
+    "gradient_similarity": "harm_gradient_similarity",
+    "influence": "harm_influence",
+    "datainf": "harm_datainf",
+    "self_influence": "harm_self_influence",
+    "corrected_loss": "harm_corrected_loss",
+    "length": "harm_length",
+    "oof_loss": "harm_oof_loss",
+    "ensemble": "harm_ensemble",
+    "ensemble_disagreement": "ensemble_disagreement",
+}
+BASELINES: tuple[str, ...] = ("random", "length", "loss")
+FLIP_RATES: tuple[float, ...] = (0.1, 0.2)
+
+
+def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve (Mann–Whitney, ties counted half); NaN without both classes."""
+    y = np.asarray(labels, dtype=bool)
+    pos, neg = int(y.sum()), int((~y).sum())
+    if pos == 0 or neg == 0:
+        return float("nan")
+    from scipy.stats import rankdata
+
+    ranks = rankdata(np.asarray(scores, dtype=np.float64))
+    return float((ranks[y].sum() - pos * (pos + 1) / 2) / (pos * neg))
+
+
+def top_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    """precision@k (k = number of wrong pairs) and recall in the top 10% of the ranking."""
+    y = np.asarray(labels, dtype=bool)
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    k = int(y.sum())
+    k10 = max(1, int(round(0.1 * len(y))))
+    return {
+        "auroc": auroc(y, scores),
+        "precision_at_k": float(y[order[:k]].mean()) if k else float("nan"),
+        "recall_top10": float(y[order[:k10]].sum() / k) if k else float("nan"),
+        "precision_top10": float(y[order[:k10]].mean()),
+    }
+
+
+def cell_views(views: PairViews, index: np.ndarray, swap: np.ndarray) -> PairViews:
+    """A cell's rows of the source views, negated where the cell presents the pair swapped."""
+    sign = torch.as_tensor(np.where(swap, -1.0, 1.0), dtype=torch.float64)[:, None]
+    rows = torch.as_tensor(np.asarray(index, dtype=np.int64))
+    return PairViews({k: v[rows] * sign for k, v in views.views.items()})
+
+
+def run_cell(
+    source: Source, views: PairViews, cell: Cell, config: EngineConfig, truncation: float
+) -> dict:
+    """Every method's detection figures, the trust verdict and the estimate for one cell."""
+    start = time.perf_counter()
+    train, val = cell.train_pairs(source), cell.val_pairs(source)
+    v_train = cell_views(views, cell.train_index, cell.train_swap)
+    v_val = cell_views(views, cell.val_index, cell.val_swap)
+    fitted, history = head_fitted(v_train, v_val, config, train, val)
+    scores, metrics, warnings = score_fitted(fitted, config)
+    y = cell.mislabelled
+    result: dict = {"methods": {}}
+    for method, column in COLUMNS.items():
+        if column in scores:
+            result["methods"][method] = top_metrics(y, scores[column])
+    rng = np.random.default_rng([cell.seed, 5])
+    result["methods"]["random"] = top_metrics(y, rng.random(len(y)))
+    # Ceiling probe: the same head recipe on the correctly labelled pairs only.
+    assert fitted.head_choice is not None and fitted.grads is not None
+    z = fitted.grads
+    clean = torch.as_tensor(np.flatnonzero(~y))
+    w, _ = fit_head(z[clean], fitted.head_choice.l2)
+    result["ceiling_clean_model_loss"] = top_metrics(y, bt_loss((z @ w).numpy()))
+    assert fitted.crossfit is not None
+    estimate = mislabelled_estimate(fitted.crossfit.oof_margin, scores["harm"])
+    truth = int(y.sum())
+    harm_order = np.argsort(-scores["harm"], kind="stable")
+    actual_precision = {
+        str(f): float(y[harm_order[: max(1, int(round(f * len(y))))]].mean())
+        for f in (0.05, 0.1, 0.2)
+    }
+    result.update(
+        dataset=cell.dataset,
+        flip_rate=cell.flip_rate,
+        seed=cell.seed,
+        max_length=config.max_length,
+        n_train=len(train),
+        n_val=len(val),
+        n_mislabelled=truth,
+        truncation_rate=truncation,
+        head=fitted.head_choice.metrics(),
+        train_accuracy=float((fitted.margins > 0).mean()),
+        trust=validation_trust(fitted.val_margins),
+        estimate=estimate,
+        estimate_error={
+            "count": (estimate["estimated_count"] - truth)
+            if estimate.get("estimated_count") is not None
+            else None,
+            "posterior_count": (estimate["posterior_count"] - truth)
+            if "posterior_count" in estimate
+            else None,
+            "precision_at_top": {
+                k: v - actual_precision[k]
+                for k, v in estimate.get("expected_precision_at_top", {}).items()
+            },
+        },
+        actual_precision_at_top=actual_precision,
+        default_method=metrics["default_method"],
+        length_direction=metrics.get("length_direction"),
+        warnings=warnings,
+        seconds=time.perf_counter() - start,
+        history=[{k: v for k, v in h.items() if k != "validation_loss_grid"} for h in history],
+    )
+    return result
+
+
+def interval(values: list[float]) -> dict:
+    """Mean and Student-t 95% interval over seeds."""
+    from scipy import stats
+
+    a = np.asarray([v for v in values if not math.isnan(v)], dtype=np.float64)
+    n = int(a.size)
+    if n == 0:
+        return {"n": 0, "mean": None, "ci_low": None, "ci_high": None}
+    mean = float(a.mean())
+    if n < 2:
+        return {"n": n, "mean": mean, "ci_low": None, "ci_high": None}
+    half = float(stats.t.ppf(0.975, n - 1)) * float(a.std(ddof=1)) / math.sqrt(n)
+    return {"n": n, "mean": mean, "ci_low": mean - half, "ci_high": mean + half}
+
+
+def group_key(cell: dict) -> str:
+    rate = cell["flip_rate"]
+    return f"{cell['dataset']}" + (f" @{int(round(rate * 100))}%" if rate else " (real)")
+
+
+def summarise(cells: list[dict]) -> dict:
+    """Per group (dataset × flip rate × max_length): every method's figures over seeds and its
+    paired AUROC differences against loss and length; plus the pooled default selection."""
+    groups: dict[str, list[dict]] = {}
+    for cell in cells:
+        groups.setdefault(f"{group_key(cell)} | L{cell['max_length']}", []).append(cell)
+    out: dict = {"groups": {}, "selection": {}}
+    for key, members in sorted(groups.items()):
+        members.sort(key=lambda c: c["seed"])
+        methods = sorted(set.intersection(*(set(c["methods"]) for c in members)))
+        entry: dict = {"seeds": [c["seed"] for c in members], "methods": {}}
+        for method in methods:
+            figures = {
+                metric: interval([c["methods"][method][metric] for c in members])
+                for metric in ("auroc", "precision_at_k", "recall_top10")
+            }
+            aurocs = [c["methods"][method]["auroc"] for c in members]
+            for base in ("loss", "length"):
+                figures[f"auroc_minus_{base}"] = paired_difference(
+                    aurocs, [c["methods"][base]["auroc"] for c in members]
+                )
+            entry["methods"][method] = figures
+        entry["ceiling_clean_model_loss"] = interval(
+            [c["ceiling_clean_model_loss"]["auroc"] for c in members]
+        )
+        entry["val_accuracy"] = interval([c["trust"]["val_accuracy"] for c in members])
+        entry["val_loss"] = interval([c["trust"]["val_loss"] for c in members])
+        entry["trusted_fraction"] = float(np.mean([c["trust"]["is_evidence"] for c in members]))
+        entry["truncation_rate"] = members[0]["truncation_rate"]
+        entry["head_features"] = sorted({c["head"]["head_features"] for c in members})
+        entry["estimate_error_count"] = interval(
+            [c["estimate_error"]["count"] for c in members if c["estimate_error"]["count"] is not None]
+        )
+        entry["estimate_abs_error_count"] = interval(
+            [
+                abs(c["estimate_error"]["count"])
+                for c in members
+                if c["estimate_error"]["count"] is not None
+            ]
+        )
+        entry["n_mislabelled"] = interval([c["n_mislabelled"] for c in members])
+        entry["estimate_error_precision_top10"] = interval(
+            [
+                c["estimate_error"]["precision_at_top"]["0.1"]
+                for c in members
+                if "0.1" in c["estimate_error"]["precision_at_top"]
+            ]
+        )
+        out["groups"][key] = entry
+    for length in sorted({c["max_length"] for c in cells}):
+        out["selection"][f"L{length}"] = select_default([c for c in cells if c["max_length"] == length])
+    return out
+
+
+def select_default(cells: list[dict]) -> dict:
+    """The default rule: best mean AUROC across datasets (each dataset weighted equally), kept
+    only if its paired intervals (over every cell) exclude 0 above both loss and length."""
+    by_dataset: dict[str, list[dict]] = {}
+    for cell in cells:
+        by_dataset.setdefault(cell["dataset"], []).append(cell)
+    methods = sorted(set.intersection(*(set(c["methods"]) for c in cells)) - {"random"})
+    means = {
+        m: float(np.mean([np.mean([c["methods"][m]["auroc"] for c in g]) for g in by_dataset.values()]))
+        for m in methods
+        if m != "ensemble_disagreement"
+    }
+    ranking = sorted(means, key=lambda m: -means[m])
+    best = ranking[0]
+    diffs = {
+        base: paired_difference(
+            [c["methods"][best]["auroc"] for c in cells], [c["methods"][base]["auroc"] for c in cells]
+        )
+        for base in ("loss", "length")
+    }
+    beats = all(excludes_zero(d) and d["mean"] > 0 for d in diffs.values()) if best not in (
+        "loss",
+        "length",
+    ) else False
+    fallback = max(("loss", "length"), key=lambda m: means[m])
+    return {
+        "mean_auroc_across_datasets": means,
+        "ranking": ranking,
+        "best": best,
+        "best_minus": diffs,
+        "best_beats_both": beats,
+        "default": best if beats or best in ("loss", "length") else fallback,
+        "n_cells": len(cells),
+        "datasets": sorted(by_dataset),
+    }
+
+
+def fmt(x: dict | None, digits: int = 3) -> str:
+    if not x or x.get("mean") is None:
+        return "–"
+    if x.get("ci_low") is None:
+        return f"{x['mean']:.{digits}f}"
+    return f"{x['mean']:.{digits}f} [{x['ci_low']:.{digits}f}, {x['ci_high']:.{digits}f}]"
+
+
+def markdown(summary: dict, command: str) -> str:
+    lines = [
+        "# Detection benchmark (head mode, MiniLM, CPU)",
+        "",
+        f"Command: `{command}`. AUROC against the truly wrong pairs, mean over seeds with its "
+        "Student-t 95% interval; Δ columns are paired per seed (same split, same flips).",
+        "",
+    ]
+    for key, entry in summary["groups"].items():
+        lines += [
+            f"## {key}",
+            "",
+            f"seeds {entry['seeds']}; validation accuracy {fmt(entry['val_accuracy'])}, loss "
+            f"{fmt(entry['val_loss'], 4)} (ln 2 = 0.6931); ranking trusted in "
+            f"{entry['trusted_fraction']:.0%} of seeds; truncation rate "
+            f"{entry['truncation_rate']:.2f}; head features {', '.join(entry['head_features'])}; "
+            f"ceiling (head on the correct pairs only, by loss) AUROC "
+            f"{fmt(entry['ceiling_clean_model_loss'])}.",
+            f"Mislabelled-count estimate: truly wrong {fmt(entry['n_mislabelled'], 1)}, "
+            f"error {fmt(entry['estimate_error_count'], 1)} (|error| "
+            f"{fmt(entry['estimate_abs_error_count'], 1)}); expected − actual precision in the "
+            f"default's top 10%: {fmt(entry['estimate_error_precision_top10'])}.",
+            "",
+            "| method | AUROC | P@k | recall top 10% | Δ vs loss | Δ vs length |",
+            "|---|---|---|---|---|---|",
+        ]
+        rows = sorted(
+            entry["methods"].items(), key=lambda kv: -(kv[1]["auroc"]["mean"] or 0.0)
+        )
+        for method, fig in rows:
+            lines.append(
+                f"| {method} | {fmt(fig['auroc'])} | {fmt(fig['precision_at_k'])} | "
+                f"{fmt(fig['recall_top10'])} | {fmt(fig['auroc_minus_loss'])} | "
+                f"{fmt(fig['auroc_minus_length'])} |"
+            )
+        lines.append("")
+    lines += ["## Default selection", ""]
+    for recipe, sel in summary["selection"].items():
+        ranked = ", ".join(f"{m} {sel['mean_auroc_across_datasets'][m]:.3f}" for m in sel["ranking"])
+        d = sel["best_minus"]
+        lines += [
+            f"- **{recipe}**: mean AUROC across {', '.join(sel['datasets'])}: {ranked}.",
+            f"  Best `{sel['best']}`: Δ vs loss {fmt(d['loss'])}, Δ vs length {fmt(d['length'])}"
+            f" over {sel['n_cells']} cells; beats both: {sel['best_beats_both']}; "
+            f"default by the rule: `{sel['default']}`.",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def plot(summary: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = list(summary["groups"].items())
+    methods = sorted({m for _, e in groups for m in e["methods"]})
+    fig, ax = plt.subplots(figsize=(max(8, 1.4 * len(groups)), 5))
+    width = 0.8 / len(methods)
+    for j, method in enumerate(methods):
+        xs, ys, lo, hi = [], [], [], []
+        for i, (_, entry) in enumerate(groups):
+            fig_ = entry["methods"].get(method)
+            if not fig_ or fig_["auroc"]["mean"] is None:
+                continue
+            a = fig_["auroc"]
+            xs.append(i + (j - len(methods) / 2) * width)
+            ys.append(a["mean"])
+            lo.append(a["mean"] - (a["ci_low"] if a["ci_low"] is not None else a["mean"]))
+            hi.append((a["ci_high"] if a["ci_high"] is not None else a["mean"]) - a["mean"])
+        ax.bar(xs, ys, width, yerr=[lo, hi], label=method, capsize=2)
+    ax.axhline(0.5, color="k", lw=0.8, ls="--")
+    ax.set_xticks(range(len(groups)))
+    ax.set_xticklabels([k for k, _ in groups], rotation=30, ha="right", fontsize=8)
+    ax.set_ylim(0.3, 1.0)
+    ax.set_ylabel("AUROC against truly wrong pairs (95% CI over seeds)")
+    ax.legend(fontsize=7, ncol=3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--data-dir", type=Path, default=SHARED_DATA)
+    parser.add_argument("--cache", type=Path, default=REPO / "bench" / "cache")
+    parser.add_argument("--datasets", default=",".join(DATASETS))
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--max-length", default="128,256", help="comma-separated recipes")
+    parser.add_argument("--model", default="minilm")
+    parser.add_argument("--quick", action="store_true", help="tiny model, few pairs, 2 seeds")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    limit, sizes, seeds, model = None, None, args.seeds, args.model
+    lengths = [int(x) for x in args.max_length.split(",")]
+    if args.quick:
+        limit, sizes, seeds, model, lengths = 160, (80, 40), 2, "tiny", [64]
+    command = "python bench/detection.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    cells_dir = args.out / "cells"
+    cells_dir.mkdir(parents=True, exist_ok=True)
+    cells: list[dict] = []
+    for dataset in args.datasets.split(","):
+        source = load_source(dataset, args.data_dir, limit)
+        rates: tuple[float | None, ...] = FLIP_RATES if dataset in PLANTED else (None,)
+        for max_length in lengths:
+            config = EngineConfig(
+                model=model,
+                mode="head",
+                max_length=max_length,
+                device="cpu",
+                methods=list(METHODS),
+                default_method="oof_loss",
+            )
+            recipe = hashlib.sha256(
+                json.dumps(
+                    [dataclasses.asdict(config), limit, sizes, len(source.pairs)], sort_keys=True
+                ).encode()
+            ).hexdigest()[:12]
+            views, truncation = source_views(source, config, args.cache)
+            for rate in rates:
+                for seed in range(seeds):
+                    tag = f"{dataset}_r{rate}_s{seed}_L{max_length}_{recipe}"
+                    path = cells_dir / f"{tag}.json"
+                    if path.exists():
+                        cells.append(json.loads(path.read_text()))
+                        continue
+                    cell = make_cell(
+                        source, rate, seed, sizes if dataset != "vicuna80" else None
+                    )
+                    result = run_cell(source, views, cell, config, truncation)
+                    result["recipe"] = recipe
+                    result["command"] = command
+                    path.write_text(json.dumps(result, indent=1, default=float))
+                    cells.append(result)
+                    best = result["methods"]
+                    print(
+                        f"{tag}: oof {best['oof_loss']['auroc']:.3f} loss "
+                        f"{best['loss']['auroc']:.3f} length {best['length']['auroc']:.3f} "
+                        f"val acc {result['trust']['val_accuracy']:.3f} "
+                        f"({result['seconds']:.1f} s)",
+                        flush=True,
+                    )
+    summary = summarise(cells)
+    (args.out / "detection.json").write_text(
+        json.dumps({"command": command, "summary": summary, "cells": cells}, indent=1, default=float)
+    )
+    (args.out / "detection.md").write_text(markdown(summary, command))
+    plot(summary, args.out / "detection_auroc.png")
+    for recipe, sel in summary["selection"].items():
+        print(f"{recipe}: best {sel['best']}, beats loss and length: {sel['best_beats_both']}, "
+              f"default {sel['default']}")
+    print(f"wrote {args.out / 'detection.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

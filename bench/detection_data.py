@@ -1,0 +1,223 @@
+"""Datasets and seeded cells of the detection benchmark (bench/detection.py).
+
+Four sources, each read from `../shared/data/` (never copied into the repository):
+- `helpful-base`, `harmless-base`: Anthropic HH-RLHF test files; planted flips.
+- `llmbar`: LLMBar's objective pairs (a flipped pair is truly wrong; the adversarial rejected
+  outputs are longer on purpose); planted flips.
+- `vicuna80`: Vicuna-80 answers with three human votes. The label is one rater's vote (which rater
+  is drawn per unit and seed), the truth the majority of the three: real disagreement, nothing
+  planted. Units whose drawn vote is a tie, or whose three votes have no strict majority for one
+  answer, are left out. Split by question, never by unit.
+
+A cell (dataset, flip rate, seed) draws its own split and flips from `default_rng([salt, seed])`
+(salt = `SPLIT_SALT`), so no cell reuses hh-flip10's split (`default_rng(0)`). Validation pairs
+keep their true labels: a clean held-out set, as in ANCHORS.md's task.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from worker.influence.data import Pair
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+DATASETS: tuple[str, ...] = ("helpful-base", "harmless-base", "llmbar", "vicuna80")
+PLANTED: frozenset[str] = frozenset({"helpful-base", "harmless-base", "llmbar"})
+SPLIT_SALT = 9090
+"""Mixed into every cell's generator so no split coincides with hh-flip10's or the noise study's."""
+
+SIZES: dict[str, tuple[int, int]] = {
+    "helpful-base": (1000, 300),
+    "harmless-base": (1000, 300),
+    "llmbar": (300, 119),
+}
+"""(train, validation) pairs per planted dataset; vicuna80 splits its 80 questions 64 / 16."""
+
+VICUNA_VAL_QUESTIONS = 16
+
+
+@dataclass(frozen=True)
+class Source:
+    """Every candidate pair of a dataset, in file order, with what the cells need to label them."""
+
+    name: str
+    pairs: list[Pair]  # for vicuna80: (prompt, response_a, response_b)
+    groups: np.ndarray | None = None  # question id per pair (vicuna80)
+    votes: np.ndarray | None = None  # [n, 3] votes 1 (a better), 2 (b better), 3 (tie)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One benchmark cell: which source pairs train and validate, their orientation, the truth.
+
+    `train_index`/`val_index` index `Source.pairs`; `train_swap[i]` says whether training pair i is
+    presented with chosen and rejected exchanged relative to the source pair; `mislabelled[i]`
+    whether that presentation is wrong (a planted flip, or a rater who disagrees with the
+    majority). Validation pairs are always presented in their true order (`val_swap`).
+    """
+
+    dataset: str
+    flip_rate: float | None
+    seed: int
+    train_index: np.ndarray
+    train_swap: np.ndarray
+    mislabelled: np.ndarray
+    val_index: np.ndarray
+    val_swap: np.ndarray
+
+    def train_pairs(self, source: Source) -> list[Pair]:
+        return _present(source.pairs, self.train_index, self.train_swap)
+
+    def val_pairs(self, source: Source) -> list[Pair]:
+        return _present(source.pairs, self.val_index, self.val_swap)
+
+
+def _present(pairs: list[Pair], index: np.ndarray, swap: np.ndarray) -> list[Pair]:
+    out = []
+    for i, s in zip(index, swap, strict=True):
+        p = pairs[int(i)]
+        out.append(Pair(p.prompt, p.rejected, p.chosen) if s else p)
+    return out
+
+
+def load_source(name: str, data_dir: Path = SHARED_DATA, limit: int | None = None) -> Source:
+    """A dataset's candidate pairs (at most `limit`, for --quick runs)."""
+    data_dir = Path(data_dir)
+    if name in ("helpful-base", "harmless-base"):
+        from worker.influence.io import read_pairs
+
+        path = data_dir / "hh-rlhf" / f"{name}-test.jsonl.gz"
+        _require(path)
+        parsed = read_pairs(path)[:limit]
+        return Source(name, [Pair(p.prompt, p.chosen, p.rejected) for p in parsed])
+    if name == "llmbar":
+        path = data_dir / "llmbar" / "llmbar.jsonl"
+        _require(path)
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        rows = rows[:limit]
+        return Source(name, [Pair(r["prompt"], r["chosen"], r["rejected"]) for r in rows])
+    if name == "vicuna80":
+        path = data_dir / "vicuna80-human" / "votes.jsonl.gz"
+        _require(path)
+        with gzip.open(path, "rt") as handle:
+            rows = [json.loads(line) for line in handle if line.strip()]
+        rows = [r for r in rows if len(r["votes"]) == 3][:limit]
+        return Source(
+            name,
+            [Pair(r["prompt"], r["response_a"], r["response_b"]) for r in rows],
+            groups=np.array([int(r["question_id"]) for r in rows]),
+            votes=np.array([r["votes"] for r in rows], dtype=np.int64),
+        )
+    raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+
+
+def _require(path: Path) -> None:
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing; pass --data-dir pointing at shared/data")
+
+
+def make_cell(
+    source: Source,
+    flip_rate: float | None,
+    seed: int,
+    sizes: tuple[int, int] | None = None,
+) -> Cell:
+    """The seeded split and labels of one cell (see the module docstring)."""
+    rng = np.random.default_rng([SPLIT_SALT, seed, int(round((flip_rate or 0) * 1000))])
+    if source.name == "vicuna80":
+        return _vicuna_cell(source, seed, rng)
+    n_train, n_val = sizes or SIZES[source.name]
+    n_total = len(source.pairs)
+    if n_train + n_val > n_total:
+        scale = n_total / (n_train + n_val)
+        n_train, n_val = int(n_train * scale), int(n_val * scale)
+    perm = rng.permutation(n_total)
+    train_index, val_index = perm[:n_train], perm[n_train : n_train + n_val]
+    flips = np.zeros(n_train, dtype=bool)
+    flips[rng.choice(n_train, int(round((flip_rate or 0) * n_train)), replace=False)] = True
+    return Cell(
+        dataset=source.name,
+        flip_rate=flip_rate,
+        seed=seed,
+        train_index=train_index,
+        train_swap=flips,
+        mislabelled=flips.copy(),
+        val_index=val_index,
+        val_swap=np.zeros(n_val, dtype=bool),
+    )
+
+
+def vicuna_truth(votes: np.ndarray) -> np.ndarray:
+    """Per unit: 1 or 2 where at least two of three votes pick that answer, else 0 (undecided)."""
+    ones, twos = (votes == 1).sum(axis=1), (votes == 2).sum(axis=1)
+    return np.where(ones >= 2, 1, np.where(twos >= 2, 2, 0))
+
+
+def _vicuna_cell(source: Source, seed: int, rng: np.random.Generator) -> Cell:
+    assert source.groups is not None and source.votes is not None
+    truth = vicuna_truth(source.votes)
+    questions = np.unique(source.groups)
+    val_questions = rng.choice(questions, min(VICUNA_VAL_QUESTIONS, len(questions) // 2), False)
+    is_val = np.isin(source.groups, val_questions)
+    label = source.votes[np.arange(len(truth)), rng.integers(0, 3, len(truth))]
+    train_index = np.flatnonzero(~is_val & (truth > 0) & (label != 3))
+    val_index = np.flatnonzero(is_val & (truth > 0))
+    train_label = label[train_index]
+    return Cell(
+        dataset=source.name,
+        flip_rate=None,
+        seed=seed,
+        train_index=train_index,
+        train_swap=train_label == 2,  # the rater preferred b: present b as chosen
+        mislabelled=train_label != truth[train_index],
+        val_index=val_index,
+        val_swap=truth[val_index] == 2,
+    )
+
+
+def source_views(source: Source, config, cache_dir: Path):
+    """Head-mode feature views of every source pair (chosen − rejected as stored), cached on disk.
+
+    Returns (PairViews, truncation_rate). The backbone is frozen, so a cell's features are these
+    rows, negated where the cell presents a pair swapped: extraction runs once per dataset, not
+    once per cell. Keyed by dataset, model, max_length and a hash of the texts.
+    """
+    import hashlib
+
+    import torch
+
+    from worker.influence.features import PairViews, backbone_features, pair_views, truncation_rate
+    from worker.influence.model import encode, load_backbone, resolve_device
+
+    digest = hashlib.sha256()
+    for pair in source.pairs:
+        digest.update(json.dumps([pair.prompt, pair.chosen, pair.rejected]).encode())
+    key = {
+        "dataset": source.name,
+        "model": config.model,
+        "max_length": config.max_length,
+        "n": len(source.pairs),
+        "texts_sha256": digest.hexdigest(),
+    }
+    name = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    path = Path(cache_dir) / f"detection_views_{source.name}_{name}.pt"
+    if path.exists():
+        stored = torch.load(path, weights_only=True)
+        return PairViews(stored["views"]), float(stored["truncation_rate"])
+    backbone, tokenizer = load_backbone(config)
+    enc = encode(tokenizer, source.pairs, config.max_length)
+    device = resolve_device(config.device)
+    pooled = backbone_features(backbone, enc, device, 2 * config.chunk_size(device.type))
+    views = pair_views(pooled, source.pairs)
+    rate = truncation_rate(enc, config.max_length)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    torch.save({"views": views.views, "key": key, "truncation_rate": rate}, partial)
+    partial.rename(path)
+    return views, rate
