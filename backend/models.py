@@ -135,6 +135,11 @@ class Score(Base):
     harm_self_influence: Mapped[float | None] = mapped_column(Float, default=None)
     harm_corrected_loss: Mapped[float | None] = mapped_column(Float, default=None)
     harm_tracin: Mapped[float | None] = mapped_column(Float, default=None)
+    harm_length: Mapped[float | None] = mapped_column(Float, default=None)
+    harm_oof_loss: Mapped[float | None] = mapped_column(Float, default=None)
+    oof_margin: Mapped[float | None] = mapped_column(Float, default=None)
+    harm_ensemble: Mapped[float | None] = mapped_column(Float, default=None)
+    ensemble_disagreement: Mapped[float | None] = mapped_column(Float, default=None)
 
 
 class Flag(Base):

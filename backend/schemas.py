@@ -83,6 +83,11 @@ class PairScores(BaseModel):
     harm_self_influence: float | None = None
     harm_corrected_loss: float | None = None
     harm_tracin: float | None = None
+    harm_length: float | None = None
+    harm_oof_loss: float | None = None
+    oof_margin: float | None = None
+    harm_ensemble: float | None = None
+    ensemble_disagreement: float | None = None
 
 
 class PairPublic(BaseModel):

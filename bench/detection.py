@@ -235,7 +235,11 @@ def summarise(cells: list[dict]) -> dict:
         entry["truncation_rate"] = members[0]["truncation_rate"]
         entry["head_features"] = sorted({c["head"]["head_features"] for c in members})
         entry["estimate_error_count"] = interval(
-            [c["estimate_error"]["count"] for c in members if c["estimate_error"]["count"] is not None]
+            [
+                c["estimate_error"]["count"]
+                for c in members
+                if c["estimate_error"]["count"] is not None
+            ]
         )
         entry["estimate_abs_error_count"] = interval(
             [
@@ -254,7 +258,9 @@ def summarise(cells: list[dict]) -> dict:
         )
         out["groups"][key] = entry
     for length in sorted({c["max_length"] for c in cells}):
-        out["selection"][f"L{length}"] = select_default([c for c in cells if c["max_length"] == length])
+        out["selection"][f"L{length}"] = select_default(
+            [c for c in cells if c["max_length"] == length]
+        )
     return out
 
 
@@ -266,7 +272,9 @@ def select_default(cells: list[dict]) -> dict:
         by_dataset.setdefault(cell["dataset"], []).append(cell)
     methods = sorted(set.intersection(*(set(c["methods"]) for c in cells)) - {"random"})
     means = {
-        m: float(np.mean([np.mean([c["methods"][m]["auroc"] for c in g]) for g in by_dataset.values()]))
+        m: float(
+            np.mean([np.mean([c["methods"][m]["auroc"] for c in g]) for g in by_dataset.values()])
+        )
         for m in methods
         if m != "ensemble_disagreement"
     }
@@ -274,14 +282,20 @@ def select_default(cells: list[dict]) -> dict:
     best = ranking[0]
     diffs = {
         base: paired_difference(
-            [c["methods"][best]["auroc"] for c in cells], [c["methods"][base]["auroc"] for c in cells]
+            [c["methods"][best]["auroc"] for c in cells],
+            [c["methods"][base]["auroc"] for c in cells],
         )
         for base in ("loss", "length")
     }
-    beats = all(excludes_zero(d) and d["mean"] > 0 for d in diffs.values()) if best not in (
-        "loss",
-        "length",
-    ) else False
+    beats = (
+        all(excludes_zero(d) and d["mean"] > 0 for d in diffs.values())
+        if best
+        not in (
+            "loss",
+            "length",
+        )
+        else False
+    )
     fallback = max(("loss", "length"), key=lambda m: means[m])
     return {
         "mean_auroc_across_datasets": means,
@@ -329,9 +343,7 @@ def markdown(summary: dict, command: str) -> str:
             "| method | AUROC | P@k | recall top 10% | Δ vs loss | Δ vs length |",
             "|---|---|---|---|---|---|",
         ]
-        rows = sorted(
-            entry["methods"].items(), key=lambda kv: -(kv[1]["auroc"]["mean"] or 0.0)
-        )
+        rows = sorted(entry["methods"].items(), key=lambda kv: -(kv[1]["auroc"]["mean"] or 0.0))
         for method, fig in rows:
             lines.append(
                 f"| {method} | {fmt(fig['auroc'])} | {fmt(fig['precision_at_k'])} | "
@@ -341,7 +353,9 @@ def markdown(summary: dict, command: str) -> str:
         lines.append("")
     lines += ["## Default selection", ""]
     for recipe, sel in summary["selection"].items():
-        ranked = ", ".join(f"{m} {sel['mean_auroc_across_datasets'][m]:.3f}" for m in sel["ranking"])
+        ranked = ", ".join(
+            f"{m} {sel['mean_auroc_across_datasets'][m]:.3f}" for m in sel["ranking"]
+        )
         d = sel["best_minus"]
         lines += [
             f"- **{recipe}**: mean AUROC across {', '.join(sel['datasets'])}: {ranked}.",
@@ -430,9 +444,7 @@ def main(argv: list[str] | None = None) -> int:
                     if path.exists():
                         cells.append(json.loads(path.read_text()))
                         continue
-                    cell = make_cell(
-                        source, rate, seed, sizes if dataset != "vicuna80" else None
-                    )
+                    cell = make_cell(source, rate, seed, sizes if dataset != "vicuna80" else None)
                     result = run_cell(source, views, cell, config, truncation)
                     result["recipe"] = recipe
                     result["command"] = command
@@ -448,13 +460,17 @@ def main(argv: list[str] | None = None) -> int:
                     )
     summary = summarise(cells)
     (args.out / "detection.json").write_text(
-        json.dumps({"command": command, "summary": summary, "cells": cells}, indent=1, default=float)
+        json.dumps(
+            {"command": command, "summary": summary, "cells": cells}, indent=1, default=float
+        )
     )
     (args.out / "detection.md").write_text(markdown(summary, command))
     plot(summary, args.out / "detection_auroc.png")
     for recipe, sel in summary["selection"].items():
-        print(f"{recipe}: best {sel['best']}, beats loss and length: {sel['best_beats_both']}, "
-              f"default {sel['default']}")
+        print(
+            f"{recipe}: best {sel['best']}, beats loss and length: {sel['best_beats_both']}, "
+            f"default {sel['default']}"
+        )
     print(f"wrote {args.out / 'detection.md'}")
     return 0
 

@@ -197,12 +197,18 @@ def _run_audit(
     reporter.progress("loading_data", 1.0, f"{len(train_pairs)} train, {len(val_pairs)} val")
 
     started = time.perf_counter()
+    save_to = None
+    if engine_config.save_model:
+        from backend.settings import get_settings
+
+        save_to = get_settings().data_dir / "models" / f"job-{job_id}"
     result = run_audit(
         train_pairs,
         val_pairs,
         engine_config,
         progress=reporter.progress,
         should_cancel=reporter.should_cancel,
+        save_model_to=save_to,
     )
     reporter.progress("saving", 0.0)
     metrics = dict(result.metrics)

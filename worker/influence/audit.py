@@ -13,6 +13,8 @@ import resource
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,6 +33,7 @@ from worker.influence.model import (
     RewardModel,
     add_lora,
     encode,
+    head_module_name,
     load_backbone,
     resolve_device,
 )
@@ -143,12 +146,15 @@ def run_audit(
     progress: Progress | None = None,
     should_cancel: ShouldCancel | None = None,
     keep_state: bool = False,
+    save_model_to: str | Path | None = None,
 ) -> AuditResult:
     """Train the reward model on `train`, score every training pair against `val`.
 
     `progress(stage, fraction, message)` is called as stages advance; `should_cancel()` is polled
     every few batches and `Cancelled` is raised when it returns true. Bad inputs raise ValueError.
     `keep_state` keeps the trained model and gradients on the result (benchmarks, tests).
+    `save_model_to` (LoRA mode) writes the trained reward model, adapters merged, as a
+    transformers directory there (`metrics["model_dir"]`): `mode="pretrained"` scores with it.
     """
     config.validate()
     _check_pairs(train, "training", minimum=2)
@@ -171,7 +177,7 @@ def run_audit(
         "mode": config.mode,
     }
 
-    if config.mode == "head":
+    if config.mode in ("head", "pretrained"):
         fitted, history = _fit_head(
             backbone, train_enc, val_enc, train, val, device, config, report, should_cancel
         )
@@ -222,6 +228,10 @@ def run_audit(
     metrics["seconds"] = report.seconds
     metrics["peak_memory_mb"] = report.overall_peak_memory_mb() or _peak_memory_mb(device)
     metrics["stage_peak_memory_mb"] = report.peak_memory_mb
+    if save_model_to is not None:
+        if fitted.rm is None:
+            raise ValueError("save_model_to needs mode='lora': no trained transformers model")
+        metrics["model_dir"] = str(save_reward_model(fitted.rm, tokenizer, Path(save_model_to)))
     metrics["warnings"] = warnings
     return AuditResult(scores=scores, metrics=metrics, state=fitted if keep_state else None)
 
@@ -480,9 +490,11 @@ def _fit_head(
         lambda f: fraction(0.9 * (n + f * m) / (n + m), None),
         should_cancel,
     )
-    fitted, history = head_fitted(
-        pair_views(pooled_tr, train), pair_views(pooled_va, val), config, train, val
-    )
+    views_tr, views_va = pair_views(pooled_tr, train), pair_views(pooled_va, val)
+    if config.mode == "pretrained":
+        fitted, history = pretrained_fitted(backbone, views_tr, views_va, config, train, val)
+    else:
+        fitted, history = head_fitted(views_tr, views_va, config, train, val)
     report.done("training")
     # Δ_i = wᵀz_i is linear in w, so the per-pair margin gradient is z_i itself.
     for stage in ("validation_gradient", "per_pair_gradients"):
@@ -537,6 +549,82 @@ def head_fitted(
         head_choice=choice,
     )
     return fitted, history
+
+
+def pretrained_fitted(
+    backbone: torch.nn.Module,
+    views_train: PairViews,
+    views_val: PairViews,
+    config: EngineConfig,
+    train: Sequence[Pair],
+    val: Sequence[Pair],
+) -> tuple[Fitted, list[dict]]:
+    """Bring your own reward model: its own scalar head on its own features, nothing trained.
+
+    θ is the head's weight vector w (a bias cancels in every margin), so Δ_i = wᵀz_i on the
+    head's input features exactly as the model computes it, the margin gradient is z_i, and
+    influence, self-influence and the rest are those of the model as given, on the damped
+    Gauss–Newton matrix (no L2 term: the model was not fitted here). Cross-fitting refits a
+    fresh head on the frozen features (L2 chosen on validation), which is what oof_loss and
+    ensemble then measure.
+    """
+    name = head_module_name(backbone)
+    head = getattr(backbone, name)
+    if not isinstance(head, torch.nn.Linear) or head.out_features != 1:
+        raise ValueError(
+            f"mode='pretrained' scores through a scalar head that is one Linear layer; this "
+            f"model's {name!r} is {type(head).__name__}. Use mode='head' to fit a new head on its "
+            "features, or mode='lora' to train one"
+        )
+    w = head.weight.detach().double().reshape(-1).cpu()
+    z, z_val = views_train["pooler"], views_val["pooler"]
+    margins, val_margins = (z @ w).numpy(), (z_val @ w).numpy()
+    refit = choose_head(views_train, views_val, "pooler", config.weight_decay)
+    history = [
+        {
+            "pretrained": True,
+            "features": "pooler",
+            "refit_l2": refit.l2,
+            **{f"train_{k}": v for k, v in summarise(margins).items()},
+            **{f"val_{k}": v for k, v in summarise(val_margins).items()},
+        }
+    ]
+    fitted = Fitted(
+        rm=None,
+        margins=margins,
+        grads=z,
+        val_margins=val_margins,
+        val_grads=z_val,
+        blocks=[("head", slice(0, z.shape[1]))],
+        ridge=0.0,
+        length_diff=length_difference(train),
+        val_length_diff=length_difference(val),
+        fold_fitter=head_fold_fitter(refit.apply(z), refit.l2),
+        head_choice=refit,
+    )
+    return fitted, history
+
+
+def save_reward_model(rm: RewardModel, tokenizer: Any, target: Path) -> Path:
+    """Write the reward model, LoRA merged into the backbone, as a transformers directory.
+
+    Written to a sibling folder first and renamed, so a crash never leaves half a model.
+    """
+    import copy
+    import shutil
+
+    module: Any = copy.deepcopy(rm.module).cpu()
+    merged: Any = module.merge_and_unload() if hasattr(module, "merge_and_unload") else module
+    target = target.expanduser().resolve()
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    merged.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    if target.exists():
+        shutil.rmtree(target)
+    partial.rename(target)
+    return target
 
 
 def _tracin(fitted: Fitted, config: EngineConfig, should_cancel: ShouldCancel | None) -> np.ndarray:

@@ -20,7 +20,7 @@ MODEL_PRESETS: tuple[str, ...] = ("tiny", "minilm", "smollm2-135m")
 DEFAULT_METHOD = "corrected_loss"
 """The benchmark's best flip detector (bench/results/engine_bench_*.md)."""
 
-MODES: tuple[str, ...] = ("lora", "head")
+MODES: tuple[str, ...] = ("lora", "head", "pretrained")
 HESSIANS: tuple[str, ...] = ("gauss_newton", "exact")
 SOLVERS: tuple[str, ...] = ("auto", "cg", "woodbury")
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
@@ -48,7 +48,11 @@ class EngineConfig:
         metadata=_help(
             "'lora': train LoRA adapters and the scalar head. 'head': freeze the backbone, cache "
             "its pooled features once and fit a linear reward head exactly (fast first pass; "
-            "the Hessian is small enough to invert exactly)."
+            "the Hessian is small enough to invert exactly). 'pretrained': bring your own reward "
+            "model: score with the model as it is, no training (its loss and margin; influence "
+            "and the other gradient scores through its scalar head; oof_loss/ensemble refit a head "
+            "on its frozen features). Needs an AutoModelForSequenceClassification reward model "
+            "(a local directory, e.g. one saved by an audit with save_model, or a hub id)."
         ),
     )
     methods: list[str] = field(
@@ -190,6 +194,14 @@ class EngineConfig:
             "LoRA mode trains folds × repeats extra models, so set 1 there."
         ),
     )
+    save_model: bool = field(
+        default=False,
+        metadata=_help(
+            "LoRA mode: save the trained reward model (adapters merged) as a transformers "
+            "directory under the data folder, reported as metrics.model_dir; audit other data "
+            "with it as model=<that directory>, mode='pretrained'."
+        ),
+    )
     device: str = field(
         default="auto",
         metadata=_help("'auto' (CUDA when available, else CPU), 'cpu' or 'cuda'."),
@@ -271,10 +283,15 @@ class EngineConfig:
             )
         if self.target_modules is not None and not self.target_modules:
             raise ValueError("target_modules is empty; give module names or leave it unset")
-        if self.mode == "head" and "tracin" in self.methods:
+        if self.save_model and self.mode != "lora":
+            raise ValueError(
+                f"save_model saves a trained LoRA reward model; mode={self.mode!r} trains none "
+                "that a transformers directory can hold: use mode='lora' or drop save_model"
+            )
+        if self.mode != "lora" and "tracin" in self.methods:
             raise ValueError(
                 "tracin needs the SGD checkpoints of 'lora' training; "
-                "mode='head' fits the head exactly: drop tracin or use mode='lora'"
+                f"mode={self.mode!r} has none: drop tracin or use mode='lora'"
             )
         if not self.model or not self.model.strip():
             raise ValueError("model is empty; use one of " + ", ".join(MODEL_PRESETS))

@@ -352,6 +352,18 @@ export interface components {
              */
             cg_tol?: number;
             /**
+             * Crossfit Folds
+             * @description Folds of the cross-fitting behind 'oof_loss' and 'ensemble': each pair is scored by models trained on the other folds.
+             * @default 5
+             */
+            crossfit_folds?: number;
+            /**
+             * Crossfit Repeats
+             * @description Repeats of the K-fold cross-fitting with fresh fold partitions (out-of-fold margins are averaged over repeats). Head mode fits folds × repeats heads in milliseconds; LoRA mode trains folds × repeats extra models, so set 1 there.
+             * @default 3
+             */
+            crossfit_repeats?: number;
+            /**
              * Damping
              * @description Damping λ relative to the curvature scale: λ = damping × mean diagonal of the Gauss–Newton matrix. Default 1: in the benchmark's sweep (1e-6 … 1e5, mean of 5 runs) corrected_loss peaks between 1 and 3 (AUROC 0.668, above 0.66 from 0.1 to 100) and self_influence at 0.3 (0.668; 0.660 at 1); both fall off towards 1e-6 and 1e5.
              * @default 1
@@ -380,6 +392,18 @@ export interface components {
              * @description Pairs per vectorised per-pair-gradient chunk; bounds peak memory. None: 32 on CUDA, 8 on the CPU (on a 2-core CPU chunks of 4–8 pairs ran 1.1–1.2× faster than a batch-size-1 loop, chunks of 32 at 0.6×: larger chunks fall out of cache).
              */
             gradient_chunk?: number | null;
+            /**
+             * Head Features
+             * @description Head mode's features: 'pooler' (the head's own input), 'mean' (last layer averaged over tokens), either with '+length' (log characters and words of each response appended), or 'auto' (the default: the view with the lowest validation loss).
+             * @default auto
+             */
+            head_features?: string;
+            /**
+             * Head Length Weight
+             * @description Multiplier of the unit-scaled length columns of a '+length' head view (a weaker L2 on them); 0 (the default) picks it from 1 … 100 by validation loss.
+             * @default 0
+             */
+            head_length_weight?: number;
             /**
              * Hessian
              * @description Curvature for influence: 'gauss_newton' (positive semi-definite, from per-pair gradients) or 'exact' (Hessian-vector products by double differentiation of the training loss on a seeded subsample; negative curvature is detected and reported).
@@ -430,7 +454,7 @@ export interface components {
             max_length?: number;
             /**
              * Methods
-             * @description Scores to compute, any of: loss, gradient_similarity, influence, datainf, self_influence, corrected_loss, tracin. 'loss' (loss, margin) is always computed because it costs nothing.
+             * @description Scores to compute, any of: loss, gradient_similarity, influence, datainf, self_influence, corrected_loss, tracin, length, oof_loss, ensemble. 'loss' (loss, margin) is always computed because it costs nothing.
              * @default [
              *       "loss",
              *       "gradient_similarity",
@@ -685,20 +709,28 @@ export interface components {
         };
         /** PairScores */
         PairScores: {
+            /** Ensemble Disagreement */
+            ensemble_disagreement?: number | null;
             /** Harm */
             harm?: number | null;
             /** Harm Corrected Loss */
             harm_corrected_loss?: number | null;
             /** Harm Datainf */
             harm_datainf?: number | null;
+            /** Harm Ensemble */
+            harm_ensemble?: number | null;
             /** Harm Gradient Cosine */
             harm_gradient_cosine?: number | null;
             /** Harm Gradient Similarity */
             harm_gradient_similarity?: number | null;
             /** Harm Influence */
             harm_influence?: number | null;
+            /** Harm Length */
+            harm_length?: number | null;
             /** Harm Loss */
             harm_loss?: number | null;
+            /** Harm Oof Loss */
+            harm_oof_loss?: number | null;
             /** Harm Self Influence */
             harm_self_influence?: number | null;
             /** Harm Tracin */
@@ -707,6 +739,8 @@ export interface components {
             loss?: number | null;
             /** Margin */
             margin?: number | null;
+            /** Oof Margin */
+            oof_margin?: number | null;
             /** Removal Effect Datainf */
             removal_effect_datainf?: number | null;
             /** Removal Effect Influence */
