@@ -46,6 +46,7 @@ from bench.detection_data import (  # noqa: E402
     make_cell,
     source_views,
 )
+from bench.noise_metrics import detection  # noqa: E402
 from worker.influence.audit import head_fitted, score_fitted  # noqa: E402
 from worker.influence.config import EngineConfig  # noqa: E402
 from worker.influence.features import PairViews  # noqa: E402
@@ -85,29 +86,16 @@ BASELINES: tuple[str, ...] = ("random", "length", "loss")
 FLIP_RATES: tuple[float, ...] = (0.1, 0.2)
 
 
-def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Area under the ROC curve (Mann–Whitney, ties counted half); NaN without both classes."""
-    y = np.asarray(labels, dtype=bool)
-    pos, neg = int(y.sum()), int((~y).sum())
-    if pos == 0 or neg == 0:
-        return float("nan")
-    from scipy.stats import rankdata
-
-    ranks = rankdata(np.asarray(scores, dtype=np.float64))
-    return float((ranks[y].sum() - pos * (pos + 1) / 2) / (pos * neg))
-
-
 def top_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
-    """precision@k (k = number of wrong pairs) and recall in the top 10% of the ranking."""
-    y = np.asarray(labels, dtype=bool)
-    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
-    k = int(y.sum())
-    k10 = max(1, int(round(0.1 * len(y))))
+    """AUROC, precision@k (k = number of wrong pairs), recall and precision in the top 10%
+    (the noise study's `detection`, NaN where a cell has no wrong pair)."""
+    found = detection(np.asarray(scores, dtype=np.float64), np.asarray(labels, dtype=bool), 0.1)
+    nan = float("nan")
     return {
-        "auroc": auroc(y, scores),
-        "precision_at_k": float(y[order[:k]].mean()) if k else float("nan"),
-        "recall_top10": float(y[order[:k10]].sum() / k) if k else float("nan"),
-        "precision_top10": float(y[order[:k10]].mean()),
+        "auroc": nan if found["auroc"] is None else found["auroc"],
+        "precision_at_k": nan if found["precision_at_k"] is None else found["precision_at_k"],
+        "recall_top10": nan if found["recall_top"] is None else found["recall_top"],
+        "precision_top10": nan if found["precision_top"] is None else found["precision_top"],
     }
 
 
@@ -297,7 +285,22 @@ def select_default(cells: list[dict]) -> dict:
         else False
     )
     fallback = max(("loss", "length"), key=lambda m: means[m])
+    rows = []
+    for m in ranking:
+        row: dict = {"method": m, "mean_auroc": means[m]}
+        row["per_dataset"] = {
+            d: float(np.mean([c["methods"][m]["auroc"] for c in g])) for d, g in by_dataset.items()
+        }
+        for base in ("loss", "length"):
+            diff = paired_difference(
+                [c["methods"][m]["auroc"] for c in cells],
+                [c["methods"][base]["auroc"] for c in cells],
+            )
+            row[f"minus_{base}"] = diff
+            row[f"beats_{base}"] = bool(m != base and excludes_zero(diff) and diff["mean"] > 0)
+        rows.append(row)
     return {
+        "rows": rows,
         "mean_auroc_across_datasets": means,
         "ranking": ranking,
         "best": best,
@@ -399,6 +402,45 @@ def plot(summary: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def write_engine_table(summary: dict, cells: list[dict], max_length: int) -> Path:
+    """The per-method verdict a job quotes (worker/influence/benchmark_table.py)."""
+    sel = summary["selection"][f"L{max_length}"]
+    chosen = [c for c in cells if c["max_length"] == max_length]
+    table = {
+        "mode": "head",
+        "model": "minilm",
+        "max_length": max_length,
+        "n_train_range": [min(c["n_train"] for c in chosen), max(c["n_train"] for c in chosen)],
+        "datasets": sel["datasets"],
+        "n_cells": sel["n_cells"],
+        "default": sel["default"],
+        "source": "bench/results/detection/detection.md",
+        "summary": (
+            f"Detection benchmark ({sel['n_cells']} cells: {', '.join(sel['datasets'])}): best "
+            f"mean AUROC {sel['best']} {sel['mean_auroc_across_datasets'][sel['best']]:.3f}; "
+            f"it {'beats' if sel['best_beats_both'] else 'does not beat'} both the loss and the "
+            f"length heuristic with paired 95% intervals; default {sel['default']}."
+        ),
+        "rows": [
+            {
+                "method": r["method"],
+                "mean_auroc": round(r["mean_auroc"], 4),
+                "per_dataset": {k: round(v, 4) for k, v in r["per_dataset"].items()},
+                "beats_loss": r["beats_loss"],
+                "beats_length": r["beats_length"],
+                "minus_loss": [round(r["minus_loss"][k], 4) for k in ("mean", "ci_low", "ci_high")],
+                "minus_length": [
+                    round(r["minus_length"][k], 4) for k in ("mean", "ci_low", "ci_high")
+                ],
+            }
+            for r in sel["rows"]
+        ],
+    }
+    path = REPO / "worker" / "influence" / "detection_table.json"
+    path.write_text(json.dumps(table, indent=1) + "\n")
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -471,6 +513,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{recipe}: best {sel['best']}, beats loss and length: {sel['best_beats_both']}, "
             f"default {sel['default']}"
         )
+    if not args.quick:
+        write_engine_table(summary, cells, lengths[0])
     print(f"wrote {args.out / 'detection.md'}")
     return 0
 

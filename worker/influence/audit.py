@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from worker.influence.benchmark_table import method_benchmark
 from worker.influence.columns import SCORE_COLUMNS
 from worker.influence.config import EngineConfig
 from worker.influence.crossfit import CrossFit, Fitter, cross_fit
@@ -211,6 +212,7 @@ def run_audit(
     metrics["train_accuracy"] = float((fitted.margins > 0).mean())
     metrics["train_loss"] = float(bt_loss(fitted.margins).mean())
     metrics["trust"] = validation_trust(fitted.val_margins)
+    metrics["method_benchmark"] = method_benchmark(config.mode, len(train))
     if not metrics["trust"]["is_evidence"]:
         warnings.append(metrics["trust"]["message"])
 

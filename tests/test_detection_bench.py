@@ -1,0 +1,86 @@
+"""The detection benchmark: its cells (splits, flips, real disagreement) and its --quick run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.detection import main
+from bench.detection_data import SHARED_DATA, load_source, make_cell, vicuna_truth
+
+pytestmark = pytest.mark.skipif(
+    not (SHARED_DATA / "hh-rlhf").exists(), reason="needs ../shared/data (CI has it)"
+)
+
+
+def test_planted_cells_are_fresh_disjoint_and_flip_the_asked_share() -> None:
+    source = load_source("helpful-base")
+    cell = make_cell(source, 0.2, seed=0)
+    assert (len(cell.train_index), len(cell.val_index)) == (1000, 300)
+    assert not set(cell.train_index) & set(cell.val_index)
+    assert cell.mislabelled.sum() == 200 and np.array_equal(cell.mislabelled, cell.train_swap)
+    assert not cell.val_swap.any()  # validation keeps its true labels
+    # Never hh-flip10's split (ANCHORS.md: default_rng(0).permutation(2354)[:1000]).
+    anchors = np.random.default_rng(0).permutation(2354)[:1000]
+    assert not np.array_equal(np.sort(cell.train_index), np.sort(anchors))
+    other = make_cell(source, 0.2, seed=1)
+    assert not np.array_equal(cell.train_index, other.train_index)
+    flipped = cell.train_pairs(source)[int(np.flatnonzero(cell.train_swap)[0])]
+    original = source.pairs[int(cell.train_index[np.flatnonzero(cell.train_swap)[0]])]
+    assert (flipped.chosen, flipped.rejected) == (original.rejected, original.chosen)
+
+
+def test_vicuna_cells_split_by_question_and_label_by_one_rater() -> None:
+    source = load_source("vicuna80")
+    assert source.groups is not None and source.votes is not None
+    cell = make_cell(source, None, seed=0)
+    train_q = set(source.groups[cell.train_index])
+    val_q = set(source.groups[cell.val_index])
+    assert not train_q & val_q and len(val_q) == 16
+    truth = vicuna_truth(source.votes)
+    assert np.all(truth[cell.train_index] > 0) and np.all(truth[cell.val_index] > 0)
+    # A pair is mislabelled exactly when its presented order disagrees with the majority.
+    presented_b = cell.train_swap
+    np.testing.assert_array_equal(cell.mislabelled, presented_b != (truth[cell.train_index] == 2))
+    assert 0.05 < cell.mislabelled.mean() < 0.35  # real disagreement, not planted
+    np.testing.assert_array_equal(cell.val_swap, truth[cell.val_index] == 2)
+
+
+def test_vicuna_truth_needs_a_strict_majority() -> None:
+    votes = np.array([[1, 1, 2], [2, 2, 3], [1, 2, 3], [1, 3, 3], [2, 2, 2]])
+    assert vicuna_truth(votes).tolist() == [1, 2, 0, 0, 2]
+
+
+def test_quick_run_writes_every_dataset_method_and_baseline(tmp_path: Path) -> None:
+    assert main(["--quick", "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "detection.json").read_text())
+    groups = result["summary"]["groups"]
+    assert {key.split(" ")[0] for key in groups} == {
+        "helpful-base",
+        "harmless-base",
+        "llmbar",
+        "vicuna80",
+    }
+    for entry in groups.values():
+        assert {"random", "length", "loss", "oof_loss", "ensemble", "influence"} <= set(
+            entry["methods"]
+        )
+        for figures in entry["methods"].values():
+            assert 0 <= figures["auroc"]["mean"] <= 1
+            assert figures["auroc"]["n"] == 2
+        assert "auroc_minus_length" in entry["methods"]["oof_loss"]
+    for cell in result["cells"]:
+        assert cell["command"].startswith("python bench/detection.py")
+        assert {"trust", "estimate", "ceiling_clean_model_loss", "seed"} <= set(cell)
+    selection = result["summary"]["selection"]["L64"]
+    assert selection["default"] in selection["ranking"]
+    assert (tmp_path / "detection.md").read_text().startswith("# Detection benchmark")
+    assert (tmp_path / "detection_auroc.png").stat().st_size > 1000
+    # Resumable: a second run reuses every cell.
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "cells").iterdir()}
+    assert main(["--quick", "--out", str(tmp_path)]) == 0
+    after = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "cells").iterdir()}
+    assert before == after
