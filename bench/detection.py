@@ -215,13 +215,24 @@ def summarise(cells: list[dict]) -> dict:
                 )
             entry["methods"][method] = figures
         entry["ceiling_clean_model_loss"] = interval(
-            [c["ceiling_clean_model_loss"]["auroc"] for c in members]
+            [
+                c["ceiling_clean_model_loss"]["auroc"]
+                for c in members
+                if "ceiling_clean_model_loss" in c
+            ]
         )
         entry["val_accuracy"] = interval([c["trust"]["val_accuracy"] for c in members])
         entry["val_loss"] = interval([c["trust"]["val_loss"] for c in members])
         entry["trusted_fraction"] = float(np.mean([c["trust"]["is_evidence"] for c in members]))
         entry["truncation_rate"] = members[0]["truncation_rate"]
         entry["head_features"] = sorted({c["head"]["head_features"] for c in members})
+        for c in members:
+            if "estimate_error" not in c:  # LoRA cells: the job's estimate, compared here
+                truth, est = c["n_mislabelled"], c["estimate"].get("estimated_count")
+                c["estimate_error"] = {
+                    "count": None if est is None else est - truth,
+                    "precision_at_top": {},
+                }
         entry["estimate_error_count"] = interval(
             [
                 c["estimate_error"]["count"]
@@ -402,6 +413,64 @@ def plot(summary: dict, path: Path) -> None:
     plt.close(fig)
 
 
+LORA_METHODS: tuple[str, ...] = (
+    "loss",
+    "gradient_similarity",
+    "influence",
+    "datainf",
+    "self_influence",
+    "corrected_loss",
+    "length",
+)
+"""LoRA cells skip oof_loss/ensemble: each would train folds × repeats more models."""
+
+RECIPE_IGNORED: frozenset[str] = frozenset({"save_model"})
+"""Config fields that do not change a cell's scores, left out of its recipe hash."""
+
+
+def recipe_hash(config: EngineConfig, limit: int | None, sizes, n_source: int) -> str:
+    """The key that makes a cached cell reusable: everything that changes its scores."""
+    fields = {k: v for k, v in dataclasses.asdict(config).items() if k not in RECIPE_IGNORED}
+    blob = json.dumps([fields, limit, sizes, n_source], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def run_cell_lora(source: Source, cell: Cell, config: EngineConfig) -> dict:
+    """A LoRA cell: the whole audit (training, gradients, scores) as a job runs it."""
+    from worker.influence.audit import run_audit
+
+    start = time.perf_counter()
+    train, val = cell.train_pairs(source), cell.val_pairs(source)
+    audit = run_audit(train, val, config)
+    y = cell.mislabelled
+    result: dict = {"methods": {}}
+    for method, column in COLUMNS.items():
+        if column in audit.scores:
+            result["methods"][method] = top_metrics(y, audit.scores[column])
+    rng = np.random.default_rng([cell.seed, 5])
+    result["methods"]["random"] = top_metrics(y, rng.random(len(y)))
+    m = audit.metrics
+    result.update(
+        dataset=cell.dataset,
+        flip_rate=cell.flip_rate,
+        seed=cell.seed,
+        max_length=config.max_length,
+        mode="lora",
+        n_train=len(train),
+        n_val=len(val),
+        n_mislabelled=int(y.sum()),
+        truncation_rate=m["truncation_rate"]["train"],
+        head={"head_features": "lora"},
+        train_accuracy=m["train_accuracy"],
+        trust=m["trust"],
+        estimate=m["mislabelled"],
+        default_method=m["default_method"],
+        seconds=time.perf_counter() - start,
+        stage_seconds=m["seconds"],
+    )
+    return result
+
+
 def write_engine_table(summary: dict, cells: list[dict], max_length: int) -> Path:
     """The per-method verdict a job quotes (worker/influence/benchmark_table.py)."""
     sel = summary["selection"][f"L{max_length}"]
@@ -448,9 +517,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=REPO / "bench" / "cache")
     parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--rates", default=",".join(map(str, FLIP_RATES)), help="planted flips")
     parser.add_argument("--max-length", default="128,256", help="comma-separated recipes")
     parser.add_argument("--model", default="minilm")
     parser.add_argument("--quick", action="store_true", help="tiny model, few pairs, 2 seeds")
+    parser.add_argument(
+        "--mode",
+        choices=("head", "lora"),
+        default="head",
+        help="lora: full audits per cell (run_audit; minutes per cell on a CPU)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     limit, sizes, seeds, model = None, None, args.seeds, args.model
@@ -463,7 +539,8 @@ def main(argv: list[str] | None = None) -> int:
     cells: list[dict] = []
     for dataset in args.datasets.split(","):
         source = load_source(dataset, args.data_dir, limit)
-        rates: tuple[float | None, ...] = FLIP_RATES if dataset in PLANTED else (None,)
+        planted_rates = tuple(float(r) for r in args.rates.split(","))
+        rates: tuple[float | None, ...] = planted_rates if dataset in PLANTED else (None,)
         for max_length in lengths:
             config = EngineConfig(
                 model=model,
@@ -473,28 +550,40 @@ def main(argv: list[str] | None = None) -> int:
                 methods=list(METHODS),
                 default_method="oof_loss",
             )
-            recipe = hashlib.sha256(
-                json.dumps(
-                    [dataclasses.asdict(config), limit, sizes, len(source.pairs)], sort_keys=True
-                ).encode()
-            ).hexdigest()[:12]
-            views, truncation = source_views(source, config, args.cache)
+            if args.mode == "lora":
+                config = dataclasses.replace(
+                    config,
+                    mode="lora",
+                    methods=[m for m in LORA_METHODS],
+                    default_method="corrected_loss",
+                    crossfit_repeats=1,
+                )
+            recipe = recipe_hash(config, limit, sizes, len(source.pairs))
+            views, truncation = (
+                source_views(source, config, args.cache) if args.mode == "head" else (None, None)
+            )
             for rate in rates:
                 for seed in range(seeds):
-                    tag = f"{dataset}_r{rate}_s{seed}_L{max_length}_{recipe}"
+                    mode_tag = "" if args.mode == "head" else "_lora"
+                    tag = f"{dataset}_r{rate}_s{seed}_L{max_length}{mode_tag}_{recipe}"
                     path = cells_dir / f"{tag}.json"
                     if path.exists():
                         cells.append(json.loads(path.read_text()))
                         continue
                     cell = make_cell(source, rate, seed, sizes if dataset != "vicuna80" else None)
-                    result = run_cell(source, views, cell, config, truncation)
+                    if views is None:
+                        result = run_cell_lora(source, cell, config)
+                    else:
+                        assert truncation is not None
+                        result = run_cell(source, views, cell, config, truncation)
                     result["recipe"] = recipe
                     result["command"] = command
                     path.write_text(json.dumps(result, indent=1, default=float))
                     cells.append(result)
                     best = result["methods"]
+                    main_method = "oof_loss" if "oof_loss" in best else "corrected_loss"
                     print(
-                        f"{tag}: oof {best['oof_loss']['auroc']:.3f} loss "
+                        f"{tag}: {main_method} {best[main_method]['auroc']:.3f} loss "
                         f"{best['loss']['auroc']:.3f} length {best['length']['auroc']:.3f} "
                         f"val acc {result['trust']['val_accuracy']:.3f} "
                         f"({result['seconds']:.1f} s)",

@@ -220,6 +220,9 @@ def run_audit(
     scores, score_metrics, score_warnings = score_fitted(fitted, config, report, should_cancel)
     warnings.extend(score_warnings)
     metrics.update(score_metrics)
+    if fitted.crossfit is None and fitted.rm is None:
+        # Head fits cost milliseconds: cross-fit for the estimate even when no method asked.
+        _crossfit(fitted, config, report, should_cancel)
     metrics["mislabelled"] = mislabelled_estimate(
         fitted.crossfit.oof_margin if fitted.crossfit is not None else fitted.margins,
         scores["harm"],

@@ -62,6 +62,7 @@ class EngineConfig:
             "influence",
             "self_influence",
             "corrected_loss",
+            "length",
         ],
         metadata=_help(
             "Scores to compute, any of: " + ", ".join(METHODS) + ". 'loss' (loss, margin) is "
