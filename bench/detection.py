@@ -157,6 +157,12 @@ def run_cell(
             "posterior_count": (estimate["posterior_count"] - truth)
             if "posterior_count" in estimate
             else None,
+            "confident_learning_count": (estimate["confident_learning_count"] - truth)
+            if "confident_learning_count" in estimate
+            else None,
+            "covered": bool(estimate["count_ci95"][0] <= truth <= estimate["count_ci95"][1])
+            if "count_ci95" in estimate
+            else None,
             "precision_at_top": {
                 k: v - actual_precision[k]
                 for k, v in estimate.get("expected_precision_at_top", {}).items()
@@ -248,6 +254,16 @@ def summarise(cells: list[dict]) -> dict:
             ]
         )
         entry["n_mislabelled"] = interval([c["n_mislabelled"] for c in members])
+        covered = [c["estimate_error"].get("covered") for c in members]
+        covered = [x for x in covered if x is not None]
+        entry["estimate_interval_coverage"] = float(np.mean(covered)) if covered else None
+        entry["estimate_error_confident_learning"] = interval(
+            [
+                c["estimate_error"]["confident_learning_count"]
+                for c in members
+                if c["estimate_error"].get("confident_learning_count") is not None
+            ]
+        )
         entry["estimate_error_precision_top10"] = interval(
             [
                 c["estimate_error"]["precision_at_top"]["0.1"]
@@ -331,6 +347,10 @@ def fmt(x: dict | None, digits: int = 3) -> str:
     return f"{x['mean']:.{digits}f} [{x['ci_low']:.{digits}f}, {x['ci_high']:.{digits}f}]"
 
 
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0%}"
+
+
 def markdown(summary: dict, command: str) -> str:
     lines = [
         "# Detection benchmark (head mode, MiniLM, CPU)",
@@ -351,8 +371,10 @@ def markdown(summary: dict, command: str) -> str:
             f"{fmt(entry['ceiling_clean_model_loss'])}.",
             f"Mislabelled-count estimate: truly wrong {fmt(entry['n_mislabelled'], 1)}, "
             f"error {fmt(entry['estimate_error_count'], 1)} (|error| "
-            f"{fmt(entry['estimate_abs_error_count'], 1)}); expected − actual precision in the "
-            f"default's top 10%: {fmt(entry['estimate_error_precision_top10'])}.",
+            f"{fmt(entry['estimate_abs_error_count'], 1)}), its 95% interval holding the truth in "
+            f"{_percent(entry['estimate_interval_coverage'])} of seeds; confident-learning count "
+            f"error {fmt(entry['estimate_error_confident_learning'], 1)}; expected − actual "
+            f"precision in the default's top 10%: {fmt(entry['estimate_error_precision_top10'])}.",
             "",
             "| method | AUROC | P@k | recall top 10% | Δ vs loss | Δ vs length |",
             "|---|---|---|---|---|---|",

@@ -17,8 +17,10 @@ HEAD_FEATURES: tuple[str, ...] = ("auto", "pooler", "mean", "pooler+length", "me
 MODEL_PRESETS: tuple[str, ...] = ("tiny", "minilm", "smollm2-135m")
 """Named backbones; anything else is a local directory or a Hugging Face hub id."""
 
-DEFAULT_METHOD = "corrected_loss"
-"""The benchmark's best flip detector (bench/results/engine_bench_*.md)."""
+DEFAULT_METHOD = "length"
+"""The detection benchmark's rule (bench/results/detection/detection.md): the best mean AUROC
+across its four datasets, unless a method beats both the loss and the length heuristic with
+paired 95% intervals. None does at ~1,000 pairs on MiniLM, and the length heuristic ranks first."""
 
 MODES: tuple[str, ...] = ("lora", "head", "pretrained")
 HESSIANS: tuple[str, ...] = ("gauss_newton", "exact")
@@ -74,11 +76,13 @@ class EngineConfig:
         metadata=_help(
             "Method whose harm fills the user-facing 'harm' column; must be one of 'methods' "
             "(left at its default while 'methods' lacks it, the first of 'methods' is used). "
-            "Default 'corrected_loss' (z(loss) + z(self-influence)): on the hh-flip10 benchmark "
-            "(bench/results/engine_bench_summary.md, 5 runs) it found flipped pairs better than "
-            "the loss in every run (mean AUROC 0.668 against 0.652), better than kronfluence's "
-            "EK-FAC on the same model, and far better than influence on the validation loss "
-            "(0.518)."
+            "Default 'length' (chosen rejected-longer-than-chosen, direction from the validation "
+            "pairs), by the detection benchmark's rule (bench/results/detection/detection.md: 4 "
+            "datasets, 70 cells of ~1,000 pairs, MiniLM): it has the best mean AUROC (0.718 "
+            "against 0.708 for the loss and 0.709 for oof_loss), and no reward-model score beats "
+            "both it and the loss with paired 95% intervals. Pick 'oof_loss' or 'loss' where "
+            "length says nothing about quality or your reward model is strong (see "
+            "metrics.method_benchmark and metrics.trust)."
         ),
     )
     seed: int = field(

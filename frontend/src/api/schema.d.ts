@@ -371,8 +371,8 @@ export interface components {
             damping?: number;
             /**
              * Default Method
-             * @description Method whose harm fills the user-facing 'harm' column; must be one of 'methods' (left at its default while 'methods' lacks it, the first of 'methods' is used). Default 'corrected_loss' (z(loss) + z(self-influence)): on the hh-flip10 benchmark (bench/results/engine_bench_summary.md, 5 runs) it found flipped pairs better than the loss in every run (mean AUROC 0.668 against 0.652), better than kronfluence's EK-FAC on the same model, and far better than influence on the validation loss (0.518).
-             * @default corrected_loss
+             * @description Method whose harm fills the user-facing 'harm' column; must be one of 'methods' (left at its default while 'methods' lacks it, the first of 'methods' is used). Default 'length' (chosen rejected-longer-than-chosen, direction from the validation pairs), by the detection benchmark's rule (bench/results/detection/detection.md: 4 datasets, 70 cells of ~1,000 pairs, MiniLM): it has the best mean AUROC (0.718 against 0.708 for the loss and 0.709 for oof_loss), and no reward-model score beats both it and the loss with paired 95% intervals. Pick 'oof_loss' or 'loss' where length says nothing about quality or your reward model is strong (see metrics.method_benchmark and metrics.trust).
+             * @default length
              */
             default_method?: string;
             /**
@@ -460,13 +460,14 @@ export interface components {
              *       "gradient_similarity",
              *       "influence",
              *       "self_influence",
-             *       "corrected_loss"
+             *       "corrected_loss",
+             *       "length"
              *     ]
              */
             methods?: string[];
             /**
              * Mode
-             * @description 'lora': train LoRA adapters and the scalar head. 'head': freeze the backbone, cache its pooled features once and fit a linear reward head exactly (fast first pass; the Hessian is small enough to invert exactly).
+             * @description 'lora': train LoRA adapters and the scalar head. 'head': freeze the backbone, cache its pooled features once and fit a linear reward head exactly (fast first pass; the Hessian is small enough to invert exactly). 'pretrained': bring your own reward model: score with the model as it is, no training (its loss and margin; influence and the other gradient scores through its scalar head; oof_loss/ensemble refit a head on its frozen features). Needs an AutoModelForSequenceClassification reward model (a local directory, e.g. one saved by an audit with save_model, or a hub id).
              * @default lora
              */
             mode?: string;
@@ -481,6 +482,12 @@ export interface components {
              * @description Project per-pair gradients to this many dimensions with a seeded Gaussian sketch (block-diagonal per layer) to bound memory; None keeps them exact.
              */
             projection_dim?: number | null;
+            /**
+             * Save Model
+             * @description LoRA mode: save the trained reward model (adapters merged) as a transformers directory under the data folder, reported as metrics.model_dir; audit other data with it as model=<that directory>, mode='pretrained'.
+             * @default false
+             */
+            save_model?: boolean;
             /**
              * Seed
              * @description Seed for head initialisation, shuffling, validation split and projection.
