@@ -544,6 +544,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="minilm")
     parser.add_argument("--quick", action="store_true", help="tiny model, few pairs, 2 seeds")
     parser.add_argument(
+        "--summarise-only",
+        action="store_true",
+        help="run no new cell: summarise the cells already under --out (a partial grid)",
+    )
+    parser.add_argument(
         "--mode",
         choices=("head", "lora"),
         default="head",
@@ -592,6 +597,8 @@ def main(argv: list[str] | None = None) -> int:
                     if path.exists():
                         cells.append(json.loads(path.read_text()))
                         continue
+                    if args.summarise_only:
+                        continue
                     cell = make_cell(source, rate, seed, sizes if dataset != "vicuna80" else None)
                     if views is None:
                         result = run_cell_lora(source, cell, config)
@@ -624,7 +631,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{recipe}: best {sel['best']}, beats loss and length: {sel['best_beats_both']}, "
             f"default {sel['default']}"
         )
-    if not args.quick:
+    if not args.quick and args.mode == "head" and not args.summarise_only:
         write_engine_table(summary, cells, lengths[0])
     print(f"wrote {args.out / 'detection.md'}")
     return 0

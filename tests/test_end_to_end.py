@@ -108,3 +108,61 @@ def test_failure_is_recorded_readably(client, make_user, celery_worker_process) 
     job = wait_for_job(client, headers, created["id"], timeout=300)
     assert job["status"] == "failed"
     assert "no-such-model" in job["error"] and "loading_model" in job["error"]
+
+
+def test_bring_your_own_reward_model_saved_by_an_audit(
+    client, make_user, celery_worker_process
+) -> None:
+    """An audit saves its reward model; a second audit scores with it as it is (no training)."""
+    from pathlib import Path
+
+    headers = make_user()["headers"]
+    dataset = client.post(
+        f"{API}/datasets",
+        headers=headers,
+        files={"file": ("byo.jsonl", jsonl_bytes(hh_records(60)))},
+        data={"name": "byo"},
+    ).json()
+    first = client.post(
+        f"{API}/datasets/{dataset['id']}/jobs",
+        headers=headers,
+        json={"model": "tiny", "save_model": True, "methods": ["loss"], "default_method": "loss"},
+    )
+    assert first.status_code == 202, first.text
+    trained = wait_for_job(client, headers, first.json()["id"], timeout=600)
+    assert trained["status"] == "succeeded", trained["error"]
+    model_dir = trained["metrics"]["model_dir"]
+    assert (Path(model_dir) / "config.json").exists()
+
+    second = client.post(
+        f"{API}/datasets/{dataset['id']}/jobs",
+        headers=headers,
+        json={
+            "model": model_dir,
+            "mode": "pretrained",
+            "methods": ["loss", "influence", "length"],
+            "default_method": "loss",
+        },
+    )
+    assert second.status_code == 202, second.text
+    scored = wait_for_job(client, headers, second.json()["id"], timeout=600)
+    assert scored["status"] == "succeeded", scored["error"]
+    assert scored["metrics"]["history"][0]["pretrained"] is True
+    assert {"trust", "mislabelled"} <= set(scored["metrics"])
+
+    def margins(job_id: int) -> list[float]:
+        page = client.get(
+            f"{API}/datasets/{dataset['id']}/pairs",
+            headers=headers,
+            params={"job_id": job_id, "sort": "index", "limit": 1000},
+        ).json()
+        return [p["scores"]["margin"] for p in page["items"]]
+
+    # Same validation split (same seed), same model: the same margins, pair by pair.
+    np.testing.assert_allclose(margins(scored["id"]), margins(trained["id"]), atol=1e-4)
+    bad = client.post(
+        f"{API}/datasets/{dataset['id']}/jobs",
+        headers=headers,
+        json={"model": model_dir, "mode": "pretrained", "save_model": True},
+    )
+    assert bad.status_code == 422 and "save_model" in bad.text
