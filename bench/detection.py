@@ -47,7 +47,8 @@ from bench.detection_data import (  # noqa: E402
     source_views,
 )
 from bench.noise_metrics import detection  # noqa: E402
-from worker.influence.audit import head_fitted, score_fitted  # noqa: E402
+from worker.influence.audit import harm_column, head_fitted, score_fitted  # noqa: E402
+from worker.influence.columns import METHODS as ENGINE_METHODS  # noqa: E402
 from worker.influence.config import EngineConfig  # noqa: E402
 from worker.influence.features import PairViews  # noqa: E402
 from worker.influence.head import fit_head  # noqa: E402
@@ -57,29 +58,11 @@ from worker.influence.trust import mislabelled_estimate, validation_trust  # noq
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "bench" / "results" / "detection"
-METHODS: tuple[str, ...] = (
-    "loss",
-    "gradient_similarity",
-    "influence",
-    "datainf",
-    "self_influence",
-    "corrected_loss",
-    "length",
-    "oof_loss",
-    "ensemble",
-)
+METHODS: tuple[str, ...] = tuple(m for m in ENGINE_METHODS if m != "tracin")
 """Engine methods scored in head mode (tracin needs SGD checkpoints, which head mode has not)."""
 
 COLUMNS: dict[str, str] = {
-    "loss": "harm_loss",
-    "gradient_similarity": "harm_gradient_similarity",
-    "influence": "harm_influence",
-    "datainf": "harm_datainf",
-    "self_influence": "harm_self_influence",
-    "corrected_loss": "harm_corrected_loss",
-    "length": "harm_length",
-    "oof_loss": "harm_oof_loss",
-    "ensemble": "harm_ensemble",
+    **{m: harm_column(m) for m in METHODS},
     "ensemble_disagreement": "ensemble_disagreement",
 }
 BASELINES: tuple[str, ...] = ("random", "length", "loss")
@@ -435,15 +418,7 @@ def plot(summary: dict, path: Path) -> None:
     plt.close(fig)
 
 
-LORA_METHODS: tuple[str, ...] = (
-    "loss",
-    "gradient_similarity",
-    "influence",
-    "datainf",
-    "self_influence",
-    "corrected_loss",
-    "length",
-)
+LORA_METHODS: tuple[str, ...] = tuple(m for m in METHODS if m not in ("oof_loss", "ensemble"))
 """LoRA cells skip oof_loss/ensemble: each would train folds × repeats more models."""
 
 RECIPE_IGNORED: frozenset[str] = frozenset({"save_model"})

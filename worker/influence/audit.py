@@ -540,19 +540,7 @@ def head_fitted(
             **{f"val_{k}": v for k, v in summarise(val_margins).items()},
         }
     ]
-    fitted = Fitted(
-        rm=None,
-        margins=margins,
-        grads=z,
-        val_margins=val_margins,
-        val_grads=z_val,
-        blocks=[("head", slice(0, z.shape[1]))],
-        ridge=max(choice.l2, MIN_L2),
-        length_diff=length_difference(train),
-        val_length_diff=length_difference(val),
-        fold_fitter=head_fold_fitter(z, choice.l2),
-        head_choice=choice,
-    )
+    fitted = _linear_fitted(z, z_val, w, max(choice.l2, MIN_L2), choice, z, train, val)
     return fitted, history
 
 
@@ -594,20 +582,34 @@ def pretrained_fitted(
             **{f"val_{k}": v for k, v in summarise(val_margins).items()},
         }
     ]
-    fitted = Fitted(
+    fitted = _linear_fitted(z, z_val, w, 0.0, refit, refit.apply(z), train, val)
+    return fitted, history
+
+
+def _linear_fitted(
+    z: Tensor,
+    z_val: Tensor,
+    w: Tensor,
+    ridge: float,
+    choice: HeadChoice,
+    refit_features: Tensor,
+    train: Sequence[Pair],
+    val: Sequence[Pair],
+) -> Fitted:
+    """A linear head's state: margins wᵀz, margin gradients z, and heads refitted for folds."""
+    return Fitted(
         rm=None,
-        margins=margins,
+        margins=(z @ w).cpu().numpy(),
         grads=z,
-        val_margins=val_margins,
+        val_margins=(z_val @ w).cpu().numpy(),
         val_grads=z_val,
         blocks=[("head", slice(0, z.shape[1]))],
-        ridge=0.0,
+        ridge=ridge,
         length_diff=length_difference(train),
         val_length_diff=length_difference(val),
-        fold_fitter=head_fold_fitter(refit.apply(z), refit.l2),
-        head_choice=refit,
+        fold_fitter=head_fold_fitter(refit_features, choice.l2),
+        head_choice=choice,
     )
-    return fitted, history
 
 
 def save_reward_model(rm: RewardModel, tokenizer: Any, target: Path) -> Path:
