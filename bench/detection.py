@@ -468,6 +468,35 @@ def run_cell_lora(source: Source, cell: Cell, config: EngineConfig) -> dict:
     return result
 
 
+def _verdict(sel: dict) -> str:
+    """One sentence on the default rule's outcome, for job metrics and the UI."""
+    best, means = sel["best"], sel["mean_auroc_across_datasets"]
+    head = (
+        f"Detection benchmark ({sel['n_cells']} cells of ~1,000 pairs: "
+        f"{', '.join(sel['datasets'])}, head mode, MiniLM): "
+    )
+    if best in ("loss", "length"):
+        runner = next(m for m in sel["ranking"] if m not in ("loss", "length"))
+        row = next(r for r in sel["rows"] if r["method"] == runner)
+        beaten = [b for b in ("loss", "length") if row[f"beats_{b}"]]
+        if len(beaten) == 1:
+            other = "length" if beaten[0] == "loss" else "loss"
+            against = f"beats the {beaten[0]} but not the {other}"
+        else:
+            against = "beats both baselines" if beaten else "beats neither baseline"
+        return (
+            head + f"the {best} baseline ranks first (mean AUROC {means[best]:.3f}); the best "
+            f"reward-model score, {runner}, reaches {means[runner]:.3f} and {against} with a "
+            f"paired 95% interval, so the default harm is {sel['default']}."
+        )
+    verdict = "beats" if sel["best_beats_both"] else "does not beat"
+    return (
+        head + f"{best} ranks first (mean AUROC {means[best]:.3f}) and {verdict} both the loss "
+        f"and the length heuristic with paired 95% intervals; the default harm is "
+        f"{sel['default']}."
+    )
+
+
 def write_engine_table(summary: dict, cells: list[dict], max_length: int) -> Path:
     """The per-method verdict a job quotes (worker/influence/benchmark_table.py)."""
     sel = summary["selection"][f"L{max_length}"]
@@ -481,12 +510,7 @@ def write_engine_table(summary: dict, cells: list[dict], max_length: int) -> Pat
         "n_cells": sel["n_cells"],
         "default": sel["default"],
         "source": "bench/results/detection/detection.md",
-        "summary": (
-            f"Detection benchmark ({sel['n_cells']} cells: {', '.join(sel['datasets'])}): best "
-            f"mean AUROC {sel['best']} {sel['mean_auroc_across_datasets'][sel['best']]:.3f}; "
-            f"it {'beats' if sel['best_beats_both'] else 'does not beat'} both the loss and the "
-            f"length heuristic with paired 95% intervals; default {sel['default']}."
-        ),
+        "summary": _verdict(sel),
         "rows": [
             {
                 "method": r["method"],

@@ -12,6 +12,7 @@ const HH_TEST = resolve(here, "../../../shared/data/hh-rlhf/helpful-base-test.js
 const N_PAIRS = 60;
 const SCREENSHOT = resolve(here, "../test-results/ranked-pairs.png");
 const VERIFY_SCREENSHOT = resolve(here, "../test-results/verify-results.png");
+const TRUST_SCREENSHOT = resolve(here, "../test-results/trust-banner.png");
 
 function smallHhFile(): string {
   const lines = gunzipSync(readFileSync(HH_TEST)).toString("utf8").split("\n");
@@ -83,6 +84,22 @@ test("upload, audit with the tiny preset, review, flag and export", async ({ pag
       timeout: 6 * 60_000,
     });
     await expect(progress).toHaveAttribute("aria-valuenow", "100");
+  });
+
+  await test.step("the audit says whether its ranking can be trusted, and how many pairs look wrong", async () => {
+    const banner = page.getByTestId("trust-banner");
+    await expect(banner).toBeVisible();
+    // 54 training pairs on the random tiny model: usually not evidence, but either verdict is a
+    // real one; what must hold is that the verdict and its numbers are there.
+    await expect(banner).toContainText(/The ranking is not evidence|beats chance/);
+    await expect(banner).toContainText(/on 6 held-out pairs/);
+    await expect(banner).toContainText("vs ln 2 = 0.6931");
+    const estimate = page.getByTestId("mislabelled-estimate");
+    await expect(estimate).toBeVisible();
+    await expect(estimate).toContainText(/probably mislabelled|no mislabel|cannot/i);
+    mkdirSync(dirname(TRUST_SCREENSHOT), { recursive: true });
+    await banner.scrollIntoViewIfNeeded();
+    await page.screenshot({ path: TRUST_SCREENSHOT, fullPage: true });
   });
 
   const table = page.getByRole("table", { name: "Pairs ranked by harm" });

@@ -1,6 +1,7 @@
 // The audit options the form offers. Defaults and help text come from the backend's OpenAPI
 // document (AuditCreate), so the form shows what the server would do with an omitted field.
 import { hasField, schemaDefault, schemaHelp } from "../../../api/schemaDefaults";
+export { methodLabel } from "../../../api/methods";
 
 export const MODEL_PRESETS = [
   { value: "minilm", label: "minilm: all-MiniLM-L6-v2 (default)" },
@@ -16,6 +17,9 @@ export const METHODS = [
   "self_influence",
   "corrected_loss",
   "tracin",
+  "length",
+  "oof_loss",
+  "ensemble",
 ] as const;
 
 /** The server's default for an AuditCreate field, or `fallback` if the spec gives none. */

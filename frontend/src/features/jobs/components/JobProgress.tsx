@@ -1,4 +1,6 @@
 import type { Job } from "../api/jobs";
+import { methodLabel } from "../api/options";
+import { TrustBanner } from "./TrustBanner";
 
 const STATUS_LABEL: Record<Job["status"], string> = {
   queued: "Queued",
@@ -56,10 +58,27 @@ const HEADLINES: Headline[] = [
     label: "Train / validation pairs",
     format: (v, m) => `${v as number} / ${typeof m.n_val === "number" ? m.n_val : "–"}`,
   },
-  { key: "default_method", label: "Harm ranks by", format: (v) => humanize(String(v)) },
+  { key: "default_method", label: "Harm ranks by", format: (v) => methodLabel(String(v)) },
+  {
+    key: "truncation_rate",
+    label: "Truncated (train / validation)",
+    format: (v) => {
+      const rate = v as { train?: unknown; val?: unknown };
+      const show = (x: unknown) => (typeof x === "number" ? formatPercent(x) : "–");
+      return `${show(rate.train)} / ${show(rate.val)}`;
+    },
+  },
   { key: "seconds_total", label: "Took", format: (v) => `${(v as number).toFixed(1)} s` },
 ];
-const SHOWN = new Set(["warnings", "history", "n_val", ...HEADLINES.map((h) => h.key)]);
+const SHOWN = new Set([
+  "warnings",
+  "history",
+  "n_val",
+  "trust",
+  "mislabelled",
+  "method_benchmark",
+  ...HEADLINES.map((h) => h.key),
+]);
 
 interface Epoch {
   epoch: number;
@@ -73,8 +92,16 @@ function JobMetrics({ metrics }: { metrics: Record<string, unknown> }) {
   const accuracyKey =
     ACCURACY_KEYS.find((key) => typeof metrics[key] === "number") ??
     Object.keys(metrics).find((key) => /acc/i.test(key) && typeof metrics[key] === "number");
-  const warnings = Array.isArray(metrics.warnings) ? metrics.warnings.map(String) : [];
-  const headlines = HEADLINES.filter((h) => metrics[h.key] !== undefined && metrics[h.key] !== null);
+  // The trust verdict has its own banner; its warning would only repeat it.
+  const warnings = (Array.isArray(metrics.warnings) ? metrics.warnings.map(String) : []).filter(
+    (w) => !(metrics.trust && w.startsWith("The ranking is not evidence")),
+  );
+  const headlines = HEADLINES.filter(
+    (h) =>
+      metrics[h.key] !== undefined &&
+      metrics[h.key] !== null &&
+      (h.key !== "truncation_rate" || typeof metrics[h.key] === "object"),
+  );
   const history = Array.isArray(metrics.history)
     ? (metrics.history as Epoch[]).filter((row) => typeof row?.epoch === "number")
     : [];
@@ -84,11 +111,14 @@ function JobMetrics({ metrics }: { metrics: Record<string, unknown> }) {
       !SHOWN.has(key) &&
       (typeof value === "number" || typeof value === "string" || typeof value === "boolean"),
   );
+  const trust = metrics.trust as { is_evidence?: boolean } | undefined;
+  const untrusted = trust?.is_evidence === false;
   return (
     <div className="metrics">
+      <TrustBanner metrics={metrics} />
       <dl className="headline-metrics">
         {accuracyKey && (
-          <div className="headline-main">
+          <div className={untrusted ? "headline-main untrusted" : "headline-main"}>
             <dt>Validation accuracy</dt>
             <dd data-testid="val-accuracy">{formatPercent(metrics[accuracyKey] as number)}</dd>
           </div>

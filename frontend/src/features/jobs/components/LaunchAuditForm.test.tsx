@@ -32,6 +32,11 @@ describe("LaunchAuditForm", () => {
     await waitFor(() => expect(bodies).toHaveLength(2));
     expect(bodies[1]).toEqual({ kind: "audit", model: "tiny", epochs: 3 });
 
+    // The new engine methods are offered under human names; length is on by default.
+    expect(screen.getByRole("checkbox", { name: "length heuristic" })).toBeChecked();
+    expect(screen.getByRole("checkbox", { name: "out-of-fold loss" })).not.toBeChecked();
+    expect(screen.getByRole("checkbox", { name: "ensemble (−mean margin)" })).not.toBeChecked();
+
     // Methods and the harm method are sent only once changed.
     await userEvent.click(screen.getByRole("checkbox", { name: "tracin" }));
     await userEvent.selectOptions(screen.getByLabelText("Harm ranks by"), "tracin");

@@ -1,7 +1,7 @@
 import { useState, type FormEvent } from "react";
 import { errorMessage } from "../../../api/errors";
 import { useCreateJob, type AuditCreate, type Job } from "../api/jobs";
-import { defaultOf, helpOf, METHODS, MODEL_PRESETS } from "../api/options";
+import { defaultOf, helpOf, methodLabel, METHODS, MODEL_PRESETS } from "../api/options";
 
 interface Props {
   datasetId: number;
@@ -24,6 +24,7 @@ const DEFAULT_METHODS = defaultOf("methods", [
   "influence",
   "self_influence",
   "corrected_loss",
+  "length",
 ]);
 
 const NUMBER_OPTIONS: NumberOption[] = [
@@ -101,6 +102,7 @@ export function LaunchAuditForm({ datasetId, onLaunched }: Props) {
             <select value={mode} onChange={(e) => setMode(e.target.value)}>
               <option value="lora">lora: LoRA adapters + reward head</option>
               <option value="head">head: frozen backbone, exact linear head</option>
+              <option value="pretrained">pretrained: score with your own reward model, no training</option>
             </select>
           </label>
           {NUMBER_OPTIONS.map((option) => (
@@ -125,7 +127,7 @@ export function LaunchAuditForm({ datasetId, onLaunched }: Props) {
                 checked={methods.includes(method)}
                 onChange={(e) => toggleMethod(method, e.target.checked)}
               />
-              {method.replace(/_/g, " ")}
+              {methodLabel(method)}
             </label>
           ))}
         </fieldset>
@@ -136,11 +138,11 @@ export function LaunchAuditForm({ datasetId, onLaunched }: Props) {
             onChange={(e) => setDefaultMethod(e.target.value || null)}
           >
             <option value="">
-              server default ({String(defaultOf("default_method", "?")).replace(/_/g, " ")})
+              server default ({methodLabel(String(defaultOf("default_method", "?")))})
             </option>
             {METHODS.map((method) => (
               <option key={method} value={method} disabled={!methods.includes(method)}>
-                {method.replace(/_/g, " ")}
+                {methodLabel(method)}
               </option>
             ))}
           </select>

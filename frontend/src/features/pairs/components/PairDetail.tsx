@@ -20,6 +20,11 @@ const SCORE_LABELS: [keyof NonNullable<Pair["scores"]>, string][] = [
   ["harm_self_influence", "self-influence"],
   ["harm_corrected_loss", "corrected loss"],
   ["harm_tracin", "TracIn"],
+  ["harm_length", "length heuristic"],
+  ["harm_oof_loss", "out-of-fold loss"],
+  ["oof_margin", "out-of-fold margin"],
+  ["harm_ensemble", "ensemble (−mean margin)"],
+  ["ensemble_disagreement", "ensemble disagreement"],
 ];
 
 /** One pair in full: the prompt, then chosen and rejected side by side (whitespace kept). */

@@ -1,5 +1,6 @@
 import { useState, type FormEvent } from "react";
 import { errorMessage } from "../../../api/errors";
+import { methodLabel } from "../../../api/methods";
 import { schemaHelp } from "../../../api/schemaDefaults";
 import { useHarmColumns, useLaunchVerify, VERIFY_DEFAULTS, type Job, type VerifyCreate } from "../api/verify";
 
@@ -165,8 +166,8 @@ export function VerifyForm({ datasetId, audit, flaggedCount, testDatasets, onLau
 function columnLabel(column: string, auditMethod: unknown): string {
   if (column === "harm") {
     return typeof auditMethod === "string"
-      ? `harm (the audit's ranking: ${auditMethod.replace(/_/g, " ")})`
+      ? `harm (the audit's ranking: ${methodLabel(auditMethod)})`
       : "harm (the audit's ranking)";
   }
-  return column.replace(/^harm_/, "").replace(/_/g, " ");
+  return methodLabel(column.replace(/^harm_/, ""));
 }
