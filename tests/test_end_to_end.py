@@ -166,3 +166,6 @@ def test_bring_your_own_reward_model_saved_by_an_audit(
         json={"model": model_dir, "mode": "pretrained", "save_model": True},
     )
     assert bad.status_code == 422 and "save_model" in bad.text
+    # The saved model lives with its dataset and goes when the dataset is deleted.
+    assert client.delete(f"{API}/datasets/{dataset['id']}", headers=headers).status_code == 204
+    assert not Path(model_dir).exists()

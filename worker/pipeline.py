@@ -199,9 +199,15 @@ def _run_audit(
     started = time.perf_counter()
     save_to = None
     if engine_config.save_model:
-        from backend.settings import get_settings
+        # Beside the dataset's stored original, so deleting the dataset deletes its models too.
+        from pathlib import Path
 
-        save_to = get_settings().data_dir / "models" / f"job-{job_id}"
+        from backend.models import Dataset
+
+        with factory() as session:
+            dataset = session.get(Dataset, dataset_id)
+            assert dataset is not None
+            save_to = Path(dataset.original_path).parent / "models" / f"job-{job_id}"
     result = run_audit(
         train_pairs,
         val_pairs,

@@ -203,7 +203,7 @@ class EngineConfig:
         default=False,
         metadata=_help(
             "LoRA mode: save the trained reward model (adapters merged) as a transformers "
-            "directory under the data folder, reported as metrics.model_dir; audit other data "
+            "directory in the dataset's folder, reported as metrics.model_dir; audit other data "
             "with it as model=<that directory>, mode='pretrained'."
         ),
     )

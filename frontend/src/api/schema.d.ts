@@ -484,7 +484,7 @@ export interface components {
             projection_dim?: number | null;
             /**
              * Save Model
-             * @description LoRA mode: save the trained reward model (adapters merged) as a transformers directory under the data folder, reported as metrics.model_dir; audit other data with it as model=<that directory>, mode='pretrained'.
+             * @description LoRA mode: save the trained reward model (adapters merged) as a transformers directory in the dataset's folder, reported as metrics.model_dir; audit other data with it as model=<that directory>, mode='pretrained'.
              * @default false
              */
             save_model?: boolean;
