@@ -127,3 +127,14 @@ def test_mislabelled_estimate_is_a_wide_range_when_the_model_knows_little() -> N
 def test_flip_posterior_is_prior_at_zero_margin() -> None:
     assert flip_posterior(np.array([0.0]), 0.2, 3.0)[0] == pytest.approx(0.2)
     assert flip_posterior(np.array([-5.0]), 0.2, 3.0)[0] > 0.99
+
+
+def test_lora_length_and_loss_need_no_per_pair_gradients() -> None:
+    train, val, _ = noisy_split()
+    result = run_audit(
+        train, val, tiny_config(epochs=1, methods=["loss", "length"]), keep_state=True
+    )
+    assert result.state is not None and result.state.grads is None
+    np.testing.assert_array_equal(result.scores["harm"], result.scores["harm_length"])
+    assert result.metrics["default_method"] == "length"
+    assert result.metrics["mislabelled"]["source"] == "in_sample"

@@ -169,7 +169,7 @@ def run_audit(
     train_enc = encode(tokenizer, train, config.max_length)
     val_enc = encode(tokenizer, val, config.max_length)
     check_cancel(should_cancel)
-    needs_grads = any(m != "loss" for m in config.methods)
+    needs_grads = any(m in GRADIENT_METHODS for m in config.methods)
     metrics: dict = {
         "device": str(device),
         "n_train": len(train),
