@@ -526,8 +526,8 @@ def head_fitted(
     )
     z, z_val = choice.apply(views_train[choice.view]), choice.apply(views_val[choice.view])
     w, iterations = fit_head(z, choice.l2)
-    margins = (z @ w).cpu().numpy()
-    val_margins = (z_val @ w).cpu().numpy()
+    fitted = _linear_fitted(z, z_val, w, max(choice.l2, MIN_L2), choice, z, train, val)
+    margins, val_margins = fitted.margins, fitted.val_margins
     history = [
         {
             "newton_iterations": iterations,
@@ -540,7 +540,6 @@ def head_fitted(
             **{f"val_{k}": v for k, v in summarise(val_margins).items()},
         }
     ]
-    fitted = _linear_fitted(z, z_val, w, max(choice.l2, MIN_L2), choice, z, train, val)
     return fitted, history
 
 
@@ -571,8 +570,9 @@ def pretrained_fitted(
         )
     w = head.weight.detach().double().reshape(-1).cpu()
     z, z_val = views_train["pooler"], views_val["pooler"]
-    margins, val_margins = (z @ w).numpy(), (z_val @ w).numpy()
     refit = choose_head(views_train, views_val, "pooler", config.weight_decay)
+    fitted = _linear_fitted(z, z_val, w, 0.0, refit, refit.apply(z), train, val)
+    margins, val_margins = fitted.margins, fitted.val_margins
     history = [
         {
             "pretrained": True,
@@ -582,7 +582,6 @@ def pretrained_fitted(
             **{f"val_{k}": v for k, v in summarise(val_margins).items()},
         }
     ]
-    fitted = _linear_fitted(z, z_val, w, 0.0, refit, refit.apply(z), train, val)
     return fitted, history
 
 
