@@ -23,7 +23,8 @@ def dataset(client, auth) -> dict:
 @pytest.mark.parametrize(
     ("body", "fragment"),
     [
-        ({"model": "tiny", "methods": ["loss", "vibes"]}, "unknown method"),
+        ({"model": "tiny", "methods": ["loss", "vibes"]}, "'loss', 'gradient_similarity'"),
+        ({"model": "tiny", "mode": "fast"}, "'lora', 'head' or 'pretrained'"),
         ({"model": "tiny", "damping": 0}, "damping"),
         ({"model": "tiny", "damping": -1.0}, "damping"),
         ({"model": "/no/such/model/dir"}, "no such directory"),
@@ -44,6 +45,18 @@ def test_bad_configuration_fails_at_creation(client, auth, dataset, body, fragme
     assert fragment in str(response.json()["detail"]), response.json()
     with session_scope() as session:
         assert session.scalar(select(func.count()).select_from(Job)) == before
+
+
+def test_a_bad_choice_names_the_field_and_the_allowed_values(client, auth, dataset) -> None:
+    response = client.post(
+        f"{API}/datasets/{dataset['id']}/jobs",
+        headers=auth,
+        json={"model": "tiny", "methods": ["loss", "vibes"]},
+    )
+    assert response.status_code == 422, response.text
+    [problem] = response.json()["detail"]
+    assert problem["loc"][-2:] == ["methods", 1] and problem["input"] == "vibes"
+    assert "'loss'" in problem["msg"] and "'ensemble'" in problem["msg"]
 
 
 def test_unknown_option_is_refused(client, auth, dataset) -> None:

@@ -23,6 +23,16 @@ def test_defaults_are_valid_and_documented() -> None:
     simple = {str, int, float, bool, list[str], str | None, int | None, list[str] | None}
     for f in dataclasses.fields(EngineConfig):
         assert f.metadata.get("help"), f.name
+        hint = hints[f.name]
+        if typing.get_origin(hint) is list:
+            (hint,) = typing.get_args(hint)
+        if typing.get_origin(hint) is typing.Literal:
+            # A choice: the API shows it as an enum; its default is one of the choices.
+            choices = typing.get_args(hint)
+            assert all(isinstance(c, str) for c in choices), f.name
+            default = f.default_factory() if f.default is dataclasses.MISSING else [f.default]
+            assert set(default) <= set(choices), f.name
+            continue
         assert hints[f.name] in simple, (f.name, hints[f.name])
 
 

@@ -1,11 +1,38 @@
-// Human names of the engine's score methods (EngineConfig.methods), shared by the launch form,
-// the verify form and the benchmark table; a method not listed reads with spaces for `_`.
-const METHOD_LABELS: Record<string, string> = {
-  length: "length heuristic",
-  oof_loss: "out-of-fold loss",
-  ensemble: "ensemble (−mean margin)",
-};
+// The engine's score methods (worker/influence/methods.py), as the backend's OpenAPI document
+// carries them: `AuditCreate.default_method` is an enum of the registry's names, in its order,
+// with `x-enum-labels` and `x-enum-descriptions` beside it. The launch form, the verify form and
+// the benchmark table all read them here, so a method added to the registry shows up everywhere
+// after `make openapi`, with no list to copy.
+import { components } from "../../openapi.json";
+import type { Schemas } from "./client";
 
+/** A method's name: what `methods` and `default_method` of an audit take. */
+export type MethodName = NonNullable<Schemas["AuditCreate"]["default_method"]>;
+
+interface EnumSchema {
+  enum?: string[];
+  "x-enum-labels"?: string[];
+  "x-enum-descriptions"?: string[];
+}
+
+const spec = (components.schemas.AuditCreate.properties as Record<string, EnumSchema>).default_method;
+
+/** Every method, in the registry's order. */
+export const METHODS: readonly MethodName[] = (spec.enum ?? []) as MethodName[];
+
+const LABELS = new Map(METHODS.map((name, i) => [name as string, spec["x-enum-labels"]?.[i]]));
+const DESCRIPTIONS = new Map(METHODS.map((name, i) => [name as string, spec["x-enum-descriptions"]?.[i]]));
+
+export function isMethod(value: string): value is MethodName {
+  return LABELS.has(value);
+}
+
+/** The method's human name; a name the registry does not know reads with spaces for `_`. */
 export function methodLabel(method: string): string {
-  return METHOD_LABELS[method] ?? method.replace(/_/g, " ");
+  return LABELS.get(method) ?? method.replace(/_/g, " ");
+}
+
+/** One or two sentences on what the method computes, or undefined for an unknown name. */
+export function methodDescription(method: string): string | undefined {
+  return DESCRIPTIONS.get(method);
 }

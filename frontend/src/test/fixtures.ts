@@ -37,8 +37,16 @@ export function makePair(
   };
 }
 
+type AuditMetrics = Schemas["AuditMetrics"];
+type VerifyMetrics = Schemas["VerifyMetrics"];
+
+/** `metrics` of an audit job as the API sends them (the stored keys, tagged with the kind). */
+export function auditMetrics(metrics: Omit<AuditMetrics, "kind"> = {}): AuditMetrics {
+  return { kind: "audit", ...metrics };
+}
+
 /** `metrics` of a succeeded verify job with 3 seeds, in the shape worker/pipeline.py stores. */
-export function makeVerifyMetrics(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+export function makeVerifyMetrics(overrides: Partial<VerifyMetrics> = {}): VerifyMetrics {
   const accuracy = { full: [0.6, 0.62, 0.61], pruned: [0.63, 0.62, 0.64], random: [0.59, 0.61, 0.6] };
   const loss = { full: [0.66, 0.65, 0.67], pruned: [0.64, 0.65, 0.63], random: [0.67, 0.66, 0.68] };
   const arms = ["full", "pruned", "random"] as const;
@@ -63,6 +71,7 @@ export function makeVerifyMetrics(overrides: Record<string, unknown> = {}): Reco
     confidence: 0.95,
   });
   return {
+    kind: "verify",
     runs,
     arms: {
       full: { accuracy: summary(accuracy.full, 0.61, 0.01), loss: summary(loss.full, 0.66, 0.01) },

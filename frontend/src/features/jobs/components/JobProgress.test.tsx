@@ -1,6 +1,6 @@
 import { render, screen } from "@testing-library/react";
 import { describe, expect, it } from "vitest";
-import { makeJob } from "../../../test/fixtures";
+import { auditMetrics, makeJob } from "../../../test/fixtures";
 import { mockApi, renderWithClient } from "../../../test/utils";
 import { JobProgress } from "./JobProgress";
 import { JobStatus } from "./JobStatus";
@@ -37,7 +37,7 @@ describe("JobProgress", () => {
           status: "succeeded",
           stage: "done",
           progress: 1,
-          metrics: {
+          metrics: auditMetrics({
             val_accuracy: 0.6123,
             val_loss: 0.68,
             warnings: ["only 6 validation pairs"],
@@ -45,7 +45,7 @@ describe("JobProgress", () => {
             n_val: 6,
             history: [{ epoch: 1, train_loss: 0.7, train_accuracy: 0.5, val_loss: 0.69, val_accuracy: 0.5 }],
             peak_memory_mb: 512,
-          },
+          }),
         })}
       />,
     );
@@ -62,7 +62,7 @@ describe("JobStatus", () => {
   it("polls the job every second until it finishes", async () => {
     const states = [
       makeJob({ status: "running", stage: "training", progress: 0.5 }),
-      makeJob({ status: "succeeded", stage: "done", progress: 1, metrics: { val_accuracy: 0.75 } }),
+      makeJob({ status: "succeeded", stage: "done", progress: 1, metrics: auditMetrics({ val_accuracy: 0.75 }) }),
     ];
     let polls = 0;
     mockApi({ "GET /api/v1/jobs/1": () => states[Math.min(polls++, states.length - 1)] });

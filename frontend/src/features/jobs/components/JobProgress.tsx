@@ -1,3 +1,4 @@
+import type { Schemas } from "../../../api/client";
 import type { Job } from "../api/jobs";
 import { methodLabel } from "../api/options";
 import { TrustBanner } from "./TrustBanner";
@@ -37,96 +38,84 @@ export function JobProgress({ job, showMetrics = true }: { job: Job; showMetrics
           {job.error ?? "The job failed without an error message."}
         </p>
       )}
-      {showMetrics && job.status === "succeeded" && job.metrics && <JobMetrics metrics={job.metrics} />}
+      {showMetrics && job.status === "succeeded" && job.metrics?.kind === "audit" && (
+        <JobMetrics metrics={job.metrics} />
+      )}
     </div>
   );
 }
 
-const ACCURACY_KEYS = ["val_accuracy", "validation_accuracy", "accuracy_val", "val_acc"];
+type AuditMetrics = Schemas["AuditMetrics"];
 
 interface Headline {
-  key: string;
   label: string;
-  format: (value: unknown, metrics: Record<string, unknown>) => string;
+  /** The formatted value, or null when the job's metrics lack it. */
+  value: (metrics: AuditMetrics) => string | null;
 }
 
 const HEADLINES: Headline[] = [
-  { key: "val_loss", label: "Validation loss", format: (v) => formatNumber(v as number) },
-  { key: "train_accuracy", label: "Train accuracy", format: (v) => formatPercent(v as number) },
+  { label: "Validation loss", value: (m) => maybe(m.val_loss, formatNumber) },
+  { label: "Train accuracy", value: (m) => maybe(m.train_accuracy, formatPercent) },
   {
-    key: "n_train",
     label: "Train / validation pairs",
-    format: (v, m) => `${v as number} / ${typeof m.n_val === "number" ? m.n_val : "–"}`,
+    value: (m) => (typeof m.n_train === "number" ? `${m.n_train} / ${maybe(m.n_val, String) ?? "–"}` : null),
   },
-  { key: "default_method", label: "Harm ranks by", format: (v) => methodLabel(String(v)) },
+  { label: "Harm ranks by", value: (m) => (m.default_method ? methodLabel(m.default_method) : null) },
   {
-    key: "truncation_rate",
     label: "Truncated (train / validation)",
-    format: (v) => {
-      const rate = v as { train?: unknown; val?: unknown };
-      const show = (x: unknown) => (typeof x === "number" ? formatPercent(x) : "–");
-      return `${show(rate.train)} / ${show(rate.val)}`;
-    },
+    value: ({ truncation_rate: rate }) =>
+      rate ? `${maybe(rate.train, formatPercent) ?? "–"} / ${maybe(rate.val, formatPercent) ?? "–"}` : null,
   },
-  { key: "seconds_total", label: "Took", format: (v) => `${(v as number).toFixed(1)} s` },
+  { label: "Took", value: (m) => maybe(m.seconds_total, (s) => `${s.toFixed(1)} s`) },
 ];
-const SHOWN = new Set([
+
+/** Keys shown above (or in the trust banner), left out of the list of all metrics. */
+const SHOWN = new Set<string>([
+  "kind",
+  "val_accuracy",
+  "val_loss",
+  "train_accuracy",
+  "n_train",
+  "n_val",
+  "default_method",
+  "truncation_rate",
+  "seconds_total",
   "warnings",
   "history",
-  "n_val",
   "trust",
   "mislabelled",
   "method_benchmark",
-  ...HEADLINES.map((h) => h.key),
 ]);
 
-interface Epoch {
-  epoch: number;
-  train_loss?: number;
-  train_accuracy?: number;
-  val_loss?: number;
-  val_accuracy?: number;
-}
-
-function JobMetrics({ metrics }: { metrics: Record<string, unknown> }) {
-  const accuracyKey =
-    ACCURACY_KEYS.find((key) => typeof metrics[key] === "number") ??
-    Object.keys(metrics).find((key) => /acc/i.test(key) && typeof metrics[key] === "number");
+function JobMetrics({ metrics }: { metrics: AuditMetrics }) {
   // The trust verdict has its own banner; its warning would only repeat it.
-  const warnings = (Array.isArray(metrics.warnings) ? metrics.warnings.map(String) : []).filter(
+  const warnings = (metrics.warnings ?? []).filter(
     (w) => !(metrics.trust && w.startsWith("The ranking is not evidence")),
   );
-  const headlines = HEADLINES.filter(
-    (h) =>
-      metrics[h.key] !== undefined &&
-      metrics[h.key] !== null &&
-      (h.key !== "truncation_rate" || typeof metrics[h.key] === "object"),
+  const headlines = HEADLINES.map((h) => ({ label: h.label, value: h.value(metrics) })).filter(
+    (h): h is { label: string; value: string } => h.value !== null,
   );
-  const history = Array.isArray(metrics.history)
-    ? (metrics.history as Epoch[]).filter((row) => typeof row?.epoch === "number")
-    : [];
+  const history = (metrics.history ?? []).filter((row) => typeof row.epoch === "number");
   const scalars = Object.entries(metrics).filter(
     ([key, value]) =>
-      key !== accuracyKey &&
       !SHOWN.has(key) &&
       (typeof value === "number" || typeof value === "string" || typeof value === "boolean"),
   );
-  const trust = metrics.trust as { is_evidence?: boolean } | undefined;
-  const untrusted = trust?.is_evidence === false;
+  const untrusted = metrics.trust?.is_evidence === false;
   return (
     <div className="metrics">
       <TrustBanner metrics={metrics} />
       <dl className="headline-metrics">
-        {accuracyKey && (
+        {typeof metrics.val_accuracy === "number" && (
           <div className={untrusted ? "headline-main untrusted" : "headline-main"}>
             <dt>Validation accuracy</dt>
-            <dd data-testid="val-accuracy">{formatPercent(metrics[accuracyKey] as number)}</dd>
+            <dd data-testid="val-accuracy">{formatPercent(metrics.val_accuracy)}</dd>
           </div>
         )}
         {headlines.map((h) => (
-          <div key={h.key}>
+          <div key={h.label}>
             <dt>{h.label}</dt>
-            <dd>{h.format(metrics[h.key], metrics)}</dd>
+            <dd>{h.value}</dd>
           </div>
         ))}
       </dl>
@@ -158,10 +147,10 @@ function JobMetrics({ metrics }: { metrics: Record<string, unknown> }) {
                 {history.map((row) => (
                   <tr key={row.epoch}>
                     <td>{row.epoch}</td>
-                    <td className="num">{maybe(row.train_loss, formatNumber)}</td>
-                    <td className="num">{maybe(row.train_accuracy, formatPercent)}</td>
-                    <td className="num">{maybe(row.val_loss, formatNumber)}</td>
-                    <td className="num">{maybe(row.val_accuracy, formatPercent)}</td>
+                    <td className="num">{maybe(row.train_loss, formatNumber) ?? "–"}</td>
+                    <td className="num">{maybe(row.train_accuracy, formatPercent) ?? "–"}</td>
+                    <td className="num">{maybe(row.val_loss, formatNumber) ?? "–"}</td>
+                    <td className="num">{maybe(row.val_accuracy, formatPercent) ?? "–"}</td>
                   </tr>
                 ))}
               </tbody>
@@ -181,8 +170,8 @@ function JobMetrics({ metrics }: { metrics: Record<string, unknown> }) {
   );
 }
 
-function maybe(value: number | undefined, format: (value: number) => string): string {
-  return typeof value === "number" ? format(value) : "–";
+function maybe(value: number | null | undefined, format: (value: number) => string): string | null {
+  return typeof value === "number" ? format(value) : null;
 }
 
 function humanize(name: string): string {

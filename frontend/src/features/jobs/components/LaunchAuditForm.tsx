@@ -1,7 +1,17 @@
 import { useState, type FormEvent } from "react";
 import { errorMessage } from "../../../api/errors";
 import { useCreateJob, type AuditCreate, type Job } from "../api/jobs";
-import { defaultOf, helpOf, methodLabel, METHODS, MODEL_PRESETS } from "../api/options";
+import {
+  defaultOf,
+  helpOf,
+  methodDescription,
+  methodLabel,
+  METHODS,
+  MODE_LABELS,
+  MODEL_PRESETS,
+  type MethodName,
+  type Mode,
+} from "../api/options";
 
 interface Props {
   datasetId: number;
@@ -15,17 +25,9 @@ interface NumberOption {
   fallback: number;
 }
 
-// The backend's schema carries no default for `methods` (a default_factory field), so this only
-// pre-ticks the boxes; `methods` is sent only once the user changes them, so a stale copy here
-// never overrides the server's default.
-const DEFAULT_METHODS = defaultOf("methods", [
-  "loss",
-  "gradient_similarity",
-  "influence",
-  "self_influence",
-  "corrected_loss",
-  "length",
-]);
+// The server's default for `methods` (the schema carries it), to pre-tick the boxes; `methods` is
+// sent only once the user changes them, so the server's own default always decides otherwise.
+const DEFAULT_METHODS = defaultOf<MethodName[]>("methods", ["loss"]);
 
 const NUMBER_OPTIONS: NumberOption[] = [
   { field: "epochs", label: "Epochs", step: "1", fallback: 2 },
@@ -41,11 +43,11 @@ export function LaunchAuditForm({ datasetId, onLaunched }: Props) {
   const create = useCreateJob(datasetId);
   const [model, setModel] = useState<string>(defaultOf("model", "minilm"));
   const [customModel, setCustomModel] = useState("");
-  const [mode, setMode] = useState<string>(defaultOf("mode", "lora"));
+  const [mode, setMode] = useState<Mode>(defaultOf<Mode>("mode", "lora"));
   const [numbers, setNumbers] = useState<Record<string, string>>({});
-  const [methods, setMethods] = useState<string[]>(DEFAULT_METHODS);
+  const [methods, setMethods] = useState<MethodName[]>(DEFAULT_METHODS);
   const [methodsTouched, setMethodsTouched] = useState(false);
-  const [defaultMethod, setDefaultMethod] = useState<string | null>(null);
+  const [defaultMethod, setDefaultMethod] = useState<MethodName | null>(null);
 
   const submit = (event: FormEvent) => {
     event.preventDefault();
@@ -61,7 +63,7 @@ export function LaunchAuditForm({ datasetId, onLaunched }: Props) {
     create.mutate(config, { onSuccess: onLaunched });
   };
 
-  const toggleMethod = (method: string, on: boolean) => {
+  const toggleMethod = (method: MethodName, on: boolean) => {
     setMethodsTouched(true);
     setMethods((current) =>
       on ? METHODS.filter((m) => m === method || current.includes(m)) : current.filter((m) => m !== method),
@@ -99,10 +101,12 @@ export function LaunchAuditForm({ datasetId, onLaunched }: Props) {
           </label>
           <label title={helpOf("mode")}>
             Training mode
-            <select value={mode} onChange={(e) => setMode(e.target.value)}>
-              <option value="lora">lora: LoRA adapters + reward head</option>
-              <option value="head">head: frozen backbone, exact linear head</option>
-              <option value="pretrained">pretrained: score with your own reward model, no training</option>
+            <select value={mode} onChange={(e) => setMode(e.target.value as Mode)}>
+              {(Object.keys(MODE_LABELS) as Mode[]).map((value) => (
+                <option key={value} value={value}>
+                  {MODE_LABELS[value]}
+                </option>
+              ))}
             </select>
           </label>
           {NUMBER_OPTIONS.map((option) => (
@@ -121,7 +125,7 @@ export function LaunchAuditForm({ datasetId, onLaunched }: Props) {
         <fieldset className="methods" title={helpOf("methods")}>
           <legend>Scores to compute</legend>
           {METHODS.map((method) => (
-            <label key={method} className="inline">
+            <label key={method} className="inline" title={methodDescription(method)}>
               <input
                 type="checkbox"
                 checked={methods.includes(method)}
@@ -135,13 +139,18 @@ export function LaunchAuditForm({ datasetId, onLaunched }: Props) {
           Harm ranks by
           <select
             value={defaultMethod ?? ""}
-            onChange={(e) => setDefaultMethod(e.target.value || null)}
+            onChange={(e) => setDefaultMethod((e.target.value || null) as MethodName | null)}
           >
             <option value="">
               server default ({methodLabel(String(defaultOf("default_method", "?")))})
             </option>
             {METHODS.map((method) => (
-              <option key={method} value={method} disabled={!methods.includes(method)}>
+              <option
+                key={method}
+                value={method}
+                disabled={!methods.includes(method)}
+                title={methodDescription(method)}
+              >
                 {methodLabel(method)}
               </option>
             ))}

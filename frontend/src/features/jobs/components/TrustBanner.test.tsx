@@ -1,6 +1,6 @@
 import { render, screen } from "@testing-library/react";
 import { describe, expect, it } from "vitest";
-import { makeJob } from "../../../test/fixtures";
+import { auditMetrics, makeJob } from "../../../test/fixtures";
 import { JobProgress } from "./JobProgress";
 import { TrustBanner } from "./TrustBanner";
 
@@ -68,15 +68,15 @@ describe("TrustBanner", () => {
     expect(estimate).toHaveAttribute("title", "about 120 of 1000");
   });
 
-  it("renders nothing for missing or malformed pieces, and never throws", () => {
+  it("renders nothing for missing or partial pieces, and never throws", () => {
     const { container, rerender } = render(<TrustBanner metrics={{}} />);
     expect(container).toBeEmptyDOMElement();
     rerender(
       <TrustBanner
         metrics={{
           trust: { n_val: 6, val_accuracy: 0.5, is_evidence: false }, // no interval: an older shape
-          mislabelled: "n/a",
-          method_benchmark: { summary: "x", rows: [{ method: "length" }] },
+          mislabelled: null,
+          method_benchmark: { summary: "x", rows: [] },
         }}
       />,
     );
@@ -100,7 +100,7 @@ describe("TrustBanner", () => {
   });
 
   it("shows the estimate's own message when it has no count, and nothing for old jobs", () => {
-    const { container, rerender } = render(<TrustBanner metrics={{ val_accuracy: 0.6 }} />);
+    const { container, rerender } = render(<TrustBanner metrics={auditMetrics({ val_accuracy: 0.6 })} />);
     expect(container).toBeEmptyDOMElement();
     rerender(<TrustBanner metrics={{ mislabelled: { n: 0, estimated_count: null, message: "no training pairs" } }} />);
     expect(screen.getByTestId("mislabelled-estimate")).toHaveTextContent("no training pairs");
@@ -136,7 +136,11 @@ describe("TrustBanner", () => {
           status: "succeeded",
           stage: "done",
           progress: 1,
-          metrics: { val_accuracy: 0.5667, trust: weak, warnings: ["The ranking is not evidence: ...", "other"] },
+          metrics: auditMetrics({
+            val_accuracy: 0.5667,
+            trust: weak,
+            warnings: ["The ranking is not evidence: ...", "other"],
+          }),
         })}
       />,
     );
@@ -153,12 +157,12 @@ describe("TrustBanner", () => {
           status: "succeeded",
           stage: "done",
           progress: 1,
-          metrics: {
+          metrics: auditMetrics({
             val_accuracy: 0.62,
             trust: { ...weak, val_accuracy: 0.62, val_accuracy_ci95: [0.564, 0.673], is_evidence: true },
             truncation_rate: { train: 0.25, val: 0.1 },
             default_method: "oof_loss",
-          },
+          }),
         })}
       />,
     );

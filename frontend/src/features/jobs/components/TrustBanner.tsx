@@ -1,71 +1,38 @@
 /** "Can this ranking be trusted?": the audit's validation evidence and its mislabel estimate. */
+import type { Schemas } from "../../../api/client";
 import { methodLabel } from "../api/options";
 
-interface Trust {
-  n_val: number;
+type AuditMetrics = Schemas["AuditMetrics"];
+type Mislabelled = Schemas["MislabelledEstimate"];
+type MethodBenchmark = Schemas["MethodBenchmark"];
+
+/** A verdict with the numbers the banner states (older jobs may lack the interval). */
+type Trust = Schemas["TrustVerdict"] & {
   val_accuracy: number;
   val_accuracy_ci95: [number, number];
-  val_loss: number;
-  ln2: number;
   is_evidence: boolean;
-  message: string;
-}
-
-interface Mislabelled {
-  source?: string;
-  n?: number;
-  estimated_fraction?: number | null;
-  estimated_count?: number | null;
-  count_ci95?: [number, number];
-  precise?: boolean;
-  expected_precision_at_top?: Record<string, number>;
-  message?: string;
-}
-
-interface BenchmarkRow {
-  method: string;
-  mean_auroc: number;
-  beats_loss: boolean;
-  beats_length: boolean;
-}
-
-interface MethodBenchmark {
-  summary?: string;
-  rows?: BenchmarkRow[];
-  applies?: boolean;
-  notes?: string[];
-}
+};
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 const fix = (x: number, digits = 3) => x.toFixed(digits);
 const isNumber = (x: unknown): x is number => typeof x === "number" && Number.isFinite(x);
-const isObject = (x: unknown): x is Record<string, unknown> =>
-  typeof x === "object" && x !== null && !Array.isArray(x);
 
-function asTrust(value: unknown): Trust | null {
-  if (!isObject(value)) return null;
-  const t = value as Partial<Trust>;
-  if (!isNumber(t.val_accuracy) || typeof t.is_evidence !== "boolean") return null;
-  if (!Array.isArray(t.val_accuracy_ci95) || !t.val_accuracy_ci95.every(isNumber)) return null;
-  if (t.val_accuracy_ci95.length !== 2) return null;
-  return t as Trust;
-}
-
-function asBenchmark(value: unknown): MethodBenchmark | null {
-  if (!isObject(value)) return null;
-  const b = value as MethodBenchmark;
-  const rows = Array.isArray(b.rows)
-    ? b.rows.filter((row) => isObject(row) && typeof row.method === "string" && isNumber(row.mean_auroc))
-    : [];
-  const notes = Array.isArray(b.notes) ? b.notes.map(String) : [];
-  return rows.length > 0 ? { ...b, rows, notes } : null;
+function completeTrust(trust: Schemas["TrustVerdict"] | null | undefined): Trust | null {
+  if (!trust || !isNumber(trust.val_accuracy) || typeof trust.is_evidence !== "boolean") return null;
+  const ci = trust.val_accuracy_ci95;
+  if (!ci || ci.length !== 2 || !ci.every(isNumber)) return null;
+  return trust as Trust;
 }
 
 /** Shown above a finished audit's metrics; renders nothing for jobs from before these metrics. */
-export function TrustBanner({ metrics }: { metrics: Record<string, unknown> }) {
-  const trust = asTrust(metrics.trust);
-  const mislabelled = isObject(metrics.mislabelled) ? (metrics.mislabelled as Mislabelled) : null;
-  const benchmark = asBenchmark(metrics.method_benchmark);
+export function TrustBanner({
+  metrics,
+}: {
+  metrics: Pick<AuditMetrics, "trust" | "mislabelled" | "method_benchmark">;
+}) {
+  const trust = completeTrust(metrics.trust);
+  const mislabelled = metrics.mislabelled ?? null;
+  const benchmark = metrics.method_benchmark?.rows?.length ? metrics.method_benchmark : null;
   if (!trust && !mislabelled) return null;
   return (
     <div className="trust">
@@ -90,7 +57,7 @@ function evidence(trust: Trust, withSize: boolean): string {
 function Verdict({ trust }: { trust: Trust }) {
   if (!trust.is_evidence) {
     return (
-      <div className="banner warning" role="alert" data-testid="trust-banner" title={trust.message}>
+      <div className="banner warning" role="alert" data-testid="trust-banner" title={trust.message ?? undefined}>
         <strong>The ranking is not evidence.</strong> The reward model has not shown it knows more
         than chance: {evidence(trust, true)}. A high score here does not mean a pair is wrong; give
         more pairs, a larger validation split or a stronger model.
@@ -98,7 +65,7 @@ function Verdict({ trust }: { trust: Trust }) {
     );
   }
   return (
-    <div className="banner calm" role="status" data-testid="trust-banner" title={trust.message}>
+    <div className="banner calm" role="status" data-testid="trust-banner" title={trust.message ?? undefined}>
       The reward model beats chance
       {isNumber(trust.n_val) && <> on {trust.n_val} held-out pairs</>}: {evidence(trust, false)}.
     </div>
@@ -108,12 +75,10 @@ function Verdict({ trust }: { trust: Trust }) {
 function Estimate({ estimate }: { estimate: Mislabelled }) {
   const top = estimate.expected_precision_at_top?.["0.1"];
   const range =
-    Array.isArray(estimate.count_ci95) && estimate.count_ci95.length === 2 && estimate.count_ci95.every(isNumber)
-      ? estimate.count_ci95
-      : null;
+    estimate.count_ci95?.length === 2 && estimate.count_ci95.every(isNumber) ? estimate.count_ci95 : null;
   const count = estimate.estimated_count;
   const n = estimate.n;
-  const message = typeof estimate.message === "string" ? estimate.message : undefined;
+  const message = estimate.message ?? undefined;
   if (!isNumber(count) || !isNumber(n)) {
     return (
       <p className="estimate muted" data-testid="mislabelled-estimate">

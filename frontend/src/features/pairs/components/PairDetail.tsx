@@ -9,23 +9,38 @@ interface Props {
   busy?: boolean;
 }
 
-const SCORE_LABELS: [keyof NonNullable<Pair["scores"]>, string][] = [
-  ["harm", "harm"],
-  ["loss", "BT loss"],
-  ["margin", "margin"],
-  ["harm_gradient_similarity", "grad. similarity"],
-  ["harm_gradient_cosine", "grad. cosine"],
-  ["harm_influence", "influence"],
-  ["harm_datainf", "DataInf"],
-  ["harm_self_influence", "self-influence"],
-  ["harm_corrected_loss", "corrected loss"],
-  ["harm_tracin", "TracIn"],
-  ["harm_length", "length heuristic"],
-  ["harm_oof_loss", "out-of-fold loss"],
-  ["oof_margin", "out-of-fold margin"],
-  ["harm_ensemble", "ensemble (−mean margin)"],
-  ["ensemble_disagreement", "ensemble disagreement"],
-];
+type Scores = NonNullable<Pair["scores"]>;
+type ScoreColumn = Exclude<keyof Scores, "split">;
+
+/**
+ * How each score column reads here, in display order; null keeps a column out of the list (it
+ * repeats another: `harm_loss` is `loss`, `removal_effect_*` is minus its harm). A Record over the
+ * API's columns, so a column added to the registry must be placed here before this compiles.
+ */
+const SCORE_LABELS: Record<ScoreColumn, string | null> = {
+  harm: "harm",
+  loss: "BT loss",
+  margin: "margin",
+  harm_loss: null,
+  harm_gradient_similarity: "grad. similarity",
+  harm_gradient_cosine: "grad. cosine",
+  harm_influence: "influence",
+  removal_effect_influence: null,
+  harm_datainf: "DataInf",
+  removal_effect_datainf: null,
+  harm_self_influence: "self-influence",
+  harm_corrected_loss: "corrected loss",
+  harm_tracin: "TracIn",
+  harm_length: "length heuristic",
+  harm_oof_loss: "out-of-fold loss",
+  oof_margin: "out-of-fold margin",
+  harm_ensemble: "ensemble (−mean margin)",
+  ensemble_disagreement: "ensemble disagreement",
+};
+
+const SHOWN_SCORES = (Object.entries(SCORE_LABELS) as [ScoreColumn, string | null][]).filter(
+  (entry): entry is [ScoreColumn, string] => entry[1] !== null,
+);
 
 /** One pair in full: the prompt, then chosen and rejected side by side (whitespace kept). */
 export function PairDetail({ pair, rank, onFlag, busy = false }: Props) {
@@ -44,7 +59,7 @@ export function PairDetail({ pair, rank, onFlag, busy = false }: Props) {
       </header>
       {scores && (
         <dl className="scores">
-          {SCORE_LABELS.filter(([key]) => typeof scores[key] === "number").map(([key, label]) => (
+          {SHOWN_SCORES.filter(([key]) => typeof scores[key] === "number").map(([key, label]) => (
             <div key={key}>
               <dt>{label}</dt>
               <dd>{formatScore(scores[key] as number)}</dd>

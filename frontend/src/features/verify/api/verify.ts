@@ -7,69 +7,47 @@ export type Job = Schemas["JobPublic"];
 export type VerifyCreate = Schemas["VerifyCreate"];
 
 /** Training sets of a verification, per seed: all pairs, the pruned set, a random removal. */
-export const ARMS = ["full", "pruned", "random"] as const;
+export const ARMS = ["full", "pruned", "random"] as const satisfies readonly Schemas["VerifyRun"]["arm"][];
 export type Arm = (typeof ARMS)[number];
 export const METRICS = ["accuracy", "loss"] as const;
 export type Metric = (typeof METRICS)[number];
 export const DIFFERENCES = ["pruned_minus_full", "pruned_minus_random"] as const;
-export type DifferenceKey = (typeof DIFFERENCES)[number];
+export type DifferenceKey = (typeof DIFFERENCES)[number] & keyof Schemas["VerifyDifferences"];
 
 /** One metric of one arm over the seeds; `std` is null below 2 seeds. */
-export interface ArmSummary {
-  n: number;
-  mean: number | null;
-  std: number | null;
-  values: number[];
-}
-
+export type ArmSummary = Schemas["ArmSummary"];
 /** Paired difference over seeds (or evaluation pairs) with its Student-t interval; null below n = 2. */
-export interface Difference {
-  n: number;
-  mean: number | null;
-  std: number | null;
-  ci_low: number | null;
-  ci_high: number | null;
-  confidence: number;
-}
+export type Difference = Schemas["PairedDifference"];
+export type VerifyRun = Schemas["VerifyRun"];
 
-export interface VerifyRun {
-  seed: number;
-  arm: Arm;
-  n_train: number;
-  accuracy: number;
-  loss: number;
-  seconds: number;
-}
+type Stored = Schemas["VerifyMetrics"];
 
-/** `metrics` of a succeeded verify job (worker/influence/verify.py and worker/pipeline.py). */
-export interface VerifyMetrics {
+/** `metrics` of a succeeded verify job, with the parts a result needs known to be there. */
+export type VerifyMetrics = Stored & {
   runs: VerifyRun[];
-  arms: Partial<Record<Arm, Record<Metric, ArmSummary>>>;
-  differences: Partial<Record<DifferenceKey, Record<Metric, Difference>>>;
-  /** The same differences paired over evaluation pairs instead of seeds (absent in older results). */
-  evaluation_paired?: Partial<Record<DifferenceKey, Record<Metric, Difference>>>;
+  arms: NonNullable<Stored["arms"]>;
+  differences: NonNullable<Stored["differences"]>;
+  summary: string;
   n_removed: number;
   n_train: number;
   n_eval: number;
   seeds: number[];
-  summary: string;
-  audit_job_id?: number;
-  rule?: string;
-  evaluated_on?: string;
-}
+};
 
-/** The job's metrics as a verification result, or null when they do not look like one. */
+/** The job's metrics as a verification result, or null when they are not one (yet). */
 export function verifyMetrics(job: Pick<Job, "kind" | "metrics">): VerifyMetrics | null {
   const metrics = job.metrics;
-  if (job.kind !== "verify" || !metrics) return null;
-  const looksRight =
-    Array.isArray(metrics.runs) &&
-    typeof metrics.arms === "object" &&
-    metrics.arms !== null &&
-    typeof metrics.differences === "object" &&
-    metrics.differences !== null &&
-    typeof metrics.summary === "string";
-  return looksRight ? (metrics as unknown as VerifyMetrics) : null;
+  if (job.kind !== "verify" || metrics?.kind !== "verify") return null;
+  const complete =
+    metrics.runs != null &&
+    metrics.arms != null &&
+    metrics.differences != null &&
+    metrics.summary != null &&
+    metrics.n_removed != null &&
+    metrics.n_train != null &&
+    metrics.n_eval != null &&
+    metrics.seeds != null;
+  return complete ? (metrics as VerifyMetrics) : null;
 }
 
 export const VERIFY_DEFAULTS = {

@@ -1,7 +1,7 @@
 import { screen, waitFor } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { describe, expect, it, vi } from "vitest";
-import { makeJob, makePair } from "../../../test/fixtures";
+import { auditMetrics, makeJob, makePair } from "../../../test/fixtures";
 import { mockApi, renderWithClient } from "../../../test/utils";
 import { VerifyForm } from "./VerifyForm";
 
@@ -9,7 +9,7 @@ const audit = makeJob({
   id: 5,
   status: "succeeded",
   config: { model: "tiny" },
-  metrics: { default_method: "influence" },
+  metrics: auditMetrics({ default_method: "influence" }),
 });
 
 function setup({ flaggedCount = 4 }: { flaggedCount?: number } = {}) {

@@ -44,7 +44,8 @@ export function VerifyForm({ datasetId, audit, flaggedCount, testDatasets, onLau
   const valid = fractionOk && seedsOk && !(rule === "flags" && noFlags);
 
   const methods = columns.data?.length ? columns.data : [VERIFY_DEFAULTS.method];
-  const auditMethod = audit.metrics?.default_method ?? audit.config.default_method;
+  const auditMethod =
+    (audit.metrics?.kind === "audit" ? audit.metrics.default_method : null) ?? audit.config.default_method;
 
   const submit = (event: FormEvent) => {
     event.preventDefault();

@@ -1,12 +1,13 @@
 import { render, screen, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { describe, expect, it, vi } from "vitest";
-import { makeJob, makeVerifyMetrics } from "../../../test/fixtures";
+import { auditMetrics, makeJob, makeVerifyMetrics } from "../../../test/fixtures";
+import type { Job } from "../api/verify";
 import { formatLoss, formatPoints } from "./format";
 import { niceTicks } from "./VerifyPlot";
 import { VerifyResults } from "./VerifyResults";
 
-function verifyJob(metrics: Record<string, unknown> | null = makeVerifyMetrics()) {
+function verifyJob(metrics: Job["metrics"] = makeVerifyMetrics()) {
   return makeJob({
     id: 8,
     kind: "verify",
@@ -130,7 +131,12 @@ describe("VerifyResults", () => {
   });
 
   it("says so when the metrics are not a verification result", () => {
-    render(<VerifyResults job={verifyJob({ val_accuracy: 0.6 })} />);
+    render(<VerifyResults job={verifyJob(auditMetrics({ val_accuracy: 0.6 }))} />);
+    expect(screen.getByRole("alert")).toHaveTextContent("Job 8 finished without verification results");
+  });
+
+  it("says so when a verification's metrics lack its results", () => {
+    render(<VerifyResults job={verifyJob({ kind: "verify", traceback: "..." })} />);
     expect(screen.getByRole("alert")).toHaveTextContent("Job 8 finished without verification results");
   });
 });
