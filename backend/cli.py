@@ -111,23 +111,50 @@ def serve(
 
 @app.command()
 def worker(
-    concurrency: Annotated[int, typer.Option(help="Jobs run at once by this process.")] = 1,
+    concurrency: Annotated[int, typer.Option(help="Tasks run at once by this worker.")] = 1,
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "info",
+    queues: Annotated[
+        str,
+        typer.Option(
+            help="Queues to consume: prefaudit-gpu (training, gradients), "
+            "prefaudit-cpu (reductions, scoring); both by default."
+        ),
+    ] = "",
+    torch_threads: Annotated[
+        int, typer.Option(help="Torch threads per task process (0: torch's default).")
+    ] = 0,
 ) -> None:
-    """Run a Celery worker that executes audit jobs (start one per GPU to scale out)."""
-    from worker.celery_app import QUEUE, celery_app
+    """Run a Celery worker for audit jobs (start one per GPU to scale out).
 
+    Tasks run in a prefork child process: when a child dies mid-task (killed, out of memory) the
+    parent rejects its task and the broker delivers it again at once.
+    """
+    import os
+
+    from worker.celery_app import QUEUES, celery_app
+
+    if torch_threads > 0:
+        os.environ["PREFAUDIT_TORCH_THREADS"] = str(torch_threads)
     celery_app.worker_main(
         [
             "worker",
             f"--concurrency={concurrency}",
             f"--loglevel={loglevel}",
-            f"--queues={QUEUE}",
-            "--pool=prefork" if concurrency > 1 else "--pool=solo",
+            f"--queues={queues or ','.join(QUEUES)}",
+            "--pool=prefork",
             "--without-gossip",
             "--without-mingle",
         ]
     )
+
+
+@app.command()
+def reap() -> None:
+    """One pass of the reaper: re-dispatch jobs whose tasks stopped beating or whose broker lost
+    its messages (the API process runs this periodically; use it from cron without one)."""
+    from backend.services.reaper import reap_once
+
+    typer.echo(json.dumps(reap_once()))
 
 
 @app.command()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
@@ -9,7 +11,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
-from backend.routers import auth, datasets, health, jobs
+from backend.routers import auth, datasets, health, jobs, methods
 from backend.settings import get_settings
 
 API_PREFIX = "/api/v1"
@@ -20,10 +22,24 @@ def _operation_id(route: APIRoute) -> str:
     return f"{route.tags[0]}-{route.name}" if route.tags else route.name
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """The reaper runs beside the API: jobs whose workers died are re-dispatched."""
+    from backend.services.reaper import Reaper
+
+    reaper = Reaper()
+    reaper.start()
+    try:
+        yield
+    finally:
+        reaper.stop()
+
+
 def create_app() -> FastAPI:
     settings = get_settings()
     settings.check_production()
     app = FastAPI(
+        lifespan=_lifespan,
         title="prefaudit",
         summary="Audit preference datasets with influence functions; prune the pairs that hurt.",
         version="0.1.0",
@@ -32,7 +48,7 @@ def create_app() -> FastAPI:
         generate_unique_id_function=_operation_id,
     )
     api = APIRouter(prefix=API_PREFIX)
-    for module in (health, auth, datasets, jobs):
+    for module in (health, auth, datasets, jobs, methods):
         api.include_router(module.router)
     app.include_router(api)
     _mount_frontend(app, settings.frontend_dir)

@@ -104,9 +104,40 @@ class Job(Base):
     error: Mapped[str | None] = mapped_column(Text, default=None)
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     task_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    # Times the reaper re-dispatched the job after a lost worker or broker; capped by settings.
+    resumes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class JobTask(Base):
+    """One task of a sharded job (training, one gradient shard, the reduction, ...).
+
+    The row is the task's claim and heartbeat: a delivery of the task's message takes it over only
+    when the row is not running, or its heartbeat is stale, or its owner process is gone. Stage
+    progress and the job's ETA are aggregated over these rows.
+    """
+
+    __tablename__ = "job_tasks"
+    __table_args__ = (UniqueConstraint("job_id", "stage", "shard"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    stage: Mapped[str] = mapped_column(String(32))
+    shard: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    pairs: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    owner: Mapped[str | None] = mapped_column(String(128), default=None)  # host:pid
+    celery_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    seconds: Mapped[float | None] = mapped_column(Float, default=None)
+    peak_rss_mb: Mapped[float | None] = mapped_column(Float, default=None)
 
 
 class Score(Base):

@@ -7,15 +7,28 @@ import typing
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_model
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    SerializerFunctionWrapHandler,
+    Tag,
+    ValidationInfo,
+    create_model,
+    field_validator,
+    model_serializer,
+)
 
 from worker.influence.config import EngineConfig
+from worker.influence.methods import METHODS, MethodName
 
 
 class Health(BaseModel):
     status: Literal["ok", "degraded"]
     database: str
-    broker: str
+    broker: str = Field(description="The broker's kind: redis, filesystem, ...")
+    broker_state: str = Field(description="'ok' when the broker answers, else 'error: <why>'.")
 
 
 class LoginRequest(BaseModel):
@@ -143,6 +156,20 @@ def _engine_fields() -> dict[str, Any]:
     return fields
 
 
+def _label_methods(schema: dict[str, Any]) -> None:
+    """Name the method enums' values for people: `x-enum-labels` and `x-enum-descriptions` run
+    parallel to `enum` (the registry's order), so a client can label its options without a copy."""
+    names = list(METHODS)
+    extra = {
+        "x-enum-labels": [METHODS[name].label for name in names],
+        "x-enum-descriptions": [METHODS[name].description for name in names],
+    }
+    properties = schema.get("properties", {})
+    for prop in (properties.get("default_method"), properties.get("methods", {}).get("items")):
+        if isinstance(prop, dict) and prop.get("enum") == names:
+            prop.update(extra)
+
+
 _JobCreateBase = create_model(  # type: ignore[call-overload]
     "AuditOptions", __config__=ConfigDict(extra="forbid"), **_engine_fields()
 )
@@ -150,6 +177,8 @@ _JobCreateBase = create_model(  # type: ignore[call-overload]
 
 class AuditCreate(_JobCreateBase):  # type: ignore[misc,valid-type]
     """An audit job. Only `model` is usually given; every other option has a default."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_label_methods)
 
     kind: Literal["audit"] = "audit"
     val_fraction: float = Field(
@@ -196,6 +225,181 @@ JobCreate = Annotated[
 """A job to run: an audit (the default kind) or a pruning verification."""
 
 
+class _StoredMetrics(BaseModel):
+    """A part of a job's stored metrics: the keys clients read are typed, the rest pass through.
+
+    Serialised as stored: a typed key the job's metrics lack stays absent (not null), so jobs
+    from before a key existed read the same as they did.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    @model_serializer(mode="wrap")
+    def _as_stored(self, handler: SerializerFunctionWrapHandler):
+        # No return annotation on purpose: pydantic then documents the typed fields, not a dict.
+        data = handler(self)
+        keep = self.model_fields_set | set(self.model_extra or {})
+        return {key: value for key, value in data.items() if key in keep}
+
+
+class TrustVerdict(_StoredMetrics):
+    """Whether the reward model beats chance on the validation pairs (worker/influence/trust.py)."""
+
+    n_val: int | None = None
+    val_accuracy: float | None = None
+    val_accuracy_ci95: list[float] | None = Field(None, description="[low, high]")
+    val_loss: float | None = None
+    ln2: float | None = None
+    is_evidence: bool | None = None
+    message: str | None = None
+
+
+class MislabelledEstimate(_StoredMetrics):
+    """How many training pairs are probably presented in the wrong order, with its interval."""
+
+    source: str | None = None
+    n: int | None = None
+    estimated_fraction: float | None = None
+    estimated_count: int | None = None
+    fraction_ci95: list[float] | None = Field(None, description="[low, high]")
+    count_ci95: list[int] | None = Field(None, description="[low, high]")
+    precise: bool | None = None
+    expected_precision_at_top: dict[str, float] | None = None
+    message: str | None = None
+
+
+class BenchmarkRow(_StoredMetrics):
+    method: str
+    mean_auroc: float
+    beats_loss: bool
+    beats_length: bool
+
+
+class MethodBenchmark(_StoredMetrics):
+    """The detection benchmark's verdict per method and how far it applies to this job."""
+
+    summary: str | None = None
+    rows: list[BenchmarkRow] | None = None
+    applies: bool | None = None
+    notes: list[str] | None = None
+
+
+class TrainingEpoch(_StoredMetrics):
+    """One row of the training history: an epoch in LoRA mode, the one exact fit otherwise."""
+
+    epoch: int | None = None
+    train_loss: float | None = None
+    train_accuracy: float | None = None
+    val_loss: float | None = None
+    val_accuracy: float | None = None
+
+
+class TruncationRate(_StoredMetrics):
+    train: float | None = None
+    val: float | None = None
+
+
+class AuditMetrics(_StoredMetrics):
+    """`metrics` of an audit job (worker/influence/audit.py and worker/pipeline.py)."""
+
+    kind: Literal["audit"]
+    val_accuracy: float | None = None
+    val_loss: float | None = None
+    train_accuracy: float | None = None
+    train_loss: float | None = None
+    n_train: int | None = None
+    n_val: int | None = None
+    default_method: str | None = Field(
+        None, description="The method whose harm fills `harm` (a `methods` name)."
+    )
+    mode: str | None = None
+    model: str | None = None
+    truncation_rate: TruncationRate | None = None
+    seconds_total: float | None = None
+    history: list[TrainingEpoch] | None = None
+    warnings: list[str] | None = None
+    trust: TrustVerdict | None = None
+    mislabelled: MislabelledEstimate | None = None
+    method_benchmark: MethodBenchmark | None = None
+    model_dir: str | None = None
+    traceback: str | None = Field(None, description="The tail of the error of a failed job.")
+
+
+class ArmSummary(_StoredMetrics):
+    """One metric of one arm over the seeds; `std` is null below 2 seeds."""
+
+    n: int
+    mean: float | None = None
+    std: float | None = None
+    values: list[float]
+
+
+class PairedDifference(_StoredMetrics):
+    """Paired difference over seeds (or evaluation pairs), Student-t interval; null below n = 2."""
+
+    n: int
+    mean: float | None = None
+    std: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    confidence: float
+
+
+class ArmMetrics(_StoredMetrics):
+    accuracy: ArmSummary
+    loss: ArmSummary
+
+
+class DifferenceMetrics(_StoredMetrics):
+    accuracy: PairedDifference
+    loss: PairedDifference
+
+
+class VerifyArms(_StoredMetrics):
+    full: ArmMetrics | None = None
+    pruned: ArmMetrics | None = None
+    random: ArmMetrics | None = None
+
+
+class VerifyDifferences(_StoredMetrics):
+    pruned_minus_full: DifferenceMetrics | None = None
+    pruned_minus_random: DifferenceMetrics | None = None
+
+
+class VerifyRun(_StoredMetrics):
+    seed: int
+    arm: Literal["full", "pruned", "random"]
+    n_train: int
+    accuracy: float
+    loss: float
+    seconds: float | None = None
+
+
+class VerifyMetrics(_StoredMetrics):
+    """`metrics` of a verify job (worker/influence/verify.py and worker/pipeline.py)."""
+
+    kind: Literal["verify"]
+    runs: list[VerifyRun] | None = None
+    arms: VerifyArms | None = None
+    differences: VerifyDifferences | None = None
+    evaluation_paired: VerifyDifferences | None = Field(
+        None, description="The differences paired over evaluation pairs instead of seeds."
+    )
+    n_removed: int | None = None
+    n_train: int | None = None
+    n_eval: int | None = None
+    seeds: list[int] | None = None
+    summary: str | None = None
+    audit_job_id: int | None = None
+    rule: str | None = None
+    evaluated_on: str | None = None
+    traceback: str | None = Field(None, description="The tail of the error of a failed job.")
+
+
+JobMetrics = Annotated[AuditMetrics | VerifyMetrics, Field(discriminator="kind")]
+"""A job's metrics, typed by the job's kind (the stored dict carries none: `JobPublic` adds it)."""
+
+
 class JobPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: int
@@ -205,11 +409,36 @@ class JobPublic(BaseModel):
     stage: str | None
     progress: float
     error: str | None
-    metrics: dict[str, Any] | None
+    metrics: JobMetrics | None
     config: dict[str, Any]
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _metrics_of_kind(cls, value: Any, info: ValidationInfo) -> Any:
+        """Stored metrics are a plain dict: tag it with the job's kind to pick its model."""
+        if isinstance(value, dict):
+            return {**value, "kind": "verify" if info.data.get("kind") == "verify" else "audit"}
+        return value
+
+
+class MethodInfo(BaseModel):
+    """One score method of the registry (worker/influence/methods.py)."""
+
+    model_config = ConfigDict(from_attributes=True)
+    name: MethodName
+    label: str
+    description: str
+    orientation: str = Field(description="What a high harm means.")
+    harm_column: str
+    columns: list[str] = Field(description="Every score column the method fills.")
+    needs_gradients: bool
+    needs_validation: bool
+    needs_curvature: bool
+    needs_checkpoints: bool
+    lora_only: bool
 
 
 class Histogram(BaseModel):

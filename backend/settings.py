@@ -39,6 +39,34 @@ class Settings(BaseSettings):
     frontend_dir: Path = Field(
         REPO_ROOT / "frontend" / "dist", description="The built UI, served at / when present."
     )
+    artifact_url: str = Field(
+        "",
+        description="Where sharded jobs keep adapters, projected gradients and solves: a local "
+        "folder or any fsspec URL (s3://bucket/prefix) that every worker can reach; empty means "
+        "<data_dir>/artifacts.",
+    )
+    heartbeat_seconds: float = Field(
+        5.0, description="How often a running task writes its heartbeat (and checks for cancel)."
+    )
+    stale_seconds: float = Field(
+        30.0,
+        description="A running task whose heartbeat is older than this is presumed dead: the "
+        "reaper re-dispatches its job and the next delivery takes the task over.",
+    )
+    reaper_interval_seconds: float = Field(
+        10.0,
+        description="How often the API process looks for stalled jobs and lost broker data "
+        "(0 disables the reaper; `prefaudit reap` runs one pass).",
+    )
+    max_resumes: int = Field(
+        5, description="Re-dispatches of one job before the reaper marks it failed."
+    )
+    visibility_timeout_seconds: int = Field(
+        3600,
+        description="Redis redelivers a task not acknowledged within this long. Longer than the "
+        "longest task (one shard, or training); a dead worker's tasks come back sooner through "
+        "the reaper.",
+    )
     max_upload_bytes: int = Field(2 * 1024**3, description="Largest accepted upload.")
     max_page_size: int = Field(1000, description="Largest `limit` of a pairs page.")
 
@@ -59,6 +87,18 @@ class Settings(BaseSettings):
     @property
     def broker_folder(self) -> Path:
         return self.data_dir.resolve() / "broker"
+
+    @property
+    def result_backend_url(self) -> str:
+        """Where chords count finished shards: Redis beside a Redis broker, else a SQLite file
+        (Celery's SQLAlchemy backend) next to the filesystem broker."""
+        if not self.uses_filesystem_broker:
+            return self.broker_url
+        return f"db+sqlite:///{self.broker_folder / 'results.sqlite'}"
+
+    @property
+    def artifact_root(self) -> str:
+        return self.artifact_url or str(self.data_dir.resolve() / "artifacts")
 
     def check_production(self) -> None:
         """Refuse the embedded defaults outside dev/test: they are single-machine only."""

@@ -34,6 +34,11 @@ os.environ.update(
     PREFAUDIT_ENV="test",
     HF_HUB_OFFLINE="1",
     TRANSFORMERS_OFFLINE="1",
+    # Dead workers are noticed in seconds, not the production half minute. The API under test
+    # runs no reaper of its own: tests/test_faults.py runs one where it is the subject.
+    PREFAUDIT_HEARTBEAT_SECONDS="1",
+    PREFAUDIT_STALE_SECONDS="6",
+    PREFAUDIT_REAPER_INTERVAL_SECONDS="0",
 )
 
 

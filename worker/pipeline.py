@@ -20,8 +20,8 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from backend.db import get_sessionmaker
+from backend.job_states import FINISHED
 from backend.models import Job, Pair, Score, utcnow
-from backend.services.jobs import FINISHED
 from worker.influence.columns import SCORE_COLUMNS
 from worker.influence.config import EngineConfig
 from worker.influence.data import split_validation
@@ -94,8 +94,15 @@ class JobReporter:
         return self._cancelled
 
 
-def run_job(job_id: int, session_factory: Callable[[], Session] | None = None) -> str:
-    """Run a queued job; return its final status. Safe to call twice for the same job."""
+def run_job(
+    job_id: int, session_factory: Callable[[], Session] | None = None, resume: bool = False
+) -> str:
+    """Start a queued job; return its status. Safe to call twice for the same job.
+
+    A LoRA audit the sharded engine supports is dispatched as a canvas (worker/shards.py) and
+    this returns 'running' at once; `resume` re-dispatches a running one whose tasks were lost
+    (done tasks return at once). Every other job runs here, in this process, to completion.
+    """
     factory = session_factory or get_sessionmaker()
     with factory() as session:
         job = session.get(Job, job_id)
@@ -104,29 +111,108 @@ def run_job(job_id: int, session_factory: Callable[[], Session] | None = None) -
             return "missing"
         if job.status in FINISHED:
             return job.status
+        kind, config, dataset_id = job.kind, dict(job.config), job.dataset_id
+    if kind == "audit" and sharded(config):
+        return _dispatch_sharded(factory, job_id, resume)
+    return _run_here(factory, job_id, kind, config, dataset_id)
+
+
+def sharded(config: dict[str, Any]) -> bool:
+    """Whether an audit's options run on the sharded engine."""
+    from backend.schemas import AuditCreate
+    from worker.influence.stream import unsupported
+
+    return unsupported(AuditCreate.model_validate(config).engine_config()) is None
+
+
+def _dispatch_sharded(factory: Callable[[], Session], job_id: int, resume: bool) -> str:
+    from backend.models import Dataset, JobTask
+    from backend.schemas import AuditCreate
+    from worker.influence.data import validation_size
+    from worker.shards import dispatch
+
+    with factory() as session:
+        claimed = session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == "queued")
+            .values(status="running", stage="queued", progress=0.0, started_at=utcnow())
+        ).rowcount  # type: ignore[attr-defined]
+        session.commit()
+        job = session.get(Job, job_id)
+        assert job is not None
+        has_tasks = session.scalar(select(JobTask.id).where(JobTask.job_id == job_id).limit(1))
+        if not claimed and not resume and has_tasks is not None:
+            return job.status  # a second delivery of a job whose canvas is already out
+        if job.status != "running":
+            return job.status
+        options = AuditCreate.model_validate(job.config)
+        dataset = session.get(Dataset, job.dataset_id)
+        assert dataset is not None
+        if options.val_dataset_id is not None:
+            n_train = dataset.n_pairs
+        else:
+            n_train = dataset.n_pairs - validation_size(dataset.n_pairs, options.val_fraction)
+        first = dispatch(job_id, n_train, options.engine_config())
+        if claimed:
+            job.task_id = first
+            session.commit()
+    log.info("job %s: %s sharded canvas", job_id, "re-dispatched" if resume else "dispatched")
+    return "running"
+
+
+def _run_here(
+    factory: Callable[[], Session],
+    job_id: int,
+    kind: str,
+    config: dict[str, Any],
+    dataset_id: int,
+) -> str:
+    """The single-task path, claimed and heartbeaten like a shard (stage 'job')."""
+    from worker.shards import TaskRun
+
+    claim = TaskRun(factory, job_id, "job")
+    outcome = claim.claim()
+    if outcome != "run":
+        with factory() as session:
+            status = session.scalar(select(Job.status).where(Job.id == job_id))
+        if outcome == "done" or status in FINISHED:
+            return status or "missing"
+    with factory() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            claim.finish("failed", "job deleted")
+            return "missing"
+        if job.status in FINISHED:
+            claim.finish(job.status)
+            return job.status
         job.status, job.stage, job.progress = "running", "loading_data", 0.0
         job.started_at, job.error = utcnow(), None
         session.commit()
-        kind, config, dataset_id = job.kind, dict(job.config), job.dataset_id
-
     reporter = JobReporter(job_id, kind, factory)
+    status = "failed"
     try:
         if kind == "audit":
-            return _run_audit(job_id, dataset_id, config, factory, reporter)
-        if kind == "verify":
-            return _run_verify(job_id, dataset_id, config, factory, reporter)
-        raise ValueError(f"unknown job kind {kind!r}")
+            status = _run_audit(job_id, dataset_id, config, factory, reporter)
+        elif kind == "verify":
+            status = _run_verify(job_id, dataset_id, config, factory, reporter)
+        else:
+            raise ValueError(f"unknown job kind {kind!r}")
+        return status
     except Exception as exc:
         from worker.influence.train import Cancelled
 
         if isinstance(exc, Cancelled) or reporter.should_cancel():
-            return _finish(factory, job_id, status="cancelled")
+            status = _finish(factory, job_id, status="cancelled")
+            return status
         log.exception("job %s failed", job_id)
         stage = _current_stage(factory, job_id)
         message = f"{type(exc).__name__} during {stage}: {exc}"
-        return _finish(
+        status = _finish(
             factory, job_id, status="failed", error=message, details=traceback.format_exc()
         )
+        return status
+    finally:
+        claim.finish("succeeded" if status == "succeeded" else status)
 
 
 def _current_stage(factory: Callable[[], Session], job_id: int) -> str | None:
@@ -292,7 +378,7 @@ def verify_config(audit_config: EngineConfig, audit_metrics: dict[str, Any]) -> 
     if config.weight_decay == 0 and "head_l2" in audit_metrics:
         config = dataclasses.replace(config, weight_decay=float(audit_metrics["head_l2"]))
     if config.head_features == "auto" and "head_features" in audit_metrics:
-        config = dataclasses.replace(config, head_features=str(audit_metrics["head_features"]))
+        config = dataclasses.replace(config, head_features=audit_metrics["head_features"])
     if config.head_length_weight == 0 and "head_length_weight" in audit_metrics:
         weight = float(audit_metrics["head_length_weight"])
         config = dataclasses.replace(config, head_length_weight=weight)

@@ -7,13 +7,14 @@ from sqlalchemy import text
 
 from backend.deps import SessionDep, SettingsDep
 from backend.schemas import Health
+from backend.services.reaper import broker_state
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/health", response_model=Health)
 def health(session: SessionDep, settings: SettingsDep) -> Health:
-    """Report whether the database answers, and which broker jobs go to."""
+    """Report whether the database and the broker answer, and which broker jobs go to."""
     try:
         session.execute(text("SELECT 1"))
         database = "ok"
@@ -22,4 +23,11 @@ def health(session: SessionDep, settings: SettingsDep) -> Health:
     broker = (
         "filesystem" if settings.uses_filesystem_broker else settings.broker_url.split("://")[0]
     )
-    return Health(status="ok" if database == "ok" else "degraded", database=database, broker=broker)
+    state = broker_state(settings)
+    healthy = database == "ok" and state == "ok"
+    return Health(
+        status="ok" if healthy else "degraded",
+        database=database,
+        broker=broker,
+        broker_state=state,
+    )

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backend.models import Dataset, Job, User, utcnow
+from backend.job_states import FINISHED, RUN_JOB_TASK
+from backend.models import Dataset, Job, JobTask, User, utcnow
 from backend.schemas import AuditCreate, VerifyCreate
 from worker.influence.data import validation_size
 
 log = logging.getLogger(__name__)
 
-FINISHED = ("succeeded", "failed", "cancelled")
+__all__ = ["FINISHED", "cancel_job", "create_job", "enqueue"]
 
 
 class JobConfigError(ValueError):
@@ -96,11 +98,16 @@ def create_job(
     return job
 
 
-def enqueue(session: Session, job: Job) -> None:
-    from worker.tasks import run_job
+def send(job_id: int, resume: bool = False) -> str:
+    """Put the job's entry task on the broker, by name; returns the Celery task id."""
+    from worker.celery_app import celery_app
 
+    return str(celery_app.send_task(RUN_JOB_TASK, args=[job_id], kwargs={"resume": resume}).id)
+
+
+def enqueue(session: Session, job: Job) -> None:
     try:
-        result = run_job.apply_async(args=[job.id])
+        job.task_id = send(job.id)
     except Exception as exc:  # the broker is down: the job must not hang in "queued"
         log.exception("could not enqueue job %s", job.id)
         job.status, job.error, job.finished_at = "failed", f"could not enqueue: {exc}", utcnow()
@@ -108,15 +115,39 @@ def enqueue(session: Session, job: Job) -> None:
         raise BrokerUnavailable(
             f"the job queue is unreachable ({exc}); job {job.id} was marked failed"
         ) from exc
-    job.task_id = result.id
     session.commit()
 
 
 def cancel_job(session: Session, job: Job) -> Job:
-    """Mark a job cancelled; a running worker notices at its next checkpoint and stops."""
+    """Mark a job cancelled and revoke its queued tasks. Running tasks notice at their next
+    heartbeat (a few seconds) and stop; queued ones that a worker already holds exit at once."""
     if job.status in FINISHED:
         return job
     job.status = "cancelled"
     job.finished_at = utcnow()
     session.commit()
+    task_ids = [
+        cid
+        for cid in session.scalars(
+            select(JobTask.celery_id).where(
+                JobTask.job_id == job.id, JobTask.status.not_in(FINISHED)
+            )
+        )
+        if cid
+    ]
+    if job.task_id:
+        task_ids.append(job.task_id)
+    _revoke(task_ids)
     return job
+
+
+def _revoke(task_ids: list[str]) -> None:
+    from backend.settings import get_settings
+    from worker.celery_app import celery_app
+
+    if not task_ids or get_settings().uses_filesystem_broker:
+        return  # no remote control over the filesystem transport; the tasks check the database
+    try:
+        celery_app.control.revoke(task_ids)
+    except Exception:  # best effort: the database already says cancelled
+        log.warning("could not revoke tasks %s", task_ids, exc_info=True)

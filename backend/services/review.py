@@ -9,11 +9,12 @@ from sqlalchemy.orm import Session
 
 from backend.models import Dataset, Flag, Job, Pair, Score, User, utcnow
 from backend.schemas import Histogram, PairPublic, PairScores, PairsPage
-from worker.influence.columns import SCORE_COLUMNS
+from worker.influence.methods import HARM_COLUMNS, SCORE_COLUMNS
+
+# HARM_COLUMNS (higher = more harmful) is what "flag the top fraction" and verify jobs rank by.
 
 SORT_KEYS: tuple[str, ...] = ("index", *SCORE_COLUMNS)
-HARM_COLUMNS: tuple[str, ...] = tuple(c for c in SCORE_COLUMNS if c.startswith("harm"))
-"""Columns oriented so that higher = more harmful: what "flag the top fraction" ranks by."""
+"""What the pairs list sorts by: the dataset's order or any score column of the registry."""
 
 
 class ReviewError(ValueError):

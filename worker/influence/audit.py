@@ -21,7 +21,6 @@ import torch
 from torch import Tensor
 
 from worker.influence.benchmark_table import method_benchmark
-from worker.influence.columns import SCORE_COLUMNS
 from worker.influence.config import EngineConfig
 from worker.influence.crossfit import CrossFit, Fitter, cross_fit
 from worker.influence.curvature import DIRECT_MAX_DIM, GaussNewton, MatVec, exact_hvp
@@ -29,6 +28,7 @@ from worker.influence.data import Pair
 from worker.influence.features import PairViews, backbone_features, pair_views, truncation_rate
 from worker.influence.gradients import Projector, per_pair_margin_gradients
 from worker.influence.head import MIN_L2, HeadChoice, choose_head, fit_head, head_fold_fitter
+from worker.influence.methods import GRADIENT_METHODS, SCORE_COLUMNS, harm_column
 from worker.influence.model import (
     Encoded,
     RewardModel,
@@ -38,6 +38,7 @@ from worker.influence.model import (
     load_backbone,
     resolve_device,
 )
+from worker.influence.projection import KroneckerProjector
 from worker.influence.scores import (
     bt_loss,
     corrected_loss,
@@ -76,24 +77,6 @@ STAGES: tuple[str, ...] = (
 SELF_INFLUENCE_SKETCH = 4096
 """Sketch size for self-influence when min(n, p) is too large for an exact factorisation."""
 
-HARM_COLUMN: dict[str, str] = {
-    "loss": "harm_loss",
-    "gradient_similarity": "harm_gradient_similarity",
-    "influence": "harm_influence",
-    "datainf": "harm_datainf",
-    "self_influence": "harm_self_influence",
-    "corrected_loss": "harm_corrected_loss",
-    "tracin": "harm_tracin",
-    "length": "harm_length",
-    "oof_loss": "harm_oof_loss",
-    "ensemble": "harm_ensemble",
-}
-
-
-def harm_column(method: str) -> str:
-    """The `harm_*` column a method fills."""
-    return HARM_COLUMN[method]
-
 
 @dataclass
 class Fitted:
@@ -108,7 +91,7 @@ class Fitted:
     ridge: float = 0.0  # L2 term of the training objective (head mode)
     checkpoints: list[Checkpoint] = field(default_factory=list)
     exact_matvec: MatVec | None = None
-    projector: Projector | None = None
+    projector: KroneckerProjector | None = None
     encoded: tuple = ()  # (train, val) token ids
     tokenizer: object = None
     seen_margins: list[np.ndarray] = field(default_factory=list)  # per epoch, before each update
@@ -117,6 +100,7 @@ class Fitted:
     fold_fitter: Fitter | None = None  # trains a fresh model on a subset, for cross-fitting
     head_choice: HeadChoice | None = None
     crossfit: CrossFit | None = None  # filled by the first method that needs it
+    g_val: Tensor | None = None  # ∇L_val when computed elsewhere (the sharded engine)
     _gauss_newton: GaussNewton | None = field(default=None, repr=False)
 
     def gauss_newton(self) -> GaussNewton:
@@ -262,9 +246,13 @@ def score_fitted(
     gn = None
     g_val = None
     if any(m in GRADIENT_METHODS for m in methods):
-        assert grads is not None and val_grads is not None
+        assert grads is not None
         gn = fitted.gauss_newton()
-        g_val = validation_gradient(fitted.val_margins, val_grads)
+        if fitted.g_val is not None:
+            g_val = fitted.g_val.double()
+        else:
+            assert val_grads is not None
+            g_val = validation_gradient(fitted.val_margins, val_grads)
         metrics["val_gradient_norm"] = float(torch.linalg.vector_norm(g_val))
     for k, method in enumerate(methods):
         check_cancel(should_cancel)
@@ -335,12 +323,6 @@ def score_fitted(
         if not np.all(np.isfinite(value)):
             warnings.append(f"{key} has non-finite values; check damping and training")
     return scores, metrics, warnings
-
-
-GRADIENT_METHODS: frozenset[str] = frozenset(
-    {"gradient_similarity", "influence", "datainf", "self_influence", "corrected_loss", "tracin"}
-)
-"""Methods computed from per-pair gradients (and curvature) of the fitted model."""
 
 
 def _crossfit(
@@ -418,9 +400,10 @@ def _gradients(
     should_cancel: ShouldCancel | None,
     needs_grads: bool,
 ) -> Fitted:
-    projector = None
-    if needs_grads and config.projection_dim is not None:
-        projector = Projector(rm.blocks(), config.projection_dim, config.seed, rm.device)
+    projector: KroneckerProjector | None = None
+    if needs_grads and config.projection_dim is not None and config.projection_dim < rm.n_params:
+        # The sharded engine's projection, so both engines give the same projected scores.
+        projector = KroneckerProjector.for_model(rm, config.projection_dim, config.seed)
     blocks = projector.out_blocks if projector is not None else rm.blocks()
 
     def margins_and_grads(enc, stage: str) -> tuple[np.ndarray, Tensor | None]:

@@ -8,24 +8,31 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 from worker.influence.columns import METHODS
+from worker.influence.methods import MethodName
 
-HEAD_FEATURES: tuple[str, ...] = ("auto", "pooler", "mean", "pooler+length", "mean+length")
+HeadFeatures = Literal["auto", "pooler", "mean", "pooler+length", "mean+length"]
+HEAD_FEATURES: tuple[str, ...] = get_args(HeadFeatures)
 """Head-mode feature views (worker.influence.features); 'auto' picks one on validation loss."""
 
 MODEL_PRESETS: tuple[str, ...] = ("tiny", "minilm", "smollm2-135m")
 """Named backbones; anything else is a local directory or a Hugging Face hub id."""
 
-DEFAULT_METHOD = "length"
+DEFAULT_METHOD: MethodName = "length"
 """The detection benchmark's rule (bench/results/detection/detection.md): the best mean AUROC
 across its four datasets, unless a method beats both the loss and the length heuristic with
 paired 95% intervals. None does at ~1,000 pairs on MiniLM, and the length heuristic ranks first."""
 
-MODES: tuple[str, ...] = ("lora", "head", "pretrained")
-HESSIANS: tuple[str, ...] = ("gauss_newton", "exact")
-SOLVERS: tuple[str, ...] = ("auto", "cg", "woodbury")
-DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+Mode = Literal["lora", "head", "pretrained"]
+Hessian = Literal["gauss_newton", "exact"]
+Solver = Literal["auto", "cg", "woodbury"]
+Device = Literal["auto", "cpu", "cuda"]
+MODES: tuple[str, ...] = get_args(Mode)
+HESSIANS: tuple[str, ...] = get_args(Hessian)
+SOLVERS: tuple[str, ...] = get_args(Solver)
+DEVICES: tuple[str, ...] = get_args(Device)
 
 
 def _help(text: str) -> dict[str, str]:
@@ -45,7 +52,7 @@ class EngineConfig:
             "or a Hugging Face hub id such as 'org/name'."
         ),
     )
-    mode: str = field(
+    mode: Mode = field(
         default="lora",
         metadata=_help(
             "'lora': train LoRA adapters and the scalar head. 'head': freeze the backbone, cache "
@@ -57,7 +64,7 @@ class EngineConfig:
             "(a local directory, e.g. one saved by an audit with save_model, or a hub id)."
         ),
     )
-    methods: list[str] = field(
+    methods: list[MethodName] = field(
         default_factory=lambda: [
             "loss",
             "gradient_similarity",
@@ -71,7 +78,7 @@ class EngineConfig:
             "always computed because it costs nothing."
         ),
     )
-    default_method: str = field(
+    default_method: MethodName = field(
         default=DEFAULT_METHOD,
         metadata=_help(
             "Method whose harm fills the user-facing 'harm' column; must be one of 'methods' "
@@ -117,7 +124,7 @@ class EngineConfig:
             "query,value; LLaMA-like: q_proj,v_proj)."
         ),
     )
-    hessian: str = field(
+    hessian: Hessian = field(
         default="gauss_newton",
         metadata=_help(
             "Curvature for influence: 'gauss_newton' (positive semi-definite, from per-pair "
@@ -135,7 +142,7 @@ class EngineConfig:
             "and 1e5."
         ),
     )
-    solver: str = field(
+    solver: Solver = field(
         default="auto",
         metadata=_help(
             "Inverse-Hessian-vector solver: 'cg' (conjugate gradient), 'woodbury' (exact in n "
@@ -157,8 +164,21 @@ class EngineConfig:
     projection_dim: int | None = field(
         default=None,
         metadata=_help(
-            "Project per-pair gradients to this many dimensions with a seeded Gaussian sketch "
-            "(block-diagonal per layer) to bound memory; None keeps them exact."
+            "Project per-pair gradients to about this many dimensions with a seeded structured "
+            "(per-layer Kronecker) projection, so the curvature is a k×k matrix accumulated "
+            "shard by shard and memory stays bounded at any number of pairs and parameters. "
+            "None keeps the gradients exact: the curvature is then p×p when p ≤ 8192 (still "
+            "streamed), else every exact gradient is held at once, which only small jobs can "
+            "afford; such a job that would need more than 1 GiB is projected to 4096 "
+            "dimensions instead, with a warning."
+        ),
+    )
+    shard_size: int = field(
+        default=1024,
+        metadata=_help(
+            "Training pairs per gradient and scoring task: shards of the length-sorted training "
+            "set are spread over the workers and bound each task's memory. Rounded up to a "
+            "multiple of gradient_chunk, so scores do not depend on it."
         ),
     )
     gradient_chunk: int | None = field(
@@ -169,7 +189,7 @@ class EngineConfig:
             "batch-size-1 loop, chunks of 32 at 0.6×: larger chunks fall out of cache)."
         ),
     )
-    head_features: str = field(
+    head_features: HeadFeatures = field(
         default="auto",
         metadata=_help(
             "Head mode's features: 'pooler' (the head's own input), 'mean' (last layer averaged "
@@ -207,7 +227,7 @@ class EngineConfig:
             "with it as model=<that directory>, mode='pretrained'."
         ),
     )
-    device: str = field(
+    device: Device = field(
         default="auto",
         metadata=_help("'auto' (CUDA when available, else CPU), 'cpu' or 'cuda'."),
     )
@@ -253,6 +273,7 @@ class EngineConfig:
             "lora_alpha",
             "cg_max_iter",
             "crossfit_repeats",
+            "shard_size",
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:

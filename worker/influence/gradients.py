@@ -8,6 +8,7 @@ same weights), so both forwards count. Computed in fp32, eval mode, in chunks of
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -15,6 +16,14 @@ from torch import Tensor
 
 from worker.influence.model import Encoded, RewardModel
 from worker.influence.train import ShouldCancel, check_cancel
+
+
+class GradientProjector(Protocol):
+    """A linear map of flat gradients [..., p] -> [..., dim] (KroneckerProjector, Projector)."""
+
+    dim: int
+
+    def __call__(self, flat: Tensor) -> Tensor: ...
 
 
 class Projector:
@@ -55,7 +64,7 @@ def per_pair_margin_gradients(
     enc: Encoded,
     chunk: int = 32,
     params: dict[str, Tensor] | None = None,
-    projector: Projector | None = None,
+    projector: GradientProjector | None = None,
     progress: Callable[[float], None] | None = None,
     should_cancel: ShouldCancel | None = None,
 ) -> tuple[np.ndarray, Tensor]:

@@ -1,0 +1,175 @@
+"""The sharded engine (worker/shards.py) against the single-task engine, on real Postgres.
+
+The stages run here in order, in this process, exactly as the Celery tasks call them; the Celery
+canvas itself, dead workers and cancels are tested in tests/test_faults.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+from tests.conftest import hh_records, jsonl_bytes
+
+API = "/api/v1"
+
+EXACT_METHODS = [
+    "loss",
+    "gradient_similarity",
+    "influence",
+    "self_influence",
+    "corrected_loss",
+    "datainf",
+    "length",
+]
+
+
+def _dataset(client, headers, n: int) -> dict:
+    response = client.post(
+        f"{API}/datasets",
+        headers=headers,
+        files={"file": (f"hh-{n}.jsonl", jsonl_bytes(hh_records(n)))},
+        data={"name": f"hh-{n}"},
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def _job(dataset_id: int, owner_id: int, options: dict) -> int:
+    """A running audit row, without sending it to the broker (the stages run inline)."""
+    from backend.db import session_scope
+    from backend.models import Job, utcnow
+    from backend.schemas import AuditCreate
+
+    body = AuditCreate.model_validate(options)
+    with session_scope() as session:
+        job = Job(
+            dataset_id=dataset_id,
+            owner_id=owner_id,
+            kind="audit",
+            config=body.model_dump(mode="json"),
+            status="running",
+            stage="queued",
+            progress=0.0,
+            started_at=utcnow(),
+        )
+        session.add(job)
+        session.flush()
+        return job.id
+
+
+def run_inline(job_id: int) -> None:
+    from worker import shards
+
+    assert shards.run_stage(job_id, "train", 0, shards.train) == "ran"
+    context = shards.load_context(shards.get_sessionmaker(), job_id)
+    plan = shards.artifact_store().get_arrays(context.key("plan.npz"))
+    count = int(np.ceil(len(plan["order"]) / int(plan["shard_size"])))
+    for s in range(count):
+        shards.run_stage(job_id, "gradients", s, lambda c, r, s=s: shards.gradients(c, r, s))
+    shards.run_stage(job_id, "reduce", 0, shards.reduce)
+    for s in range(count):
+        shards.run_stage(job_id, "scores", s, lambda c, r, s=s: shards.scores(c, r, s))
+    shards.run_stage(job_id, "finalize", 0, shards.finalize)
+
+
+def _scores(job_id: int) -> dict[int, dict]:
+    from backend.db import session_scope
+    from backend.models import Score
+    from worker.influence.columns import SCORE_COLUMNS
+
+    with session_scope() as session:
+        rows = session.scalars(
+            select(Score).where(Score.job_id == job_id, Score.split == "train")
+        ).all()
+        return {r.pair_id: {c: getattr(r, c) for c in SCORE_COLUMNS} for r in rows}
+
+
+def _user_id(username: str) -> int:
+    from backend.db import session_scope
+    from backend.models import User
+
+    with session_scope() as session:
+        return session.scalar(select(User.id).where(User.username == username))
+
+
+def _reference(dataset_id: int, options: dict):
+    """The single-task engine on the same split of the same pairs."""
+    from backend.db import session_scope
+    from backend.schemas import AuditCreate
+    from worker.influence.audit import run_audit
+    from worker.influence.data import split_validation
+    from worker.pipeline import _load_pairs
+
+    body = AuditCreate.model_validate(options)
+    config = body.engine_config()
+    with session_scope() as session:
+        ids, pairs = _load_pairs(session, dataset_id)
+    train_pos, val_pos = split_validation(len(pairs), body.val_fraction, config.seed)
+    result = run_audit([pairs[i] for i in train_pos], [pairs[i] for i in val_pos], config)
+    return [ids[i] for i in train_pos], result
+
+
+@pytest.mark.parametrize("shard_size", [32, 1024])
+def test_sharded_scores_equal_the_single_task_engine(client, make_user, shard_size) -> None:
+    user = make_user()
+    dataset = _dataset(client, user["headers"], 160)
+    options = {
+        "model": "tiny",
+        "methods": EXACT_METHODS,
+        "default_method": "influence",
+        "solver": "woodbury",
+        "shard_size": shard_size,
+    }
+    job_id = _job(dataset["id"], _user_id(user["username"]), options)
+    run_inline(job_id)
+    job = client.get(f"{API}/jobs/{job_id}", headers=user["headers"]).json()
+    assert job["status"] == "succeeded", job["error"]
+    metrics = job["metrics"]
+    assert metrics["engine"] == "sharded" and metrics["gradient_space"] == "exact"
+    assert metrics["shards"] == (5 if shard_size == 32 else 1)
+
+    train_ids, reference = _reference(dataset["id"], options)
+    sharded = _scores(job_id)
+    assert sorted(sharded) == sorted(train_ids)  # exactly one row per training pair
+    for column, expected in reference.scores.items():
+        got = np.array([sharded[pid][column] for pid in train_ids], dtype=np.float64)
+        scale = max(1.0, float(np.abs(expected).max()))
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6 * scale, err_msg=column)
+    assert metrics["default_method"] == reference.metrics["default_method"] == "influence"
+    assert metrics["val_loss"] == pytest.approx(reference.metrics["val_loss"], rel=1e-9)
+
+
+def test_a_stage_that_runs_twice_writes_one_row_per_pair(client, make_user) -> None:
+    from backend.db import session_scope
+    from backend.models import JobTask, Score
+    from worker import shards
+
+    user = make_user()
+    dataset = _dataset(client, user["headers"], 80)
+    job_id = _job(dataset["id"], _user_id(user["username"]), {"model": "tiny", "shard_size": 32})
+    run_inline(job_id)
+    before = _scores(job_id)
+    with session_scope() as session:
+        # Forget that scores shard 0 ran: a redelivery does it again.
+        row = session.scalar(
+            select(JobTask).where(JobTask.job_id == job_id, JobTask.stage == "scores")
+        )
+        row.status = "queued"
+    # The job is finished, so a late duplicate stops without writing...
+    assert shards.run_stage(job_id, "scores", 0, lambda c, r: shards.scores(c, r, 0)) == "stopped"
+    with session_scope() as session:
+        from backend.models import Job
+
+        session.get(Job, job_id).status = "running"
+    # ...and one that runs while the job runs upserts the same rows.
+    assert shards.run_stage(job_id, "scores", 0, lambda c, r: shards.scores(c, r, 0)) == "ran"
+    with session_scope() as session:
+        count = session.scalar(select(func.count()).where(Score.job_id == job_id))
+    with session_scope() as session:
+        session.get(Job, job_id).status = "succeeded"
+    assert count == 80  # 72 train + 8 validation rows, no duplicates
+    after = _scores(job_id)
+    assert after.keys() == before.keys()
+    for pid in before:
+        assert after[pid]["loss"] == before[pid]["loss"]

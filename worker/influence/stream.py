@@ -1,0 +1,392 @@
+"""The sharded, streaming audit: the engine's side of a LoRA audit spread over many tasks.
+
+A job is train → per-shard gradients → reduction → per-shard scores → finalize. This module holds
+the maths of each piece and nothing of Celery or the database; the caller moves the arrays between
+tasks (worker/shards.py keeps them in the artifact store). Memory per task is bounded by one shard
+and the d × d curvature, never by n:
+
+* the shards are blocks of the length-sorted training set, `shard_size` rounded up to a multiple
+  of the gradient chunk, so every chunk of pairs is the one the in-memory path would form and the
+  gradients come out bit-identical;
+* the curvature lives in a space of d dimensions: the exact parameter space when p ≤
+  `DENSE_CURVATURE_MAX`, else a seeded structured projection of k dimensions (`projection_dim`).
+  The Gauss–Newton matrix G = (1/n) Σ w_i d_i d_iᵀ is accumulated shard by shard as a dense d × d
+  float64 matrix and factorised once (Cholesky of G + λI): the solve u = (G + λI)⁻¹ g_val, the
+  self-influences g_iᵀ(G + λI)⁻¹g_i and DataInf's per-layer products follow in one more pass;
+* a job whose p is too large for a dense curvature and that asked for exact gradients holds them
+  all in the reduction ("in_memory"), as the single-task engine does: only small jobs can.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from worker.influence.config import EngineConfig
+from worker.influence.curvature import sigmoid
+from worker.influence.gradients import GradientProjector, per_pair_margin_gradients
+from worker.influence.methods import METHODS
+from worker.influence.model import Encoded, RewardModel
+from worker.influence.scores import (
+    COSINE_MIN_NORM,
+    DATAINF_DAMPING,
+    bt_loss,
+    corrected_loss,
+    length_harm,
+)
+from worker.influence.train import ShouldCancel
+
+_GLOBAL = frozenset({"oof_loss", "ensemble"})
+"""Cross-fitting trains extra models on every pair but a fold: not a per-shard computation."""
+
+DENSE_CURVATURE_MAX = 8192
+"""Largest d for which the d × d curvature is accumulated and factorised densely."""
+
+EXACT_MAX_BYTES = 1 << 30
+"""Exact gradients of all training pairs held at once above this size are projected instead."""
+
+AUTO_PROJECTION_DIM = 4096
+"""Projection used when exact gradients would not fit `EXACT_MAX_BYTES`."""
+
+STREAM_METHODS: frozenset[str] = frozenset(
+    name for name, spec in METHODS.items() if not (spec.needs_checkpoints or name in _GLOBAL)
+)
+"""Methods the sharded engine computes; the others (tracin, cross-fitting, exact Hessian) run in
+the single-task engine."""
+
+
+def unsupported(config: EngineConfig) -> str | None:
+    """Why this audit cannot run sharded (None when it can)."""
+    if config.mode != "lora":
+        return f"mode={config.mode!r} fits a head on cached features in one task"
+    if config.hessian != "gauss_newton":
+        return "hessian='exact' takes Hessian-vector products over the whole training set"
+    others = sorted(set(config.methods) - STREAM_METHODS)
+    if others:
+        return f"method(s) {', '.join(others)} need every training pair in one task"
+    return None
+
+
+@dataclass(frozen=True)
+class Space:
+    """Where gradients and curvature live. kind: 'exact' (d = p, dense curvature), 'projected'
+    (d = the projector's k), or 'in_memory' (d = p too large for a dense curvature: the reduction
+    holds every gradient, as the single-task engine does)."""
+
+    kind: str
+    projection_dim: int | None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def streaming(self) -> bool:
+        return self.kind != "in_memory"
+
+
+def choose_space(n_params: int, n_train: int, config: EngineConfig) -> Space:
+    """The space for p trainable parameters and n training pairs under `config`."""
+    if config.projection_dim is not None:
+        if config.projection_dim >= n_params:
+            return Space("exact", None)
+        return Space("projected", config.projection_dim)
+    if n_params <= DENSE_CURVATURE_MAX:
+        return Space("exact", None)
+    needed = n_train * n_params * 4
+    if needed <= EXACT_MAX_BYTES:
+        return Space("in_memory", None)
+    warning = (
+        f"exact gradients of {n_train} pairs × {n_params} parameters would need "
+        f"{needed / 2**30:.1f} GiB at once; they were projected to {AUTO_PROJECTION_DIM} "
+        "dimensions (set projection_dim to choose)"
+    )
+    return Space("projected", AUTO_PROJECTION_DIM, (warning,))
+
+
+def shard_positions(lengths: Sequence[int], shard_size: int, chunk: int) -> list[np.ndarray]:
+    """Training positions of each shard: consecutive blocks of the length-sorted order, each a
+    multiple of `chunk` pairs long (the last one shorter)."""
+    order = np.argsort(np.asarray(lengths), kind="stable")
+    size = max(chunk, math.ceil(shard_size / chunk) * chunk)
+    return [order[start : start + size] for start in range(0, len(order), size)]
+
+
+def subset(enc: Encoded, positions: Sequence[int] | np.ndarray) -> Encoded:
+    return Encoded(ids=[enc.ids[int(i)] for i in positions], pad_id=enc.pad_id)
+
+
+def shard_gradients(
+    rm: RewardModel,
+    enc: Encoded,
+    chunk: int,
+    projector: GradientProjector | None,
+    progress: Callable[[float], None] | None = None,
+    should_cancel: ShouldCancel | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(margins [n_s] float64, margin gradients [n_s, d] float32) of one shard's pairs."""
+    margins, grads = per_pair_margin_gradients(
+        rm, enc, chunk, projector=projector, progress=progress, should_cancel=should_cancel
+    )
+    return margins, grads.float().cpu().numpy()
+
+
+def validation_gradient_streamed(
+    rm: RewardModel,
+    enc: Encoded,
+    chunk: int,
+    projector: GradientProjector | None,
+    block: int = 1024,
+    should_cancel: ShouldCancel | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(validation margins [m], g_val = (1/m) Σ_v −σ(−Δ_v) d_v [d] float64) with memory bounded by
+    `block` pairs: blocks of the length-sorted order, like the training shards."""
+    margins = np.empty(len(enc), dtype=np.float64)
+    total: np.ndarray | None = None
+    for positions in shard_positions(enc.lengths(), block, chunk):
+        part_margins, grads = shard_gradients(
+            rm, subset(enc, positions), chunk, projector, should_cancel=should_cancel
+        )
+        margins[positions] = part_margins
+        scale = -sigmoid(-part_margins)
+        contribution = grads.astype(np.float64).T @ scale
+        total = contribution if total is None else total + contribution
+    assert total is not None
+    return margins, total / len(enc)
+
+
+def block_slices(blocks: Sequence[tuple[str, slice]]) -> list[slice]:
+    return [block for _, block in blocks]
+
+
+@dataclass
+class ShardStats:
+    """What the reduction needs from a shard before it reads the gradients again."""
+
+    n: int
+    block_norms: np.ndarray  # [L] Σ_i ‖c_i d_il‖² per layer block (DataInf's λ_l)
+    max_scaled_norm: float  # max_i |c_i|‖d_i‖ (the cosine's noise floor)
+
+    def as_arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "n": np.asarray(self.n),
+            "block_norms": self.block_norms,
+            "max_scaled_norm": np.asarray(self.max_scaled_norm),
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> ShardStats:
+        return cls(int(arrays["n"]), arrays["block_norms"], float(arrays["max_scaled_norm"]))
+
+
+def shard_stats(margins: np.ndarray, grads: np.ndarray, blocks: Sequence[slice]) -> ShardStats:
+    scale = -sigmoid(-margins)
+    g = grads.astype(np.float64) * scale[:, None]
+    norms = np.array([float((g[:, b] ** 2).sum()) for b in blocks])
+    row_norms = np.sqrt((g**2).sum(axis=1))
+    return ShardStats(len(margins), norms, float(row_norms.max(initial=0.0)))
+
+
+@dataclass
+class Reduction:
+    """Accumulates the curvature and DataInf's sums over shards, then solves once."""
+
+    dim: int
+    blocks: list[slice]
+    n: int
+    datainf_lambda: np.ndarray  # [L]
+    g_val: np.ndarray  # [d]
+    gauss_newton: np.ndarray = field(init=False)
+    datainf_sum: np.ndarray = field(init=False)  # Σ_j coef_j g_j per block, concatenated [d]
+
+    def __post_init__(self) -> None:
+        self.gauss_newton = np.zeros((self.dim, self.dim))
+        self.datainf_sum = np.zeros(self.dim)
+
+    @classmethod
+    def start(
+        cls, stats: Sequence[ShardStats], blocks: Sequence[slice], g_val: np.ndarray
+    ) -> Reduction:
+        n = sum(s.n for s in stats)
+        norms = np.sum([s.block_norms for s in stats], axis=0)
+        widths = np.array([b.stop - b.start for b in blocks], dtype=np.float64)
+        lam = DATAINF_DAMPING * (norms / n) / widths
+        return cls(int(g_val.shape[0]), list(blocks), n, lam, np.asarray(g_val, np.float64))
+
+    def add(self, margins: np.ndarray, grads: np.ndarray, datainf: bool) -> None:
+        """Fold one shard in: G += (1/n) Dᵀ diag(w) D; DataInf's Σ_j coef_j g_j."""
+        prob = sigmoid(margins)
+        d = grads.astype(np.float64)
+        weights = prob * (1.0 - prob) / self.n
+        self.gauss_newton += d.T @ (weights[:, None] * d)
+        if datainf:
+            g = d * (-sigmoid(-margins))[:, None]
+            for b, lam in zip(self.blocks, self.datainf_lambda, strict=True):
+                if lam <= 0:
+                    continue
+                gb = g[:, b]
+                coef = (gb @ self.g_val[b]) / (lam + (gb**2).sum(axis=1))
+                self.datainf_sum[b] += gb.T @ coef
+
+    def solve(self, damping: float) -> Solution:
+        scale = float(np.trace(self.gauss_newton)) / self.dim
+        if scale <= 0:
+            scale = 1.0
+        lam = damping * scale
+        matrix = self.gauss_newton.copy()
+        matrix[np.diag_indices_from(matrix)] += lam
+        factor = np.linalg.cholesky(matrix)
+        u = _cholesky_solve(factor, self.g_val)
+        residual = float(
+            np.linalg.norm(self.gauss_newton @ u + lam * u - self.g_val)
+            / max(float(np.linalg.norm(self.g_val)), 1e-300)
+        )
+        datainf_ihvp = np.zeros(self.dim)
+        for b, lam_l in zip(self.blocks, self.datainf_lambda, strict=True):
+            if lam_l > 0:
+                datainf_ihvp[b] = (self.g_val[b] - self.datainf_sum[b] / self.n) / lam_l
+        return Solution(
+            u=u,
+            factor=factor,
+            g_val=self.g_val,
+            datainf_ihvp=datainf_ihvp,
+            n=self.n,
+            metrics={
+                "solver": "cholesky",
+                "hessian": "gauss_newton",
+                "damping_relative": damping,
+                "damping_absolute": lam,
+                "curvature_scale": scale,
+                "cg_iterations": 0,
+                "relative_residual": residual,
+                "negative_curvature": False,
+                "dimension": self.dim,
+            },
+        )
+
+
+def _cholesky_solve(factor: np.ndarray, b: np.ndarray) -> np.ndarray:
+    from scipy.linalg import solve_triangular
+
+    y = solve_triangular(factor, b, lower=True)
+    return np.asarray(solve_triangular(factor.T, y, lower=False))
+
+
+@dataclass
+class Solution:
+    """The reduction's output, all a scoring shard needs besides its own gradients."""
+
+    u: np.ndarray  # (G + λI)⁻¹ g_val [d]
+    factor: np.ndarray  # lower Cholesky factor of G + λI [d, d]
+    g_val: np.ndarray  # [d]
+    datainf_ihvp: np.ndarray  # per-layer DataInf H_l⁻¹ g_val,l, concatenated [d]
+    n: int
+    metrics: dict
+
+    def as_arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "u": self.u,
+            "factor": self.factor,
+            "g_val": self.g_val,
+            "datainf_ihvp": self.datainf_ihvp,
+            "n": np.asarray(self.n),
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], metrics: dict) -> Solution:
+        return cls(
+            arrays["u"],
+            arrays["factor"],
+            arrays["g_val"],
+            arrays["datainf_ihvp"],
+            int(arrays["n"]),
+            metrics,
+        )
+
+
+def score_shard(
+    margins: np.ndarray,
+    grads: np.ndarray,
+    solution: Solution | None,
+    methods: Sequence[str],
+    max_scaled_norm: float,
+) -> dict[str, np.ndarray]:
+    """The per-pair columns of one shard that need nothing global but the solution.
+
+    Same formulas as worker/influence/scores.py (e_i = (1/n) c_i d_iᵀu, the self-influence
+    c_i² d_iᵀ(G + λI)⁻¹d_i, ...); corrected_loss and the length direction are global, see
+    `finalize_columns`.
+    """
+    loss = bt_loss(margins)
+    out: dict[str, np.ndarray] = {"loss": loss, "margin": margins.copy(), "harm_loss": loss}
+    if solution is None:
+        return out
+    scale = -sigmoid(-margins)
+    d = grads.astype(np.float64)
+    if "gradient_similarity" in methods:
+        dot = scale * (d @ solution.g_val)
+        norms = np.abs(scale) * np.sqrt((d**2).sum(axis=1))
+        cosine = dot / np.maximum(norms * np.linalg.norm(solution.g_val), 1e-300)
+        cosine[norms <= COSINE_MIN_NORM * max_scaled_norm] = 0.0
+        out["harm_gradient_similarity"] = -dot
+        out["harm_gradient_cosine"] = -cosine
+    if "influence" in methods:
+        effect = scale * (d @ solution.u) / solution.n
+        out["removal_effect_influence"] = effect
+        out["harm_influence"] = -effect
+    if "self_influence" in methods or "corrected_loss" in methods:
+        from scipy.linalg import solve_triangular
+
+        whitened = solve_triangular(solution.factor, d.T, lower=True)
+        out["harm_self_influence"] = scale**2 * (whitened**2).sum(axis=0)
+    if "datainf" in methods:
+        effect = scale * (d @ solution.datainf_ihvp) / solution.n
+        out["removal_effect_datainf"] = effect
+        out["harm_datainf"] = -effect
+    return out
+
+
+def finalize_columns(
+    columns: dict[str, np.ndarray],
+    methods: Sequence[str],
+    default_method: str,
+    length_diff: np.ndarray | None,
+    val_length_diff: np.ndarray | None,
+    harm_column: Callable[[str], str],
+) -> tuple[dict[str, np.ndarray], dict]:
+    """The global columns from the gathered per-pair ones: the length heuristic (direction from
+    validation), corrected_loss (standardised over all pairs) and `harm`, the default method's.
+    Returns (new or changed columns, metrics)."""
+    out: dict[str, np.ndarray] = {}
+    metrics: dict = {}
+    if "length" in methods:
+        if length_diff is None or val_length_diff is None:
+            raise ValueError("the length method needs the pairs' length differences")
+        out["harm_length"], metrics["length_direction"] = length_harm(length_diff, val_length_diff)
+    if "corrected_loss" in methods:
+        out["harm_corrected_loss"] = corrected_loss(columns["loss"], columns["harm_self_influence"])
+    available = {**columns, **out}
+    computed = [m for m in methods if harm_column(m) in available]
+    chosen = default_method if default_method in computed else computed[0]
+    out["harm"] = np.asarray(available[harm_column(chosen)], dtype=np.float64)
+    metrics["default_method"] = chosen
+    return out, metrics
+
+
+__all__ = [
+    "AUTO_PROJECTION_DIM",
+    "DENSE_CURVATURE_MAX",
+    "STREAM_METHODS",
+    "Reduction",
+    "ShardStats",
+    "Solution",
+    "Space",
+    "choose_space",
+    "finalize_columns",
+    "score_shard",
+    "shard_gradients",
+    "shard_positions",
+    "shard_stats",
+    "unsupported",
+    "validation_gradient_streamed",
+]
