@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -15,6 +15,7 @@ from pydantic import (
     SerializerFunctionWrapHandler,
     Tag,
     ValidationInfo,
+    computed_field,
     create_model,
     field_validator,
     model_serializer,
@@ -414,6 +415,23 @@ class JobPublic(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    resumes: int = Field(
+        0, description="Times the reaper re-dispatched the job after its tasks were lost."
+    )
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="Seconds left, extrapolated from the elapsed time and progress (running jobs "
+        "past 2% only; the progress of a sharded job is aggregated over its tasks)."
+    )
+    @property
+    def eta_seconds(self) -> float | None:
+        if self.status != "running" or self.started_at is None or self.progress < 0.02:
+            return None
+        started = self.started_at
+        if started.tzinfo is None:
+            started = started.replace(tzinfo=UTC)
+        elapsed = (datetime.now(UTC) - started).total_seconds()
+        return round(max(0.0, elapsed * (1.0 - self.progress) / self.progress), 1)
 
     @field_validator("metrics", mode="before")
     @classmethod

@@ -336,10 +336,53 @@ def epoch_ratio(args: argparse.Namespace) -> None:
     )
 
 
+def audit(args: argparse.Namespace) -> None:
+    """One audit through the API: time, stage spans and worker peak RSS (README figures)."""
+    session = Session()
+    dataset_id = session.dataset(args.pairs)
+    body: dict[str, Any] = {
+        "model": args.model,
+        "mode": args.mode,
+        "shard_size": args.shard_size,
+        "epochs": args.epochs,
+        "max_length": args.max_length,
+        "seed": 0,
+    }
+    if args.projection_dim:
+        body["projection_dim"] = args.projection_dim
+    run = session.audit(args.workers, dataset_id, body, args.timeout)
+    from backend.db import session_scope
+    from backend.models import Job
+
+    with session_scope() as db:
+        metrics = db.get(Job, run["job_id"]).metrics or {}
+    run["gradient_space"] = metrics.get("gradient_space", "single task")
+    run["val_accuracy"] = metrics.get("val_accuracy")
+    what = f"{args.model} {args.mode}" + (
+        f" (projection {args.projection_dim})" if args.projection_dim else ""
+    )
+    _save(
+        f"audit-{args.model}-{args.mode}-{args.pairs}",
+        {**run, "body": body},
+        f"- {what} audit of {args.pairs:,} pairs through the API on {args.workers} worker(s), "
+        f"{args.epochs} epoch(s), max_length {args.max_length}: **{run['wall_seconds'] / 60:.1f} "
+        f"min**, worker peak RSS {max(run['worker_peak_rss_mb']):.0f} MB, gradient space "
+        f"{run['gradient_space']}, spans "
+        + ", ".join(f"{k} {v:.0f} s" for k, v in run["spans"].items())
+        + f" ({time.strftime('%F')})",
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, func in (("scale-out", scale_out), ("memory", memory), ("epoch-ratio", epoch_ratio)):
+    commands = (
+        ("scale-out", scale_out),
+        ("memory", memory),
+        ("epoch-ratio", epoch_ratio),
+        ("audit", audit),
+    )
+    for name, func in commands:
         command = sub.add_parser(name)
         command.set_defaults(func=func)
         command.add_argument("--model", default="tiny")
@@ -349,6 +392,9 @@ def main() -> None:
         command.add_argument("--pairs", type=int, default=2000)
         command.add_argument("--projection-dim", type=int, default=0)
         command.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+        command.add_argument("--mode", default="lora")
+        command.add_argument("--epochs", type=int, default=1)
+        command.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     args.func(args)
 

@@ -20,6 +20,11 @@ import fsspec
 import numpy as np
 
 
+def dataset_prefix(dataset_id: int) -> str:
+    """Every artifact of a dataset's jobs lives under this key (deleted with the dataset)."""
+    return f"dataset-{dataset_id}"
+
+
 def config_hash(payload: dict[str, Any]) -> str:
     """Stable short hash of a JSON-serialisable configuration."""
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)

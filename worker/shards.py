@@ -46,7 +46,7 @@ from backend.db import get_sessionmaker
 from backend.job_states import CANCELLED, FAILED, FINISHED, QUEUED, RUNNING, SUCCEEDED
 from backend.models import Job, JobTask, Pair, Score, utcnow
 from backend.settings import get_settings
-from worker.artifacts import ArtifactStore, config_hash
+from worker.artifacts import ArtifactStore, config_hash, dataset_prefix
 from worker.influence.config import EngineConfig
 from worker.influence.data import split_validation
 
@@ -155,7 +155,7 @@ def load_context(factory: Callable[[], Session], job_id: int) -> JobContext:
             "val_dataset_id": options.val_dataset_id,
             "engine": dataclasses.asdict(config),
         }
-        prefix = f"dataset-{job.dataset_id}/{config_hash(recipe)}"
+        prefix = f"{dataset_prefix(job.dataset_id)}/{config_hash(recipe)}"
         return JobContext(job_id, job.dataset_id, options, config, prefix)
 
 

@@ -67,12 +67,16 @@ def read_dataset(dataset: DatasetDep) -> DatasetPublic:
 
 
 @router.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_dataset(dataset: DatasetDep, session: SessionDep) -> None:
-    """Delete a dataset with its pairs, jobs, scores, flags and stored original."""
+def delete_dataset(dataset: DatasetDep, session: SessionDep, settings: SettingsDep) -> None:
+    """Delete a dataset with its pairs, jobs, scores, flags, stored original and job artifacts."""
+    from worker.artifacts import ArtifactStore, dataset_prefix
+
     folder = Path(dataset.original_path).parent
+    prefix = dataset_prefix(dataset.id)
     session.delete(dataset)
     session.commit()
     shutil.rmtree(folder, ignore_errors=True)
+    ArtifactStore(settings.artifact_root).delete(prefix)
 
 
 @router.get("/{dataset_id}/pairs", response_model=PairsPage)

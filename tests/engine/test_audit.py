@@ -266,3 +266,30 @@ def test_self_influence_sketches_when_too_large_to_factor(
     exact = result.scores["harm_self_influence"]
     assert np.corrcoef(scores["harm_self_influence"], exact)[0, 1] > 0.9
     assert ranks(scores["harm_self_influence"])[flips].max() < 8
+
+
+def test_checkpointing_and_bf16_training_on_the_cpu() -> None:
+    """The GPU memory savers, exercised on the CPU: checkpointing recomputes activations and
+    must train the same model; bf16 autocast trains a close one."""
+    import torch
+
+    from worker.influence.config import EngineConfig
+    from worker.influence.model import RewardModel, add_lora, encode, load_backbone
+    from worker.influence.train import evaluate_margins, train_reward_model
+
+    pairs = [Pair(f"q{i}", "a long helpful answer " * (i % 5 + 1), f"no {i}") for i in range(24)]
+    margins = {}
+    for name, options in {
+        "plain": {},
+        "checkpointing": {"gradient_checkpointing": True},
+        "bf16": {"precision": "bf16"},
+    }.items():
+        config = EngineConfig(model="tiny", epochs=2, batch_size=8, device="cpu", **options)
+        backbone, tokenizer = load_backbone(config)
+        rm = RewardModel(add_lora(backbone, config), torch.device("cpu"))
+        enc = encode(tokenizer, pairs, 32)
+        train_reward_model(rm, enc, enc, config)
+        margins[name] = evaluate_margins(rm, enc)
+    np.testing.assert_allclose(margins["checkpointing"], margins["plain"], rtol=1e-4, atol=1e-5)
+    assert not np.allclose(margins["bf16"], margins["plain"], atol=1e-7)  # it did run in bf16
+    np.testing.assert_allclose(margins["bf16"], margins["plain"], atol=0.05)

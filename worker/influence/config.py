@@ -29,6 +29,7 @@ Mode = Literal["lora", "head", "pretrained"]
 Hessian = Literal["gauss_newton", "exact"]
 Solver = Literal["auto", "cg", "woodbury"]
 Device = Literal["auto", "cpu", "cuda"]
+Precision = Literal["auto", "fp32", "bf16"]
 MODES: tuple[str, ...] = get_args(Mode)
 HESSIANS: tuple[str, ...] = get_args(Hessian)
 SOLVERS: tuple[str, ...] = get_args(Solver)
@@ -227,6 +228,21 @@ class EngineConfig:
             "with it as model=<that directory>, mode='pretrained'."
         ),
     )
+    precision: Precision = field(
+        default="auto",
+        metadata=_help(
+            "Training arithmetic: 'fp32', 'bf16' (autocast of the forward passes; weights, "
+            "optimiser and every score stay fp32) or 'auto' (bf16 on a CUDA GPU that supports "
+            "it, fp32 elsewhere). Per-pair gradients and curvature are always fp32/fp64."
+        ),
+    )
+    gradient_checkpointing: bool = field(
+        default=False,
+        metadata=_help(
+            "Recompute the backbone's activations in the backward pass instead of storing them "
+            "while training: less GPU memory for long sequences and large backbones, slower."
+        ),
+    )
     device: Device = field(
         default="auto",
         metadata=_help("'auto' (CUDA when available, else CPU), 'cpu' or 'cuda'."),
@@ -258,6 +274,7 @@ class EngineConfig:
         _choice("hessian", self.hessian, HESSIANS)
         _choice("solver", self.solver, SOLVERS)
         _choice("device", self.device, DEVICES)
+        _choice("precision", self.precision, get_args(Precision))
         _choice("head_features", self.head_features, HEAD_FEATURES)
         if self.head_length_weight < 0:
             raise ValueError(

@@ -39,6 +39,30 @@ def block_budget(blocks: list[tuple[str, slice]], k: int) -> list[int]:
     return [max(1, min(b.stop - b.start, round(k * (b.stop - b.start) / total))) for _, b in blocks]
 
 
+def kronecker_budget(blocks: list[tuple[str, slice]], k: int) -> list[int]:
+    """The Kronecker projector's budget: the smallest blocks are kept exact while together they
+    take at most k/4 coordinates, the rest of k is shared in proportion to size.
+
+    Small blocks are usually the scalar head, which holds most of the gradient's energy in a
+    reward model (a LoRA factor's gradient is scaled by the other factor); a size-proportional
+    share would sketch it down to a handful of coordinates and dominate the sketch's error.
+    """
+    sizes = [b.stop - b.start for _, b in blocks]
+    exact: set[int] = set()
+    used = 0
+    for index in sorted(range(len(sizes)), key=lambda i: sizes[i]):
+        if used + sizes[index] > k // 4:
+            break
+        exact.add(index)
+        used += sizes[index]
+    rest = sum(size for i, size in enumerate(sizes) if i not in exact)
+    left = max(1, k - used)
+    return [
+        size if i in exact else max(1, min(size, round(left * size / max(rest, 1))))
+        for i, size in enumerate(sizes)
+    ]
+
+
 def dense_memory_bytes(blocks: list[tuple[str, slice]], k: int) -> int:
     """Bytes the dense block-diagonal fp32 Gaussian sketch would store: Σ_l p_l k_l · 4."""
     return sum(
@@ -166,7 +190,7 @@ class KroneckerProjector:
         self.parameters: list[ParameterSketch] = []
         self.out_blocks: list[tuple[str, slice]] = []
         position = 0
-        for (block_name, block), k_l in zip(blocks, block_budget(blocks, k), strict=True):
+        for (block_name, block), k_l in zip(blocks, kronecker_budget(blocks, k), strict=True):
             members = [j for j in range(len(names)) if block.start <= offsets[j] < block.stop]
             block_start = position
             for j, k_j in zip(members, _split(k_l, [numels[j] for j in members]), strict=True):

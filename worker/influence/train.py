@@ -9,6 +9,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -88,6 +89,9 @@ def train_reward_model(
     validation loss/accuracy are measured in eval mode after each epoch.
     """
     params = list(rm.params.values())
+    autocast = training_autocast(config.precision, rm.device)
+    if config.gradient_checkpointing:
+        enable_checkpointing(rm)
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)
     n = len(train)
@@ -102,7 +106,8 @@ def train_reward_model(
         for step in range(steps_per_epoch):
             index = order[step * config.batch_size : (step + 1) * config.batch_size]
             ids, mask = train.batch(index, rm.device)
-            margins = rm.margins(rm.params, ids, mask)
+            with autocast:
+                margins = rm.margins(rm.params, ids, mask).float()
             loss = bt_loss(margins).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -145,4 +150,39 @@ def train_reward_model(
                 f"epoch {epoch + 1}: val accuracy {val_stats['accuracy']:.3f}",
             )
     rm.module.eval()
+    if config.gradient_checkpointing:
+        disable_checkpointing(rm)
     return result
+
+
+def training_autocast(precision: str, device: torch.device) -> Any:
+    """The autocast context of the training forwards: bf16 when asked (or 'auto' on a CUDA GPU
+    with bf16 support), else a no-op. Parameters and optimiser state stay fp32."""
+    import contextlib
+
+    use_bf16 = precision == "bf16" or (
+        precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()
+    )
+    if not use_bf16:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def _base(rm: RewardModel) -> Any:
+    module: Any = rm.module
+    return module.get_base_model() if hasattr(module, "get_base_model") else module
+
+
+def enable_checkpointing(rm: RewardModel) -> None:
+    """Activation checkpointing of the transformers backbone (non-reentrant, as PEFT needs)."""
+    base = _base(rm)
+    if not getattr(base, "supports_gradient_checkpointing", False):
+        raise ValueError(
+            f"{type(base).__name__} does not support gradient checkpointing; "
+            "set gradient_checkpointing=False"
+        )
+    base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
+def disable_checkpointing(rm: RewardModel) -> None:
+    _base(rm).gradient_checkpointing_disable()

@@ -64,7 +64,7 @@ export interface paths {
         post?: never;
         /**
          * Delete Dataset
-         * @description Delete a dataset with its pairs, jobs, scores, flags and stored original.
+         * @description Delete a dataset with its pairs, jobs, scores, flags, stored original and job artifacts.
          */
         delete: operations["datasets-delete_dataset"];
         options?: never;
@@ -434,6 +434,12 @@ export interface components {
              */
             epochs?: number;
             /**
+             * Gradient Checkpointing
+             * @description Recompute the backbone's activations in the backward pass instead of storing them while training: less GPU memory for long sequences and large backbones, slower.
+             * @default false
+             */
+            gradient_checkpointing?: boolean;
+            /**
              * Gradient Chunk
              * @description Pairs per vectorised per-pair-gradient chunk; bounds peak memory. None: 32 on CUDA, 8 on the CPU (on a 2-core CPU chunks of 4–8 pairs ran 1.1–1.2× faster than a batch-size-1 loop, chunks of 32 at 0.6×: larger chunks fall out of cache).
              */
@@ -526,6 +532,13 @@ export interface components {
              * @default minilm
              */
             model?: string;
+            /**
+             * Precision
+             * @description Training arithmetic: 'fp32', 'bf16' (autocast of the forward passes; weights, optimiser and every score stay fp32) or 'auto' (bf16 on a CUDA GPU that supports it, fp32 elsewhere). Per-pair gradients and curvature are always fp32/fp64.
+             * @default auto
+             * @enum {string}
+             */
+            precision?: "auto" | "fp32" | "bf16";
             /**
              * Projection Dim
              * @description Project per-pair gradients to about this many dimensions with a seeded structured (per-layer Kronecker) projection, so the curvature is a k×k matrix accumulated shard by shard and memory stays bounded at any number of pairs and parameters. None keeps the gradients exact: the curvature is then p×p when p ≤ 8192 (still streamed), else every exact gradient is held at once, which only small jobs can afford; such a job that would need more than 1 GiB is projected to 4096 dimensions instead, with a warning.
@@ -791,6 +804,11 @@ export interface components {
             dataset_id: number;
             /** Error */
             error: string | null;
+            /**
+             * Eta Seconds
+             * @description Seconds left, extrapolated from the elapsed time and progress (running jobs past 2% only; the progress of a sharded job is aggregated over its tasks).
+             */
+            readonly eta_seconds: number | null;
             /** Finished At */
             finished_at: string | null;
             /** Id */
@@ -801,6 +819,12 @@ export interface components {
             metrics: (components["schemas"]["AuditMetrics"] | components["schemas"]["VerifyMetrics"]) | null;
             /** Progress */
             progress: number;
+            /**
+             * Resumes
+             * @description Times the reaper re-dispatched the job after its tasks were lost.
+             * @default 0
+             */
+            resumes?: number;
             /** Stage */
             stage: string | null;
             /** Started At */

@@ -14,6 +14,8 @@ export function makeJob(overrides: Partial<Schemas["JobPublic"]> = {}): Schemas[
     created_at: "2026-11-22T10:00:00Z",
     started_at: null,
     finished_at: null,
+    resumes: 0,
+    eta_seconds: null,
     ...overrides,
   };
 }

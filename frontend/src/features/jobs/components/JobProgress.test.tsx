@@ -2,7 +2,7 @@ import { render, screen } from "@testing-library/react";
 import { describe, expect, it } from "vitest";
 import { auditMetrics, makeJob } from "../../../test/fixtures";
 import { mockApi, renderWithClient } from "../../../test/utils";
-import { JobProgress } from "./JobProgress";
+import { JobProgress, formatEta } from "./JobProgress";
 import { JobStatus } from "./JobStatus";
 
 describe("JobProgress", () => {
@@ -13,6 +13,16 @@ describe("JobProgress", () => {
     const bar = screen.getByRole("progressbar", { name: "Job 1 progress" });
     expect(bar).toHaveAttribute("aria-valuenow", "42");
     expect(screen.getByText("42%")).toBeInTheDocument();
+  });
+
+  it("shows the estimated time left of a running job", () => {
+    render(<JobProgress job={makeJob({ status: "running", progress: 0.5, eta_seconds: 185 })} />);
+    expect(screen.getByText(/50% · about 3 min left/)).toBeInTheDocument();
+  });
+
+  it("rounds an ETA as an estimate", () => {
+    expect(formatEta(12)).toBe("about 10 s");
+    expect(formatEta(3 * 3600 + 7 * 60)).toBe("about 3 h 7 min");
   });
 
   it("says a queued job waits for a worker", () => {

@@ -11,6 +11,14 @@ const STATUS_LABEL: Record<Job["status"], string> = {
   cancelled: "Cancelled",
 };
 
+/** "about 3 min", "about 40 s", "about 2 h 5 min": an ETA is an estimate, rounded as one. */
+export function formatEta(seconds: number): string {
+  if (seconds < 60) return `about ${Math.max(5, Math.round(seconds / 5) * 5)} s`;
+  const minutes = Math.round(seconds / 60);
+  if (minutes < 60) return `about ${minutes} min`;
+  return `about ${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+}
+
 /** A job's live state: status, stage, progress; the error if it failed; metrics once done. */
 export function JobProgress({ job, showMetrics = true }: { job: Job; showMetrics?: boolean }) {
   const percent = Math.round(Math.min(1, Math.max(0, job.progress)) * 100);
@@ -21,7 +29,9 @@ export function JobProgress({ job, showMetrics = true }: { job: Job; showMetrics
         <span className="stage">
           {job.stage ? <>Stage: {humanize(job.stage)}</> : job.status === "queued" && "Waiting for a worker…"}
         </span>
-        <span className="num">{percent}%</span>
+        <span className="num">
+          {percent}%{job.eta_seconds != null && <> · {formatEta(job.eta_seconds)} left</>}
+        </span>
       </div>
       <div
         className="progress"
