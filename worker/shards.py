@@ -989,7 +989,8 @@ def finalize(context: JobContext, run: TaskRun) -> None:
             trust=trust,
             method_benchmark=method_benchmark(config.mode, n_train),
             mislabelled=mislabelled_estimate(margins, harm, source="in_sample"),
-            task_seconds=seconds,
+            # Seconds per stage summed over its tasks (the single-task engine's stage names).
+            seconds={STAGE_LABELS.get(k, k): round(v, 3) for k, v in seconds.items()},
             peak_memory_mb={"cpu_rss_mb": peak},
             artifacts=context.prefix,
             validation_source=(

@@ -97,10 +97,13 @@ CHI2_95 = 3.841458820694124
 def profile_likelihood(margins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For every ρ in RATES: max over T of Σ log[(1 − ρ) σ(TΔ_i) + ρ σ(−TΔ_i)], and that T."""
     m = np.asarray(margins, dtype=np.float64)
-    t = np.asarray(TEMPERATURES)[:, None, None]
-    rho = RATES[None, :, None]
-    right = sigmoid(t * m[None, None, :])
-    loglik = np.log((1 - rho) * right + rho * (1 - right) + 1e-300).sum(axis=-1)  # [T, ρ]
+    rho = RATES[:, None]
+    # One temperature at a time: memory |RATES| × n, not |TEMPERATURES| × |RATES| × n (gigabytes
+    # at 10⁵ pairs).
+    loglik = np.empty((len(TEMPERATURES), len(RATES)))  # [T, ρ]
+    for k, temperature in enumerate(TEMPERATURES):
+        right = sigmoid(temperature * m)[None, :]
+        loglik[k] = np.log((1 - rho) * right + rho * (1 - right) + 1e-300).sum(axis=-1)
     best = loglik.argmax(axis=0)
     return loglik.max(axis=0), np.asarray(TEMPERATURES)[best]
 
