@@ -286,6 +286,12 @@ def test_redis_restarting_empty_mid_job_strands_nothing(client, owner, dataset) 
             "id"
         ]
         wait_for_running(job_id, "train", progress=0.3)
+        # Behind it, a job whose entry message waits in Redis (the one worker is busy): it is
+        # lost with Redis's data and must be sent again from the database.
+        waiting = http.post(
+            f"{API}/datasets/{dataset['id']}/jobs", headers=owner, json={**body, "seed": 32}
+        ).json()["id"]
+        assert http.get(f"{API}/jobs/{waiting}", headers=owner).json()["status"] == "queued"
         broker.kill()
         broker.wait()
         time.sleep(3)
@@ -298,6 +304,9 @@ def test_redis_restarting_empty_mid_job_strands_nothing(client, owner, dataset) 
             job = wait_for_job(http, owner, retry.json()["id"], timeout=600)
         assert job["status"] == "succeeded", job["error"]
         assert score_rows(job["id"]) == (job["metrics"]["n_train"],) * 2
+        queued = wait_for_job(http, owner, waiting, timeout=600)
+        assert queued["status"] == "succeeded", queued["error"]
+        assert score_rows(waiting) == (queued["metrics"]["n_train"],) * 2
     finally:
         for process in (api, worker):
             stop(process)
