@@ -173,3 +173,47 @@ def test_a_stage_that_runs_twice_writes_one_row_per_pair(client, make_user) -> N
     assert after.keys() == before.keys()
     for pid in before:
         assert after[pid]["loss"] == before[pid]["loss"]
+
+
+def test_exact_gradients_too_many_for_a_dense_curvature_are_scored_in_memory(
+    client, make_user
+) -> None:
+    """p > 8192 (LoRA rank 64 on the tiny model) without a projection: the reduction holds every
+    exact gradient and scores them as the single-task engine does, with the same result."""
+    user = make_user()
+    dataset = _dataset(client, user["headers"], 100)
+    options = {"model": "tiny", "lora_r": 64, "shard_size": 32, "solver": "woodbury"}
+    job_id = _job(dataset["id"], _user_id(user["username"]), options)
+    run_inline(job_id)
+    job = client.get(f"{API}/jobs/{job_id}", headers=user["headers"]).json()
+    assert job["status"] == "succeeded", job["error"]
+    assert job["metrics"]["gradient_space"] == "in_memory"
+    assert job["metrics"]["n_trainable_params"] > 8192
+    train_ids, reference = _reference(dataset["id"], options)
+    sharded = _scores(job_id)
+    for column, expected in reference.scores.items():
+        got = np.array([sharded[pid][column] for pid in train_ids], dtype=np.float64)
+        scale = max(1.0, float(np.abs(expected).max()))
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6 * scale, err_msg=column)
+
+
+def test_projected_audit_runs_in_bounded_dimensions(client, make_user) -> None:
+    user = make_user()
+    dataset = _dataset(client, user["headers"], 100)
+    options = {"model": "tiny", "projection_dim": 512, "shard_size": 32}
+    job_id = _job(dataset["id"], _user_id(user["username"]), options)
+    run_inline(job_id)
+    job = client.get(f"{API}/jobs/{job_id}", headers=user["headers"]).json()
+    assert job["status"] == "succeeded", job["error"]
+    metrics = job["metrics"]
+    assert metrics["gradient_space"] == "projected"
+    projection = metrics["projection"]
+    # About k: the head is kept whole and each factor split rounds its share.
+    assert projection["kind"] == "kronecker" and 256 <= projection["dim"] <= 1.1 * 512
+    assert projection["memory_bytes"] < projection["dense_memory_bytes"]
+    assert metrics["influence"]["dimension"] == projection["dim"]
+    scores = _scores(job_id)
+    assert len(scores) == 90
+    assert all(
+        np.isfinite(s["harm_influence"]) and s["harm_self_influence"] > 0 for s in scores.values()
+    )

@@ -785,7 +785,7 @@ def reduce(context: JobContext, run: TaskRun) -> None:
     rm, _ = _model(context, trained=False)
     space = _space(context, rm.n_params, len(plan["train_ids"]))
     blocks = _blocks(rm, _projector(context, rm, space))
-    reduction = Reduction.start(stats, blocks, val["g_val"])
+    reduction = Reduction.start(stats, blocks, val["g_val"], n_params=rm.n_params)
     for k, key in enumerate(keys):
         shard = store.get_arrays(key)
         reduction.add(shard["margins"], shard["grads"], "datainf" in needs)
