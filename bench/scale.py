@@ -80,7 +80,7 @@ def hh_jsonl(n: int) -> bytes:
 class Workers:
     """`count` worker processes; peak RSS of each (process tree) sampled in a thread."""
 
-    def __init__(self, count: int, env: dict[str, str]) -> None:
+    def __init__(self, count: int, env: dict[str, str], threads: int = 1) -> None:
         import psutil
 
         self.processes = [
@@ -228,8 +228,10 @@ class Session:
         print(f"  uploaded {n} pairs in {time.perf_counter() - started:.0f} s", flush=True)
         return int(response.json()["id"])
 
-    def audit(self, n_workers: int, dataset_id: int, body: dict, timeout: float) -> dict:
-        workers = Workers(n_workers, self.env)
+    def audit(
+        self, n_workers: int, dataset_id: int, body: dict, timeout: float, threads: int = 1
+    ) -> dict:
+        workers = Workers(n_workers, self.env, threads)
         try:
             workers.wait_ready()
             started = time.perf_counter()
@@ -350,7 +352,8 @@ def audit(args: argparse.Namespace) -> None:
     }
     if args.projection_dim:
         body["projection_dim"] = args.projection_dim
-    run = session.audit(args.workers, dataset_id, body, args.timeout)
+    run = session.audit(args.workers, dataset_id, body, args.timeout, args.torch_threads)
+    run["torch_threads"] = args.torch_threads
     from backend.db import session_scope
     from backend.models import Job
 
@@ -364,7 +367,8 @@ def audit(args: argparse.Namespace) -> None:
     _save(
         f"audit-{args.model}-{args.mode}-{args.pairs}",
         {**run, "body": body},
-        f"- {what} audit of {args.pairs:,} pairs through the API on {args.workers} worker(s), "
+        f"- {what} audit of {args.pairs:,} pairs through the API on {args.workers} worker(s) "
+        f"of {args.torch_threads} torch thread(s), "
         f"{args.epochs} epoch(s), max_length {args.max_length}: **{run['wall_seconds'] / 60:.1f} "
         f"min**, worker peak RSS {max(run['worker_peak_rss_mb']):.0f} MB, gradient space "
         f"{run['gradient_space']}, spans "
@@ -395,6 +399,7 @@ def main() -> None:
         command.add_argument("--mode", default="lora")
         command.add_argument("--epochs", type=int, default=1)
         command.add_argument("--workers", type=int, default=2)
+        command.add_argument("--torch-threads", type=int, default=1)
     args = parser.parse_args()
     args.func(args)
 
