@@ -157,7 +157,8 @@ def test_sigkilled_workers_never_strand_a_job(client, owner, dataset, workers, r
     clean_seconds = time.monotonic() - started
     assert job["status"] == "succeeded", job["error"]
     n_train = job["metrics"]["n_train"]
-    assert job["metrics"]["shards"] == 4 and job["metrics"]["workers"] == 2
+    # Both workers took part (a worker's prefork child may be replaced: processes, not workers).
+    assert job["metrics"]["shards"] == 4 and job["metrics"]["worker_processes"] >= 2
     assert score_rows(clean) == (n_train, n_train)
 
     outcomes = []

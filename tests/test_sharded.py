@@ -153,7 +153,9 @@ def test_a_stage_that_runs_twice_writes_one_row_per_pair(client, make_user) -> N
     with session_scope() as session:
         # Forget that scores shard 0 ran: a redelivery does it again.
         row = session.scalar(
-            select(JobTask).where(JobTask.job_id == job_id, JobTask.stage == "scores")
+            select(JobTask).where(
+                JobTask.job_id == job_id, JobTask.stage == "scores", JobTask.shard == 0
+            )
         )
         row.status = "queued"
     # The job is finished, so a late duplicate stops without writing...

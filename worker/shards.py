@@ -981,7 +981,7 @@ def finalize(context: JobContext, run: TaskRun) -> None:
             gradient_space=meta["space"],
             projection=meta["projection"],
             shards=meta["shards"],
-            workers=len({(r.owner or "").rsplit(":", 1)[0] for r in rows}),
+            worker_processes=len({(r.owner or "").rsplit(":", 1)[0] for r in rows}),
             val_accuracy=float((val_margins > 0).mean()),
             val_loss=float(val_loss.mean()),
             train_accuracy=float((margins > 0).mean()),

@@ -99,8 +99,8 @@ def reap_once(
     counts = {"requeued": 0, "resumed": 0, "failed": 0}
     try:
         lost = broker_lost_data(settings)
-    except Exception:
-        log.warning("the broker is unreachable; the reaper waits for it", exc_info=True)
+    except Exception as exc:
+        log.warning("the broker is unreachable (%s); the reaper waits for it", exc)
         return counts
     now = utcnow()
     stale = timedelta(seconds=settings.stale_seconds)
