@@ -33,7 +33,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -43,8 +43,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from backend.db import get_sessionmaker
-from backend.job_states import CANCELLED, FAILED, FINISHED, QUEUED, RUNNING, SUCCEEDED
-from backend.models import Job, JobTask, Pair, Score, utcnow
+from backend.job_states import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED
+from backend.models import Job, JobTask, Pair, Score, as_utc, utcnow
 from backend.settings import get_settings
 from worker.artifacts import ArtifactStore, config_hash, dataset_prefix
 from worker.influence.config import EngineConfig
@@ -99,13 +99,6 @@ def _owner_alive(owner: str | None) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def aware(moment: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; every time stored here is UTC."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
 
 
 def peak_rss_mb() -> float:
@@ -243,7 +236,7 @@ class TaskRun:
                 return "stop"
             now = utcnow()
             cutoff = now - timedelta(seconds=self.settings.stale_seconds)
-            beat = aware(row.heartbeat_at)
+            beat = as_utc(row.heartbeat_at)
             live = row.status == RUNNING and beat is not None and beat > cutoff
             if live and self._alive(row.owner):
                 return "busy"
@@ -460,19 +453,6 @@ def dispatch(
         session.commit()
     flow.apply_async()
     return ids[("train", 0)]
-
-
-def running_task_ids(session: Session, job_id: int) -> list[str]:
-    """Celery ids of the job's unfinished tasks (for revocation on cancel)."""
-    return [
-        cid
-        for cid in session.scalars(
-            select(JobTask.celery_id).where(
-                JobTask.job_id == job_id, JobTask.status.not_in(FINISHED)
-            )
-        )
-        if cid
-    ]
 
 
 # --------------------------------------------------------------------------------------------
@@ -699,6 +679,8 @@ def gradients(context: JobContext, run: TaskRun, shard: int) -> None:
     meta = store.get_json(context.key("train.json"))
     rm, tokenizer = _model(context, trained=True)
     space = _space(context, rm.n_params, len(plan["train_ids"]))
+    if meta.get("space") != space.kind:
+        raise RuntimeError("the shard's gradient space differs from the training task's")
     projector = _projector(context, rm, space)
     pair_ids = plan["train_ids"][positions]
     with run.factory() as session:
@@ -714,8 +696,6 @@ def gradients(context: JobContext, run: TaskRun, shard: int) -> None:
     )
     stats = shard_stats(margins, grads, _blocks(rm, projector))
     store.put_arrays(key, {"margins": margins, "grads": grads, **stats.as_arrays()})
-    if meta.get("space") != space.kind:
-        raise RuntimeError("the shard's gradient space differs from the training task's")
 
 
 def await_stage(run: TaskRun, stage: str, count: int, timeout: float | None = None) -> None:
@@ -1006,7 +986,7 @@ def finalize(context: JobContext, run: TaskRun) -> None:
             metrics["influence"] = solution_meta["solve"]
         if "val_gradient_norm" in solution_meta:
             metrics["val_gradient_norm"] = solution_meta["val_gradient_norm"]
-        started = aware(job.started_at)
+        started = as_utc(job.started_at)
         if started is not None:
             metrics["seconds_total"] = round((utcnow() - started).total_seconds(), 3)
         job.metrics = metrics

@@ -23,7 +23,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,18 +32,12 @@ from sqlalchemy.orm import Session
 
 from backend.db import get_sessionmaker
 from backend.job_states import FAILED, QUEUED, RUNNING
-from backend.models import Job, JobTask, utcnow
+from backend.models import Job, JobTask, as_utc, utcnow
 from backend.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
 EPOCH_KEY = "prefaudit:broker-epoch"
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
 
 
 def broker_state(settings: Settings | None = None) -> str:
@@ -111,7 +105,7 @@ def reap_once(
             if job.status == QUEUED:
                 # Lost with the broker's data, or (rarely) with a worker that consumed the entry
                 # message and died before claiming the job: send it again.
-                waited = _aware(_mark(job, "requeued_at")) or _aware(job.created_at)
+                waited = as_utc(_mark(job, "requeued_at")) or as_utc(job.created_at)
                 if lost or (waited is not None and waited < now - 10 * stale):
                     job.metrics = {**(job.metrics or {}), "requeued_at": now.isoformat()}
                     session.commit()
@@ -120,7 +114,7 @@ def reap_once(
                 continue
             if not (lost or _stalled(session, job, cutoff)):
                 continue
-            resumed_at = _aware(_mark(job, "resumed_at"))
+            resumed_at = as_utc(_mark(job, "resumed_at"))
             if resumed_at is not None and resumed_at > cutoff and not lost:
                 continue  # the last re-dispatch is still being picked up
             if job.resumes >= settings.max_resumes:
@@ -161,10 +155,10 @@ def _stalled(session: Session, job: Job, cutoff: datetime) -> bool:
             JobTask.job_id == job.id
         )
     ).all()
-    last = _aware(job.started_at) or _aware(job.created_at)
+    last = as_utc(job.started_at) or as_utc(job.created_at)
     live = False
     for status, beat, finished in rows:
-        beat, finished = _aware(beat), _aware(finished)
+        beat, finished = as_utc(beat), as_utc(finished)
         if status == RUNNING:
             if beat is None or beat < cutoff:
                 return True
