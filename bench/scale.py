@@ -91,7 +91,7 @@ class Workers:
                     "backend.cli",
                     "worker",
                     "--torch-threads",
-                    "1",
+                    str(threads),
                     "--loglevel",
                     "warning",
                 ],
@@ -246,8 +246,8 @@ class Session:
             "spans": stage_spans(job["id"]),
             "worker_peak_rss_mb": workers.peak_mb,
             "n_train": job["metrics"]["n_train"],
-            "shards": job["metrics"]["shards"],
-            "epoch_seconds": job["metrics"]["epoch_seconds"],
+            "shards": job["metrics"].get("shards"),
+            "epoch_seconds": job["metrics"].get("epoch_seconds"),
         }
 
 

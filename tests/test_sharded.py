@@ -219,3 +219,43 @@ def test_projected_audit_runs_in_bounded_dimensions(client, make_user) -> None:
     assert all(
         np.isfinite(s["harm_influence"]) and s["harm_self_influence"] > 0 for s in scores.values()
     )
+
+
+def test_head_mode_features_sharded_equal_the_single_task_engine(client, make_user) -> None:
+    """Head mode as chord(features shards) → head: every score equals the single-task engine's
+    (the features are the same numbers, stored in fp32), one row per training pair."""
+    from worker import shards
+
+    user = make_user()
+    dataset = _dataset(client, user["headers"], 150)
+    options = {
+        "model": "tiny",
+        "mode": "head",
+        "methods": ["loss", "gradient_similarity", "influence", "self_influence", "length"],
+        "default_method": "influence",
+        "shard_size": 40,
+    }
+    job_id = _job(dataset["id"], _user_id(user["username"]), options)
+    context = shards.load_context(shards.get_sessionmaker(), job_id)
+    assert shards.canvas_kind(context.config) == "features"
+    blocks = shards.feature_blocks(135, 15, shards.effective_shard_size(context.config))
+    assert [b[0] for b in blocks] == ["train"] * 3 + ["val"]  # blocks of 64 pairs (chunk 32)
+    for s in range(len(blocks)):
+        assert shards.run_stage(
+            job_id, "features", s, lambda c, r, s=s: shards.features(c, r, s)
+        ) == "ran"
+    assert shards.run_stage(job_id, "head", 0, shards.head) == "ran"
+    job = client.get(f"{API}/jobs/{job_id}", headers=user["headers"]).json()
+    assert job["status"] == "succeeded", job["error"]
+    assert job["metrics"]["engine"] == "sharded features"
+    assert job["metrics"]["shards"] == len(blocks)
+
+    train_ids, reference = _reference(dataset["id"], options)
+    sharded = _scores(job_id)
+    assert sorted(sharded) == sorted(train_ids)
+    for column, expected in reference.scores.items():
+        got = np.array([sharded[pid][column] for pid in train_ids], dtype=np.float64)
+        scale = max(1.0, float(np.abs(expected).max()))
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6 * scale, err_msg=column)
+    # A rerun of the head task reads the same feature artifacts; a done stage returns at once.
+    assert shards.run_stage(job_id, "features", 0, lambda c, r: shards.features(c, r, 0)) == "done"

@@ -24,8 +24,10 @@ CPU_QUEUE = "prefaudit-cpu"
 QUEUES: tuple[str, ...] = (GPU_QUEUE, CPU_QUEUE)
 
 TASK_ROUTES: dict[str, dict[str, str]] = {
-    # The entry task runs head-mode and verify jobs itself, so it goes where the models run.
+    # The entry task runs verify jobs itself, so it goes where the models run.
     "prefaudit.run_job": {"queue": GPU_QUEUE},
+    "prefaudit.features": {"queue": GPU_QUEUE},
+    "prefaudit.head": {"queue": CPU_QUEUE},
     "prefaudit.train": {"queue": GPU_QUEUE},
     "prefaudit.gradients": {"queue": GPU_QUEUE},
     "prefaudit.reduce": {"queue": CPU_QUEUE},

@@ -99,7 +99,7 @@ def run_job(
 ) -> str:
     """Start a queued job; return its status. Safe to call twice for the same job.
 
-    A LoRA audit the sharded engine supports is dispatched as a canvas (worker/shards.py) and
+    An audit that runs as a canvas (LoRA, head and pretrained modes; worker/shards.py) is sent and
     this returns 'running' at once; `resume` re-dispatches a running one whose tasks were lost
     (done tasks return at once). Every other job runs here, in this process, to completion.
     """
@@ -118,11 +118,11 @@ def run_job(
 
 
 def sharded(config: dict[str, Any]) -> bool:
-    """Whether an audit's options run on the sharded engine."""
+    """Whether an audit's options run as a canvas of shards (worker/shards.py)."""
     from backend.schemas import AuditCreate
-    from worker.influence.stream import unsupported
+    from worker.shards import canvas_kind
 
-    return unsupported(AuditCreate.model_validate(config).engine_config()) is None
+    return canvas_kind(AuditCreate.model_validate(config).engine_config()) is not None
 
 
 def _dispatch_sharded(factory: Callable[[], Session], job_id: int, resume: bool) -> str:
@@ -150,9 +150,12 @@ def _dispatch_sharded(factory: Callable[[], Session], job_id: int, resume: bool)
         assert dataset is not None
         if options.val_dataset_id is not None:
             n_train = dataset.n_pairs
+            val_dataset = session.get(Dataset, options.val_dataset_id)
+            n_val = val_dataset.n_pairs if val_dataset is not None else 0
         else:
-            n_train = dataset.n_pairs - validation_size(dataset.n_pairs, options.val_fraction)
-        first = dispatch(job_id, n_train, options.engine_config())
+            n_val = validation_size(dataset.n_pairs, options.val_fraction)
+            n_train = dataset.n_pairs - n_val
+        first = dispatch(job_id, n_train, options.engine_config(), n_val=n_val)
         if claimed:
             job.task_id = first
             session.commit()
@@ -307,14 +310,17 @@ def _run_audit(
     metrics.update(
         n_train=len(train_pairs),
         n_val=len(val_pairs),
-        validation_source=(
-            f"dataset {options.val_dataset_id}"
-            if options.val_dataset_id is not None
-            else f"seeded {options.val_fraction:.0%} split (seed {engine_config.seed})"
-        ),
+        validation_source=validation_source(options, engine_config.seed),
         seconds_total=round(time.perf_counter() - started, 3),
     )
     return _save_scores(factory, job_id, train_ids, val_in_dataset, result.scores, metrics)
+
+
+def validation_source(options: Any, seed: int) -> str:
+    """Where an audit's validation pairs came from, in words (job metrics)."""
+    if options.val_dataset_id is not None:
+        return f"dataset {options.val_dataset_id}"
+    return f"seeded {options.val_fraction:.0%} split (seed {seed})"
 
 
 def _clean(value: float) -> float | None:

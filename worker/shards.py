@@ -1,6 +1,12 @@
-"""A LoRA audit as a Celery canvas that any number of workers share.
+"""Audits as Celery canvases that any number of workers share.
 
-    train ─▶ chord(gradients[shard] for each shard) ─▶ reduce ─▶ chord(scores[shard]) ─▶ finalize
+    LoRA:  train ─▶ chord(gradients[shard]) ─▶ reduce ─▶ chord(scores[shard]) ─▶ finalize
+    head:  chord(features[shard]) ─▶ head      (mode 'head' or 'pretrained')
+
+In head and pretrained modes the backbone's forward passes over every pair are the whole cost:
+`features` (GPU queue, one task per block of training or validation pairs) writes their pooled
+features, and `head` (CPU queue) fits the head on them and scores every pair, exactly as the
+single-task engine does from the same features.
 
 * train (GPU queue): loads and tokenises the pairs from the database in batches, trains the LoRA
   reward model, writes the adapter weights, the shard plan and the validation gradient.
@@ -72,6 +78,13 @@ STAGE_LABELS: dict[str, str] = {
     "finalize": "saving",
 }
 """The job's `stage` while a canvas stage runs (the names the single-task engine reports)."""
+
+FEATURE_STAGE_WEIGHTS: dict[str, float] = {"features": 0.9, "head": 0.1}
+"""The head-mode canvas's progress shares: the backbone's forward passes are nearly all of it."""
+
+STAGE_LABELS.update(features="extracting_features", head="fitting_head")
+
+_PROGRESS_STAGES = frozenset(STAGE_WEIGHTS) | frozenset(FEATURE_STAGE_WEIGHTS)
 
 _LOAD_BATCH = 2000
 _UPSERT_BATCH = 2000
@@ -289,7 +302,7 @@ class TaskRun:
             status = session.scalar(select(Job.status).where(Job.id == self.job_id))
             if status != RUNNING:
                 self._cancelled.set()
-            elif self.stage in STAGE_WEIGHTS:
+            elif self.stage in _PROGRESS_STAGES:
                 update_job_progress(session, self.job_id)
             session.commit()
 
@@ -319,7 +332,7 @@ class TaskRun:
                     error=error,
                 )
             )
-            if status == SUCCEEDED and self.stage in STAGE_WEIGHTS:
+            if status == SUCCEEDED and self.stage in _PROGRESS_STAGES:
                 update_job_progress(session, self.job_id)
             session.commit()
 
@@ -336,7 +349,8 @@ def update_job_progress(session: Session, job_id: int) -> None:
         per_stage.setdefault(stage, []).append(1.0 if status == SUCCEEDED else progress or 0.0)
     total = 0.0
     current = None
-    for stage, weight in STAGE_WEIGHTS.items():
+    weights = FEATURE_STAGE_WEIGHTS if "features" in per_stage else STAGE_WEIGHTS
+    for stage, weight in weights.items():
         values = per_stage.get(stage)
         done = sum(values) / len(values) if values else 0.0
         total += weight * done
@@ -345,7 +359,7 @@ def update_job_progress(session: Session, job_id: int) -> None:
     session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status == RUNNING)
-        .values(progress=min(0.999, total), stage=STAGE_LABELS.get(current or "finalize"))
+        .values(progress=min(0.999, total), stage=STAGE_LABELS[current or list(weights)[-1]])
     )
 
 
@@ -404,7 +418,17 @@ def fail_job(factory: Callable[[], Session], job_id: int, message: str, details:
 # Dispatch.
 
 
-def canvas(job_id: int, shards: int) -> tuple[Any, dict[tuple[str, int], str]]:
+def canvas_kind(config: EngineConfig) -> str | None:
+    """'lora' or 'features' (the canvas an audit with this config runs as), or None where it
+    runs in one task (see worker.influence.stream.unsupported)."""
+    from worker.influence.stream import unsupported
+
+    if config.mode in ("head", "pretrained"):
+        return "features"
+    return "lora" if unsupported(config) is None else None
+
+
+def canvas(job_id: int, shards: int, kind: str = "lora") -> tuple[Any, dict[tuple[str, int], str]]:
     """The job's Celery canvas (immutable signatures by task name: ids in, nothing passed on)
     and the Celery id given to each (stage, shard), so a cancel can revoke what is queued."""
     from celery import chain, chord, group
@@ -420,6 +444,8 @@ def canvas(job_id: int, shards: int) -> tuple[Any, dict[tuple[str, int], str]]:
         signature = celery_app.signature(f"prefaudit.{stage}", args=args, immutable=True)
         return signature.set(task_id=task_id)
 
+    if kind == "features":
+        return chord(group(sig("features", s) for s in range(shards)), sig("head")), ids
     flow = chain(
         sig("train"),
         chord(group(sig("gradients", s) for s in range(shards)), sig("reduce")),
@@ -429,12 +455,21 @@ def canvas(job_id: int, shards: int) -> tuple[Any, dict[tuple[str, int], str]]:
 
 
 def dispatch(
-    job_id: int, n_train: int, config: EngineConfig, factory: Callable[[], Session] | None = None
+    job_id: int,
+    n_train: int,
+    config: EngineConfig,
+    factory: Callable[[], Session] | None = None,
+    n_val: int = 0,
 ) -> str:
     """Record the job's tasks (queued, with their Celery ids) and send its canvas; returns the
     id of the first task. Rows of finished tasks keep their state: a re-dispatch skips them."""
     factory = factory or get_sessionmaker()
-    flow, ids = canvas(job_id, n_shards(n_train, config))
+    kind = canvas_kind(config) or "lora"
+    if kind == "features":
+        count = len(feature_blocks(n_train, n_val, effective_shard_size(config)))
+    else:
+        count = n_shards(n_train, config)
+    flow, ids = canvas(job_id, count, kind)
     with factory() as session:
         existing = {
             (row.stage, row.shard): row
@@ -452,7 +487,7 @@ def dispatch(
                 row.celery_id = task_id
         session.commit()
     flow.apply_async()
-    return ids[("train", 0)]
+    return ids[("features", 0) if kind == "features" else ("train", 0)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -464,6 +499,36 @@ def _pair_ids(session: Session, dataset_id: int) -> np.ndarray:
         select(Pair.id).where(Pair.dataset_id == dataset_id).order_by(Pair.source_index)
     ).all()
     return np.asarray(ids, dtype=np.int64)
+
+
+def _split_ids(session: Session, context: JobContext) -> tuple[np.ndarray, ...]:
+    """(training, validation, validation pairs of the dataset itself) pair ids: the validation
+    dataset, or the seeded split of the dataset the single-task engine makes too."""
+    options = context.options
+    all_ids = _pair_ids(session, context.dataset_id)
+    if options.val_dataset_id is not None:
+        return all_ids, _pair_ids(session, options.val_dataset_id), np.zeros(0, dtype=np.int64)
+    train_pos, val_pos = split_validation(len(all_ids), options.val_fraction, context.config.seed)
+    return all_ids[train_pos], all_ids[val_pos], all_ids[val_pos]
+
+
+def _pairs_by_ids(session: Session, pair_ids: np.ndarray) -> list[Any]:
+    """The engine's pairs of the given ids, in the given order."""
+    from worker.influence.data import Pair as EnginePair
+
+    position = {int(pid): k for k, pid in enumerate(pair_ids)}
+    pairs: list[Any] = [None] * len(pair_ids)
+    for start in range(0, len(pair_ids), _LOAD_BATCH):
+        chunk = [int(p) for p in pair_ids[start : start + _LOAD_BATCH]]
+        rows = session.execute(
+            select(Pair.id, Pair.prompt, Pair.chosen, Pair.rejected).where(Pair.id.in_(chunk))
+        ).all()
+        for row in rows:
+            pairs[position[row.id]] = EnginePair(row.prompt, row.chosen, row.rejected)
+    missing = sum(1 for p in pairs if p is None)
+    if missing:
+        raise LookupError(f"{missing} pair(s) of the job were deleted while it ran")
+    return pairs
 
 
 def _encode_rows(tokenizer: Any, rows: Sequence[Any], max_length: int) -> tuple[list, np.ndarray]:
@@ -565,16 +630,8 @@ def train(context: JobContext, run: TaskRun) -> None:
     run.label = "loading_model"
     rm, tokenizer = _model(context, trained=False)
     run.label = "loading_data"
-    options = context.options
     with factory() as session:
-        all_ids = _pair_ids(session, context.dataset_id)
-        if options.val_dataset_id is not None:
-            train_ids, val_ids = all_ids, _pair_ids(session, options.val_dataset_id)
-            val_in_dataset = np.zeros(0, dtype=np.int64)
-        else:
-            train_pos, val_pos = split_validation(len(all_ids), options.val_fraction, config.seed)
-            train_ids, val_ids = all_ids[train_pos], all_ids[val_pos]
-            val_in_dataset = val_ids
+        train_ids, val_ids, val_in_dataset = _split_ids(session, context)
         train_tokens, train_diffs = _encode_by_ids(session, tokenizer, train_ids, config.max_length)
         val_tokens, val_diffs = _encode_by_ids(session, tokenizer, val_ids, config.max_length)
     if len(train_ids) < 2 or len(val_ids) < 1:
@@ -1026,3 +1083,146 @@ def _global_columns(
     default = config.default_method if config.default_method in methods else methods[0]
     session.execute(update(Score).where(*where).values(harm=getattr(Score, harm_column(default))))
     return {"default_method": default}
+
+
+# --------------------------------------------------------------------------------------------
+# Head and pretrained modes: the backbone's features shard by shard, then one head fit.
+
+
+def feature_blocks(n_train: int, n_val: int, size: int) -> list[tuple[str, int, int]]:
+    """(split, start, stop) of each feature shard: blocks of `size` training pairs, then of
+    validation pairs, in the split's order."""
+    return [("train", s, min(s + size, n_train)) for s in range(0, n_train, size)] + [
+        ("val", s, min(s + size, n_val)) for s in range(0, n_val, size)
+    ]
+
+
+@lru_cache(maxsize=1)
+def _backbone(config_key: str) -> tuple[Any, Any]:
+    """(backbone with its head, tokenizer) for a config (keyed by its JSON), once per process."""
+    import json
+
+    from worker.influence.model import load_backbone
+
+    return load_backbone(EngineConfig(**json.loads(config_key)))
+
+
+_POOLED_SIDES = ("chosen", "rejected")
+
+
+def features(context: JobContext, run: TaskRun, shard: int) -> None:
+    """The pooled backbone features of one block of training or validation pairs."""
+    import json
+
+    from worker.influence.features import backbone_features
+    from worker.influence.model import Encoded, resolve_device
+
+    store, config = artifact_store(), context.config
+    key = context.key(f"features/{shard:05d}.npz")
+    if store.exists(key):
+        return
+    run.label = "loading_model"
+    backbone, tokenizer = _backbone(json.dumps(dataclasses.asdict(config), sort_keys=True))
+    with run.factory() as session:
+        train_ids, val_ids, _ = _split_ids(session, context)
+        blocks = feature_blocks(len(train_ids), len(val_ids), effective_shard_size(config))
+        if shard >= len(blocks):
+            raise ValueError(f"feature shard {shard} of {len(blocks)}: the dataset changed")
+        split, start, stop = blocks[shard]
+        ids = (train_ids if split == "train" else val_ids)[start:stop]
+        tokens, _ = _encode_by_ids(session, tokenizer, ids, config.max_length)
+    run.pairs = len(ids)
+    run.label = "extracting_features"
+    device = resolve_device(config.device)
+    pooled = backbone_features(
+        backbone,
+        Encoded(tokens, int(tokenizer.pad_token_id)),
+        device,
+        2 * config.chunk_size(device.type),
+        run.progress,
+        run.should_cancel,
+    )
+    # The backbone computes in fp32 (or less), so fp32 storage loses nothing.
+    arrays = {
+        f"{name}_{side}": tensor.float().cpu().numpy()
+        for name, pair in pooled.items()
+        for side, tensor in zip(_POOLED_SIDES, pair, strict=True)
+    }
+    store.put_arrays(key, {**arrays, "pair_ids": ids})
+
+
+def _gather_features(
+    context: JobContext, blocks: list[tuple[str, int, int]], ids: dict[str, np.ndarray]
+) -> dict[str, Any]:
+    """{split: Pooled} from the feature shards, checked against the split's pair ids."""
+    import torch
+
+    store = artifact_store()
+    parts: dict[str, list[dict[str, np.ndarray]]] = {"train": [], "val": []}
+    for shard, (split, start, stop) in enumerate(blocks):
+        arrays = store.get_arrays(context.key(f"features/{shard:05d}.npz"))
+        if not np.array_equal(arrays["pair_ids"], ids[split][start:stop]):
+            raise RuntimeError(f"feature shard {shard} holds other pairs than the job's {split}")
+        parts[split].append(arrays)
+    out: dict[str, Any] = {}
+    for split, shards in parts.items():
+        names = sorted({key.rsplit("_", 1)[0] for key in shards[0] if key != "pair_ids"})
+        out[split] = {
+            name: tuple(
+                torch.from_numpy(np.concatenate([a[f"{name}_{side}"] for a in shards])).double()
+                for side in _POOLED_SIDES
+            )
+            for name in names
+        }
+    return out
+
+
+def head(context: JobContext, run: TaskRun) -> None:
+    """Fit the head on the gathered features and score every pair (the single-task engine's
+    code from `run_audit` on), then store the scores and finish the job."""
+    from worker.influence.audit import run_audit
+    from worker.pipeline import _save_scores, validation_source
+
+    config, factory = context.config, run.factory
+    with factory() as session:
+        train_ids, val_ids, val_in_dataset = _split_ids(session, context)
+    blocks = feature_blocks(len(train_ids), len(val_ids), effective_shard_size(config))
+    await_stage(run, "features", len(blocks))
+    pooled = _gather_features(context, blocks, {"train": train_ids, "val": val_ids})
+    with factory() as session:
+        train_pairs = _pairs_by_ids(session, train_ids)
+        val_pairs = _pairs_by_ids(session, val_ids)
+    run.pairs = len(train_pairs)
+    started = time.perf_counter()
+
+    def progress(stage: str, fraction: float, message: str | None = None) -> None:
+        run.progress(fraction, message)
+
+    result = run_audit(
+        train_pairs,
+        val_pairs,
+        config,
+        progress=progress,
+        should_cancel=run.should_cancel,
+        features=(pooled["train"], pooled["val"]),
+    )
+    with factory() as session:
+        tasks = session.execute(
+            select(JobTask.stage, JobTask.seconds, JobTask.peak_rss_mb).where(
+                JobTask.job_id == context.job_id, JobTask.stage == "features"
+            )
+        ).all()
+    metrics = {
+        **result.metrics,
+        "n_train": len(train_ids),
+        "n_val": len(val_ids),
+        "validation_source": validation_source(context.options, config.seed),
+        "engine": "sharded features",
+        "shards": len(blocks),
+        "feature_task_seconds": round(sum(t.seconds or 0.0 for t in tasks), 3),
+        "worker_peak_rss_mb": max([t.peak_rss_mb or 0.0 for t in tasks] + [peak_rss_mb()]),
+        "head_seconds": round(time.perf_counter() - started, 3),
+    }
+    _save_scores(
+        factory, context.job_id, train_ids.tolist(), val_in_dataset.tolist(), result.scores, metrics
+    )

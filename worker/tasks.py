@@ -49,3 +49,13 @@ def scores(self: Any, job_id: int, shard: int) -> str:
 @celery_app.task(name="prefaudit.finalize", bind=True)
 def finalize(self: Any, job_id: int) -> str:
     return _stage(self, job_id, "finalize", 0, shards.finalize)
+
+
+@celery_app.task(name="prefaudit.features", bind=True, ignore_result=False)
+def features(self: Any, job_id: int, shard: int) -> str:
+    return _stage(self, job_id, "features", shard, lambda c, r: shards.features(c, r, shard))
+
+
+@celery_app.task(name="prefaudit.head", bind=True)
+def head(self: Any, job_id: int) -> str:
+    return _stage(self, job_id, "head", 0, shards.head)

@@ -25,7 +25,13 @@ from worker.influence.config import EngineConfig
 from worker.influence.crossfit import CrossFit, Fitter, cross_fit
 from worker.influence.curvature import DIRECT_MAX_DIM, GaussNewton, MatVec, exact_hvp
 from worker.influence.data import Pair
-from worker.influence.features import PairViews, backbone_features, pair_views, truncation_rate
+from worker.influence.features import (
+    PairViews,
+    Pooled,
+    backbone_features,
+    pair_views,
+    truncation_rate,
+)
 from worker.influence.gradients import Projector, per_pair_margin_gradients
 from worker.influence.head import MIN_L2, HeadChoice, choose_head, fit_head, head_fold_fitter
 from worker.influence.methods import GRADIENT_METHODS, SCORE_COLUMNS, harm_column
@@ -132,6 +138,7 @@ def run_audit(
     should_cancel: ShouldCancel | None = None,
     keep_state: bool = False,
     save_model_to: str | Path | None = None,
+    features: tuple[Pooled, Pooled] | None = None,
 ) -> AuditResult:
     """Train the reward model on `train`, score every training pair against `val`.
 
@@ -140,6 +147,9 @@ def run_audit(
     `keep_state` keeps the trained model and gradients on the result (benchmarks, tests).
     `save_model_to` (LoRA mode) writes the trained reward model, adapters merged, as a
     transformers directory there (`metrics["model_dir"]`): `mode="pretrained"` scores with it.
+    `features` (head and pretrained modes): the backbone's pooled features of the training and
+    validation pairs, as `backbone_features` returns them, computed elsewhere (the sharded
+    feature tasks of worker/shards.py); the backbone is then not run over the pairs here.
     """
     config.validate()
     _check_pairs(train, "training", minimum=2)
@@ -147,6 +157,10 @@ def run_audit(
     warnings: list[str] = []
     device = resolve_device(config.device)
     report = _Reporter(progress, device)
+    if features is not None and config.mode not in ("head", "pretrained"):
+        raise ValueError(
+            f"precomputed features need mode 'head' or 'pretrained', not {config.mode!r}"
+        )
 
     report.start("loading_model")
     backbone, tokenizer = load_backbone(config)
@@ -164,7 +178,16 @@ def run_audit(
 
     if config.mode in ("head", "pretrained"):
         fitted, history = _fit_head(
-            backbone, train_enc, val_enc, train, val, device, config, report, should_cancel
+            backbone,
+            train_enc,
+            val_enc,
+            train,
+            val,
+            device,
+            config,
+            report,
+            should_cancel,
+            features,
         )
         assert fitted.grads is not None and fitted.head_choice is not None
         metrics["n_trainable_params"] = int(fitted.grads.shape[1])
@@ -456,28 +479,34 @@ def _fit_head(
     config: EngineConfig,
     report: _Reporter,
     should_cancel: ShouldCancel | None,
+    features: tuple[Pooled, Pooled] | None = None,
 ) -> tuple[Fitted, list[dict]]:
-    """Head mode: every feature view of both splits in one pass, then the exact convex fit."""
+    """Head mode: every feature view of both splits in one pass (or `features`, computed
+    elsewhere), then the exact convex fit."""
     report.done("loading_model")
     report.start("training")
     n, m = len(train_enc), len(val_enc)
     fraction = report.fraction("training")
-    pooled_tr = backbone_features(
-        backbone,
-        train_enc,
-        device,
-        2 * config.chunk_size(device.type),
-        lambda f: fraction(0.9 * f * n / (n + m), None),
-        should_cancel,
-    )
-    pooled_va = backbone_features(
-        backbone,
-        val_enc,
-        device,
-        2 * config.chunk_size(device.type),
-        lambda f: fraction(0.9 * (n + f * m) / (n + m), None),
-        should_cancel,
-    )
+    if features is not None:
+        pooled_tr = _check_pooled(features[0], n, "training")
+        pooled_va = _check_pooled(features[1], m, "validation")
+    else:
+        pooled_tr = backbone_features(
+            backbone,
+            train_enc,
+            device,
+            2 * config.chunk_size(device.type),
+            lambda f: fraction(0.9 * f * n / (n + m), None),
+            should_cancel,
+        )
+        pooled_va = backbone_features(
+            backbone,
+            val_enc,
+            device,
+            2 * config.chunk_size(device.type),
+            lambda f: fraction(0.9 * (n + f * m) / (n + m), None),
+            should_cancel,
+        )
     views_tr, views_va = pair_views(pooled_tr, train), pair_views(pooled_va, val)
     if config.mode == "pretrained":
         fitted, history = pretrained_fitted(backbone, views_tr, views_va, config, train, val)
@@ -489,6 +518,22 @@ def _fit_head(
         report.start(stage)
         report.done(stage)
     return fitted, history
+
+
+def _check_pooled(pooled: Pooled, n: int, split: str) -> Pooled:
+    """Precomputed features must hold every pooling, one row per pair of the split."""
+    from worker.influence.features import POOLINGS
+
+    missing = [name for name in POOLINGS if name not in pooled]
+    if missing:
+        raise ValueError(f"precomputed {split} features lack the pooling(s) {missing}")
+    for name, (chosen, rejected) in pooled.items():
+        if len(chosen) != n or len(rejected) != n:
+            raise ValueError(
+                f"precomputed {split} features {name!r} have {len(chosen)}/{len(rejected)} rows "
+                f"for {n} pairs"
+            )
+    return pooled
 
 
 def head_fitted(

@@ -31,7 +31,9 @@ from worker.influence.model import Encoded, head_module_name
 from worker.influence.train import ShouldCancel, check_cancel
 
 POOLINGS: tuple[str, ...] = ("pooler", "mean")
-__all__ = ["HEAD_FEATURES", "POOLINGS", "PairViews", "backbone_features", "pair_views"]
+Pooled = dict[str, tuple[Tensor, Tensor]]
+"""{pooling: (chosen [n, h], rejected [n, h])}, what `backbone_features` returns."""
+__all__ = ["HEAD_FEATURES", "POOLINGS", "PairViews", "Pooled", "backbone_features", "pair_views"]
 LENGTH_COLUMNS = 2
 """Columns `length_features` appends to a '+length' view."""
 
@@ -58,7 +60,7 @@ def backbone_features(
     batch_size: int = 32,
     progress: Callable[[float], None] | None = None,
     should_cancel: ShouldCancel | None = None,
-) -> dict[str, tuple[Tensor, Tensor]]:
+) -> Pooled:
     """Pooled features of chosen and rejected texts for every pooling in `POOLINGS`.
 
     Returns {pooling: (chosen [n, h], rejected [n, h])}, float64 on `device`. One forward pass per
