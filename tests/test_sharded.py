@@ -241,9 +241,10 @@ def test_head_mode_features_sharded_equal_the_single_task_engine(client, make_us
     blocks = shards.feature_blocks(135, 15, shards.effective_shard_size(context.config))
     assert [b[0] for b in blocks] == ["train"] * 3 + ["val"]  # blocks of 64 pairs (chunk 32)
     for s in range(len(blocks)):
-        assert shards.run_stage(
-            job_id, "features", s, lambda c, r, s=s: shards.features(c, r, s)
-        ) == "ran"
+        assert (
+            shards.run_stage(job_id, "features", s, lambda c, r, s=s: shards.features(c, r, s))
+            == "ran"
+        )
     assert shards.run_stage(job_id, "head", 0, shards.head) == "ran"
     job = client.get(f"{API}/jobs/{job_id}", headers=user["headers"]).json()
     assert job["status"] == "succeeded", job["error"]
