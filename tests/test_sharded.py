@@ -214,6 +214,7 @@ def test_projected_audit_runs_in_bounded_dimensions(client, make_user) -> None:
     assert projection["kind"] == "kronecker" and 256 <= projection["dim"] <= 1.1 * 512
     assert projection["memory_bytes"] < projection["dense_memory_bytes"]
     assert metrics["influence"]["dimension"] == projection["dim"]
+    assert any("influence from projected gradients" in w for w in metrics["warnings"])
     scores = _scores(job_id)
     assert len(scores) == 90
     assert all(
@@ -260,3 +261,19 @@ def test_head_mode_features_sharded_equal_the_single_task_engine(client, make_us
         np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6 * scale, err_msg=column)
     # A rerun of the head task reads the same feature artifacts; a done stage returns at once.
     assert shards.run_stage(job_id, "features", 0, lambda c, r: shards.features(c, r, 0)) == "done"
+
+
+@pytest.mark.parametrize("kind", ["lora", "features"])
+def test_the_canvas_names_every_task_before_it_is_sent(kind) -> None:
+    """dispatch records a row per (stage, shard) from these ids: all of them must be known
+    before the canvas goes out (a group built from a generator stays lazy)."""
+    from worker.shards import canvas
+
+    _, ids = canvas(7, 20, kind)
+    stages = [stage for stage, _ in ids]
+    if kind == "features":
+        assert stages.count("features") == 20 and stages.count("head") == 1
+    else:
+        assert stages.count("gradients") == stages.count("scores") == 20
+        assert {"train", "reduce", "finalize"} <= set(stages)
+    assert len(set(ids.values())) == len(ids)

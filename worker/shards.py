@@ -436,6 +436,8 @@ def canvas(job_id: int, shards: int, kind: str = "lora") -> tuple[Any, dict[tupl
     from worker.celery_app import celery_app
 
     ids: dict[tuple[str, int], str] = {}
+    # Lists, not generators: a group keeps a generator lazy, and `ids` must be complete before
+    # the caller records the tasks.
 
     def sig(stage: str, shard: int | None = None) -> Any:
         task_id = str(uuid.uuid4())
@@ -445,11 +447,11 @@ def canvas(job_id: int, shards: int, kind: str = "lora") -> tuple[Any, dict[tupl
         return signature.set(task_id=task_id)
 
     if kind == "features":
-        return chord(group(sig("features", s) for s in range(shards)), sig("head")), ids
+        return chord(group([sig("features", s) for s in range(shards)]), sig("head")), ids
     flow = chain(
         sig("train"),
-        chord(group(sig("gradients", s) for s in range(shards)), sig("reduce")),
-        chord(group(sig("scores", s) for s in range(shards)), sig("finalize")),
+        chord(group([sig("gradients", s) for s in range(shards)]), sig("reduce")),
+        chord(group([sig("scores", s) for s in range(shards)]), sig("finalize")),
     )
     return flow, ids
 
