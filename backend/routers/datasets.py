@@ -152,11 +152,22 @@ def export_dataset(
     session: SessionDep,
     format: Annotated[export.ExportFormat, Query()] = "jsonl",
     exclude_flagged: bool = True,
+    raw: Annotated[
+        bool,
+        Query(
+            description="CSV only: write every cell exactly as stored. By default a cell that "
+            "starts with =, +, -, @, tab or CR gets a leading single quote, so a spreadsheet "
+            "shows it instead of running it as a formula. JSONL and Parquet are always exact."
+        ),
+    ] = False,
 ) -> StreamingResponse:
-    """Stream the dataset in its uploaded schema, by default without the flagged pairs."""
+    """Stream the dataset in its uploaded schema, by default without the flagged pairs.
+
+    Every metadata key of any pair is a column; Parquet columns whose values share no Arrow type
+    hold their JSON text (listed in the schema metadata `prefaudit.json_columns`)."""
     filename = export.export_filename(dataset, format, exclude_flagged)
     return StreamingResponse(
-        export.stream_export(session, dataset, format, exclude_flagged),
+        export.stream_export(session, dataset, format, exclude_flagged, raw=raw),
         media_type=export.MEDIA_TYPES[format],
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        headers={"Content-Disposition": export.content_disposition(filename)},
     )

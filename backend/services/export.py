@@ -1,11 +1,24 @@
-"""Export a dataset in its uploaded schema, optionally without the flagged pairs, as a stream."""
+"""Export a dataset in its uploaded schema, optionally without the flagged pairs, as a stream.
+
+Exports are lossless: the columns are the union of every pair's metadata keys (in order of first
+appearance), and Parquet gives each metadata column a type that holds every value in it: string,
+bool, int64 or float64 where the values allow, else the values' JSON text, named in the file's
+schema metadata (`prefaudit.json_columns`) so an upload of the file reads them back as they were.
+Both are decided in a first pass over the metadata, so nothing fails after the first byte. CSV
+cells that a spreadsheet would run as a formula are neutralised unless `raw` is asked for.
+"""
 
 from __future__ import annotations
 
+import json
+import re
 import tempfile
+import unicodedata
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from itertools import islice
-from typing import Literal
+from typing import Any, Literal
+from urllib.parse import quote
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
@@ -40,35 +53,126 @@ def _records(session: Session, dataset: Dataset, exclude_flagged: bool) -> Itera
     )
 
 
+JSON_COLUMNS_KEY = b"prefaudit.json_columns"
+"""Parquet schema metadata: the JSON list of columns whose strings are JSON-encoded values."""
+
+_INT64 = (-(2**63), 2**63 - 1)
+_EXACT_FLOAT_INT = 2**53
+
+
+@dataclass
+class _Column:
+    """What one metadata column holds across the dataset."""
+
+    kinds: set[str] = field(default_factory=set)
+    exact_in_float: bool = True
+    in_int64: bool = True
+
+    def add(self, value: Any) -> None:
+        if value is None:
+            return
+        if isinstance(value, bool):
+            self.kinds.add("bool")
+        elif isinstance(value, int):
+            self.kinds.add("int")
+            self.in_int64 = self.in_int64 and _INT64[0] <= value <= _INT64[1]
+            self.exact_in_float = self.exact_in_float and abs(value) <= _EXACT_FLOAT_INT
+        elif isinstance(value, float):
+            self.kinds.add("float")
+        elif isinstance(value, str):
+            self.kinds.add("str")
+        else:
+            self.kinds.add("json")
+
+    def arrow_type(self) -> str:
+        """'string', 'bool', 'int64', 'float64' or 'json' (the values' JSON text)."""
+        if self.kinds <= {"str"}:
+            return "string"
+        if self.kinds == {"bool"}:
+            return "bool"
+        if self.kinds == {"int"} and self.in_int64:
+            return "int64"
+        if self.kinds <= {"int", "float"} and self.exact_in_float:
+            return "float64"
+        return "json"
+
+
+def _base_columns(dataset: Dataset) -> list[str]:
+    if dataset.schema_kind == "hh_transcript":
+        return ["chosen", "rejected"]
+    return ["prompt", "chosen", "rejected"]
+
+
+def _metadata_columns(session: Session, dataset: Dataset) -> dict[str, _Column]:
+    """Every metadata key of the dataset's pairs, in order of first appearance, and its values'
+    kinds: one streamed pass over the metadata alone."""
+    base = set(_base_columns(dataset))
+    columns: dict[str, _Column] = {}
+    metas = session.scalars(
+        select(Pair.meta)
+        .where(Pair.dataset_id == dataset.id)
+        .order_by(Pair.source_index)
+        .execution_options(yield_per=_BATCH)
+    )
+    for meta in metas:
+        for key, value in (meta or {}).items():
+            if key not in base:
+                columns.setdefault(key, _Column()).add(value)
+    return columns
+
+
 def _columns(session: Session, dataset: Dataset) -> list[str]:
-    base = (
-        ["chosen", "rejected"]
-        if dataset.schema_kind == "hh_transcript"
-        else ["prompt", "chosen", "rejected"]
-    )
-    first = session.scalar(
-        select(Pair).where(Pair.dataset_id == dataset.id).order_by(Pair.source_index).limit(1)
-    )
-    extra = [k for k in (first.meta if first else {}) if k not in base]
-    return base + extra
+    return _base_columns(dataset) + list(_metadata_columns(session, dataset))
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+"""First characters that make a spreadsheet evaluate a cell (OWASP CSV injection)."""
+
+
+def neutralise(value: str) -> str:
+    """A cell a spreadsheet would run as a formula, prefixed with a single quote."""
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
+def _neutralised(records: Iterator[dict]) -> Iterator[dict]:
+    for record in records:
+        yield {k: neutralise(v) if isinstance(v, str) else v for k, v in record.items()}
+
+
+_UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._ -]+")
 
 
 def export_filename(dataset: Dataset, fmt: ExportFormat, exclude_flagged: bool) -> str:
-    stem = dataset.name.replace("/", "_").replace('"', "") or f"dataset-{dataset.id}"
+    """The download's name: the dataset's name without path separators or control characters."""
+    name = "".join(ch for ch in dataset.name if unicodedata.category(ch)[0] != "C")
+    stem = name.replace("/", "_").replace("\\", "_").strip(" .") or f"dataset-{dataset.id}"
     return f"{stem}{'-cleaned' if exclude_flagged else ''}.{fmt}"
 
 
+def content_disposition(filename: str) -> str:
+    """An RFC 6266 attachment header: an ASCII fallback name and the exact one, RFC 5987-encoded."""
+    ascii_name = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode()
+    ascii_name = _UNSAFE_FILENAME.sub("_", ascii_name).strip(" _") or "export"
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
 def stream_export(
-    session: Session, dataset: Dataset, fmt: ExportFormat, exclude_flagged: bool
+    session: Session,
+    dataset: Dataset,
+    fmt: ExportFormat,
+    exclude_flagged: bool,
+    raw: bool = False,
 ) -> Iterator[bytes]:
-    """Yield the export's bytes. The caller's session must stay open while this runs."""
+    """Yield the export's bytes. The caller's session must stay open while this runs.
+
+    `raw` (CSV only) writes cells exactly as stored, formula-like ones included."""
     if fmt == "jsonl":
         for record in _records(session, dataset, exclude_flagged):
             yield dumps_jsonl(record)
     elif fmt == "csv":
-        for line in csv_text(
-            _records(session, dataset, exclude_flagged), _columns(session, dataset)
-        ):
+        records = _records(session, dataset, exclude_flagged)
+        columns = _columns(session, dataset)
+        for line in csv_text(records if raw else _neutralised(records), columns):
             yield line.encode("utf-8")
     elif fmt == "parquet":
         yield from _parquet(session, dataset, exclude_flagged)
@@ -80,20 +184,32 @@ def _parquet(session: Session, dataset: Dataset, exclude_flagged: bool) -> Itera
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    columns = _columns(session, dataset)
+    arrow = {
+        "string": pa.string(),
+        "bool": pa.bool_(),
+        "int64": pa.int64(),
+        "float64": pa.float64(),
+    }
+    kinds = {c: "string" for c in _base_columns(dataset)}
+    kinds.update({k: c.arrow_type() for k, c in _metadata_columns(session, dataset).items()})
+    as_json = [c for c, kind in kinds.items() if kind == "json"]
+    schema = pa.schema(
+        [(c, arrow.get(kind, pa.string())) for c, kind in kinds.items()],
+        metadata={JSON_COLUMNS_KEY: json.dumps(as_json).encode()},
+    )
+
+    def cell(column: str, value: Any) -> Any:
+        if value is None or column not in as_json:
+            return value
+        return json.dumps(value, ensure_ascii=False)
+
     records = _records(session, dataset, exclude_flagged)
     # Parquet's footer comes last, so the file is built on disk (bounded memory), then streamed.
     with tempfile.TemporaryFile() as spool:
-        writer: pq.ParquetWriter | None = None
+        writer = pq.ParquetWriter(spool, schema)
         while chunk := list(islice(records, _BATCH)):
-            table = pa.Table.from_pylist(
-                [{c: r.get(c) for c in columns} for r in chunk],
-                schema=writer.schema if writer else None,
-            )
-            writer = writer or pq.ParquetWriter(spool, table.schema)
-            writer.write_table(table)
-        if writer is None:  # nothing left to export: an empty file with the text columns
-            writer = pq.ParquetWriter(spool, pa.schema([(c, pa.string()) for c in columns]))
+            rows = [{c: cell(c, r.get(c)) for c in kinds} for r in chunk]
+            writer.write_table(pa.Table.from_pylist(rows, schema=schema))
         writer.close()
         spool.seek(0)
         while data := spool.read(1 << 20):

@@ -151,10 +151,24 @@ def _iter_parquet(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
         parquet = pq.ParquetFile(stream)
     except (pa.ArrowInvalid, OSError) as exc:
         raise PairFormatError(f"not a readable Parquet file: {exc}") from None
+    # Columns a prefaudit export wrote as JSON text because their values share no Arrow type.
+    metadata = parquet.schema_arrow.metadata or {}
+    try:
+        as_json = set(json.loads(metadata.get(b"prefaudit.json_columns", b"[]")))
+    except ValueError:
+        as_json = set()
     row = 0
     for batch in parquet.iter_batches(batch_size=1024):
         for record in batch.to_pylist():
             row += 1
+            for column in as_json & record.keys():
+                if isinstance(record[column], str):
+                    try:
+                        record[column] = json.loads(record[column])
+                    except ValueError:
+                        raise PairFormatError(
+                            "not the JSON text its schema metadata promises", row, column
+                        ) from None
             yield row, record
 
 

@@ -82,6 +82,9 @@ export interface paths {
         /**
          * Export Dataset
          * @description Stream the dataset in its uploaded schema, by default without the flagged pairs.
+         *
+         *     Every metadata key of any pair is a column; Parquet columns whose values share no Arrow type
+         *     hold their JSON text (listed in the schema metadata `prefaudit.json_columns`).
          */
         get: operations["datasets-export_dataset"];
         put?: never;
@@ -1432,6 +1435,8 @@ export interface operations {
             query?: {
                 format?: "jsonl" | "csv" | "parquet";
                 exclude_flagged?: boolean;
+                /** @description CSV only: write every cell exactly as stored. By default a cell that starts with =, +, -, @, tab or CR gets a leading single quote, so a spreadsheet shows it instead of running it as a formula. JSONL and Parquet are always exact. */
+                raw?: boolean;
             };
             header?: never;
             path: {
