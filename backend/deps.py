@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, status
+from fastapi import Depends, HTTPException, Path, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backend.db import get_db
 from backend.models import ApiToken, Dataset, Job, User, utcnow
+from backend.schemas import DB_ID_MAX
 from backend.security import hash_token
 from backend.settings import Settings, get_settings
 
@@ -43,6 +44,9 @@ def get_current_user(
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
+PathId = Annotated[int, Path(ge=1, le=DB_ID_MAX, description="A database id (1 … 2³¹−1).")]
+"""An id in the URL: out of a table's range is a 422 naming the bound, not a database error."""
+
 
 def owned_dataset(session: Session, user: User, dataset_id: int) -> Dataset:
     """The user's dataset, or 404: another user's dataset is indistinguishable from none."""
@@ -59,11 +63,11 @@ def owned_job(session: Session, user: User, job_id: int) -> Job:
     return job
 
 
-def get_dataset(dataset_id: int, session: SessionDep, user: CurrentUser) -> Dataset:
+def get_dataset(dataset_id: PathId, session: SessionDep, user: CurrentUser) -> Dataset:
     return owned_dataset(session, user, dataset_id)
 
 
-def get_job(job_id: int, session: SessionDep, user: CurrentUser) -> Job:
+def get_job(job_id: PathId, session: SessionDep, user: CurrentUser) -> Job:
     return owned_job(session, user, job_id)
 
 

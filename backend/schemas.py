@@ -126,8 +126,17 @@ class FlagUpdate(BaseModel):
     note: str | None = Field(None, max_length=10_000)
 
 
+DB_ID_MAX = 2**31 - 1
+"""Largest id a table can hold (Postgres `integer`): larger ids are a 422, not a 500."""
+
+DB_OFFSET_MAX = 2**53
+"""Largest page offset accepted (beyond any table; Postgres takes a bigint)."""
+
+DbId = Annotated[int, Field(ge=1, le=DB_ID_MAX)]
+
+
 class FlagTop(BaseModel):
-    job_id: int
+    job_id: DbId
     top_fraction: float = Field(0.1, gt=0, le=1, description="Fraction of scored pairs to flag.")
     method: str = Field(
         "harm", description="Score column to rank by (default: the job's default `harm`)."
@@ -186,7 +195,10 @@ class AuditCreate(_JobCreateBase):  # type: ignore[misc,valid-type]
         0.1, gt=0, lt=1, description="Fraction of pairs split off (seeded) as the validation set."
     )
     val_dataset_id: int | None = Field(
-        None, description="Use this dataset as the validation set instead of a split."
+        None,
+        ge=1,
+        le=DB_ID_MAX,
+        description="Use this dataset as the validation set instead of a split.",
     )
 
     def engine_config(self) -> EngineConfig:
@@ -201,7 +213,9 @@ class VerifyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal["verify"]
-    audit_job_id: int = Field(description="A succeeded audit job of this dataset.")
+    audit_job_id: int = Field(
+        ge=1, le=DB_ID_MAX, description="A succeeded audit job of this dataset."
+    )
     method: str = Field("harm", description="Score column whose top `fraction` is pruned.")
     fraction: float = Field(0.1, gt=0, lt=1, description="Fraction of training pairs to prune.")
     use_flags: bool = Field(
@@ -209,7 +223,10 @@ class VerifyCreate(BaseModel):
     )
     seeds: int = Field(3, ge=1, le=20, description="Retrains per arm (seeds 0..seeds-1).")
     test_dataset_id: int | None = Field(
-        None, description="Evaluate on this dataset instead of the audit's validation split."
+        None,
+        ge=1,
+        le=DB_ID_MAX,
+        description="Evaluate on this dataset instead of the audit's validation split.",
     )
 
 

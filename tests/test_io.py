@@ -123,3 +123,20 @@ def test_identical_responses_are_kept() -> None:
 def test_unknown_extension_is_refused() -> None:
     with pytest.raises(PairFormatError, match="cannot tell the format"):
         detect_format("pairs.xlsx")
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "json", "csv"])
+def test_a_byte_order_mark_is_not_part_of_the_first_field(fmt: str) -> None:
+    """Excel and Notepad start UTF-8 files with a BOM; the CSV header's first cell used to read
+    as '\\ufeffprompt', so the file was taken for HH transcripts with empty prompts."""
+    rows = [{"prompt": "Q", "chosen": "good", "rejected": "bad"}]
+    if fmt == "jsonl":
+        data = jsonl_bytes(rows)
+    elif fmt == "json":
+        data = json.dumps(rows).encode()
+    else:
+        data = "".join(csv_text(rows, ["prompt", "chosen", "rejected"])).encode()
+    pairs = parse("\ufeff".encode() + data, fmt)
+    assert [(p.prompt, p.chosen, p.rejected, p.metadata) for p in pairs] == [
+        ("Q", "good", "bad", {})
+    ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, status
 from sqlalchemy import delete, select
 
-from backend.deps import CurrentUser, SessionDep
+from backend.deps import CurrentUser, PathId, SessionDep
 from backend.models import ApiToken
 from backend.schemas import LoginRequest, TokenCreate, TokenIssued, TokenPublic, UserPublic
 from backend.services.users import authenticate, issue_token
@@ -46,7 +46,7 @@ def create_token(body: TokenCreate, session: SessionDep, user: CurrentUser) -> T
 
 
 @router.delete("/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
-def revoke_token(token_id: int, session: SessionDep, user: CurrentUser) -> None:
+def revoke_token(token_id: PathId, session: SessionDep, user: CurrentUser) -> None:
     """Revoke one of the caller's tokens."""
     result = session.execute(
         delete(ApiToken).where(ApiToken.id == token_id, ApiToken.user_id == user.id)

@@ -10,9 +10,11 @@ from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile, sta
 from fastapi.responses import StreamingResponse
 from sqlalchemy import func, select
 
-from backend.deps import CurrentUser, DatasetDep, SessionDep, SettingsDep
+from backend.deps import CurrentUser, DatasetDep, PathId, SessionDep, SettingsDep
 from backend.models import Dataset
 from backend.schemas import (
+    DB_ID_MAX,
+    DB_OFFSET_MAX,
     DatasetPublic,
     DatasetsPage,
     FlagCount,
@@ -50,7 +52,7 @@ def upload_dataset(
 def list_datasets(
     session: SessionDep,
     user: CurrentUser,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=DB_OFFSET_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> DatasetsPage:
     """The caller's datasets, newest first."""
@@ -84,13 +86,13 @@ def list_pairs(
     dataset: DatasetDep,
     session: SessionDep,
     settings: SettingsDep,
-    job_id: int | None = None,
+    job_id: Annotated[int | None, Query(ge=1, le=DB_ID_MAX)] = None,
     sort: Annotated[str, Query(description="'index' or a score column, '-' for descending")] = (
         "index"
     ),
     flagged: bool | None = None,
     split: Annotated[str, Query(pattern="^(train|val|all)$")] = "train",
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=DB_OFFSET_MAX)] = 0,
     limit: Annotated[int, Query(ge=1)] = 50,
 ) -> PairsPage:
     """Pairs with their flags and, given `job_id`, that job's scores (training pairs only)."""
@@ -113,7 +115,11 @@ def list_pairs(
 
 @router.put("/{dataset_id}/pairs/{pair_id}/flag", response_model=PairPublic)
 def flag_pair(
-    pair_id: int, body: FlagUpdate, dataset: DatasetDep, session: SessionDep, user: CurrentUser
+    pair_id: PathId,
+    body: FlagUpdate,
+    dataset: DatasetDep,
+    session: SessionDep,
+    user: CurrentUser,
 ) -> PairPublic:
     """Flag (exclude from export) or unflag one pair, with an optional note."""
     try:

@@ -108,3 +108,24 @@ def test_any_dataset_name_gives_a_safe_attachment_header(client, auth, name, asc
         exact = unquote(header.split("filename*=UTF-8''", 1)[1])
         stored = name.replace("\r", "").replace("\n", "").replace("/", "_")
         assert exact == f"{stored}-cleaned.{fmt}"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/datasets/2147483648",
+        "/datasets/0/pairs",
+        "/jobs/99999999999999999999",
+        "/datasets/{id}/pairs?job_id=2147483648",
+        "/datasets/{id}/pairs?offset=99999999999999999999",
+        "/datasets/{id}/pairs/2147483648/flag",
+    ],
+)
+def test_ids_beyond_the_database_range_are_a_422(client, auth, dataset, path) -> None:
+    url = f"{API}{path.format(id=dataset['id'])}"
+    if url.endswith("/flag"):
+        response = client.put(url, headers=auth, json={"flagged": True})
+    else:
+        response = client.get(url, headers=auth)
+    assert response.status_code == 422, response.text
+    assert "detail" in response.json()

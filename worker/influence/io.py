@@ -80,9 +80,15 @@ def _maybe_gunzip(stream: IO[bytes]) -> IO[bytes]:
     return stream
 
 
+BOM = "\ufeff"
+"""A UTF-8 byte-order mark: spreadsheet programs start their UTF-8 exports with it."""
+
+
 def _decode(raw: bytes, row: int) -> str:
+    """One line as text (the first without its byte-order mark)."""
     try:
-        return raw.decode("utf-8")
+        text = raw.decode("utf-8")
+        return text.removeprefix(BOM) if row == 1 else text
     except UnicodeDecodeError as exc:
         raise PairFormatError(
             f"invalid UTF-8 byte 0x{raw[exc.start]:02x} at byte {exc.start + 1}; "
@@ -106,7 +112,7 @@ def _iter_jsonl(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
 def _iter_json(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
     data = stream.read()
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8").removeprefix(BOM)
     except UnicodeDecodeError:
         # Name the line that holds the bad byte.
         for line_no, raw in enumerate(data.split(b"\n"), start=1):

@@ -1375,6 +1375,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description A database id (1 … 2³¹−1). */
                 dataset_id: number;
             };
             cookie?: never;
@@ -1406,6 +1407,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description A database id (1 … 2³¹−1). */
                 dataset_id: number;
             };
             cookie?: never;
@@ -1440,6 +1442,7 @@ export interface operations {
             };
             header?: never;
             path: {
+                /** @description A database id (1 … 2³¹−1). */
                 dataset_id: number;
             };
             cookie?: never;
@@ -1473,6 +1476,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description A database id (1 … 2³¹−1). */
                 dataset_id: number;
             };
             cookie?: never;
@@ -1508,6 +1512,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description A database id (1 … 2³¹−1). */
                 dataset_id: number;
             };
             cookie?: never;
@@ -1539,6 +1544,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description A database id (1 … 2³¹−1). */
                 dataset_id: number;
             };
             cookie?: never;
@@ -1570,6 +1576,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description A database id (1 … 2³¹−1). */
                 dataset_id: number;
             };
             cookie?: never;
@@ -1613,6 +1620,7 @@ export interface operations {
             };
             header?: never;
             path: {
+                /** @description A database id (1 … 2³¹−1). */
                 dataset_id: number;
             };
             cookie?: never;
@@ -1644,7 +1652,9 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description A database id (1 … 2³¹−1). */
                 pair_id: number;
+                /** @description A database id (1 … 2³¹−1). */
                 dataset_id: number;
             };
             cookie?: never;
@@ -1700,6 +1710,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description A database id (1 … 2³¹−1). */
                 job_id: number;
             };
             cookie?: never;
@@ -1731,6 +1742,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description A database id (1 … 2³¹−1). */
                 job_id: number;
             };
             cookie?: never;
@@ -1765,6 +1777,7 @@ export interface operations {
             };
             header?: never;
             path: {
+                /** @description A database id (1 … 2³¹−1). */
                 job_id: number;
             };
             cookie?: never;
@@ -1869,6 +1882,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description A database id (1 … 2³¹−1). */
                 token_id: number;
             };
             cookie?: never;
