@@ -30,6 +30,14 @@ def dataset(client, auth) -> dict:
         ({"model": "/no/such/model/dir"}, "no such directory"),
         ({"model": "tiny", "val_fraction": 0.01}, "validation set would be empty"),
         ({"model": "tiny", "val_dataset_id": 999999}, "validation dataset 999999 not found"),
+        # Accepted with a 202 before, then failed (or ran for minutes) in the worker:
+        ({"model": "tiny", "seed": -1}, "seed must be between 0"),
+        ({"model": "tiny", "max_length": 1}, "max_length must be between 8"),
+        ({"model": "tiny", "max_length": 100_000}, "max_length must be between 8"),
+        ({"model": "/etc"}, "holds no config.json"),
+        ({"model": "tiny", "learning_rate": 1e308}, "learning_rate must be between"),
+        ({"model": "tiny", "lora_r": 4096}, "lora_r must be between 1 and 1024"),
+        ({"model": "tiny", "projection_dim": 10**6}, "projection_dim must be between"),
     ],
 )
 def test_bad_configuration_fails_at_creation(client, auth, dataset, body, fragment) -> None:

@@ -61,6 +61,9 @@ def test_bad_configs_fail_with_a_clear_message(overrides: dict, message: str) ->
 
 def test_hub_ids_and_existing_paths_are_accepted(tmp_path: Path) -> None:
     EngineConfig(model="sentence-transformers/all-MiniLM-L6-v2").validate()
+    with pytest.raises(ValueError, match="holds no config.json"):
+        EngineConfig(model=str(tmp_path)).validate()
+    (tmp_path / "config.json").write_text("{}")
     EngineConfig(model=str(tmp_path)).validate()
 
 

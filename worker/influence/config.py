@@ -295,6 +295,10 @@ class EngineConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer (got {value!r})")
+        for name, (low, high) in _RANGES.items():
+            value = getattr(self, name)
+            if value is not None and not low <= value <= high:
+                raise ValueError(f"{name} must be between {low:g} and {high:g} (got {value!r})")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0 (got {self.learning_rate})")
         if self.weight_decay < 0:
@@ -346,6 +350,36 @@ class EngineConfig:
                     "give an existing model directory, a hub id, or one of "
                     + ", ".join(MODEL_PRESETS)
                 )
+            if not os.path.isfile(os.path.join(path, "config.json")):
+                raise ValueError(
+                    f"model directory {self.model!r} holds no config.json: it is not a "
+                    "transformers model (save one with save_pretrained, or use a preset: "
+                    + ", ".join(MODEL_PRESETS)
+                    + ")"
+                )
+
+
+_RANGES: dict[str, tuple[float, float]] = {
+    "seed": (0, 2**32 - 1),
+    "epochs": (1, 1000),
+    "batch_size": (1, 65_536),
+    "max_length": (8, 32_768),
+    "lora_r": (1, 1024),
+    "lora_alpha": (1, 65_536),
+    "learning_rate": (0, 10.0),
+    "weight_decay": (0, 1e6),
+    "damping": (0, 1e12),
+    "cg_max_iter": (1, 100_000),
+    "crossfit_repeats": (1, 100),
+    "crossfit_folds": (2, 100),
+    "shard_size": (1, 10_000_000),
+    "projection_dim": (1, 16_384),
+    "gradient_chunk": (1, 65_536),
+    "hvp_pairs": (0, 10_000_000),
+}
+"""Bounds a job's options must keep, checked when the job is created rather than minutes into a
+worker's run: seeds are unsigned 32-bit (numpy), a projected curvature of d = 16,384 is already
+2 GiB in float64, and a step size above 10 or a rank above 1,024 trains nothing useful."""
 
 
 def looks_like_path(model: str) -> bool:
