@@ -359,7 +359,7 @@ def audit(args: argparse.Namespace) -> None:
 
     with session_scope() as db:
         metrics = db.get(Job, run["job_id"]).metrics or {}
-    run["gradient_space"] = metrics.get("gradient_space", "single task")
+    run["gradient_space"] = metrics.get("gradient_space") or metrics.get("engine", "single task")
     run["val_accuracy"] = metrics.get("val_accuracy")
     what = f"{args.model} {args.mode}" + (
         f" (projection {args.projection_dim})" if args.projection_dim else ""
