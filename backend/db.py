@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from typing import Any
 
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
@@ -55,6 +56,21 @@ def session_scope() -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def upsert(session: Session, model: Any, rows: list[dict] | dict, keys: list[str]) -> Any:
+    """INSERT … ON CONFLICT (keys) DO UPDATE every other given column, for Postgres or SQLite:
+    one statement, so concurrent writers of a row never interleave (the last one wins whole)."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    statement = insert(model).values(rows)
+    first = rows[0] if isinstance(rows, list) else rows
+    return statement.on_conflict_do_update(
+        index_elements=keys,
+        set_={name: statement.excluded[name] for name in first if name not in keys},
+    )
 
 
 def alembic_config() -> Config:

@@ -937,11 +937,8 @@ def upsert_scores(
     progress: Callable[[float], None] | None = None,
 ) -> None:
     """Insert or replace the (job, pair) rows: a shard that runs twice leaves one row per pair."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    from backend.db import upsert
+
     names = sorted(columns)
     for start in range(0, len(pair_ids), _UPSERT_BATCH):
         rows = []
@@ -950,12 +947,7 @@ def upsert_scores(
             for name in names:
                 row[name] = _clean(float(columns[name][k]))
             rows.append(row)
-        statement = insert(Score).values(rows)
-        statement = statement.on_conflict_do_update(
-            index_elements=["job_id", "pair_id"],
-            set_={name: statement.excluded[name] for name in ["split", *names]},
-        )
-        session.execute(statement)
+        session.execute(upsert(session, Score, rows, ["job_id", "pair_id"]))
         if progress is not None:
             progress(min(1.0, (start + _UPSERT_BATCH) / max(1, len(pair_ids))))
 

@@ -7,6 +7,7 @@ import math
 from sqlalchemy import Select, delete, func, select
 from sqlalchemy.orm import Session
 
+from backend.db import upsert
 from backend.models import Dataset, Flag, Job, Pair, Score, User, utcnow
 from backend.schemas import Histogram, PairPublic, PairScores, PairsPage
 from worker.influence.methods import HARM_COLUMNS, SCORE_COLUMNS
@@ -103,17 +104,19 @@ def get_pair(session: Session, dataset: Dataset, pair_id: int) -> Pair:
 def set_flag(
     session: Session, dataset: Dataset, pair_id: int, user: User, flagged: bool, note: str | None
 ) -> PairPublic:
+    """Write the pair's whole review state in one upsert: concurrent writers never mix (one's
+    flag with another's note) and the first flag of a pair cannot race into a duplicate."""
     pair = get_pair(session, dataset, pair_id)
-    flag = session.scalar(select(Flag).where(Flag.pair_id == pair.id))
-    if flag is None:
-        flag = Flag(pair_id=pair.id)
-        session.add(flag)
-    flag.flagged = flagged
-    flag.note = note
-    flag.user_id = user.id
-    flag.updated_at = utcnow()
+    state = {
+        "pair_id": pair.id,
+        "flagged": flagged,
+        "note": note,
+        "user_id": user.id,
+        "updated_at": utcnow(),
+    }
+    session.execute(upsert(session, Flag, state, ["pair_id"]))
     session.commit()
-    return _to_public(pair, flag, None)
+    return _to_public(pair, Flag(**state), None)  # what this request wrote, not a later writer
 
 
 def flag_top(
