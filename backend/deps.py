@@ -21,20 +21,29 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 _bearer = HTTPBearer(auto_error=False, description="An API token from /auth/login or /tokens.")
 
 
+UNAUTHORIZED_DETAIL = "missing or invalid token: send 'Authorization: Bearer <token>'"
+
+
+def token_row(session: Session, authorization: str | None) -> ApiToken | None:
+    """The API token an `Authorization` header carries, or None."""
+    scheme, _, value = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(value.strip())))
+
+
 def get_current_user(
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User:
     unauthorized = HTTPException(
         status.HTTP_401_UNAUTHORIZED,
-        detail="missing or invalid token: send 'Authorization: Bearer <token>'",
+        detail=UNAUTHORIZED_DETAIL,
         headers={"WWW-Authenticate": "Bearer"},
     )
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise unauthorized
-    token = session.scalar(
-        select(ApiToken).where(ApiToken.token_hash == hash_token(credentials.credentials))
-    )
+    token = token_row(session, f"Bearer {credentials.credentials}")
     if token is None:
         raise unauthorized
     token.last_used_at = utcnow()

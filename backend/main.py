@@ -7,6 +7,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.dependencies.models import Dependant
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
@@ -69,6 +73,28 @@ def create_app() -> FastAPI:
     app.include_router(api)
     _mount_frontend(app, settings.frontend_dir)
 
+    @app.exception_handler(RequestValidationError)
+    async def authenticate_before_validating(
+        request: Request, exc: RequestValidationError
+    ) -> Response:
+        """A malformed body on a route that needs a token is a 401 without a valid one: the
+        body is parsed before the route's dependencies run, so its 422 would come first."""
+        route = request.scope.get("route")
+        header = request.headers.get("authorization")
+        if (
+            isinstance(route, APIRoute)
+            and _needs_token(route.dependant)
+            and not await run_in_threadpool(_has_valid_token, header)
+        ):
+            from backend.deps import UNAUTHORIZED_DETAIL
+
+            return JSONResponse(
+                {"detail": UNAUTHORIZED_DETAIL},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return await request_validation_exception_handler(request, exc)
+
     @app.middleware("http")
     async def security_headers(request: Request, call_next) -> Response:  # type: ignore[no-untyped-def]
         response: Response = await call_next(request)
@@ -80,6 +106,22 @@ def create_app() -> FastAPI:
         return response
 
     return app
+
+
+def _needs_token(dependant: Dependant) -> bool:
+    from backend.deps import get_current_user
+
+    return dependant.call is get_current_user or any(
+        _needs_token(sub) for sub in dependant.dependencies
+    )
+
+
+def _has_valid_token(authorization: str | None) -> bool:
+    from backend.db import session_scope
+    from backend.deps import token_row
+
+    with session_scope() as session:
+        return token_row(session, authorization) is not None
 
 
 def _mount_frontend(app: FastAPI, dist: Path) -> None:

@@ -23,3 +23,26 @@ def test_the_docs_can_load_swagger_ui_but_not_be_framed(client) -> None:
     assert response.status_code == 200
     assert response.headers["content-security-policy"] == "frame-ancestors 'none'"
     assert response.headers["x-frame-options"] == "DENY"
+
+
+@pytest.mark.parametrize("token", [None, "Bearer not-a-token"])
+def test_a_malformed_body_without_a_valid_token_is_a_401_not_a_422(client, token) -> None:
+    """The body is parsed before the auth dependency runs: an anonymous caller must not learn
+    about the route's schema (or be told 422) before being told to authenticate."""
+    headers = {"Content-Type": "application/json"} | ({"Authorization": token} if token else {})
+    response = client.post(f"{API}/datasets/1/jobs", content=b"{not json", headers=headers)
+    assert response.status_code == 401, response.text
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_with_a_valid_token_the_malformed_body_is_a_422(client, auth) -> None:
+    headers = {"Content-Type": "application/json", **auth}
+    response = client.post(f"{API}/datasets/1/jobs", content=b"{not json", headers=headers)
+    assert response.status_code == 422 and "detail" in response.json()
+
+
+def test_public_routes_keep_their_422(client) -> None:
+    response = client.post(
+        f"{API}/auth/login", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422
