@@ -98,15 +98,33 @@ def _decode(raw: bytes, row: int) -> str:
         ) from None
 
 
+def _reject_constant(name: str) -> Any:
+    raise PairFormatError(f"{name} is not a JSON value (no database can store it): use null")
+
+
+def _loads(text: str, row: int | None) -> Any:
+    """json.loads with every way it can fail as a PairFormatError naming the row."""
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        where = "" if row is not None else f" (line {exc.lineno})"
+        raise PairFormatError(
+            f"not valid JSON: {exc.msg}{where}", row=row or exc.lineno, column=exc.colno
+        ) from None
+    except PairFormatError as exc:
+        raise PairFormatError(exc.message, row=row) from None
+    except RecursionError:
+        raise PairFormatError("JSON nested too deeply to read", row=row) from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise PairFormatError(f"unreadable JSON value: {exc}", row=row) from None
+
+
 def _iter_jsonl(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
     for row, raw in enumerate(stream, start=1):
         text = _decode(raw, row).rstrip("\r\n")
         if not text.strip():
             continue
-        try:
-            yield row, json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise PairFormatError(f"not valid JSON: {exc.msg}", row=row, column=exc.colno) from None
+        yield row, _loads(text, row)
 
 
 def _iter_json(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
@@ -118,12 +136,7 @@ def _iter_json(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
         for line_no, raw in enumerate(data.split(b"\n"), start=1):
             _decode(raw, line_no)
         raise
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PairFormatError(
-            f"not valid JSON: {exc.msg} (line {exc.lineno})", row=exc.lineno, column=exc.colno
-        ) from None
+    doc = _loads(text, None)
     if isinstance(doc, dict) and isinstance(doc.get("data"), list):
         doc = doc["data"]
     if not isinstance(doc, list):
@@ -178,14 +191,30 @@ def _iter_parquet(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
             yield row, record
 
 
+def _gzip_checked(records: Iterator[tuple[int, Any]]) -> Iterator[tuple[int, Any]]:
+    """A corrupt or truncated gzip stream as a PairFormatError after the last good row."""
+    import zlib
+
+    row = 0
+    try:
+        for row, record in records:
+            yield row, record
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise PairFormatError(
+            f"the gzip stream is corrupt or cut short after row {row} ({exc}); "
+            "compress the file again",
+            row=row + 1,
+        ) from None
+
+
 def iter_records(stream: IO[bytes], fmt: Format) -> Iterator[tuple[int, Any]]:
     """Yield `(row, record)` from a binary stream, one record at a time where the format allows."""
     if fmt == "jsonl":
-        return _iter_jsonl(_maybe_gunzip(stream))
+        return _gzip_checked(_iter_jsonl(_maybe_gunzip(stream)))
     if fmt == "json":
-        return _iter_json(_maybe_gunzip(stream))
+        return _gzip_checked(_iter_json(_maybe_gunzip(stream)))
     if fmt == "csv":
-        return _iter_csv(_maybe_gunzip(stream))
+        return _gzip_checked(_iter_csv(_maybe_gunzip(stream)))
     if fmt == "parquet":
         return _iter_parquet(stream)
     raise PairFormatError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
@@ -219,7 +248,31 @@ def _text_field(record: dict[str, Any], key: str, row: int, *, allow_empty: bool
         raise PairFormatError(f"{key!r} must be text, got {kind}", row=row, column=key)
     if not allow_empty and not value.strip():
         raise PairFormatError(f"{key!r} is empty", row=row, column=key)
+    _check_storable(value, row, key)
     return value
+
+
+def _check_storable(value: Any, row: int, column: str) -> None:
+    """Text a database cannot store: NUL characters (Postgres refuses them in text and JSON) and
+    lone UTF-16 surrogates (not UTF-8), in any string of the value, keys of objects included."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_storable(key, row, column)
+            _check_storable(item, row, column)
+    elif isinstance(value, list):
+        for item in value:
+            _check_storable(item, row, column)
+    elif isinstance(value, str):
+        if "\x00" in value:
+            raise PairFormatError("holds a NUL character (\\u0000): remove it", row, column)
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise PairFormatError(
+                f"holds a lone surrogate (\\u{ord(value[exc.start]):04x}), which is not text",
+                row,
+                column,
+            ) from None
 
 
 def detect_schema(record: Any, row: int) -> SchemaKind:
@@ -258,6 +311,10 @@ def parse_pairs(
             prompt, chosen, rejected = split_transcripts(chosen, rejected)
             reserved = ("chosen", "rejected")
         metadata = {k: v for k, v in record.items() if k not in reserved}
+        try:
+            _check_storable(metadata, row, "metadata")
+        except RecursionError:
+            raise PairFormatError("metadata nested too deeply to store", row=row) from None
         yield ParsedPair(
             row=row, prompt=prompt, chosen=chosen, rejected=rejected, metadata=metadata
         )
