@@ -37,7 +37,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
@@ -514,22 +514,30 @@ def _split_ids(session: Session, context: JobContext) -> tuple[np.ndarray, ...]:
     return all_ids[train_pos], all_ids[val_pos], all_ids[val_pos]
 
 
-def _pairs_by_ids(session: Session, pair_ids: np.ndarray) -> list[Any]:
-    """The engine's pairs of the given ids, in the given order."""
-    from worker.influence.data import Pair as EnginePair
-
+def _row_batches(session: Session, pair_ids: np.ndarray) -> Iterator[tuple[list[int], list[Any]]]:
+    """(positions in `pair_ids`, (id, prompt, chosen, rejected) rows) a batch at a time, so texts
+    are held one batch at a time; raises if any of the pairs is gone."""
     position = {int(pid): k for k, pid in enumerate(pair_ids)}
-    pairs: list[Any] = [None] * len(pair_ids)
+    found = 0
     for start in range(0, len(pair_ids), _LOAD_BATCH):
         chunk = [int(p) for p in pair_ids[start : start + _LOAD_BATCH]]
         rows = session.execute(
             select(Pair.id, Pair.prompt, Pair.chosen, Pair.rejected).where(Pair.id.in_(chunk))
         ).all()
-        for row in rows:
-            pairs[position[row.id]] = EnginePair(row.prompt, row.chosen, row.rejected)
-    missing = sum(1 for p in pairs if p is None)
-    if missing:
-        raise LookupError(f"{missing} pair(s) of the job were deleted while it ran")
+        found += len(rows)
+        yield [position[row.id] for row in rows], list(rows)
+    if found < len(pair_ids):
+        raise LookupError(f"{len(pair_ids) - found} pair(s) of the job were deleted while it ran")
+
+
+def _pairs_by_ids(session: Session, pair_ids: np.ndarray) -> list[Any]:
+    """The engine's pairs of the given ids, in the given order."""
+    from worker.influence.data import Pair as EnginePair
+
+    pairs: list[Any] = [None] * len(pair_ids)
+    for positions, rows in _row_batches(session, pair_ids):
+        for k, row in zip(positions, rows, strict=True):
+            pairs[k] = EnginePair(row.prompt, row.chosen, row.rejected)
     return pairs
 
 
@@ -547,21 +555,13 @@ def _encode_by_ids(
     session: Session, tokenizer: Any, pair_ids: np.ndarray, max_length: int
 ) -> tuple[list, np.ndarray]:
     """Token ids and length differences of the given pairs, in the given order."""
-    position = {int(pid): k for k, pid in enumerate(pair_ids)}
     ids: list = [None] * len(pair_ids)
     diffs = np.empty(len(pair_ids))
-    for start in range(0, len(pair_ids), _LOAD_BATCH):
-        chunk = [int(p) for p in pair_ids[start : start + _LOAD_BATCH]]
-        rows = session.execute(
-            select(Pair.id, Pair.prompt, Pair.chosen, Pair.rejected).where(Pair.id.in_(chunk))
-        ).all()
+    for positions, rows in _row_batches(session, pair_ids):
         encoded, chunk_diffs = _encode_rows(tokenizer, rows, max_length)
-        for row, tokens, diff in zip(rows, encoded, chunk_diffs, strict=True):
-            ids[position[row.id]] = tokens
-            diffs[position[row.id]] = diff
-    missing = sum(1 for t in ids if t is None)
-    if missing:
-        raise LookupError(f"{missing} pair(s) of the job were deleted while it ran")
+        for k, tokens, diff in zip(positions, encoded, chunk_diffs, strict=True):
+            ids[k] = tokens
+            diffs[k] = diff
     return ids, diffs
 
 
