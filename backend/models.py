@@ -178,6 +178,23 @@ class Score(Base):
     oof_margin: Mapped[float | None] = mapped_column(Float, default=None)
     harm_ensemble: Mapped[float | None] = mapped_column(Float, default=None)
     ensemble_disagreement: Mapped[float | None] = mapped_column(Float, default=None)
+    harm_group: Mapped[float | None] = mapped_column(Float, default=None)
+    group_order: Mapped[float | None] = mapped_column(Float, default=None)
+    group_gain: Mapped[float | None] = mapped_column(Float, default=None)
+
+
+class Interaction(Base):
+    """One of a candidate pair's strongest interactions in a `group` audit: κ(i, j) =
+    Δθ_iᵀ H_val Δθ_j (> 0 redundant: removing both does less than the sum; < 0 complementary)."""
+
+    __tablename__ = "interactions"
+    __table_args__ = (UniqueConstraint("job_id", "pair_id", "other_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    pair_id: Mapped[int] = mapped_column(ForeignKey("pairs.id", ondelete="CASCADE"))
+    other_id: Mapped[int] = mapped_column(ForeignKey("pairs.id", ondelete="CASCADE"), index=True)
+    kappa: Mapped[float] = mapped_column(Float)
 
 
 class Flag(Base):

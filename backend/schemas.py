@@ -102,6 +102,9 @@ class PairScores(BaseModel):
     oof_margin: float | None = None
     harm_ensemble: float | None = None
     ensemble_disagreement: float | None = None
+    harm_group: float | None = None
+    group_order: float | None = None
+    group_gain: float | None = None
 
 
 class PairPublic(BaseModel):
@@ -136,11 +139,48 @@ DbId = Annotated[int, Field(ge=1, le=DB_ID_MAX)]
 
 
 class FlagTop(BaseModel):
+    """Flag pairs of a finished audit in one call: the top fraction by a score (`rule: "top"`),
+    or the interaction-aware greedy selection of a `group` audit (`rule: "greedy"`)."""
+
     job_id: DbId
+    rule: Literal["top", "greedy"] = Field(
+        "top",
+        description=(
+            "'top': the `top_fraction` highest by `method`. 'greedy': the first `budget` pairs "
+            "of the job's greedy group selection (the audit must have run method 'group')."
+        ),
+    )
     top_fraction: float = Field(0.1, gt=0, le=1, description="Fraction of scored pairs to flag.")
     method: str = Field(
         "harm", description="Score column to rank by (default: the job's default `harm`)."
     )
+    budget: float | None = Field(
+        None,
+        gt=0,
+        le=DB_ID_MAX,
+        description=(
+            "rule 'greedy': pairs to flag, a fraction of the scored pairs (0 < b < 1) or a "
+            "count (b ≥ 1); default the audit's prune_budget."
+        ),
+    )
+
+
+class Interaction(BaseModel):
+    """One partner of a pair in a `group` audit: κ > 0 redundant (removing both lowers the
+    validation loss by less than the two alone), κ < 0 complementary (by more)."""
+
+    pair_id: int
+    index: int
+    prompt: str
+    kappa: float
+    kind: Literal["redundant", "complementary"]
+    group_order: float | None = None
+
+
+class Interactions(BaseModel):
+    pair_id: int
+    job_id: int
+    items: list[Interaction]
 
 
 class FlagCount(BaseModel):
@@ -220,6 +260,24 @@ class VerifyCreate(BaseModel):
     fraction: float = Field(0.1, gt=0, lt=1, description="Fraction of training pairs to prune.")
     use_flags: bool = Field(
         False, description="Prune the dataset's currently flagged pairs instead of a top fraction."
+    )
+    rule: Literal["top", "greedy"] = Field(
+        "top",
+        description=(
+            "'top': prune the top `fraction` by `method`. 'greedy': prune the first `budget` "
+            "pairs of a `group` audit's greedy selection, and add an arm that prunes the top-K "
+            "of the same size by first-order influence, so greedy, top-K and random removal are "
+            "compared per seed."
+        ),
+    )
+    budget: float | None = Field(
+        None,
+        gt=0,
+        le=DB_ID_MAX,
+        description=(
+            "rule 'greedy': pairs to prune, a fraction (0 < b < 1) or a count (b ≥ 1); "
+            "default the audit's prune_budget."
+        ),
     )
     seeds: int = Field(3, ge=1, le=20, description="Retrains per arm (seeds 0..seeds-1).")
     test_dataset_id: int | None = Field(
@@ -317,6 +375,27 @@ class TruncationRate(_StoredMetrics):
     val: float | None = None
 
 
+class GroupEstimate(_StoredMetrics):
+    first_order: float
+    interaction_aware: float
+
+
+class GroupMetrics(_StoredMetrics):
+    """The `group` method's summary: the budget, and the predicted change of validation loss of
+    removing the greedy selection and the first-order top-K of the same size."""
+
+    candidates: int
+    budget: int
+    prune_budget: float | None = None
+    estimate_greedy: GroupEstimate | None = None
+    estimate_top_k: GroupEstimate | None = None
+    overlap_with_top_k: int | None = None
+    factor_mib: float | None = None
+    dense_kappa_mib: float | None = None
+    interactions_kept: int | None = None
+    seconds: float | None = None
+
+
 class AuditMetrics(_StoredMetrics):
     """`metrics` of an audit job (worker/influence/audit.py and worker/pipeline.py)."""
 
@@ -339,6 +418,7 @@ class AuditMetrics(_StoredMetrics):
     trust: TrustVerdict | None = None
     mislabelled: MislabelledEstimate | None = None
     method_benchmark: MethodBenchmark | None = None
+    group: GroupMetrics | None = None
     model_dir: str | None = None
     traceback: str | None = Field(None, description="The tail of the error of a failed job.")
 
@@ -377,16 +457,24 @@ class VerifyArms(_StoredMetrics):
     full: ArmMetrics | None = None
     pruned: ArmMetrics | None = None
     random: ArmMetrics | None = None
+    top_k: ArmMetrics | None = Field(
+        None, description="rule 'greedy' only: the first-order top-K of the same size."
+    )
 
 
 class VerifyDifferences(_StoredMetrics):
     pruned_minus_full: DifferenceMetrics | None = None
     pruned_minus_random: DifferenceMetrics | None = None
+    pruned_minus_top_k: DifferenceMetrics | None = Field(
+        None, description="rule 'greedy' only: greedy minus first-order top-K, paired."
+    )
+    top_k_minus_full: DifferenceMetrics | None = None
+    top_k_minus_random: DifferenceMetrics | None = None
 
 
 class VerifyRun(_StoredMetrics):
     seed: int
-    arm: Literal["full", "pruned", "random"]
+    arm: Literal["full", "pruned", "random", "top_k"]
     n_train: int
     accuracy: float
     loss: float
@@ -411,6 +499,9 @@ class VerifyMetrics(_StoredMetrics):
     audit_job_id: int | None = None
     rule: str | None = None
     evaluated_on: str | None = None
+    overlap: dict[str, int] | None = Field(
+        None, description="rule 'greedy': pairs the greedy selection shares with each other arm."
+    )
     traceback: str | None = Field(None, description="The tail of the error of a failed job.")
 
 

@@ -12,7 +12,7 @@ import logging
 import math
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from backend.db import get_sessionmaker
 from backend.job_states import FINISHED
-from backend.models import Job, Pair, Score, utcnow
+from backend.models import Interaction, Job, Pair, Score, utcnow
 from worker.influence.columns import SCORE_COLUMNS
 from worker.influence.config import EngineConfig
 from worker.influence.data import split_validation
@@ -313,7 +313,9 @@ def _run_audit(
         validation_source=validation_source(options, engine_config.seed),
         seconds_total=round(time.perf_counter() - started, 3),
     )
-    return _save_scores(factory, job_id, train_ids, val_in_dataset, result.scores, metrics)
+    return _save_scores(
+        factory, job_id, train_ids, val_in_dataset, result.scores, metrics, result.interactions
+    )
 
 
 def validation_source(options: Any, seed: int) -> str:
@@ -334,8 +336,10 @@ def _save_scores(
     val_ids: list[int],
     scores: dict[str, np.ndarray],
     metrics: dict[str, Any],
+    interactions: Sequence[tuple[int, int, float]] = (),
 ) -> str:
-    """Replace the job's scores and mark it succeeded, in one transaction."""
+    """Replace the job's scores (and the group method's strongest interactions, given as
+    training positions) and mark it succeeded, in one transaction."""
     unknown = set(scores) - set(SCORE_COLUMNS)
     if unknown:
         raise ValueError(f"the engine returned unknown score columns {sorted(unknown)}")
@@ -360,6 +364,14 @@ def _save_scores(
         rows.extend({"job_id": job_id, "pair_id": pid, "split": "val"} for pid in val_ids)
         for start in range(0, len(rows), _INSERT_BATCH):
             session.execute(insert(Score), rows[start : start + _INSERT_BATCH])
+        session.execute(delete(Interaction).where(Interaction.job_id == job_id))
+        links = [
+            {"job_id": job_id, "pair_id": train_ids[i], "other_id": train_ids[j], "kappa": kappa}
+            for i, j, kappa in interactions
+            if math.isfinite(kappa)
+        ]
+        for start in range(0, len(links), _INSERT_BATCH):
+            session.execute(insert(Interaction), links[start : start + _INSERT_BATCH])
         return _succeed(session, job, metrics)
 
 
@@ -401,11 +413,12 @@ def _run_verify(
     """Retrain on all / pruned / randomly thinned training pairs of an audit and compare."""
     from backend.models import Flag
     from backend.schemas import AuditCreate, VerifyCreate
-    from backend.services.review import most_harmful
+    from backend.services.review import first_order_top, greedy_selection, most_harmful
     from worker.influence.data import Pair as EnginePair
     from worker.influence.verify import run_verify
 
     options = VerifyCreate.model_validate(config)
+    alternatives: dict[str, set[int]] = {}
     reporter.progress("loading_data", 0.0)
     with factory() as session:
         audit = session.get(Job, options.audit_job_id)
@@ -429,6 +442,12 @@ def _run_verify(
                 )
             )
             rule = "the dataset's flagged pairs"
+        elif options.rule == "greedy":
+            ordered = greedy_selection(session, audit, options.budget)
+            pruned = set(ordered)
+            top_k = set(first_order_top(session, audit.id, len(ordered)))
+            alternatives = {"top_k": top_k}
+            rule = f"greedy group selection of {len(ordered)} pairs"
         else:
             pruned = set(most_harmful(session, audit.id, options.fraction, options.method))
             rule = f"top {options.fraction:.0%} by {options.method}"
@@ -454,9 +473,14 @@ def _run_verify(
         seeds=list(range(options.seeds)),
         progress=reporter.progress,
         should_cancel=reporter.should_cancel,
+        alternatives={
+            name: [r.id in chosen for r in train_rows] for name, chosen in alternatives.items()
+        },
     )
     reporter.progress("saving", 0.0)
     metrics = {**result, "audit_job_id": audit.id, "rule": rule, "evaluated_on": evaluated_on}
+    if alternatives:
+        metrics["overlap"] = {name: len(pruned & chosen) for name, chosen in alternatives.items()}
     with factory() as session:
         job = session.get(Job, job_id)
         if job is None or job.status != "running":

@@ -1218,5 +1218,11 @@ def head(context: JobContext, run: TaskRun) -> None:
         "head_seconds": round(time.perf_counter() - started, 3),
     }
     _save_scores(
-        factory, context.job_id, train_ids.tolist(), val_in_dataset.tolist(), result.scores, metrics
+        factory,
+        context.job_id,
+        train_ids.tolist(),
+        val_in_dataset.tolist(),
+        result.scores,
+        metrics,
+        result.interactions,
     )

@@ -20,6 +20,7 @@ from backend.schemas import (
     FlagCount,
     FlagTop,
     FlagUpdate,
+    Interactions,
     PairPublic,
     PairsPage,
 )
@@ -113,6 +114,23 @@ def list_pairs(
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
 
 
+@router.get("/{dataset_id}/pairs/{pair_id}/interactions", response_model=Interactions)
+def pair_interactions(
+    pair_id: PathId,
+    job_id: Annotated[int, Query(ge=1, le=DB_ID_MAX, description="A group audit's id")],
+    dataset: DatasetDep,
+    session: SessionDep,
+) -> Interactions:
+    """The pairs this one interacts with most in a `group` audit: κ > 0 redundant (removing both
+    does less than the sum), κ < 0 complementary (more), strongest first."""
+    try:
+        return review.interactions(session, dataset, job_id, pair_id)
+    except LookupError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
+    except review.ReviewError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
+
+
 @router.put("/{dataset_id}/pairs/{pair_id}/flag", response_model=PairPublic)
 def flag_pair(
     pair_id: PathId,
@@ -134,7 +152,16 @@ def flag_top(
 ) -> FlagCount:
     """Flag the most harmful `top_fraction` of a job's scored pairs in one call."""
     try:
-        n = review.flag_top(session, dataset, user, body.job_id, body.top_fraction, body.method)
+        n = review.flag_top(
+            session,
+            dataset,
+            user,
+            body.job_id,
+            body.top_fraction,
+            body.method,
+            body.rule,
+            body.budget,
+        )
     except LookupError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
     except review.ReviewError as exc:

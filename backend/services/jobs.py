@@ -60,6 +60,13 @@ def validate_verify(session: Session, dataset: Dataset, user: User, body: Verify
         raise JobConfigError(
             f"unknown method {body.method!r}; rank by one of {', '.join(HARM_COLUMNS)}"
         )
+    if body.rule == "greedy" and not body.use_flags:
+        from backend.services.review import ReviewError, greedy_selection
+
+        try:
+            greedy_selection(session, audit, body.budget)
+        except ReviewError as exc:
+            raise JobConfigError(str(exc)) from None
     if body.test_dataset_id is not None:
         _second_dataset(session, user, dataset, body.test_dataset_id, "test")
 

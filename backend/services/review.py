@@ -9,7 +9,15 @@ from sqlalchemy.orm import Session
 
 from backend.db import upsert
 from backend.models import Dataset, Flag, Job, Pair, Score, User, utcnow
-from backend.schemas import Histogram, PairPublic, PairScores, PairsPage
+from backend.models import Interaction as InteractionRow
+from backend.schemas import (
+    Histogram,
+    Interaction,
+    Interactions,
+    PairPublic,
+    PairScores,
+    PairsPage,
+)
 from worker.influence.methods import HARM_COLUMNS, SCORE_COLUMNS
 
 # HARM_COLUMNS (higher = more harmful) is what "flag the top fraction" and verify jobs rank by.
@@ -120,12 +128,23 @@ def set_flag(
 
 
 def flag_top(
-    session: Session, dataset: Dataset, user: User, job_id: int, top_fraction: float, method: str
+    session: Session,
+    dataset: Dataset,
+    user: User,
+    job_id: int,
+    top_fraction: float,
+    method: str,
+    rule: str = "top",
+    budget: float | None = None,
 ) -> int:
-    """Flag the ceil(fraction × n) training pairs with the highest `method` score; return how many
+    """Flag the ceil(fraction × n) training pairs with the highest `method` score (rule 'top') or
+    the first `budget` pairs of a group audit's greedy selection (rule 'greedy'); return how many
     were newly flagged. Pairs already flagged stay flagged; nothing is unflagged."""
-    _scored_job(session, dataset, job_id)
-    top_ids = most_harmful(session, job_id, top_fraction, method)
+    job = _scored_job(session, dataset, job_id)
+    if rule == "greedy":
+        top_ids = greedy_selection(session, job, budget)
+    else:
+        top_ids = most_harmful(session, job_id, top_fraction, method)
     existing = {
         f.pair_id: f for f in session.scalars(select(Flag).where(Flag.pair_id.in_(top_ids)))
     }
@@ -157,6 +176,78 @@ def most_harmful(session: Session, job_id: int, fraction: float, method: str) ->
     k = math.ceil(fraction * n_scored)
     query = select(Score.pair_id).where(*scored).order_by(column.desc(), Score.pair_id).limit(k)
     return list(session.scalars(query))
+
+
+def greedy_selection(session: Session, job: Job, budget: float | None) -> list[int]:
+    """Pair ids of the first `budget` pairs (a fraction of the scored pairs when < 1) in the
+    job's greedy group order; the audit's own prune_budget when `budget` is None."""
+    config = (job.config or {}) if isinstance(job.config, dict) else {}
+    if "group" not in (config.get("methods") or []):
+        raise ReviewError(
+            f"job {job.id} did not run the 'group' method; audit with methods including 'group' "
+            "to prune a budget greedily"
+        )
+    scored = (Score.job_id == job.id, Score.split == "train")
+    n_scored = session.scalar(select(func.count()).where(*scored)) or 0
+    candidates = (
+        session.scalar(select(func.count()).where(*scored, Score.group_order.is_not(None))) or 0
+    )
+    value = float(config.get("prune_budget", 0.1) if budget is None else budget)
+    count = math.ceil(value * n_scored) if value < 1 else int(value)
+    if count > candidates:
+        raise ReviewError(
+            f"budget {count} exceeds the {candidates} candidates job {job.id} ordered greedily; "
+            "raise group_candidates in a new audit or flag fewer"
+        )
+    query = (
+        select(Score.pair_id)
+        .where(*scored, Score.group_order.is_not(None))
+        .order_by(Score.group_order)
+        .limit(count)
+    )
+    return list(session.scalars(query))
+
+
+def first_order_top(session: Session, job_id: int, count: int) -> list[int]:
+    """Pair ids of the `count` training pairs with the most negative first-order removal effect
+    (the top-K a greedy group selection is compared with)."""
+    column = Score.removal_effect_influence
+    query = (
+        select(Score.pair_id)
+        .where(Score.job_id == job_id, Score.split == "train", column.is_not(None))
+        .order_by(column, Score.pair_id)
+        .limit(count)
+    )
+    return list(session.scalars(query))
+
+
+def interactions(session: Session, dataset: Dataset, job_id: int, pair_id: int) -> Interactions:
+    """A pair's strongest interactions in a group audit, strongest |κ| first."""
+    job = _scored_job(session, dataset, job_id)
+    pair = session.get(Pair, pair_id)
+    if pair is None or pair.dataset_id != dataset.id:
+        raise LookupError(f"pair {pair_id} is not in dataset {dataset.id}")
+    if "group" not in ((job.config or {}).get("methods") or []):
+        raise ReviewError(f"job {job.id} did not run the 'group' method: it has no interactions")
+    rows = session.execute(
+        select(InteractionRow.kappa, Pair.id, Pair.source_index, Pair.prompt, Score.group_order)
+        .join(Pair, Pair.id == InteractionRow.other_id)
+        .outerjoin(Score, (Score.pair_id == Pair.id) & (Score.job_id == job.id))
+        .where(InteractionRow.job_id == job.id, InteractionRow.pair_id == pair_id)
+        .order_by(func.abs(InteractionRow.kappa).desc(), Pair.id)
+    ).all()
+    items = [
+        Interaction(
+            pair_id=other,
+            index=index,
+            prompt=prompt[:300],
+            kappa=kappa,
+            kind="redundant" if kappa > 0 else "complementary",
+            group_order=order,
+        )
+        for kappa, other, index, prompt, order in rows
+    ]
+    return Interactions(pair_id=pair_id, job_id=job.id, items=items)
 
 
 def histogram(session: Session, job: Job, column: str, bins: int) -> Histogram:

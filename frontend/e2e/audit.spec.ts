@@ -220,3 +220,61 @@ test("upload, audit with the tiny preset, review, flag and export", async ({ pag
     await expect(page.getByRole("button", { name: "Log in" })).toBeVisible();
   });
 });
+
+const GROUP_SCREENSHOT = resolve(here, "../test-results/group-prune.png");
+
+test("prune a budget greedily and read a pair's strongest interactions", async ({ page }) => {
+  // Three flipped pairs, each present three times: near-duplicates are what greedy spreads out.
+  const lines = smallHhFile().trim().split("\n");
+  const flipped = [5, 20, 40].map((i) => {
+    const record = JSON.parse(lines[i]) as { chosen: string; rejected: string };
+    return JSON.stringify({ chosen: record.rejected, rejected: record.chosen });
+  });
+  const text = [...lines, ...flipped, ...flipped].join("\n") + "\n";
+  const name = `hh-group-${Date.now()}`;
+
+  await page.goto("/");
+  await page.getByLabel("Username").fill("e2e");
+  await page.getByLabel("Password").fill("e2e-password");
+  await page.getByRole("button", { name: "Log in" }).click();
+  await dropFile(page, page.getByTestId("dropzone"), "group.jsonl", text);
+  await page.getByLabel("Dataset name").fill(name);
+  await page.getByRole("button", { name: "Upload" }).click();
+  await expect(page.getByRole("status")).toContainText(`${N_PAIRS + 6} pairs`);
+  await page.getByRole("link", { name }).click();
+
+  await test.step("launch a head-mode audit with the group method", async () => {
+    await page.getByLabel("Model preset").selectOption("tiny");
+    await page.getByText("Advanced options").click();
+    await page.getByLabel("Training mode").selectOption("head");
+    await page.getByLabel("group (greedy, interaction-aware)").check();
+    await page.getByLabel("Harm ranks by").selectOption("group");
+    await page.getByLabel("Prune budget (group: fraction or count)").fill("5");
+    await page.getByRole("button", { name: "Launch audit" }).click();
+    await expect(page.getByText("Succeeded", { exact: true }).first()).toBeVisible({
+      timeout: 6 * 60_000,
+    });
+  });
+
+  const summary = page.getByTestId("flag-summary");
+  await test.step("prune the budget: the greedy selection is flagged", async () => {
+    await expect(page.getByLabel("Budget (pairs, or a fraction < 1)")).toHaveValue("5");
+    await page.getByRole("button", { name: "Prune a budget of 5 (greedy)" }).click();
+    await expect(page.getByTestId("flag-message")).toContainText("5 pairs newly flagged");
+    await expect(summary).toContainText(`5 of ${N_PAIRS + 6} pairs flagged`);
+  });
+
+  await test.step("a pair's strongest interactions, with κ", async () => {
+    const table = page.getByRole("table", { name: "Pairs ranked by harm" });
+    await table.locator("tbody tr[data-row-index]").first().click();
+    const region = page.getByRole("region", { name: "Strongest interactions" });
+    await expect(region).toBeVisible();
+    const rows = region.getByTestId("interaction");
+    await expect(rows.first()).toBeVisible();
+    expect(await rows.count()).toBeGreaterThan(0);
+    await expect(rows.first()).toContainText(/redundant|complementary/);
+    await region.scrollIntoViewIfNeeded();
+    mkdirSync(dirname(GROUP_SCREENSHOT), { recursive: true });
+    await page.screenshot({ path: GROUP_SCREENSHOT, fullPage: true });
+  });
+});

@@ -65,14 +65,18 @@ def test_what_methods_need() -> None:
         "self_influence",
         "corrected_loss",
         "tracin",
+        "group",
     } == GRADIENT_METHODS
     assert {m for m, s in METHODS.items() if s.needs_curvature} == {
         "influence",
         "self_influence",
         "corrected_loss",
+        "group",
     }
     assert {m for m, s in METHODS.items() if s.needs_checkpoints or s.lora_only} == {"tracin"}
     assert METHODS["corrected_loss"].columns[1] == "harm_self_influence"
+    # Greedy is compared with the top-K of its own first-order effects, which it fills too.
+    assert {"harm_influence", "removal_effect_influence"} <= set(METHODS["group"].columns)
     assert set(METHODS["loss"].columns) == {"loss", "margin", "harm_loss"}
 
 

@@ -107,6 +107,7 @@ class Fitted:
     head_choice: HeadChoice | None = None
     crossfit: CrossFit | None = None  # filled by the first method that needs it
     g_val: Tensor | None = None  # ∇L_val when computed elsewhere (the sharded engine)
+    interactions: list[tuple[int, int, float]] = field(default_factory=list)  # group method
     _gauss_newton: GaussNewton | None = field(default=None, repr=False)
 
     def gauss_newton(self) -> GaussNewton:
@@ -128,6 +129,8 @@ class AuditResult:
     scores: dict[str, np.ndarray]
     metrics: dict
     state: Fitted | None = field(default=None, repr=False)
+    interactions: list[tuple[int, int, float]] = field(default_factory=list)
+    """(training position, partner position, κ): each group candidate's strongest partners."""
 
 
 def run_audit(
@@ -245,7 +248,12 @@ def run_audit(
             raise ValueError("save_model_to needs mode='lora': no trained transformers model")
         metrics["model_dir"] = str(save_reward_model(fitted.rm, tokenizer, Path(save_model_to)))
     metrics["warnings"] = warnings
-    return AuditResult(scores=scores, metrics=metrics, state=fitted if keep_state else None)
+    return AuditResult(
+        scores=scores,
+        metrics=metrics,
+        state=fitted if keep_state else None,
+        interactions=fitted.interactions,
+    )
 
 
 def score_fitted(
@@ -264,6 +272,7 @@ def score_fitted(
     scores: dict[str, np.ndarray] = {"loss": loss, "margin": margins.copy(), "harm_loss": loss}
     metrics: dict = {"method_seconds": {}}
     warnings: list[str] = []
+    interactions: list[tuple[int, int, float]] = []
     grads, val_grads = fitted.grads, fitted.val_grads
     methods = [m for m in config.methods if m != "loss"]
     gn = None
@@ -333,6 +342,11 @@ def score_fitted(
                 scores["harm_corrected_loss"] = corrected_loss(loss, scores["harm_self_influence"])
             elif method == "tracin":
                 scores["harm_tracin"] = -_tracin(fitted, config, should_cancel)
+            elif method == "group":
+                columns, metrics["group"], interactions = _group(fitted, gn, config)
+                if "removal_effect_influence" in scores:
+                    del columns["removal_effect_influence"], columns["harm_influence"]
+                scores.update(columns)
         metrics["method_seconds"][method] = time.perf_counter() - start
         report.update("scoring", (k + 1) / len(methods), method)
     computed = [m for m in config.methods if harm_column(m) in scores]
@@ -343,9 +357,89 @@ def score_fitted(
     for key, value in scores.items():
         if key not in SCORE_COLUMNS:
             raise RuntimeError(f"engine produced unknown score column {key!r}")
-        if not np.all(np.isfinite(value)):
+        if key not in _PARTIAL_COLUMNS and not np.all(np.isfinite(value)):
             warnings.append(f"{key} has non-finite values; check damping and training")
+    fitted.interactions = interactions
     return scores, metrics, warnings
+
+
+_PARTIAL_COLUMNS = frozenset({"group_order", "group_gain"})
+"""Columns that are NaN (stored as null) by design for pairs outside the candidate set."""
+
+
+def _group(
+    fitted: Fitted, gn: GaussNewton, config: EngineConfig
+) -> tuple[dict[str, np.ndarray], dict, list[tuple[int, int, float]]]:
+    """Greedy interaction-aware selection over the candidates (worker.influence.group).
+
+    The curvature is the influence method's: G + (ridge + λ)I, λ = damping × trace(G)/p. Returns
+    the columns, the job's `group` metrics and each candidate's strongest interactions as
+    (training position, partner position, κ).
+    """
+    from worker.influence.curvature import DIRECT_MAX_DIM
+    from worker.influence.group import (
+        INTERACTION_TOP,
+        budget_count,
+        candidate_set,
+        group_influence,
+    )
+
+    assert fitted.grads is not None and fitted.val_grads is not None
+    if min(gn.n, gn.dim) > DIRECT_MAX_DIM:
+        raise ValueError(
+            f"the group method needs one exact factorisation of the curvature ({gn.n} pairs × "
+            f"{gn.dim} parameters is above {DIRECT_MAX_DIM}); set projection_dim"
+        )
+    start = time.perf_counter()
+    scale = gn.mean_diagonal()
+    lam = config.damping * (scale if scale > 0 else 1.0)
+    inverse = gn.factor(fitted.ridge + lam)
+    margins, n = fitted.margins, len(fitted.margins)
+    everyone = group_influence(
+        inverse.solve, fitted.grads, margins, fitted.val_grads, fitted.val_margins, np.arange(n)
+    )
+    candidates = candidate_set(everyone.effect, config.group_candidates)
+    group = everyone.subset(candidates)
+    greedy = group.greedy()
+    budget = min(budget_count(config.prune_budget, n), group.size)
+    order = np.full(n, np.nan)
+    gain = np.full(n, np.nan)
+    positions = candidates[greedy.order]
+    order[positions] = np.arange(1, group.size + 1)
+    gain[positions] = greedy.gains
+    harm = np.zeros(n)
+    harm[positions] = group.size - np.arange(group.size)  # first removed scores highest
+    top_k = group.first_order(budget)
+    first_greedy, inter_greedy = group.estimate(greedy.order[:budget])
+    first_top, inter_top = group.estimate(top_k)
+    interactions = [
+        (int(candidates[i]), int(candidates[j]), kappa)
+        for i, partners in enumerate(group.strongest(INTERACTION_TOP))
+        for j, kappa in partners
+    ]
+    memory = group.memory_bytes()
+    metrics = {
+        "candidates": int(group.size),
+        "budget": int(budget),
+        "prune_budget": config.prune_budget,
+        "damping_absolute": lam,
+        "estimate_greedy": {"first_order": first_greedy, "interaction_aware": inter_greedy},
+        "estimate_top_k": {"first_order": first_top, "interaction_aware": inter_top},
+        "overlap_with_top_k": int(len(np.intersect1d(greedy.order[:budget], top_k))),
+        "factor_mib": memory["factor"] / 2**20,
+        "dense_kappa_mib": memory["dense_kappa"] / 2**20,
+        "interactions_kept": len(interactions),
+        "seconds": time.perf_counter() - start,
+    }
+    columns = {
+        "harm_group": harm,
+        "group_order": order,
+        "group_gain": gain,
+        # The first-order effects of the same solve: top-K by them is what greedy is compared to.
+        "removal_effect_influence": everyone.effect,
+        "harm_influence": -everyone.effect,
+    }
+    return columns, metrics, interactions
 
 
 def _crossfit(

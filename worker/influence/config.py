@@ -190,6 +190,22 @@ class EngineConfig:
             "batch-size-1 loop, chunks of 32 at 0.6×: larger chunks fall out of cache)."
         ),
     )
+    prune_budget: float = field(
+        default=0.1,
+        metadata=_help(
+            "The `group` method's budget: how many pairs greedy pruning selects, as a fraction "
+            "of the training pairs (0 < b < 1) or a count (b ≥ 1). The greedy order covers every "
+            "candidate, so a smaller budget can be flagged later without a new audit."
+        ),
+    )
+    group_candidates: int = field(
+        default=5000,
+        metadata=_help(
+            "The `group` method's candidate set: the pairs with the most harmful first-order "
+            "influence, at most this many (every pair when there are fewer). Memory is "
+            "validation pairs × candidates floats; the greedy pass is candidates² × validation."
+        ),
+    )
     head_features: HeadFeatures = field(
         default="auto",
         metadata=_help(
@@ -376,6 +392,8 @@ _RANGES: dict[str, tuple[float, float]] = {
     "projection_dim": (1, 16_384),
     "gradient_chunk": (1, 65_536),
     "hvp_pairs": (0, 10_000_000),
+    "prune_budget": (1e-9, 10_000_000),
+    "group_candidates": (2, 50_000),
 }
 """Bounds a job's options must keep, checked when the job is created rather than minutes into a
 worker's run: seeds are unsigned 32-bit (numpy), a projected curvature of d = 16,384 is already

@@ -105,13 +105,13 @@ class GaussNewton:
             yield where, self.D[where].double()
 
     def rows_dot(self, v: Tensor) -> Tensor:
-        """D v [n] in float64."""
+        """D v [n] (or [n, r] for v [p, r]) in float64."""
         v = v.double()
         return torch.cat([rows @ v for _, rows in self._row_blocks()])
 
     def rows_tdot(self, c: Tensor) -> Tensor:
-        """Dᵀ c [p] in float64."""
-        out = torch.zeros(self.dim, dtype=torch.float64, device=self.D.device)
+        """Dᵀ c [p] (or [p, r] for c [n, r]) in float64."""
+        out = torch.zeros(self.dim, *c.shape[1:], dtype=torch.float64, device=self.D.device)
         for where, rows in self._row_blocks():
             out += rows.T @ c[where].double()
         return out
@@ -181,13 +181,15 @@ class DirectInverse:
             self.cholesky = torch.linalg.cholesky(matrix)
 
     def solve(self, b: Tensor) -> Tensor:
-        """(G + λI)⁻¹ b for b [p]."""
+        """(G + λI)⁻¹ b for b [p], or for each column of b [p, r]."""
+        if b.dim() == 1:
+            return self.solve(b[:, None])[:, 0]
         b = b.double()
         if not self.dual:
-            return torch.cholesky_solve(b[:, None], self.cholesky)[:, 0]
-        ab = self.root * self.gn.rows_dot(b)
-        y = self.evecs @ ((self.evecs.T @ ab) / (self.evals + self.shift))
-        return (b - self.gn.rows_tdot(self.root * y)) / self.shift
+            return torch.cholesky_solve(b, self.cholesky)
+        ab = self.root[:, None] * self.gn.rows_dot(b)
+        y = self.evecs @ ((self.evecs.T @ ab) / (self.evals + self.shift)[:, None])
+        return (b - self.gn.rows_tdot(self.root[:, None] * y)) / self.shift
 
     def quadratic(self, scale: Tensor) -> Tensor:
         """q_i = g_iᵀ (G + λI)⁻¹ g_i for all training rows g_i = scale_i d_i, [n] float64."""

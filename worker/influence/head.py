@@ -40,16 +40,23 @@ def select_l2(
     return best, losses
 
 
-def fit_head(z: Tensor, l2: float, tol: float = 1e-10, max_iter: int = 100) -> tuple[Tensor, int]:
+def fit_head(
+    z: Tensor, l2: float, tol: float = 1e-10, max_iter: int = 100, start: Tensor | None = None
+) -> tuple[Tensor, int]:
     """argmin_w (1/n) Σ softplus(−wᵀ z_i) + (α/2)‖w‖², α = max(l2, MIN_L2), by damped Newton.
 
     `z` is [n, h] (feature differences). Returns w [h] float64 and the Newton iterations taken;
-    stops when the gradient norm is below `tol`.
+    stops when the gradient norm is below `tol`. `start` (default 0) is where Newton begins: the
+    optimum is unique, so a warm start changes the iterations, not the answer.
     """
     z = z.double()
     n, h = z.shape
     alpha = max(l2, MIN_L2)
-    w = torch.zeros(h, dtype=torch.float64, device=z.device)
+    w = (
+        torch.zeros(h, dtype=torch.float64, device=z.device)
+        if start is None
+        else start.double().clone().to(z.device)
+    )
 
     def objective(w: Tensor) -> Tensor:
         return torch.nn.functional.softplus(-(z @ w)).mean() + 0.5 * alpha * (w @ w)

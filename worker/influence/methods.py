@@ -27,6 +27,7 @@ MethodName = Literal[
     "length",
     "oof_loss",
     "ensemble",
+    "group",
 ]
 """A method's name, as a job's `methods` and `default_method` take it (an enum in the API)."""
 
@@ -189,6 +190,33 @@ _SPECS: tuple[MethodSpec, ...] = (
             "margin's spread over the models)."
         ),
     ),
+    MethodSpec(
+        name="group",
+        label="group (greedy, interaction-aware)",
+        harm_column="harm_group",
+        columns=(
+            "harm_group",
+            "group_order",
+            "group_gain",
+            "harm_influence",
+            "removal_effect_influence",
+        ),
+        orientation=(
+            "High: greedy pruning removes the pair early — its removal, given the pairs removed "
+            "before it, lowers the validation loss most."
+        ),
+        description=(
+            "Interaction-aware group influence (Heo et al. 2026): removing a set S changes the "
+            "validation loss by Σ e_i + ½ ΣΣ κ(i, j), κ(i, j) = Δθ_iᵀ H_val Δθ_j. Greedy selection "
+            "over the candidates (the group_candidates pairs with the most harmful first-order "
+            "influence) orders them; group_order is that order (1 = first removed), group_gain the "
+            "predicted change of validation loss the step adds. Near-duplicates of a pair already "
+            "removed are redundant (κ > 0) and move down. prune_budget pairs are the selection."
+        ),
+        needs_gradients=True,
+        needs_validation=True,
+        needs_curvature=True,
+    ),
 )
 
 METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in _SPECS}
@@ -216,6 +244,9 @@ SCORE_COLUMNS: tuple[str, ...] = (
     "oof_margin",
     "harm_ensemble",
     "ensemble_disagreement",
+    "harm_group",
+    "group_order",
+    "group_gain",
 )
 """Every per-pair column; `harm` is the job's default method, the one users see first. The
 `scores` table of backend/models.py mirrors this order; every method's columns are among these."""

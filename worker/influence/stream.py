@@ -39,8 +39,9 @@ from worker.influence.scores import (
 )
 from worker.influence.train import ShouldCancel
 
-_GLOBAL = frozenset({"oof_loss", "ensemble"})
-"""Cross-fitting trains extra models on every pair but a fold: not a per-shard computation."""
+_GLOBAL = frozenset({"oof_loss", "ensemble", "group"})
+"""Cross-fitting trains extra models on every pair but a fold, and greedy group selection looks at
+every candidate at each step: not per-shard computations."""
 
 DENSE_CURVATURE_MAX = 8192
 """Largest d for which the d × d curvature is accumulated and factorised densely."""

@@ -200,8 +200,13 @@ def run_verify(
     seeds: Sequence[int],
     progress: Progress | None = None,
     should_cancel: ShouldCancel | None = None,
+    alternatives: dict[str, Sequence[bool] | np.ndarray] | None = None,
 ) -> dict:
     """Retrain on all pairs, the pruned set and a random removal of the same size, per seed.
+
+    `alternatives` adds arms that prune other sets of the same size (e.g. {"top_k": mask}, the
+    first-order top-K beside a greedy selection); each is compared with the pruned arm and with
+    random removal, paired by seed.
 
     `prune[i]` true removes training pair i. The random arm removes as many pairs, drawn with
     `numpy.random.default_rng(seed)`. Every arm uses `dataclasses.replace(config, seed=seed)`.
@@ -211,7 +216,14 @@ def run_verify(
     """
     mask, seed_list = _check_inputs(train, evaluation, prune, config, seeds)
     n, n_removed = len(train), int(mask.sum())
-    total = len(ARMS) * len(seed_list)
+    extra = {name: np.asarray(m, dtype=bool) for name, m in (alternatives or {}).items()}
+    for name, other in extra.items():
+        if name in ARMS or other.shape != mask.shape or int(other.sum()) != n_removed:
+            raise ValueError(
+                f"alternative arm {name!r} must be a new name and prune {n_removed} of {n} pairs"
+            )
+    arms = (*ARMS, *extra)
+    total = len(arms) * len(seed_list)
 
     def report(done: float, message: str | None) -> None:
         if progress is not None:
@@ -226,15 +238,16 @@ def run_verify(
         should_cancel=should_cancel,
     )
     runs: list[dict] = []
-    margins: dict[str, list[np.ndarray]] = {arm: [] for arm in ARMS}
+    margins: dict[str, list[np.ndarray]] = {arm: [] for arm in arms}
     finished = 0
     for k, seed in enumerate(seed_list):
         keeps = {
             "full": np.ones(n, dtype=bool),
             "pruned": ~mask,
             "random": random_keep(n, n_removed, seed),
+            **{name: ~other for name, other in extra.items()},
         }
-        for arm in ARMS:
+        for arm in arms:
             check_cancel(should_cancel)
             label = f"seed {k + 1}/{len(seed_list)}: {arm}"
             report(finished, label)
@@ -310,16 +323,19 @@ def compare_runs(runs: list[dict], margins: dict[str, list[np.ndarray]], seeds: 
         for arm, stack in margins.items()
     }
     differences, evaluation_paired = {}, {}
-    for other in ("full", "random"):
-        if other not in margins or "pruned" not in margins:
+    extra = [arm for arm in margins if arm not in ARMS]
+    contrasts = [("pruned", other) for other in ("full", "random", *extra)]
+    contrasts += [(arm, other) for arm in extra for other in ("full", "random")]
+    for arm, other in contrasts:
+        if other not in margins or arm not in margins:
             continue
-        key = f"pruned_minus_{other}"
+        key = f"{arm}_minus_{other}"
         differences[key] = {
-            metric: paired_difference(values("pruned", metric), values(other, metric))
+            metric: paired_difference(values(arm, metric), values(other, metric))
             for metric in ("accuracy", "loss")
         }
         evaluation_paired[key] = {
-            metric: paired_difference(per_item["pruned"][metric], per_item[other][metric])
+            metric: paired_difference(per_item[arm][metric], per_item[other][metric])
             for metric in ("accuracy", "loss")
         }
     return {

@@ -183,6 +183,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/datasets/{dataset_id}/pairs/{pair_id}/interactions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Pair Interactions
+         * @description The pairs this one interacts with most in a `group` audit: κ > 0 redundant (removing both
+         *     does less than the sum), κ < 0 complementary (more), strongest first.
+         */
+        get: operations["datasets-pair_interactions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/health": {
         parameters: {
             query?: never;
@@ -422,7 +443,7 @@ export interface components {
              * @default length
              * @enum {string}
              */
-            default_method?: "loss" | "gradient_similarity" | "influence" | "datainf" | "self_influence" | "corrected_loss" | "tracin" | "length" | "oof_loss" | "ensemble";
+            default_method?: "loss" | "gradient_similarity" | "influence" | "datainf" | "self_influence" | "corrected_loss" | "tracin" | "length" | "oof_loss" | "ensemble" | "group";
             /**
              * Device
              * @description 'auto' (CUDA when available, else CPU), 'cpu' or 'cuda'.
@@ -447,6 +468,12 @@ export interface components {
              * @description Pairs per vectorised per-pair-gradient chunk; bounds peak memory. None: 32 on CUDA, 8 on the CPU (on a 2-core CPU chunks of 4–8 pairs ran 1.1–1.2× faster than a batch-size-1 loop, chunks of 32 at 0.6×: larger chunks fall out of cache).
              */
             gradient_chunk?: number | null;
+            /**
+             * Group Candidates
+             * @description The `group` method's candidate set: the pairs with the most harmful first-order influence, at most this many (every pair when there are fewer). Memory is validation pairs × candidates floats; the greedy pass is candidates² × validation.
+             * @default 5000
+             */
+            group_candidates?: number;
             /**
              * Head Features
              * @description Head mode's features: 'pooler' (the head's own input), 'mean' (last layer averaged over tokens), either with '+length' (log characters and words of each response appended), or 'auto' (the default: the view with the lowest validation loss).
@@ -511,7 +538,7 @@ export interface components {
             max_length?: number;
             /**
              * Methods
-             * @description Scores to compute, any of: loss, gradient_similarity, influence, datainf, self_influence, corrected_loss, tracin, length, oof_loss, ensemble. 'loss' (loss, margin) is always computed because it costs nothing.
+             * @description Scores to compute, any of: loss, gradient_similarity, influence, datainf, self_influence, corrected_loss, tracin, length, oof_loss, ensemble, group. 'loss' (loss, margin) is always computed because it costs nothing.
              * @default [
              *       "loss",
              *       "gradient_similarity",
@@ -521,7 +548,7 @@ export interface components {
              *       "length"
              *     ]
              */
-            methods?: ("loss" | "gradient_similarity" | "influence" | "datainf" | "self_influence" | "corrected_loss" | "tracin" | "length" | "oof_loss" | "ensemble")[];
+            methods?: ("loss" | "gradient_similarity" | "influence" | "datainf" | "self_influence" | "corrected_loss" | "tracin" | "length" | "oof_loss" | "ensemble" | "group")[];
             /**
              * Mode
              * @description 'lora': train LoRA adapters and the scalar head. 'head': freeze the backbone, cache its pooled features once and fit a linear reward head exactly (fast first pass; the Hessian is small enough to invert exactly). 'pretrained': bring your own reward model: score with the model as it is, no training (its loss and margin; influence and the other gradient scores through its scalar head; oof_loss/ensemble refit a head on its frozen features). Needs an AutoModelForSequenceClassification reward model (a local directory, e.g. one saved by an audit with save_model, or a hub id).
@@ -547,6 +574,12 @@ export interface components {
              * @description Project per-pair gradients to about this many dimensions with a seeded structured (per-layer Kronecker) projection, so the curvature is a k×k matrix accumulated shard by shard and memory stays bounded at any number of pairs and parameters. None keeps the gradients exact: the curvature is then p×p when p ≤ 8192 (still streamed), else every exact gradient is held at once, which only small jobs can afford; such a job that would need more than 1 GiB is projected to 4096 dimensions instead, with a warning.
              */
             projection_dim?: number | null;
+            /**
+             * Prune Budget
+             * @description The `group` method's budget: how many pairs greedy pruning selects, as a fraction of the training pairs (0 < b < 1) or a count (b ≥ 1). The greedy order covers every candidate, so a smaller budget can be flagged later without a new audit.
+             * @default 0.1
+             */
+            prune_budget?: number;
             /**
              * Save Model
              * @description LoRA mode: save the trained reward model (adapters merged) as a transformers directory in the dataset's folder, reported as metrics.model_dir; audit other data with it as model=<that directory>, mode='pretrained'.
@@ -605,6 +638,7 @@ export interface components {
              * @description The method whose harm fills `harm` (a `methods` name).
              */
             default_method?: string | null;
+            group?: components["schemas"]["GroupMetrics"] | null;
             /** History */
             history?: components["schemas"]["TrainingEpoch"][] | null;
             /**
@@ -719,8 +753,17 @@ export interface components {
              */
             unflagged?: number;
         };
-        /** FlagTop */
+        /**
+         * FlagTop
+         * @description Flag pairs of a finished audit in one call: the top fraction by a score (`rule: "top"`),
+         *     or the interaction-aware greedy selection of a `group` audit (`rule: "greedy"`).
+         */
         FlagTop: {
+            /**
+             * Budget
+             * @description rule 'greedy': pairs to flag, a fraction of the scored pairs (0 < b < 1) or a count (b ≥ 1); default the audit's prune_budget.
+             */
+            budget?: number | null;
             /** Job Id */
             job_id: number;
             /**
@@ -729,6 +772,13 @@ export interface components {
              * @default harm
              */
             method?: string;
+            /**
+             * Rule
+             * @description 'top': the `top_fraction` highest by `method`. 'greedy': the first `budget` pairs of the job's greedy group selection (the audit must have run method 'group').
+             * @default top
+             * @enum {string}
+             */
+            rule?: "top" | "greedy";
             /**
              * Top Fraction
              * @description Fraction of scored pairs to flag.
@@ -742,6 +792,42 @@ export interface components {
             flagged: boolean;
             /** Note */
             note?: string | null;
+        };
+        /** GroupEstimate */
+        GroupEstimate: {
+            /** First Order */
+            first_order: number;
+            /** Interaction Aware */
+            interaction_aware: number;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * GroupMetrics
+         * @description The `group` method's summary: the budget, and the predicted change of validation loss of
+         *     removing the greedy selection and the first-order top-K of the same size.
+         */
+        GroupMetrics: {
+            /** Budget */
+            budget: number;
+            /** Candidates */
+            candidates: number;
+            /** Dense Kappa Mib */
+            dense_kappa_mib?: number | null;
+            estimate_greedy?: components["schemas"]["GroupEstimate"] | null;
+            estimate_top_k?: components["schemas"]["GroupEstimate"] | null;
+            /** Factor Mib */
+            factor_mib?: number | null;
+            /** Interactions Kept */
+            interactions_kept?: number | null;
+            /** Overlap With Top K */
+            overlap_with_top_k?: number | null;
+            /** Prune Budget */
+            prune_budget?: number | null;
+            /** Seconds */
+            seconds?: number | null;
+        } & {
+            [key: string]: unknown;
         };
         /** HTTPValidationError */
         HTTPValidationError: {
@@ -791,6 +877,37 @@ export interface components {
             quantiles: {
                 [key: string]: number;
             };
+        };
+        /**
+         * Interaction
+         * @description One partner of a pair in a `group` audit: κ > 0 redundant (removing both lowers the
+         *     validation loss by less than the two alone), κ < 0 complementary (by more).
+         */
+        Interaction: {
+            /** Group Order */
+            group_order?: number | null;
+            /** Index */
+            index: number;
+            /** Kappa */
+            kappa: number;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "redundant" | "complementary";
+            /** Pair Id */
+            pair_id: number;
+            /** Prompt */
+            prompt: string;
+        };
+        /** Interactions */
+        Interactions: {
+            /** Items */
+            items: components["schemas"]["Interaction"][];
+            /** Job Id */
+            job_id: number;
+            /** Pair Id */
+            pair_id: number;
         };
         /** JobPublic */
         JobPublic: {
@@ -890,7 +1007,7 @@ export interface components {
              * Name
              * @enum {string}
              */
-            name: "loss" | "gradient_similarity" | "influence" | "datainf" | "self_influence" | "corrected_loss" | "tracin" | "length" | "oof_loss" | "ensemble";
+            name: "loss" | "gradient_similarity" | "influence" | "datainf" | "self_influence" | "corrected_loss" | "tracin" | "length" | "oof_loss" | "ensemble" | "group";
             /** Needs Checkpoints */
             needs_checkpoints: boolean;
             /** Needs Curvature */
@@ -965,6 +1082,10 @@ export interface components {
         PairScores: {
             /** Ensemble Disagreement */
             ensemble_disagreement?: number | null;
+            /** Group Gain */
+            group_gain?: number | null;
+            /** Group Order */
+            group_order?: number | null;
             /** Harm */
             harm?: number | null;
             /** Harm Corrected Loss */
@@ -977,6 +1098,8 @@ export interface components {
             harm_gradient_cosine?: number | null;
             /** Harm Gradient Similarity */
             harm_gradient_similarity?: number | null;
+            /** Harm Group */
+            harm_group?: number | null;
             /** Harm Influence */
             harm_influence?: number | null;
             /** Harm Length */
@@ -1147,6 +1270,8 @@ export interface components {
             full?: components["schemas"]["ArmMetrics"] | null;
             pruned?: components["schemas"]["ArmMetrics"] | null;
             random?: components["schemas"]["ArmMetrics"] | null;
+            /** @description rule 'greedy' only: the first-order top-K of the same size. */
+            top_k?: components["schemas"]["ArmMetrics"] | null;
         } & {
             [key: string]: unknown;
         };
@@ -1161,6 +1286,11 @@ export interface components {
              * @description A succeeded audit job of this dataset.
              */
             audit_job_id: number;
+            /**
+             * Budget
+             * @description rule 'greedy': pairs to prune, a fraction (0 < b < 1) or a count (b ≥ 1); default the audit's prune_budget.
+             */
+            budget?: number | null;
             /**
              * Fraction
              * @description Fraction of training pairs to prune.
@@ -1178,6 +1308,13 @@ export interface components {
              * @default harm
              */
             method?: string;
+            /**
+             * Rule
+             * @description 'top': prune the top `fraction` by `method`. 'greedy': prune the first `budget` pairs of a `group` audit's greedy selection, and add an arm that prunes the top-K of the same size by first-order influence, so greedy, top-K and random removal are compared per seed.
+             * @default top
+             * @enum {string}
+             */
+            rule?: "top" | "greedy";
             /**
              * Seeds
              * @description Retrains per arm (seeds 0..seeds-1).
@@ -1200,6 +1337,10 @@ export interface components {
         VerifyDifferences: {
             pruned_minus_full?: components["schemas"]["DifferenceMetrics"] | null;
             pruned_minus_random?: components["schemas"]["DifferenceMetrics"] | null;
+            /** @description rule 'greedy' only: greedy minus first-order top-K, paired. */
+            pruned_minus_top_k?: components["schemas"]["DifferenceMetrics"] | null;
+            top_k_minus_full?: components["schemas"]["DifferenceMetrics"] | null;
+            top_k_minus_random?: components["schemas"]["DifferenceMetrics"] | null;
         } & {
             [key: string]: unknown;
         };
@@ -1227,6 +1368,13 @@ export interface components {
             n_removed?: number | null;
             /** N Train */
             n_train?: number | null;
+            /**
+             * Overlap
+             * @description rule 'greedy': pairs the greedy selection shares with each other arm.
+             */
+            overlap?: {
+                [key: string]: number;
+            } | null;
             /** Rule */
             rule?: string | null;
             /** Runs */
@@ -1251,7 +1399,7 @@ export interface components {
              * Arm
              * @enum {string}
              */
-            arm: "full" | "pruned" | "random";
+            arm: "full" | "pruned" | "random" | "top_k";
             /** Loss */
             loss: number;
             /** N Train */
@@ -1672,6 +1820,43 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PairPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "datasets-pair_interactions": {
+        parameters: {
+            query: {
+                /** @description A group audit's id */
+                job_id: number;
+            };
+            header?: never;
+            path: {
+                /** @description A database id (1 … 2³¹−1). */
+                pair_id: number;
+                /** @description A database id (1 … 2³¹−1). */
+                dataset_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Interactions"];
                 };
             };
             /** @description Validation Error */

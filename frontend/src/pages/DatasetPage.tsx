@@ -4,7 +4,7 @@
 import { Link, useParams, useSearchParams } from "react-router";
 import { errorMessage } from "../api/errors";
 import { ExportButtons, useDataset, useDatasets } from "../features/datasets";
-import { JobsList, JobStatus, LaunchAuditForm, useJobs } from "../features/jobs";
+import { JobsList, JobStatus, LaunchAuditForm, useJobs, type Job } from "../features/jobs";
 import { PairsPanel, useFlaggedCount } from "../features/pairs";
 import { VerifyForm, VerifyResults } from "../features/verify";
 
@@ -85,6 +85,7 @@ export function DatasetPage() {
             datasetId={datasetId}
             jobId={selected.id}
             datasetPairs={dataset.data.n_pairs}
+            groupBudget={groupBudgetOf(selected)}
           />
         </>
       )}
@@ -93,4 +94,11 @@ export function DatasetPage() {
       )}
     </main>
   );
+}
+
+/** The greedy selection's size of an audit that ran the `group` method, else null. */
+function groupBudgetOf(job: Job): number | null {
+  const metrics = job.metrics;
+  if (!metrics || metrics.kind !== "audit") return null;
+  return metrics.group?.budget ?? null;
 }

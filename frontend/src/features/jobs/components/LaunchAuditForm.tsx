@@ -19,7 +19,7 @@ interface Props {
 }
 
 interface NumberOption {
-  field: "epochs" | "learning_rate" | "batch_size" | "max_length" | "val_fraction" | "seed";
+  field: "epochs" | "learning_rate" | "batch_size" | "max_length" | "val_fraction" | "seed" | "prune_budget";
   label: string;
   step: string;
   fallback: number;
@@ -36,6 +36,7 @@ const NUMBER_OPTIONS: NumberOption[] = [
   { field: "max_length", label: "Max tokens", step: "1", fallback: 128 },
   { field: "val_fraction", label: "Validation fraction", step: "any", fallback: 0.1 },
   { field: "seed", label: "Seed", step: "1", fallback: 0 },
+  { field: "prune_budget", label: "Prune budget (group: fraction or count)", step: "any", fallback: 0.1 },
 ];
 
 /** Starts an audit: pick a model preset; everything else defaults on the server. */

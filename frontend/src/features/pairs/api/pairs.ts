@@ -157,6 +157,38 @@ export function useFlagTop(datasetId: number) {
   });
 }
 
+/** Flag the first `budget` pairs of a group audit's greedy selection (a fraction when < 1). */
+export function useFlagBudget(datasetId: number) {
+  const refresh = useRefreshFlags(datasetId);
+  return useMutation({
+    mutationFn: async ({ jobId, budget }: { jobId: number; budget: number }) =>
+      unwrap(
+        await api.POST("/api/v1/datasets/{dataset_id}/flags", {
+          params: { path: { dataset_id: datasetId } },
+          body: { job_id: jobId, rule: "greedy", budget },
+        }),
+      ),
+    onSuccess: refresh,
+  });
+}
+
+export type Interactions = Schemas["Interactions"];
+
+/** A pair's strongest interactions in a group audit (κ > 0 redundant, < 0 complementary). */
+export function useInteractions(datasetId: number, jobId: number, pairId: number, enabled: boolean) {
+  return useQuery({
+    queryKey: [...pairKeys.all(datasetId), "interactions", jobId, pairId],
+    queryFn: async () =>
+      unwrap(
+        await api.GET("/api/v1/datasets/{dataset_id}/pairs/{pair_id}/interactions", {
+          params: { path: { dataset_id: datasetId, pair_id: pairId }, query: { job_id: jobId } },
+        }),
+      ),
+    enabled,
+    staleTime: Infinity,
+  });
+}
+
 export function useClearFlags(datasetId: number) {
   const refresh = useRefreshFlags(datasetId);
   return useMutation({

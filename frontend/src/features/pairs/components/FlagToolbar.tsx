@@ -9,6 +9,9 @@ interface Props {
   onFlagTop: (fraction: number) => void;
   onClearFlags: () => void;
   busy?: boolean;
+  /** A group audit's own budget (pairs): shows "prune a budget" beside "flag top N%". */
+  groupBudget?: number | null;
+  onFlagBudget?: (budget: number) => void;
 }
 
 /** Bulk flagging (the most harmful fraction, or clear all) and the flagged filter. */
@@ -20,8 +23,13 @@ export function FlagToolbar({
   onFlagTop,
   onClearFlags,
   busy = false,
+  groupBudget = null,
+  onFlagBudget,
 }: Props) {
   const [confirmClear, setConfirmClear] = useState(false);
+  const [budget, setBudget] = useState(groupBudget === null ? "" : String(groupBudget));
+  const budgetValue = Number(budget);
+  const budgetValid = budget !== "" && budgetValue > 0;
   const value = Number(percent);
   const valid = percent !== "" && value > 0 && value <= 100;
 
@@ -48,6 +56,25 @@ export function FlagToolbar({
           Flag top {valid ? `${value}%` : "…"}
         </button>
       </form>
+      {groupBudget !== null && onFlagBudget && (
+        <form
+          className="flag-top"
+          aria-label="Prune a budget"
+          onSubmit={(event) => {
+            event.preventDefault();
+            if (budgetValid) onFlagBudget(budgetValue);
+          }}
+          title="Greedy interaction-aware selection: each pick lowers the predicted validation loss most given the pairs picked before it, so near-duplicates of a picked pair wait."
+        >
+          <label>
+            Budget (pairs, or a fraction &lt; 1)
+            <input type="number" min={0} step="any" value={budget} onChange={(e) => setBudget(e.target.value)} />
+          </label>
+          <button type="submit" disabled={!budgetValid || busy}>
+            Prune a budget of {budgetValid ? budget : "…"} (greedy)
+          </button>
+        </form>
+      )}
       {confirmClear ? (
         <span className="confirm">
           Clear every flag of this dataset?

@@ -1,5 +1,6 @@
 import { useEffect, useState } from "react";
-import type { Pair } from "../api/pairs";
+import { errorMessage } from "../../../api/errors";
+import { useInteractions, type Pair } from "../api/pairs";
 import { formatScore } from "./PairsTable";
 
 interface Props {
@@ -7,6 +8,8 @@ interface Props {
   rank: number | null;
   onFlag: (flagged: boolean, note: string | null) => void;
   busy?: boolean;
+  /** A group audit: list the pairs this one interacts with most. */
+  interactions?: { datasetId: number; jobId: number };
 }
 
 type Scores = NonNullable<Pair["scores"]>;
@@ -36,6 +39,9 @@ const SCORE_LABELS: Record<ScoreColumn, string | null> = {
   oof_margin: "out-of-fold margin",
   harm_ensemble: "ensemble (−mean margin)",
   ensemble_disagreement: "ensemble disagreement",
+  harm_group: null,
+  group_order: "greedy order",
+  group_gain: "greedy step Δ val. loss",
 };
 
 const SHOWN_SCORES = (Object.entries(SCORE_LABELS) as [ScoreColumn, string | null][]).filter(
@@ -43,7 +49,7 @@ const SHOWN_SCORES = (Object.entries(SCORE_LABELS) as [ScoreColumn, string | nul
 );
 
 /** One pair in full: the prompt, then chosen and rejected side by side (whitespace kept). */
-export function PairDetail({ pair, rank, onFlag, busy = false }: Props) {
+export function PairDetail({ pair, rank, onFlag, busy = false, interactions }: Props) {
   const [note, setNote] = useState(pair.note ?? "");
   useEffect(() => setNote(pair.note ?? ""), [pair.id, pair.note]);
 
@@ -87,6 +93,9 @@ export function PairDetail({ pair, rank, onFlag, busy = false }: Props) {
           <pre className="text">{pair.rejected}</pre>
         </section>
       </div>
+      {interactions && (
+        <PairInteractions datasetId={interactions.datasetId} jobId={interactions.jobId} pairId={pair.id} />
+      )}
       <div className="flag-form">
         <label>
           Note (optional)
@@ -120,5 +129,53 @@ export function PairDetail({ pair, rank, onFlag, busy = false }: Props) {
         </div>
       </div>
     </article>
+  );
+}
+
+/** The pairs this one interacts with most in a group audit, with κ and what it means. */
+function PairInteractions({ datasetId, jobId, pairId }: { datasetId: number; jobId: number; pairId: number }) {
+  const query = useInteractions(datasetId, jobId, pairId, true);
+  return (
+    <section aria-label="Strongest interactions" className="interactions">
+      <h4>Strongest interactions</h4>
+      <p className="muted small">
+        κ(i, j) = Δθᵢᵀ H Δθⱼ. Redundant (κ &gt; 0): removing both lowers the validation loss by less than
+        the two alone, as with near-duplicates. Complementary (κ &lt; 0): by more.
+      </p>
+      {query.isError && (
+        <p role="alert" className="error">
+          Could not load interactions: {errorMessage(query.error)}
+        </p>
+      )}
+      {query.data && query.data.items.length === 0 && (
+        <p className="muted">No interactions: this pair is outside the greedy candidate set.</p>
+      )}
+      {query.data && query.data.items.length > 0 && (
+        <table className="interactions-table">
+          <thead>
+            <tr>
+              <th>row</th>
+              <th>κ</th>
+              <th>kind</th>
+              <th>greedy order</th>
+              <th>prompt</th>
+            </tr>
+          </thead>
+          <tbody>
+            {query.data.items.map((item) => (
+              <tr key={item.pair_id} data-testid="interaction">
+                <td>{item.index}</td>
+                <td>{formatScore(item.kappa)}</td>
+                <td>
+                  <span className={`tag tag-${item.kind}`}>{item.kind}</span>
+                </td>
+                <td>{item.group_order ?? "–"}</td>
+                <td className="prompt-cell">{item.prompt.slice(0, 120)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
   );
 }

@@ -6,7 +6,7 @@ import { mockApi, renderWithClient } from "../../../test/utils";
 import type { Pair } from "../api/pairs";
 import { PairsPanel } from "./PairsPanel";
 
-function setup() {
+function setup(groupBudget: number | null = null) {
   const pairs: Pair[] = [
     makePair(3, 0.8, {
       prompt: "Human: keep   these\n  spaces\n\nAssistant:",
@@ -46,13 +46,27 @@ function setup() {
       return { ...withFlag(pairs[0]), note: body.note, scores: null };
     },
     "POST /api/v1/datasets/1/flags": async (request) => {
-      const body = (await request.json()) as { job_id: number; top_fraction: number };
+      const body = (await request.json()) as Record<string, unknown>;
+      flagBodies.push(body);
+      if (body.rule === "greedy") {
+        flags.set(103, true);
+        flags.set(101, true);
+        return { flagged: 2, unflagged: 0 };
+      }
       expect(body).toEqual({ job_id: 7, top_fraction: 0.1 });
       flags.set(103, true);
       return { flagged: 1, unflagged: 0 };
     },
+    "GET /api/v1/datasets/1/pairs/103/interactions": () => ({
+      pair_id: 103,
+      job_id: 7,
+      items: [
+        { pair_id: 101, index: 1, prompt: "Human: a near copy", kappa: 0.0042, kind: "redundant", group_order: 5 },
+        { pair_id: 100, index: 0, prompt: "Human: other", kappa: -0.001, kind: "complementary", group_order: null },
+      ],
+    }),
   });
-  renderWithClient(<PairsPanel datasetId={1} jobId={7} datasetPairs={4} />);
+  renderWithClient(<PairsPanel datasetId={1} jobId={7} datasetPairs={4} groupBudget={groupBudget} />);
   return { ...api, flagBodies };
 }
 
@@ -128,5 +142,29 @@ describe("PairsPanel", () => {
     );
     await userEvent.selectOptions(screen.getByLabelText("Show"), "flagged");
     await waitFor(() => expect(dataRows()).toHaveLength(1));
+  });
+
+  it("offers no budget prune for an audit without the group method", async () => {
+    setup();
+    await waitFor(() => expect(dataRows()).toHaveLength(3));
+    expect(screen.queryByRole("form", { name: "Prune a budget" })).not.toBeInTheDocument();
+    await userEvent.click(dataRows()[0]);
+    expect(screen.queryByRole("region", { name: "Strongest interactions" })).not.toBeInTheDocument();
+  });
+
+  it("prunes a budget greedily and shows a pair's strongest interactions with κ", async () => {
+    const { flagBodies } = setup(2);
+    await waitFor(() => expect(dataRows()).toHaveLength(3));
+    expect(screen.getByLabelText("Budget (pairs, or a fraction < 1)")).toHaveValue(2);
+    await userEvent.click(screen.getByRole("button", { name: "Prune a budget of 2 (greedy)" }));
+    expect(await screen.findByTestId("flag-message")).toHaveTextContent("2 pairs newly flagged");
+    expect(flagBodies).toContainEqual({ job_id: 7, rule: "greedy", budget: 2 });
+    await userEvent.click(dataRows()[0]);
+    const region = screen.getByRole("region", { name: "Strongest interactions" });
+    const rows = await within(region).findAllByTestId("interaction");
+    expect(rows).toHaveLength(2);
+    expect(rows[0]).toHaveTextContent("redundant");
+    expect(rows[0]).toHaveTextContent("0.0042");
+    expect(rows[1]).toHaveTextContent("complementary");
   });
 });

@@ -2,6 +2,7 @@ import { useCallback, useMemo, useState } from "react";
 import { errorMessage } from "../../../api/errors";
 import {
   useClearFlags,
+  useFlagBudget,
   useFlaggedCount,
   useFlagTop,
   usePairs,
@@ -22,10 +23,12 @@ interface Props {
   jobId: number;
   /** All pairs of the dataset, to say how many an export keeps. */
   datasetPairs: number;
+  /** The budget of a group audit (its greedy selection's size); null for other audits. */
+  groupBudget?: number | null;
 }
 
 /** Review one finished audit: the harm distribution, the ranked pairs, flagging. */
-export function PairsPanel({ datasetId, jobId, datasetPairs }: Props) {
+export function PairsPanel({ datasetId, jobId, datasetPairs, groupBudget = null }: Props) {
   const [sort, setSort] = useState<Sort>("-harm");
   const [filter, setFilter] = useState<FlagFilter>("all");
   const [percent, setPercent] = useState("10");
@@ -37,6 +40,7 @@ export function PairsPanel({ datasetId, jobId, datasetPairs }: Props) {
   const flaggedCount = useFlaggedCount(datasetId);
   const setFlag = useSetFlag(datasetId);
   const flagTop = useFlagTop(datasetId);
+  const flagBudget = useFlagBudget(datasetId);
   const clearFlags = useClearFlags(datasetId);
 
   const rows = useMemo(() => pairs.data?.pages.flatMap((page) => page.items) ?? [], [pairs.data]);
@@ -60,7 +64,7 @@ export function PairsPanel({ datasetId, jobId, datasetPairs }: Props) {
     if (hasNextPage && !isFetchingNextPage) void fetchNextPage();
   }, [fetchNextPage, hasNextPage, isFetchingNextPage]);
 
-  const error = pairs.error ?? setFlag.error ?? flagTop.error ?? clearFlags.error;
+  const error = pairs.error ?? setFlag.error ?? flagTop.error ?? flagBudget.error ?? clearFlags.error;
 
   return (
     <section className="card pairs-panel" aria-labelledby="pairs-title">
@@ -88,7 +92,17 @@ export function PairsPanel({ datasetId, jobId, datasetPairs }: Props) {
         onFilterChange={setFilter}
         percent={percent}
         onPercentChange={setPercent}
-        busy={flagTop.isPending || clearFlags.isPending}
+        busy={flagTop.isPending || flagBudget.isPending || clearFlags.isPending}
+        groupBudget={groupBudget}
+        onFlagBudget={(budget) =>
+          flagBudget.mutate(
+            { jobId, budget },
+            {
+              onSuccess: (result) =>
+                setMessage(`Pruned a budget of ${budget} greedily: ${result.flagged ?? 0} pairs newly flagged.`),
+            },
+          )
+        }
         onFlagTop={(fraction) =>
           flagTop.mutate(
             { jobId, fraction },
@@ -129,6 +143,7 @@ export function PairsPanel({ datasetId, jobId, datasetPairs }: Props) {
         <PairDetail
           pair={selected}
           rank={selectedIndex + 1}
+          interactions={groupBudget !== null ? { datasetId, jobId } : undefined}
           busy={setFlag.isPending}
           onFlag={(flagged, note) => toggleFlag(selected, flagged, note)}
         />
