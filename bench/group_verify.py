@@ -34,7 +34,12 @@ OUT = REPO / "bench" / "results" / "group"
 def _records(args: argparse.Namespace, duplicated: bool) -> tuple[list, list, list]:
     from bench.noise_data import DEFAULT_DATA_DIR, flip_mask, load_pairs, make_split
 
-    pairs = load_pairs(args.dataset, DEFAULT_DATA_DIR)
+    # The upload refuses empty responses (two HH-RLHF pairs have one): leave those out here.
+    pairs = [
+        p
+        for p in load_pairs(args.dataset, DEFAULT_DATA_DIR)
+        if p.prompt.strip() and p.chosen.strip() and p.rejected.strip()
+    ]
     split = make_split(len(pairs), args.pairs, args.n_val, args.n_test, args.split_seed)
     flips = flip_mask(args.pairs, args.noise, args.split_seed)
     rng = np.random.default_rng([args.split_seed, 5])

@@ -179,8 +179,8 @@ def most_harmful(session: Session, job_id: int, fraction: float, method: str) ->
 
 
 def greedy_selection(session: Session, job: Job, budget: float | None) -> list[int]:
-    """Pair ids of the first `budget` pairs (a fraction of the scored pairs when < 1) in the
-    job's greedy group order; the audit's own prune_budget when `budget` is None."""
+    """Pair ids of the first `budget` pairs (round(b · n) of the n scored pairs when b < 1) in
+    the job's greedy group order; the audit's own budget when `budget` is None."""
     config = (job.config or {}) if isinstance(job.config, dict) else {}
     if "group" not in (config.get("methods") or []):
         raise ReviewError(
@@ -192,8 +192,13 @@ def greedy_selection(session: Session, job: Job, budget: float | None) -> list[i
     candidates = (
         session.scalar(select(func.count()).where(*scored, Score.group_order.is_not(None))) or 0
     )
-    value = float(config.get("prune_budget", 0.1) if budget is None else budget)
-    count = math.ceil(value * n_scored) if value < 1 else int(value)
+    stored = ((job.metrics or {}).get("group") or {}).get("budget")
+    if budget is None and stored is not None:
+        count = int(stored)
+    else:
+        value = float(config.get("prune_budget", 0.1) if budget is None else budget)
+        # The engine's rule (worker.influence.group.budget_count): round(b · n) for a fraction.
+        count = max(1, round(value * n_scored)) if value < 1 else int(value)
     if count > candidates:
         raise ReviewError(
             f"budget {count} exceeds the {candidates} candidates job {job.id} ordered greedily; "

@@ -247,7 +247,7 @@ test("prune a budget greedily and read a pair's strongest interactions", async (
     await page.getByLabel("Model preset").selectOption("tiny");
     await page.getByText("Advanced options").click();
     await page.getByLabel("Training mode").selectOption("head");
-    await page.getByLabel("group (greedy, interaction-aware)").check();
+    await page.getByRole("checkbox", { name: "group (greedy, interaction-aware)" }).check();
     await page.getByLabel("Harm ranks by").selectOption("group");
     await page.getByLabel("Prune budget (group: fraction or count)").fill("5");
     await page.getByRole("button", { name: "Launch audit" }).click();

@@ -7,11 +7,16 @@ export type Job = Schemas["JobPublic"];
 export type VerifyCreate = Schemas["VerifyCreate"];
 
 /** Training sets of a verification, per seed: all pairs, the pruned set, a random removal. */
-export const ARMS = ["full", "pruned", "random"] as const satisfies readonly Schemas["VerifyRun"]["arm"][];
+export const ARMS = ["full", "pruned", "random", "top_k"] as const satisfies readonly Schemas["VerifyRun"]["arm"][];
 export type Arm = (typeof ARMS)[number];
 export const METRICS = ["accuracy", "loss"] as const;
 export type Metric = (typeof METRICS)[number];
-export const DIFFERENCES = ["pruned_minus_full", "pruned_minus_random"] as const;
+export const DIFFERENCES = [
+  "pruned_minus_full",
+  "pruned_minus_random",
+  "pruned_minus_top_k",
+  "top_k_minus_random",
+] as const;
 export type DifferenceKey = (typeof DIFFERENCES)[number] & keyof Schemas["VerifyDifferences"];
 
 /** One metric of one arm over the seeds; `std` is null below 2 seeds. */

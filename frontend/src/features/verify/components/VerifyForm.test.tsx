@@ -12,7 +12,7 @@ const audit = makeJob({
   metrics: auditMetrics({ default_method: "influence" }),
 });
 
-function setup({ flaggedCount = 4 }: { flaggedCount?: number } = {}) {
+function setup({ flaggedCount = 4, job = audit }: { flaggedCount?: number; job?: typeof audit } = {}) {
   const bodies: unknown[] = [];
   const api = mockApi({
     // One scored pair tells which harm columns the audit computed (null = not computed).
@@ -44,7 +44,7 @@ function setup({ flaggedCount = 4 }: { flaggedCount?: number } = {}) {
   renderWithClient(
     <VerifyForm
       datasetId={1}
-      audit={audit}
+      audit={job}
       flaggedCount={flaggedCount}
       testDatasets={[{ id: 2, name: "held-out", n_pairs: 500 }]}
       onLaunched={onLaunched}
@@ -157,5 +157,25 @@ describe("VerifyForm", () => {
     expect(await screen.findByRole("alert")).toHaveTextContent(
       "Could not launch: audit job 5 is running; verify a succeeded audit",
     );
+  });
+
+  it("offers the greedy budget against top-K and random for a group audit", async () => {
+    const group = makeJob({
+      id: 5,
+      status: "succeeded",
+      config: { model: "tiny" },
+      metrics: auditMetrics({ default_method: "group", group: { candidates: 54, budget: 6 } }),
+    });
+    const { bodies } = setup({ job: group });
+    await userEvent.click(screen.getByLabelText("The greedy budget (6 pairs) vs top-K vs random"));
+    expect(screen.getByText(/once per\s+seed \(12/)).toBeInTheDocument();
+    await userEvent.click(screen.getByRole("button", { name: "Verify pruning" }));
+    await waitFor(() => expect(bodies).toHaveLength(1));
+    expect(bodies[0]).toMatchObject({ kind: "verify", audit_job_id: 5, rule: "greedy", use_flags: false, seeds: 3 });
+  });
+
+  it("has no greedy option for an audit without the group method", () => {
+    setup();
+    expect(screen.queryByLabelText(/The greedy budget/)).not.toBeInTheDocument();
   });
 });

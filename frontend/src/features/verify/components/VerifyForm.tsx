@@ -22,7 +22,7 @@ interface Props {
   onLaunched: (job: Job) => void;
 }
 
-type Rule = "top" | "flags";
+type Rule = "top" | "flags" | "greedy";
 
 const MAX_SEEDS = 20;
 
@@ -38,7 +38,7 @@ export function VerifyForm({ datasetId, audit, flaggedCount, testDatasets, onLau
 
   const fraction = Number(percent) / 100;
   const seedCount = Number(seeds);
-  const fractionOk = rule === "flags" || (percent !== "" && fraction > 0 && fraction < 1);
+  const fractionOk = rule !== "top" || (percent !== "" && fraction > 0 && fraction < 1);
   const seedsOk = Number.isInteger(seedCount) && seedCount >= 1 && seedCount <= MAX_SEEDS;
   const noFlags = flaggedCount === 0;
   const valid = fractionOk && seedsOk && !(rule === "flags" && noFlags);
@@ -46,6 +46,8 @@ export function VerifyForm({ datasetId, audit, flaggedCount, testDatasets, onLau
   const methods = columns.data?.length ? columns.data : [VERIFY_DEFAULTS.method];
   const auditMethod =
     (audit.metrics?.kind === "audit" ? audit.metrics.default_method : null) ?? audit.config.default_method;
+  const groupBudget = audit.metrics?.kind === "audit" ? (audit.metrics.group?.budget ?? null) : null;
+  const arms = rule === "greedy" ? 4 : 3;
 
   const submit = (event: FormEvent) => {
     event.preventDefault();
@@ -59,7 +61,9 @@ export function VerifyForm({ datasetId, audit, flaggedCount, testDatasets, onLau
     const body: VerifyCreate =
       rule === "flags"
         ? { ...base, use_flags: true }
-        : { ...base, use_flags: false, method, fraction };
+        : rule === "greedy"
+          ? { ...base, use_flags: false, rule: "greedy" }
+          : { ...base, use_flags: false, method, fraction };
     launch.mutate(body, { onSuccess: (job) => onLaunched(job) });
   };
 
@@ -69,7 +73,8 @@ export function VerifyForm({ datasetId, audit, flaggedCount, testDatasets, onLau
         <h2 id="verify-form-title">Verify pruning</h2>
         <p className="muted small">
           Retrains audit #{audit.id}'s reward model from scratch on all training pairs, on the pruned
-          set and on a random removal of the same size, once per seed ({3 * (seedsOk ? seedCount : 0)}{" "}
+          set and on a random removal of the same size{rule === "greedy" && " and the first-order top-K"}, once per
+          seed ({arms * (seedsOk ? seedCount : 0)}{" "}
           retrains), and compares them on held-out pairs.
         </p>
       </div>
@@ -121,6 +126,18 @@ export function VerifyForm({ datasetId, audit, flaggedCount, testDatasets, onLau
             {flaggedCount === undefined ? "" : noFlags ? "(none flagged yet)" : `(${flaggedCount} pairs)`}
           </span>
         </label>
+        {groupBudget !== null && (
+          <label className="inline" title={schemaHelp("VerifyCreate", "rule")}>
+            <input
+              type="radio"
+              name="verify-rule"
+              value="greedy"
+              checked={rule === "greedy"}
+              onChange={() => setRule("greedy")}
+            />
+            The greedy budget ({groupBudget} pairs) vs top-K vs random
+          </label>
+        )}
       </fieldset>
       <div className="verify-row">
         <label title={schemaHelp("VerifyCreate", "seeds")}>

@@ -5,6 +5,7 @@ export const ARM_LABELS: Record<Arm, string> = {
   full: "All pairs",
   pruned: "Pruned",
   random: "Random removal",
+  top_k: "Top-K, first order",
 };
 
 interface Props {

@@ -156,4 +156,28 @@ describe("verify formatting", () => {
     expect(niceTicks(0.55, 0.7)).toEqual([0.55, 0.6, 0.65, 0.7]);
     expect(niceTicks(0.5, 0.5)).toEqual([0.5]);
   });
+
+  it("shows the first-order top-K arm and the greedy − top-K difference of a greedy verify", () => {
+    const base = makeVerifyMetrics({ rule: "greedy group selection of 27 pairs" });
+    const topK = base.runs.filter((run) => run.arm === "pruned").map((run) => ({ ...run, arm: "top_k" as const }));
+    const metrics = {
+      ...base,
+      runs: [...base.runs, ...topK],
+      arms: { ...base.arms, top_k: base.arms.pruned },
+      differences: {
+        ...base.differences,
+        pruned_minus_top_k: {
+          accuracy: { n: 3, mean: 0.012, std: 0.004, ci_low: 0.002, ci_high: 0.022, confidence: 0.95 },
+          loss: { n: 3, mean: -0.01, std: 0.01, ci_low: -0.03, ci_high: 0.01, confidence: 0.95 },
+        },
+      },
+    };
+    render(<VerifyResults job={verifyJob(metrics)} />);
+    const arms = screen.getByRole("table", { name: "Accuracy and loss per training set" });
+    expect(rowOf(arms, "Top-K, first order")[0]).toBe("243");
+    const differences = screen.getByRole("table", { name: "Paired differences" });
+    const row = rowOf(differences, "Greedy − first-order top-K");
+    expect(row[0]).toBe(formatPoints(0.012));
+    expect(screen.getByText(/Pruned greedy group selection of 27 pairs/)).toBeInTheDocument();
+  });
 });

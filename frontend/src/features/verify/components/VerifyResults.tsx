@@ -20,6 +20,8 @@ interface Props {
 const DIFFERENCE_LABELS: Record<DifferenceKey, string> = {
   pruned_minus_full: "Pruned − all pairs",
   pruned_minus_random: "Pruned − random removal",
+  pruned_minus_top_k: "Greedy − first-order top-K",
+  top_k_minus_random: "Top-K − random removal",
 };
 
 /** A succeeded verify job: the verdict in one sentence, the retrains plotted, the numbers tabled. */
