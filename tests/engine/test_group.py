@@ -160,9 +160,10 @@ def test_group_method_in_head_and_lora_audits() -> None:
 
     train, val, _ = noisy_split(n_train=60, n_val=20, flips=(3, 17))
     train = train + [train[3]] * 3  # a flipped pair present four times
-    for mode, candidates in (("head", 100), ("lora", 30)):
+    for mode, candidates, projection in (("head", 100, None), ("lora", 30, None), ("lora", 30, 64)):
         config = tiny_config(
             mode=mode,
+            projection_dim=projection,
             epochs=2,
             methods=["loss", "influence", "group"],
             default_method="group",
