@@ -15,6 +15,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
+from backend.limits import BodyLimit
 from backend.routers import auth, datasets, health, jobs, methods
 from backend.settings import get_settings
 
@@ -47,12 +48,28 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     """The reaper runs beside the API: jobs whose workers died are re-dispatched."""
     from backend.services.reaper import Reaper
 
+    _clean_staged_uploads()
     reaper = Reaper()
     reaper.start()
     try:
         yield
     finally:
         reaper.stop()
+
+
+def _clean_staged_uploads() -> None:
+    """What a killed server left while parsing uploads goes at the next start."""
+    import logging
+
+    from backend.services.ingest import clean_staged
+
+    try:
+        removed = clean_staged(get_settings())
+    except Exception:  # a database not migrated yet: the next start tries again
+        logging.getLogger(__name__).warning("could not clean staged uploads", exc_info=True)
+        return
+    if removed:
+        logging.getLogger(__name__).info("removed %d staged uploads left by a crash", removed)
 
 
 def create_app() -> FastAPI:
@@ -105,6 +122,13 @@ def create_app() -> FastAPI:
         response.headers.setdefault("Content-Security-Policy", policy)
         return response
 
+    # Outermost of ours: an oversized body is refused before anything reads it.
+    app.add_middleware(
+        BodyLimit,
+        upload_path=f"{API_PREFIX}/datasets",
+        upload_limit=settings.max_upload_bytes,
+        default_limit=settings.max_body_bytes,
+    )
     return app
 
 

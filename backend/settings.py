@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from worker.influence.io import ReadLimits
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -67,8 +69,37 @@ class Settings(BaseSettings):
         "longest task (one shard, or training); a dead worker's tasks come back sooner through "
         "the reaper.",
     )
-    max_upload_bytes: int = Field(2 * 1024**3, description="Largest accepted upload.")
+    max_upload_bytes: int = Field(
+        2 * 1024**3,
+        description="Largest accepted upload, checked as the body arrives (a 413 at once when "
+        "Content-Length says more).",
+    )
+    max_line_bytes: int = Field(
+        64 * 1024**2, description="Longest line of a JSONL or CSV upload (one pair)."
+    )
+    max_rows: int = Field(20_000_000, description="Most lines or records in one upload.")
+    max_decompressed_bytes: int = Field(
+        16 * 1024**3, description="Most bytes a gzipped upload may expand to."
+    )
+    max_expansion: float = Field(
+        200.0,
+        description="Most decompressed bytes per compressed byte (past the first 64 MiB): "
+        "text compresses 3–15×, decompression bombs 1,000× and more.",
+    )
+    max_body_bytes: int = Field(
+        4 * 1024**2, description="Largest request body of every route but the upload."
+    )
     max_page_size: int = Field(1000, description="Largest `limit` of a pairs page.")
+
+    def read_limits(self) -> ReadLimits:
+        """The ingest's bounds (worker.influence.io.ReadLimits) from these settings."""
+        return ReadLimits(
+            max_line_bytes=self.max_line_bytes,
+            max_rows=self.max_rows,
+            max_decompressed_bytes=self.max_decompressed_bytes,
+            max_expansion=self.max_expansion,
+            max_json_bytes=min(self.max_decompressed_bytes, self.max_upload_bytes * 4),
+        )
 
     @property
     def sqlalchemy_url(self) -> str:

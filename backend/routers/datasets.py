@@ -26,7 +26,7 @@ from backend.schemas import (
 )
 from backend.services import export, review
 from backend.services.ingest import UploadTooLarge, ingest
-from worker.influence.io import PairFormatError
+from worker.influence.io import LimitExceeded, PairFormatError
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
@@ -42,10 +42,12 @@ def upload_dataset(
     """Upload preference pairs; a bad row rejects the whole file with a 422 naming it."""
     try:
         dataset = ingest(session, settings, user, name, file.filename or "upload", file.file)
+    except LimitExceeded as exc:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, detail=exc.as_dict()) from None
     except PairFormatError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=exc.as_dict()) from None
     except UploadTooLarge as exc:
-        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, detail=str(exc)) from None
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, detail=str(exc)) from None
     return DatasetPublic.model_validate(dataset)
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import socket
+import time
 import uuid
 from pathlib import Path
 from typing import IO
@@ -13,7 +16,14 @@ from sqlalchemy.orm import Session
 
 from backend.models import Dataset, Pair, User
 from backend.settings import Settings
-from worker.influence.io import detect_format, iter_records, parse_pairs, schema_of
+from worker.influence.io import (
+    PairFormatError,
+    check_storable,
+    detect_format,
+    iter_records,
+    parse_pairs,
+    schema_of,
+)
 
 _BATCH = 2000
 _COPY_CHUNK = 1 << 20
@@ -21,6 +31,64 @@ _COPY_CHUNK = 1 << 20
 
 class UploadTooLarge(ValueError):
     pass
+
+
+MAX_FILENAME = 255
+"""Longest file name kept (most file systems' own limit)."""
+
+STAGED_PREFIX = "incoming-"
+"""Uploads being parsed: `incoming-<host>-<pid>-<random>` under <data>/uploads/."""
+
+STAGED_MAX_AGE_SECONDS = 24 * 3600
+"""A staged file older than this is an orphan whatever host wrote it."""
+
+
+def _staged_name() -> str:
+    host = socket.gethostname().replace("-", "_")[:40] or "host"
+    return f"{STAGED_PREFIX}{host}-{os.getpid()}-{uuid.uuid4().hex}"
+
+
+def clean_staged(settings: Settings) -> int:
+    """Remove what a killed server left while parsing uploads: staged files of this host whose
+    process is gone, any staged file older than a day, and dataset folders without a dataset
+    row (a crash between the move and the commit). Returns how many were removed."""
+    from sqlalchemy import select
+
+    from backend.db import session_scope
+
+    removed = 0
+    uploads = settings.data_dir / "uploads"
+    host = socket.gethostname().replace("-", "_")[:40] or "host"
+    now = time.time()
+    for path in uploads.glob(f"{STAGED_PREFIX}*") if uploads.is_dir() else ():
+        parts = path.name[len(STAGED_PREFIX) :].split("-")
+        stale = now - path.stat().st_mtime > STAGED_MAX_AGE_SECONDS
+        dead = len(parts) == 3 and parts[0] == host and not _alive(parts[1])
+        if stale or dead:
+            path.unlink(missing_ok=True)
+            removed += 1
+    datasets = settings.data_dir / "datasets"
+    if datasets.is_dir():
+        folders = {p.name: p for p in datasets.iterdir() if p.is_dir() and p.name.isdigit()}
+        if folders:
+            with session_scope() as session:
+                known = {str(i) for i in session.scalars(select(Dataset.id))}
+            for name, folder in folders.items():
+                # Young folders may belong to an upload committing right now.
+                if name not in known and now - folder.stat().st_mtime > 3600:
+                    shutil.rmtree(folder, ignore_errors=True)
+                    removed += 1
+    return removed
+
+
+def _alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _spool(stream: IO[bytes], target: Path, limit: int) -> str:
@@ -50,15 +118,23 @@ def ingest(
     Raises PairFormatError (naming row and column) or UploadTooLarge; on any failure the
     transaction is rolled back and the spooled file removed, so nothing is left behind.
     """
+    if len(filename) > MAX_FILENAME:
+        raise PairFormatError(
+            f"the file name is {len(filename)} characters long; at most {MAX_FILENAME} (rename "
+            "the file)",
+            column="filename",
+        )
+    check_storable(filename, None, "filename")
     fmt = detect_format(filename)
     uploads = settings.data_dir / "uploads"
     uploads.mkdir(parents=True, exist_ok=True)
-    spooled = uploads / f"incoming-{uuid.uuid4().hex}"
+    spooled = uploads / _staged_name()
     final: Path | None = None
     try:
         sha256 = _spool(stream, spooled, settings.max_upload_bytes)
+        limits = settings.read_limits()
         with spooled.open("rb") as source:
-            schema = schema_of(source, fmt)
+            schema = schema_of(source, fmt, limits)
         dataset = Dataset(
             owner_id=owner.id,
             name=name.strip() or filename,
@@ -74,7 +150,7 @@ def ingest(
         n_pairs = 0
         batch: list[dict] = []
         with spooled.open("rb") as source:
-            for pair in parse_pairs(iter_records(source, fmt), schema):
+            for pair in parse_pairs(iter_records(source, fmt, limits), schema):
                 batch.append(
                     {
                         "dataset_id": dataset.id,

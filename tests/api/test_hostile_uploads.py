@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import func, select
 
@@ -73,27 +76,313 @@ CASES: dict[str, tuple[bytes, str, str]] = {
 }
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_a_hostile_upload_is_a_422_and_leaves_nothing(client, auth, case) -> None:
+def _parquet(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return sink.getvalue()
+
+
+def _pcr(**columns) -> pa.Table:
+    base = {"prompt": ["q", "r"], "chosen": ["a", "c"], "rejected": ["b", "d"]}
+    base.update(columns)
+    return pa.table(base)
+
+
+_GOOD_CSV = "prompt,chosen,rejected\nq1,a,b\nq2,a,b\n"
+_CSV_GZ = gzip.compress(
+    (
+        "prompt,chosen,rejected\n" + "".join(f"q{i},a{i * 7},b{i * 13}\n" for i in range(3000))
+    ).encode()
+)
+
+# (bytes, filename, fragment of the message, expected row or None): every one a 422 before the
+# route stores anything. Rows count from 1 as a user counts lines (CSV: the header is row 1).
+MORE: dict[str, tuple[bytes, str, str, int | None]] = {
+    "invalid UTF-8 in JSONL": (
+        _jsonl(GOOD[:2]) + b'{"chosen": "\xff"}\n',
+        "p.jsonl",
+        "invalid UTF-8",
+        3,
+    ),
+    "invalid UTF-8 in CSV": (_GOOD_CSV.encode() + b"q,\xfe,b\n", "p.csv", "invalid UTF-8", 4),
+    "a raw NUL byte in CSV": (_GOOD_CSV.encode() + b"q,a\x00,b\n", "p.csv", "NUL", 4),
+    "CSV row with more fields than the header": (
+        (_GOOD_CSV + "q,a,b,extra\n").encode(),
+        "p.csv",
+        "more fields than the header",
+        4,
+    ),
+    "CSV without a rejected column": (
+        b"prompt,chosen\nq,a\n",
+        "p.csv",
+        "missing column 'rejected'",
+        2,
+    ),
+    # The open quote swallows the rest of the file, which leaves the row without a rejected cell.
+    "CSV with an unterminated quote": (
+        (_GOOD_CSV + 'q,"a\n').encode(),
+        "p.csv",
+        "'rejected' must be text",
+        4,
+    ),
+    "CSV with an empty chosen cell": (
+        (_GOOD_CSV + "q,,b\n").encode(),
+        "p.csv",
+        "'chosen' is empty",
+        4,
+    ),
+    "CSV header only": (b"prompt,chosen,rejected\n", "p.csv", "no pairs", None),
+    "JSON that is not a list": (b'{"prompt": "q"}', "p.json", "must hold a list", None),
+    "JSON that is a number": (b"42", "p.json", "must hold a list", None),
+    "JSON data key that is not a list": (b'{"data": 5}', "p.json", "must hold a list", None),
+    "an empty JSON list": (b"[]", "p.json", "no pairs", None),
+    "JSON with a trailing comma": (
+        b'[{"chosen": "a", "rejected": "b"},]',
+        "p.json",
+        "not valid JSON",
+        None,
+    ),
+    "JSON with a comment": (
+        b'[// hi\n{"chosen": "a", "rejected": "b"}]',
+        "p.json",
+        "not valid JSON",
+        None,
+    ),
+    "a 5,000-digit integer in a .json file": (
+        b'[{"chosen": "a", "rejected": "b", "m": ' + b"9" * 5000 + b"}]",
+        "p.json",
+        "unreadable JSON",
+        None,
+    ),
+    "deep nesting in a .json file": (
+        b'[{"chosen": "a", "rejected": "b", "m": ' + b"[" * 100_000 + b"]" * 100_000 + b"}]",
+        "p.json",
+        "nested too deeply",
+        None,
+    ),
+    "Infinity in a .json file": (
+        b'[{"chosen": "a", "rejected": "b", "m": Infinity}]',
+        "p.json",
+        "Infinity",
+        None,
+    ),
+    "a JSONL line that is a list": (_line('["q", "a", "b"]'), "p.jsonl", "expected an object", 3),
+    "a JSONL line that is a string": (_line('"just text"'), "p.jsonl", "expected an object", 3),
+    "a JSONL line that is a number": (_line("7"), "p.jsonl", "expected an object", 3),
+    "a first JSONL line that is a list": (b'["q"]\n', "p.jsonl", "must be an object", 1),
+    "chosen is a number": (
+        _line('{"prompt": "q", "chosen": 1, "rejected": "b"}'),
+        "p.jsonl",
+        "must be text",
+        3,
+    ),
+    "chosen is null": (
+        _line('{"prompt": "q", "chosen": null, "rejected": "b"}'),
+        "p.jsonl",
+        "got empty",
+        3,
+    ),
+    "chosen is a list": (
+        _line('{"prompt": "q", "chosen": ["a"], "rejected": "b"}'),
+        "p.jsonl",
+        "got list",
+        3,
+    ),
+    "rejected is missing": (
+        _line('{"prompt": "q", "chosen": "a"}'),
+        "p.jsonl",
+        "missing column 'rejected'",
+        3,
+    ),
+    "rejected is whitespace": (
+        _line('{"prompt": "q", "chosen": "a", "rejected": " \\n\\t "}'),
+        "p.jsonl",
+        "is empty",
+        3,
+    ),
+    "prompt is a dict": (
+        _line('{"prompt": {"t": 1}, "chosen": "a", "rejected": "b"}'),
+        "p.jsonl",
+        "must be text",
+        3,
+    ),
+    "a NUL in the prompt": (
+        _line('{"prompt": "q\\u0000", "chosen": "a", "rejected": "b"}'),
+        "p.jsonl",
+        "NUL",
+        3,
+    ),
+    "a NUL in a metadata key": (
+        _line('{"prompt": "q", "chosen": "a", "rejected": "b", "k\\u0000": 1}'),
+        "p.jsonl",
+        "NUL",
+        3,
+    ),
+    "a lone surrogate in a metadata key": (
+        _line('{"prompt": "q", "chosen": "a", "rejected": "b", "\\udc00": 1}'),
+        "p.jsonl",
+        "lone surrogate",
+        3,
+    ),
+    "an unterminated JSON string": (
+        _line('{"prompt": "q", "chosen": "a'),
+        "p.jsonl",
+        "not valid JSON",
+        3,
+    ),
+    "a JSONL line with a trailing comma": (
+        _line('{"prompt": "q", "chosen": "a", "rejected": "b",}'),
+        "p.jsonl",
+        "not valid JSON",
+        3,
+    ),
+    "a raw control character in a JSON string": (
+        _jsonl(GOOD[:2]) + b'{"prompt": "q", "chosen": "a\x01", "rejected": "b"}\n',
+        "p.jsonl",
+        "not valid JSON",
+        3,
+    ),
+    "a prompt column after HH transcripts": (
+        _jsonl([{"chosen": "H: a", "rejected": "H: b"}] * 2)
+        + b'{"prompt": "q", "chosen": "a", "rejected": "b"}\n',
+        "p.jsonl",
+        "has a 'prompt' column",
+        3,
+    ),
+    "an empty file": (b"", "p.jsonl", "no pairs", None),
+    "only blank lines": (b"\n\n  \n\n", "p.jsonl", "no pairs", None),
+    "an unknown extension": (_jsonl(GOOD[:2]), "p.txt", "cannot tell the format", None),
+    "no extension": (_jsonl(GOOD[:2]), "pairs", "cannot tell the format", None),
+    "gzip magic then garbage": (
+        b"\x1f\x8b" + b"\x00" * 64,
+        "p.jsonl.gz",
+        "gzip stream is corrupt",
+        None,
+    ),
+    "a truncated gzipped CSV": (_CSV_GZ[: len(_CSV_GZ) // 2], "p.csv.gz", "cut short", None),
+    "a gzipped .json cut short": (
+        gzip.compress(json.dumps(GOOD).encode())[:200],
+        "p.json.gz",
+        "gzip stream is corrupt",
+        None,
+    ),
+    "Parquet that is garbage": (
+        b"PAR1" + b"\x00" * 100,
+        "p.parquet",
+        "not a readable Parquet",
+        None,
+    ),
+    "Parquet with a binary metadata column": (
+        _parquet(_pcr(blob=pa.array([b"\x00\x01", b"\x02"], type=pa.binary()))),
+        "p.parquet",
+        "binary data",
+        None,
+    ),
+    "Parquet with a list of binary": (
+        _parquet(_pcr(blobs=pa.array([[b"x"], [b"y"]], type=pa.list_(pa.binary())))),
+        "p.parquet",
+        "binary data",
+        None,
+    ),
+    "Parquet whose chosen is an integer column": (
+        _parquet(_pcr(chosen=pa.array([1, 2]))),
+        "p.parquet",
+        "must be a string column",
+        None,
+    ),
+    "Parquet whose chosen is binary": (
+        _parquet(_pcr(chosen=pa.array([b"a", b"c"], type=pa.binary()))),
+        "p.parquet",
+        "must be a string column",
+        None,
+    ),
+    "Parquet without rejected": (
+        _parquet(pa.table({"prompt": ["q"], "chosen": ["a"]})),
+        "p.parquet",
+        "missing column 'rejected'",
+        1,
+    ),
+    "Parquet with a null response": (
+        _parquet(_pcr(rejected=pa.array(["b", None]))),
+        "p.parquet",
+        "got empty",
+        2,
+    ),
+    "a file name of 300 characters": (_jsonl(GOOD[:2]), "p" * 294 + ".jsonl", "at most 255", None),
+    "a file name of 256 characters": (_jsonl(GOOD[:2]), "p" * 250 + ".jsonl", "at most 255", None),
+}
+
+
+def _counts():
     from backend.db import session_scope
     from backend.models import Dataset, Pair
 
-    data, filename, fragment = CASES[case]
     with session_scope() as session:
-        before = (
+        return (
             session.scalar(select(func.count()).select_from(Dataset)),
             session.scalar(select(func.count()).select_from(Pair)),
         )
-    files_before = n_stored_files()
+
+
+def _staged() -> int:
+    from tests.conftest import DATA_DIR
+
+    uploads = DATA_DIR / "uploads"
+    return sum(1 for _ in uploads.iterdir()) if uploads.exists() else 0
+
+
+ALL_CASES = {
+    **{name: (*value, 3 if value[1].endswith(".jsonl") else None) for name, value in CASES.items()},
+    **MORE,
+}
+
+
+def test_there_are_at_least_sixty_hostile_cases() -> None:
+    assert len(ALL_CASES) >= 60
+
+
+@pytest.mark.parametrize("case", list(ALL_CASES))
+def test_a_hostile_upload_is_a_422_and_leaves_nothing(client, auth, case) -> None:
+    data, filename, fragment, row = ALL_CASES[case]
+    before, files_before, staged_before = _counts(), n_stored_files(), _staged()
     response = upload(client, auth, data, filename)
     assert response.status_code == 422, response.text
     detail = response.json()["detail"]
-    assert fragment in detail["message"], detail
-    if filename.endswith(".jsonl"):
-        assert detail["row"] == 3  # the hostile line, after two good ones
-    with session_scope() as session:
-        after = (
-            session.scalar(select(func.count()).select_from(Dataset)),
-            session.scalar(select(func.count()).select_from(Pair)),
-        )
-    assert after == before and n_stored_files() == files_before
+    message = detail["message"] if isinstance(detail, dict) else str(detail)
+    assert fragment in message, detail
+    if row is not None:
+        assert detail["row"] == row, detail
+    assert _counts() == before and n_stored_files() == files_before
+    assert _staged() == staged_before
+
+
+def test_parquet_timestamps_dates_and_decimals_are_read_as_text(client, auth) -> None:
+    """They used to be 500s (not JSON-serialisable): now ISO 8601 text and exact digits."""
+    import datetime
+    import decimal
+
+    table = _pcr(
+        when=pa.array(
+            [datetime.datetime(2024, 5, 1, 12, 30, tzinfo=datetime.UTC), None],
+            type=pa.timestamp("us", tz="UTC"),
+        ),
+        day=pa.array([datetime.date(2024, 5, 1), datetime.date(1999, 12, 31)]),
+        price=pa.array(
+            [decimal.Decimal("12.3400"), decimal.Decimal("-0.5000")], pa.decimal128(8, 4)
+        ),
+        took=pa.array([datetime.timedelta(seconds=90), None], type=pa.duration("s")),
+        nested=pa.array([[datetime.date(2024, 1, 2)], []], type=pa.list_(pa.date32())),
+    )
+    response = upload(client, auth, _parquet(table), "typed.parquet")
+    assert response.status_code == 201, response.text
+    dataset_id = response.json()["id"]
+    items = client.get(f"/api/v1/datasets/{dataset_id}/pairs", headers=auth).json()["items"]
+    first, second = (p["metadata"] for p in items)
+    assert first == {
+        "when": "2024-05-01T12:30:00+00:00",
+        "day": "2024-05-01",
+        "price": "12.3400",
+        "took": 90.0,
+        "nested": ["2024-01-02"],
+    }
+    assert second["when"] is None and second["price"] == "-0.5000" and second["nested"] == []

@@ -72,12 +72,90 @@ def detect_format(filename: str) -> Format:
     )
 
 
-def _maybe_gunzip(stream: IO[bytes]) -> IO[bytes]:
+class LimitExceeded(PairFormatError):
+    """The upload goes past a size limit (a 413): too large decompressed, a line too long, too
+    many rows. Named like any format error: the row where it happened and the limit."""
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """Bounds on what reading one upload may cost, so a small hostile file cannot exhaust memory
+    or disk: a 1 MB gzip holding one 1 GiB line, or 2 MB expanding to 1 GiB of blank lines."""
+
+    max_line_bytes: int = 64 * 1024**2
+    """Longest line of a JSONL or CSV file (one pair; HH-RLHF's longest is under 40 KB)."""
+    max_rows: int = 20_000_000
+    """Most lines (blank ones included) or records in one file."""
+    max_decompressed_bytes: int = 16 * 1024**3
+    """Most bytes a compressed upload may expand to."""
+    max_expansion: float = 200.0
+    """Most decompressed bytes per compressed byte, checked once past `expansion_grace` bytes
+    (text compresses 3–15×; a bomb 1,000× or more)."""
+    expansion_grace: int = 64 * 1024**2
+    max_json_bytes: int = 2 * 1024**3
+    """Largest .json document (read whole, unlike the line formats)."""
+
+
+DEFAULT_LIMITS = ReadLimits()
+
+
+class _Bounded(io.RawIOBase):
+    """The decompressed side of a gzip upload, counted: LimitExceeded once it expands past the
+    absolute limit or the expansion ratio against the compressed bytes consumed so far."""
+
+    def __init__(self, inner: IO[bytes], compressed: IO[bytes], limits: ReadLimits) -> None:
+        self.inner, self.compressed, self.limits = inner, compressed, limits
+        self.total = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.inner.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        self.total += n
+        limits = self.limits
+        if self.total > limits.max_decompressed_bytes:
+            raise LimitExceeded(
+                f"the file expands to more than {limits.max_decompressed_bytes:,} bytes "
+                "decompressed (the limit)"
+            )
+        if self.total > limits.expansion_grace:
+            consumed = max(1, self.compressed.tell())
+            if self.total / consumed > limits.max_expansion:
+                raise LimitExceeded(
+                    f"the file expands {self.total / consumed:,.0f}× when decompressed (at most "
+                    f"{limits.max_expansion:g}×): a decompression bomb, or compress it less"
+                )
+        return n
+
+
+def _maybe_gunzip(stream: IO[bytes], limits: ReadLimits = DEFAULT_LIMITS) -> IO[bytes]:
     head = stream.read(2)
     stream.seek(0)
     if head == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=stream)  # type: ignore[return-value]
+        inner: IO[bytes] = gzip.GzipFile(fileobj=stream)  # type: ignore[assignment]
+        return io.BufferedReader(_Bounded(inner, stream, limits), 1 << 16)
     return stream
+
+
+def _lines(stream: IO[bytes], limits: ReadLimits) -> Iterator[tuple[int, bytes]]:
+    """(line number, raw line) with every line and the line count bounded: a line is read at
+    most `max_line_bytes` + 1 at a time, so one huge line never sits in memory whole."""
+    row = 0
+    while True:
+        raw = stream.readline(limits.max_line_bytes + 1)
+        if not raw:
+            return
+        row += 1
+        if row > limits.max_rows:
+            raise LimitExceeded(f"more than {limits.max_rows:,} lines (the limit)", row=row)
+        if len(raw) > limits.max_line_bytes:
+            raise LimitExceeded(
+                f"the line is longer than {limits.max_line_bytes:,} bytes (the limit)", row=row
+            )
+        yield row, raw
 
 
 BOM = "\ufeff"
@@ -119,16 +197,21 @@ def _loads(text: str, row: int | None) -> Any:
         raise PairFormatError(f"unreadable JSON value: {exc}", row=row) from None
 
 
-def _iter_jsonl(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
-    for row, raw in enumerate(stream, start=1):
+def _iter_jsonl(stream: IO[bytes], limits: ReadLimits) -> Iterator[tuple[int, Any]]:
+    for row, raw in _lines(stream, limits):
         text = _decode(raw, row).rstrip("\r\n")
         if not text.strip():
             continue
         yield row, _loads(text, row)
 
 
-def _iter_json(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
-    data = stream.read()
+def _iter_json(stream: IO[bytes], limits: ReadLimits) -> Iterator[tuple[int, Any]]:
+    data = stream.read(limits.max_json_bytes + 1)
+    if len(data) > limits.max_json_bytes:
+        raise LimitExceeded(
+            f"a .json document over {limits.max_json_bytes:,} bytes (the limit) is read whole: "
+            "upload it as JSONL, which streams"
+        )
     try:
         text = data.decode("utf-8").removeprefix(BOM)
     except UnicodeDecodeError:
@@ -141,13 +224,15 @@ def _iter_json(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
         doc = doc["data"]
     if not isinstance(doc, list):
         raise PairFormatError('a .json file must hold a list of objects (or {"data": [...]})')
+    if len(doc) > limits.max_rows:
+        raise LimitExceeded(f"more than {limits.max_rows:,} records (the limit)")
     yield from enumerate(doc, start=1)
 
 
-def _iter_csv(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
+def _iter_csv(stream: IO[bytes], limits: ReadLimits) -> Iterator[tuple[int, Any]]:
     # Decode line by line ourselves so a bad byte names its line.
     def lines() -> Iterator[str]:
-        for line_no, raw in enumerate(stream, start=1):
+        for line_no, raw in _lines(stream, limits):
             yield _decode(raw, line_no)
 
     reader = csv.DictReader(lines())
@@ -162,7 +247,7 @@ def _iter_csv(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
         raise PairFormatError(f"malformed CSV: {exc}", row=reader.line_num) from None
 
 
-def _iter_parquet(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
+def _iter_parquet(stream: IO[bytes], limits: ReadLimits) -> Iterator[tuple[int, Any]]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -170,6 +255,22 @@ def _iter_parquet(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
         parquet = pq.ParquetFile(stream)
     except (pa.ArrowInvalid, OSError) as exc:
         raise PairFormatError(f"not a readable Parquet file: {exc}") from None
+    meta = parquet.metadata
+    if meta.num_rows > limits.max_rows:
+        raise LimitExceeded(f"{meta.num_rows:,} rows, more than the limit of {limits.max_rows:,}")
+    for k in range(meta.num_row_groups):
+        group = meta.row_group(k)
+        if group.total_byte_size > limits.max_decompressed_bytes:
+            raise LimitExceeded(
+                f"row group {k} expands to {group.total_byte_size:,} bytes, more than the limit "
+                f"of {limits.max_decompressed_bytes:,}"
+            )
+        if group.num_rows and group.total_byte_size / group.num_rows > limits.max_line_bytes:
+            raise LimitExceeded(
+                f"row group {k} holds rows of {group.total_byte_size // group.num_rows:,} bytes "
+                f"on average, more than the limit of {limits.max_line_bytes:,} per row"
+            )
+    _check_parquet_types(parquet.schema_arrow)
     # Columns a prefaudit export wrote as JSON text because their values share no Arrow type.
     metadata = parquet.schema_arrow.metadata or {}
     try:
@@ -180,6 +281,7 @@ def _iter_parquet(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
     for batch in parquet.iter_batches(batch_size=1024):
         for record in batch.to_pylist():
             row += 1
+            record = {k: _plain(v) for k, v in record.items()}
             for column in as_json & record.keys():
                 if isinstance(record[column], str):
                     try:
@@ -191,6 +293,63 @@ def _iter_parquet(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
             yield row, record
 
 
+def _check_parquet_types(schema: Any) -> None:
+    """Columns the pairs cannot hold as they are: the three texts must be strings; metadata may
+    not hold binary data (no JSON form). Timestamps, dates and decimals are read as text (ISO
+    8601, exact decimal digits), see `_plain`."""
+    import pyarrow as pa
+
+    for name in schema.names:
+        kind = schema.field(name).type
+        if name in ("prompt", "chosen", "rejected") and not (
+            pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)
+        ):
+            raise PairFormatError(
+                f"{name!r} must be a string column, not {kind}", row=None, column=name
+            )
+        if _holds_binary(kind):
+            raise PairFormatError(
+                f"column {name!r} holds binary data ({kind}), which has no text form: drop it "
+                "or encode it (base64) before uploading",
+                column=name,
+            )
+
+
+def _holds_binary(kind: Any) -> bool:
+    import pyarrow as pa
+
+    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+        return True
+    if pa.types.is_fixed_size_binary(kind) and not pa.types.is_decimal(kind):
+        return True
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
+        return _holds_binary(kind.value_type)
+    if pa.types.is_struct(kind):
+        return any(_holds_binary(kind.field(i).type) for i in range(kind.num_fields))
+    if pa.types.is_map(kind):
+        return _holds_binary(kind.key_type) or _holds_binary(kind.item_type)
+    return False
+
+
+def _plain(value: Any) -> Any:
+    """A Parquet cell as a JSON value: timestamps, dates and times in ISO 8601, decimals as their
+    exact digits, timedeltas in seconds; lists and structs element by element."""
+    import datetime
+    import decimal
+
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    return value
+
+
 def _gzip_checked(records: Iterator[tuple[int, Any]]) -> Iterator[tuple[int, Any]]:
     """A corrupt or truncated gzip stream as a PairFormatError after the last good row."""
     import zlib
@@ -199,6 +358,10 @@ def _gzip_checked(records: Iterator[tuple[int, Any]]) -> Iterator[tuple[int, Any
     try:
         for row, record in records:
             yield row, record
+    except LimitExceeded as exc:
+        if exc.row is not None:
+            raise
+        raise LimitExceeded(f"{exc.message} (after row {row})", row=row + 1) from None
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise PairFormatError(
             f"the gzip stream is corrupt or cut short after row {row} ({exc}); "
@@ -207,16 +370,19 @@ def _gzip_checked(records: Iterator[tuple[int, Any]]) -> Iterator[tuple[int, Any
         ) from None
 
 
-def iter_records(stream: IO[bytes], fmt: Format) -> Iterator[tuple[int, Any]]:
-    """Yield `(row, record)` from a binary stream, one record at a time where the format allows."""
+def iter_records(
+    stream: IO[bytes], fmt: Format, limits: ReadLimits = DEFAULT_LIMITS
+) -> Iterator[tuple[int, Any]]:
+    """Yield `(row, record)` from a binary stream, one record at a time where the format allows,
+    within `limits` (LimitExceeded past them)."""
     if fmt == "jsonl":
-        return _gzip_checked(_iter_jsonl(_maybe_gunzip(stream)))
+        return _gzip_checked(_iter_jsonl(_maybe_gunzip(stream, limits), limits))
     if fmt == "json":
-        return _gzip_checked(_iter_json(_maybe_gunzip(stream)))
+        return _gzip_checked(_iter_json(_maybe_gunzip(stream, limits), limits))
     if fmt == "csv":
-        return _gzip_checked(_iter_csv(_maybe_gunzip(stream)))
+        return _gzip_checked(_iter_csv(_maybe_gunzip(stream, limits), limits))
     if fmt == "parquet":
-        return _iter_parquet(stream)
+        return _iter_parquet(stream, limits)
     raise PairFormatError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
 
@@ -248,20 +414,20 @@ def _text_field(record: dict[str, Any], key: str, row: int, *, allow_empty: bool
         raise PairFormatError(f"{key!r} must be text, got {kind}", row=row, column=key)
     if not allow_empty and not value.strip():
         raise PairFormatError(f"{key!r} is empty", row=row, column=key)
-    _check_storable(value, row, key)
+    check_storable(value, row, key)
     return value
 
 
-def _check_storable(value: Any, row: int, column: str) -> None:
+def check_storable(value: Any, row: int | None, column: str) -> None:
     """Text a database cannot store: NUL characters (Postgres refuses them in text and JSON) and
     lone UTF-16 surrogates (not UTF-8), in any string of the value, keys of objects included."""
     if isinstance(value, dict):
         for key, item in value.items():
-            _check_storable(key, row, column)
-            _check_storable(item, row, column)
+            check_storable(key, row, column)
+            check_storable(item, row, column)
     elif isinstance(value, list):
         for item in value:
-            _check_storable(item, row, column)
+            check_storable(item, row, column)
     elif isinstance(value, str):
         if "\x00" in value:
             raise PairFormatError("holds a NUL character (\\u0000): remove it", row, column)
@@ -312,7 +478,7 @@ def parse_pairs(
             reserved = ("chosen", "rejected")
         metadata = {k: v for k, v in record.items() if k not in reserved}
         try:
-            _check_storable(metadata, row, "metadata")
+            check_storable(metadata, row, "metadata")
         except RecursionError:
             raise PairFormatError("metadata nested too deeply to store", row=row) from None
         yield ParsedPair(
@@ -333,12 +499,14 @@ def read_pairs(path: str | Path, fmt: Format | None = None) -> list[ParsedPair]:
     return pairs
 
 
-def schema_of(path_or_stream: str | Path | IO[bytes], fmt: Format) -> SchemaKind:
+def schema_of(
+    path_or_stream: str | Path | IO[bytes], fmt: Format, limits: ReadLimits = DEFAULT_LIMITS
+) -> SchemaKind:
     """The schema kind of a file, from its first record."""
     if isinstance(path_or_stream, str | Path):
         with Path(path_or_stream).open("rb") as stream:
-            return schema_of(stream, fmt)
-    for row, record in iter_records(path_or_stream, fmt):
+            return schema_of(stream, fmt, limits)
+    for row, record in iter_records(path_or_stream, fmt, limits):
         return detect_schema(record, row)
     raise PairFormatError("the file holds no pairs")
 
