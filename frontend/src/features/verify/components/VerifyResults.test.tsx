@@ -159,11 +159,12 @@ describe("verify formatting", () => {
 
   it("shows the first-order top-K arm and the greedy − top-K difference of a greedy verify", () => {
     const base = makeVerifyMetrics({ rule: "greedy group selection of 27 pairs" });
-    const topK = base.runs.filter((run) => run.arm === "pruned").map((run) => ({ ...run, arm: "top_k" as const }));
+    const runs = base.runs ?? [];
+    const topK = runs.filter((run) => run.arm === "pruned").map((run) => ({ ...run, arm: "top_k" as const }));
     const metrics = {
       ...base,
-      runs: [...base.runs, ...topK],
-      arms: { ...base.arms, top_k: base.arms.pruned },
+      runs: [...runs, ...topK],
+      arms: { ...base.arms, top_k: base.arms?.pruned },
       differences: {
         ...base.differences,
         pruned_minus_top_k: {
