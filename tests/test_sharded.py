@@ -277,3 +277,56 @@ def test_the_canvas_names_every_task_before_it_is_sent(kind) -> None:
         assert stages.count("gradients") == stages.count("scores") == 20
         assert {"train", "reduce", "finalize"} <= set(stages)
     assert len(set(ids.values())) == len(ids)
+
+
+@pytest.mark.parametrize(
+    ("space", "extra"), [("exact", {}), ("in_memory", {"lora_r": 64}), ("projected", {})]
+)
+def test_group_method_on_the_sharded_engine(client, make_user, space, extra) -> None:
+    """The greedy group selection over the shards equals the single-task engine's (exact and
+    in-memory spaces; the projected one runs in k dimensions), interactions included."""
+    from backend.db import session_scope
+    from backend.models import Interaction
+
+    user = make_user()
+    dataset = _dataset(client, user["headers"], 100)
+    options = {
+        "model": "tiny",
+        "methods": ["loss", "influence", "group"],
+        "default_method": "group",
+        "solver": "woodbury",
+        "shard_size": 32,
+        "prune_budget": 9,
+        **extra,
+    }
+    if space == "projected":
+        options["projection_dim"] = 256
+    job_id = _job(dataset["id"], _user_id(user["username"]), options)
+    run_inline(job_id)
+    job = client.get(f"{API}/jobs/{job_id}", headers=user["headers"]).json()
+    assert job["status"] == "succeeded", job["error"]
+    metrics = job["metrics"]
+    assert metrics["gradient_space"] == space
+    assert metrics["group"]["candidates"] == 90 and metrics["group"]["budget"] == 9
+    sharded = _scores(job_id)
+    order = np.array([s["group_order"] for s in sharded.values()], dtype=np.float64)
+    assert sorted(order) == list(range(1, 91))
+    assert all(s["harm"] == s["harm_group"] for s in sharded.values())
+    with session_scope() as session:
+        links = {
+            (r.pair_id, r.other_id): r.kappa
+            for r in session.scalars(select(Interaction).where(Interaction.job_id == job_id))
+        }
+    assert len(links) == metrics["group"]["interactions_kept"] > 0
+    if space == "projected":
+        return
+    train_ids, reference = _reference(dataset["id"], options)
+    for column in ("group_order", "group_gain", "harm_group", "removal_effect_influence"):
+        got = np.array([sharded[pid][column] for pid in train_ids], dtype=np.float64)
+        expected = reference.scores[column]
+        scale = max(1e-12, float(np.abs(expected).max()))
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6 * scale, err_msg=column)
+    expected_links = {(train_ids[i], train_ids[j]): k for i, j, k in reference.interactions}
+    assert links.keys() == expected_links.keys()
+    for key, kappa in expected_links.items():
+        assert links[key] == pytest.approx(kappa, rel=1e-6, abs=1e-12)

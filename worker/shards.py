@@ -44,7 +44,7 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -656,8 +656,8 @@ def train(context: JobContext, run: TaskRun) -> None:
     space = _space(context, rm.n_params, len(train_enc))
     projector = _projector(context, rm, space)
     chunk = config.chunk_size(rm.device.type)
-    val_margins, g_val = validation_gradient_streamed(
-        rm, val_enc, chunk, projector, should_cancel=run.should_cancel
+    val_margins, g_val, val_grads = validation_gradient_streamed(
+        rm, val_enc, chunk, projector, should_cancel=run.should_cancel, keep=_needs_group(config)
     )
     run.progress(1.0)
     positions = shard_positions(train_enc.lengths(), effective_shard_size(config), chunk)
@@ -679,7 +679,10 @@ def train(context: JobContext, run: TaskRun) -> None:
             "val_length_diff": val_diffs,
         },
     )
-    store.put_arrays(context.key("val.npz"), {"margins": val_margins, "g_val": g_val})
+    val_arrays = {"margins": val_margins, "g_val": g_val}
+    if val_grads is not None:
+        val_arrays["grads"] = val_grads
+    store.put_arrays(context.key("val.npz"), val_arrays)
     store.put_json(
         context.key("train.json"),
         {
@@ -812,6 +815,7 @@ def reduce(context: JobContext, run: TaskRun) -> None:
         "self_influence",
         "corrected_loss",
         "datainf",
+        "group",
     }
     if meta["space"] == "in_memory":
         _reduce_in_memory(context, run, plan, keys)
@@ -863,7 +867,7 @@ def _reduce_in_memory(
         margins=np.concatenate([s["margins"] for s in shards]),
         grads=torch.from_numpy(np.concatenate([s["grads"] for s in shards])),
         val_margins=val["margins"],
-        val_grads=None,
+        val_grads=torch.from_numpy(val["grads"]) if "grads" in val else None,
         blocks=rm.blocks(),
         g_val=torch.from_numpy(val["g_val"]),
     )
@@ -880,9 +884,22 @@ def _reduce_in_memory(
         store.put_arrays(context.key(f"scores/{k:05d}.npz"), columns)
         start = stop
         run.progress((k + 1) / len(shards))
+    group = None
+    if "group" in metrics:
+        # Positions of `fitted` follow the shards: the plan's order.
+        ids = plan["train_ids"][plan["order"]]
+        group = {
+            "metrics": metrics["group"],
+            "interactions": [[int(ids[i]), int(ids[j]), k] for i, j, k in fitted.interactions],
+        }
     store.put_json(
         context.key("solution.json"),
-        {"solve": metrics.get("influence"), "warnings": warnings, "in_memory": True},
+        {
+            "solve": metrics.get("influence"),
+            "warnings": warnings,
+            "in_memory": True,
+            "group": group,
+        },
     )
 
 
@@ -974,7 +991,12 @@ def finalize(context: JobContext, run: TaskRun) -> None:
         )
         if count != n_train:
             raise RuntimeError(f"{count} score rows for {n_train} training pairs")
+        group = None
+        if _needs_group(config):
+            group = _group_stage(context, session, plan, solution_meta, val)
         metrics = _global_columns(session, job.id, config, harm_column)
+        if group is not None:
+            metrics["group"] = group
         if "length" in config.methods:
             from worker.influence.scores import length_harm
 
@@ -1044,6 +1066,105 @@ def finalize(context: JobContext, run: TaskRun) -> None:
         job.status, job.stage, job.progress = SUCCEEDED, "done", 1.0
         job.finished_at = utcnow()
         session.commit()
+
+
+def _needs_group(config: EngineConfig) -> bool:
+    return "group" in config.methods
+
+
+def _group_stage(
+    context: JobContext,
+    session: Session,
+    plan: dict[str, np.ndarray],
+    solution_meta: dict,
+    val: dict[str, np.ndarray],
+) -> dict:
+    """The group method over the shards (worker.influence.group): candidates by first-order
+    effect from the stored scores, their Δθ in the gradient space of the job (exact or
+    projected) through the reduction's one Cholesky factor, greedy selection, then the
+    group columns and the strongest interactions written. Returns the job's `group` metrics."""
+    from backend.models import Interaction
+    from worker.influence.curvature import sigmoid
+    from worker.influence.group import GroupInfluence
+    from worker.influence.group import select as select_greedy
+    from worker.influence.stream import Solution
+
+    job_id, config = context.job_id, context.config
+    where = (Score.job_id == job_id, Score.split == "train")
+    session.execute(delete(Interaction).where(Interaction.job_id == job_id))
+    if solution_meta.get("in_memory"):
+        # The single-task scorer ran in the reduction: its columns are stored; add the rest.
+        stored = solution_meta.get("group") or {}
+        _insert_interactions(session, job_id, stored.get("interactions", []))
+        return stored.get("metrics", {})
+    started = time.perf_counter()
+    store = artifact_store()
+    solution = Solution.from_arrays(store.get_arrays(context.key("solution.npz")), {})
+    if "grads" not in val:
+        raise RuntimeError("the group method needs the validation gradients (val.npz 'grads')")
+    from scipy.linalg import cho_solve
+
+    rows = session.execute(
+        select(Score.pair_id)
+        .where(*where, Score.removal_effect_influence.is_not(None))
+        .order_by(Score.removal_effect_influence, Score.pair_id)
+        .limit(config.group_candidates)
+    ).all()
+    candidates = np.asarray([r.pair_id for r in rows], dtype=np.int64)
+    slot = {int(pid): k for k, pid in enumerate(candidates)}
+    d_val = val["grads"].astype(np.float64)
+    m, n = len(val["margins"]), solution.n
+    q = cho_solve((solution.factor, True), d_val.T)  # (G + λI)⁻¹ D_valᵀ [d, m]
+    projected = np.zeros((m, len(candidates)))  # D_val Δθ_C
+    for shard in range(_shard_count(plan)):
+        ids = plan["train_ids"][_shard_positions(plan, shard)]
+        inside = np.isin(ids, candidates)
+        if not inside.any():
+            continue
+        data = store.get_arrays(context.key(f"gradients/{shard:05d}.npz"))
+        g = data["grads"][inside].astype(np.float64) * (-sigmoid(-data["margins"][inside]))[:, None]
+        projected[:, [slot[int(i)] for i in ids[inside]]] = (q.T @ g.T) / n
+    c_val = -sigmoid(-val["margins"])
+    prob = sigmoid(val["margins"])
+    group = GroupInfluence(
+        candidates=np.arange(len(candidates)),
+        effect=(c_val @ projected) / m,
+        factor=np.sqrt(prob * (1.0 - prob) / m)[:, None] * projected,
+        seconds=time.perf_counter() - started,
+    )
+    selection = select_greedy(
+        group,
+        len(plan["train_ids"]),
+        config.prune_budget,
+        damping_absolute=(solution_meta.get("solve") or {}).get("damping_absolute"),
+    )
+    session.execute(update(Score).where(*where).values(harm_group=0.0))
+    upsert_scores(
+        session,
+        job_id,
+        candidates,
+        "train",
+        {
+            "group_order": selection.order,
+            "group_gain": selection.gain,
+            "harm_group": selection.harm,
+        },
+    )
+    links = [[int(candidates[i]), int(candidates[j]), k] for i, j, k in selection.interactions]
+    _insert_interactions(session, job_id, links)
+    return selection.metrics
+
+
+def _insert_interactions(session: Session, job_id: int, links: list) -> None:
+    from backend.models import Interaction
+
+    rows = [
+        {"job_id": job_id, "pair_id": int(i), "other_id": int(j), "kappa": float(k)}
+        for i, j, k in links
+        if math.isfinite(k)
+    ]
+    for start in range(0, len(rows), _UPSERT_BATCH):
+        session.execute(insert(Interaction), rows[start : start + _UPSERT_BATCH])
 
 
 def _columns(session: Session, job_id: int, names: tuple[str, ...]) -> tuple[np.ndarray, ...]:

@@ -377,12 +377,7 @@ def _group(
     (training position, partner position, κ).
     """
     from worker.influence.curvature import DIRECT_MAX_DIM
-    from worker.influence.group import (
-        INTERACTION_TOP,
-        budget_count,
-        candidate_set,
-        group_influence,
-    )
+    from worker.influence.group import candidate_set, group_influence, select
 
     assert fitted.grads is not None and fitted.val_grads is not None
     if min(gn.n, gn.dim) > DIRECT_MAX_DIM:
@@ -390,7 +385,6 @@ def _group(
             f"the group method needs one exact factorisation of the curvature ({gn.n} pairs × "
             f"{gn.dim} parameters is above {DIRECT_MAX_DIM}); set projection_dim"
         )
-    start = time.perf_counter()
     scale = gn.mean_diagonal()
     lam = config.damping * (scale if scale > 0 else 1.0)
     inverse = gn.factor(fitted.ridge + lam)
@@ -399,38 +393,14 @@ def _group(
         inverse.solve, fitted.grads, margins, fitted.val_grads, fitted.val_margins, np.arange(n)
     )
     candidates = candidate_set(everyone.effect, config.group_candidates)
-    group = everyone.subset(candidates)
-    greedy = group.greedy()
-    budget = min(budget_count(config.prune_budget, n), group.size)
-    order = np.full(n, np.nan)
-    gain = np.full(n, np.nan)
-    positions = candidates[greedy.order]
-    order[positions] = np.arange(1, group.size + 1)
-    gain[positions] = greedy.gains
-    harm = np.zeros(n)
-    harm[positions] = group.size - np.arange(group.size)  # first removed scores highest
-    top_k = group.first_order(budget)
-    first_greedy, inter_greedy = group.estimate(greedy.order[:budget])
-    first_top, inter_top = group.estimate(top_k)
+    selection = select(everyone.subset(candidates), n, config.prune_budget, damping_absolute=lam)
+    order, gain, harm = np.full(n, np.nan), np.full(n, np.nan), np.zeros(n)
+    order[candidates], gain[candidates] = selection.order, selection.gain
+    harm[candidates] = selection.harm
     interactions = [
-        (int(candidates[i]), int(candidates[j]), kappa)
-        for i, partners in enumerate(group.strongest(INTERACTION_TOP))
-        for j, kappa in partners
+        (int(candidates[i]), int(candidates[j]), kappa) for i, j, kappa in selection.interactions
     ]
-    memory = group.memory_bytes()
-    metrics = {
-        "candidates": int(group.size),
-        "budget": int(budget),
-        "prune_budget": config.prune_budget,
-        "damping_absolute": lam,
-        "estimate_greedy": {"first_order": first_greedy, "interaction_aware": inter_greedy},
-        "estimate_top_k": {"first_order": first_top, "interaction_aware": inter_top},
-        "overlap_with_top_k": int(len(np.intersect1d(greedy.order[:budget], top_k))),
-        "factor_mib": memory["factor"] / 2**20,
-        "dense_kappa_mib": memory["dense_kappa"] / 2**20,
-        "interactions_kept": len(interactions),
-        "seconds": time.perf_counter() - start,
-    }
+    metrics = selection.metrics
     columns = {
         "harm_group": harm,
         "group_order": order,

@@ -182,3 +182,51 @@ def budget_count(budget: float, n: int) -> int:
         raise ValueError(f"prune_budget must be > 0 (got {budget})")
     count = round(budget * n) if budget < 1 else int(budget)
     return max(1, min(count, n))
+
+
+@dataclass
+class Selection:
+    """What a `group` audit stores: per candidate (aligned with `GroupInfluence.candidates`) its
+    greedy position (1 = removed first), the step's gain and a harm for sorting; the job's
+    metrics; each candidate's strongest interactions as (candidate, partner candidate, κ)."""
+
+    order: np.ndarray
+    gain: np.ndarray
+    harm: np.ndarray
+    metrics: dict
+    interactions: list[tuple[int, int, float]]
+
+
+def select(group: GroupInfluence, n_total: int, prune_budget: float, **extra) -> Selection:
+    """Greedy order over every candidate, the budget's estimates against the first-order top-K
+    of the same size, and the strongest interactions (the single-task and sharded engines)."""
+    start = time.perf_counter()
+    greedy = group.greedy()
+    budget = min(budget_count(prune_budget, n_total), group.size)
+    order = np.empty(group.size)
+    gain = np.empty(group.size)
+    harm = np.empty(group.size)
+    order[greedy.order] = np.arange(1, group.size + 1)
+    gain[greedy.order] = greedy.gains
+    harm[greedy.order] = group.size - np.arange(group.size)  # first removed scores highest
+    top_k = group.first_order(budget)
+    first_greedy, inter_greedy = group.estimate(greedy.order[:budget])
+    first_top, inter_top = group.estimate(top_k)
+    interactions = [
+        (i, j, kappa) for i, partners in enumerate(group.strongest()) for j, kappa in partners
+    ]
+    memory = group.memory_bytes()
+    metrics = {
+        "candidates": int(group.size),
+        "budget": int(budget),
+        "prune_budget": prune_budget,
+        "estimate_greedy": {"first_order": first_greedy, "interaction_aware": inter_greedy},
+        "estimate_top_k": {"first_order": first_top, "interaction_aware": inter_top},
+        "overlap_with_top_k": int(len(np.intersect1d(greedy.order[:budget], top_k))),
+        "factor_mib": memory["factor"] / 2**20,
+        "dense_kappa_mib": memory["dense_kappa"] / 2**20,
+        "interactions_kept": len(interactions),
+        "seconds": group.seconds + time.perf_counter() - start,
+        **extra,
+    }
+    return Selection(order, gain, harm, metrics, interactions)

@@ -39,9 +39,9 @@ from worker.influence.scores import (
 )
 from worker.influence.train import ShouldCancel
 
-_GLOBAL = frozenset({"oof_loss", "ensemble", "group"})
-"""Cross-fitting trains extra models on every pair but a fold, and greedy group selection looks at
-every candidate at each step: not per-shard computations."""
+_GLOBAL = frozenset({"oof_loss", "ensemble"})
+"""Cross-fitting trains extra models on every pair but a fold: not a per-shard computation. (The
+group method's greedy selection is global too; the finalize task runs it over the shards.)"""
 
 DENSE_CURVATURE_MAX = 8192
 """Largest d for which the d × d curvature is accumulated and factorised densely."""
@@ -153,11 +153,14 @@ def validation_gradient_streamed(
     projector: GradientProjector | None,
     block: int = 1024,
     should_cancel: ShouldCancel | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(validation margins [m], g_val = (1/m) Σ_v −σ(−Δ_v) d_v [d] float64) with memory bounded by
-    `block` pairs: blocks of the length-sorted order, like the training shards."""
+    keep: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(validation margins [m], g_val = (1/m) Σ_v −σ(−Δ_v) d_v [d] float64, and with `keep` the
+    per-pair margin gradients [m, d] float32 that the group method's H_val needs) with memory
+    bounded by `block` pairs otherwise: blocks of the length-sorted order, like the shards."""
     margins = np.empty(len(enc), dtype=np.float64)
     total: np.ndarray | None = None
+    kept: np.ndarray | None = None
     for positions in shard_positions(enc.lengths(), block, chunk):
         part_margins, grads = shard_gradients(
             rm, subset(enc, positions), chunk, projector, should_cancel=should_cancel
@@ -166,8 +169,12 @@ def validation_gradient_streamed(
         scale = -sigmoid(-part_margins)
         contribution = grads.astype(np.float64).T @ scale
         total = contribution if total is None else total + contribution
+        if keep:
+            if kept is None:
+                kept = np.empty((len(enc), grads.shape[1]), dtype=np.float32)
+            kept[positions] = grads
     assert total is not None
-    return margins, total / len(enc)
+    return margins, total / len(enc), kept
 
 
 def block_slices(blocks: Sequence[tuple[str, slice]]) -> list[slice]:
@@ -359,7 +366,7 @@ def score_shard(
         cosine[norms <= COSINE_MIN_NORM * max_scaled_norm] = 0.0
         out["harm_gradient_similarity"] = -dot
         out["harm_gradient_cosine"] = -cosine
-    if "influence" in methods:
+    if "influence" in methods or "group" in methods:
         effect = scale * (d @ solution.u) / solution.n
         out["removal_effect_influence"] = effect
         out["harm_influence"] = -effect
