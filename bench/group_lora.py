@@ -174,13 +174,14 @@ def main() -> None:
         f"{result['val_accuracy']:.3f}. Groups of {args.size}; every group a retraining from "
         "scratch with the audit's seed.",
         "",
-        "| kind | groups | ρ first-order | ρ interaction-aware | gain | MAE first | MAE interaction |",
+        "| kind | groups | ρ first-order | ρ interaction-aware | gain | MAE first | "
+        "MAE interaction |",
         "|---|---|---|---|---|---|---|",
     ]
     for kind, row in table.items():
         count = len(everything["actual"]) if kind == "all" else len(rows[kind]["actual"])
 
-        def iv(key: str, fmt: str = ".3f") -> str:
+        def iv(key: str, fmt: str = ".3f", row: dict = row) -> str:
             r = row[key]
             return f"{r['value']:{fmt}} [{r['ci_low']:{fmt}}, {r['ci_high']:{fmt}}]"
 
