@@ -70,6 +70,8 @@ class Dataset(Base):
     format: Mapped[str] = mapped_column(String(16))
     schema_kind: Mapped[str] = mapped_column(String(32))
     n_pairs: Mapped[int] = mapped_column(Integer)
+    # Rows of the file left out by an upload with on_bad_rows="skip".
+    n_skipped: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     sha256: Mapped[str] = mapped_column(String(64))
     original_path: Mapped[str] = mapped_column(String(1024))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

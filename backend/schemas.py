@@ -73,7 +73,24 @@ class DatasetPublic(BaseModel):
     format: str
     schema_kind: str
     n_pairs: int
+    n_skipped: int = Field(0, description="Rows of the file left out (on_bad_rows='skip').")
     created_at: datetime
+
+
+class BadRow(BaseModel):
+    """One unusable row of an upload: 1-based row (as a user counts lines; a CSV header is row
+    1), the column when one is to blame, and what is wrong."""
+
+    row: int | None
+    column: str | int | None
+    message: str
+
+
+class UploadResult(DatasetPublic):
+    """The stored dataset and, with on_bad_rows='skip', the rows it left out (the first
+    `max_listed_bad_rows` of them; `n_skipped` counts them all)."""
+
+    skipped: list[BadRow] = []
 
 
 class DatasetsPage(BaseModel):

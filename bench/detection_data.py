@@ -94,7 +94,7 @@ def load_source(name: str, data_dir: Path = SHARED_DATA, limit: int | None = Non
 
         path = data_dir / "hh-rlhf" / f"{name}-test.jsonl.gz"
         _require(path)
-        parsed = read_pairs(path)[:limit]
+        parsed = read_pairs(path, allow_empty_responses=True)[:limit]
         return Source(name, [Pair(p.prompt, p.chosen, p.rejected) for p in parsed])
     if name == "llmbar":
         path = data_dir / "llmbar" / "llmbar.jsonl"

@@ -30,7 +30,7 @@ def load_pairs(dataset: str, data_dir: Path, limit: int | None = None) -> list[P
     path = Path(data_dir) / f"{dataset}-test.jsonl.gz"
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing; pass --data-dir pointing at hh-rlhf/")
-    parsed = read_pairs(path)
+    parsed = read_pairs(path, allow_empty_responses=True)
     if limit is not None:
         parsed = parsed[:limit]
     return [Pair(p.prompt, p.chosen, p.rejected) for p in parsed]

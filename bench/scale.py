@@ -62,10 +62,17 @@ def _create_database(url: str) -> None:
 
 
 def hh_jsonl(n: int) -> bytes:
+    from worker.influence.io import split_transcripts
+
     base: list[dict] = []
     for split in ("helpful-base", "harmless-base"):
         with gzip.open(HH / f"{split}-test.jsonl.gz", "rt", encoding="utf-8") as lines:
-            base.extend(json.loads(line) for line in lines)
+            for line in lines:
+                record = json.loads(line)
+                # The few pairs with an empty final response are refused by uploads.
+                _, chosen, rejected = split_transcripts(record["chosen"], record["rejected"])
+                if chosen.strip() and rejected.strip():
+                    base.append(record)
     out = []
     for k in range(n):
         record = dict(base[k % len(base)])

@@ -67,11 +67,18 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def hh_records(n: int, split: str = "helpful-base") -> list[dict]:
-    """The first n HH-RLHF test pairs of `split`, in file order."""
+    """The first n HH-RLHF test pairs of `split` that an upload accepts, in file order (a few
+    have an empty final response, which uploads refuse; tests/api covers those)."""
+    from worker.influence.io import split_transcripts
+
     records = []
     with gzip.open(HH_DIR / f"{split}-test.jsonl.gz", "rt", encoding="utf-8") as lines:
         for line in lines:
-            records.append(json.loads(line))
+            record = json.loads(line)
+            _, chosen, rejected = split_transcripts(record["chosen"], record["rejected"])
+            if not (chosen.strip() and rejected.strip()):
+                continue
+            records.append(record)
             if len(records) == n:
                 break
     return records

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile, status
 from fastapi.responses import StreamingResponse
@@ -15,6 +15,7 @@ from backend.models import Dataset
 from backend.schemas import (
     DB_ID_MAX,
     DB_OFFSET_MAX,
+    BadRow,
     DatasetPublic,
     DatasetsPage,
     FlagCount,
@@ -23,6 +24,7 @@ from backend.schemas import (
     Interactions,
     PairPublic,
     PairsPage,
+    UploadResult,
 )
 from backend.services import export, review
 from backend.services.ingest import UploadTooLarge, ingest
@@ -31,24 +33,37 @@ from worker.influence.io import LimitExceeded, PairFormatError
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
 
-@router.post("", response_model=DatasetPublic, status_code=status.HTTP_201_CREATED)
+@router.post("", response_model=UploadResult, status_code=status.HTTP_201_CREATED)
 def upload_dataset(
     session: SessionDep,
     settings: SettingsDep,
     user: CurrentUser,
     file: Annotated[UploadFile, File(description="JSONL (.jsonl[.gz]), JSON, CSV or Parquet")],
     name: Annotated[str, Form(max_length=256)] = "",
-) -> DatasetPublic:
-    """Upload preference pairs; a bad row rejects the whole file with a 422 naming it."""
+    on_bad_rows: Annotated[
+        Literal["reject", "skip"],
+        Form(
+            description="'reject' (default): a bad row refuses the file, and the 422 lists every "
+            "bad row (up to 1,000). 'skip': store the good rows; the response lists the skipped "
+            "ones."
+        ),
+    ] = "reject",
+) -> UploadResult:
+    """Upload preference pairs; a bad row rejects the whole file with a 422 naming it (and the
+    others), unless `on_bad_rows` is 'skip'."""
     try:
-        dataset = ingest(session, settings, user, name, file.filename or "upload", file.file)
+        dataset, skipped = ingest(
+            session, settings, user, name, file.filename or "upload", file.file, on_bad_rows
+        )
     except LimitExceeded as exc:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, detail=exc.as_dict()) from None
     except PairFormatError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=exc.as_dict()) from None
     except UploadTooLarge as exc:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, detail=str(exc)) from None
-    return DatasetPublic.model_validate(dataset)
+    result = UploadResult.model_validate(dataset)
+    result.skipped = [BadRow(row=e.row, column=e.column, message=str(e)) for e in skipped]
+    return result
 
 
 @router.get("", response_model=DatasetsPage)

@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session
 from backend.models import Dataset, Pair, User
 from backend.settings import Settings
 from worker.influence.io import (
+    BadRows,
+    LimitExceeded,
     PairFormatError,
     check_storable,
     detect_format,
@@ -32,6 +34,9 @@ _COPY_CHUNK = 1 << 20
 class UploadTooLarge(ValueError):
     pass
 
+
+MAX_LISTED = 1000
+"""Bad rows an upload lists (a refused file stops being read after this many)."""
 
 MAX_FILENAME = 255
 """Longest file name kept (most file systems' own limit)."""
@@ -112,12 +117,19 @@ def ingest(
     name: str,
     filename: str,
     stream: IO[bytes],
-) -> Dataset:
-    """Create a dataset from an uploaded file, atomically.
+    on_bad_rows: str = "reject",
+) -> tuple[Dataset, list[PairFormatError]]:
+    """Create a dataset from an uploaded file, atomically; returns it and the rows it skipped.
 
-    Raises PairFormatError (naming row and column) or UploadTooLarge; on any failure the
-    transaction is rolled back and the spooled file removed, so nothing is left behind.
+    `on_bad_rows="reject"` (the default): any bad row rejects the file with BadRows, which lists
+    every bad row found (reading stops after `MAX_LISTED` of them). `"skip"`: the good rows are
+    stored and the bad ones returned (the first `MAX_LISTED`; `n_skipped` counts all); a file
+    with no good row is still refused. Damage to the file itself (corrupt gzip, limits) always
+    rejects it. Raises PairFormatError (naming row and column), LimitExceeded or UploadTooLarge;
+    on any failure the transaction is rolled back and the staged file removed.
     """
+    if on_bad_rows not in ("reject", "skip"):
+        raise PairFormatError(f"on_bad_rows must be 'reject' or 'skip' (got {on_bad_rows!r})")
     if len(filename) > MAX_FILENAME:
         raise PairFormatError(
             f"the file name is {len(filename)} characters long; at most {MAX_FILENAME} (rename "
@@ -134,7 +146,12 @@ def ingest(
         sha256 = _spool(stream, spooled, settings.max_upload_bytes)
         limits = settings.read_limits()
         with spooled.open("rb") as source:
-            schema = schema_of(source, fmt, limits)
+            try:
+                schema = schema_of(source, fmt, limits)
+            except LimitExceeded:
+                raise
+            except PairFormatError:
+                schema = "prompt_chosen_rejected"  # no readable record: parsing reports why
         dataset = Dataset(
             owner_id=owner.id,
             name=name.strip() or filename,
@@ -149,8 +166,21 @@ def ingest(
         session.flush()
         n_pairs = 0
         batch: list[dict] = []
+        bad: list[PairFormatError] = []
+        n_bad = 0
+
+        def note(error: PairFormatError) -> None:
+            nonlocal n_bad
+            n_bad += 1
+            if len(bad) < MAX_LISTED:
+                bad.append(error)
+            elif on_bad_rows == "reject":
+                raise BadRows(bad, n_bad, capped=True)
+
         with spooled.open("rb") as source:
-            for pair in parse_pairs(iter_records(source, fmt, limits), schema):
+            for pair in parse_pairs(iter_records(source, fmt, limits), schema, on_error=note):
+                if n_bad and on_bad_rows == "reject":
+                    continue  # the file is refused: read on only to list its other bad rows
                 batch.append(
                     {
                         "dataset_id": dataset.id,
@@ -165,15 +195,20 @@ def ingest(
                 if len(batch) >= _BATCH:
                     session.execute(insert(Pair), batch)
                     batch.clear()
+        if n_bad and (on_bad_rows == "reject" or n_pairs == 0):
+            raise BadRows(bad, n_bad, capped=False)
+        if n_pairs == 0:
+            raise PairFormatError("the file holds no pairs")
         if batch:
             session.execute(insert(Pair), batch)
         dataset.n_pairs = n_pairs
+        dataset.n_skipped = n_bad
         final = settings.data_dir / "datasets" / str(dataset.id) / f"original.{fmt}"
         final.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(spooled, final)
         dataset.original_path = str(final)
         session.commit()
-        return dataset
+        return dataset, bad
     except BaseException:
         session.rollback()
         spooled.unlink(missing_ok=True)

@@ -169,7 +169,7 @@ MORE: dict[str, tuple[bytes, str, str, int | None]] = {
     "a JSONL line that is a list": (_line('["q", "a", "b"]'), "p.jsonl", "expected an object", 3),
     "a JSONL line that is a string": (_line('"just text"'), "p.jsonl", "expected an object", 3),
     "a JSONL line that is a number": (_line("7"), "p.jsonl", "expected an object", 3),
-    "a first JSONL line that is a list": (b'["q"]\n', "p.jsonl", "must be an object", 1),
+    "a first JSONL line that is a list": (b'["q"]\n', "p.jsonl", "expected an object", 1),
     "chosen is a number": (
         _line('{"prompt": "q", "chosen": 1, "rejected": "b"}'),
         "p.jsonl",
@@ -386,3 +386,112 @@ def test_parquet_timestamps_dates_and_decimals_are_read_as_text(client, auth) ->
         "nested": ["2024-01-02"],
     }
     assert second["when"] is None and second["price"] == "-0.5000" and second["nested"] == []
+
+
+def _with_bad_rows() -> bytes:
+    rows = [json.dumps(r) for r in GOOD[:10]]
+    rows[2] = '{"prompt": "q", "chosen": "", "rejected": "b"}'
+    rows[5] = "{not json"
+    rows[8] = '{"prompt": "q", "chosen": "a"}'
+    return ("\n".join(rows) + "\n").encode()
+
+
+def test_a_refused_file_lists_every_bad_row(client, auth) -> None:
+    before = _counts()
+    response = upload(client, auth, _with_bad_rows(), "p.jsonl")
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert detail["row"] == 3 and "(and 2 more bad rows)" in detail["message"]
+    assert [e["row"] for e in detail["errors"]] == [3, 6, 9] and detail["n_errors"] == 3
+    assert "is empty" in detail["errors"][0]["message"]
+    assert "not valid JSON" in detail["errors"][1]["message"]
+    assert "missing column 'rejected'" in detail["errors"][2]["message"]
+    assert _counts() == before
+
+
+def test_skipping_bad_rows_stores_the_good_ones_and_lists_the_rest(client, auth) -> None:
+    response = client.post(
+        "/api/v1/datasets",
+        headers=auth,
+        files={"file": ("p.jsonl", _with_bad_rows())},
+        data={"name": "skip", "on_bad_rows": "skip"},
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["n_pairs"] == 7 and body["n_skipped"] == 3
+    assert [(r["row"], r["column"]) for r in body["skipped"]] == [
+        (3, "chosen"),
+        (6, 2),
+        (9, "rejected"),
+    ]
+    stored = client.get(f"/api/v1/datasets/{body['id']}", headers=auth).json()
+    assert stored["n_skipped"] == 3
+    exported = client.get(f"/api/v1/datasets/{body['id']}/export", headers=auth).text
+    prompts = [json.loads(line)["prompt"] for line in exported.splitlines()]
+    assert prompts == [f"q{i}" for i in (0, 1, 3, 4, 6, 7, 9)]
+
+
+@pytest.mark.parametrize(
+    ("data", "filename", "fragment"),
+    [
+        (b'{"chosen": ""}\n{"chosen": 1}\n', "p.jsonl", "(and 1 more bad row)"),
+        (_GZ[: len(_GZ) // 2], "p.jsonl.gz", "cut short"),  # the file itself is damaged
+        (b"PAR1" + b"\x00" * 100, "p.parquet", "not a readable Parquet"),
+    ],
+)
+def test_skipping_never_stores_a_file_without_good_rows_or_a_damaged_one(
+    client, auth, data, filename, fragment
+) -> None:
+    before, files = _counts(), n_stored_files()
+    response = client.post(
+        "/api/v1/datasets",
+        headers=auth,
+        files={"file": (filename, data)},
+        data={"on_bad_rows": "skip"},
+    )
+    assert response.status_code == 422, response.text
+    assert fragment in response.json()["detail"]["message"]
+    assert _counts() == before and n_stored_files() == files
+
+
+def test_both_schemas_refuse_an_empty_response(client, auth) -> None:
+    """An HH transcript whose final turn is empty is as bad as an empty `chosen` cell."""
+    transcript = {
+        "chosen": "\n\nHuman: hi\n\nAssistant:",
+        "rejected": "\n\nHuman: hi\n\nAssistant: hello",
+    }
+    good = {
+        "chosen": "\n\nHuman: hi\n\nAssistant: yes",
+        "rejected": "\n\nHuman: hi\n\nAssistant: no",
+    }
+    response = upload(client, auth, _jsonl([good, transcript]), "hh.jsonl")
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert (
+        detail["row"] == 2
+        and detail["column"] == "chosen"
+        and "final response is empty" in detail["message"]
+    )
+
+
+def test_real_hh_rlhf_harmless_base_uploads_with_its_bad_pairs_skipped(client, auth) -> None:
+    from tests.conftest import HH_DIR
+
+    data = (HH_DIR / "harmless-base-test.jsonl.gz").read_bytes()
+    refused = upload(client, auth, data, "harmless-base-test.jsonl.gz")
+    assert refused.status_code == 422
+    n_bad = refused.json()["detail"]["n_errors"]
+    assert 2 <= n_bad <= 10
+    response = client.post(
+        "/api/v1/datasets",
+        headers=auth,
+        files={"file": ("harmless-base-test.jsonl.gz", data)},
+        data={"on_bad_rows": "skip"},
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["n_skipped"] == n_bad == len(body["skipped"])
+    with gzip.open(HH_DIR / "harmless-base-test.jsonl.gz") as lines:
+        assert body["n_pairs"] + n_bad == sum(1 for _ in lines)
+    assert all("final response is empty" in r["message"] for r in body["skipped"])
+    client.delete(f"/api/v1/datasets/{body['id']}", headers=auth)

@@ -129,12 +129,28 @@ def test_score_command_writes_one_row_per_training_pair(tmp_path: Path) -> None:
     table = pq.read_table(out)
     assert table.column_names == [
         "index",
+        "row",
         "harm",
         "harm_influence",
         "harm_gradient_similarity",
         "removal_effect_influence",
     ]
     assert table.column("index").to_pylist() == list(range(30))
+    assert table.column("row").to_pylist() == list(range(1, 31))
     help_text = CliRunner().invoke(app, ["score", "--help"]).output
-    for option in ("--damping", "--projection-dim", "--methods", "--val-fraction"):
+    for option in ("--damping", "--projection-dim", "--methods", "--val-fraction", "--on-bad-rows"):
         assert option in help_text
+
+    # A bad row stops the command naming it, unless --on-bad-rows skip scores the rest.
+    lines = train.read_text().splitlines()
+    lines[4] = json.dumps({"chosen": "", "rejected": "x"})
+    train.write_text("\n".join(lines) + "\n")
+    common = ["score", str(train), "--val", str(val), "--model", "tiny", "--epochs", "1"]
+    common += ["--methods", "loss", "--default-method", "loss", "--out", str(out)]
+    refused = CliRunner().invoke(app, common)
+    assert refused.exit_code != 0 and "row 5" in refused.output
+    skipped = CliRunner().invoke(app, [*common, "--on-bad-rows", "skip"])
+    assert skipped.exit_code == 0, skipped.output
+    assert "skipped" in skipped.output and "row 5" in skipped.output
+    rows = pq.read_table(out).column("row").to_pylist()
+    assert len(rows) == 29 and 5 not in rows and rows[4] == 6

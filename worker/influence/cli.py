@@ -63,6 +63,7 @@ def _score(
     out: Path,
     val_fraction: float,
     metrics_out: Path | None,
+    on_bad_rows: str = "reject",
     **options: Any,
 ) -> None:
     import numpy as np
@@ -79,10 +80,31 @@ def _score(
         config.validate()
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    rows = [Pair(p.prompt, p.chosen, p.rejected) for p in read_pairs(train)]
+    from worker.influence.io import PairFormatError
+
+    if on_bad_rows not in ("reject", "skip"):
+        raise typer.BadParameter(f"--on-bad-rows must be reject or skip (got {on_bad_rows!r})")
+    skipped: list[PairFormatError] = []
+
+    def read(path: Path) -> list:
+        try:
+            return read_pairs(path, on_error=skipped.append if on_bad_rows == "skip" else None)
+        except PairFormatError as exc:
+            raise typer.BadParameter(
+                f"{path}: {exc} (--on-bad-rows skip scores the rest)"
+            ) from None
+
+    parsed = read(train)
+    for error in skipped:
+        typer.echo(f"skipped {train}: {error}", err=True)
+    file_rows = [p.row for p in parsed]
+    rows = [Pair(p.prompt, p.chosen, p.rejected) for p in parsed]
     if val is not None:
         train_pairs, train_index = rows, list(range(len(rows)))
-        val_pairs = [Pair(p.prompt, p.chosen, p.rejected) for p in read_pairs(val)]
+        before = len(skipped)
+        val_pairs = [Pair(p.prompt, p.chosen, p.rejected) for p in read(val)]
+        for error in skipped[before:]:
+            typer.echo(f"skipped {val}: {error}", err=True)
     else:
         train_index, val_index = split_validation(len(rows), val_fraction, config.seed)
         train_pairs = [rows[i] for i in train_index]
@@ -111,6 +133,7 @@ def _score(
             bar.close()
     columns: dict[str, Any] = {
         "index": np.asarray(train_index, dtype=np.int64),
+        "row": np.asarray([file_rows[i] for i in train_index], dtype=np.int64),
         "harm": result.scores["harm"],
     }
     for method in config.methods:
@@ -162,10 +185,18 @@ def score(
             help="Also write the job's metrics (training curve, λ, CG residual, timings) as JSON."
         ),
     ] = None,
+    on_bad_rows: Annotated[
+        str,
+        typer.Option(
+            help="reject: a bad row stops with its row and column. skip: score the good rows and "
+            "list the skipped ones on stderr (the output's `row` column is each pair's row in "
+            "the file)."
+        ),
+    ] = "reject",
     **options: Any,
 ) -> None:
     """Score every training pair; higher harm = more harmful (see SCIENCE.md)."""
-    _score(train, val, out, val_fraction, metrics_out, **options)
+    _score(train, val, out, val_fraction, metrics_out, on_bad_rows, **options)
 
 
 _fixed = [p for p in inspect.signature(score).parameters.values() if p.kind != p.VAR_KEYWORD]

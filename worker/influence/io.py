@@ -10,7 +10,7 @@ import csv
 import gzip
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -70,6 +70,35 @@ def detect_format(filename: str) -> Format:
     raise PairFormatError(
         f"cannot tell the format of {filename!r}: use a .jsonl, .json, .csv or .parquet file"
     )
+
+
+class BadRows(PairFormatError):
+    """Several rows of an upload are unusable: the first names itself as usual, and `errors`
+    lists them all (up to a cap), with `count` the number found."""
+
+    def __init__(self, errors: list[PairFormatError], count: int, capped: bool) -> None:
+        first = errors[0]
+        more = count - 1
+        suffix = ""
+        if more:
+            suffix = f" (and {more}{'+' if capped else ''} more bad row{'s' if more > 1 else ''})"
+        super().__init__(first.message + suffix, first.row, first.column)
+        self.errors, self.count, self.capped = errors, count, capped
+
+    def as_dict(self) -> dict[str, Any]:
+        out = super().as_dict()
+        out.update(
+            errors=[e.as_dict() for e in self.errors], n_errors=self.count, capped=self.capped
+        )
+        return out
+
+
+@dataclass(frozen=True)
+class RowError:
+    """A record that could not be read (bad JSON on its line, a bad CSV row), yielded in its
+    place so a reader that skips bad rows can go on with the next one."""
+
+    error: PairFormatError
 
 
 class LimitExceeded(PairFormatError):
@@ -199,10 +228,15 @@ def _loads(text: str, row: int | None) -> Any:
 
 def _iter_jsonl(stream: IO[bytes], limits: ReadLimits) -> Iterator[tuple[int, Any]]:
     for row, raw in _lines(stream, limits):
-        text = _decode(raw, row).rstrip("\r\n")
-        if not text.strip():
+        try:
+            text = _decode(raw, row).rstrip("\r\n")
+            if not text.strip():
+                continue
+            record = _loads(text, row)
+        except PairFormatError as exc:
+            yield row, RowError(exc)  # one bad line; the next ones are still readable
             continue
-        yield row, _loads(text, row)
+        yield row, record
 
 
 def _iter_json(stream: IO[bytes], limits: ReadLimits) -> Iterator[tuple[int, Any]]:
@@ -241,7 +275,8 @@ def _iter_csv(stream: IO[bytes], limits: ReadLimits) -> Iterator[tuple[int, Any]
             # Row numbers count data rows the way a spreadsheet does: the header is row 1.
             row = reader.line_num
             if None in record:
-                raise PairFormatError("more fields than the header has", row=row)
+                yield row, RowError(PairFormatError("more fields than the header has", row=row))
+                continue
             yield row, record
     except csv.Error as exc:
         raise PairFormatError(f"malformed CSV: {exc}", row=reader.line_num) from None
@@ -453,47 +488,96 @@ def detect_schema(record: Any, row: int) -> SchemaKind:
 
 
 def parse_pairs(
-    records: Iterable[tuple[int, Any]], schema: SchemaKind | None = None
+    records: Iterable[tuple[int, Any]],
+    schema: SchemaKind | None = None,
+    on_error: Callable[[PairFormatError], None] | None = None,
+    allow_empty_responses: bool = False,
 ) -> Iterator[ParsedPair]:
-    """Validate records and yield pairs; the schema is fixed by the first record unless given."""
+    """Validate records and yield pairs; the schema is fixed by the first record unless given.
+
+    A bad row raises PairFormatError, or with `on_error` is passed to it and skipped (limits and
+    damage to the file itself, such as a corrupt gzip stream, always raise).
+    `allow_empty_responses` lets an HH transcript whose final response is empty through (the
+    benchmarks' committed splits were drawn over every pair of the HH-RLHF files, two of
+    which are such pairs); uploads never allow it.
+    """
     for row, record in records:
-        if schema is None:
-            schema = detect_schema(record, row)
-        if not isinstance(record, dict):
-            raise PairFormatError(f"expected an object, got {type(record).__name__}", row=row)
-        chosen = _text_field(record, "chosen", row, allow_empty=False)
-        rejected = _text_field(record, "rejected", row, allow_empty=False)
-        reserved: tuple[str, ...]
-        if schema == "prompt_chosen_rejected":
-            prompt = _text_field(record, "prompt", row, allow_empty=True)
-            reserved = ("prompt", "chosen", "rejected")
-        else:
-            if "prompt" in record:
-                raise PairFormatError(
-                    "has a 'prompt' column but earlier rows are HH transcripts without one",
-                    row=row,
-                    column="prompt",
-                )
-            prompt, chosen, rejected = split_transcripts(chosen, rejected)
-            reserved = ("chosen", "rejected")
-        metadata = {k: v for k, v in record.items() if k not in reserved}
         try:
-            check_storable(metadata, row, "metadata")
-        except RecursionError:
-            raise PairFormatError("metadata nested too deeply to store", row=row) from None
-        yield ParsedPair(
-            row=row, prompt=prompt, chosen=chosen, rejected=rejected, metadata=metadata
-        )
+            if isinstance(record, RowError):
+                raise record.error
+            pair = _parse_one(row, record, schema, allow_empty_responses)
+        except LimitExceeded:
+            raise
+        except PairFormatError as exc:
+            if on_error is None:
+                raise
+            on_error(exc)
+            continue
+        if schema is None:
+            schema = "prompt_chosen_rejected" if "prompt" in record else "hh_transcript"
+        yield pair
 
 
-def read_pairs(path: str | Path, fmt: Format | None = None) -> list[ParsedPair]:
-    """Read and validate a whole file (the CLI's entry point)."""
+def _parse_one(
+    row: int, record: Any, schema: SchemaKind | None, allow_empty: bool = False
+) -> ParsedPair:
+    """One record as a pair, or PairFormatError."""
+    if schema is None:
+        schema = detect_schema(record, row)
+    if not isinstance(record, dict):
+        raise PairFormatError(f"expected an object, got {type(record).__name__}", row=row)
+    chosen = _text_field(record, "chosen", row, allow_empty=False)
+    rejected = _text_field(record, "rejected", row, allow_empty=False)
+    reserved: tuple[str, ...]
+    if schema == "prompt_chosen_rejected":
+        prompt = _text_field(record, "prompt", row, allow_empty=True)
+        reserved = ("prompt", "chosen", "rejected")
+    else:
+        if "prompt" in record:
+            raise PairFormatError(
+                "has a 'prompt' column but earlier rows are HH transcripts without one",
+                row=row,
+                column="prompt",
+            )
+        prompt, chosen, rejected = split_transcripts(chosen, rejected)
+        if not allow_empty:
+            # The same rule as for prompt/chosen/rejected files: each response needs text.
+            for key, response in (("chosen", chosen), ("rejected", rejected)):
+                if not response.strip():
+                    raise PairFormatError(
+                        f"the {key} transcript's final response is empty (it ends where the "
+                        "rejected and chosen transcripts stop sharing text)",
+                        row=row,
+                        column=key,
+                    )
+        reserved = ("chosen", "rejected")
+    metadata = {k: v for k, v in record.items() if k not in reserved}
+    try:
+        check_storable(metadata, row, "metadata")
+    except RecursionError:
+        raise PairFormatError("metadata nested too deeply to store", row=row) from None
+    return ParsedPair(row=row, prompt=prompt, chosen=chosen, rejected=rejected, metadata=metadata)
+
+
+def read_pairs(
+    path: str | Path,
+    fmt: Format | None = None,
+    on_error: Callable[[PairFormatError], None] | None = None,
+    allow_empty_responses: bool = False,
+) -> list[ParsedPair]:
+    """Read and validate a whole file (the CLI's entry point); `on_error` skips bad rows."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
     fmt = fmt or detect_format(path.name)
     with path.open("rb") as stream:
-        pairs = list(parse_pairs(iter_records(stream, fmt)))
+        pairs = list(
+            parse_pairs(
+                iter_records(stream, fmt),
+                on_error=on_error,
+                allow_empty_responses=allow_empty_responses,
+            )
+        )
     if not pairs:
         raise PairFormatError(f"{path} holds no pairs")
     return pairs
@@ -506,9 +590,20 @@ def schema_of(
     if isinstance(path_or_stream, str | Path):
         with Path(path_or_stream).open("rb") as stream:
             return schema_of(stream, fmt, limits)
+    first: PairFormatError | None = None
     for row, record in iter_records(path_or_stream, fmt, limits):
+        # The first readable object decides; an unreadable one is reported by parse_pairs.
+        if isinstance(record, RowError) or not isinstance(record, dict):
+            if first is None:
+                first = record.error if isinstance(record, RowError) else None
+                if first is None:
+                    try:
+                        detect_schema(record, row)
+                    except PairFormatError as exc:
+                        first = exc
+            continue
         return detect_schema(record, row)
-    raise PairFormatError("the file holds no pairs")
+    raise first or PairFormatError("the file holds no pairs")
 
 
 def to_records(pairs: Iterable[ParsedPair], schema: SchemaKind) -> Iterator[dict[str, Any]]:

@@ -1,7 +1,7 @@
 // Turns the backend's `{"detail": ...}` error bodies into one sentence a person can act on.
 
 /** The 422 body of an upload with a bad row: `{"detail": {"message", "row", "column"}}`. */
-interface RowProblem {
+export interface RowProblem {
   message: string;
   row?: number | null;
   column?: string | number | null;
@@ -71,4 +71,22 @@ export function unwrap<T>(result: { data?: T; error?: unknown; response: Respons
 export function errorMessage(error: unknown): string {
   if (error instanceof Error) return error.message;
   return String(error);
+}
+
+/** Every bad row a refused upload lists (`detail.errors`), or none. */
+export function rowProblems(error: unknown): RowProblem[] {
+  if (!(error instanceof ApiError)) return [];
+  const body = error.body as { detail?: { errors?: unknown } } | null;
+  const errors = body?.detail?.errors;
+  return Array.isArray(errors) ? errors.filter(isRowProblem) : [];
+}
+
+/** How many bad rows a refused upload found in all (`detail.n_errors`), or 0. */
+export function problemCount(error: unknown): { count: number; capped: boolean } {
+  if (!(error instanceof ApiError)) return { count: 0, capped: false };
+  const detail = (error.body as { detail?: { n_errors?: unknown; capped?: unknown } } | null)?.detail;
+  return {
+    count: typeof detail?.n_errors === "number" ? detail.n_errors : 0,
+    capped: detail?.capped === true,
+  };
 }

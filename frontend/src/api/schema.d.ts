@@ -39,7 +39,8 @@ export interface paths {
         put?: never;
         /**
          * Upload Dataset
-         * @description Upload preference pairs; a bad row rejects the whole file with a 422 naming it.
+         * @description Upload preference pairs; a bad row rejects the whole file with a 422 naming it (and the
+         *     others), unless `on_bad_rows` is 'skip'.
          */
         post: operations["datasets-upload_dataset"];
         delete?: never;
@@ -680,6 +681,19 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
+        /**
+         * BadRow
+         * @description One unusable row of an upload: 1-based row (as a user counts lines; a CSV header is row
+         *     1), the column when one is to blame, and what is wrong.
+         */
+        BadRow: {
+            /** Column */
+            column: string | number | null;
+            /** Message */
+            message: string;
+            /** Row */
+            row: number | null;
+        };
         /** BenchmarkRow */
         BenchmarkRow: {
             /** Beats Length */
@@ -705,6 +719,13 @@ export interface components {
              * @default
              */
             name?: string;
+            /**
+             * On Bad Rows
+             * @description 'reject' (default): a bad row refuses the file, and the 422 lists every bad row (up to 1,000). 'skip': store the good rows; the response lists the skipped ones.
+             * @default reject
+             * @enum {string}
+             */
+            on_bad_rows?: "reject" | "skip";
         };
         /** DatasetPublic */
         DatasetPublic: {
@@ -721,6 +742,12 @@ export interface components {
             id: number;
             /** N Pairs */
             n_pairs: number;
+            /**
+             * N Skipped
+             * @description Rows of the file left out (on_bad_rows='skip').
+             * @default 0
+             */
+            n_skipped?: number;
             /** Name */
             name: string;
             /** Schema Kind */
@@ -1243,6 +1270,41 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
+        /**
+         * UploadResult
+         * @description The stored dataset and, with on_bad_rows='skip', the rows it left out (the first
+         *     `max_listed_bad_rows` of them; `n_skipped` counts them all).
+         */
+        UploadResult: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Filename */
+            filename: string;
+            /** Format */
+            format: string;
+            /** Id */
+            id: number;
+            /** N Pairs */
+            n_pairs: number;
+            /**
+             * N Skipped
+             * @description Rows of the file left out (on_bad_rows='skip').
+             * @default 0
+             */
+            n_skipped?: number;
+            /** Name */
+            name: string;
+            /** Schema Kind */
+            schema_kind: string;
+            /**
+             * Skipped
+             * @default []
+             */
+            skipped?: components["schemas"]["BadRow"][];
+        };
         /** UserPublic */
         UserPublic: {
             /** Id */
@@ -1504,7 +1566,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["DatasetPublic"];
+                    "application/json": components["schemas"]["UploadResult"];
                 };
             };
             /** @description Validation Error */

@@ -29,15 +29,16 @@ export function useDataset(id: number) {
 export function useUploadDataset() {
   const queryClient = useQueryClient();
   return useMutation({
-    mutationFn: async ({ file, name }: { file: File; name: string }) =>
+    mutationFn: async ({ file, name, skipBadRows = false }: { file: File; name: string; skipBadRows?: boolean }) =>
       unwrap(
         await api.POST("/api/v1/datasets", {
           // The spec types a binary form field as string; the serializer below sends the File.
-          body: { file: file as unknown as string, name },
+          body: { file: file as unknown as string, name, on_bad_rows: skipBadRows ? "skip" : "reject" },
           bodySerializer: () => {
             const form = new FormData();
             form.append("file", file, file.name);
             form.append("name", name);
+            form.append("on_bad_rows", skipBadRows ? "skip" : "reject");
             return form;
           },
         }),

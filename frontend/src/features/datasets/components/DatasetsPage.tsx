@@ -1,7 +1,7 @@
-import { errorMessage } from "../../../api/errors";
+import { errorMessage, problemCount, rowProblems } from "../../../api/errors";
 import { useDatasets, useDeleteDataset, useUploadDataset, type Dataset } from "../api/datasets";
 import { DatasetList } from "./DatasetList";
-import { UploadZone } from "./UploadZone";
+import { BadRowList, UploadZone } from "./UploadZone";
 
 export function DatasetsPage() {
   const datasets = useDatasets();
@@ -18,14 +18,23 @@ export function DatasetsPage() {
     <main className="page">
       <h1>Datasets</h1>
       <UploadZone
-        onUpload={(file, name) => upload.mutateAsync({ file, name })}
+        onUpload={(file, name, skipBadRows) => upload.mutateAsync({ file, name, skipBadRows })}
         busy={upload.isPending}
         error={upload.isError ? errorMessage(upload.error) : null}
+        badRows={upload.isError ? rowProblems(upload.error) : []}
+        badRowCount={upload.isError ? problemCount(upload.error).count : 0}
+        badRowsCapped={upload.isError ? problemCount(upload.error).capped : false}
       />
       {upload.isSuccess && (
-        <p role="status" className="success">
-          Uploaded “{upload.data.name}”: {upload.data.n_pairs.toLocaleString()} pairs.
-        </p>
+        <div role="status" className="success">
+          <p>
+            Uploaded “{upload.data.name}”: {upload.data.n_pairs.toLocaleString()} pairs
+            {upload.data.n_skipped ? `; skipped ${upload.data.n_skipped.toLocaleString()} bad rows` : ""}.
+          </p>
+          {(upload.data.skipped ?? []).length > 0 && (
+            <BadRowList rows={upload.data.skipped ?? []} total={upload.data.n_skipped ?? 0} />
+          )}
+        </div>
       )}
       <section aria-labelledby="datasets-title" className="card">
         <h2 id="datasets-title">Your datasets</h2>

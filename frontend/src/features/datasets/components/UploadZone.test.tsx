@@ -24,7 +24,7 @@ describe("UploadZone", () => {
     expect(screen.getByText("prefs.jsonl")).toBeInTheDocument();
     expect(screen.getByLabelText("Dataset name")).toHaveValue("prefs");
     await userEvent.click(upload);
-    expect(onUpload).toHaveBeenCalledWith(file, "prefs");
+    expect(onUpload).toHaveBeenCalledWith(file, "prefs", false);
     // A stored upload clears the form for the next one.
     await waitFor(() => expect(screen.getByLabelText("Dataset name")).toHaveValue(""));
     expect(screen.getByText("Drop a preference file here")).toBeInTheDocument();
@@ -37,7 +37,7 @@ describe("UploadZone", () => {
     const file = jsonlFile("data.csv");
     await userEvent.upload(screen.getByLabelText(/choose a file/i), file);
     await userEvent.click(screen.getByRole("button", { name: "Upload" }));
-    expect(onUpload).toHaveBeenCalledWith(file, "my set");
+    expect(onUpload).toHaveBeenCalledWith(file, "my set", false);
   });
 
   it("keeps the file and shows the server's reason when the upload is rejected", async () => {
@@ -99,5 +99,51 @@ describe("DatasetsPage", () => {
     const post = calls.find((request) => request.method === "POST")!;
     expect(post.headers.get("Authorization")).toBe("Bearer secret");
     expect(post.headers.get("Content-Type")).toMatch(/^multipart\/form-data/);
+  });
+
+  it("lists every bad row of a refused file, then skips them when asked", async () => {
+    const bodies: string[] = [];
+    mockApi({
+      "GET /api/v1/datasets": () => ({ items: [], total: 0 }),
+      "POST /api/v1/datasets": async (request) => {
+        const form = await request.formData();
+        bodies.push(String(form.get("on_bad_rows")));
+        const errors = [3, 6, 9].map((row) => ({ message: `row ${row}: bad`, row, column: "chosen" }));
+        if (form.get("on_bad_rows") === "reject") {
+          return new Response(
+            JSON.stringify({
+              detail: { message: "row 3: bad (and 2 more bad rows)", row: 3, column: "chosen", errors, n_errors: 3 },
+            }),
+            { status: 422, headers: { "Content-Type": "application/json" } },
+          );
+        }
+        return new Response(
+          JSON.stringify({
+            id: 2, name: "prefs", filename: "prefs.jsonl", format: "jsonl", schema_kind: "prompt_chosen_rejected",
+            n_pairs: 7, n_skipped: 3, skipped: errors, created_at: "2026-11-22T10:00:00Z",
+          }),
+          { status: 201, headers: { "Content-Type": "application/json" } },
+        );
+      },
+    });
+    localStorage.setItem("prefaudit.token", "secret");
+    renderWithClient(<DatasetsPage />);
+    fireEvent.drop(screen.getByTestId("dropzone"), { dataTransfer: { files: [jsonlFile()] } });
+    await userEvent.click(screen.getByRole("button", { name: "Upload" }));
+    const alert = await screen.findByRole("alert");
+    expect(alert).toHaveTextContent("3 bad rows");
+    expect(screen.getByTestId("bad-rows").querySelectorAll("li")).toHaveLength(3);
+
+    await userEvent.click(screen.getByLabelText("Skip bad rows"));
+    await userEvent.click(screen.getByRole("button", { name: "Upload" }));
+    const status = await screen.findByRole("status");
+    expect(status).toHaveTextContent("7 pairs; skipped 3 bad rows");
+    expect(status).toHaveTextContent("row 9: bad");
+    expect(bodies).toEqual(["reject", "skip"]);
+  });
+
+  it("lets the file picker offer gzipped files", () => {
+    renderWithClient(<UploadZone onUpload={vi.fn()} />);
+    expect(screen.getByLabelText(/choose a file/i).getAttribute("accept")).toContain(".gz");
   });
 });

@@ -1,12 +1,21 @@
 import { useId, useRef, useState, type DragEvent, type FormEvent } from "react";
+import type { RowProblem } from "../../../api/errors";
 
-export const ACCEPTED = ".jsonl,.json,.csv,.parquet";
+// `.gz` too: a picker filtering on ".jsonl" hides "pairs.jsonl.gz".
+export const ACCEPTED = ".jsonl,.ndjson,.json,.csv,.parquet,.pq,.gz";
+
+/** Bad rows listed under a refused or partly skipped upload (the server lists up to 1,000). */
+export const SHOWN_ROWS = 50;
 
 interface Props {
   /** Resolves when the upload is stored; the form then clears itself. */
-  onUpload: (file: File, name: string) => Promise<unknown>;
+  onUpload: (file: File, name: string, skipBadRows: boolean) => Promise<unknown>;
   busy?: boolean;
   error?: string | null;
+  /** Every bad row of a refused upload, and how many there were in all. */
+  badRows?: RowProblem[];
+  badRowCount?: number;
+  badRowsCapped?: boolean;
 }
 
 function defaultName(file: File): string {
@@ -14,8 +23,16 @@ function defaultName(file: File): string {
 }
 
 /** Drop a preference file (or pick one), name it, upload it. */
-export function UploadZone({ onUpload, busy = false, error }: Props) {
+export function UploadZone({
+  onUpload,
+  busy = false,
+  error,
+  badRows = [],
+  badRowCount = 0,
+  badRowsCapped = false,
+}: Props) {
   const [file, setFile] = useState<File | null>(null);
+  const [skipBadRows, setSkipBadRows] = useState(false);
   const [name, setName] = useState("");
   const [dragging, setDragging] = useState(false);
   const input = useRef<HTMLInputElement>(null);
@@ -37,7 +54,7 @@ export function UploadZone({ onUpload, busy = false, error }: Props) {
     event.preventDefault();
     if (!file) return;
     try {
-      await onUpload(file, name.trim() || defaultName(file));
+      await onUpload(file, name.trim() || defaultName(file), skipBadRows);
       setFile(null);
       setName("");
       if (input.current) input.current.value = "";
@@ -92,16 +109,59 @@ export function UploadZone({ onUpload, busy = false, error }: Props) {
             placeholder="e.g. helpful-base sample"
           />
         </label>
+        <label className="inline" title="Store the good rows and list the bad ones, instead of refusing the whole file">
+          <input type="checkbox" checked={skipBadRows} onChange={(e) => setSkipBadRows(e.target.checked)} />
+          Skip bad rows
+        </label>
         <button type="submit" className="primary" disabled={!file || busy}>
           {busy ? "Uploading…" : "Upload"}
         </button>
       </div>
       {error && (
-        <p role="alert" className="error">
-          Upload rejected. {error}
-        </p>
+        <div role="alert" className="error">
+          <p>Upload rejected. {error}</p>
+          {badRows.length > 1 && (
+            <BadRowList
+              rows={badRows}
+              total={badRowCount}
+              capped={badRowsCapped}
+              hint="Fix them, or tick “Skip bad rows” to store the rest."
+            />
+          )}
+        </div>
       )}
     </form>
+  );
+}
+
+/** The first SHOWN_ROWS bad rows, with how many there are in all. */
+export function BadRowList({
+  rows,
+  total,
+  capped = false,
+  hint,
+}: {
+  rows: RowProblem[];
+  total: number;
+  capped?: boolean;
+  hint?: string;
+}) {
+  const count = Math.max(total, rows.length);
+  return (
+    <div className="bad-rows">
+      <p>
+        {count.toLocaleString()}
+        {capped ? "+" : ""} bad row{count === 1 ? "" : "s"}
+        {rows.length < count ? ` (the first ${Math.min(rows.length, SHOWN_ROWS)} listed)` : ""}.{" "}
+        {hint}
+      </p>
+      <ul data-testid="bad-rows">
+        {rows.slice(0, SHOWN_ROWS).map((row, k) => (
+          <li key={`${row.row ?? "file"}-${k}`}>{row.message}</li>
+        ))}
+      </ul>
+      {rows.length > SHOWN_ROWS && <p className="muted small">… and {rows.length - SHOWN_ROWS} more.</p>}
+    </div>
   );
 }
 
