@@ -126,3 +126,35 @@ def test_queued_jobs_are_sent_again_when_the_broker_lost_its_data(job_factory) -
     redis.Redis.from_url(get_settings().broker_url).delete(EPOCH_KEY)  # Redis came back empty
     _, sent = _reap()
     assert (job_id, False) in sent
+
+
+def test_the_first_pass_runs_at_start_so_a_new_job_is_not_taken_for_lost(
+    job_factory, tmp_path
+) -> None:
+    """Embedded mode (filesystem broker): the marker exists as soon as the reaper starts, so a
+    job that starts running right after is left alone by the next pass (it used to be resumed:
+    the first pass, after the interval, found no marker and took the broker for emptied)."""
+    from backend.services.reaper import Reaper, broker_lost_data
+    from backend.settings import get_settings
+
+    settings = get_settings().model_copy(
+        update={
+            "broker_url": "filesystem://",
+            "data_dir": tmp_path,
+            "reaper_interval_seconds": 3600.0,
+            "stale_seconds": 30.0,
+        }
+    )
+    assert settings.uses_filesystem_broker
+    (settings.broker_folder / "queue").mkdir(parents=True, exist_ok=True)
+    reaper = Reaper(settings)
+    reaper.start()
+    try:
+        assert (settings.broker_folder / "epoch").exists()
+        job_id = job_factory("running", started_at=None)
+        _task(job_id, "running", beat_ago=1)  # a live worker
+        assert broker_lost_data(settings) is False
+        counts, sent = _reap({"broker_url": "filesystem://", "data_dir": tmp_path})
+        assert counts["resumed"] == 0 and (job_id, True) not in sent
+    finally:
+        reaper.stop()

@@ -180,6 +180,14 @@ class Reaper:
     def start(self) -> None:
         if self.settings.reaper_interval_seconds <= 0 or self._thread is not None:
             return
+        # The first pass runs now, before the API takes requests: it sets the broker's marker
+        # on a first start, and catches what a broker restart lost while the API was down. Run
+        # only after the first interval, it found the marker missing while a job queued since
+        # the start was running, and re-dispatched that live job (seen in every embedded run).
+        try:
+            reap_once(settings=self.settings)
+        except Exception:
+            log.exception("reaper pass failed")
         self._thread = threading.Thread(target=self._loop, daemon=True, name="reaper")
         self._thread.start()
 
