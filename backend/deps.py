@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backend.db import get_db
-from backend.models import ApiToken, Dataset, Job, User, utcnow
+from backend.models import ApiToken, Dataset, Job, User, as_utc, utcnow
 from backend.schemas import DB_ID_MAX
 from backend.security import hash_token
 from backend.settings import Settings, get_settings
@@ -32,6 +32,14 @@ def token_row(session: Session, authorization: str | None) -> ApiToken | None:
     return session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(value.strip())))
 
 
+def token_is_live(token: ApiToken | None) -> bool:
+    """A token that exists and has not expired."""
+    if token is None:
+        return False
+    expires = as_utc(token.expires_at)
+    return expires is None or expires > utcnow()
+
+
 def get_current_user(
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -46,6 +54,13 @@ def get_current_user(
     token = token_row(session, f"Bearer {credentials.credentials}")
     if token is None:
         raise unauthorized
+    expires = as_utc(token.expires_at)
+    if expires is not None and expires <= utcnow():
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            detail="the token has expired; log in again or create a new token",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
     token.last_used_at = utcnow()
     session.commit()
     return token.user

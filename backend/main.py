@@ -142,10 +142,10 @@ def _needs_token(dependant: Dependant) -> bool:
 
 def _has_valid_token(authorization: str | None) -> bool:
     from backend.db import session_scope
-    from backend.deps import token_row
+    from backend.deps import token_is_live, token_row
 
     with session_scope() as session:
-        return token_row(session, authorization) is not None
+        return token_is_live(token_row(session, authorization))
 
 
 def _mount_frontend(app: FastAPI, dist: Path) -> None:

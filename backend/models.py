@@ -56,8 +56,21 @@ class ApiToken(Base):
     prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+    # None: never expires (tokens made before expiry existed, or asked for explicitly).
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
 
     user: Mapped[User] = relationship()
+
+
+class LoginFailure(Base):
+    """Consecutive failed logins of one username, and until when it is locked out."""
+
+    __tablename__ = "login_failures"
+
+    username: Mapped[str] = mapped_column(String(128), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(default=None)
+    last_failure_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class Dataset(Base):

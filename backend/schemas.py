@@ -33,8 +33,8 @@ class Health(BaseModel):
 
 
 class LoginRequest(BaseModel):
-    username: str
-    password: str
+    username: str = Field(max_length=1024)
+    password: str = Field(max_length=4096)
 
 
 class UserPublic(BaseModel):
@@ -46,6 +46,9 @@ class UserPublic(BaseModel):
 
 class TokenCreate(BaseModel):
     name: str = Field("api", max_length=128)
+    expires_in_days: float | None = Field(
+        None, ge=0, le=3650, description="Lifetime in days; 0 = never; default the server's."
+    )
 
 
 class TokenPublic(BaseModel):
@@ -55,6 +58,7 @@ class TokenPublic(BaseModel):
     prefix: str
     created_at: datetime
     last_used_at: datetime | None
+    expires_at: datetime | None = None
 
 
 class TokenIssued(BaseModel):

@@ -90,6 +90,20 @@ class Settings(BaseSettings):
         4 * 1024**2, description="Largest request body of every route but the upload."
     )
     max_page_size: int = Field(1000, description="Largest `limit` of a pairs page.")
+    session_hours: float = Field(
+        12.0, description="Lifetime of the token a login (the browser's session) gets."
+    )
+    token_days: float = Field(
+        90.0, description="Default lifetime of a named API token (POST /tokens)."
+    )
+    login_free_failures: int = Field(
+        5, description="Wrong passwords for one username before logins wait (429)."
+    )
+    login_lockout_max_seconds: float = Field(
+        900.0,
+        description="Longest wait after repeated wrong passwords: 1 s after the free failures, "
+        "doubling with every further failure up to this.",
+    )
 
     def read_limits(self) -> ReadLimits:
         """The ingest's bounds (worker.influence.io.ReadLimits) from these settings."""

@@ -2,24 +2,41 @@
 
 from __future__ import annotations
 
+import math
+from datetime import timedelta
+
 from fastapi import APIRouter, HTTPException, status
 from sqlalchemy import delete, select
 
-from backend.deps import CurrentUser, PathId, SessionDep
+from backend.deps import CurrentUser, PathId, SessionDep, SettingsDep
 from backend.models import ApiToken
 from backend.schemas import LoginRequest, TokenCreate, TokenIssued, TokenPublic, UserPublic
-from backend.services.users import authenticate, issue_token
+from backend.services.users import LoginThrottled, authenticate, issue_token
 
 router = APIRouter(tags=["auth"])
 
 
-@router.post("/auth/login", response_model=TokenIssued)
-def login(body: LoginRequest, session: SessionDep) -> TokenIssued:
-    """Exchange a username and password for a new API token."""
-    user = authenticate(session, body.username, body.password)
+@router.post(
+    "/auth/login",
+    response_model=TokenIssued,
+    responses={429: {"description": "Too many wrong passwords: wait `Retry-After` seconds."}},
+)
+def login(body: LoginRequest, session: SessionDep, settings: SettingsDep) -> TokenIssued:
+    """Exchange a username and password for a session token (it expires after
+    `session_hours`). Repeated wrong passwords for one username make it wait (429)."""
+    try:
+        user = authenticate(session, body.username, body.password, settings)
+    except LoginThrottled as exc:
+        session.commit()
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            detail=str(exc),
+            headers={"Retry-After": str(math.ceil(exc.retry_after))},
+        ) from None
     if user is None:
+        session.commit()  # the failure counts
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="wrong username or password")
-    token = issue_token(session, user, "browser session")
+    token = issue_token(session, user, "browser session", timedelta(hours=settings.session_hours))
     session.commit()
     return TokenIssued(access_token=token, user=UserPublic.model_validate(user))
 
@@ -38,9 +55,13 @@ def list_tokens(session: SessionDep, user: CurrentUser) -> list[TokenPublic]:
 
 
 @router.post("/tokens", response_model=TokenIssued, status_code=status.HTTP_201_CREATED)
-def create_token(body: TokenCreate, session: SessionDep, user: CurrentUser) -> TokenIssued:
-    """Create a named API token for scripts; it is shown once."""
-    token = issue_token(session, user, body.name)
+def create_token(
+    body: TokenCreate, session: SessionDep, user: CurrentUser, settings: SettingsDep
+) -> TokenIssued:
+    """Create a named API token for scripts; it is shown once. It expires after
+    `expires_in_days` (default the server's `token_days`; 0 = never)."""
+    days = settings.token_days if body.expires_in_days is None else body.expires_in_days
+    token = issue_token(session, user, body.name, timedelta(days=days) if days > 0 else None)
     session.commit()
     return TokenIssued(access_token=token, user=UserPublic.model_validate(user))
 

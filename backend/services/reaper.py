@@ -27,12 +27,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from backend.db import get_sessionmaker
 from backend.job_states import FAILED, QUEUED, RUNNING
-from backend.models import Job, JobTask, as_utc, utcnow
+from backend.models import Job, JobTask, LoginFailure, as_utc, utcnow
 from backend.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -137,6 +137,14 @@ def reap_once(
             session.commit()
             send(job.id, True)
             counts["resumed"] += 1
+        # Failed-login records of any username, kept a day: an attacker's made-up names must
+        # not grow the table for ever.
+        session.execute(
+            delete(LoginFailure).where(
+                LoginFailure.last_failure_at < now - timedelta(days=1),
+                or_(LoginFailure.locked_until.is_(None), LoginFailure.locked_until < now),
+            )
+        )
         session.commit()
     if any(counts.values()):
         log.warning("reaper: %s", counts)

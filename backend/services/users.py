@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
+from datetime import timedelta
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backend.models import ApiToken, User
+from backend.models import ApiToken, LoginFailure, User, as_utc, utcnow
 from backend.security import hash_password, hash_token, new_token, verify_password
+from backend.settings import Settings, get_settings
 
 
 class UserExists(ValueError):
@@ -26,18 +30,72 @@ def create_user(session: Session, username: str, password: str, *, is_admin: boo
     return user
 
 
-def authenticate(session: Session, username: str, password: str) -> User | None:
+_DUMMY_HASH = hash_password("no user has this password")
+"""Checked against when the username is unknown, so an unknown name costs the same scrypt as a
+known one and the answer's timing does not tell which usernames exist."""
+
+
+class LoginThrottled(Exception):
+    """Too many wrong passwords for this username: wait `retry_after` seconds."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(
+            f"too many failed logins for this account; try again in {math.ceil(retry_after)} s"
+        )
+        self.retry_after = retry_after
+
+
+def authenticate(
+    session: Session, username: str, password: str, settings: Settings | None = None
+) -> User | None:
+    """The user whose password this is, or None; raises LoginThrottled while the username is
+    locked out (even for the right password: a guesser learns nothing from waiting).
+
+    Every call costs one scrypt, known username or not. `login_free_failures` wrong passwords in
+    a row are free; each further one locks the username for 1 s, 2 s, 4 s … up to
+    `login_lockout_max_seconds`; a right password resets the count.
+    """
+    settings = settings or get_settings()
+    now = utcnow()
+    record = session.get(LoginFailure, username[:128])
+    locked = as_utc(record.locked_until) if record is not None else None
+    if locked is not None and locked > now:
+        # Still pay the scrypt: a locked account answers in the same time as any other.
+        verify_password(password, _DUMMY_HASH)
+        raise LoginThrottled((locked - now).total_seconds())
     user = session.scalar(select(User).where(User.username == username))
-    if user is None or not verify_password(password, user.password_hash):
-        return None
-    return user
+    ok = verify_password(password, user.password_hash if user is not None else _DUMMY_HASH)
+    if user is not None and ok:
+        if record is not None:
+            session.delete(record)
+            session.flush()
+        return user
+    if record is None:
+        record = LoginFailure(username=username[:128], failures=0)
+        session.add(record)
+    record.failures += 1
+    record.last_failure_at = now
+    extra = record.failures - settings.login_free_failures
+    if extra > 0:
+        wait = min(settings.login_lockout_max_seconds, 2.0 ** (extra - 1))
+        record.locked_until = now + timedelta(seconds=wait)
+    session.flush()
+    return None
 
 
-def issue_token(session: Session, user: User, name: str) -> str:
-    """Create a token and return it in clear; only its hash is stored."""
+def issue_token(session: Session, user: User, name: str, lifetime: timedelta | None = None) -> str:
+    """Create a token and return it in clear; only its hash is stored. `lifetime` None: the
+    token never expires."""
     token = new_token()
+    expires = utcnow() + lifetime if lifetime is not None else None
     session.add(
-        ApiToken(user_id=user.id, name=name, token_hash=hash_token(token), prefix=token[:10])
+        ApiToken(
+            user_id=user.id,
+            name=name,
+            token_hash=hash_token(token),
+            prefix=token[:10],
+            expires_at=expires,
+        )
     )
     session.flush()
     return token

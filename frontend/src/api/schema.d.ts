@@ -15,7 +15,8 @@ export interface paths {
         put?: never;
         /**
          * Login
-         * @description Exchange a username and password for a new API token.
+         * @description Exchange a username and password for a session token (it expires after
+         *     `session_hours`). Repeated wrong passwords for one username make it wait (429).
          */
         post: operations["auth-login"];
         delete?: never;
@@ -321,7 +322,8 @@ export interface paths {
         put?: never;
         /**
          * Create Token
-         * @description Create a named API token for scripts; it is shown once.
+         * @description Create a named API token for scripts; it is shown once. It expires after
+         *     `expires_in_days` (default the server's `token_days`; 0 = never).
          */
         post: operations["auth-create_token"];
         delete?: never;
@@ -1182,6 +1184,11 @@ export interface components {
         /** TokenCreate */
         TokenCreate: {
             /**
+             * Expires In Days
+             * @description Lifetime in days; 0 = never; default the server's.
+             */
+            expires_in_days?: number | null;
+            /**
              * Name
              * @default api
              */
@@ -1209,6 +1216,8 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
+            /** Expires At */
+            expires_at?: string | null;
             /** Id */
             id: number;
             /** Last Used At */
@@ -1512,6 +1521,13 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
+            };
+            /** @description Too many wrong passwords: wait `Retry-After` seconds. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
