@@ -18,7 +18,7 @@ from backend.settings import Settings, get_settings
 SessionDep = Annotated[Session, Depends(get_db)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
-_bearer = HTTPBearer(auto_error=False, description="An API token from /auth/login or /tokens.")
+bearer = HTTPBearer(auto_error=False, description="An API token from /auth/login or /tokens.")
 
 
 UNAUTHORIZED_DETAIL = "missing or invalid token: send 'Authorization: Bearer <token>'"
@@ -42,7 +42,7 @@ def token_is_live(token: ApiToken | None) -> bool:
 
 def get_current_user(
     session: SessionDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> User:
     unauthorized = HTTPException(
         status.HTTP_401_UNAUTHORIZED,

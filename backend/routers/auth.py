@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy import delete, select
 
-from backend.deps import CurrentUser, PathId, SessionDep, SettingsDep
+from backend.deps import CurrentUser, PathId, SessionDep, SettingsDep, bearer
+from backend.security import hash_token
 from backend.models import ApiToken
 from backend.schemas import LoginRequest, TokenCreate, TokenIssued, TokenPublic, UserPublic
 from backend.services.users import LoginThrottled, authenticate, issue_token
@@ -39,6 +42,23 @@ def login(body: LoginRequest, session: SessionDep, settings: SettingsDep) -> Tok
     token = issue_token(session, user, "browser session", timedelta(hours=settings.session_hours))
     session.commit()
     return TokenIssued(access_token=token, user=UserPublic.model_validate(user))
+
+
+@router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
+def logout(
+    session: SessionDep,
+    user: CurrentUser,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> None:
+    """Revoke the token this request carries (a browser's logout ends its session here too)."""
+    assert credentials is not None  # CurrentUser has checked it
+    session.execute(
+        delete(ApiToken).where(
+            ApiToken.user_id == user.id,
+            ApiToken.token_hash == hash_token(credentials.credentials.strip()),
+        )
+    )
+    session.commit()
 
 
 @router.get("/users/me", response_model=UserPublic)

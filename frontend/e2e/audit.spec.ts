@@ -215,9 +215,30 @@ test("upload, audit with the tiny preset, review, flag and export", async ({ pag
     await expect(page.getByText("No datasets yet.")).toBeVisible();
   });
 
-  await test.step("log out", async () => {
+  await test.step("manage API tokens: create one, see it once, revoke it", async () => {
+    await page.getByRole("link", { name: "API tokens" }).click();
+    await expect(page.getByRole("heading", { name: "API tokens", level: 1 })).toBeVisible();
+    const tokens = page.getByRole("table", { name: "API tokens" });
+    await expect(tokens.getByText("browser session").first()).toBeVisible();
+    await page.getByLabel("Name").fill("e2e-script");
+    await page.getByRole("button", { name: "Create token" }).click();
+    const secret = (await page.getByTestId("new-token").textContent()) ?? "";
+    expect(secret).toMatch(/^pfa_/);
+    // The new token works against the API, then stops working once revoked.
+    const me = await page.request.get("/api/v1/users/me", { headers: { Authorization: `Bearer ${secret}` } });
+    expect(me.status()).toBe(200);
+    await tokens.getByRole("button", { name: /Revoke e2e-script/ }).click();
+    await expect(tokens.getByText("e2e-script")).toHaveCount(0);
+    const after = await page.request.get("/api/v1/users/me", { headers: { Authorization: `Bearer ${secret}` } });
+    expect(after.status()).toBe(401);
+  });
+
+  await test.step("log out: the session token is revoked on the server", async () => {
+    const session = await page.evaluate(() => localStorage.getItem("prefaudit.token"));
     await page.getByRole("button", { name: "Log out" }).click();
     await expect(page.getByRole("button", { name: "Log in" })).toBeVisible();
+    const reuse = await page.request.get("/api/v1/users/me", { headers: { Authorization: `Bearer ${session}` } });
+    expect(reuse.status()).toBe(401);
   });
 });
 

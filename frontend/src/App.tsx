@@ -2,7 +2,7 @@ import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { useState } from "react";
 import { BrowserRouter, Link, Navigate, Route, Routes } from "react-router";
 import { useToken } from "./api/session";
-import { LoginPage, UserMenu } from "./features/auth";
+import { LoginPage, TokensPage, UserMenu } from "./features/auth";
 import { DatasetsPage } from "./features/datasets";
 import { DatasetPage } from "./pages/DatasetPage";
 
@@ -29,6 +29,7 @@ function Shell() {
         <Route path="/" element={<Navigate to="/datasets" replace />} />
         <Route path="/datasets" element={<DatasetsPage />} />
         <Route path="/datasets/:datasetId" element={<DatasetPage />} />
+        <Route path="/tokens" element={<TokensPage />} />
         <Route path="*" element={<Navigate to="/datasets" replace />} />
       </Routes>
     </>

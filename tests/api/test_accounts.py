@@ -123,3 +123,14 @@ def test_old_failure_records_are_pruned(client) -> None:
     reap_once(send=lambda job_id, resume: None)
     with session_scope() as session:
         assert session.get(LoginFailure, "made-up-name-123") is None
+
+
+def test_logout_revokes_the_session_token(client, make_user) -> None:
+    user = make_user()
+    token = _login(client, user["username"], user["password"]).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.get(f"{API}/users/me", headers=headers).status_code == 200
+    assert client.post(f"{API}/auth/logout", headers=headers).status_code == 204
+    assert client.get(f"{API}/users/me", headers=headers).status_code == 401
+    # Other tokens of the user live on.
+    assert client.get(f"{API}/users/me", headers=user["headers"]).status_code == 200

@@ -1,2 +1,3 @@
 export { LoginPage } from "./components/LoginPage";
 export { UserMenu } from "./components/UserMenu";
+export { TokensPage } from "./components/TokensPage";

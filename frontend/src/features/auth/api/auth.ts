@@ -1,5 +1,5 @@
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { api } from "../../../api/client";
+import { api, type Schemas } from "../../../api/client";
 import { unwrap } from "../../../api/errors";
 import { setToken, useToken } from "../../../api/session";
 
@@ -16,12 +16,49 @@ export function useLogin() {
   });
 }
 
+/** Ends the session: the server revokes the token, then the browser forgets it (forgotten
+ * even when the server cannot be reached). */
 export function useLogout() {
   const queryClient = useQueryClient();
-  return () => {
-    setToken(null);
-    queryClient.clear();
+  return async () => {
+    try {
+      await api.POST("/api/v1/auth/logout");
+    } finally {
+      setToken(null);
+      queryClient.clear();
+    }
   };
+}
+
+export type Token = Schemas["TokenPublic"];
+
+export function useTokens() {
+  return useQuery({
+    queryKey: ["tokens"],
+    queryFn: async () => unwrap(await api.GET("/api/v1/tokens")),
+  });
+}
+
+export function useCreateToken() {
+  const queryClient = useQueryClient();
+  return useMutation({
+    mutationFn: async (body: { name: string; expires_in_days: number | null }) =>
+      unwrap(await api.POST("/api/v1/tokens", { body })),
+    onSuccess: () => queryClient.invalidateQueries({ queryKey: ["tokens"] }),
+  });
+}
+
+export function useRevokeToken() {
+  const queryClient = useQueryClient();
+  return useMutation({
+    mutationFn: async (tokenId: number) => {
+      const result = await api.DELETE("/api/v1/tokens/{token_id}", {
+        params: { path: { token_id: tokenId } },
+      });
+      if (!result.response.ok) unwrap(result);
+    },
+    onSuccess: () => queryClient.invalidateQueries({ queryKey: ["tokens"] }),
+  });
 }
 
 export function useMe() {

@@ -1,3 +1,4 @@
+import { Link } from "react-router";
 import { useLogout, useMe } from "../api/auth";
 
 export function UserMenu() {
@@ -6,7 +7,8 @@ export function UserMenu() {
   return (
     <div className="user-menu">
       {me.data && <span className="muted">Signed in as {me.data.username}</span>}
-      <button type="button" onClick={logout}>
+      <Link to="/tokens">API tokens</Link>
+      <button type="button" onClick={() => void logout()}>
         Log out
       </button>
     </div>

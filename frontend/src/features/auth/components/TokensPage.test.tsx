@@ -1,0 +1,66 @@
+import { screen, waitFor, within } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
+import { describe, expect, it } from "vitest";
+import { getToken, setToken } from "../../../api/session";
+import { mockApi, renderWithClient } from "../../../test/utils";
+import { TokensPage } from "./TokensPage";
+import { UserMenu } from "./UserMenu";
+
+const SOON = new Date(Date.now() + 3 * 86_400_000).toISOString();
+
+describe("TokensPage", () => {
+  it("lists tokens with their expiry, creates one shown once, and revokes", async () => {
+    let tokens = [
+      { id: 1, name: "browser session", prefix: "pfa_abcdef", created_at: "2026-12-01T10:00:00Z", last_used_at: null, expires_at: SOON },
+      { id: 2, name: "cron", prefix: "pfa_123456", created_at: "2026-12-01T10:00:00Z", last_used_at: null, expires_at: null },
+    ];
+    const bodies: unknown[] = [];
+    mockApi({
+      "GET /api/v1/tokens": () => tokens,
+      "POST /api/v1/tokens": async (request) => {
+        bodies.push(await request.json());
+        tokens = [...tokens, { ...tokens[1], id: 3, name: "ci", prefix: "pfa_zzzzzz" }];
+        return new Response(
+          JSON.stringify({ access_token: "pfa_secret-value", token_type: "bearer", user: { id: 1, username: "a" } }),
+          { status: 201, headers: { "Content-Type": "application/json" } },
+        );
+      },
+      "DELETE /api/v1/tokens/2": () => {
+        tokens = tokens.filter((t) => t.id !== 2);
+        return new Response(null, { status: 204 });
+      },
+    });
+    renderWithClient(<TokensPage />);
+    const table = await screen.findByRole("table", { name: "API tokens" });
+    expect(within(table).getAllByRole("row")).toHaveLength(3);
+    expect(within(table).getByText("never")).toBeInTheDocument();
+
+    await userEvent.type(screen.getByLabelText("Name"), "ci");
+    await userEvent.clear(screen.getByLabelText("Expires after (days, 0 = never)"));
+    await userEvent.type(screen.getByLabelText("Expires after (days, 0 = never)"), "30");
+    await userEvent.click(screen.getByRole("button", { name: "Create token" }));
+    expect(await screen.findByTestId("new-token")).toHaveTextContent("pfa_secret-value");
+    expect(bodies).toEqual([{ name: "ci", expires_in_days: 30 }]);
+    await waitFor(() => expect(within(table).getAllByRole("row")).toHaveLength(4));
+
+    await userEvent.click(screen.getByRole("button", { name: "Revoke cron (pfa_123456…)" }));
+    await waitFor(() => expect(within(table).queryByText("cron")).not.toBeInTheDocument());
+  });
+});
+
+describe("UserMenu", () => {
+  it("logs out by revoking the session token on the server", async () => {
+    const { calls } = mockApi({
+      "GET /api/v1/users/me": () => ({ id: 1, username: "alice" }),
+      "POST /api/v1/auth/logout": () => new Response(null, { status: 204 }),
+    });
+    setToken("pfa_session");
+    renderWithClient(<UserMenu />);
+    expect(await screen.findByText("Signed in as alice")).toBeInTheDocument();
+    expect(screen.getByRole("link", { name: "API tokens" })).toHaveAttribute("href", "/tokens");
+    await userEvent.click(screen.getByRole("button", { name: "Log out" }));
+    await waitFor(() => expect(getToken()).toBeNull());
+    const logout = calls.find((r) => new URL(r.url).pathname === "/api/v1/auth/logout")!;
+    expect(logout.headers.get("Authorization")).toBe("Bearer pfa_session");
+  });
+});
