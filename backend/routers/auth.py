@@ -11,9 +11,9 @@ from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy import delete, select
 
 from backend.deps import CurrentUser, PathId, SessionDep, SettingsDep, bearer
-from backend.security import hash_token
 from backend.models import ApiToken
 from backend.schemas import LoginRequest, TokenCreate, TokenIssued, TokenPublic, UserPublic
+from backend.security import hash_token
 from backend.services.users import LoginThrottled, authenticate, issue_token
 
 router = APIRouter(tags=["auth"])
