@@ -129,3 +129,20 @@ def test_ids_beyond_the_database_range_are_a_422(client, auth, dataset, path) ->
         response = client.get(url, headers=auth)
     assert response.status_code == 422, response.text
     assert "detail" in response.json()
+
+
+def test_parquet_export_reads_back_with_hf_datasets(client, auth, dataset, tmp_path) -> None:
+    """The exported file is what Hugging Face `datasets` users load: same rows, same columns."""
+    import datasets
+
+    body = _export(client, auth, dataset["id"], "format=parquet")
+    path = tmp_path / "export.parquet"
+    path.write_bytes(body.content)
+    loaded = datasets.load_dataset(
+        "parquet", data_files=str(path), split="train", cache_dir=str(tmp_path / "cache")
+    )
+    table = pq.read_table(path)
+    assert loaded.column_names == table.column_names
+    assert loaded.num_rows == len(_records())
+    assert loaded.to_list() == table.to_pylist()
+    assert [r["prompt"] for r in loaded] == [r["prompt"] for r in _records()]
