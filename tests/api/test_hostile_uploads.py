@@ -495,3 +495,46 @@ def test_real_hh_rlhf_harmless_base_uploads_with_its_bad_pairs_skipped(client, a
         assert body["n_pairs"] + n_bad == sum(1 for _ in lines)
     assert all("final response is empty" in r["message"] for r in body["skipped"])
     client.delete(f"/api/v1/datasets/{body['id']}", headers=auth)
+
+
+def test_tsv_and_hf_datasets_arrow_uploads(client, auth, tmp_path) -> None:
+    """TSV, and the Arrow file a Hugging Face `datasets.save_to_disk` folder holds (and a plain
+    Arrow IPC file), read as the same pairs as JSONL."""
+    import datasets
+
+    rows = [
+        {"prompt": "q1", "chosen": "tab\u2009ok", "rejected": "b", "source": "x"},
+        {"prompt": "q2", "chosen": "c", "rejected": "d", "source": "y"},
+    ]
+    tsv = "prompt\tchosen\trejected\tsource\n" + "".join(
+        "\t".join(r[k] for k in ("prompt", "chosen", "rejected", "source")) + "\n" for r in rows
+    )
+    saved = tmp_path / "saved"
+    datasets.Dataset.from_list(rows).save_to_disk(str(saved))
+    arrow_stream = next(saved.glob("*.arrow")).read_bytes()
+    sink = io.BytesIO()
+    table = pa.Table.from_pylist(rows)
+    with pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    for data, name in (
+        (tsv.encode(), "pairs.tsv"),
+        (arrow_stream, "data-00000-of-00001.arrow"),
+        (sink.getvalue(), "pairs.arrow"),
+    ):
+        response = upload(client, auth, data, name)
+        assert response.status_code == 201, (name, response.text)
+        items = client.get(f"/api/v1/datasets/{response.json()['id']}/pairs", headers=auth).json()[
+            "items"
+        ]
+        got = [
+            {
+                "prompt": p["prompt"],
+                "chosen": p["chosen"],
+                "rejected": p["rejected"],
+                **p["metadata"],
+            }
+            for p in items
+        ]
+        assert got == rows, name
+    bad = upload(client, auth, b"ARROW1" + b"\x00" * 64, "broken.arrow")
+    assert bad.status_code == 422 and "not a readable Arrow file" in bad.text

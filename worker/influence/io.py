@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
-Format = Literal["jsonl", "json", "csv", "parquet"]
+Format = Literal["jsonl", "json", "csv", "tsv", "parquet", "arrow"]
 SchemaKind = Literal["prompt_chosen_rejected", "hh_transcript"]
 
-FORMATS: tuple[str, ...] = ("jsonl", "json", "csv", "parquet")
+FORMATS: tuple[str, ...] = ("jsonl", "json", "csv", "tsv", "parquet", "arrow")
 ASSISTANT_MARKER = "\n\nAssistant:"
 
 
@@ -62,13 +62,17 @@ def detect_format(filename: str) -> Format:
         (".ndjson", "jsonl"),
         (".json", "json"),
         (".csv", "csv"),
+        (".tsv", "tsv"),
         (".parquet", "parquet"),
         (".pq", "parquet"),
+        # Hugging Face `datasets`' save_to_disk writes its rows as Arrow IPC streams.
+        (".arrow", "arrow"),
     ):
         if name.endswith(suffix):
             return fmt  # type: ignore[return-value]
     raise PairFormatError(
-        f"cannot tell the format of {filename!r}: use a .jsonl, .json, .csv or .parquet file"
+        f"cannot tell the format of {filename!r}: use a .jsonl, .json, .csv, .tsv, .parquet "
+        "or .arrow file"
     )
 
 
@@ -263,13 +267,15 @@ def _iter_json(stream: IO[bytes], limits: ReadLimits) -> Iterator[tuple[int, Any
     yield from enumerate(doc, start=1)
 
 
-def _iter_csv(stream: IO[bytes], limits: ReadLimits) -> Iterator[tuple[int, Any]]:
+def _iter_csv(
+    stream: IO[bytes], limits: ReadLimits, delimiter: str = ","
+) -> Iterator[tuple[int, Any]]:
     # Decode line by line ourselves so a bad byte names its line.
     def lines() -> Iterator[str]:
         for line_no, raw in _lines(stream, limits):
             yield _decode(raw, line_no)
 
-    reader = csv.DictReader(lines())
+    reader = csv.DictReader(lines(), delimiter=delimiter)
     try:
         for record in reader:
             # Row numbers count data rows the way a spreadsheet does: the header is row 1.
@@ -326,6 +332,43 @@ def _iter_parquet(stream: IO[bytes], limits: ReadLimits) -> Iterator[tuple[int, 
                             "not the JSON text its schema metadata promises", row, column
                         ) from None
             yield row, record
+
+
+def _iter_arrow(stream: IO[bytes], limits: ReadLimits) -> Iterator[tuple[int, Any]]:
+    """An Arrow IPC stream (what `datasets.Dataset.save_to_disk` writes) or IPC file."""
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    try:
+        reader: Any = ipc.open_stream(stream)
+        batches: Iterator[Any] = iter(reader)
+    except (pa.ArrowInvalid, OSError):
+        stream.seek(0)
+        try:
+            file = ipc.open_file(stream)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise PairFormatError(f"not a readable Arrow file: {exc}") from None
+        reader = file
+        batches = (file.get_batch(k) for k in range(file.num_record_batches))
+    _check_parquet_types(reader.schema)
+    row = 0
+    try:
+        for batch in batches:
+            if batch.nbytes > limits.max_decompressed_bytes:
+                raise LimitExceeded(
+                    f"a record batch of {batch.nbytes:,} bytes, more than the limit of "
+                    f"{limits.max_decompressed_bytes:,}",
+                    row=row + 1,
+                )
+            for record in batch.to_pylist():
+                row += 1
+                if row > limits.max_rows:
+                    raise LimitExceeded(f"more than {limits.max_rows:,} rows (the limit)", row=row)
+                yield row, {k: _plain(v) for k, v in record.items()}
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise PairFormatError(
+            f"the Arrow data is damaged after row {row}: {exc}", row=row + 1
+        ) from None
 
 
 def _check_parquet_types(schema: Any) -> None:
@@ -416,6 +459,10 @@ def iter_records(
         return _gzip_checked(_iter_json(_maybe_gunzip(stream, limits), limits))
     if fmt == "csv":
         return _gzip_checked(_iter_csv(_maybe_gunzip(stream, limits), limits))
+    if fmt == "tsv":
+        return _gzip_checked(_iter_csv(_maybe_gunzip(stream, limits), limits, delimiter="\t"))
+    if fmt == "arrow":
+        return _iter_arrow(stream, limits)
     if fmt == "parquet":
         return _iter_parquet(stream, limits)
     raise PairFormatError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")

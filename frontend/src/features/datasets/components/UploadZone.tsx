@@ -2,7 +2,7 @@ import { useId, useRef, useState, type DragEvent, type FormEvent } from "react";
 import type { RowProblem } from "../../../api/errors";
 
 // `.gz` too: a picker filtering on ".jsonl" hides "pairs.jsonl.gz".
-export const ACCEPTED = ".jsonl,.ndjson,.json,.csv,.parquet,.pq,.gz";
+export const ACCEPTED = ".jsonl,.ndjson,.json,.csv,.tsv,.parquet,.pq,.arrow,.gz";
 
 /** Bad rows listed under a refused or partly skipped upload (the server lists up to 1,000). */
 export const SHOWN_ROWS = 50;
@@ -19,7 +19,7 @@ interface Props {
 }
 
 function defaultName(file: File): string {
-  return file.name.replace(/\.(jsonl|json|csv|parquet)(\.gz)?$/i, "");
+  return file.name.replace(/\.(jsonl|ndjson|json|csv|tsv|parquet|pq|arrow)(\.gz)?$/i, "");
 }
 
 /** Drop a preference file (or pick one), name it, upload it. */
@@ -86,7 +86,7 @@ export function UploadZone({
           )}
         </p>
         <p className="muted" id={hintId}>
-          JSONL, JSON, CSV or Parquet with prompt / chosen / rejected columns, or HH-RLHF
+          JSONL, JSON, CSV, TSV, Parquet or Arrow (a Hugging Face save_to_disk file) with prompt / chosen / rejected columns, or HH-RLHF
           chosen / rejected transcripts.
         </p>
         <label className="file-button">
