@@ -433,12 +433,15 @@ def check_model_limits(config: EngineConfig) -> None:
                 + ", ".join(sorted(known))
             )
     positions = data.get("max_position_embeddings")
-    if model_type in ARCHITECTURE_MODULES and isinstance(positions, int):
-        if config.max_length > positions:
-            raise ValueError(
-                f"max_length {config.max_length} exceeds the {positions} positions of model "
-                f"{config.model!r}; use at most {positions}"
-            )
+    if (
+        model_type in ARCHITECTURE_MODULES
+        and isinstance(positions, int)
+        and config.max_length > positions
+    ):
+        raise ValueError(
+            f"max_length {config.max_length} exceeds the {positions} positions of model "
+            f"{config.model!r}; use at most {positions}"
+        )
 
 
 _RANGES: dict[str, tuple[float, float]] = {
