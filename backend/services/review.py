@@ -18,6 +18,7 @@ from backend.schemas import (
     PairScores,
     PairsPage,
 )
+from worker.influence.config import budget_count
 from worker.influence.methods import HARM_COLUMNS, SCORE_COLUMNS
 
 # HARM_COLUMNS (higher = more harmful) is what "flag the top fraction" and verify jobs rank by.
@@ -197,8 +198,8 @@ def greedy_selection(session: Session, job: Job, budget: float | None) -> list[i
         count = int(stored)
     else:
         value = float(config.get("prune_budget", 0.1) if budget is None else budget)
-        # The engine's rule (worker.influence.group.budget_count): round(b · n) for a fraction.
-        count = max(1, round(value * n_scored)) if value < 1 else int(value)
+        # A count is taken as asked (above the candidates it is refused below).
+        count = budget_count(value, n_scored) if value < 1 else int(value)
     if count > candidates:
         raise ReviewError(
             f"budget {count} exceeds the {candidates} candidates job {job.id} ordered greedily; "

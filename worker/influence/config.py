@@ -469,6 +469,15 @@ worker's run: seeds are unsigned 32-bit (numpy), a projected curvature of d = 16
 2 GiB in float64, and a step size above 10 or a rank above 1,024 trains nothing useful."""
 
 
+def budget_count(budget: float, n: int) -> int:
+    """A prune budget as a pair count: a fraction of n when 0 < budget < 1, else a count (at
+    most n). One rule for the engine's greedy selection and the API's greedy flags."""
+    if budget <= 0:
+        raise ValueError(f"prune_budget must be > 0 (got {budget})")
+    count = round(budget * n) if budget < 1 else int(budget)
+    return max(1, min(count, n))
+
+
 def looks_like_path(model: str) -> bool:
     """A model string is a local path when it starts like one; 'org/name' is a hub id."""
     return model.startswith(("/", ".", "~"))

@@ -25,10 +25,21 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from worker.influence.config import budget_count
 from worker.influence.curvature import sigmoid
 
 Solve = Callable[[Tensor], Tensor]
 """(H_λ)⁻¹ applied to the columns of a [d, r] float64 matrix."""
+
+__all__ = [
+    "GroupInfluence",
+    "Greedy",
+    "Selection",
+    "budget_count",
+    "candidate_set",
+    "group_influence",
+    "select",
+]
 
 INTERACTION_TOP = 10
 """Strongest interactions kept per candidate for the review (by |κ|)."""
@@ -174,14 +185,6 @@ def candidate_set(effect: np.ndarray, size: int) -> np.ndarray:
     if size >= len(effect):
         return np.arange(len(effect))
     return np.sort(np.argsort(effect, kind="stable")[:size])
-
-
-def budget_count(budget: float, n: int) -> int:
-    """A prune budget as a pair count: a fraction of n when 0 < budget < 1, else a count."""
-    if budget <= 0:
-        raise ValueError(f"prune_budget must be > 0 (got {budget})")
-    count = round(budget * n) if budget < 1 else int(budget)
-    return max(1, min(count, n))
 
 
 @dataclass
