@@ -19,6 +19,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+INDEXED_SORTS = ("harm", "loss", "harm_gradient_similarity", "harm_influence")
+"""Score columns with a (job, split, column, pair) index: their sorted pages cost the same at
+any depth. Other columns sort too, with one sort of the job's scores per page."""
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -105,6 +109,10 @@ class Pair(Base):
     rejected: Mapped[str] = mapped_column(Text)
     # Extra columns of the uploaded row, written back on export.
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    # Lengths in characters, for the length filters and sort (filled at ingest).
+    prompt_chars: Mapped[int | None] = mapped_column(Integer, default=None)
+    chosen_chars: Mapped[int | None] = mapped_column(Integer, default=None)
+    rejected_chars: Mapped[int | None] = mapped_column(Integer, default=None)
 
     flag: Mapped[Flag | None] = relationship(back_populates="pair", uselist=False)
 
@@ -168,7 +176,10 @@ class Score(Base):
     __tablename__ = "scores"
     __table_args__ = (
         UniqueConstraint("job_id", "pair_id"),
-        Index("ix_scores_job_split_harm", "job_id", "split", "harm"),
+        *(
+            Index(f"ix_scores_sort_{column}", "job_id", "split", column, "pair_id")
+            for column in INDEXED_SORTS
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -212,12 +223,23 @@ class Interaction(Base):
     kappa: Mapped[float] = mapped_column(Float)
 
 
+REVIEW_STATES = ("unreviewed", "kept", "flagged", "swapped")
+"""A pair's review decision: flagged pairs leave the export; swapped ones are exported with
+chosen and rejected exchanged (the stored pair keeps the original); kept ones are protected
+from bulk actions unless those are asked to override them."""
+
+
 class Flag(Base):
+    """A pair's review state and note (the table keeps its first name, `flags`). A pair without
+    a row is unreviewed."""
+
     __tablename__ = "flags"
+    __table_args__ = (Index("ix_flags_dataset_state", "dataset_id", "state"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     pair_id: Mapped[int] = mapped_column(ForeignKey("pairs.id", ondelete="CASCADE"), unique=True)
-    flagged: Mapped[bool] = mapped_column(Boolean, default=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    state: Mapped[str] = mapped_column(String(16), default="flagged")
     note: Mapped[str | None] = mapped_column(Text, default=None)
     user_id: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), default=None
@@ -225,3 +247,70 @@ class Flag(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     pair: Mapped[Pair] = relationship(back_populates="flag")
+
+    @property
+    def flagged(self) -> bool:
+        return self.state == "flagged"
+
+
+class ReviewAction(Base):
+    """One request that changed review states: a single pair's decision ('set'), a bulk action
+    on a filter ('bulk'), or an undo ('undo', of action `undoes`). Append-only; an undone action
+    keeps its rows and gets `undone_at`."""
+
+    __tablename__ = "review_actions"
+    __table_args__ = (Index("ix_review_actions_dataset_id", "dataset_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str | None] = mapped_column(String(16), default=None)
+    description: Mapped[str] = mapped_column(Text)
+    filter: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    undoes: Mapped[int | None] = mapped_column(Integer, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    undone_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    user: Mapped[User | None] = relationship()
+
+
+class ReviewEvent(Base):
+    """One pair's change within an action: its state and note before and after."""
+
+    __tablename__ = "review_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    action_id: Mapped[int] = mapped_column(
+        ForeignKey("review_actions.id", ondelete="CASCADE"), index=True
+    )
+    pair_id: Mapped[int] = mapped_column(ForeignKey("pairs.id", ondelete="CASCADE"), index=True)
+    old_state: Mapped[str] = mapped_column(String(16))
+    old_note: Mapped[str | None] = mapped_column(Text, default=None)
+    new_state: Mapped[str] = mapped_column(String(16))
+    new_note: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class ScoreStat(Base):
+    """A cached summary of one job's scores: `key` is a score column (its non-null training
+    count and 1,001 quantiles, for percentiles) or 'rows:<split>' (a count)."""
+
+    __tablename__ = "score_stats"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)
+    quantiles: Mapped[list[float] | None] = mapped_column(JSON, default=None)
+
+
+SEARCH_OBJECTS = ("pairs_fts", "ix_pairs_fts")
+"""The text-search structures the migrations make outside the models (SQLite's FTS5 table and
+its shadow tables, Postgres's expression GIN index)."""
+
+
+def in_models(name: str | None, type_: str, parent_names: object) -> bool:
+    """For Alembic's autogenerate: everything but the text-search structures."""
+    return not (name or "").startswith(SEARCH_OBJECTS)

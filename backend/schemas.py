@@ -128,28 +128,6 @@ class PairScores(BaseModel):
     group_gain: float | None = None
 
 
-class PairPublic(BaseModel):
-    id: int
-    index: int
-    prompt: str
-    chosen: str
-    rejected: str
-    metadata: dict[str, Any]
-    flagged: bool
-    note: str | None
-    scores: PairScores | None = None
-
-
-class PairsPage(BaseModel):
-    items: list[PairPublic]
-    total: int
-
-
-class FlagUpdate(BaseModel):
-    flagged: bool
-    note: str | None = Field(None, max_length=10_000)
-
-
 DB_ID_MAX = 2**31 - 1
 """Largest id a table can hold (Postgres `integer`): larger ids are a 422, not a 500."""
 
@@ -157,6 +135,154 @@ DB_OFFSET_MAX = 2**53
 """Largest page offset accepted (beyond any table; Postgres takes a bigint)."""
 
 DbId = Annotated[int, Field(ge=1, le=DB_ID_MAX)]
+
+
+ReviewState = Literal["unreviewed", "kept", "flagged", "swapped"]
+
+
+class PairPublic(BaseModel):
+    id: int
+    index: int = Field(description="0-based position among the file's pairs.")
+    row: int = Field(description="1-based pair number, as upload errors count rows.")
+    prompt: str
+    chosen: str
+    rejected: str
+    metadata: dict[str, Any]
+    state: ReviewState = "unreviewed"
+    flagged: bool = Field(description="state == 'flagged' (kept for older clients).")
+    note: str | None
+    reviewed_by: str | None = None
+    reviewed_at: datetime | None = None
+    lengths: dict[str, int] = Field(
+        default_factory=dict, description="prompt / chosen / rejected length in characters."
+    )
+    rank: int | None = Field(None, description="1-based position in this sorted, filtered list.")
+    percentiles: dict[str, float] = Field(
+        default_factory=dict,
+        description="Per score column: the percentage of the job's training pairs with a value "
+        "at or below this pair's (from 1,001 stored quantiles, so within 0.1 points).",
+    )
+    scores: PairScores | None = None
+
+
+class PairsPage(BaseModel):
+    items: list[PairPublic]
+    total: int
+    total_is_estimate: bool = Field(
+        False,
+        description="True when `total` is the planner's estimate (a filter matching "
+        "more than 10,000 pairs on Postgres).",
+    )
+    next_cursor: str | None = Field(
+        None, description="Pass as `cursor` for the next page; null on the last page."
+    )
+
+
+class ScoreRange(BaseModel):
+    """`min` ≤ column ≤ `max` (either bound optional)."""
+
+    column: str = Field(max_length=64)
+    min: float | None = None
+    max: float | None = None
+
+
+class LengthRange(BaseModel):
+    """A length range in characters; `total` is prompt + chosen + rejected."""
+
+    field: Literal["prompt", "chosen", "rejected", "total"]
+    min: int | None = Field(None, ge=0)
+    max: int | None = Field(None, ge=0)
+
+
+MetaValue = str | bool | int | float
+
+
+class PairFilter(BaseModel):
+    """Which pairs: one model for the pairs list, the bulk actions and the export. Every given
+    condition must hold."""
+
+    job_id: DbId | None = Field(None, description="The audit whose scores the score filters use.")
+    split: Literal["train", "val", "all"] = Field(
+        "train", description="With `job_id`: the job's training pairs, validation pairs or both."
+    )
+    q: str | None = Field(
+        None,
+        max_length=500,
+        description="Words that must all occur in the prompt, chosen or rejected text.",
+    )
+    states: list[ReviewState] | None = Field(None, description="Any of these review states.")
+    flagged: bool | None = Field(None, description="Flagged (true) or not (false).")
+    scores: list[ScoreRange] = Field(default_factory=list, max_length=32)
+    percentiles: list[ScoreRange] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Ranges of a score's percentile among the job's training pairs, 0 to 100.",
+    )
+    lengths: list[LengthRange] = Field(default_factory=list, max_length=8)
+    metadata: dict[str, MetaValue] = Field(
+        default_factory=dict, max_length=16, description="Metadata fields equal to these values."
+    )
+
+
+class ReviewUpdate(BaseModel):
+    """One pair's whole review state: the state and the note (null clears it)."""
+
+    state: ReviewState
+    note: str | None = Field(None, max_length=10_000)
+
+
+BulkKind = Literal["flag", "keep", "swap", "clear"]
+
+
+class BulkAction(BaseModel):
+    """Set every pair matching `filter` to one state in one transaction. 'clear' returns them to
+    unreviewed; notes are kept unless `note` is given."""
+
+    action: BulkKind
+    filter: PairFilter = Field(default_factory=PairFilter)
+    override_kept: bool = Field(
+        False, description="Also change pairs a reviewer marked 'kept' (skipped by default)."
+    )
+    note: str | None = Field(None, max_length=10_000, description="Set this note on each.")
+    dry_run: bool = Field(False, description="Count what would change; write nothing.")
+
+
+class BulkResult(BaseModel):
+    matched: int = Field(description="Pairs matching the filter.")
+    changed: int = Field(description="Pairs whose state changed (or would, in a dry run).")
+    protected: int = Field(0, description="Matching pairs left alone because they are kept.")
+    action_id: int | None = Field(None, description="The history entry (null in a dry run).")
+    dry_run: bool = False
+
+
+class ReviewActionPublic(BaseModel):
+    id: int
+    kind: str
+    state: str | None
+    description: str
+    count: int
+    user: str | None = None
+    undoes: int | None
+    created_at: datetime
+    undone_at: datetime | None
+
+
+class ReviewEventPublic(BaseModel):
+    action_id: int
+    kind: str
+    description: str
+    user: str | None
+    at: datetime
+    old_state: str
+    old_note: str | None
+    new_state: str
+    new_note: str | None
+    undone: bool
+
+
+class FlagUpdate(BaseModel):
+    flagged: bool
+    note: str | None = Field(None, max_length=10_000)
 
 
 class FlagTop(BaseModel):
@@ -184,6 +310,9 @@ class FlagTop(BaseModel):
             "count (b ≥ 1); default the audit's prune_budget."
         ),
     )
+    override_kept: bool = Field(
+        False, description="Also flag pairs a reviewer marked 'kept' (left alone by default)."
+    )
 
 
 class Interaction(BaseModel):
@@ -207,6 +336,7 @@ class Interactions(BaseModel):
 class FlagCount(BaseModel):
     flagged: int = 0
     unflagged: int = 0
+    protected: int = Field(0, description="Matching pairs left alone because they are kept.")
 
 
 def _engine_fields() -> dict[str, Any]:

@@ -9,9 +9,20 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
 from backend.db import alembic_config
-from backend.models import Base
+from backend.models import Base, in_models
 
-TABLES = {"users", "api_tokens", "datasets", "pairs", "jobs", "scores", "flags"}
+TABLES = {
+    "users",
+    "api_tokens",
+    "datasets",
+    "pairs",
+    "jobs",
+    "scores",
+    "flags",
+    "review_actions",
+    "review_events",
+    "score_stats",
+}
 
 
 def test_sqlite(tmp_path) -> None:
@@ -41,7 +52,8 @@ def _upgrade_downgrade_in_schema(url: str, schema: str | None) -> None:
         config.attributes["configure_logger"] = False
         command.upgrade(config, "head")
         assert set(inspect(connection).get_table_names(schema=schema)) >= TABLES
-        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        context = MigrationContext.configure(connection, opts={"include_name": in_models})
+        diff = compare_metadata(context, Base.metadata)
         assert diff == [], f"models and migrations disagree: {diff}"
         command.downgrade(config, "base")
         assert not TABLES & set(inspect(connection).get_table_names(schema=schema))

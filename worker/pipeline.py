@@ -380,6 +380,10 @@ def _succeed(session: Session, job: Job, metrics: dict[str, Any]) -> str:
     job.status, job.stage, job.progress = "succeeded", "done", 1.0
     job.finished_at = utcnow()
     session.commit()
+    if job.kind == "audit":
+        from backend.services.query import refresh_stats
+
+        refresh_stats(session, job)  # percentiles and counts for the review, once
     return "succeeded"
 
 
@@ -438,7 +442,7 @@ def _run_verify(
                 session.scalars(
                     select(Flag.pair_id)
                     .join(Pair, Pair.id == Flag.pair_id)
-                    .where(Pair.dataset_id == dataset_id, Flag.flagged.is_(True))
+                    .where(Pair.dataset_id == dataset_id, Flag.state == "flagged")
                 )
             )
             rule = "the dataset's flagged pairs"

@@ -1066,6 +1066,9 @@ def finalize(context: JobContext, run: TaskRun) -> None:
         job.status, job.stage, job.progress = SUCCEEDED, "done", 1.0
         job.finished_at = utcnow()
         session.commit()
+        from backend.services.query import refresh_stats
+
+        refresh_stats(session, job)  # percentiles and counts for the review, once
 
 
 def _needs_group(config: EngineConfig) -> bool:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -11,11 +13,14 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import func, select
 
 from backend.deps import CurrentUser, DatasetDep, PathId, SessionDep, SettingsDep
+from backend.filters import FilterDep
 from backend.models import Dataset
 from backend.schemas import (
     DB_ID_MAX,
     DB_OFFSET_MAX,
     BadRow,
+    BulkAction,
+    BulkResult,
     DatasetPublic,
     DatasetsPage,
     FlagCount,
@@ -24,10 +29,14 @@ from backend.schemas import (
     Interactions,
     PairPublic,
     PairsPage,
+    ReviewActionPublic,
+    ReviewEventPublic,
+    ReviewUpdate,
     UploadResult,
 )
 from backend.services import export, review
 from backend.services.ingest import UploadTooLarge, ingest
+from backend.services.query import resolve as review_query
 from worker.influence.io import LimitExceeded, PairFormatError
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
@@ -104,31 +113,105 @@ def list_pairs(
     dataset: DatasetDep,
     session: SessionDep,
     settings: SettingsDep,
-    job_id: Annotated[int | None, Query(ge=1, le=DB_ID_MAX)] = None,
-    sort: Annotated[str, Query(description="'index' or a score column, '-' for descending")] = (
-        "index"
-    ),
-    flagged: bool | None = None,
-    split: Annotated[str, Query(pattern="^(train|val|all)$")] = "train",
+    where: FilterDep,
+    sort: Annotated[
+        str,
+        Query(
+            description="'index' (file order), 'length' (total characters) or a score column "
+            "of `job_id`; a leading '-' sorts descending",
+            max_length=64,
+        ),
+    ] = "index",
+    cursor: Annotated[
+        str | None,
+        Query(max_length=512, description="`next_cursor` of the previous page (keyset paging)"),
+    ] = None,
     offset: Annotated[int, Query(ge=0, le=DB_OFFSET_MAX)] = 0,
     limit: Annotated[int, Query(ge=1)] = 50,
 ) -> PairsPage:
-    """Pairs with their flags and, given `job_id`, that job's scores (training pairs only)."""
-    try:
+    """Pairs matching the filter, with their review state and, given `job_id`, that job's
+    scores, percentiles and each pair's rank in the list. Page on with `cursor` (the previous
+    page's `next_cursor`): every page then costs what the first does."""
+    with _review_errors():
         return review.list_pairs(
             session,
             dataset,
-            job_id=job_id,
+            where,
             sort=sort,
-            flagged=flagged,
-            split=split,
+            cursor=cursor,
             offset=offset,
             limit=min(limit, settings.max_page_size),
         )
-    except LookupError as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
-    except review.ReviewError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
+
+
+@router.get("/{dataset_id}/pairs/{pair_id}", response_model=PairPublic)
+def read_pair(
+    pair_id: PathId,
+    dataset: DatasetDep,
+    session: SessionDep,
+    job_id: Annotated[int | None, Query(ge=1, le=DB_ID_MAX)] = None,
+) -> PairPublic:
+    """One pair with its review state and, given `job_id`, its scores and percentiles."""
+    with _review_errors():
+        return review.read_pair(session, dataset, pair_id, job_id)
+
+
+@router.get("/{dataset_id}/pairs/{pair_id}/history", response_model=list[ReviewEventPublic])
+def pair_history(pair_id: PathId, dataset: DatasetDep, session: SessionDep) -> list:
+    """Every change of the pair's review state or note, oldest first (undone ones marked)."""
+    with _review_errors():
+        return review.pair_history(session, dataset, pair_id)
+
+
+@router.put("/{dataset_id}/pairs/{pair_id}/review", response_model=PairPublic)
+def review_pair(
+    pair_id: PathId,
+    body: ReviewUpdate,
+    dataset: DatasetDep,
+    session: SessionDep,
+    user: CurrentUser,
+) -> PairPublic:
+    """Set one pair's review state and note: 'flagged' leaves the export, 'swapped' exports it
+    with chosen and rejected exchanged, 'kept' protects it from bulk actions."""
+    with _review_errors():
+        return review.set_state(session, dataset, pair_id, user, body.state, body.note)
+
+
+@router.post("/{dataset_id}/review", response_model=BulkResult)
+def bulk_review(
+    body: BulkAction, dataset: DatasetDep, session: SessionDep, user: CurrentUser
+) -> BulkResult:
+    """Flag, keep, swap or clear every pair matching `filter` (not just a page) in one
+    transaction; kept pairs are skipped unless `override_kept`. `dry_run` counts first."""
+    with _review_errors():
+        return review.bulk(
+            session,
+            dataset,
+            user,
+            body.action,
+            body.filter,
+            override_kept=body.override_kept,
+            note=body.note,
+            dry_run=body.dry_run,
+        )
+
+
+@router.post("/{dataset_id}/review/undo", response_model=BulkResult)
+def undo_review(dataset: DatasetDep, session: SessionDep, user: CurrentUser) -> BulkResult:
+    """Undo the last review action not yet undone: its pairs get back their exact earlier
+    states and notes. Call again to undo the one before."""
+    with _review_errors():
+        return review.undo(session, dataset, user)
+
+
+@router.get("/{dataset_id}/review/actions", response_model=list[ReviewActionPublic])
+def review_actions(
+    dataset: DatasetDep,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> list:
+    """The dataset's review actions, newest first."""
+    return review.list_actions(session, dataset, limit)
 
 
 @router.get("/{dataset_id}/pairs/{pair_id}/interactions", response_model=Interactions)
@@ -156,20 +239,20 @@ def flag_pair(
     session: SessionDep,
     user: CurrentUser,
 ) -> PairPublic:
-    """Flag (exclude from export) or unflag one pair, with an optional note."""
-    try:
+    """Flag (exclude from export) or unflag (back to unreviewed) one pair, with an optional
+    note. `PUT .../review` sets any state."""
+    with _review_errors():
         return review.set_flag(session, dataset, pair_id, user, body.flagged, body.note)
-    except LookupError as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
 
 
 @router.post("/{dataset_id}/flags", response_model=FlagCount)
 def flag_top(
     body: FlagTop, dataset: DatasetDep, session: SessionDep, user: CurrentUser
 ) -> FlagCount:
-    """Flag the most harmful `top_fraction` of a job's scored pairs in one call."""
-    try:
-        n = review.flag_top(
+    """Flag the most harmful `top_fraction` of a job's scored pairs in one undoable action;
+    kept pairs stay kept unless `override_kept`."""
+    with _review_errors():
+        result = review.flag_top(
             session,
             dataset,
             user,
@@ -178,18 +261,15 @@ def flag_top(
             body.method,
             body.rule,
             body.budget,
+            override_kept=body.override_kept,
         )
-    except LookupError as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
-    except review.ReviewError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
-    return FlagCount(flagged=n)
+    return FlagCount(flagged=result.changed, protected=result.protected)
 
 
 @router.delete("/{dataset_id}/flags", response_model=FlagCount)
-def clear_flags(dataset: DatasetDep, session: SessionDep) -> FlagCount:
-    """Remove every flag of the dataset."""
-    return FlagCount(unflagged=review.clear_flags(session, dataset))
+def clear_flags(dataset: DatasetDep, session: SessionDep, user: CurrentUser) -> FlagCount:
+    """Return every flagged pair to unreviewed (one undoable action). Notes are kept."""
+    return FlagCount(unflagged=review.clear_flags(session, dataset, user))
 
 
 @router.get(
@@ -200,8 +280,13 @@ def clear_flags(dataset: DatasetDep, session: SessionDep) -> FlagCount:
 def export_dataset(
     dataset: DatasetDep,
     session: SessionDep,
+    where: FilterDep,
     format: Annotated[export.ExportFormat, Query()] = "jsonl",
     exclude_flagged: bool = True,
+    apply_swaps: Annotated[
+        bool,
+        Query(description="Write swapped pairs with chosen and rejected exchanged (default)."),
+    ] = True,
     raw: Annotated[
         bool,
         Query(
@@ -211,13 +296,51 @@ def export_dataset(
         ),
     ] = False,
 ) -> StreamingResponse:
-    """Stream the dataset in its uploaded schema, by default without the flagged pairs.
+    """Stream the dataset in its uploaded schema, by default without the flagged pairs and with
+    the swapped ones corrected; the pairs-list filter parameters narrow it further.
 
     Every metadata key of any pair is a column; Parquet columns whose values share no Arrow type
     hold their JSON text (listed in the schema metadata `prefaudit.json_columns`)."""
+    with _review_errors():
+        selection = export.Selection(
+            exclude_flagged=exclude_flagged,
+            apply_swaps=apply_swaps,
+            query=review_query(session, dataset, where),
+        )
     filename = export.export_filename(dataset, format, exclude_flagged)
     return StreamingResponse(
-        export.stream_export(session, dataset, format, exclude_flagged, raw=raw),
+        export.stream_export(session, dataset, format, selection, raw=raw),
         media_type=export.MEDIA_TYPES[format],
         headers={"Content-Disposition": export.content_disposition(filename)},
     )
+
+
+@router.get(
+    "/{dataset_id}/review-log",
+    response_class=StreamingResponse,
+    responses={200: {"content": {export.MEDIA_TYPES["jsonl"]: {}, export.MEDIA_TYPES["csv"]: {}}}},
+)
+def review_log(
+    dataset: DatasetDep,
+    session: SessionDep,
+    format: Annotated[Literal["jsonl", "csv"], Query()] = "jsonl",
+) -> StreamingResponse:
+    """Every reviewed pair's decision: row, pair id, state, note, who and when (a file to keep
+    beside the export)."""
+    filename = export.review_log_filename(dataset, format)
+    return StreamingResponse(
+        export.stream_review_log(session, dataset, format),
+        media_type=export.MEDIA_TYPES[format],
+        headers={"Content-Disposition": export.content_disposition(filename)},
+    )
+
+
+@contextmanager
+def _review_errors() -> Iterator[None]:
+    """A LookupError is a 404 and a ReviewError a 422, both with the message."""
+    try:
+        yield
+    except LookupError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
+    except review.ReviewError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None

@@ -20,10 +20,11 @@ from itertools import islice
 from typing import Any, Literal
 from urllib.parse import quote
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
-from backend.models import Dataset, Flag, Pair
+from backend.models import Dataset, Flag, Pair, User
+from backend.services.query import Query
 from worker.influence.io import ParsedPair, csv_text, dumps_jsonl, to_records
 
 ExportFormat = Literal["jsonl", "csv", "parquet"]
@@ -35,22 +36,43 @@ MEDIA_TYPES: dict[str, str] = {
 _BATCH = 1000
 
 
-def _pairs_query(dataset: Dataset, exclude_flagged: bool) -> Select:
-    query = select(Pair).where(Pair.dataset_id == dataset.id).order_by(Pair.source_index)
-    if exclude_flagged:
-        flagged = select(Flag.pair_id).where(Flag.flagged.is_(True))
-        query = query.where(Pair.id.not_in(flagged))
-    return query
+@dataclass
+class Selection:
+    """Which pairs an export writes, and how: the filter (the pairs list's), whether flagged
+    pairs are left out, and whether swapped ones are written with chosen and rejected exchanged."""
+
+    exclude_flagged: bool = True
+    apply_swaps: bool = True
+    query: Query | None = None
 
 
-def _records(session: Session, dataset: Dataset, exclude_flagged: bool) -> Iterator[dict]:
-    pairs = session.scalars(
-        _pairs_query(dataset, exclude_flagged).execution_options(yield_per=_BATCH)
-    )
-    yield from to_records(
-        (ParsedPair(p.source_index, p.prompt, p.chosen, p.rejected, p.meta or {}) for p in pairs),
-        dataset.schema_kind,  # type: ignore[arg-type]
-    )
+def _pairs_query(dataset: Dataset, selection: Selection) -> Select:
+    columns = (Pair, Flag.state)
+    if selection.query is not None:
+        query = selection.query.select(*columns)
+    else:
+        query = (
+            select(*columns)
+            .outerjoin(Flag, Flag.pair_id == Pair.id)
+            .where(Pair.dataset_id == dataset.id)
+        )
+    if selection.exclude_flagged:
+        # The pair's own review row (unique on pair_id): no scan of other datasets' flags.
+        query = query.where(or_(Flag.id.is_(None), Flag.state != "flagged"))
+    return query.order_by(Pair.source_index)
+
+
+def _records(session: Session, dataset: Dataset, selection: Selection) -> Iterator[dict]:
+    rows = session.execute(_pairs_query(dataset, selection).execution_options(yield_per=_BATCH))
+
+    def parsed() -> Iterator[ParsedPair]:
+        for p, state in rows:
+            chosen, rejected = p.chosen, p.rejected
+            if selection.apply_swaps and state == "swapped":
+                chosen, rejected = rejected, chosen
+            yield ParsedPair(p.source_index, p.prompt, chosen, rejected, p.meta or {})
+
+    yield from to_records(parsed(), dataset.schema_kind)  # type: ignore[arg-type]
 
 
 JSON_COLUMNS_KEY = b"prefaudit.json_columns"
@@ -160,27 +182,30 @@ def stream_export(
     session: Session,
     dataset: Dataset,
     fmt: ExportFormat,
-    exclude_flagged: bool,
+    selection: Selection | bool,
     raw: bool = False,
 ) -> Iterator[bytes]:
     """Yield the export's bytes. The caller's session must stay open while this runs.
 
-    `raw` (CSV only) writes cells exactly as stored, formula-like ones included."""
+    `raw` (CSV only) writes cells exactly as stored, formula-like ones included. A bare bool
+    for `selection` is `exclude_flagged`."""
+    if isinstance(selection, bool):
+        selection = Selection(exclude_flagged=selection)
     if fmt == "jsonl":
-        for record in _records(session, dataset, exclude_flagged):
+        for record in _records(session, dataset, selection):
             yield dumps_jsonl(record)
     elif fmt == "csv":
-        records = _records(session, dataset, exclude_flagged)
+        records = _records(session, dataset, selection)
         columns = _columns(session, dataset)
         for line in csv_text(records if raw else _neutralised(records), columns):
             yield line.encode("utf-8")
     elif fmt == "parquet":
-        yield from _parquet(session, dataset, exclude_flagged)
+        yield from _parquet(session, dataset, selection)
     else:
         raise ValueError(f"unknown export format {fmt!r}; use jsonl, csv or parquet")
 
 
-def _parquet(session: Session, dataset: Dataset, exclude_flagged: bool) -> Iterator[bytes]:
+def _parquet(session: Session, dataset: Dataset, selection: Selection) -> Iterator[bytes]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -203,7 +228,7 @@ def _parquet(session: Session, dataset: Dataset, exclude_flagged: bool) -> Itera
             return value
         return json.dumps(value, ensure_ascii=False)
 
-    records = _records(session, dataset, exclude_flagged)
+    records = _records(session, dataset, selection)
     # Parquet's footer comes last, so the file is built on disk (bounded memory), then streamed.
     with tempfile.TemporaryFile() as spool:
         writer = pq.ParquetWriter(spool, schema)
@@ -214,3 +239,41 @@ def _parquet(session: Session, dataset: Dataset, exclude_flagged: bool) -> Itera
         spool.seek(0)
         while data := spool.read(1 << 20):
             yield data
+
+
+REVIEW_LOG_COLUMNS = ["row", "pair_id", "state", "note", "reviewed_by", "reviewed_at"]
+
+
+def review_log_filename(dataset: Dataset, fmt: str) -> str:
+    return export_filename(dataset, fmt, False).rsplit(".", 1)[0] + f"-review-log.{fmt}"  # type: ignore[arg-type]
+
+
+def stream_review_log(session: Session, dataset: Dataset, fmt: str) -> Iterator[bytes]:
+    """Every pair with a review row (a state other than unreviewed, or a note), in file order:
+    its 1-based row, id, state, note, who and when."""
+    rows = session.execute(
+        select(Pair.source_index, Pair.id, Flag.state, Flag.note, User.username, Flag.updated_at)
+        .join(Flag, Flag.pair_id == Pair.id)
+        .outerjoin(User, User.id == Flag.user_id)
+        .where(Pair.dataset_id == dataset.id)
+        .where(or_(Flag.state != "unreviewed", Flag.note.is_not(None)))
+        .order_by(Pair.source_index)
+        .execution_options(yield_per=_BATCH)
+    )
+    records = (
+        {
+            "row": index + 1,
+            "pair_id": pair_id,
+            "state": state,
+            "note": note,
+            "reviewed_by": user,
+            "reviewed_at": at.isoformat() if at is not None else None,
+        }
+        for index, pair_id, state, note, user, at in rows
+    )
+    if fmt == "jsonl":
+        for record in records:
+            yield dumps_jsonl(record)
+    else:
+        for line in csv_text(_neutralised(records), REVIEW_LOG_COLUMNS):
+            yield line.encode("utf-8")

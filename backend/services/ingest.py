@@ -189,6 +189,9 @@ def ingest(
                         "chosen": pair.chosen,
                         "rejected": pair.rejected,
                         "meta": pair.metadata,
+                        "prompt_chars": len(pair.prompt),
+                        "chosen_chars": len(pair.chosen),
+                        "rejected_chars": len(pair.rejected),
                     }
                 )
                 n_pairs += 1

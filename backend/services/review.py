@@ -1,106 +1,130 @@
-"""Browsing scored pairs and flagging them, one by one or the most harmful fraction at once."""
+"""Review: browsing pairs through the filter model, each pair's review state and note, bulk
+actions on everything a filter matches, and the append-only history they undo from.
+
+Every change is an action (`review_actions`) with one event per changed pair (`review_events`:
+state and note before and after). A bulk action is three set-based statements in one
+transaction: the action row, its events selected from the filter, and an upsert of the states
+from those events; an undo replays the last action's events backwards the same way.
+"""
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
-from sqlalchemy import Select, delete, func, select
+from sqlalchemy import DateTime, Select, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from backend.db import upsert
-from backend.models import Dataset, Flag, Job, Pair, Score, User, utcnow
+from backend.models import Dataset, Flag, Job, Pair, ReviewAction, ReviewEvent, Score, User, utcnow
 from backend.models import Interaction as InteractionRow
 from backend.schemas import (
+    BulkResult,
     Histogram,
     Interaction,
     Interactions,
+    PairFilter,
     PairPublic,
     PairScores,
     PairsPage,
+    ReviewActionPublic,
+    ReviewEventPublic,
 )
+from backend.services import query as q
+from backend.services.query import ReviewError, scored_job
 from worker.influence.config import budget_count
 from worker.influence.methods import HARM_COLUMNS, SCORE_COLUMNS
 
-# HARM_COLUMNS (higher = more harmful) is what "flag the top fraction" and verify jobs rank by.
+__all__ = ["ReviewError", "SORT_KEYS"]
 
-SORT_KEYS: tuple[str, ...] = ("index", *SCORE_COLUMNS)
-"""What the pairs list sorts by: the dataset's order or any score column of the registry."""
+SORT_KEYS = q.SORT_KEYS
+_scored_job = scored_job
 
-
-class ReviewError(ValueError):
-    pass
+BULK_STATES = {"flag": "flagged", "keep": "kept", "swap": "swapped", "clear": "unreviewed"}
 
 
-def _to_public(pair: Pair, flag: Flag | None, score: Score | None) -> PairPublic:
+def _to_public(
+    pair: Pair,
+    flag: Flag | None,
+    score: Score | None,
+    *,
+    reviewer: str | None = None,
+    rank: int | None = None,
+    stats: dict[str, Any] | None = None,
+) -> PairPublic:
+    state = flag.state if flag is not None else "unreviewed"
+    percentiles: dict[str, float] = {}
+    if score is not None and stats and score.split == "train":
+        for column in SCORE_COLUMNS:
+            value = getattr(score, column)
+            stat = stats.get(column)
+            if value is not None and stat is not None and math.isfinite(value):
+                percentiles[column] = round(q.percentile(stat, value), 2)
+    lengths = {
+        "prompt": pair.prompt_chars if pair.prompt_chars is not None else len(pair.prompt),
+        "chosen": pair.chosen_chars if pair.chosen_chars is not None else len(pair.chosen),
+        "rejected": pair.rejected_chars if pair.rejected_chars is not None else len(pair.rejected),
+    }
     return PairPublic(
         id=pair.id,
         index=pair.source_index,
+        row=pair.source_index + 1,
         prompt=pair.prompt,
         chosen=pair.chosen,
         rejected=pair.rejected,
         metadata=pair.meta or {},
-        flagged=bool(flag and flag.flagged),
+        state=state,  # type: ignore[arg-type]
+        flagged=state == "flagged",
         note=flag.note if flag else None,
+        reviewed_by=reviewer,
+        reviewed_at=flag.updated_at if flag is not None else None,
+        lengths=lengths,
+        rank=rank,
+        percentiles=percentiles,
         scores=PairScores.model_validate(score) if score is not None else None,
     )
-
-
-def _scored_job(session: Session, dataset: Dataset, job_id: int) -> Job:
-    job = session.get(Job, job_id)
-    if job is None or job.dataset_id != dataset.id:
-        raise LookupError(f"job {job_id} is not a job of dataset {dataset.id}")
-    if job.status != "succeeded":
-        raise ReviewError(f"job {job_id} is {job.status}; scores exist once it has succeeded")
-    return job
 
 
 def list_pairs(
     session: Session,
     dataset: Dataset,
+    f: PairFilter,
     *,
-    job_id: int | None,
     sort: str,
-    flagged: bool | None,
-    split: str,
-    offset: int,
-    limit: int,
+    cursor: str | None = None,
+    offset: int = 0,
+    limit: int = 50,
 ) -> PairsPage:
-    descending = sort.startswith("-")
-    key = sort.lstrip("-+")
-    if key not in SORT_KEYS:
-        raise ReviewError(f"unknown sort key {key!r}; use one of {', '.join(SORT_KEYS)}")
-    if key != "index" and job_id is None:
-        raise ReviewError(f"sorting by {key!r} needs a job_id whose scores to use")
-
-    query: Select
-    if job_id is not None:
-        _scored_job(session, dataset, job_id)
-        query = (
-            select(Pair, Flag, Score)
-            .select_from(Pair)
-            .join(Score, Score.pair_id == Pair.id)
-            .where(Score.job_id == job_id)
+    """One page of the pairs matching `f`, sorted by `sort` ('-' for descending), with each
+    pair's rank in this list and, given a job, its scores and their percentiles."""
+    query = q.resolve(session, dataset, f)
+    columns: list[Any] = [Pair, Flag, User.username]
+    if query.job is not None:
+        columns.append(Score)
+    query.with_reviewer = True
+    rows, start, next_cursor = q.page_rows(
+        session,
+        query,
+        sort,
+        columns,
+        cursor=cursor,
+        offset=offset,
+        limit=limit,
+    )
+    stats = q.ensure_stats(session, query.job) if query.job is not None else None
+    items = [
+        _to_public(
+            row[0],
+            row[1],
+            row[3] if query.job is not None else None,
+            reviewer=row[2],
+            rank=start + i + 1,
+            stats=stats,
         )
-        if split != "all":
-            query = query.where(Score.split == split)
-    else:
-        query = select(Pair, Flag).select_from(Pair)
-    query = query.outerjoin(Flag, Flag.pair_id == Pair.id).where(Pair.dataset_id == dataset.id)
-    if flagged is True:
-        query = query.where(Flag.flagged.is_(True))
-    elif flagged is False:
-        query = query.where((Flag.id.is_(None)) | (Flag.flagged.is_(False)))
-
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    column = Pair.source_index if key == "index" else getattr(Score, key)
-    order = column.desc() if descending else column.asc()
-    query = query.order_by(column.is_(None), order, Pair.source_index).offset(offset).limit(limit)
-    items = []
-    for row in session.execute(query):
-        pair, flag = row[0], row[1]
-        score = row[2] if job_id is not None else None
-        items.append(_to_public(pair, flag, score))
-    return PairsPage(items=items, total=total)
+        for i, row in enumerate(rows)
+    ]
+    total, estimated = q.count(session, query)
+    return PairsPage(items=items, total=total, total_is_estimate=estimated, next_cursor=next_cursor)
 
 
 def get_pair(session: Session, dataset: Dataset, pair_id: int) -> Pair:
@@ -110,22 +134,299 @@ def get_pair(session: Session, dataset: Dataset, pair_id: int) -> Pair:
     return pair
 
 
-def set_flag(
-    session: Session, dataset: Dataset, pair_id: int, user: User, flagged: bool, note: str | None
-) -> PairPublic:
-    """Write the pair's whole review state in one upsert: concurrent writers never mix (one's
-    flag with another's note) and the first flag of a pair cannot race into a duplicate."""
+def read_pair(session: Session, dataset: Dataset, pair_id: int, job_id: int | None) -> PairPublic:
+    """One pair with its review state and, given a job, its scores and percentiles."""
     pair = get_pair(session, dataset, pair_id)
-    state = {
+    flag = session.scalar(select(Flag).where(Flag.pair_id == pair.id))
+    author = session.get(User, flag.user_id) if flag and flag.user_id else None
+    reviewer = author.username if author is not None else None
+    score = stats = None
+    if job_id is not None:
+        job = scored_job(session, dataset, job_id)
+        score = session.scalar(
+            select(Score).where(Score.job_id == job.id, Score.pair_id == pair.id)
+        )
+        stats = q.ensure_stats(session, job)
+    return _to_public(pair, flag, score, reviewer=reviewer, stats=stats)
+
+
+def set_state(
+    session: Session,
+    dataset: Dataset,
+    pair_id: int,
+    user: User,
+    state: str,
+    note: str | None,
+) -> PairPublic:
+    """Write one pair's whole review state (state and note) in one upsert, recorded as an
+    action: concurrent writers never mix (one's state with another's note), and the first
+    decision on a pair cannot race into a duplicate row."""
+    pair = get_pair(session, dataset, pair_id)
+    old = session.scalar(select(Flag).where(Flag.pair_id == pair.id))
+    action = ReviewAction(
+        dataset_id=dataset.id,
+        user_id=user.id,
+        kind="set",
+        state=state,
+        description=f"row {pair.source_index + 1}: {state}",
+        count=1,
+        created_at=utcnow(),
+    )
+    session.add(action)
+    session.flush()
+    session.add(
+        ReviewEvent(
+            action_id=action.id,
+            pair_id=pair.id,
+            old_state=old.state if old is not None else "unreviewed",
+            old_note=old.note if old is not None else None,
+            new_state=state,
+            new_note=note,
+        )
+    )
+    row = {
         "pair_id": pair.id,
-        "flagged": flagged,
+        "dataset_id": dataset.id,
+        "state": state,
         "note": note,
         "user_id": user.id,
         "updated_at": utcnow(),
     }
-    session.execute(upsert(session, Flag, state, ["pair_id"]))
+    session.execute(upsert(session, Flag, row, ["pair_id"]))
     session.commit()
-    return _to_public(pair, Flag(**state), None)  # what this request wrote, not a later writer
+    written = Flag(**row)
+    return _to_public(pair, written, None, reviewer=user.username)  # what this request wrote
+
+
+def set_flag(
+    session: Session, dataset: Dataset, pair_id: int, user: User, flagged: bool, note: str | None
+) -> PairPublic:
+    """The older flag call: flagged, or back to unreviewed."""
+    return set_state(session, dataset, pair_id, user, "flagged" if flagged else "unreviewed", note)
+
+
+def _insert_from(session: Session, model: Any) -> Any:
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    return insert(model)
+
+
+def _record_events(session: Session, action: ReviewAction, events: Select) -> None:
+    """INSERT … SELECT the action's events, and count them (drivers' rowcounts for INSERT …
+    SELECT differ)."""
+    columns = ["action_id", "pair_id", "old_state", "old_note", "new_state", "new_note"]
+    session.execute(_insert_from(session, ReviewEvent).from_select(columns, events))
+    action.count = (
+        session.scalar(select(func.count()).where(ReviewEvent.action_id == action.id)) or 0
+    )
+
+
+def _apply_events(session: Session, dataset: Dataset, user: User, action_id: int) -> None:
+    """Upsert every pair's state and note from the action's events: one statement."""
+    now = literal(utcnow(), DateTime(timezone=True))
+    statement = _insert_from(session, Flag).from_select(
+        ["pair_id", "dataset_id", "state", "note", "user_id", "updated_at"],
+        select(
+            ReviewEvent.pair_id,
+            literal(dataset.id),
+            ReviewEvent.new_state,
+            ReviewEvent.new_note,
+            literal(user.id),
+            now,
+        ).where(ReviewEvent.action_id == action_id),
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=["pair_id"],
+        set_={
+            "state": statement.excluded.state,
+            "note": statement.excluded.note,
+            "user_id": statement.excluded.user_id,
+            "updated_at": statement.excluded.updated_at,
+        },
+    )
+    session.execute(statement)
+
+
+def bulk(
+    session: Session,
+    dataset: Dataset,
+    user: User,
+    kind: str,
+    f: PairFilter,
+    *,
+    override_kept: bool = False,
+    note: str | None = None,
+    dry_run: bool = False,
+    within: Select | None = None,
+    description: str | None = None,
+) -> BulkResult:
+    """Set every pair matching `f` (and, given, whose id is in `within`) to `kind`'s state in
+    one transaction. Pairs already in that state are left alone, and so are kept pairs unless
+    `override_kept`; notes stay unless `note` is given. A dry run only counts."""
+    new_state = BULK_STATES[kind]
+    query = q.resolve(session, dataset, f)
+    if within is not None:
+        query.conditions.append(Pair.id.in_(within))
+        query.narrowed = True
+    current = func.coalesce(Flag.state, "unreviewed")
+    matched = session.scalar(select(func.count()).select_from(query.select(Pair.id).subquery()))
+    protect = new_state != "kept" and not override_kept
+    protected = 0
+    if protect:
+        protected = (
+            session.scalar(
+                select(func.count()).select_from(
+                    query.select(Pair.id).where(Flag.state == "kept").subquery()
+                )
+            )
+            or 0
+        )
+    differs = current != new_state
+    if note is not None:
+        differs = or_(differs, func.coalesce(Flag.note, "") != note)
+    changing = [differs, current != "kept"] if protect else [differs]
+    if dry_run:
+        change = query.select(Pair.id).where(*changing)
+        n = session.scalar(select(func.count()).select_from(change.subquery())) or 0
+        return BulkResult(matched=matched or 0, changed=n, protected=protected, dry_run=True)
+    action = ReviewAction(
+        dataset_id=dataset.id,
+        user_id=user.id,
+        kind="bulk",
+        state=new_state,
+        description=description or f"{kind} {describe(f)}",
+        filter=f.model_dump(mode="json", exclude_defaults=True),
+        count=0,
+        created_at=utcnow(),
+    )
+    session.add(action)
+    session.flush()
+    new_note = Flag.note if note is None else literal(note)
+    events = query.select(
+        literal(action.id), Pair.id, current, Flag.note, literal(new_state), new_note
+    ).where(*changing)
+    _record_events(session, action, events)
+    _apply_events(session, dataset, user, action.id)
+    session.commit()
+    return BulkResult(
+        matched=matched or 0, changed=action.count, protected=protected, action_id=action.id
+    )
+
+
+def describe(f: PairFilter) -> str:
+    """A short human description of a filter, for the history."""
+    parts = []
+    if f.q:
+        parts.append(f"matching {f.q!r}")
+    if f.states:
+        parts.append("state " + "/".join(f.states))
+    if f.flagged is not None:
+        parts.append("flagged" if f.flagged else "not flagged")
+    for r in f.scores:
+        parts.append(
+            f"{r.min if r.min is not None else '…'} ≤ {r.column} ≤ "
+            f"{r.max if r.max is not None else '…'}"
+        )
+    for r in f.percentiles:
+        parts.append(f"{r.column} percentile {r.min or 0}–{r.max if r.max is not None else 100}")
+    for n in f.lengths:
+        parts.append(f"{n.field} length {n.min or 0}–{n.max if n.max is not None else '∞'}")
+    for key, value in f.metadata.items():
+        parts.append(f"{key} = {value!r}")
+    return "all pairs" if not parts else "pairs with " + ", ".join(parts)
+
+
+def undo(session: Session, dataset: Dataset, user: User) -> BulkResult:
+    """Undo the dataset's last action not yet undone: every pair it changed gets back the exact
+    state and note it had before. The undo is itself an action in the history."""
+    last = session.scalar(
+        select(ReviewAction)
+        .where(
+            ReviewAction.dataset_id == dataset.id,
+            ReviewAction.kind != "undo",
+            ReviewAction.undone_at.is_(None),
+        )
+        .order_by(ReviewAction.id.desc())
+        .limit(1)
+        .with_for_update()
+    )
+    if last is None:
+        raise ReviewError("nothing to undo: every review action of this dataset is undone")
+    action = ReviewAction(
+        dataset_id=dataset.id,
+        user_id=user.id,
+        kind="undo",
+        state=None,
+        description=f"undo: {last.description}",
+        count=0,
+        undoes=last.id,
+        created_at=utcnow(),
+    )
+    session.add(action)
+    session.flush()
+    earlier = ReviewEvent.__table__.alias("earlier")
+    events = (
+        select(
+            literal(action.id),
+            earlier.c.pair_id,
+            func.coalesce(Flag.state, "unreviewed"),
+            Flag.note,
+            earlier.c.old_state,
+            earlier.c.old_note,
+        )
+        .select_from(earlier)
+        .outerjoin(Flag, Flag.pair_id == earlier.c.pair_id)
+        .where(earlier.c.action_id == last.id)
+    )
+    _record_events(session, action, events)
+    _apply_events(session, dataset, user, action.id)
+    last.undone_at = utcnow()
+    session.commit()
+    return BulkResult(matched=action.count, changed=action.count, action_id=action.id)
+
+
+def list_actions(session: Session, dataset: Dataset, limit: int) -> list[ReviewActionPublic]:
+    rows = session.execute(
+        select(ReviewAction, User.username)
+        .outerjoin(User, User.id == ReviewAction.user_id)
+        .where(ReviewAction.dataset_id == dataset.id)
+        .order_by(ReviewAction.id.desc())
+        .limit(limit)
+    )
+    out = []
+    for action, username in rows:
+        fields = {name: getattr(action, name) for name in ReviewActionPublic.model_fields}
+        out.append(ReviewActionPublic(**{**fields, "user": username}))
+    return out
+
+
+def pair_history(session: Session, dataset: Dataset, pair_id: int) -> list[ReviewEventPublic]:
+    """Every change of one pair's state or note, oldest first."""
+    get_pair(session, dataset, pair_id)
+    rows = session.execute(
+        select(ReviewEvent, ReviewAction, User.username)
+        .join(ReviewAction, ReviewAction.id == ReviewEvent.action_id)
+        .outerjoin(User, User.id == ReviewAction.user_id)
+        .where(ReviewEvent.pair_id == pair_id)
+        .order_by(ReviewEvent.id)
+    )
+    return [
+        ReviewEventPublic(
+            action_id=action.id,
+            kind=action.kind,
+            description=action.description,
+            user=username,
+            at=action.created_at,
+            old_state=event.old_state,
+            old_note=event.old_note,
+            new_state=event.new_state,
+            new_note=event.new_note,
+            undone=action.undone_at is not None,
+        )
+        for event, action, username in rows
+    ]
 
 
 def flag_top(
@@ -137,36 +438,37 @@ def flag_top(
     method: str,
     rule: str = "top",
     budget: float | None = None,
-) -> int:
+    override_kept: bool = False,
+) -> BulkResult:
     """Flag the ceil(fraction × n) training pairs with the highest `method` score (rule 'top') or
-    the first `budget` pairs of a group audit's greedy selection (rule 'greedy'); return how many
-    were newly flagged. Pairs already flagged stay flagged; nothing is unflagged."""
-    job = _scored_job(session, dataset, job_id)
+    the first `budget` pairs of a group audit's greedy selection (rule 'greedy'), as one bulk
+    action. Pairs already flagged stay flagged, kept pairs stay kept (unless `override_kept`),
+    nothing is unflagged."""
+    job = scored_job(session, dataset, job_id)
     if rule == "greedy":
-        top_ids = greedy_selection(session, job, budget)
+        within, label = greedy_query(session, job, budget), "greedy group selection"
     else:
-        top_ids = most_harmful(session, job_id, top_fraction, method)
-    existing = {
-        f.pair_id: f for f in session.scalars(select(Flag).where(Flag.pair_id.in_(top_ids)))
-    }
-    newly = 0
-    now = utcnow()
-    for pair_id in top_ids:
-        flag = existing.get(pair_id)
-        if flag is None:
-            session.add(
-                Flag(pair_id=pair_id, flagged=True, note=None, user_id=user.id, updated_at=now)
-            )
-            newly += 1
-        elif not flag.flagged:
-            flag.flagged, flag.user_id, flag.updated_at = True, user.id, now
-            newly += 1
-    session.commit()
-    return newly
+        within = most_harmful_query(session, job_id, top_fraction, method)
+        label = f"top {top_fraction:.3g} by {method}"
+    return bulk(
+        session,
+        dataset,
+        user,
+        "flag",
+        PairFilter(),
+        within=within,
+        override_kept=override_kept,
+        description=f"flag the {label} of job {job.id}",
+    )
 
 
 def most_harmful(session: Session, job_id: int, fraction: float, method: str) -> list[int]:
     """Pair ids of the ceil(fraction × n) scored training pairs with the highest `method`."""
+    return list(session.scalars(most_harmful_query(session, job_id, fraction, method)))
+
+
+def most_harmful_query(session: Session, job_id: int, fraction: float, method: str) -> Select:
+    """The ids of most_harmful, as a subquery (no bound parameter per pair)."""
     if method not in HARM_COLUMNS:
         raise ReviewError(f"rank by a harm column, one of {', '.join(HARM_COLUMNS)}")
     column = getattr(Score, method)
@@ -175,13 +477,17 @@ def most_harmful(session: Session, job_id: int, fraction: float, method: str) ->
     if n_scored == 0:
         raise ReviewError(f"job {job_id} has no {method!r} scores; pick a method it computed")
     k = math.ceil(fraction * n_scored)
-    query = select(Score.pair_id).where(*scored).order_by(column.desc(), Score.pair_id).limit(k)
-    return list(session.scalars(query))
+    return select(Score.pair_id).where(*scored).order_by(column.desc(), Score.pair_id).limit(k)
 
 
 def greedy_selection(session: Session, job: Job, budget: float | None) -> list[int]:
     """Pair ids of the first `budget` pairs (round(b · n) of the n scored pairs when b < 1) in
     the job's greedy group order; the audit's own budget when `budget` is None."""
+    return list(session.scalars(greedy_query(session, job, budget)))
+
+
+def greedy_query(session: Session, job: Job, budget: float | None) -> Select:
+    """The ids of greedy_selection, as a subquery."""
     config = (job.config or {}) if isinstance(job.config, dict) else {}
     if "group" not in (config.get("methods") or []):
         raise ReviewError(
@@ -205,13 +511,12 @@ def greedy_selection(session: Session, job: Job, budget: float | None) -> list[i
             f"budget {count} exceeds the {candidates} candidates job {job.id} ordered greedily; "
             "raise group_candidates in a new audit or flag fewer"
         )
-    query = (
+    return (
         select(Score.pair_id)
         .where(*scored, Score.group_order.is_not(None))
         .order_by(Score.group_order)
         .limit(count)
     )
-    return list(session.scalars(query))
 
 
 def first_order_top(session: Session, job_id: int, count: int) -> list[int]:
@@ -285,14 +590,14 @@ def histogram(session: Session, job: Job, column: str, bins: int) -> Histogram:
     )
 
 
-def clear_flags(session: Session, dataset: Dataset) -> int:
-    pair_ids = select(Pair.id).where(Pair.dataset_id == dataset.id)
-    count = (
-        session.scalar(
-            select(func.count()).where(Flag.pair_id.in_(pair_ids), Flag.flagged.is_(True))
-        )
-        or 0
+def clear_flags(session: Session, dataset: Dataset, user: User) -> int:
+    """Return every flagged pair to unreviewed, as one undoable action; notes stay."""
+    result = bulk(
+        session,
+        dataset,
+        user,
+        "clear",
+        PairFilter(states=["flagged"]),
+        description="clear all flags",
     )
-    session.execute(delete(Flag).where(Flag.pair_id.in_(pair_ids)))
-    session.commit()
-    return count
+    return result.changed

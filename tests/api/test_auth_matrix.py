@@ -34,6 +34,13 @@ REQUESTS: dict[tuple[str, str], dict] = {
     ("GET", "/datasets/{dataset_id}/pairs"): {},
     ("GET", "/datasets/{dataset_id}/pairs/{pair_id}/interactions"): {"params": {"job_id": "JOB"}},
     ("PUT", "/datasets/{dataset_id}/pairs/{pair_id}/flag"): {"json": {"flagged": True}},
+    ("GET", "/datasets/{dataset_id}/pairs/{pair_id}"): {},
+    ("GET", "/datasets/{dataset_id}/pairs/{pair_id}/history"): {},
+    ("PUT", "/datasets/{dataset_id}/pairs/{pair_id}/review"): {"json": {"state": "kept"}},
+    ("POST", "/datasets/{dataset_id}/review"): {"json": {"action": "flag"}},
+    ("POST", "/datasets/{dataset_id}/review/undo"): {},
+    ("GET", "/datasets/{dataset_id}/review/actions"): {},
+    ("GET", "/datasets/{dataset_id}/review-log"): {},
     ("POST", "/datasets/{dataset_id}/flags"): {"json": {"job_id": "JOB"}},
     ("DELETE", "/datasets/{dataset_id}/flags"): {},
     ("GET", "/datasets/{dataset_id}/export"): {},
@@ -128,15 +135,18 @@ def world(client, database):
 
 
 def _snapshot() -> tuple:
+    from backend import models
     from backend.db import session_scope
-    from backend.models import ApiToken, Dataset, Flag, Interaction, Job, Pair, Score
 
+    tables = ("ApiToken", "Dataset", "Flag", "Interaction", "Job", "Pair", "Score")
+    tables += ("ReviewAction", "ReviewEvent")
+    Flag, Job = models.Flag, models.Job  # noqa: N806
     with session_scope() as session:
         counts = tuple(
-            session.scalar(select(func.count()).select_from(model))
-            for model in (ApiToken, Dataset, Flag, Interaction, Job, Pair, Score)
+            session.scalar(select(func.count()).select_from(getattr(models, name)))
+            for name in tables
         )
-        flags = tuple(session.execute(select(Flag.pair_id, Flag.flagged, Flag.note)).all())
+        flags = tuple(session.execute(select(Flag.pair_id, Flag.state, Flag.note)).all())
         jobs = tuple(session.execute(select(Job.id, Job.status)).all())
     return counts, flags, jobs
 

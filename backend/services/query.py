@@ -1,0 +1,440 @@
+"""The reviewer's queries: one filter model (`PairFilter`) turned into SQL for the pairs list,
+the bulk actions and the export, keyset pagination, and the cached score statistics behind
+percentiles and counts.
+
+Pages are keyset-paginated: a cursor carries the last row's sort value and pair id, so page
+10,000 reads what page 1 does through the (job, split, column, pair) indexes. Pairs without a
+value for the sort column come after the others, in pair order.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    tuple_,
+)
+from sqlalchemy.orm import Session
+
+from backend.models import Dataset, Flag, Job, Pair, Score, ScoreStat, User
+from backend.schemas import PairFilter
+from worker.influence.methods import SCORE_COLUMNS
+
+SORT_KEYS: tuple[str, ...] = ("index", "length", *SCORE_COLUMNS)
+"""What the pairs list sorts by: file order, total length, or any score column."""
+
+EXACT_COUNT_LIMIT = 10_000
+"""Filtered counts are exact up to this; above it Postgres gives the planner's estimate."""
+
+N_QUANTILES = 1001
+
+
+class ReviewError(ValueError):
+    pass
+
+
+def scored_job(session: Session, dataset: Dataset, job_id: int) -> Job:
+    job = session.get(Job, job_id)
+    if job is None or job.dataset_id != dataset.id:
+        raise LookupError(f"job {job_id} is not a job of dataset {dataset.id}")
+    if job.kind != "audit" or job.status != "succeeded":
+        raise ReviewError(
+            f"job {job_id} is a {job.status} {job.kind} job; scores exist once an audit has "
+            "succeeded"
+        )
+    return job
+
+
+# --- score statistics -----------------------------------------------------------------------
+
+
+def ensure_stats(session: Session, job: Job) -> dict[str, ScoreStat]:
+    """The job's cached score statistics, computed once (the worker does it when it saves the
+    scores; jobs from before the cache get it on first use)."""
+    import numpy as np
+
+    stats = {s.key: s for s in session.scalars(select(ScoreStat).where(ScoreStat.job_id == job.id))}
+    if stats:
+        return stats
+    for split in ("train", "val"):
+        n = session.scalar(select(func.count()).where(Score.job_id == job.id, Score.split == split))
+        stats[f"rows:{split}"] = ScoreStat(job_id=job.id, key=f"rows:{split}", n=n or 0)
+    present = [
+        c
+        for c in SCORE_COLUMNS
+        if session.scalar(
+            select(getattr(Score, c))
+            .where(Score.job_id == job.id, Score.split == "train", getattr(Score, c).is_not(None))
+            .limit(1)
+        )
+        is not None
+    ]
+    for column in present:
+        values = np.fromiter(
+            session.scalars(
+                select(getattr(Score, column)).where(
+                    Score.job_id == job.id,
+                    Score.split == "train",
+                    getattr(Score, column).is_not(None),
+                )
+            ),
+            dtype=np.float64,
+        )
+        values = values[np.isfinite(values)]
+        if values.size == 0:
+            continue
+        quantiles = np.quantile(values, np.linspace(0.0, 1.0, N_QUANTILES)).tolist()
+        stats[column] = ScoreStat(
+            job_id=job.id, key=column, n=int(values.size), quantiles=quantiles
+        )
+    session.add_all(stats.values())
+    try:
+        session.commit()
+    except Exception:  # another request cached them first
+        session.rollback()
+        return {
+            s.key: s for s in session.scalars(select(ScoreStat).where(ScoreStat.job_id == job.id))
+        }
+    return stats
+
+
+def refresh_stats(session: Session, job: Job) -> None:
+    """Recompute a just-finished audit's statistics (its scores may have been replaced). A
+    failure leaves them to be computed on first use."""
+    try:
+        session.execute(delete(ScoreStat).where(ScoreStat.job_id == job.id))
+        session.commit()
+        ensure_stats(session, job)
+    except Exception:
+        session.rollback()
+
+
+def percentile(stat: ScoreStat, value: float) -> float:
+    """Percentage of training pairs at or below `value` (interpolated between quantiles)."""
+    import numpy as np
+
+    q = np.asarray(stat.quantiles, dtype=np.float64)
+    levels = np.linspace(0.0, 100.0, q.size)
+    if value < q[0]:
+        return 0.0
+    if value >= q[-1]:
+        return 100.0
+    # The highest level whose quantile is ≤ value: ties (plateaus) count as at or below.
+    hi = int(np.searchsorted(q, value, side="right"))
+    lo = hi - 1
+    span = q[hi] - q[lo]
+    frac = 0.0 if span <= 0 else (value - q[lo]) / span
+    return float(levels[lo] + frac * (levels[hi] - levels[lo]))
+
+
+def value_at(stat: ScoreStat, pct: float) -> float:
+    import numpy as np
+
+    q = np.asarray(stat.quantiles, dtype=np.float64)
+    return float(np.interp(pct, np.linspace(0.0, 100.0, q.size), q))
+
+
+# --- filters --------------------------------------------------------------------------------
+
+
+def _words(q: str) -> list[str]:
+    return [w for w in q.split() if w]
+
+
+def text_condition(session: Session, q: str) -> ColumnElement[bool]:
+    """All of the words of `q` occur in the prompt, chosen or rejected text (whole words, case
+    folded): Postgres full-text search on the GIN index, SQLite FTS5."""
+    words = _words(q)
+    if session.get_bind().dialect.name == "postgresql":
+        return text(  # type: ignore[return-value]
+            "to_tsvector('simple', pairs.prompt || ' ' || pairs.chosen || ' ' || pairs.rejected)"
+            " @@ plainto_tsquery('simple', :fts_query)"
+        ).bindparams(fts_query=" ".join(words))
+    phrase = " ".join('"' + w.replace('"', '""') + '"' for w in words)
+    matches = text("SELECT rowid FROM pairs_fts WHERE pairs_fts MATCH :fts_query").bindparams(
+        fts_query=phrase
+    )
+    return Pair.id.in_(matches)
+
+
+def _state_condition(states: Sequence[str]) -> ColumnElement[bool]:
+    parts: list[ColumnElement[bool]] = []
+    named = [s for s in states if s != "unreviewed"]
+    if named:
+        parts.append(Flag.state.in_(named))
+    if "unreviewed" in states:
+        parts.append(or_(Flag.id.is_(None), Flag.state == "unreviewed"))
+    return or_(*parts)
+
+
+def _meta_condition(session: Session, key: str, value: Any) -> ColumnElement[bool]:
+    """metadata[key] equals `value`, type included (the string "4" is not the number 4)."""
+    field = Pair.meta[key]
+    if session.get_bind().dialect.name == "postgresql":
+        kind = (
+            "string"
+            if isinstance(value, str)
+            else ("boolean" if isinstance(value, bool) else "number")
+        )
+        text_value = value if isinstance(value, str) else json.dumps(value)
+        return and_(func.json_typeof(field) == kind, field.as_string() == text_value)
+    path = "$." + json.dumps(key)
+    if isinstance(value, str):
+        return and_(func.json_type(Pair.meta, path) == "text", field.as_string() == value)
+    if isinstance(value, bool):
+        return func.json_type(Pair.meta, path) == ("true" if value else "false")
+    return and_(
+        func.json_type(Pair.meta, path).in_(("integer", "real")),
+        func.json_extract(Pair.meta, path) == value,
+    )
+
+
+def _range(column: Any, low: float | None, high: float | None) -> list[ColumnElement[bool]]:
+    out = []
+    if low is not None:
+        out.append(column >= low)
+    if high is not None:
+        out.append(column <= high)
+    return out
+
+
+LENGTHS = {
+    "prompt": Pair.prompt_chars,
+    "chosen": Pair.chosen_chars,
+    "rejected": Pair.rejected_chars,
+    "total": Pair.prompt_chars + Pair.chosen_chars + Pair.rejected_chars,
+}
+
+
+@dataclass
+class Query:
+    """A filter resolved against one dataset: the job (if any), the WHERE conditions, and
+    whether any condition beyond the dataset / job / split was given."""
+
+    dataset: Dataset
+    job: Job | None
+    conditions: list[ColumnElement[bool]]
+    narrowed: bool
+    split: str
+    with_reviewer: bool = False  # also join the user who last changed each pair's state
+
+    def select(self, *columns: Any) -> Select:
+        query = select(*columns).select_from(Pair)
+        if self.job is not None:
+            on = and_(Score.pair_id == Pair.id, Score.job_id == self.job.id)
+            query = query.join(Score, on)
+        query = query.outerjoin(Flag, Flag.pair_id == Pair.id)
+        if self.with_reviewer:
+            query = query.outerjoin(User, User.id == Flag.user_id)
+        return query.where(Pair.dataset_id == self.dataset.id, *self.conditions)
+
+
+def resolve(session: Session, dataset: Dataset, f: PairFilter) -> Query:
+    """Check `f` against the dataset (and its job) and turn it into SQL conditions; a condition
+    that cannot hold, a score the job lacks or a score filter without a job is a ReviewError."""
+    job = scored_job(session, dataset, f.job_id) if f.job_id is not None else None
+    conditions: list[ColumnElement[bool]] = []
+    narrowed = False
+    if job is not None and f.split != "all":
+        conditions.append(Score.split == f.split)
+    if (f.scores or f.percentiles) and job is None:
+        raise ReviewError("score and percentile filters need the job_id whose scores to use")
+    if f.q is not None and _words(f.q):
+        if "\x00" in f.q:
+            raise ReviewError("the search text holds a NUL byte")
+        conditions.append(text_condition(session, f.q))
+        narrowed = True
+    if f.states:
+        conditions.append(_state_condition(f.states))
+        narrowed = True
+    if f.flagged is True:
+        conditions.append(Flag.state == "flagged")
+        narrowed = True
+    elif f.flagged is False:
+        conditions.append(or_(Flag.id.is_(None), Flag.state != "flagged"))
+        narrowed = True
+    stats = ensure_stats(session, job) if (job is not None and f.percentiles) else {}
+    for r in [*f.scores, *f.percentiles]:
+        if r.column not in SCORE_COLUMNS:
+            raise ReviewError(
+                f"unknown score column {r.column!r}; use one of {', '.join(SCORE_COLUMNS)}"
+            )
+        if r.min is not None and r.max is not None and r.min > r.max:
+            raise ReviewError(f"{r.column}: min {r.min} is above max {r.max}")
+        if any(v is not None and not math.isfinite(v) for v in (r.min, r.max)):
+            raise ReviewError(f"{r.column}: range bounds must be finite numbers")
+    for r in f.scores:
+        conditions.extend(_range(getattr(Score, r.column), r.min, r.max))
+        narrowed = True
+    for r in f.percentiles:
+        for bound in (r.min, r.max):
+            if bound is not None and not 0 <= bound <= 100:
+                raise ReviewError(f"{r.column}: a percentile is between 0 and 100, not {bound}")
+        stat = stats.get(r.column)
+        if stat is None:
+            raise ReviewError(f"job {f.job_id} has no {r.column!r} scores")
+        column = getattr(Score, r.column)
+        low = None if r.min is None or r.min <= 0 else value_at(stat, r.min)
+        high = None if r.max is None or r.max >= 100 else value_at(stat, r.max)
+        conditions.extend(_range(column, low, high))
+        conditions.append(column.is_not(None))
+        narrowed = True
+    for length in f.lengths:
+        if length.min is not None and length.max is not None and length.min > length.max:
+            raise ReviewError(
+                f"length of {length.field}: min {length.min} is above max {length.max}"
+            )
+        conditions.extend(_range(LENGTHS[length.field], length.min, length.max))
+        narrowed = True
+    for key, value in f.metadata.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ReviewError(f"metadata {key!r}: compare with a finite number")
+        conditions.append(_meta_condition(session, key, value))
+        narrowed = True
+    return Query(dataset, job, conditions, narrowed, f.split)
+
+
+# --- counts ---------------------------------------------------------------------------------
+
+
+def count(session: Session, query: Query) -> tuple[int, bool]:
+    """(total, is_estimate): cached for an unfiltered list; exact up to EXACT_COUNT_LIMIT and
+    the planner's estimate above it on Postgres; exact on SQLite."""
+    if not query.narrowed:
+        if query.job is None:
+            return query.dataset.n_pairs, False
+        stats = ensure_stats(session, query.job)
+        splits = ("train", "val") if query.split == "all" else (query.split,)
+        return sum(stats[f"rows:{s}"].n for s in splits if f"rows:{s}" in stats), False
+    statement = query.select(Pair.id)
+    if session.get_bind().dialect.name != "postgresql":
+        return session.scalar(select(func.count()).select_from(statement.subquery())) or 0, False
+    capped = statement.limit(EXACT_COUNT_LIMIT + 1).subquery()
+    n = session.scalar(select(func.count()).select_from(capped)) or 0
+    if n <= EXACT_COUNT_LIMIT:
+        return n, False
+    compiled = statement.compile(session.get_bind(), compile_kwargs={"literal_binds": True})
+    plan = session.execute(text(f"EXPLAIN (FORMAT JSON) {compiled}")).scalar_one()
+    plan = json.loads(plan) if isinstance(plan, str) else plan
+    return max(int(plan[0]["Plan"]["Plan Rows"]), EXACT_COUNT_LIMIT + 1), True
+
+
+# --- sorting and keyset pagination ----------------------------------------------------------
+
+
+def sort_column(key: str) -> Any:
+    if key == "index":
+        return Pair.id  # ids follow the file's order within a dataset
+    if key == "length":
+        return LENGTHS["total"]
+    return getattr(Score, key)
+
+
+def parse_sort(sort: str, job: Job | None) -> tuple[str, bool]:
+    descending = sort.startswith("-")
+    key = sort.lstrip("-+")
+    if key not in SORT_KEYS:
+        raise ReviewError(f"unknown sort key {key!r}; use one of {', '.join(SORT_KEYS)}")
+    if key in SCORE_COLUMNS and job is None:
+        raise ReviewError(f"sorting by {key!r} needs a job_id whose scores to use")
+    return key, descending
+
+
+@dataclass
+class Cursor:
+    sort: str
+    value: float | None  # the last row's sort value (None in the section without one)
+    pair_id: int
+    rank: int  # rows before the next page
+
+    def encode(self) -> str:
+        raw = json.dumps([self.sort, self.value, self.pair_id, self.rank]).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str, sort: str) -> Cursor:
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+            key, value, pair_id, rank = json.loads(raw)
+            cursor = cls(str(key), None if value is None else float(value), int(pair_id), int(rank))
+        except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+            raise ReviewError("cursor is not one this API returned") from None
+        if cursor.sort != sort:
+            raise ReviewError(
+                f"cursor belongs to sort {cursor.sort!r}, not {sort!r}; start again without it"
+            )
+        return cursor
+
+
+def page_rows(
+    session: Session,
+    query: Query,
+    sort: str,
+    columns: Sequence[Any],
+    *,
+    cursor: str | None,
+    offset: int,
+    limit: int,
+) -> tuple[list[Any], int, str | None]:
+    """(rows, rank of the first row − 1, next cursor). Each row is `columns` plus the sort value
+    and the pair id. With a cursor the page is read by keyset; else by `offset`."""
+    key, descending = parse_sort(sort, query.job)
+    column = sort_column(key)
+    ident = Score.pair_id if query.job is not None else Pair.id
+    nullable = key in SCORE_COLUMNS
+    extra = (column.label("_sort"), ident.label("_id"))
+    order = (column.desc(), ident.desc()) if descending else (column.asc(), ident.asc())
+    id_order = ident.desc() if descending else ident.asc()
+
+    def fetch(statement: Select, n: int) -> list[Any]:
+        return list(session.execute(statement.limit(n)))
+
+    if cursor is None:
+        start = offset
+        statement = query.select(*columns, *extra)
+        if nullable:
+            statement = statement.order_by(column.is_(None), *order)
+        else:
+            statement = statement.order_by(*order)
+        rows = fetch(statement.offset(offset), limit + 1)
+    else:
+        c = Cursor.decode(cursor, sort)
+        start = c.rank
+        after_id = ident < c.pair_id if descending else ident > c.pair_id
+        rows = []
+        if c.value is not None:
+            before = tuple_(column, ident) < tuple_(literal(c.value), literal(c.pair_id))
+            after = tuple_(column, ident) > tuple_(literal(c.value), literal(c.pair_id))
+            statement = query.select(*columns, *extra).where(
+                column.is_not(None), before if descending else after
+            )
+            rows = fetch(statement.order_by(*order), limit + 1)
+            if nullable and len(rows) < limit + 1:
+                nulls = query.select(*columns, *extra).where(column.is_(None))
+                rows += fetch(nulls.order_by(id_order), limit + 1 - len(rows))
+        else:
+            nulls = query.select(*columns, *extra).where(column.is_(None), after_id)
+            rows = fetch(nulls.order_by(id_order), limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = None
+    if more and rows:
+        last = rows[-1]
+        value = None if last._sort is None else float(last._sort)
+        next_cursor = Cursor(sort, value, int(last._id), start + len(rows)).encode()
+    return rows, start, next_cursor
