@@ -59,7 +59,7 @@ def test_upload_audit_flag_export(client, make_user, celery_worker_process) -> N
         headers=headers,
         json={"job_id": job["id"], "top_fraction": 0.1},
     )
-    assert flagged.json() == {"flagged": 18, "unflagged": 0}
+    assert flagged.json() == {"flagged": 18, "unflagged": 0, "protected": 0}
     top_ids = {p["id"] for p in page["items"][:18]}
     now_flagged = client.get(
         f"{API}/datasets/{dataset['id']}/pairs",

@@ -103,7 +103,8 @@ export interface paths {
         };
         /**
          * Export Dataset
-         * @description Stream the dataset in its uploaded schema, by default without the flagged pairs.
+         * @description Stream the dataset in its uploaded schema, by default without the flagged pairs and with
+         *     the swapped ones corrected; the pairs-list filter parameters narrow it further.
          *
          *     Every metadata key of any pair is a column; Parquet columns whose values share no Arrow type
          *     hold their JSON text (listed in the schema metadata `prefaudit.json_columns`).
@@ -128,12 +129,13 @@ export interface paths {
         put?: never;
         /**
          * Flag Top
-         * @description Flag the most harmful `top_fraction` of a job's scored pairs in one call.
+         * @description Flag the most harmful `top_fraction` of a job's scored pairs in one undoable action;
+         *     kept pairs stay kept unless `override_kept`.
          */
         post: operations["datasets-flag_top"];
         /**
          * Clear Flags
-         * @description Remove every flag of the dataset.
+         * @description Return every flagged pair to unreviewed (one undoable action). Notes are kept.
          */
         delete: operations["datasets-clear_flags"];
         options?: never;
@@ -174,9 +176,31 @@ export interface paths {
         };
         /**
          * List Pairs
-         * @description Pairs with their flags and, given `job_id`, that job's scores (training pairs only).
+         * @description Pairs matching the filter, with their review state and, given `job_id`, that job's
+         *     scores, percentiles and each pair's rank in the list. Page on with `cursor` (the previous
+         *     page's `next_cursor`): every page then costs what the first does.
          */
         get: operations["datasets-list_pairs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/datasets/{dataset_id}/pairs/{pair_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read Pair
+         * @description One pair with its review state and, given `job_id`, its scores and percentiles.
+         */
+        get: operations["datasets-read_pair"];
         put?: never;
         post?: never;
         delete?: never;
@@ -195,9 +219,30 @@ export interface paths {
         get?: never;
         /**
          * Flag Pair
-         * @description Flag (exclude from export) or unflag one pair, with an optional note.
+         * @description Flag (exclude from export) or unflag (back to unreviewed) one pair, with an optional
+         *     note. `PUT .../review` sets any state.
          */
         put: operations["datasets-flag_pair"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/datasets/{dataset_id}/pairs/{pair_id}/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Pair History
+         * @description Every change of the pair's review state or note, oldest first (undone ones marked).
+         */
+        get: operations["datasets-pair_history"];
+        put?: never;
         post?: never;
         delete?: never;
         options?: never;
@@ -220,6 +265,110 @@ export interface paths {
         get: operations["datasets-pair_interactions"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/datasets/{dataset_id}/pairs/{pair_id}/review": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Review Pair
+         * @description Set one pair's review state and note: 'flagged' leaves the export, 'swapped' exports it
+         *     with chosen and rejected exchanged, 'kept' protects it from bulk actions.
+         */
+        put: operations["datasets-review_pair"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/datasets/{dataset_id}/review": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Bulk Review
+         * @description Flag, keep, swap or clear every pair matching `filter` (not just a page) in one
+         *     transaction; kept pairs are skipped unless `override_kept`. `dry_run` counts first.
+         */
+        post: operations["datasets-bulk_review"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/datasets/{dataset_id}/review-log": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Review Log
+         * @description Every reviewed pair's decision: row, pair id, state, note, who and when (a file to keep
+         *     beside the export).
+         */
+        get: operations["datasets-review_log"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/datasets/{dataset_id}/review/actions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Review Actions
+         * @description The dataset's review actions, newest first.
+         */
+        get: operations["datasets-review_actions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/datasets/{dataset_id}/review/undo": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Undo Review
+         * @description Undo the last review action not yet undone: its pairs get back their exact earlier
+         *     states and notes. Call again to undo the one before.
+         */
+        post: operations["datasets-undo_review"];
         delete?: never;
         options?: never;
         head?: never;
@@ -749,6 +898,65 @@ export interface components {
              */
             on_bad_rows?: "reject" | "skip";
         };
+        /**
+         * BulkAction
+         * @description Set every pair matching `filter` to one state in one transaction. 'clear' returns them to
+         *     unreviewed; notes are kept unless `note` is given.
+         */
+        BulkAction: {
+            /**
+             * Action
+             * @enum {string}
+             */
+            action: "flag" | "keep" | "swap" | "clear";
+            /**
+             * Dry Run
+             * @description Count what would change; write nothing.
+             * @default false
+             */
+            dry_run?: boolean;
+            filter?: components["schemas"]["PairFilter"];
+            /**
+             * Note
+             * @description Set this note on each.
+             */
+            note?: string | null;
+            /**
+             * Override Kept
+             * @description Also change pairs a reviewer marked 'kept' (skipped by default).
+             * @default false
+             */
+            override_kept?: boolean;
+        };
+        /** BulkResult */
+        BulkResult: {
+            /**
+             * Action Id
+             * @description The history entry (null in a dry run).
+             */
+            action_id?: number | null;
+            /**
+             * Changed
+             * @description Pairs whose state changed (or would, in a dry run).
+             */
+            changed: number;
+            /**
+             * Dry Run
+             * @default false
+             */
+            dry_run?: boolean;
+            /**
+             * Matched
+             * @description Pairs matching the filter.
+             */
+            matched: number;
+            /**
+             * Protected
+             * @description Matching pairs left alone because they are kept.
+             * @default 0
+             */
+            protected?: number;
+        };
         /** DatasetPublic */
         DatasetPublic: {
             /**
@@ -797,6 +1005,12 @@ export interface components {
              */
             flagged?: number;
             /**
+             * Protected
+             * @description Matching pairs left alone because they are kept.
+             * @default 0
+             */
+            protected?: number;
+            /**
              * Unflagged
              * @default 0
              */
@@ -821,6 +1035,12 @@ export interface components {
              * @default harm
              */
             method?: string;
+            /**
+             * Override Kept
+             * @description Also flag pairs a reviewer marked 'kept' (left alone by default).
+             * @default false
+             */
+            override_kept?: boolean;
             /**
              * Rule
              * @description 'top': the `top_fraction` highest by `method`. 'greedy': the first `budget` pairs of the job's greedy group selection (the audit must have run method 'group').
@@ -1011,6 +1231,21 @@ export interface components {
             /** Total */
             total: number;
         };
+        /**
+         * LengthRange
+         * @description A length range in characters; `total` is prompt + chosen + rejected.
+         */
+        LengthRange: {
+            /**
+             * Field
+             * @enum {string}
+             */
+            field: "prompt" | "chosen" | "rejected" | "total";
+            /** Max */
+            max?: number | null;
+            /** Min */
+            min?: number | null;
+        };
         /** LoginRequest */
         LoginRequest: {
             /** Password */
@@ -1105,27 +1340,117 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
+        /**
+         * PairFilter
+         * @description Which pairs: one model for the pairs list, the bulk actions and the export. Every given
+         *     condition must hold.
+         */
+        PairFilter: {
+            /**
+             * Flagged
+             * @description Flagged (true) or not (false).
+             */
+            flagged?: boolean | null;
+            /**
+             * Job Id
+             * @description The audit whose scores the score filters use.
+             */
+            job_id?: number | null;
+            /** Lengths */
+            lengths?: components["schemas"]["LengthRange"][];
+            /**
+             * Metadata
+             * @description Metadata fields equal to these values.
+             */
+            metadata?: {
+                [key: string]: string | boolean | number;
+            };
+            /**
+             * Percentiles
+             * @description Ranges of a score's percentile among the job's training pairs, 0 to 100.
+             */
+            percentiles?: components["schemas"]["ScoreRange"][];
+            /**
+             * Q
+             * @description Words that must all occur in the prompt, chosen or rejected text.
+             */
+            q?: string | null;
+            /** Scores */
+            scores?: components["schemas"]["ScoreRange"][];
+            /**
+             * Split
+             * @description With `job_id`: the job's training pairs, validation pairs or both.
+             * @default train
+             * @enum {string}
+             */
+            split?: "train" | "val" | "all";
+            /**
+             * States
+             * @description Any of these review states.
+             */
+            states?: ("unreviewed" | "kept" | "flagged" | "swapped")[] | null;
+        };
         /** PairPublic */
         PairPublic: {
             /** Chosen */
             chosen: string;
-            /** Flagged */
+            /**
+             * Flagged
+             * @description state == 'flagged' (kept for older clients).
+             */
             flagged: boolean;
             /** Id */
             id: number;
-            /** Index */
+            /**
+             * Index
+             * @description 0-based position among the file's pairs.
+             */
             index: number;
+            /**
+             * Lengths
+             * @description prompt / chosen / rejected length in characters.
+             */
+            lengths?: {
+                [key: string]: number;
+            };
             /** Metadata */
             metadata: {
                 [key: string]: unknown;
             };
             /** Note */
             note: string | null;
+            /**
+             * Percentiles
+             * @description Per score column: the percentage of the job's training pairs with a value at or below this pair's (from 1,001 stored quantiles, so within 0.1 points).
+             */
+            percentiles?: {
+                [key: string]: number;
+            };
             /** Prompt */
             prompt: string;
+            /**
+             * Rank
+             * @description 1-based position in this sorted, filtered list.
+             */
+            rank?: number | null;
             /** Rejected */
             rejected: string;
+            /** Reviewed At */
+            reviewed_at?: string | null;
+            /** Reviewed By */
+            reviewed_by?: string | null;
+            /**
+             * Row
+             * @description 1-based pair number, as upload errors count rows.
+             */
+            row: number;
             scores?: components["schemas"]["PairScores"] | null;
+            /**
+             * State
+             * @default unreviewed
+             * @enum {string}
+             */
+            state?: "unreviewed" | "kept" | "flagged" | "swapped";
         };
         /** PairScores */
         PairScores: {
@@ -1198,8 +1523,94 @@ export interface components {
         PairsPage: {
             /** Items */
             items: components["schemas"]["PairPublic"][];
+            /**
+             * Next Cursor
+             * @description Pass as `cursor` for the next page; null on the last page.
+             */
+            next_cursor?: string | null;
             /** Total */
             total: number;
+            /**
+             * Total Is Estimate
+             * @description True when `total` is the planner's estimate (a filter matching more than 10,000 pairs on Postgres).
+             * @default false
+             */
+            total_is_estimate?: boolean;
+        };
+        /** ReviewActionPublic */
+        ReviewActionPublic: {
+            /** Count */
+            count: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Description */
+            description: string;
+            /** Id */
+            id: number;
+            /** Kind */
+            kind: string;
+            /** State */
+            state: string | null;
+            /** Undoes */
+            undoes: number | null;
+            /** Undone At */
+            undone_at: string | null;
+            /** User */
+            user?: string | null;
+        };
+        /** ReviewEventPublic */
+        ReviewEventPublic: {
+            /** Action Id */
+            action_id: number;
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /** Description */
+            description: string;
+            /** Kind */
+            kind: string;
+            /** New Note */
+            new_note: string | null;
+            /** New State */
+            new_state: string;
+            /** Old Note */
+            old_note: string | null;
+            /** Old State */
+            old_state: string;
+            /** Undone */
+            undone: boolean;
+            /** User */
+            user: string | null;
+        };
+        /**
+         * ReviewUpdate
+         * @description One pair's whole review state: the state and the note (null clears it).
+         */
+        ReviewUpdate: {
+            /** Note */
+            note?: string | null;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "unreviewed" | "kept" | "flagged" | "swapped";
+        };
+        /**
+         * ScoreRange
+         * @description `min` ≤ column ≤ `max` (either bound optional).
+         */
+        ScoreRange: {
+            /** Column */
+            column: string;
+            /** Max */
+            max?: number | null;
+            /** Min */
+            min?: number | null;
         };
         /** TokenCreate */
         TokenCreate: {
@@ -1701,8 +2112,25 @@ export interface operations {
             query?: {
                 format?: "jsonl" | "csv" | "parquet";
                 exclude_flagged?: boolean;
+                /** @description Write swapped pairs with chosen and rejected exchanged (default). */
+                apply_swaps?: boolean;
                 /** @description CSV only: write every cell exactly as stored. By default a cell that starts with =, +, -, @, tab or CR gets a leading single quote, so a spreadsheet shows it instead of running it as a formula. JSONL and Parquet are always exact. */
                 raw?: boolean;
+                job_id?: number | null;
+                split?: "train" | "val" | "all";
+                /** @description Words that must all occur in the texts. */
+                q?: string | null;
+                /** @description Review states (repeat for several). */
+                state?: ("unreviewed" | "kept" | "flagged" | "swapped")[] | null;
+                flagged?: boolean | null;
+                /** @description column:min:max on the job's scores, e.g. harm:0.5: (repeatable) */
+                score?: string[];
+                /** @description column:min:max in percent, e.g. harm:90:100 */
+                percentile?: string[];
+                /** @description prompt|chosen|rejected|total:min:max in characters, e.g. chosen::200 */
+                length?: string[];
+                /** @description key=value metadata equality (JSON numbers/booleans) */
+                meta?: string[];
             };
             header?: never;
             path: {
@@ -1874,13 +2302,27 @@ export interface operations {
     "datasets-list_pairs": {
         parameters: {
             query?: {
-                job_id?: number | null;
-                /** @description 'index' or a score column, '-' for descending */
+                /** @description 'index' (file order), 'length' (total characters) or a score column of `job_id`; a leading '-' sorts descending */
                 sort?: string;
-                flagged?: boolean | null;
-                split?: string;
+                /** @description `next_cursor` of the previous page (keyset paging) */
+                cursor?: string | null;
                 offset?: number;
                 limit?: number;
+                job_id?: number | null;
+                split?: "train" | "val" | "all";
+                /** @description Words that must all occur in the texts. */
+                q?: string | null;
+                /** @description Review states (repeat for several). */
+                state?: ("unreviewed" | "kept" | "flagged" | "swapped")[] | null;
+                flagged?: boolean | null;
+                /** @description column:min:max on the job's scores, e.g. harm:0.5: (repeatable) */
+                score?: string[];
+                /** @description column:min:max in percent, e.g. harm:90:100 */
+                percentile?: string[];
+                /** @description prompt|chosen|rejected|total:min:max in characters, e.g. chosen::200 */
+                length?: string[];
+                /** @description key=value metadata equality (JSON numbers/booleans) */
+                meta?: string[];
             };
             header?: never;
             path: {
@@ -1898,6 +2340,42 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PairsPage"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "datasets-read_pair": {
+        parameters: {
+            query?: {
+                job_id?: number | null;
+            };
+            header?: never;
+            path: {
+                /** @description A database id (1 … 2³¹−1). */
+                pair_id: number;
+                /** @description A database id (1 … 2³¹−1). */
+                dataset_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PairPublic"];
                 };
             };
             /** @description Validation Error */
@@ -1949,6 +2427,40 @@ export interface operations {
             };
         };
     };
+    "datasets-pair_history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A database id (1 … 2³¹−1). */
+                pair_id: number;
+                /** @description A database id (1 … 2³¹−1). */
+                dataset_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReviewEventPublic"][];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     "datasets-pair_interactions": {
         parameters: {
             query: {
@@ -1973,6 +2485,181 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Interactions"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "datasets-review_pair": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A database id (1 … 2³¹−1). */
+                pair_id: number;
+                /** @description A database id (1 … 2³¹−1). */
+                dataset_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReviewUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PairPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "datasets-bulk_review": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A database id (1 … 2³¹−1). */
+                dataset_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BulkAction"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BulkResult"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "datasets-review_log": {
+        parameters: {
+            query?: {
+                format?: "jsonl" | "csv";
+            };
+            header?: never;
+            path: {
+                /** @description A database id (1 … 2³¹−1). */
+                dataset_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-ndjson": unknown;
+                    "text/csv; charset=utf-8": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "datasets-review_actions": {
+        parameters: {
+            query?: {
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description A database id (1 … 2³¹−1). */
+                dataset_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReviewActionPublic"][];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "datasets-undo_review": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A database id (1 … 2³¹−1). */
+                dataset_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BulkResult"];
                 };
             };
             /** @description Validation Error */

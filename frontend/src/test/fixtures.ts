@@ -28,6 +28,10 @@ export function makePair(
   return {
     id: 100 + index,
     index,
+    row: index + 1,
+    state: overrides.flagged ? "flagged" : "unreviewed",
+    lengths: {},
+    percentiles: {},
     prompt: `Human: question ${index}\n\nAssistant:`,
     chosen: ` helpful answer ${index}`,
     rejected: ` unhelpful answer ${index}`,

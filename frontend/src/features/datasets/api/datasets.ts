@@ -61,11 +61,25 @@ export function useDeleteDataset() {
 }
 
 /** Downloads the cleaned dataset: fetched with the auth header, then saved from a blob URL. */
+export interface ExportOptions {
+  excludeFlagged: boolean;
+  applySwaps: boolean;
+}
+
 export function useExportDataset(dataset: Dataset) {
   return useMutation({
-    mutationFn: async (format: ExportFormat) => {
+    mutationFn: async ({
+      format,
+      options = { excludeFlagged: true, applySwaps: true },
+    }: {
+      format: ExportFormat;
+      options?: ExportOptions;
+    }) => {
       const { data, error, response } = await api.GET("/api/v1/datasets/{dataset_id}/export", {
-        params: { path: { dataset_id: dataset.id }, query: { format, exclude_flagged: true } },
+        params: {
+          path: { dataset_id: dataset.id },
+          query: { format, exclude_flagged: options.excludeFlagged, apply_swaps: options.applySwaps },
+        },
         parseAs: "blob",
       });
       if (error !== undefined || !response.ok || !(data instanceof Blob)) {
@@ -74,6 +88,27 @@ export function useExportDataset(dataset: Dataset) {
       const filename = filenameFrom(
         response.headers.get("Content-Disposition"),
         `${dataset.name}.cleaned.${format}`,
+      );
+      saveBlob(data, filename);
+      return filename;
+    },
+  });
+}
+
+/** Download the review log: every reviewed pair's state, note, who and when. */
+export function useExportReviewLog(dataset: Dataset) {
+  return useMutation({
+    mutationFn: async (format: "jsonl" | "csv") => {
+      const { data, error, response } = await api.GET("/api/v1/datasets/{dataset_id}/review-log", {
+        params: { path: { dataset_id: dataset.id }, query: { format } },
+        parseAs: "blob",
+      });
+      if (error !== undefined || !response.ok || !(data instanceof Blob)) {
+        throw new ApiError(response.status, error);
+      }
+      const filename = filenameFrom(
+        response.headers.get("Content-Disposition"),
+        `${dataset.name}-review-log.${format}`,
       );
       saveBlob(data, filename);
       return filename;

@@ -22,10 +22,45 @@ export const HISTOGRAM_BINS = 40;
 
 export type ScoreHistogram = Schemas["Histogram"];
 
+export type ReviewState = NonNullable<Pair["state"]>;
+export type BulkKind = Schemas["BulkAction"]["action"];
+export type BulkResult = Schemas["BulkResult"];
+export type ReviewAction = Schemas["ReviewActionPublic"];
+
+/** A score range on one column (either bound optional). */
+export interface ScoreRange {
+  column: string;
+  min?: number;
+  max?: number;
+}
+
 export interface PairsQuery {
   jobId: number;
   sort: Sort;
   filter: FlagFilter;
+  /** Words that must all occur in the texts. */
+  q?: string;
+  /** Review states to show (any of them); empty: all. */
+  states?: ReviewState[];
+  range?: ScoreRange | null;
+}
+
+/** The filter model the bulk actions take, from the list's query (same meaning). */
+export function toFilter(query: PairsQuery): Schemas["PairFilter"] {
+  const range = query.range;
+  return {
+    job_id: query.jobId,
+    split: "train",
+    q: query.q ? query.q : null,
+    states: query.states && query.states.length > 0 ? query.states : null,
+    flagged: flaggedParam(query.filter) ?? null,
+    scores: range ? [{ column: range.column, min: range.min ?? null, max: range.max ?? null }] : [],
+  };
+}
+
+function rangeParam(range: ScoreRange | null | undefined): string[] | undefined {
+  if (!range || (range.min === undefined && range.max === undefined)) return undefined;
+  return [`${range.column}:${range.min ?? ""}:${range.max ?? ""}`];
 }
 
 export const pairKeys = {
@@ -40,10 +75,11 @@ function flaggedParam(filter: FlagFilter): boolean | undefined {
   return filter === "all" ? undefined : filter === "flagged";
 }
 
-async function fetchPairs(
-  datasetId: number,
-  query: { job_id?: number; sort?: Sort; flagged?: boolean; offset: number; limit: number },
-): Promise<PairsPage> {
+type ListParams = NonNullable<
+  NonNullable<Parameters<typeof api.GET<"/api/v1/datasets/{dataset_id}/pairs">>[1]>["params"]
+>["query"];
+
+async function fetchPairs(datasetId: number, query: ListParams): Promise<PairsPage> {
   return unwrap(
     await api.GET("/api/v1/datasets/{dataset_id}/pairs", {
       params: { path: { dataset_id: datasetId }, query },
@@ -51,7 +87,8 @@ async function fetchPairs(
   );
 }
 
-/** The job's scored pairs in `sort` order, fetched a page at a time as the table scrolls. */
+/** The job's scored pairs matching the query in `sort` order, a keyset page at a time as the
+ * table scrolls (page 1,000 costs the server what page 1 does). */
 export function usePairs(datasetId: number, query: PairsQuery) {
   return useInfiniteQuery({
     queryKey: pairKeys.list(datasetId, query),
@@ -60,14 +97,14 @@ export function usePairs(datasetId: number, query: PairsQuery) {
         job_id: query.jobId,
         sort: query.sort,
         flagged: flaggedParam(query.filter),
-        offset: pageParam,
+        q: query.q || undefined,
+        state: query.states && query.states.length > 0 ? query.states : undefined,
+        score: rangeParam(query.range),
+        cursor: pageParam ?? undefined,
         limit: PAGE_SIZE,
       }),
-    initialPageParam: 0,
-    getNextPageParam: (last, pages) => {
-      const loaded = pages.reduce((n, page) => n + page.items.length, 0);
-      return loaded < last.total && last.items.length > 0 ? loaded : undefined;
-    },
+    initialPageParam: null as string | null,
+    getNextPageParam: (last) => last.next_cursor ?? undefined,
     placeholderData: keepPreviousData,
   });
 }
@@ -91,14 +128,14 @@ export function useScoreHistogram(datasetId: number, jobId: number, column = "ha
 export function useFlaggedCount(datasetId: number) {
   return useQuery({
     queryKey: pairKeys.flaggedCount(datasetId),
-    queryFn: async () => (await fetchPairs(datasetId, { flagged: true, offset: 0, limit: 1 })).total,
+    queryFn: async () => (await fetchPairs(datasetId, { flagged: true, limit: 1 })).total,
   });
 }
 
 export function useSetFlag(datasetId: number) {
   const queryClient = useQueryClient();
   const lists = { queryKey: [...pairKeys.all(datasetId), "list"] };
-  const patch = (pairId: number, change: Pick<Pair, "flagged" | "note">) =>
+  const patch = (pairId: number, change: Partial<Pick<Pair, "flagged" | "note" | "state">>) =>
     queryClient.setQueriesData<InfiniteData<PairsPage>>(
       lists,
       (data) =>
@@ -122,15 +159,116 @@ export function useSetFlag(datasetId: number) {
     // Rows are patched in place (not refetched) so the ranking does not jump under the cursor.
     onMutate: async ({ pair, flagged, note }) => {
       await queryClient.cancelQueries(lists);
-      patch(pair.id, { flagged, note: note ?? null });
-      return { before: { flagged: pair.flagged, note: pair.note } };
+      patch(pair.id, { flagged, note: note ?? null, state: flagged ? "flagged" : "unreviewed" });
+      return { before: { flagged: pair.flagged, note: pair.note, state: pair.state } };
     },
     onError: (_error, { pair }, context) => {
       if (context) patch(pair.id, context.before);
     },
-    // The server's copy has no scores (they belong to a job), so only its flag fields are taken.
-    onSuccess: (updated) => patch(updated.id, { flagged: updated.flagged, note: updated.note }),
-    onSettled: () => queryClient.invalidateQueries({ queryKey: pairKeys.flaggedCount(datasetId) }),
+    // The server's copy has no scores (they belong to a job), so only its review fields are taken.
+    onSuccess: (updated) =>
+      patch(updated.id, { flagged: updated.flagged, note: updated.note, state: updated.state }),
+    onSettled: () => {
+      void queryClient.invalidateQueries({ queryKey: pairKeys.flaggedCount(datasetId) });
+      void queryClient.invalidateQueries({ queryKey: [...pairKeys.all(datasetId), "actions"] });
+    },
+  });
+}
+
+/** Set one pair's review state (and note), patching the loaded rows in place. */
+export function useSetState(datasetId: number) {
+  const queryClient = useQueryClient();
+  const lists = { queryKey: [...pairKeys.all(datasetId), "list"] };
+  const patch = (pairId: number, change: Partial<Pick<Pair, "flagged" | "note" | "state">>) =>
+    queryClient.setQueriesData<InfiniteData<PairsPage>>(
+      lists,
+      (data) =>
+        data && {
+          ...data,
+          pages: data.pages.map((page) => ({
+            ...page,
+            items: page.items.map((item) => (item.id === pairId ? { ...item, ...change } : item)),
+          })),
+        },
+    );
+  return useMutation({
+    mutationFn: async ({ pair, state, note }: { pair: Pair; state: ReviewState; note: string | null }) =>
+      unwrap(
+        await api.PUT("/api/v1/datasets/{dataset_id}/pairs/{pair_id}/review", {
+          params: { path: { dataset_id: datasetId, pair_id: pair.id } },
+          body: { state, note },
+        }),
+      ),
+    onMutate: async ({ pair, state, note }) => {
+      await queryClient.cancelQueries(lists);
+      patch(pair.id, { state, note, flagged: state === "flagged" });
+      return { before: { flagged: pair.flagged, note: pair.note, state: pair.state } };
+    },
+    onError: (_error, { pair }, context) => {
+      if (context) patch(pair.id, context.before);
+    },
+    onSuccess: (updated) =>
+      patch(updated.id, { flagged: updated.flagged, note: updated.note, state: updated.state }),
+    onSettled: (_data, _error, { pair }) => {
+      void queryClient.invalidateQueries({ queryKey: pairKeys.flaggedCount(datasetId) });
+      void queryClient.invalidateQueries({ queryKey: [...pairKeys.all(datasetId), "actions"] });
+      void queryClient.invalidateQueries({ queryKey: [...pairKeys.all(datasetId), "history", pair.id] });
+    },
+  });
+}
+
+/** A bulk action on everything a filter matches; `dry_run` only counts. */
+export function useBulk(datasetId: number) {
+  const refresh = useRefreshFlags(datasetId);
+  return useMutation({
+    mutationFn: async (body: Schemas["BulkAction"]) =>
+      unwrap(
+        await api.POST("/api/v1/datasets/{dataset_id}/review", {
+          params: { path: { dataset_id: datasetId } },
+          body,
+        }),
+      ),
+    onSuccess: (result) => (result.dry_run ? undefined : refresh()),
+  });
+}
+
+/** Undo the dataset's last review action. */
+export function useUndo(datasetId: number) {
+  const refresh = useRefreshFlags(datasetId);
+  return useMutation({
+    mutationFn: async () =>
+      unwrap(
+        await api.POST("/api/v1/datasets/{dataset_id}/review/undo", {
+          params: { path: { dataset_id: datasetId } },
+        }),
+      ),
+    onSuccess: refresh,
+  });
+}
+
+/** The dataset's recent review actions, newest first. */
+export function useReviewActions(datasetId: number) {
+  return useQuery({
+    queryKey: [...pairKeys.all(datasetId), "actions"],
+    queryFn: async () =>
+      unwrap(
+        await api.GET("/api/v1/datasets/{dataset_id}/review/actions", {
+          params: { path: { dataset_id: datasetId }, query: { limit: 10 } },
+        }),
+      ),
+  });
+}
+
+/** One pair's review history, oldest first. */
+export function usePairHistory(datasetId: number, pairId: number) {
+  return useQuery({
+    queryKey: [...pairKeys.all(datasetId), "history", pairId],
+    queryFn: async () =>
+      unwrap(
+        await api.GET("/api/v1/datasets/{dataset_id}/pairs/{pair_id}/history", {
+          params: { path: { dataset_id: datasetId, pair_id: pairId } },
+        }),
+      ),
   });
 }
 
@@ -140,6 +278,8 @@ function useRefreshFlags(datasetId: number) {
     Promise.all([
       queryClient.invalidateQueries({ queryKey: [...pairKeys.all(datasetId), "list"] }),
       queryClient.invalidateQueries({ queryKey: pairKeys.flaggedCount(datasetId) }),
+      queryClient.invalidateQueries({ queryKey: [...pairKeys.all(datasetId), "actions"] }),
+      queryClient.invalidateQueries({ queryKey: [...pairKeys.all(datasetId), "history"] }),
     ]);
 }
 

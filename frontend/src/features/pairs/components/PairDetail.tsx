@@ -1,15 +1,21 @@
-import { useEffect, useState } from "react";
+import { forwardRef, useEffect, useState } from "react";
 import { errorMessage } from "../../../api/errors";
-import { useInteractions, type Pair } from "../api/pairs";
+import { useInteractions, usePairHistory, type Pair, type ReviewState } from "../api/pairs";
 import { formatScore } from "./PairsTable";
+import { SCORE_CHOICES } from "./ReviewFilterBar";
+import { WordDiff } from "./WordDiff";
 
 interface Props {
   pair: Pair;
   rank: number | null;
   onFlag: (flagged: boolean, note: string | null) => void;
+  /** Set any review state (keep, swap, back to unreviewed). */
+  onState?: (state: ReviewState, note: string | null) => void;
   busy?: boolean;
   /** A group audit: list the pairs this one interacts with most. */
   interactions?: { datasetId: number; jobId: number };
+  /** Show the pair's review history. */
+  datasetId?: number;
 }
 
 type Scores = NonNullable<Pair["scores"]>;
@@ -48,27 +54,43 @@ const SHOWN_SCORES = (Object.entries(SCORE_LABELS) as [ScoreColumn, string | nul
   (entry): entry is [ScoreColumn, string] => entry[1] !== null,
 );
 
+const EXPLAIN: Record<string, string> = Object.fromEntries(SCORE_CHOICES.map((c) => [c.column, c.high]));
+
 /** One pair in full: the prompt, then chosen and rejected side by side (whitespace kept). */
-export function PairDetail({ pair, rank, onFlag, busy = false, interactions }: Props) {
+export const PairDetail = forwardRef<HTMLTextAreaElement, Props>(function PairDetail(
+  { pair, rank, onFlag, onState, busy = false, interactions, datasetId },
+  noteRef,
+) {
   const [note, setNote] = useState(pair.note ?? "");
+  const [diff, setDiff] = useState(false);
   useEffect(() => setNote(pair.note ?? ""), [pair.id, pair.note]);
 
   const scores = pair.scores;
+  const metadata = Object.entries(pair.metadata ?? {});
   return (
     <article className="pair-detail card" aria-labelledby="pair-title">
       <header className="section-head">
         <h3 id="pair-title">
-          Pair at row {pair.index}
-          {rank !== null && <span className="muted"> · rank {rank}</span>}
-          {pair.flagged && <span className="tag tag-flagged">flagged</span>}
+          Pair at row {pair.row}
+          {(pair.rank ?? rank) !== null && <span className="muted"> · rank {pair.rank ?? rank}</span>}
+          {pair.state !== "unreviewed" && (
+            <span className={`tag tag-${pair.state}`} data-testid="pair-state">
+              {pair.state}
+            </span>
+          )}
         </h3>
       </header>
       {scores && (
         <dl className="scores">
           {SHOWN_SCORES.filter(([key]) => typeof scores[key] === "number").map(([key, label]) => (
-            <div key={key}>
+            <div key={key} title={EXPLAIN[key] ? `High: ${EXPLAIN[key]}` : undefined}>
               <dt>{label}</dt>
-              <dd>{formatScore(scores[key] as number)}</dd>
+              <dd>
+                {formatScore(scores[key] as number)}
+                {pair.percentiles?.[key] !== undefined && (
+                  <span className="muted small"> · p{Math.round(pair.percentiles[key])}</span>
+                )}
+              </dd>
             </div>
           ))}
           {scores.split && (
@@ -79,20 +101,44 @@ export function PairDetail({ pair, rank, onFlag, busy = false, interactions }: P
           )}
         </dl>
       )}
+      {scores && pair.percentiles?.harm !== undefined && (
+        <p className="muted small">
+          Percentile p: the share of this audit's training pairs scoring at or below this one (p99: more
+          harmful than 99% of them). Hover a score for what a high value means.
+        </p>
+      )}
       <section aria-label="Prompt">
         <h4>Prompt</h4>
         <pre className="text">{pair.prompt}</pre>
       </section>
-      <div className="responses">
-        <section aria-label="Chosen response" className="response chosen">
-          <h4>Chosen</h4>
-          <pre className="text">{pair.chosen}</pre>
-        </section>
-        <section aria-label="Rejected response" className="response rejected">
-          <h4>Rejected</h4>
-          <pre className="text">{pair.rejected}</pre>
-        </section>
-      </div>
+      <label className="inline">
+        <input type="checkbox" checked={diff} onChange={(e) => setDiff(e.target.checked)} />
+        word diff
+      </label>
+      {diff ? (
+        <WordDiff chosen={pair.chosen} rejected={pair.rejected} />
+      ) : (
+        <div className="responses">
+          <section aria-label="Chosen response" className="response chosen">
+            <h4>Chosen{pair.state === "swapped" && " (exported as rejected)"}</h4>
+            <pre className="text">{pair.chosen}</pre>
+          </section>
+          <section aria-label="Rejected response" className="response rejected">
+            <h4>Rejected{pair.state === "swapped" && " (exported as chosen)"}</h4>
+            <pre className="text">{pair.rejected}</pre>
+          </section>
+        </div>
+      )}
+      {metadata.length > 0 && (
+        <dl className="metadata" aria-label="Metadata">
+          {metadata.map(([key, value]) => (
+            <div key={key}>
+              <dt>{key}</dt>
+              <dd>{typeof value === "string" ? value : JSON.stringify(value)}</dd>
+            </div>
+          ))}
+        </dl>
+      )}
       {interactions && (
         <PairInteractions datasetId={interactions.datasetId} jobId={interactions.jobId} pairId={pair.id} />
       )}
@@ -100,6 +146,7 @@ export function PairDetail({ pair, rank, onFlag, busy = false, interactions }: P
         <label>
           Note (optional)
           <textarea
+            ref={noteRef}
             rows={2}
             value={note}
             onChange={(e) => setNote(e.target.value)}
@@ -126,9 +173,48 @@ export function PairDetail({ pair, rank, onFlag, busy = false, interactions }: P
               Flag pair
             </button>
           )}
+          {onState && (
+            <>
+              <button
+                type="button"
+                onClick={() => onState(pair.state === "kept" ? "unreviewed" : "kept", note || null)}
+                disabled={busy}
+              >
+                {pair.state === "kept" ? "Unkeep" : "Keep pair"}
+              </button>
+              <button
+                type="button"
+                onClick={() => onState(pair.state === "swapped" ? "unreviewed" : "swapped", note || null)}
+                disabled={busy}
+              >
+                {pair.state === "swapped" ? "Unswap" : "Swap chosen/rejected"}
+              </button>
+            </>
+          )}
         </div>
       </div>
+      {datasetId !== undefined && <PairHistory datasetId={datasetId} pairId={pair.id} />}
     </article>
+  );
+});
+
+/** Who changed this pair's state or note, and when (undone changes struck through). */
+function PairHistory({ datasetId, pairId }: { datasetId: number; pairId: number }) {
+  const history = usePairHistory(datasetId, pairId);
+  if (!history.data || history.data.length === 0) return null;
+  return (
+    <section aria-label="History" className="history">
+      <h4>History</h4>
+      <ol>
+        {history.data.map((event, k) => (
+          <li key={k} className={event.undone ? "undone" : undefined}>
+            {new Date(event.at).toLocaleString()} · {event.user ?? "?"}: {event.old_state} → {event.new_state}
+            {event.new_note && event.new_note !== event.old_note && ` (note: ${event.new_note})`}
+            {event.undone && " · undone"}
+          </li>
+        ))}
+      </ol>
+    </section>
   );
 }
 

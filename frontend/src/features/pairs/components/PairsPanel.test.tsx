@@ -18,7 +18,10 @@ function setup(groupBudget: number | null = null) {
   ];
   const flags = new Map<number, boolean>();
   const flagBodies: unknown[] = [];
-  const withFlag = (pair: Pair) => ({ ...pair, flagged: flags.get(pair.id) ?? false });
+  const withFlag = (pair: Pair): Pair => {
+    const flagged = flags.get(pair.id) ?? false;
+    return { ...pair, flagged, state: flagged ? "flagged" : "unreviewed" };
+  };
   const api = mockApi({
     "GET /api/v1/datasets/1/pairs": (_request, url) => {
       const sort = url.searchParams.get("sort") ?? "index";
@@ -32,6 +35,15 @@ function setup(groupBudget: number | null = null) {
       const limit = Number(url.searchParams.get("limit") ?? 50);
       return { items: items.slice(offset, offset + limit), total: items.length };
     },
+    "GET /api/v1/datasets/1/review/actions": () => [],
+    "PUT /api/v1/datasets/1/pairs/103/review": async (request) => {
+      const body = (await request.json()) as { state: string; note: string | null };
+      flagBodies.push(body);
+      flags.set(103, body.state === "flagged");
+      return { ...withFlag(pairs[0]), state: body.state, note: body.note, scores: null };
+    },
+    "GET /api/v1/datasets/1/pairs/101/history": () => [],
+    "GET /api/v1/datasets/1/pairs/103/history": () => [],
     "GET /api/v1/jobs/7/histogram": () => ({
       column: "harm",
       n: 3,
@@ -82,10 +94,11 @@ describe("PairsPanel", () => {
   it("ranks a job's pairs by harm and plots their histogram", async () => {
     const { calls } = setup();
     await waitFor(() => expect(dataRows()).toHaveLength(3));
+    // Rows count from 1, as in the file.
     expect(dataRows().map((row) => within(row).getAllByRole("cell")[1].textContent)).toEqual([
-      "3",
+      "4",
+      "2",
       "1",
-      "0",
     ]);
     const list = calls.find((r) => new URL(r.url).searchParams.get("sort") === "-harm")!;
     expect(new URL(list.url).searchParams.get("job_id")).toBe("7");
@@ -98,6 +111,25 @@ describe("PairsPanel", () => {
     expect(Object.fromEntries(new URL(histogram.url).searchParams)).toEqual({ column: "harm", bins: "40" });
     expect(calls.filter((r) => new URL(r.url).pathname.endsWith("/pairs"))).toHaveLength(2);
     expect(screen.getByTestId("flag-summary")).toHaveTextContent("0 of 4 pairs flagged");
+  });
+
+  it("runs the keyboard loop: j/k move, s swaps and advances, ? shows the keys", async () => {
+    const { flagBodies } = setup();
+    await waitFor(() => expect(dataRows()).toHaveLength(3));
+    await userEvent.keyboard("j");
+    expect(dataRows()[0]).toHaveAttribute("aria-selected", "true");
+    await userEvent.keyboard("s");
+    await waitFor(() => expect(flagBodies).toContainEqual({ state: "swapped", note: null }));
+    // Auto-advance: the next pair is selected.
+    expect(dataRows()[1]).toHaveAttribute("aria-selected", "true");
+    await userEvent.keyboard("k");
+    expect(dataRows()[0]).toHaveAttribute("aria-selected", "true");
+    await waitFor(() => expect(within(dataRows()[0]).getByText("swapped")).toBeInTheDocument());
+    await userEvent.keyboard("?");
+    expect(screen.getByRole("dialog", { name: "Keyboard shortcuts" })).toHaveTextContent("K (shift+k)");
+    // Keys typed into a field are text, not commands.
+    await userEvent.type(screen.getByLabelText("Note (optional)"), "fks");
+    expect(flagBodies).toHaveLength(1);
   });
 
   it("shows the selected pair's prompt, then chosen and rejected side by side, whitespace kept", async () => {
@@ -120,14 +152,14 @@ describe("PairsPanel", () => {
     await userEvent.type(screen.getByLabelText("Note (optional)"), "chosen is wrong");
     await userEvent.click(screen.getByRole("button", { name: "Flag pair" }));
     await waitFor(() =>
-      expect(screen.getByRole("checkbox", { name: "Flag pair 3" })).toBeChecked(),
+      expect(screen.getByRole("checkbox", { name: "Flag pair at row 4" })).toBeChecked(),
     );
     expect(flagBodies).toEqual([{ flagged: true, note: "chosen is wrong" }]);
     expect(await screen.findByText("1 of 4 pairs flagged · an export keeps 3")).toBeInTheDocument();
 
     await userEvent.click(screen.getByRole("button", { name: "Unflag pair" }));
     await waitFor(() =>
-      expect(screen.getByRole("checkbox", { name: "Flag pair 3" })).not.toBeChecked(),
+      expect(screen.getByRole("checkbox", { name: "Flag pair at row 4" })).not.toBeChecked(),
     );
   });
 
@@ -138,7 +170,7 @@ describe("PairsPanel", () => {
     await userEvent.click(screen.getByRole("button", { name: "Flag top 10%" }));
     expect(await screen.findByTestId("flag-message")).toHaveTextContent("1 pairs newly flagged");
     await waitFor(() =>
-      expect(screen.getByRole("checkbox", { name: "Flag pair 3" })).toBeChecked(),
+      expect(screen.getByRole("checkbox", { name: "Flag pair at row 4" })).toBeChecked(),
     );
     await userEvent.selectOptions(screen.getByLabelText("Show"), "flagged");
     await waitFor(() => expect(dataRows()).toHaveLength(1));

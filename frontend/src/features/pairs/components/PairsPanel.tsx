@@ -1,6 +1,12 @@
-import { useCallback, useMemo, useState } from "react";
+import { useCallback, useMemo, useRef, useState } from "react";
+import { useSearchParams } from "react-router";
 import { errorMessage } from "../../../api/errors";
+import { REVIEW_KEYS, useReviewKeys } from "../hooks/useReviewKeys";
 import {
+  toFilter,
+  useSetState,
+  useUndo,
+  type ReviewState,
   useClearFlags,
   useFlagBudget,
   useFlaggedCount,
@@ -17,6 +23,43 @@ import { FlagToolbar } from "./FlagToolbar";
 import { HarmHistogram, tickFormatter } from "./HarmHistogram";
 import { PairDetail } from "./PairDetail";
 import { PairsTable } from "./PairsTable";
+import { BulkBar } from "./BulkBar";
+import { ReviewFilterBar, SCORE_CHOICES, STATES, type ReviewFilters } from "./ReviewFilterBar";
+
+/** The view's sort and filters live in the URL, so a view can be shared and reloaded. */
+function useViewParams(): [string, ReviewFilters, (sort: string) => void, (f: ReviewFilters) => void] {
+  const [params, setParams] = useSearchParams();
+  const sort = params.get("sort") ?? "-harm";
+  const range = params.get("range");
+  const [column, min, max] = range ? range.split(":") : [];
+  const filters: ReviewFilters = {
+    q: params.get("q") ?? "",
+    states: params.getAll("state").filter((s): s is ReviewState => (STATES as string[]).includes(s)),
+    range: column
+      ? { column, min: min ? Number(min) : undefined, max: max ? Number(max) : undefined }
+      : null,
+  };
+  const update = (change: (next: URLSearchParams) => void) =>
+    setParams(
+      (current) => {
+        const next = new URLSearchParams(current);
+        change(next);
+        return next;
+      },
+      { replace: true },
+    );
+  const setSort = (value: string) => update((next) => next.set("sort", value));
+  const setFilters = (f: ReviewFilters) =>
+    update((next) => {
+      if (f.q) next.set("q", f.q);
+      else next.delete("q");
+      next.delete("state");
+      f.states.forEach((s) => next.append("state", s));
+      if (f.range) next.set("range", `${f.range.column}:${f.range.min ?? ""}:${f.range.max ?? ""}`);
+      else next.delete("range");
+    });
+  return [sort, filters, setSort, setFilters];
+}
 
 interface Props {
   datasetId: number;
@@ -29,13 +72,18 @@ interface Props {
 
 /** Review one finished audit: the harm distribution, the ranked pairs, flagging. */
 export function PairsPanel({ datasetId, jobId, datasetPairs, groupBudget = null }: Props) {
-  const [sort, setSort] = useState<Sort>("-harm");
+  const [sort, filters, setSort, setFilters] = useViewParams();
   const [filter, setFilter] = useState<FlagFilter>("all");
+  const [help, setHelp] = useState(false);
+  const noteRef = useRef<HTMLTextAreaElement>(null);
   const [percent, setPercent] = useState("10");
   const [selectedId, setSelectedId] = useState<number | null>(null);
   const [message, setMessage] = useState<string | null>(null);
 
-  const pairs = usePairs(datasetId, { jobId, sort, filter });
+  const query = { jobId, sort, filter, q: filters.q, states: filters.states, range: filters.range };
+  const pairs = usePairs(datasetId, query);
+  const setState = useSetState(datasetId);
+  const undo = useUndo(datasetId);
   const histogram = useScoreHistogram(datasetId, jobId);
   const flaggedCount = useFlaggedCount(datasetId);
   const setFlag = useSetFlag(datasetId);
@@ -60,11 +108,43 @@ export function PairsPanel({ datasetId, jobId, datasetPairs, groupBudget = null 
   );
 
   const { fetchNextPage, hasNextPage, isFetchingNextPage } = pairs;
+  const decide = useCallback(
+    (pair: Pair, state: ReviewState, note?: string | null) =>
+      setState.mutate(
+        { pair, state, note: note === undefined ? pair.note : note },
+        { onSuccess: () => (filter !== "all" || filters.states.length > 0) && refetch() },
+      ),
+    [setState, refetch, filter, filters.states.length],
+  );
+  const move = (step: number) => {
+    if (rows.length === 0) return;
+    const next = selectedIndex < 0 ? 0 : Math.min(rows.length - 1, Math.max(0, selectedIndex + step));
+    setSelectedId(rows[next].id);
+    if (next >= rows.length - 5 && hasNextPage && !isFetchingNextPage) void fetchNextPage();
+  };
+  const decideAndAdvance = (state: ReviewState) => {
+    if (!selected) return;
+    decide(selected, selected.state === state ? "unreviewed" : state);
+    move(1);
+  };
+  useReviewKeys({
+    move,
+    flag: () => decideAndAdvance("flagged"),
+    keep: () => decideAndAdvance("kept"),
+    swap: () => decideAndAdvance("swapped"),
+    note: () => noteRef.current?.focus(),
+    undo: () =>
+      undo.mutate(undefined, { onSuccess: (r) => setMessage(`Undone: ${r.changed} pairs restored.`) }),
+    help: () => setHelp((shown) => !shown),
+  });
+  const sortKey = sort.replace(/^-/, "");
+  const extra = SCORE_CHOICES.find((c) => c.column === sortKey && !["harm", "loss"].includes(sortKey));
   const needMore = useCallback(() => {
     if (hasNextPage && !isFetchingNextPage) void fetchNextPage();
   }, [fetchNextPage, hasNextPage, isFetchingNextPage]);
 
-  const error = pairs.error ?? setFlag.error ?? flagTop.error ?? flagBudget.error ?? clearFlags.error;
+  const error =
+    pairs.error ?? setFlag.error ?? setState.error ?? undo.error ?? flagTop.error ?? flagBudget.error ?? clearFlags.error;
 
   return (
     <section className="card pairs-panel" aria-labelledby="pairs-title">
@@ -87,6 +167,8 @@ export function PairsPanel({ datasetId, jobId, datasetPairs, groupBudget = null 
           Could not load the harm histogram: {errorMessage(histogram.error)}
         </p>
       )}
+      <ReviewFilterBar value={filters} onChange={setFilters} sort={sort} onSortChange={setSort} />
+      <BulkBar datasetId={datasetId} filter={toFilter(query)} matching={total} onDone={setMessage} />
       <FlagToolbar
         filter={filter}
         onFilterChange={setFilter}
@@ -126,9 +208,32 @@ export function PairsPanel({ datasetId, jobId, datasetPairs, groupBudget = null 
         </p>
       )}
       <p className="muted small">
-        {total.toLocaleString()} scored training pairs{filter !== "all" && ` (${filter})`}; validation
-        pairs are not scored. Click a row to read it; ↑/↓ move through the ranking.
+        {pairs.data?.pages.at(-1)?.total_is_estimate ? "about " : ""}
+        {total.toLocaleString()} scored training pairs match{filter !== "all" && ` (${filter})`}; validation
+        pairs are not scored. Click a row to read it; ↑/↓ or j/k move through the ranking, f flags, K keeps, s
+        swaps.{" "}
+        <button type="button" className="link" onClick={() => setHelp((shown) => !shown)}>
+          Keys (?)
+        </button>
       </p>
+      {help && (
+        <div className="card key-help" role="dialog" aria-label="Keyboard shortcuts">
+          <h3>Keyboard shortcuts</h3>
+          <dl>
+            {REVIEW_KEYS.map(([key, what]) => (
+              <div key={key}>
+                <dt>
+                  <kbd>{key}</kbd>
+                </dt>
+                <dd>{what}</dd>
+              </div>
+            ))}
+          </dl>
+          <button type="button" onClick={() => setHelp(false)}>
+            Close
+          </button>
+        </div>
+      )}
       <PairsTable
         pairs={rows}
         total={total}
@@ -138,14 +243,19 @@ export function PairsPanel({ datasetId, jobId, datasetPairs, groupBudget = null 
         onSelect={(pair) => setSelectedId(pair.id)}
         onToggleFlag={toggleFlag}
         onNeedMore={needMore}
+        extraColumn={extra?.column}
+        extraLabel={extra?.label}
       />
       {selected ? (
         <PairDetail
           pair={selected}
           rank={selectedIndex + 1}
           interactions={groupBudget !== null ? { datasetId, jobId } : undefined}
-          busy={setFlag.isPending}
+          ref={noteRef}
+          datasetId={datasetId}
+          busy={setFlag.isPending || setState.isPending}
           onFlag={(flagged, note) => toggleFlag(selected, flagged, note)}
+          onState={(state, note) => decide(selected, state, note)}
         />
       ) : (
         rows.length > 0 && <p className="muted">Select a pair to compare its chosen and rejected responses.</p>

@@ -38,10 +38,14 @@ describe("PairsTable", () => {
     expect(rows).toHaveLength(3);
     expect(within(rows[0]).getAllByRole("cell").map((cell) => cell.textContent)).toEqual([
       "1",
-      "4",
+      "5",
       "0.9",
       "1.8",
+      "–",
       "Human: question 4 Assistant:",
+      "helpful answer 4",
+      "unhelpful answer 4",
+      "–",
       "",
     ]);
     expect(within(rows[2]).getAllByRole("cell")[0]).toHaveTextContent("3");
@@ -80,10 +84,10 @@ describe("PairsTable", () => {
       );
     }
     render(<Harness />);
-    expect(within(bodyRows()[0]).getAllByRole("cell")[1]).toHaveTextContent("4");
+    expect(within(bodyRows()[0]).getAllByRole("cell")[1]).toHaveTextContent("5");
     await userEvent.click(screen.getByRole("button", { name: /harm/i }));
     expect(screen.getByRole("columnheader", { name: /harm/i })).toHaveAttribute("aria-sort", "ascending");
-    expect(within(bodyRows()[0]).getAllByRole("cell")[1]).toHaveTextContent("2");
+    expect(within(bodyRows()[0]).getAllByRole("cell")[1]).toHaveTextContent("3");
   });
 
   it("selects a row on click and flags from the checkbox without selecting", async () => {
@@ -91,7 +95,7 @@ describe("PairsTable", () => {
     await userEvent.click(screen.getByText("Human: question 2 Assistant:"));
     expect(onSelect).toHaveBeenCalledWith(pairs[2]);
     onSelect.mockClear();
-    await userEvent.click(screen.getByRole("checkbox", { name: "Flag pair 4" }));
+    await userEvent.click(screen.getByRole("checkbox", { name: "Flag pair at row 5" }));
     expect(onToggleFlag).toHaveBeenCalledWith(pairs[0], true);
     expect(onSelect).not.toHaveBeenCalled();
     expect(bodyRows()[1]).toHaveAttribute("aria-selected", "true");

@@ -22,6 +22,9 @@ interface Props {
   /** Asked for when the last loaded rows scroll into view. */
   onNeedMore?: () => void;
   height?: number;
+  /** A third score column to show and sort by (any column of the audit). */
+  extraColumn?: string;
+  extraLabel?: string;
 }
 
 /** `-harm` ⇄ TanStack's `[{ id: "harm", desc: true }]`. */
@@ -65,18 +68,21 @@ export function PairsTable({
   onToggleFlag,
   onNeedMore,
   height = 420,
+  extraColumn = "harm_gradient_similarity",
+  extraLabel = "Grad. sim.",
 }: Props) {
   const columns = useMemo(
     () => [
       column.display({
         id: "rank",
         header: "Rank",
-        cell: (info) => info.row.index + 1,
+        cell: (info) => info.row.original.rank ?? info.row.index + 1,
         enableSorting: false,
       }),
+      // Sorting by row is sorting by the file's order (the API's `index`); rows count from 1.
       column.accessor("index", {
         header: "Row",
-        cell: (info) => info.getValue(),
+        cell: (info) => info.row.original.row,
         sortDescFirst: false,
       }),
       column.accessor((pair) => pair.scores?.harm ?? null, {
@@ -91,9 +97,38 @@ export function PairsTable({
         cell: (info) => formatScore(info.getValue()),
         sortDescFirst: true,
       }),
+      column.accessor(
+        (pair) => (pair.scores as Record<string, number | null | undefined> | null)?.[extraColumn] ?? null,
+        {
+          id: extraColumn,
+          header: extraLabel,
+          cell: (info) => formatScore(info.getValue()),
+          sortDescFirst: true,
+        },
+      ),
       column.accessor("prompt", {
         header: "Prompt",
         cell: (info) => <span className="prompt-preview">{preview(info.getValue())}</span>,
+        enableSorting: false,
+      }),
+      column.accessor("chosen", {
+        header: "Chosen",
+        cell: (info) => <span className="prompt-preview">{preview(info.getValue()).slice(0, 200)}</span>,
+        enableSorting: false,
+      }),
+      column.accessor("rejected", {
+        header: "Rejected",
+        cell: (info) => <span className="prompt-preview">{preview(info.getValue()).slice(0, 200)}</span>,
+        enableSorting: false,
+      }),
+      column.accessor("state", {
+        header: "State",
+        cell: (info) =>
+          info.getValue() === "unreviewed" ? (
+            <span className="muted">–</span>
+          ) : (
+            <span className={`tag tag-${info.getValue()}`}>{info.getValue()}</span>
+          ),
         enableSorting: false,
       }),
       column.display({
@@ -104,7 +139,7 @@ export function PairsTable({
           return (
             <input
               type="checkbox"
-              aria-label={`Flag pair ${pair.index}`}
+              aria-label={`Flag pair at row ${pair.row}`}
               checked={pair.flagged}
               onClick={(event) => event.stopPropagation()}
               onChange={(event) => onToggleFlag(pair, event.target.checked)}
@@ -113,7 +148,7 @@ export function PairsTable({
         },
       }),
     ],
-    [onToggleFlag],
+    [onToggleFlag, extraColumn, extraLabel],
   );
 
   const table = useReactTable({
@@ -216,7 +251,7 @@ export function PairsTable({
                 data-row-index={item.index}
                 aria-rowindex={item.index + 2}
                 aria-selected={pair.id === selectedId}
-                className={`${pair.id === selectedId ? "selected" : ""}${pair.flagged ? " flagged" : ""}`}
+                className={`${pair.id === selectedId ? "selected" : ""}${pair.flagged ? " flagged" : ""}${pair.state === "swapped" ? " swapped" : ""}`}
                 style={{ height: ROW_HEIGHT }}
                 tabIndex={0}
                 onClick={() => onSelect(pair)}

@@ -1,0 +1,44 @@
+import { render, screen } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
+import { describe, expect, it, vi } from "vitest";
+import { ReviewFilterBar, type ReviewFilters } from "./ReviewFilterBar";
+
+function setup(value: ReviewFilters = { q: "", states: [], range: null }, sort = "-harm") {
+  const onChange = vi.fn();
+  const onSortChange = vi.fn();
+  render(<ReviewFilterBar value={value} onChange={onChange} sort={sort} onSortChange={onSortChange} />);
+  return { onChange, onSortChange };
+}
+
+describe("ReviewFilterBar", () => {
+  it("applies a search and a score range together", async () => {
+    const { onChange } = setup();
+    await userEvent.type(screen.getByLabelText("Search"), "  refund policy ");
+    await userEvent.selectOptions(screen.getByLabelText("Range column"), "harm_gradient_similarity");
+    await userEvent.type(screen.getByLabelText("Min"), "0.5");
+    await userEvent.click(screen.getByRole("button", { name: "Apply filters" }));
+    expect(onChange).toHaveBeenLastCalledWith({
+      q: "refund policy",
+      states: [],
+      range: { column: "harm_gradient_similarity", min: 0.5, max: undefined },
+    });
+  });
+
+  it("drops an empty range and filters by one review state at once", async () => {
+    const { onChange } = setup({ q: "x", states: [], range: { column: "harm", min: 1 } });
+    await userEvent.clear(screen.getByLabelText("Min"));
+    await userEvent.click(screen.getByRole("button", { name: "Apply filters" }));
+    expect(onChange).toHaveBeenLastCalledWith({ q: "x", states: [], range: null });
+    await userEvent.selectOptions(screen.getByLabelText("State"), "kept");
+    expect(onChange).toHaveBeenLastCalledWith({ q: "x", states: ["kept"], range: { column: "harm", min: 1 } });
+  });
+
+  it("sorts by any score, keeping the direction, and says what a high value means", async () => {
+    const { onSortChange } = setup(undefined, "-harm_gradient_similarity");
+    expect(screen.getByText(/High harm_gradient_similarity: its gradient opposes/)).toBeInTheDocument();
+    await userEvent.selectOptions(screen.getByLabelText("Sort by"), "loss");
+    expect(onSortChange).toHaveBeenLastCalledWith("-loss");
+    await userEvent.click(screen.getByLabelText("highest first"));
+    expect(onSortChange).toHaveBeenLastCalledWith("harm_gradient_similarity");
+  });
+});

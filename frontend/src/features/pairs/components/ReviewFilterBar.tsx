@@ -1,0 +1,131 @@
+import { useEffect, useState, type FormEvent } from "react";
+import type { ReviewState, ScoreRange } from "../api/pairs";
+
+export const STATES: ReviewState[] = ["unreviewed", "kept", "flagged", "swapped"];
+
+/** Score columns a reviewer ranks and filters by, with what a high value means. */
+export const SCORE_CHOICES: { column: string; label: string; high: string }[] = [
+  { column: "harm", label: "harm (default)", high: "ranked most harmful by the audit's default" },
+  { column: "loss", label: "BT loss", high: "the model disagrees with the label" },
+  { column: "harm_gradient_similarity", label: "gradient similarity", high: "its gradient opposes the validation gradient" },
+  { column: "harm_influence", label: "influence", high: "removing it lowers the validation loss most" },
+  { column: "harm_self_influence", label: "self-influence", high: "memorised: the model bends most to fit it" },
+  { column: "harm_length", label: "length heuristic", high: "chosen is much shorter than rejected" },
+  { column: "harm_oof_loss", label: "out-of-fold loss", high: "a model that never saw it disagrees with the label" },
+  { column: "harm_ensemble", label: "ensemble", high: "an ensemble agrees the label looks wrong" },
+];
+
+export interface ReviewFilters {
+  q: string;
+  states: ReviewState[];
+  range: ScoreRange | null;
+}
+
+interface Props {
+  value: ReviewFilters;
+  onChange: (value: ReviewFilters) => void;
+  sort: string;
+  onSortChange: (sort: string) => void;
+}
+
+function parseBound(text: string): number | undefined {
+  if (text.trim() === "") return undefined;
+  const value = Number(text);
+  return Number.isFinite(value) ? value : undefined;
+}
+
+/** Search, review state, a score range and the sort column: the list's filter model. */
+export function ReviewFilterBar({ value, onChange, sort, onSortChange }: Props) {
+  const [q, setQ] = useState(value.q);
+  const [column, setColumn] = useState(value.range?.column ?? "harm");
+  const [min, setMin] = useState(value.range?.min !== undefined ? String(value.range.min) : "");
+  const [max, setMax] = useState(value.range?.max !== undefined ? String(value.range.max) : "");
+  useEffect(() => setQ(value.q), [value.q]);
+
+  const submit = (event: FormEvent) => {
+    event.preventDefault();
+    const lo = parseBound(min);
+    const hi = parseBound(max);
+    onChange({
+      ...value,
+      q: q.trim(),
+      range: lo === undefined && hi === undefined ? null : { column, min: lo, max: hi },
+    });
+  };
+  const descending = sort.startsWith("-");
+  const sortKey = descending ? sort.slice(1) : sort;
+  const explanation = SCORE_CHOICES.find((c) => c.column === sortKey)?.high;
+
+  return (
+    <form className="filter-bar" role="search" aria-label="Filter pairs" onSubmit={submit}>
+      <label>
+        Search
+        <input
+          type="search"
+          value={q}
+          placeholder="words in prompt, chosen or rejected"
+          onChange={(e) => setQ(e.target.value)}
+        />
+      </label>
+      <label>
+        State
+        <select
+          value={value.states.length === 1 ? value.states[0] : ""}
+          onChange={(e) =>
+            onChange({ ...value, states: e.target.value ? [e.target.value as ReviewState] : [] })
+          }
+        >
+          <option value="">any</option>
+          {STATES.map((s) => (
+            <option key={s} value={s}>
+              {s}
+            </option>
+          ))}
+        </select>
+      </label>
+      <fieldset className="range">
+        <legend>Score range</legend>
+        <label>
+          Range column
+          <select value={column} onChange={(e) => setColumn(e.target.value)}>
+            {SCORE_CHOICES.map((c) => (
+              <option key={c.column} value={c.column}>
+                {c.label}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Min
+          <input inputMode="decimal" value={min} onChange={(e) => setMin(e.target.value)} size={7} />
+        </label>
+        <label>
+          Max
+          <input inputMode="decimal" value={max} onChange={(e) => setMax(e.target.value)} size={7} />
+        </label>
+      </fieldset>
+      <button type="submit">Apply filters</button>
+      <label>
+        Sort by
+        <select value={sortKey} onChange={(e) => onSortChange(`${descending ? "-" : ""}${e.target.value}`)}>
+          <option value="index">row</option>
+          <option value="length">length</option>
+          {SCORE_CHOICES.map((c) => (
+            <option key={c.column} value={c.column}>
+              {c.label}
+            </option>
+          ))}
+        </select>
+      </label>
+      <label className="inline">
+        <input
+          type="checkbox"
+          checked={descending}
+          onChange={(e) => onSortChange(`${e.target.checked ? "-" : ""}${sortKey}`)}
+        />
+        highest first
+      </label>
+      {explanation && <p className="muted small explanation">High {sortKey}: {explanation}.</p>}
+    </form>
+  );
+}
