@@ -7,6 +7,7 @@ import {
   type InfiniteData,
 } from "@tanstack/react-query";
 import { api, type Schemas } from "../../../api/client";
+import type { paths } from "../../../api/schema";
 import { unwrap } from "../../../api/errors";
 
 export type Pair = Schemas["PairPublic"];
@@ -75,9 +76,7 @@ function flaggedParam(filter: FlagFilter): boolean | undefined {
   return filter === "all" ? undefined : filter === "flagged";
 }
 
-type ListParams = NonNullable<
-  NonNullable<Parameters<typeof api.GET<"/api/v1/datasets/{dataset_id}/pairs">>[1]>["params"]
->["query"];
+type ListParams = NonNullable<paths["/api/v1/datasets/{dataset_id}/pairs"]["get"]["parameters"]["query"]>;
 
 async function fetchPairs(datasetId: number, query: ListParams): Promise<PairsPage> {
   return unwrap(

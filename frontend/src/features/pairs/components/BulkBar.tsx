@@ -62,7 +62,7 @@ export function BulkBar({ datasetId, filter, matching, onDone }: Props) {
       {preview && (
         <span className="bulk-preview" data-testid="bulk-preview" role="status">
           {preview.matched.toLocaleString()} match · {preview.changed.toLocaleString()} would change
-          {preview.protected > 0 && ` · ${preview.protected.toLocaleString()} kept left alone`}
+          {(preview.protected ?? 0) > 0 && ` · ${(preview.protected ?? 0).toLocaleString()} kept left alone`}
           <button
             type="button"
             disabled={bulk.isPending}

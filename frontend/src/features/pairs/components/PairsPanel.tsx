@@ -17,7 +17,6 @@ import {
   type FlagFilter,
   type Pair,
   type ScoreHistogram,
-  type Sort,
 } from "../api/pairs";
 import { FlagToolbar } from "./FlagToolbar";
 import { HarmHistogram, tickFormatter } from "./HarmHistogram";
