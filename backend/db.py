@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import JSON, Engine, create_engine, event, insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.settings import REPO_ROOT, get_settings
@@ -56,6 +57,31 @@ def session_scope() -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def insert_rows(session: Session, model: Any, rows: list[dict]) -> None:
+    """Insert many rows sharing one set of keys: Postgres COPY (several times an INSERT's rate)
+    inside the session's transaction, a multi-row INSERT elsewhere."""
+    if not rows:
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        session.execute(insert(model), rows)
+        return
+    table = model.__table__
+    keys = list(rows[0])
+    columns = [table.c[model.__mapper__.attrs[key].columns[0].key] for key in keys]
+    as_json = [isinstance(c.type, JSON) for c in columns]
+    names = ", ".join(f'"{c.name}"' for c in columns)
+    raw = session.connection().connection.driver_connection
+    assert raw is not None  # a live connection inside the session's transaction
+    with raw.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+        for row in rows:
+            copy.write_row(
+                [
+                    json.dumps(row.get(k)) if j and row.get(k) is not None else row.get(k)
+                    for k, j in zip(keys, as_json, strict=True)
+                ]
+            )
 
 
 def upsert(session: Session, model: Any, rows: list[dict] | dict, keys: list[str]) -> Any:

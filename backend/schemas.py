@@ -726,6 +726,11 @@ class Histogram(BaseModel):
     edges: list[float] = Field(description="len(counts) + 1 bin edges, ascending.")
     counts: list[int]
     quantiles: dict[str, float] = Field(description="p10, p50, p90 of the column.")
+    estimated: bool = Field(
+        False,
+        description="True above 100,000 scores: counts from 1,001 stored quantiles (each bin "
+        "within 0.1% of n of the exact count).",
+    )
 
 
 class JobsPage(BaseModel):

@@ -19,7 +19,7 @@ import numpy as np
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from backend.db import get_sessionmaker
+from backend.db import get_sessionmaker, insert_rows
 from backend.job_states import FINISHED
 from backend.models import Interaction, Job, Pair, Score, utcnow
 from worker.influence.columns import SCORE_COLUMNS
@@ -359,11 +359,11 @@ def _save_scores(
                 row[name] = _clean(float(values[position]))
             rows.append(row)
             if len(rows) >= _INSERT_BATCH:
-                session.execute(insert(Score), rows)
+                insert_rows(session, Score, rows)
                 rows = []
         rows.extend({"job_id": job_id, "pair_id": pid, "split": "val"} for pid in val_ids)
         for start in range(0, len(rows), _INSERT_BATCH):
-            session.execute(insert(Score), rows[start : start + _INSERT_BATCH])
+            insert_rows(session, Score, rows[start : start + _INSERT_BATCH])
         session.execute(delete(Interaction).where(Interaction.job_id == job_id))
         links = [
             {"job_id": job_id, "pair_id": train_ids[i], "other_id": train_ids[j], "kappa": kappa}

@@ -11,9 +11,9 @@ import uuid
 from pathlib import Path
 from typing import IO
 
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from backend.db import insert_rows
 from backend.models import Dataset, Pair, User
 from backend.settings import Settings
 from worker.influence.io import (
@@ -196,14 +196,14 @@ def ingest(
                 )
                 n_pairs += 1
                 if len(batch) >= _BATCH:
-                    session.execute(insert(Pair), batch)
+                    insert_rows(session, Pair, batch)
                     batch.clear()
         if n_bad and (on_bad_rows == "reject" or n_pairs == 0):
             raise BadRows(bad, n_bad, capped=False)
         if n_pairs == 0:
             raise PairFormatError("the file holds no pairs")
         if batch:
-            session.execute(insert(Pair), batch)
+            insert_rows(session, Pair, batch)
         dataset.n_pairs = n_pairs
         dataset.n_skipped = n_bad
         final = settings.data_dir / "datasets" / str(dataset.id) / f"original.{fmt}"

@@ -561,6 +561,11 @@ def interactions(session: Session, dataset: Dataset, job_id: int, pair_id: int) 
     return Interactions(pair_id=pair_id, job_id=job.id, items=items)
 
 
+EXACT_HISTOGRAM_ROWS = 100_000
+"""Up to this many scores a histogram counts every value; above it, counts come from the 1,001
+stored quantiles (each bin within 0.1% of n of the exact count) and say so."""
+
+
 def histogram(session: Session, job: Job, column: str, bins: int) -> Histogram:
     """Equal-width histogram of a score column over the job's scored training pairs."""
     import numpy as np
@@ -569,24 +574,42 @@ def histogram(session: Session, job: Job, column: str, bins: int) -> Histogram:
         raise ReviewError(f"unknown score column {column!r}; use one of {', '.join(SCORE_COLUMNS)}")
     if job.kind != "audit" or job.status != "succeeded":
         raise ReviewError(f"job {job.id} is not a succeeded audit: it has no scores")
-    values = np.array(
-        session.scalars(
-            select(getattr(Score, column)).where(
-                Score.job_id == job.id, Score.split == "train", getattr(Score, column).is_not(None)
-            )
-        ).all(),
-        dtype=np.float64,
-    )
-    if values.size == 0:
+    stat = q.ensure_stats(session, job).get(column)
+    if stat is None:
         raise ReviewError(f"job {job.id} has no {column!r} scores; pick a method it computed")
-    counts, edges = np.histogram(values, bins=bins)
-    p10, p50, p90 = np.quantile(values, [0.1, 0.5, 0.9])
+    quantiles = np.asarray(stat.quantiles, dtype=np.float64)
+    estimated = stat.n > EXACT_HISTOGRAM_ROWS
+    if estimated:
+        lo, hi = float(quantiles[0]), float(quantiles[-1])
+        if lo == hi:
+            lo, hi = lo - 0.5, hi + 0.5
+        edges = np.linspace(lo, hi, bins + 1)
+        cdf = np.interp(edges, quantiles, np.linspace(0.0, 1.0, quantiles.size))
+        counts = np.diff(np.round(cdf * stat.n)).astype(np.int64)
+    else:
+        values = np.array(
+            session.scalars(
+                select(getattr(Score, column)).where(
+                    Score.job_id == job.id,
+                    Score.split == "train",
+                    getattr(Score, column).is_not(None),
+                )
+            ).all(),
+            dtype=np.float64,
+        )
+        values = values[np.isfinite(values)]
+        counts, edges = np.histogram(values, bins=bins)
     return Histogram(
         column=column,
-        n=int(values.size),
+        n=stat.n,
         edges=edges.tolist(),
         counts=counts.tolist(),
-        quantiles={"p10": float(p10), "p50": float(p50), "p90": float(p90)},
+        quantiles={
+            "p10": q.value_at(stat, 10.0),
+            "p50": q.value_at(stat, 50.0),
+            "p90": q.value_at(stat, 90.0),
+        },
+        estimated=estimated,
     )
 
 

@@ -442,3 +442,20 @@ def test_a_bulk_action_on_200k_pairs_is_one_set_based_transaction(api: Api) -> N
     kept = api.ok("POST", f"/datasets/{ds}/review", json={"action": "keep"})
     assert kept["changed"] == BIG
     api.ok("DELETE", f"/datasets/{ds}")
+
+
+def test_the_histogram_is_exact_then_estimated_from_quantiles(api: Api, world: dict, monkeypatch):
+    import numpy as np
+
+    from backend.services import review
+
+    harms = np.array([i / N for i in range(N - 5)])
+    exact = api.ok("GET", f"/jobs/{world['job']}/histogram", params={"bins": 7})
+    counts, edges = np.histogram(harms, bins=7)
+    assert exact["counts"] == counts.tolist() and exact["estimated"] is False
+    assert np.allclose(exact["edges"], edges)
+    assert exact["quantiles"]["p50"] == pytest.approx(np.quantile(harms, 0.5))
+    monkeypatch.setattr(review, "EXACT_HISTOGRAM_ROWS", 0)
+    estimate = api.ok("GET", f"/jobs/{world['job']}/histogram", params={"bins": 7})
+    assert estimate["estimated"] is True and sum(estimate["counts"]) == N - 5
+    assert np.abs(np.array(estimate["counts"]) - counts).max() <= 1

@@ -207,8 +207,11 @@ export function PairsPanel({ datasetId, jobId, datasetPairs, groupBudget = null 
         </p>
       )}
       <p className="muted small">
-        {pairs.data?.pages.at(-1)?.total_is_estimate ? "about " : ""}
-        {total.toLocaleString()} scored training pairs match{filter !== "all" && ` (${filter})`}; validation
+        <span data-testid="match-count">
+          {pairs.data?.pages.at(-1)?.total_is_estimate ? "about " : ""}
+          {total.toLocaleString()}
+        </span>{" "}
+        scored training pairs match{filter !== "all" && ` (${filter})`}; validation
         pairs are not scored. Click a row to read it; ↑/↓ or j/k move through the ranking, f flags, K keeps, s
         swaps.{" "}
         <button type="button" className="link" onClick={() => setHelp((shown) => !shown)}>

@@ -15,7 +15,7 @@ describe("ReviewFilterBar", () => {
     const { onChange } = setup();
     await userEvent.type(screen.getByLabelText("Search"), "  refund policy ");
     await userEvent.selectOptions(screen.getByLabelText("Range column"), "harm_gradient_similarity");
-    await userEvent.type(screen.getByLabelText("Min"), "0.5");
+    await userEvent.type(screen.getByLabelText("Range min"), "0.5");
     await userEvent.click(screen.getByRole("button", { name: "Apply filters" }));
     expect(onChange).toHaveBeenLastCalledWith({
       q: "refund policy",
@@ -26,7 +26,7 @@ describe("ReviewFilterBar", () => {
 
   it("drops an empty range and filters by one review state at once", async () => {
     const { onChange } = setup({ q: "x", states: [], range: { column: "harm", min: 1 } });
-    await userEvent.clear(screen.getByLabelText("Min"));
+    await userEvent.clear(screen.getByLabelText("Range min"));
     await userEvent.click(screen.getByRole("button", { name: "Apply filters" }));
     expect(onChange).toHaveBeenLastCalledWith({ q: "x", states: [], range: null });
     await userEvent.selectOptions(screen.getByLabelText("State"), "kept");

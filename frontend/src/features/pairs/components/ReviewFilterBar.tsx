@@ -96,11 +96,11 @@ export function ReviewFilterBar({ value, onChange, sort, onSortChange }: Props) 
           </select>
         </label>
         <label>
-          Min
+          Range min
           <input inputMode="decimal" value={min} onChange={(e) => setMin(e.target.value)} size={7} />
         </label>
         <label>
-          Max
+          Range max
           <input inputMode="decimal" value={max} onChange={(e) => setMax(e.target.value)} size={7} />
         </label>
       </fieldset>
