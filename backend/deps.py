@@ -21,6 +21,9 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 bearer = HTTPBearer(auto_error=False, description="An API token from /auth/login or /tokens.")
 
 
+LAST_USED_RESOLUTION_S = 60
+"""A token's `last_used_at` is kept to the minute: reads do not each cost a write."""
+
 UNAUTHORIZED_DETAIL = "missing or invalid token: send 'Authorization: Bearer <token>'"
 
 
@@ -61,8 +64,11 @@ def get_current_user(
             detail="the token has expired; log in again or create a new token",
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         )
-    token.last_used_at = utcnow()
-    session.commit()
+    now = utcnow()
+    last = as_utc(token.last_used_at)
+    if last is None or (now - last).total_seconds() > LAST_USED_RESOLUTION_S:
+        token.last_used_at = now  # a write per minute at most, not one per request
+        session.commit()
     return token.user
 
 

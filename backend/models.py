@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -92,6 +93,8 @@ class Dataset(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     original_path: Mapped[str] = mapped_column(String(1024))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Text search works once this is true (backend/services/search.py).
+    search_ready: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
 
 class Pair(Base):
@@ -306,9 +309,9 @@ class ScoreStat(Base):
     quantiles: Mapped[list[float] | None] = mapped_column(JSON, default=None)
 
 
-SEARCH_OBJECTS = ("pairs_fts", "ix_pairs_fts")
+SEARCH_OBJECTS = ("pairs_fts", "pair_search", "ix_pair_search")
 """The text-search structures the migrations make outside the models (SQLite's FTS5 table and
-its shadow tables, Postgres's expression GIN index)."""
+its shadow tables, Postgres's tsvector table and its indexes)."""
 
 
 def in_models(name: str | None, type_: str, parent_names: object) -> bool:

@@ -728,7 +728,7 @@ class Histogram(BaseModel):
     quantiles: dict[str, float] = Field(description="p10, p50, p90 of the column.")
     estimated: bool = Field(
         False,
-        description="True above 100,000 scores: counts from 1,001 stored quantiles (each bin "
+        description="True above 20,000 scores: counts from 1,001 stored quantiles (each bin "
         "within 0.1% of n of the exact count).",
     )
 

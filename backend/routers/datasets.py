@@ -8,8 +8,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile, status
-from fastapi.responses import StreamingResponse
+from fastapi import (
+    APIRouter,
+    BackgroundTasks,
+    File,
+    Form,
+    HTTPException,
+    Query,
+    UploadFile,
+    status,
+)
+from fastapi.responses import Response, StreamingResponse
 from sqlalchemy import func, select
 
 from backend.deps import CurrentUser, DatasetDep, PathId, SessionDep, SettingsDep
@@ -34,8 +43,9 @@ from backend.schemas import (
     ReviewUpdate,
     UploadResult,
 )
-from backend.services import export, review
+from backend.services import export, review, search
 from backend.services.ingest import UploadTooLarge, ingest
+from backend.services.query import SearchNotReady
 from backend.services.query import resolve as review_query
 from worker.influence.io import LimitExceeded, PairFormatError
 
@@ -44,6 +54,7 @@ router = APIRouter(prefix="/datasets", tags=["datasets"])
 
 @router.post("", response_model=UploadResult, status_code=status.HTTP_201_CREATED)
 def upload_dataset(
+    background: BackgroundTasks,
     session: SessionDep,
     settings: SettingsDep,
     user: CurrentUser,
@@ -70,6 +81,8 @@ def upload_dataset(
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=exc.as_dict()) from None
     except UploadTooLarge as exc:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, detail=str(exc)) from None
+    if not dataset.search_ready:
+        background.add_task(search.build_in_background, dataset.id)  # after the response
     result = UploadResult.model_validate(dataset)
     result.skipped = [BadRow(row=e.row, column=e.column, message=str(e)) for e in skipped]
     return result
@@ -133,7 +146,7 @@ def list_pairs(
     scores, percentiles and each pair's rank in the list. Page on with `cursor` (the previous
     page's `next_cursor`): every page then costs what the first does."""
     with _review_errors():
-        return review.list_pairs(
+        page = review.list_pairs(
             session,
             dataset,
             where,
@@ -142,6 +155,8 @@ def list_pairs(
             offset=offset,
             limit=min(limit, settings.max_page_size),
         )
+    # Already a validated PairsPage: serialised once, not validated again against the model.
+    return Response(page.model_dump_json(), media_type="application/json")  # type: ignore[return-value]
 
 
 @router.get("/{dataset_id}/pairs/{pair_id}", response_model=PairPublic)
@@ -227,6 +242,10 @@ def pair_interactions(
         return review.interactions(session, dataset, job_id, pair_id)
     except LookupError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
+    except SearchNotReady as exc:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc), headers={"Retry-After": "10"}
+        ) from None
     except review.ReviewError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
 
@@ -342,5 +361,9 @@ def _review_errors() -> Iterator[None]:
         yield
     except LookupError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
+    except SearchNotReady as exc:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc), headers={"Retry-After": "10"}
+        ) from None
     except review.ReviewError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from backend.db import insert_rows
 from backend.models import Dataset, Pair, User
+from backend.services import search
 from backend.settings import Settings
 from worker.influence.io import (
     BadRows,
@@ -161,6 +162,7 @@ def ingest(
             n_pairs=0,
             sha256=sha256,
             original_path="",
+            search_ready=search.ready_at_ingest(session),
         )
         session.add(dataset)
         session.flush()

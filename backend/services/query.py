@@ -63,13 +63,36 @@ def scored_job(session: Session, dataset: Dataset, job_id: int) -> Job:
 # --- score statistics -----------------------------------------------------------------------
 
 
+_STATS_CACHE: dict[tuple[str, int, str], dict[str, ScoreStat]] = {}
+"""Per process: a finished job's statistics, keyed by (database, job id, finish time). A rerun of
+the job finishes at another time, so it never reads an earlier run's entry."""
+
+
+def _stats_key(session: Session, job: Job) -> tuple[str, int, str]:
+    return (str(session.get_bind().engine.url), job.id, str(job.finished_at))
+
+
 def ensure_stats(session: Session, job: Job) -> dict[str, ScoreStat]:
     """The job's cached score statistics, computed once (the worker does it when it saves the
-    scores; jobs from before the cache get it on first use)."""
+    scores; jobs from before the cache get it on first use), held in memory once read."""
+    key = _stats_key(session, job)
+    cached = _STATS_CACHE.get(key)
+    if cached is not None:
+        return cached
+    stats = _load_stats(session, job)
+    if len(_STATS_CACHE) > 256:
+        _STATS_CACHE.clear()
+    _STATS_CACHE[key] = stats
+    return stats
+
+
+def _load_stats(session: Session, job: Job) -> dict[str, ScoreStat]:
     import numpy as np
 
     stats = {s.key: s for s in session.scalars(select(ScoreStat).where(ScoreStat.job_id == job.id))}
     if stats:
+        for stat in stats.values():
+            session.expunge(stat)  # kept across requests: detached, read-only
         return stats
     for split in ("train", "val"):
         n = session.scalar(select(func.count()).where(Score.job_id == job.id, Score.split == split))
@@ -107,9 +130,11 @@ def ensure_stats(session: Session, job: Job) -> dict[str, ScoreStat]:
         session.commit()
     except Exception:  # another request cached them first
         session.rollback()
-        return {
+        stats = {
             s.key: s for s in session.scalars(select(ScoreStat).where(ScoreStat.job_id == job.id))
         }
+    for stat in stats.values():
+        session.expunge(stat)
     return stats
 
 
@@ -119,17 +144,51 @@ def refresh_stats(session: Session, job: Job) -> None:
     try:
         session.execute(delete(ScoreStat).where(ScoreStat.job_id == job.id))
         session.commit()
+        _STATS_CACHE.pop(_stats_key(session, job), None)
         ensure_stats(session, job)
     except Exception:
         session.rollback()
+
+
+def _quantiles(stat: ScoreStat) -> Any:
+    """The stat's quantiles as a numpy array, converted once per loaded row."""
+    import numpy as np
+
+    cached = stat.__dict__.get("_array")
+    if cached is None:
+        cached = np.asarray(stat.quantiles, dtype=np.float64)
+        stat.__dict__["_array"] = cached
+    return cached
+
+
+def _levels(size: int) -> Any:
+    import numpy as np
+
+    return np.linspace(0.0, 100.0, size)
+
+
+def percentiles(stat: ScoreStat, values: Any) -> Any:
+    """percentile() of many values at once."""
+    import numpy as np
+
+    q = _quantiles(stat)
+    levels = _levels(q.size)
+    values = np.asarray(values, dtype=np.float64)
+    hi = np.clip(np.searchsorted(q, values, side="right"), 1, q.size - 1)
+    lo = hi - 1
+    span = q[hi] - q[lo]
+    frac = np.where(span > 0, (values - q[lo]) / np.where(span > 0, span, 1.0), 0.0)
+    out = levels[lo] + np.clip(frac, 0.0, 1.0) * (levels[hi] - levels[lo])
+    out = np.where(values < q[0], 0.0, out)
+    return np.where(values >= q[-1], 100.0, out)
 
 
 def percentile(stat: ScoreStat, value: float) -> float:
     """Percentage of training pairs at or below `value` (interpolated between quantiles)."""
     import numpy as np
 
-    q = np.asarray(stat.quantiles, dtype=np.float64)
-    levels = np.linspace(0.0, 100.0, q.size)
+    q = _quantiles(stat)
+    levels = _levels(q.size)
     if value < q[0]:
         return 0.0
     if value >= q[-1]:
@@ -145,7 +204,7 @@ def percentile(stat: ScoreStat, value: float) -> float:
 def value_at(stat: ScoreStat, pct: float) -> float:
     import numpy as np
 
-    q = np.asarray(stat.quantiles, dtype=np.float64)
+    q = _quantiles(stat)
     return float(np.interp(pct, np.linspace(0.0, 100.0, q.size), q))
 
 
@@ -156,15 +215,25 @@ def _words(q: str) -> list[str]:
     return [w for w in q.split() if w]
 
 
-def text_condition(session: Session, q: str) -> ColumnElement[bool]:
+class SearchNotReady(ReviewError):
+    """The dataset's search index is still being built (a 503 with Retry-After)."""
+
+
+def text_condition(session: Session, dataset: Dataset, q: str) -> ColumnElement[bool]:
     """All of the words of `q` occur in the prompt, chosen or rejected text (whole words, case
-    folded): Postgres full-text search on the GIN index, SQLite FTS5."""
+    folded): Postgres full-text search on `pair_search`, SQLite FTS5."""
     words = _words(q)
     if session.get_bind().dialect.name == "postgresql":
-        return text(  # type: ignore[return-value]
-            "to_tsvector('simple', pairs.prompt || ' ' || pairs.chosen || ' ' || pairs.rejected)"
-            " @@ plainto_tsquery('simple', :fts_query)"
-        ).bindparams(fts_query=" ".join(words))
+        if not dataset.search_ready:
+            raise SearchNotReady(
+                f"dataset {dataset.id}'s search index is still being built (it starts when the "
+                "upload is stored); try the search again shortly"
+            )
+        matches = text(
+            "SELECT pair_id FROM pair_search WHERE dataset_id = :fts_dataset "
+            "AND tsv @@ plainto_tsquery('simple', :fts_query)"
+        ).bindparams(fts_dataset=dataset.id, fts_query=" ".join(words))
+        return Pair.id.in_(matches)
     phrase = " ".join('"' + w.replace('"', '""') + '"' for w in words)
     matches = text("SELECT rowid FROM pairs_fts WHERE pairs_fts MATCH :fts_query").bindparams(
         fts_query=phrase
@@ -257,7 +326,7 @@ def resolve(session: Session, dataset: Dataset, f: PairFilter) -> Query:
     if f.q is not None and _words(f.q):
         if "\x00" in f.q:
             raise ReviewError("the search text holds a NUL byte")
-        conditions.append(text_condition(session, f.q))
+        conditions.append(text_condition(session, dataset, f.q))
         narrowed = True
     if f.states:
         conditions.append(_state_condition(f.states))
@@ -404,7 +473,8 @@ def page_rows(
     def fetch(statement: Select, n: int) -> list[Any]:
         return list(session.execute(statement.limit(n)))
 
-    if cursor is None:
+    if cursor is None and offset > 0:
+        # Offset paging (older clients): one sort, fine for shallow pages only.
         start = offset
         statement = query.select(*columns, *extra)
         if nullable:
@@ -413,21 +483,25 @@ def page_rows(
             statement = statement.order_by(*order)
         rows = fetch(statement.offset(offset), limit + 1)
     else:
-        c = Cursor.decode(cursor, sort)
-        start = c.rank
-        after_id = ident < c.pair_id if descending else ident > c.pair_id
+        c = Cursor.decode(cursor, sort) if cursor is not None else None
+        start = c.rank if c is not None else 0
         rows = []
-        if c.value is not None:
-            before = tuple_(column, ident) < tuple_(literal(c.value), literal(c.pair_id))
-            after = tuple_(column, ident) > tuple_(literal(c.value), literal(c.pair_id))
-            statement = query.select(*columns, *extra).where(
-                column.is_not(None), before if descending else after
-            )
+        if c is None or c.value is not None:
+            statement = query.select(*columns, *extra)
+            if nullable:
+                statement = statement.where(column.is_not(None))
+            if c is not None:
+                key_now = tuple_(column, ident)
+                key_then = tuple_(literal(c.value), literal(c.pair_id))
+                statement = statement.where(
+                    key_now < key_then if descending else key_now > key_then
+                )
             rows = fetch(statement.order_by(*order), limit + 1)
             if nullable and len(rows) < limit + 1:
                 nulls = query.select(*columns, *extra).where(column.is_(None))
                 rows += fetch(nulls.order_by(id_order), limit + 1 - len(rows))
         else:
+            after_id = ident < c.pair_id if descending else ident > c.pair_id
             nulls = query.select(*columns, *extra).where(column.is_(None), after_id)
             rows = fetch(nulls.order_by(id_order), limit + 1)
     more = len(rows) > limit

@@ -200,9 +200,12 @@ class Reaper:
         self._thread.start()
 
     def _loop(self) -> None:
+        from backend.services import search
+
         while not self._stop.wait(self.settings.reaper_interval_seconds):
             try:
                 reap_once(settings=self.settings)
+                search.catch_up()  # search indexes a restart interrupted
             except Exception:
                 log.exception("reaper pass failed")
 

@@ -51,15 +51,17 @@ def _to_public(
     reviewer: str | None = None,
     rank: int | None = None,
     stats: dict[str, Any] | None = None,
+    percentiles: dict[str, float] | None = None,
 ) -> PairPublic:
     state = flag.state if flag is not None else "unreviewed"
-    percentiles: dict[str, float] = {}
-    if score is not None and stats and score.split == "train":
-        for column in SCORE_COLUMNS:
-            value = getattr(score, column)
-            stat = stats.get(column)
-            if value is not None and stat is not None and math.isfinite(value):
-                percentiles[column] = round(q.percentile(stat, value), 2)
+    if percentiles is None:
+        percentiles = {}
+        if score is not None and stats and score.split == "train":
+            for column in SCORE_COLUMNS:
+                value = getattr(score, column)
+                stat = stats.get(column)
+                if value is not None and stat is not None and math.isfinite(value):
+                    percentiles[column] = round(q.percentile(stat, value), 2)
     lengths = {
         "prompt": pair.prompt_chars if pair.prompt_chars is not None else len(pair.prompt),
         "chosen": pair.chosen_chars if pair.chosen_chars is not None else len(pair.chosen),
@@ -112,19 +114,43 @@ def list_pairs(
         limit=limit,
     )
     stats = q.ensure_stats(session, query.job) if query.job is not None else None
+    scores = [row[3] if query.job is not None else None for row in rows]
+    per_pair = _page_percentiles(scores, stats or {})
     items = [
         _to_public(
             row[0],
             row[1],
-            row[3] if query.job is not None else None,
+            scores[i],
             reviewer=row[2],
             rank=start + i + 1,
-            stats=stats,
+            percentiles=per_pair[i],
         )
         for i, row in enumerate(rows)
     ]
     total, estimated = q.count(session, query)
     return PairsPage(items=items, total=total, total_is_estimate=estimated, next_cursor=next_cursor)
+
+
+def _page_percentiles(scores: list[Score | None], stats: dict[str, Any]) -> list[dict]:
+    """Each training pair's percentile per score column, one vectorised lookup per column."""
+    import numpy as np
+
+    out: list[dict[str, float]] = [{} for _ in scores]
+    train = [i for i, s in enumerate(scores) if s is not None and s.split == "train"]
+    for column in SCORE_COLUMNS:
+        stat = stats.get(column)
+        if stat is None or not train:
+            continue
+        values = np.array(
+            [getattr(scores[i], column) for i in train], dtype=np.float64
+        )  # None → nan
+        known = np.isfinite(values)
+        if not known.any():
+            continue
+        found = q.percentiles(stat, values[known])
+        for i, pct in zip(np.asarray(train)[known], found, strict=True):
+            out[int(i)][column] = round(float(pct), 2)
+    return out
 
 
 def get_pair(session: Session, dataset: Dataset, pair_id: int) -> Pair:
@@ -561,7 +587,7 @@ def interactions(session: Session, dataset: Dataset, job_id: int, pair_id: int) 
     return Interactions(pair_id=pair_id, job_id=job.id, items=items)
 
 
-EXACT_HISTOGRAM_ROWS = 100_000
+EXACT_HISTOGRAM_ROWS = 20_000
 """Up to this many scores a histogram counts every value; above it, counts come from the 1,001
 stored quantiles (each bin within 0.1% of n of the exact count) and say so."""
 

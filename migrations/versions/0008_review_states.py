@@ -6,7 +6,9 @@
   pair's decision, a bulk action on a filter, an undo); one event per pair it changed, holding the
   state and note before and after, so an undo restores them exactly.
 - pairs: prompt/chosen/rejected lengths in characters (filters and the length sort).
-- text search: a GIN full-text index on Postgres; an FTS5 table kept by triggers on SQLite.
+- text search: on Postgres a `pair_search` table (a tsvector per pair, GIN-indexed) that is
+  filled after an upload is stored (`datasets.search_ready` says when it is done); on SQLite an
+  FTS5 table kept by triggers.
 - scores: (job, split, column, pair) indexes for the keyset-paginated sorts.
 
 Revision ID: 0008
@@ -25,7 +27,14 @@ branch_labels = None
 depends_on = None
 
 INDEXED_SORTS = ("harm", "loss", "harm_gradient_similarity", "harm_influence")
-FTS_EXPRESSION = "to_tsvector('simple', prompt || ' ' || chosen || ' ' || rejected)"
+PG_SEARCH = [
+    "CREATE TABLE pair_search (pair_id integer PRIMARY KEY REFERENCES pairs (id) ON DELETE "
+    "CASCADE, dataset_id integer NOT NULL, tsv tsvector NOT NULL)",
+    "CREATE INDEX ix_pair_search_tsv ON pair_search USING gin (tsv)",
+    "CREATE INDEX ix_pair_search_dataset ON pair_search (dataset_id)",
+    "INSERT INTO pair_search (pair_id, dataset_id, tsv) SELECT id, dataset_id, "
+    "to_tsvector('simple', prompt || ' ' || chosen || ' ' || rejected) FROM pairs",
+]
 
 SQLITE_FTS = [
     "CREATE VIRTUAL TABLE pairs_fts USING fts5("
@@ -126,21 +135,25 @@ def upgrade() -> None:
     for column in INDEXED_SORTS:
         op.create_index(f"ix_scores_sort_{column}", "scores", ["job_id", "split", column, "pair_id"])
 
-    if dialect == "postgresql":
-        op.execute(f"CREATE INDEX ix_pairs_fts ON pairs USING gin ({FTS_EXPRESSION})")
-    elif dialect == "sqlite":
-        for statement in SQLITE_FTS:
-            op.execute(statement)
+    # Existing datasets are indexed here, so every one is searchable.
+    op.add_column(
+        "datasets",
+        sa.Column("search_ready", sa.Boolean(), nullable=False, server_default=sa.true()),
+    )
+    for statement in PG_SEARCH if dialect == "postgresql" else SQLITE_FTS:
+        op.execute(statement)
 
 
 def downgrade() -> None:
     dialect = op.get_bind().dialect.name
     if dialect == "postgresql":
-        op.execute("DROP INDEX IF EXISTS ix_pairs_fts")
+        op.execute("DROP TABLE IF EXISTS pair_search")
     elif dialect == "sqlite":
         for name in ("pairs_fts_insert", "pairs_fts_delete", "pairs_fts_update"):
             op.execute(f"DROP TRIGGER IF EXISTS {name}")
         op.execute("DROP TABLE IF EXISTS pairs_fts")
+    with op.batch_alter_table("datasets") as batch:
+        batch.drop_column("search_ready")
     for column in INDEXED_SORTS:
         op.drop_index(f"ix_scores_sort_{column}", table_name="scores")
     op.create_index("ix_scores_job_split_harm", "scores", ["job_id", "split", "harm"])

@@ -459,3 +459,27 @@ def test_the_histogram_is_exact_then_estimated_from_quantiles(api: Api, world: d
     estimate = api.ok("GET", f"/jobs/{world['job']}/histogram", params={"bins": 7})
     assert estimate["estimated"] is True and sum(estimate["counts"]) == N - 5
     assert np.abs(np.array(estimate["counts"]) - counts).max() <= 1
+
+
+def test_a_search_before_the_index_is_built_is_a_503_then_works(client, auth) -> None:
+    """Postgres builds the search index after the upload is stored: until it is done a search
+    says so (503, Retry-After); the build (the upload's background task, or the reaper's catch-up
+    after a restart) makes it searchable."""
+    from backend.db import session_scope
+    from backend.models import Dataset
+    from backend.services import search
+    from tests.api.test_datasets import upload
+
+    dataset = upload(client, auth, jsonl_bytes(_records()), "search.jsonl").json()
+    path = f"{API}/datasets/{dataset['id']}/pairs"
+    assert client.get(path, params={"q": "durian"}, headers=auth).json()["total"] == N // 4
+    with session_scope() as session:  # as if the server died before the build finished
+        session.execute(text("DELETE FROM pair_search WHERE dataset_id = :d"), {"d": dataset["id"]})
+        session.get(Dataset, dataset["id"]).search_ready = False
+    refused = client.get(path, params={"q": "durian"}, headers=auth)
+    assert refused.status_code == 503 and refused.headers["Retry-After"] == "10"
+    assert "still being built" in refused.json()["detail"]
+    assert client.get(path, headers=auth).status_code == 200  # browsing does not wait for it
+    assert search.catch_up() >= 1
+    found = client.get(path, params={"q": "durian", "limit": 100}, headers=auth).json()
+    assert [p["index"] for p in found["items"]] == list(range(3, N, 4))
