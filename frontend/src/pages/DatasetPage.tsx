@@ -23,6 +23,15 @@ export function DatasetPage() {
   const selected = items.find((job) => job.id === selectedId) ?? null;
   const selectJob = (jobId: number) => setSearch({ job: String(jobId) });
   const succeeded = selected?.status === "succeeded";
+  // The audit under review: the selected one, or the one a selected verify job retrained; a
+  // verify launch keeps its audit's review in view.
+  const auditId =
+    selected?.kind === "verify" ? Number((selected.config as { audit_job_id?: number }).audit_job_id) : null;
+  const reviewed =
+    selected?.kind === "audit" && succeeded
+      ? selected
+      : (items.find((job) => job.id === auditId && job.status === "succeeded") ?? null);
+  const anyAudit = items.some((job) => job.kind === "audit" && job.status === "succeeded");
   const testDatasets = (datasets.data?.items ?? []).filter((other) => other.id !== datasetId);
 
   if (dataset.isError) {
@@ -66,12 +75,15 @@ export function DatasetPage() {
         </section>
       </div>
       {selectedId !== null && <JobStatus jobId={selectedId} showMetrics={selected?.kind !== "verify"} />}
-      {selected?.kind === "audit" && succeeded && dataset.data && (
+      {selected?.kind === "verify" && succeeded && (
+        <VerifyResults key={selected.id} job={selected} onOpenAudit={selectJob} />
+      )}
+      {reviewed && dataset.data && (
         <>
           <VerifyForm
-            key={`verify-${selected.id}`}
+            key={`verify-${reviewed.id}`}
             datasetId={datasetId}
-            audit={selected}
+            audit={reviewed}
             flaggedCount={flaggedCount.data}
             testDatasets={testDatasets}
             onLaunched={async (job) => {
@@ -81,16 +93,16 @@ export function DatasetPage() {
             }}
           />
           <PairsPanel
-            key={selected.id}
+            key={reviewed.id}
             datasetId={datasetId}
-            jobId={selected.id}
+            jobId={reviewed.id}
             datasetPairs={dataset.data.n_pairs}
-            groupBudget={groupBudgetOf(selected)}
+            groupBudget={groupBudgetOf(reviewed)}
           />
         </>
       )}
-      {selected?.kind === "verify" && succeeded && (
-        <VerifyResults key={selected.id} job={selected} onOpenAudit={selectJob} />
+      {!reviewed && !anyAudit && dataset.data && (
+        <PairsPanel key="unscored" datasetId={datasetId} jobId={null} datasetPairs={dataset.data.n_pairs} />
       )}
     </main>
   );

@@ -36,7 +36,8 @@ export interface ScoreRange {
 }
 
 export interface PairsQuery {
-  jobId: number;
+  /** The audit whose scores to show; null browses the stored pairs before any audit. */
+  jobId: number | null;
   sort: Sort;
   filter: FlagFilter;
   /** Words that must all occur in the texts. */
@@ -51,7 +52,7 @@ export function toFilter(query: PairsQuery): Schemas["PairFilter"] {
   const range = query.range;
   return {
     job_id: query.jobId,
-    split: "train",
+    split: query.jobId === null ? "all" : "train",
     q: query.q ? query.q : null,
     states: query.states && query.states.length > 0 ? query.states : null,
     flagged: flaggedParam(query.filter) ?? null,
@@ -93,7 +94,7 @@ export function usePairs(datasetId: number, query: PairsQuery) {
     queryKey: pairKeys.list(datasetId, query),
     queryFn: ({ pageParam }) =>
       fetchPairs(datasetId, {
-        job_id: query.jobId,
+        job_id: query.jobId ?? undefined,
         sort: query.sort,
         flagged: flaggedParam(query.filter),
         q: query.q || undefined,
@@ -109,13 +110,19 @@ export function usePairs(datasetId: number, query: PairsQuery) {
 }
 
 /** The server-side histogram of a score column over the job's training pairs (no texts). */
-export function useScoreHistogram(datasetId: number, jobId: number, column = "harm", bins = HISTOGRAM_BINS) {
+export function useScoreHistogram(
+  datasetId: number,
+  jobId: number | null,
+  column = "harm",
+  bins = HISTOGRAM_BINS,
+) {
   return useQuery({
-    queryKey: pairKeys.histogram(datasetId, jobId, column, bins),
+    queryKey: pairKeys.histogram(datasetId, jobId ?? 0, column, bins),
+    enabled: jobId !== null,
     queryFn: async () =>
       unwrap(
         await api.GET("/api/v1/jobs/{job_id}/histogram", {
-          params: { path: { job_id: jobId }, query: { column, bins } },
+          params: { path: { job_id: jobId ?? 0 }, query: { column, bins } },
         }),
       ),
     // Scores of a finished job never change.

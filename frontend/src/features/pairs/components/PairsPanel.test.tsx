@@ -6,7 +6,7 @@ import { mockApi, renderWithClient } from "../../../test/utils";
 import type { Pair } from "../api/pairs";
 import { PairsPanel } from "./PairsPanel";
 
-function setup(groupBudget: number | null = null) {
+function setup(groupBudget: number | null = null, jobId: number | null = 7) {
   const pairs: Pair[] = [
     makePair(3, 0.8, {
       prompt: "Human: keep   these\n  spaces\n\nAssistant:",
@@ -78,7 +78,7 @@ function setup(groupBudget: number | null = null) {
       ],
     }),
   });
-  renderWithClient(<PairsPanel datasetId={1} jobId={7} datasetPairs={4} groupBudget={groupBudget} />);
+  renderWithClient(<PairsPanel datasetId={1} jobId={jobId} datasetPairs={4} groupBudget={groupBudget} />);
   return { ...api, flagBodies };
 }
 
@@ -111,6 +111,18 @@ describe("PairsPanel", () => {
     expect(Object.fromEntries(new URL(histogram.url).searchParams)).toEqual({ column: "harm", bins: "40" });
     expect(calls.filter((r) => new URL(r.url).pathname.endsWith("/pairs"))).toHaveLength(2);
     expect(screen.getByTestId("flag-summary")).toHaveTextContent("0 of 4 pairs flagged");
+  });
+
+  it("browses the stored pairs before any audit: file order, no scores, no histogram", async () => {
+    const { calls } = setup(null, null);
+    await waitFor(() => expect(dataRows()).toHaveLength(3));
+    expect(dataRows().map((row) => within(row).getAllByRole("cell")[1].textContent)).toEqual(["1", "2", "4"]);
+    const list = calls.find((r) => new URL(r.url).pathname.endsWith("/pairs"))!;
+    expect(new URL(list.url).searchParams.get("job_id")).toBeNull();
+    expect(new URL(list.url).searchParams.get("sort")).toBe("index");
+    expect(calls.some((r) => new URL(r.url).pathname.endsWith("/histogram"))).toBe(false);
+    expect(screen.queryByLabelText("Range column")).not.toBeInTheDocument();
+    expect(screen.getByText(/pairs match/)).toBeInTheDocument();
   });
 
   it("runs the keyboard loop: j/k move, s swaps and advances, ? shows the keys", async () => {

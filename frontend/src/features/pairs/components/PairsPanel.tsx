@@ -26,17 +26,20 @@ import { BulkBar } from "./BulkBar";
 import { ReviewFilterBar, SCORE_CHOICES, STATES, type ReviewFilters } from "./ReviewFilterBar";
 
 /** The view's sort and filters live in the URL, so a view can be shared and reloaded. */
-function useViewParams(): [string, ReviewFilters, (sort: string) => void, (f: ReviewFilters) => void] {
+function useViewParams(
+  scored: boolean,
+): [string, ReviewFilters, (sort: string) => void, (f: ReviewFilters) => void] {
   const [params, setParams] = useSearchParams();
-  const sort = params.get("sort") ?? "-harm";
+  const sort = params.get("sort") ?? (scored ? "-harm" : "index");
   const range = params.get("range");
   const [column, min, max] = range ? range.split(":") : [];
   const filters: ReviewFilters = {
     q: params.get("q") ?? "",
     states: params.getAll("state").filter((s): s is ReviewState => (STATES as string[]).includes(s)),
-    range: column
-      ? { column, min: min ? Number(min) : undefined, max: max ? Number(max) : undefined }
-      : null,
+    range:
+      column && scored
+        ? { column, min: min ? Number(min) : undefined, max: max ? Number(max) : undefined }
+        : null,
   };
   const update = (change: (next: URLSearchParams) => void) =>
     setParams(
@@ -62,7 +65,8 @@ function useViewParams(): [string, ReviewFilters, (sort: string) => void, (f: Re
 
 interface Props {
   datasetId: number;
-  jobId: number;
+  /** The audit to review; null browses the stored pairs (no scores) before any audit. */
+  jobId: number | null;
   /** All pairs of the dataset, to say how many an export keeps. */
   datasetPairs: number;
   /** The budget of a group audit (its greedy selection's size); null for other audits. */
@@ -71,7 +75,8 @@ interface Props {
 
 /** Review one finished audit: the harm distribution, the ranked pairs, flagging. */
 export function PairsPanel({ datasetId, jobId, datasetPairs, groupBudget = null }: Props) {
-  const [sort, filters, setSort, setFilters] = useViewParams();
+  const scored = jobId !== null;
+  const [sort, filters, setSort, setFilters] = useViewParams(scored);
   const [filter, setFilter] = useState<FlagFilter>("all");
   const [help, setHelp] = useState(false);
   const noteRef = useRef<HTMLTextAreaElement>(null);
@@ -148,7 +153,7 @@ export function PairsPanel({ datasetId, jobId, datasetPairs, groupBudget = null 
   return (
     <section className="card pairs-panel" aria-labelledby="pairs-title">
       <div className="section-head">
-        <h2 id="pairs-title">Pairs ranked by harm</h2>
+        <h2 id="pairs-title">{scored ? "Pairs ranked by harm" : "Pairs (no audit yet: browse, search, decide)"}</h2>
         <p className="muted" role="status" data-testid="flag-summary">
           {flaggedCount.data !== undefined &&
             `${flaggedCount.data} of ${datasetPairs} pairs flagged · an export keeps ${datasetPairs - flaggedCount.data}`}
@@ -166,8 +171,9 @@ export function PairsPanel({ datasetId, jobId, datasetPairs, groupBudget = null 
           Could not load the harm histogram: {errorMessage(histogram.error)}
         </p>
       )}
-      <ReviewFilterBar value={filters} onChange={setFilters} sort={sort} onSortChange={setSort} />
+      <ReviewFilterBar value={filters} onChange={setFilters} sort={sort} onSortChange={setSort} scored={scored} />
       <BulkBar datasetId={datasetId} filter={toFilter(query)} matching={total} onDone={setMessage} />
+      {jobId !== null && (
       <FlagToolbar
         filter={filter}
         onFilterChange={setFilter}
@@ -196,6 +202,7 @@ export function PairsPanel({ datasetId, jobId, datasetPairs, groupBudget = null 
           })
         }
       />
+      )}
       {message && (
         <p className="success" role="status" data-testid="flag-message">
           {message}
@@ -211,7 +218,7 @@ export function PairsPanel({ datasetId, jobId, datasetPairs, groupBudget = null 
           {pairs.data?.pages.at(-1)?.total_is_estimate ? "about " : ""}
           {total.toLocaleString()}
         </span>{" "}
-        scored training pairs match{filter !== "all" && ` (${filter})`}; validation
+        {scored ? "scored training pairs match" : "pairs match"}{filter !== "all" && ` (${filter})`}; validation
         pairs are not scored. Click a row to read it; ↑/↓ or j/k move through the ranking, f flags, K keeps, s
         swaps.{" "}
         <button type="button" className="link" onClick={() => setHelp((shown) => !shown)}>
@@ -252,7 +259,7 @@ export function PairsPanel({ datasetId, jobId, datasetPairs, groupBudget = null 
         <PairDetail
           pair={selected}
           rank={selectedIndex + 1}
-          interactions={groupBudget !== null ? { datasetId, jobId } : undefined}
+          interactions={groupBudget !== null && jobId !== null ? { datasetId, jobId } : undefined}
           ref={noteRef}
           datasetId={datasetId}
           busy={setFlag.isPending || setState.isPending}

@@ -26,6 +26,8 @@ interface Props {
   onChange: (value: ReviewFilters) => void;
   sort: string;
   onSortChange: (sort: string) => void;
+  /** An audit's scores exist: offer score ranges and score sorts. */
+  scored?: boolean;
 }
 
 function parseBound(text: string): number | undefined {
@@ -35,7 +37,7 @@ function parseBound(text: string): number | undefined {
 }
 
 /** Search, review state, a score range and the sort column: the list's filter model. */
-export function ReviewFilterBar({ value, onChange, sort, onSortChange }: Props) {
+export function ReviewFilterBar({ value, onChange, sort, onSortChange, scored = true }: Props) {
   const [q, setQ] = useState(value.q);
   const [column, setColumn] = useState(value.range?.column ?? "harm");
   const [min, setMin] = useState(value.range?.min !== undefined ? String(value.range.min) : "");
@@ -83,6 +85,7 @@ export function ReviewFilterBar({ value, onChange, sort, onSortChange }: Props) 
           ))}
         </select>
       </label>
+      {scored && (
       <fieldset className="range">
         <legend>Score range</legend>
         <label>
@@ -104,13 +107,14 @@ export function ReviewFilterBar({ value, onChange, sort, onSortChange }: Props) 
           <input inputMode="decimal" value={max} onChange={(e) => setMax(e.target.value)} size={7} />
         </label>
       </fieldset>
+      )}
       <button type="submit">Apply filters</button>
       <label>
         Sort by
         <select value={sortKey} onChange={(e) => onSortChange(`${descending ? "-" : ""}${e.target.value}`)}>
           <option value="index">row</option>
           <option value="length">length</option>
-          {SCORE_CHOICES.map((c) => (
+          {scored && SCORE_CHOICES.map((c) => (
             <option key={c.column} value={c.column}>
               {c.label}
             </option>
