@@ -47,7 +47,8 @@ class Selection:
 
 
 def _pairs_query(dataset: Dataset, selection: Selection) -> Select:
-    columns = (Pair, Flag.state)
+    # Plain columns, not ORM objects: a million rows stream several times faster.
+    columns = (Pair.source_index, Pair.prompt, Pair.chosen, Pair.rejected, Pair.meta, Flag.state)
     if selection.query is not None:
         query = selection.query.select(*columns)
     else:
@@ -66,11 +67,10 @@ def _records(session: Session, dataset: Dataset, selection: Selection) -> Iterat
     rows = session.execute(_pairs_query(dataset, selection).execution_options(yield_per=_BATCH))
 
     def parsed() -> Iterator[ParsedPair]:
-        for p, state in rows:
-            chosen, rejected = p.chosen, p.rejected
+        for index, prompt, chosen, rejected, meta, state in rows:
             if selection.apply_swaps and state == "swapped":
                 chosen, rejected = rejected, chosen
-            yield ParsedPair(p.source_index, p.prompt, chosen, rejected, p.meta or {})
+            yield ParsedPair(index, prompt, chosen, rejected, meta or {})
 
     yield from to_records(parsed(), dataset.schema_kind)  # type: ignore[arg-type]
 

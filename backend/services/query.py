@@ -41,6 +41,9 @@ SORT_KEYS: tuple[str, ...] = ("index", "length", *SCORE_COLUMNS)
 EXACT_COUNT_LIMIT = 10_000
 """Filtered counts are exact up to this; above it Postgres gives the planner's estimate."""
 
+ESTIMATE_ABOVE = 3 * EXACT_COUNT_LIMIT
+"""A planner's estimate above this is taken as it is, without counting (Postgres)."""
+
 N_QUANTILES = 1001
 
 
@@ -138,14 +141,35 @@ def _load_stats(session: Session, job: Job) -> dict[str, ScoreStat]:
     return stats
 
 
-def refresh_stats(session: Session, job: Job) -> None:
-    """Recompute a just-finished audit's statistics (its scores may have been replaced). A
+def refresh_stats(
+    session: Session,
+    job: Job,
+    columns: dict[str, Any] | None = None,
+    rows: dict[str, int] | None = None,
+) -> None:
+    """Recompute a just-finished audit's statistics (its scores may have been replaced): from
+    the training scores the caller still holds (`columns`, `rows` per split), else read back. A
     failure leaves them to be computed on first use."""
+    import numpy as np
+
     try:
         session.execute(delete(ScoreStat).where(ScoreStat.job_id == job.id))
         session.commit()
         _STATS_CACHE.pop(_stats_key(session, job), None)
-        ensure_stats(session, job)
+        if columns is None or rows is None:
+            ensure_stats(session, job)
+            return
+        stats = [ScoreStat(job_id=job.id, key=f"rows:{k}", n=n) for k, n in rows.items()]
+        for column, raw in columns.items():
+            values = np.asarray(raw, dtype=np.float64)
+            values = values[np.isfinite(values)]
+            if values.size:
+                quantiles = np.quantile(values, np.linspace(0.0, 1.0, N_QUANTILES)).tolist()
+                stats.append(
+                    ScoreStat(job_id=job.id, key=column, n=int(values.size), quantiles=quantiles)
+                )
+        session.add_all(stats)
+        session.commit()
     except Exception:
         session.rollback()
 
@@ -390,17 +414,23 @@ def count(session: Session, query: Query) -> tuple[int, bool]:
         stats = ensure_stats(session, query.job)
         splits = ("train", "val") if query.split == "all" else (query.split,)
         return sum(stats[f"rows:{s}"].n for s in splits if f"rows:{s}" in stats), False
-    statement = query.select(Pair.id)
+    lean = Query(query.dataset, query.job, query.conditions, query.narrowed, query.split)
+    statement = lean.select(Pair.id)  # no reviewer join: a count needs none
     if session.get_bind().dialect.name != "postgresql":
         return session.scalar(select(func.count()).select_from(statement.subquery())) or 0, False
+    # The planner's estimate first (a few ms): far above the limit it is the answer, labelled as
+    # an estimate; near or below it, count exactly, stopping past the limit.
+    compiled = statement.compile(session.get_bind(), compile_kwargs={"literal_binds": True})
+    plan = session.execute(text(f"EXPLAIN (FORMAT JSON) {compiled}")).scalar_one()
+    plan = json.loads(plan) if isinstance(plan, str) else plan
+    estimate = int(plan[0]["Plan"]["Plan Rows"])
+    if estimate > ESTIMATE_ABOVE:
+        return estimate, True
     capped = statement.limit(EXACT_COUNT_LIMIT + 1).subquery()
     n = session.scalar(select(func.count()).select_from(capped)) or 0
     if n <= EXACT_COUNT_LIMIT:
         return n, False
-    compiled = statement.compile(session.get_bind(), compile_kwargs={"literal_binds": True})
-    plan = session.execute(text(f"EXPLAIN (FORMAT JSON) {compiled}")).scalar_one()
-    plan = json.loads(plan) if isinstance(plan, str) else plan
-    return max(int(plan[0]["Plan"]["Plan Rows"]), EXACT_COUNT_LIMIT + 1), True
+    return max(estimate, EXACT_COUNT_LIMIT + 1), True
 
 
 # --- sorting and keyset pagination ----------------------------------------------------------
@@ -450,6 +480,17 @@ class Cursor:
         return cursor
 
 
+def _has_nulls(session: Session, query: Query, column: str) -> bool:
+    """Whether some of the job's listed pairs lack `column` (the statistics say when none do)."""
+    if query.job is None:
+        return True
+    stats = ensure_stats(session, query.job)
+    stat, rows = stats.get(column), stats.get("rows:train")
+    if query.split == "train" and stat is not None and rows is not None:
+        return stat.n < rows.n
+    return True
+
+
 def page_rows(
     session: Session,
     query: Query,
@@ -468,7 +509,6 @@ def page_rows(
     nullable = key in SCORE_COLUMNS
     extra = (column.label("_sort"), ident.label("_id"))
     order = (column.desc(), ident.desc()) if descending else (column.asc(), ident.asc())
-    id_order = ident.desc() if descending else ident.asc()
 
     def fetch(statement: Select, n: int) -> list[Any]:
         return list(session.execute(statement.limit(n)))
@@ -497,13 +537,14 @@ def page_rows(
                     key_now < key_then if descending else key_now > key_then
                 )
             rows = fetch(statement.order_by(*order), limit + 1)
-            if nullable and len(rows) < limit + 1:
+            if nullable and len(rows) < limit + 1 and _has_nulls(session, query, key):
                 nulls = query.select(*columns, *extra).where(column.is_(None))
-                rows += fetch(nulls.order_by(id_order), limit + 1 - len(rows))
+                rows += fetch(nulls.order_by(*order), limit + 1 - len(rows))
         else:
             after_id = ident < c.pair_id if descending else ident > c.pair_id
             nulls = query.select(*columns, *extra).where(column.is_(None), after_id)
-            rows = fetch(nulls.order_by(id_order), limit + 1)
+            # Ordered as the (job, split, column, pair) index is: the column is null throughout.
+            rows = fetch(nulls.order_by(*order), limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = None

@@ -297,18 +297,12 @@ def bulk(
         query.conditions.append(Pair.id.in_(within))
         query.narrowed = True
     current = func.coalesce(Flag.state, "unreviewed")
-    matched = session.scalar(select(func.count()).select_from(query.select(Pair.id).subquery()))
     protect = new_state != "kept" and not override_kept
-    protected = 0
-    if protect:
-        protected = (
-            session.scalar(
-                select(func.count()).select_from(
-                    query.select(Pair.id).where(Flag.state == "kept").subquery()
-                )
-            )
-            or 0
-        )
+    counted = query.select(Pair.id, Flag.state).subquery()
+    matched, kept = session.execute(
+        select(func.count(), func.count().filter(counted.c.state == "kept")).select_from(counted)
+    ).one()
+    protected = kept if protect else 0
     differs = current != new_state
     if note is not None:
         differs = or_(differs, func.coalesce(Flag.note, "") != note)

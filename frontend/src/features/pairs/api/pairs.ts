@@ -45,6 +45,7 @@ export interface PairsQuery {
   /** Review states to show (any of them); empty: all. */
   states?: ReviewState[];
   range?: ScoreRange | null;
+  split?: "train" | "val" | "all";
 }
 
 /** The filter model the bulk actions take, from the list's query (same meaning). */
@@ -52,7 +53,7 @@ export function toFilter(query: PairsQuery): Schemas["PairFilter"] {
   const range = query.range;
   return {
     job_id: query.jobId,
-    split: query.jobId === null ? "all" : "train",
+    split: query.jobId === null ? "all" : (query.split ?? "train"),
     q: query.q ? query.q : null,
     states: query.states && query.states.length > 0 ? query.states : null,
     flagged: flaggedParam(query.filter) ?? null,
@@ -100,6 +101,7 @@ export function usePairs(datasetId: number, query: PairsQuery) {
         q: query.q || undefined,
         state: query.states && query.states.length > 0 ? query.states : undefined,
         score: rangeParam(query.range),
+        split: query.split ?? "train",
         cursor: pageParam ?? undefined,
         limit: PAGE_SIZE,
       }),

@@ -1,4 +1,4 @@
-import { useMemo } from "react";
+import { useMemo, useRef, useState, type PointerEvent } from "react";
 
 /** Equal-width bins of one score column: `edges` has one more entry than `counts`. */
 export interface Histogram {
@@ -13,6 +13,12 @@ interface Props {
   caption?: string;
   width?: number;
   height?: number;
+  /** The score column plotted (for the labels). */
+  column?: string;
+  /** Brushing: drag across the plot, or click a bar, to pick a score range. */
+  onBrush?: (min: number, max: number) => void;
+  /** The range picked now, drawn over the bars. */
+  selected?: { min?: number; max?: number } | null;
 }
 
 /**
@@ -46,8 +52,19 @@ export function tickFormatter(lo: number, hi: number): (value: number) => string
 }
 
 /** Distribution of the job's harm scores (binned by the server), with the flagging cut-off drawn in. */
-export function HarmHistogram({ histogram: hist, topFraction, caption, width = 640, height = 200 }: Props) {
+export function HarmHistogram({
+  histogram: hist,
+  topFraction,
+  caption,
+  width = 640,
+  height = 200,
+  column = "harm",
+  onBrush,
+  selected = null,
+}: Props) {
   const n = useMemo(() => hist.counts.reduce((sum, count) => sum + count, 0), [hist]);
+  const svg = useRef<SVGSVGElement>(null);
+  const [drag, setDrag] = useState<{ from: number; to: number } | null>(null);
   const cut = useMemo(
     () => (topFraction !== undefined ? cutoff(hist, topFraction) : null),
     [hist, topFraction],
@@ -64,14 +81,46 @@ export function HarmHistogram({ histogram: hist, topFraction, caption, width = 6
   const barW = innerW / hist.counts.length;
   const ticks = [lo, (lo + hi) / 2, hi];
   const format = tickFormatter(lo, hi);
+  const valueAt = (event: PointerEvent) => {
+    const box = svg.current?.getBoundingClientRect();
+    if (!box || box.width === 0) return null;
+    const px = ((event.clientX - box.left) / box.width) * width;
+    return lo + (Math.min(Math.max(px - M.left, 0), innerW) / innerW) * (hi - lo);
+  };
+  const shown = drag ? { min: Math.min(drag.from, drag.to), max: Math.max(drag.from, drag.to) } : selected;
 
   return (
     <figure className="histogram">
       <svg
+        ref={svg}
         viewBox={`0 0 ${width} ${height}`}
         role="img"
-        aria-label={`Histogram of harm scores for ${n} pairs, from ${format(lo)} to ${format(hi)}`}
+        aria-label={`Histogram of ${column} scores for ${n} pairs, from ${format(lo)} to ${format(hi)}`}
+        className={onBrush ? "brushable" : undefined}
+        onPointerDown={(event) => {
+          const value = onBrush ? valueAt(event) : null;
+          if (value !== null) setDrag({ from: value, to: value });
+        }}
+        onPointerMove={(event) => {
+          const value = drag ? valueAt(event) : null;
+          if (drag && value !== null) setDrag({ ...drag, to: value });
+        }}
+        onPointerUp={() => {
+          if (drag && onBrush && Math.abs(drag.to - drag.from) > (hi - lo) / 200) {
+            onBrush(Math.min(drag.from, drag.to), Math.max(drag.from, drag.to));
+          }
+          setDrag(null);
+        }}
       >
+        {shown && (shown.min !== undefined || shown.max !== undefined) && (
+          <rect
+            className="brush"
+            x={x(Math.max(lo, shown.min ?? lo))}
+            y={M.top}
+            width={Math.max(1, x(Math.min(hi, shown.max ?? hi)) - x(Math.max(lo, shown.min ?? lo)))}
+            height={innerH}
+          />
+        )}
         {hist.counts.map((count, i) => {
           // A bin is drawn as cut when some of its pairs lie above the cut-off.
           const flagged = cut !== null && hist.edges[i + 1] > cut;
@@ -83,9 +132,11 @@ export function HarmHistogram({ histogram: hist, topFraction, caption, width = 6
               width={Math.max(1, barW - 2)}
               height={M.top + innerH - y(count)}
               className={flagged ? "bar bar-cut" : "bar"}
+              data-testid="histogram-bar"
+              onClick={() => !drag && onBrush?.(hist.edges[i], hist.edges[i + 1])}
             >
               <title>
-                {count} pairs with harm in [{format(hist.edges[i])}, {format(hist.edges[i + 1])})
+                {count} pairs with {column} in [{format(hist.edges[i])}, {format(hist.edges[i + 1])})
               </title>
             </rect>
           );
@@ -104,7 +155,7 @@ export function HarmHistogram({ histogram: hist, topFraction, caption, width = 6
           0
         </text>
         <text x={M.left + innerW / 2} y={height - 2} textAnchor="middle" className="axis-label">
-          harm (higher = more harmful)
+          {column} (higher = more harmful){onBrush ? " · drag or click to filter" : ""}
         </text>
         {cut !== null && (
           <g>

@@ -250,7 +250,7 @@ function PairInteractions({ datasetId, jobId, pairId }: { datasetId: number; job
           <tbody>
             {query.data.items.map((item) => (
               <tr key={item.pair_id} data-testid="interaction">
-                <td>{item.index}</td>
+                <td>{item.index + 1}</td>
                 <td>{formatScore(item.kappa)}</td>
                 <td>
                   <span className={`tag tag-${item.kind}`}>{item.kind}</span>

@@ -33,7 +33,9 @@ function useViewParams(
   const sort = params.get("sort") ?? (scored ? "-harm" : "index");
   const range = params.get("range");
   const [column, min, max] = range ? range.split(":") : [];
+  const split = params.get("split");
   const filters: ReviewFilters = {
+    split: split === "val" || split === "all" ? split : "train",
     q: params.get("q") ?? "",
     states: params.getAll("state").filter((s): s is ReviewState => (STATES as string[]).includes(s)),
     range:
@@ -59,6 +61,8 @@ function useViewParams(
       f.states.forEach((s) => next.append("state", s));
       if (f.range) next.set("range", `${f.range.column}:${f.range.min ?? ""}:${f.range.max ?? ""}`);
       else next.delete("range");
+      if (f.split && f.split !== "train") next.set("split", f.split);
+      else next.delete("split");
     });
   return [sort, filters, setSort, setFilters];
 }
@@ -84,11 +88,22 @@ export function PairsPanel({ datasetId, jobId, datasetPairs, groupBudget = null 
   const [selectedId, setSelectedId] = useState<number | null>(null);
   const [message, setMessage] = useState<string | null>(null);
 
-  const query = { jobId, sort, filter, q: filters.q, states: filters.states, range: filters.range };
+  const query = {
+    jobId,
+    sort,
+    filter,
+    q: filters.q,
+    states: filters.states,
+    range: filters.range,
+    split: filters.split,
+  };
   const pairs = usePairs(datasetId, query);
   const setState = useSetState(datasetId);
   const undo = useUndo(datasetId);
-  const histogram = useScoreHistogram(datasetId, jobId);
+  const sortColumn = sort.replace(/^-/, "");
+  const histColumn =
+    filters.range?.column ?? (SCORE_CHOICES.some((c) => c.column === sortColumn) ? sortColumn : "harm");
+  const histogram = useScoreHistogram(datasetId, jobId, histColumn);
   const flaggedCount = useFlaggedCount(datasetId);
   const setFlag = useSetFlag(datasetId);
   const flagTop = useFlagTop(datasetId);
@@ -162,8 +177,11 @@ export function PairsPanel({ datasetId, jobId, datasetPairs, groupBudget = null 
       {histogram.data && (
         <HarmHistogram
           histogram={histogram.data}
-          topFraction={Number(percent) > 0 ? Number(percent) / 100 : undefined}
+          column={histColumn}
+          topFraction={histColumn === "harm" && Number(percent) > 0 ? Number(percent) / 100 : undefined}
           caption={histogramCaption(histogram.data)}
+          selected={filters.range?.column === histColumn ? filters.range : null}
+          onBrush={(min, max) => setFilters({ ...filters, range: { column: histColumn, min, max } })}
         />
       )}
       {histogram.isError && (
@@ -218,7 +236,13 @@ export function PairsPanel({ datasetId, jobId, datasetPairs, groupBudget = null 
           {pairs.data?.pages.at(-1)?.total_is_estimate ? "about " : ""}
           {total.toLocaleString()}
         </span>{" "}
-        {scored ? "scored training pairs match" : "pairs match"}{filter !== "all" && ` (${filter})`}; validation
+        {!scored
+          ? "pairs match"
+          : filters.split === "val"
+            ? "validation pairs match (not scored)"
+            : filters.split === "all"
+              ? "pairs match (validation pairs are not scored)"
+              : "scored training pairs match"}{filter !== "all" && ` (${filter})`}; validation
         pairs are not scored. Click a row to read it; ↑/↓ or j/k move through the ranking, f flags, K keeps, s
         swaps.{" "}
         <button type="button" className="link" onClick={() => setHelp((shown) => !shown)}>

@@ -13,12 +13,23 @@ export const SCORE_CHOICES: { column: string; label: string; high: string }[] = 
   { column: "harm_length", label: "length heuristic", high: "chosen is much shorter than rejected" },
   { column: "harm_oof_loss", label: "out-of-fold loss", high: "a model that never saw it disagrees with the label" },
   { column: "harm_ensemble", label: "ensemble", high: "an ensemble agrees the label looks wrong" },
+  { column: "harm_corrected_loss", label: "corrected loss", high: "high loss not explained by memorisation" },
+  { column: "harm_datainf", label: "DataInf", high: "removing it lowers the validation loss (DataInf)" },
+  { column: "harm_tracin", label: "TracIn", high: "its training steps raised the validation loss" },
+  { column: "harm_gradient_cosine", label: "gradient cosine", high: "its gradient points against validation" },
+  { column: "harm_group", label: "group (greedy)", high: "removed early by interaction-aware pruning" },
+  { column: "ensemble_disagreement", label: "ensemble disagreement", high: "the ensemble's members disagree" },
+  { column: "margin", label: "margin", high: "the model prefers chosen by more" },
 ];
+
+export type Split = "train" | "val" | "all";
 
 export interface ReviewFilters {
   q: string;
   states: ReviewState[];
   range: ScoreRange | null;
+  /** With an audit: its training pairs (scored), its validation pairs, or both. */
+  split?: Split;
 }
 
 interface Props {
@@ -43,6 +54,13 @@ export function ReviewFilterBar({ value, onChange, sort, onSortChange, scored = 
   const [min, setMin] = useState(value.range?.min !== undefined ? String(value.range.min) : "");
   const [max, setMax] = useState(value.range?.max !== undefined ? String(value.range.max) : "");
   useEffect(() => setQ(value.q), [value.q]);
+  // A range picked elsewhere (brushing the histogram) shows here.
+  useEffect(() => {
+    if (!value.range) return;
+    setColumn(value.range.column);
+    setMin(value.range.min !== undefined ? String(Number(value.range.min.toPrecision(6))) : "");
+    setMax(value.range.max !== undefined ? String(Number(value.range.max.toPrecision(6))) : "");
+  }, [value.range]);
 
   const submit = (event: FormEvent) => {
     event.preventDefault();
@@ -85,6 +103,19 @@ export function ReviewFilterBar({ value, onChange, sort, onSortChange, scored = 
           ))}
         </select>
       </label>
+      {scored && (
+        <label>
+          Split
+          <select
+            value={value.split ?? "train"}
+            onChange={(e) => onChange({ ...value, split: e.target.value as Split })}
+          >
+            <option value="train">training (scored)</option>
+            <option value="val">validation</option>
+            <option value="all">both</option>
+          </select>
+        </label>
+      )}
       {scored && (
       <fieldset className="range">
         <legend>Score range</legend>
