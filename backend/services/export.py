@@ -20,7 +20,7 @@ from itertools import islice
 from typing import Any, Literal
 from urllib.parse import quote
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.orm import Session
 
 from backend.models import Dataset, Flag, Pair, User
@@ -52,11 +52,9 @@ def _pairs_query(dataset: Dataset, selection: Selection) -> Select:
     if selection.query is not None:
         query = selection.query.select(*columns)
     else:
-        query = (
-            select(*columns)
-            .outerjoin(Flag, Flag.pair_id == Pair.id)
-            .where(Pair.dataset_id == dataset.id)
-        )
+        # The dataset's own review rows only (its index), however many other datasets have.
+        on = and_(Flag.pair_id == Pair.id, Flag.dataset_id == dataset.id)
+        query = select(*columns).outerjoin(Flag, on).where(Pair.dataset_id == dataset.id)
     if selection.exclude_flagged:
         # The pair's own review row (unique on pair_id): no scan of other datasets' flags.
         query = query.where(or_(Flag.id.is_(None), Flag.state != "flagged"))

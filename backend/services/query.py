@@ -325,13 +325,28 @@ class Query:
     narrowed: bool
     split: str
     with_reviewer: bool = False  # also join the user who last changed each pair's state
+    uses_pairs: bool = True  # some condition reads the pairs table (text, lengths, metadata)
 
-    def select(self, *columns: Any) -> Select:
+    @property
+    def ident(self) -> Any:
+        """The pair id column the query is driven by (the scores' with a job)."""
+        return Score.pair_id if self.job is not None else Pair.id
+
+    def select(self, *columns: Any, lean: bool = False) -> Select:
+        """SELECT `columns` of the matching pairs. `lean`: with a job and no condition on the
+        pairs table, read only scores and review states (columns must then be of those; use
+        `ident` for the pair id): counts and bulk actions at a million pairs need no texts."""
+        if lean and self.job is not None and not self.uses_pairs:
+            query = select(*columns).select_from(Score).where(Score.job_id == self.job.id)
+            on = and_(Flag.pair_id == Score.pair_id, Flag.dataset_id == self.dataset.id)
+            return query.outerjoin(Flag, on).where(*self.conditions)
         query = select(*columns).select_from(Pair)
         if self.job is not None:
             on = and_(Score.pair_id == Pair.id, Score.job_id == self.job.id)
             query = query.join(Score, on)
-        query = query.outerjoin(Flag, Flag.pair_id == Pair.id)
+        # The dataset's own review rows (their index), however many other datasets have.
+        flags = and_(Flag.pair_id == Pair.id, Flag.dataset_id == self.dataset.id)
+        query = query.outerjoin(Flag, flags)
         if self.with_reviewer:
             query = query.outerjoin(User, User.id == Flag.user_id)
         return query.where(Pair.dataset_id == self.dataset.id, *self.conditions)
@@ -399,7 +414,8 @@ def resolve(session: Session, dataset: Dataset, f: PairFilter) -> Query:
             raise ReviewError(f"metadata {key!r}: compare with a finite number")
         conditions.append(_meta_condition(session, key, value))
         narrowed = True
-    return Query(dataset, job, conditions, narrowed, f.split)
+    uses_pairs = job is None or bool((f.q and _words(f.q)) or f.lengths or f.metadata)
+    return Query(dataset, job, conditions, narrowed, f.split, uses_pairs=uses_pairs)
 
 
 # --- counts ---------------------------------------------------------------------------------
@@ -414,8 +430,7 @@ def count(session: Session, query: Query) -> tuple[int, bool]:
         stats = ensure_stats(session, query.job)
         splits = ("train", "val") if query.split == "all" else (query.split,)
         return sum(stats[f"rows:{s}"].n for s in splits if f"rows:{s}" in stats), False
-    lean = Query(query.dataset, query.job, query.conditions, query.narrowed, query.split)
-    statement = lean.select(Pair.id)  # no reviewer join: a count needs none
+    statement = query.select(query.ident, lean=True)  # no texts, no reviewer join
     if session.get_bind().dialect.name != "postgresql":
         return session.scalar(select(func.count()).select_from(statement.subquery())) or 0, False
     # The planner's estimate first (a few ms): far above the limit it is the answer, labelled as

@@ -294,11 +294,11 @@ def bulk(
     new_state = BULK_STATES[kind]
     query = q.resolve(session, dataset, f)
     if within is not None:
-        query.conditions.append(Pair.id.in_(within))
+        query.conditions.append(query.ident.in_(within))
         query.narrowed = True
     current = func.coalesce(Flag.state, "unreviewed")
     protect = new_state != "kept" and not override_kept
-    counted = query.select(Pair.id, Flag.state).subquery()
+    counted = query.select(query.ident, Flag.state, lean=True).subquery()
     matched, kept = session.execute(
         select(func.count(), func.count().filter(counted.c.state == "kept")).select_from(counted)
     ).one()
@@ -308,7 +308,7 @@ def bulk(
         differs = or_(differs, func.coalesce(Flag.note, "") != note)
     changing = [differs, current != "kept"] if protect else [differs]
     if dry_run:
-        change = query.select(Pair.id).where(*changing)
+        change = query.select(query.ident, lean=True).where(*changing)
         n = session.scalar(select(func.count()).select_from(change.subquery())) or 0
         return BulkResult(matched=matched or 0, changed=n, protected=protected, dry_run=True)
     action = ReviewAction(
@@ -325,7 +325,7 @@ def bulk(
     session.flush()
     new_note = Flag.note if note is None else literal(note)
     events = query.select(
-        literal(action.id), Pair.id, current, Flag.note, literal(new_state), new_note
+        literal(action.id), query.ident, current, Flag.note, literal(new_state), new_note, lean=True
     ).where(*changing)
     _record_events(session, action, events)
     _apply_events(session, dataset, user, action.id)

@@ -67,10 +67,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("flags") as batch:
         batch.drop_column("flagged")
+        # No foreign key: a flag goes with its pair (pair_id's cascade), and a bulk action of
+        # 100,000 pairs would pay one more key check per row.
         batch.alter_column("dataset_id", existing_type=sa.Integer(), nullable=False)
-        batch.create_foreign_key(
-            "fk_flags_dataset_id", "datasets", ["dataset_id"], ["id"], ondelete="CASCADE"
-        )
     op.create_index("ix_flags_dataset_state", "flags", ["dataset_id", "state"])
 
     op.create_table(
@@ -104,9 +103,10 @@ def upgrade() -> None:
             sa.ForeignKey("review_actions.id", ondelete="CASCADE"),
             nullable=False,
         ),
-        sa.Column(
-            "pair_id", sa.Integer(), sa.ForeignKey("pairs.id", ondelete="CASCADE"), nullable=False
-        ),
+        # No foreign key to pairs: events go with their action (and it with its dataset); pairs
+        # are only ever deleted with their dataset, and the key check per row doubled a bulk
+        # action's time.
+        sa.Column("pair_id", sa.Integer(), nullable=False),
         sa.Column("old_state", sa.String(16), nullable=False),
         sa.Column("old_note", sa.Text(), nullable=True),
         sa.Column("new_state", sa.String(16), nullable=False),
@@ -171,6 +171,5 @@ def downgrade() -> None:
         batch.add_column(sa.Column("flagged", sa.Boolean(), nullable=False, server_default="1"))
     op.execute("UPDATE flags SET flagged = (state = 'flagged')")
     with op.batch_alter_table("flags") as batch:
-        batch.drop_constraint("fk_flags_dataset_id", type_="foreignkey")
         batch.drop_column("dataset_id")
         batch.drop_column("state")

@@ -1,5 +1,6 @@
-import { render, screen } from "@testing-library/react";
-import { describe, expect, it } from "vitest";
+import { fireEvent, render, screen } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
+import { describe, expect, it, vi } from "vitest";
 import { cutoff, HarmHistogram, tickFormatter } from "./HarmHistogram";
 
 // 20 values 0..19 in 10 bins of width 2: two per bin.
@@ -19,6 +20,24 @@ describe("HarmHistogram", () => {
     expect(cutoff(twoPerBin, 1)).toBeCloseTo(-0.5);
     expect(cutoff(twoPerBin, 0)).toBeNull();
     expect(cutoff({ edges: [0, 1], counts: [0] }, 0.1)).toBeNull();
+  });
+
+  it("brushes: a click on a bar picks its range, a drag across the plot picks the span", async () => {
+    const onBrush = vi.fn();
+    render(<HarmHistogram histogram={twoPerBin} column="loss" onBrush={onBrush} selected={{ min: 3.5 }} />);
+    expect(screen.getByRole("img", { name: /histogram of loss scores for 20 pairs/i })).toBeInTheDocument();
+    await userEvent.click(screen.getAllByTestId("histogram-bar")[3]);
+    expect(onBrush).toHaveBeenLastCalledWith(5.5, 7.5);
+    // A drag: the plot is 640 units wide on screen here, so screen x = viewBox x.
+    const svg = screen.getByRole("img");
+    svg.getBoundingClientRect = () => ({ left: 0, top: 0, width: 640, height: 200, right: 640, bottom: 200, x: 0, y: 0, toJSON: () => ({}) });
+    fireEvent.pointerDown(svg, { clientX: 44 });
+    fireEvent.pointerMove(svg, { clientX: 44 + 290 });
+    fireEvent.pointerUp(svg, { clientX: 44 + 290 });
+    const [lo, hi] = onBrush.mock.calls.at(-1)!;
+    expect(lo).toBeCloseTo(-0.5);
+    expect(hi).toBeCloseTo(9.5); // half of the 580-wide plot: half the range
+    expect(svg.querySelector("rect.brush")).not.toBeNull(); // the selected range is drawn
   });
 
   it("keeps ticks of a narrow range distinct", () => {

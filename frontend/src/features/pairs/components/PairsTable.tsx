@@ -71,6 +71,17 @@ export function PairsTable({
   extraColumn = "harm_gradient_similarity",
   extraLabel = "Grad. sim.",
 }: Props) {
+  // Up to three metadata fields of the upload, as they appear in the loaded rows.
+  const metaKeys = useMemo(() => {
+    const keys: string[] = [];
+    for (const pair of pairs.slice(0, 200)) {
+      for (const key of Object.keys(pair.metadata ?? {})) {
+        if (!keys.includes(key) && keys.length < 3) keys.push(key);
+      }
+    }
+    return keys;
+  }, [pairs]);
+  const metaSignature = metaKeys.join("\u0000");
   const columns = useMemo(
     () => [
       column.display({
@@ -121,6 +132,22 @@ export function PairsTable({
         cell: (info) => <span className="prompt-preview">{preview(info.getValue()).slice(0, 200)}</span>,
         enableSorting: false,
       }),
+      ...metaSignature
+        .split("\u0000")
+        .filter((key) => key !== "")
+        .map((key) =>
+          column.accessor((pair) => pair.metadata?.[key], {
+            id: `meta:${key}`,
+            header: key,
+            cell: (info) => {
+              const value = info.getValue();
+              if (value === undefined || value === null) return <span className="muted">–</span>;
+              const text = typeof value === "string" ? value : JSON.stringify(value);
+              return <span className="prompt-preview">{text.slice(0, 80)}</span>;
+            },
+            enableSorting: false,
+          }),
+        ),
       column.accessor("state", {
         header: "State",
         cell: (info) =>
@@ -148,7 +175,7 @@ export function PairsTable({
         },
       }),
     ],
-    [onToggleFlag, extraColumn, extraLabel],
+    [onToggleFlag, extraColumn, extraLabel, metaSignature],
   );
 
   const table = useReactTable({
