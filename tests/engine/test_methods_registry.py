@@ -95,7 +95,7 @@ def test_columns_module_reexports_the_registry() -> None:
 def test_backend_sort_keys_and_harm_columns_come_from_the_registry() -> None:
     from backend.services import review
 
-    assert ("index", *SCORE_COLUMNS) == review.SORT_KEYS
+    assert ("index", "length", *SCORE_COLUMNS) == review.SORT_KEYS
     assert review.HARM_COLUMNS == HARM_COLUMNS
 
 
