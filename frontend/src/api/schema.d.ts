@@ -1137,6 +1137,12 @@ export interface components {
              * @description len(counts) + 1 bin edges, ascending.
              */
             edges: number[];
+            /**
+             * Estimated
+             * @description True above 20,000 scores: counts from 1,001 stored quantiles (each bin within 0.1% of n of the exact count).
+             * @default false
+             */
+            estimated?: boolean;
             /** N */
             n: number;
             /**
