@@ -729,6 +729,7 @@ def gradients(context: JobContext, run: TaskRun, shard: int) -> None:
     """Per-pair margin gradients of one shard (projected when the job projects)."""
     from worker.influence.model import Encoded
     from worker.influence.stream import shard_gradients, shard_stats
+    from worker.influence.train import check_cancel
 
     store = artifact_store()
     key = context.key(f"gradients/{shard:05d}.npz")
@@ -739,7 +740,11 @@ def gradients(context: JobContext, run: TaskRun, shard: int) -> None:
     if len(positions) == 0:
         raise ValueError(f"shard {shard} is empty: the plan has {len(plan['order'])} pairs")
     meta = store.get_json(context.key("train.json"))
+    # A cancel that lands while the shard loads its model is seen before the next step, not only
+    # once the gradient loop polls: loading takes seconds on a busy machine.
+    check_cancel(run.should_cancel)
     rm, tokenizer = _model(context, trained=True)
+    check_cancel(run.should_cancel)
     space = _space(context, rm.n_params, len(plan["train_ids"]))
     if meta.get("space") != space.kind:
         raise RuntimeError("the shard's gradient space differs from the training task's")
@@ -747,6 +752,7 @@ def gradients(context: JobContext, run: TaskRun, shard: int) -> None:
     pair_ids = plan["train_ids"][positions]
     with run.factory() as session:
         tokens, _ = _encode_by_ids(session, tokenizer, pair_ids, context.config.max_length)
+    check_cancel(run.should_cancel)
     run.pairs = len(tokens)
     margins, grads = shard_gradients(
         rm,
