@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -174,20 +175,23 @@ class JobTask(Base):
 
 
 class Score(Base):
-    """One row per (job, pair). Training pairs carry the scores; validation pairs only `split`."""
+    """One row per (job, pair). Training pairs carry the scores; validation pairs only `split`.
+
+    On Postgres the table is partitioned by job (one `scores_job_<id>` per job, see
+    `backend.services.scores`); `pair_id` has no foreign key (the rows of a job are written for
+    its dataset's pairs only, and go with the job)."""
 
     __tablename__ = "scores"
     __table_args__ = (
-        UniqueConstraint("job_id", "pair_id"),
         *(
             Index(f"ix_scores_sort_{column}", "job_id", "split", column, "pair_id")
             for column in INDEXED_SORTS
         ),
+        {"postgresql_partition_by": "LIST (job_id)"},
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
-    pair_id: Mapped[int] = mapped_column(ForeignKey("pairs.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    pair_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     split: Mapped[str] = mapped_column(String(8))  # "train" | "val"
     harm: Mapped[float | None] = mapped_column(Float, default=None)
     loss: Mapped[float | None] = mapped_column(Float, default=None)
@@ -317,5 +321,8 @@ its shadow tables, Postgres's tsvector table and its indexes)."""
 
 
 def in_models(name: str | None, type_: str, parent_names: object) -> bool:
-    """For Alembic's autogenerate: everything but the text-search structures."""
+    """For Alembic's autogenerate: everything but the text-search structures and the per-job
+    partitions of scores."""
+    if type_ == "table" and re.match(r"^scores_job_\d+$", name or ""):
+        return False  # a job's partition of scores (backend.services.scores)
     return not (name or "").startswith(SEARCH_OBJECTS)

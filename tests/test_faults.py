@@ -218,7 +218,9 @@ def test_cancel_stops_every_shard_and_the_next_job_runs(
     # A shard sees the cancel at its next heartbeat (1 s here) and stops at its next step: a
     # gradient chunk, or the model load it may be in. A whole shard takes far longer than this.
     while any(r.status == "running" for r in task_rows(job_id)):
-        assert time.monotonic() - cancelled_at < 10, [(r.stage, r.status) for r in task_rows(job_id)]
+        assert time.monotonic() - cancelled_at < 10, [
+            (r.stage, r.status) for r in task_rows(job_id)
+        ]
         time.sleep(0.1)
     stopped = time.monotonic() - cancelled_at
     print(f"\nall shards stopped {stopped:.1f} s after the cancel")

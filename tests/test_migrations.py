@@ -67,3 +67,60 @@ def test_score_columns_match_the_engine() -> None:
 
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_scores_move_into_their_jobs_partitions_and_back(backend, database, tmp_path) -> None:
+    """0009 keeps every score row (on Postgres in its job's own partition); its downgrade too."""
+    from sqlalchemy import text
+
+    schema = "migration_data" if backend == "postgres" else None
+    url = database if backend == "postgres" else f"sqlite:///{tmp_path / 'd.db'}"
+    if schema:
+        with create_engine(url).begin() as connection:
+            connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            connection.execute(text(f"CREATE SCHEMA {schema}"))
+    engine = create_engine(
+        url, connect_args={"options": f"-csearch_path={schema}"} if schema else {}
+    )
+    config = alembic_config()
+    try:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            config.attributes["configure_logger"] = False
+            command.upgrade(config, "0008")
+            for sql in (
+                "INSERT INTO users (id, username, password_hash, is_admin, created_at) "
+                "VALUES (1, 'u', 'x', false, CURRENT_TIMESTAMP)",
+                "INSERT INTO datasets (id, owner_id, name, filename, format, schema_kind, n_pairs, "
+                "sha256, original_path, created_at) VALUES (1, 1, 'd', 'd.jsonl', 'jsonl', 'pcr', "
+                "3, 'x', '/x', CURRENT_TIMESTAMP)",
+                *(
+                    f"INSERT INTO pairs (id, dataset_id, source_index, prompt, chosen, rejected, "
+                    f"metadata) VALUES ({i}, 1, {i}, 'p', 'c', 'r', '{{}}')"
+                    for i in (1, 2, 3)
+                ),
+                *(
+                    f"INSERT INTO jobs (id, dataset_id, owner_id, kind, config, status, progress, "
+                    f"created_at) VALUES ({j}, 1, 1, 'audit', '{{}}', 'succeeded', 1, "
+                    f"CURRENT_TIMESTAMP)"
+                    for j in (7, 9)
+                ),
+                "INSERT INTO scores (job_id, pair_id, split, harm) VALUES (7, 1, 'train', 0.5), "
+                "(7, 2, 'val', NULL), (9, 1, 'train', -1.0), (9, 3, 'train', 2.0)",
+            ):
+                connection.execute(text(sql))
+            command.upgrade(config, "head")
+            rows = "SELECT job_id, pair_id, split, harm FROM scores ORDER BY job_id, pair_id"
+            expected = [(7, 1, "train", 0.5), (7, 2, "val", None), (9, 1, "train", -1.0),
+                        (9, 3, "train", 2.0)]  # fmt: skip
+            assert [tuple(r) for r in connection.execute(text(rows))] == expected
+            if schema:
+                assert connection.scalar(text("SELECT count(*) FROM scores_job_9")) == 2
+            command.downgrade(config, "0008")
+            assert [tuple(r) for r in connection.execute(text(rows))] == expected
+            command.downgrade(config, "base")
+    finally:
+        if schema:
+            with create_engine(url).begin() as connection:
+                connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))

@@ -19,7 +19,7 @@ import numpy as np
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from backend.db import get_sessionmaker, insert_rows
+from backend.db import get_sessionmaker
 from backend.job_states import FINISHED
 from backend.models import Interaction, Job, Pair, Score, utcnow
 from worker.influence.columns import SCORE_COLUMNS
@@ -347,23 +347,10 @@ def _save_scores(
         job = session.get(Job, job_id, with_for_update=True)
         if job is None or job.status != "running":
             return job.status if job else "missing"
-        session.execute(delete(Score).where(Score.job_id == job_id))
-        rows: list[dict[str, Any]] = []
-        names = list(columns)
-        # NaN and ±inf are stored as NULL; tolist() gives Python floats in one pass.
-        cleaned = [np.where(np.isfinite(columns[n]), columns[n], np.nan).tolist() for n in names]
-        for position, pair_id in enumerate(train_ids):
-            row: dict[str, Any] = {"job_id": job_id, "pair_id": pair_id, "split": "train"}
-            for name, values in zip(names, cleaned, strict=True):
-                value = values[position]
-                row[name] = None if value != value else value  # NaN → None
-            rows.append(row)
-            if len(rows) >= _INSERT_BATCH:
-                insert_rows(session, Score, rows)
-                rows = []
-        rows.extend({"job_id": job_id, "pair_id": pid, "split": "val"} for pid in val_ids)
-        for start in range(0, len(rows), _INSERT_BATCH):
-            insert_rows(session, Score, rows[start : start + _INSERT_BATCH])
+        from backend.services.query import refresh_stats
+        from backend.services.scores import replace_scores
+
+        replace_scores(session, job_id, train_ids, val_ids, columns)
         session.execute(delete(Interaction).where(Interaction.job_id == job_id))
         links = [
             {"job_id": job_id, "pair_id": train_ids[i], "other_id": train_ids[j], "kappa": kappa}
@@ -373,8 +360,6 @@ def _save_scores(
         for start in range(0, len(links), _INSERT_BATCH):
             session.execute(insert(Interaction), links[start : start + _INSERT_BATCH])
         status = _succeed(session, job, metrics, stats=False)
-        from backend.services.query import refresh_stats
-
         # The review's percentiles and counts, from the arrays at hand (not read back).
         refresh_stats(session, job, columns, {"train": len(train_ids), "val": len(val_ids)})
         return status

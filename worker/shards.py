@@ -961,7 +961,9 @@ def upsert_scores(
 ) -> None:
     """Insert or replace the (job, pair) rows: a shard that runs twice leaves one row per pair."""
     from backend.db import upsert
+    from backend.services.scores import ensure_partition
 
+    ensure_partition(session, job_id)
     names = sorted(columns)
     for start in range(0, len(pair_ids), _UPSERT_BATCH):
         rows = []

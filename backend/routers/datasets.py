@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 
 from backend.deps import CurrentUser, DatasetDep, PathId, SessionDep, SettingsDep
 from backend.filters import FilterDep
-from backend.models import Dataset
+from backend.models import Dataset, Job
 from backend.schemas import (
     DB_ID_MAX,
     DB_OFFSET_MAX,
@@ -47,6 +47,7 @@ from backend.services import export, review, search
 from backend.services.ingest import UploadTooLarge, ingest
 from backend.services.query import SearchNotReady
 from backend.services.query import resolve as review_query
+from backend.services.scores import drop_partitions
 from worker.influence.io import LimitExceeded, PairFormatError
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
@@ -115,8 +116,10 @@ def delete_dataset(dataset: DatasetDep, session: SessionDep, settings: SettingsD
 
     folder = Path(dataset.original_path).parent
     prefix = dataset_prefix(dataset.id)
+    jobs = list(session.scalars(select(Job.id).where(Job.dataset_id == dataset.id)))
     session.delete(dataset)
     session.commit()
+    drop_partitions(session, jobs)  # the jobs' emptied score tables (Postgres)
     shutil.rmtree(folder, ignore_errors=True)
     ArtifactStore(settings.artifact_root).delete(prefix)
 
@@ -326,11 +329,10 @@ def export_dataset(
             apply_swaps=apply_swaps,
             query=review_query(session, dataset, where),
         )
-    filename = export.export_filename(dataset, format, exclude_flagged)
-    return StreamingResponse(
+    return _download(
         export.stream_export(session, dataset, format, selection, raw=raw),
-        media_type=export.MEDIA_TYPES[format],
-        headers={"Content-Disposition": export.content_disposition(filename)},
+        format,
+        export.export_filename(dataset, format, exclude_flagged),
     )
 
 
@@ -346,9 +348,17 @@ def review_log(
 ) -> StreamingResponse:
     """Every reviewed pair's decision: row, pair id, state, note, who and when (a file to keep
     beside the export)."""
-    filename = export.review_log_filename(dataset, format)
-    return StreamingResponse(
+    return _download(
         export.stream_review_log(session, dataset, format),
+        format,
+        export.review_log_filename(dataset, format),
+    )
+
+
+def _download(chunks: Iterator[bytes], format: str, filename: str) -> StreamingResponse:
+    """A streamed file the browser saves under `filename`."""
+    return StreamingResponse(
+        chunks,
         media_type=export.MEDIA_TYPES[format],
         headers={"Content-Disposition": export.content_disposition(filename)},
     )

@@ -90,6 +90,7 @@ def world(api: Api) -> dict:
     """A dataset of N pairs and a succeeded audit with known scores: harm = i / N, gradient
     similarity = (i · 7) mod N, group_order on even rows only; the last 5 rows are validation."""
     from backend.models import Job, Pair, Score
+    from backend.services.scores import ensure_partition
 
     response = api.client.post(
         f"{API}/datasets",
@@ -114,6 +115,7 @@ def world(api: Api) -> dict:
         )
         session.add(job)
         session.flush()
+        ensure_partition(session, job.id)
         for i, pair_id in enumerate(ids):
             if i >= N - 5:
                 session.add(Score(job_id=job.id, pair_id=pair_id, split="val"))
