@@ -121,13 +121,8 @@ def _load_stats(session: Session, job: Job) -> dict[str, ScoreStat]:
             ),
             dtype=np.float64,
         )
-        values = values[np.isfinite(values)]
-        if values.size == 0:
-            continue
-        quantiles = np.quantile(values, np.linspace(0.0, 1.0, N_QUANTILES)).tolist()
-        stats[column] = ScoreStat(
-            job_id=job.id, key=column, n=int(values.size), quantiles=quantiles
-        )
+        if (found := _stat(job, column, values)) is not None:
+            stats[column] = found
     session.add_all(stats.values())
     try:
         session.commit()
@@ -141,6 +136,18 @@ def _load_stats(session: Session, job: Job) -> dict[str, ScoreStat]:
     return stats
 
 
+def _stat(job: Job, column: str, raw: Any) -> ScoreStat | None:
+    """The column's N_QUANTILES quantiles over its finite training values (None if none)."""
+    import numpy as np
+
+    values = np.asarray(raw, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return None
+    quantiles = np.quantile(values, np.linspace(0.0, 1.0, N_QUANTILES)).tolist()
+    return ScoreStat(job_id=job.id, key=column, n=int(values.size), quantiles=quantiles)
+
+
 def refresh_stats(
     session: Session,
     job: Job,
@@ -150,7 +157,6 @@ def refresh_stats(
     """Recompute a just-finished audit's statistics (its scores may have been replaced): from
     the training scores the caller still holds (`columns`, `rows` per split), else read back. A
     failure leaves them to be computed on first use."""
-    import numpy as np
 
     try:
         session.execute(delete(ScoreStat).where(ScoreStat.job_id == job.id))
@@ -160,14 +166,11 @@ def refresh_stats(
             ensure_stats(session, job)
             return
         stats = [ScoreStat(job_id=job.id, key=f"rows:{k}", n=n) for k, n in rows.items()]
-        for column, raw in columns.items():
-            values = np.asarray(raw, dtype=np.float64)
-            values = values[np.isfinite(values)]
-            if values.size:
-                quantiles = np.quantile(values, np.linspace(0.0, 1.0, N_QUANTILES)).tolist()
-                stats.append(
-                    ScoreStat(job_id=job.id, key=column, n=int(values.size), quantiles=quantiles)
-                )
+        stats.extend(
+            stat
+            for column, values in columns.items()
+            if (stat := _stat(job, column, values)) is not None
+        )
         session.add_all(stats)
         session.commit()
     except Exception:

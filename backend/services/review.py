@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from sqlalchemy import DateTime, Select, func, literal, or_, select
+from sqlalchemy import DateTime, Select, func, literal, or_, select, true
 from sqlalchemy.orm import Session
 
 from backend.db import upsert
@@ -189,17 +189,9 @@ def set_state(
     decision on a pair cannot race into a duplicate row."""
     pair = get_pair(session, dataset, pair_id)
     old = session.scalar(select(Flag).where(Flag.pair_id == pair.id))
-    action = ReviewAction(
-        dataset_id=dataset.id,
-        user_id=user.id,
-        kind="set",
-        state=state,
-        description=f"row {pair.source_index + 1}: {state}",
-        count=1,
-        created_at=utcnow(),
+    action = _new_action(
+        session, dataset, user, "set", f"row {pair.source_index + 1}: {state}", state=state, count=1
     )
-    session.add(action)
-    session.flush()
     session.add(
         ReviewEvent(
             action_id=action.id,
@@ -231,6 +223,24 @@ def set_flag(
     return set_state(session, dataset, pair_id, user, "flagged" if flagged else "unreviewed", note)
 
 
+def _new_action(
+    session: Session, dataset: Dataset, user: User, kind: str, description: str, **fields: Any
+) -> ReviewAction:
+    """A new entry of the dataset's history (flushed: its id is known)."""
+    values: dict[str, Any] = {"state": None, "count": 0, **fields}
+    action = ReviewAction(
+        dataset_id=dataset.id,
+        user_id=user.id,
+        kind=kind,
+        description=description,
+        created_at=utcnow(),
+        **values,
+    )
+    session.add(action)
+    session.flush()
+    return action
+
+
 def _insert_from(session: Session, model: Any) -> Any:
     if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
@@ -239,31 +249,49 @@ def _insert_from(session: Session, model: Any) -> Any:
     return insert(model)
 
 
-def _record_events(session: Session, action: ReviewAction, events: Select) -> None:
-    """INSERT … SELECT the action's events, and count them (drivers' rowcounts for INSERT …
-    SELECT differ)."""
-    columns = ["action_id", "pair_id", "old_state", "old_note", "new_state", "new_note"]
-    session.execute(_insert_from(session, ReviewEvent).from_select(columns, events))
+_EVENT_COLUMNS = ["action_id", "pair_id", "old_state", "old_note", "new_state", "new_note"]
+
+
+def _write_events(
+    session: Session, dataset: Dataset, user: User, action: ReviewAction, events: Select
+) -> None:
+    """Record the action's events (`events` selects their columns) and set every pair's state
+    and note from them; `action.count` becomes the number of events.
+
+    On Postgres this is one statement: the events' INSERT … SELECT … RETURNING feeds the states'
+    upsert, and the statement returns how many pairs it changed. SQLite has no data-modifying
+    CTEs: two set-based statements and a count there, in the same transaction."""
+    if session.get_bind().dialect.name == "postgresql":
+        recorded = (
+            _insert_from(session, ReviewEvent)
+            .from_select(_EVENT_COLUMNS, events)
+            .returning(ReviewEvent.pair_id, ReviewEvent.new_state, ReviewEvent.new_note)
+            .cte("recorded")
+        )
+        source = select(recorded.c.pair_id, recorded.c.new_state, recorded.c.new_note)
+        applied = _set_states(session, dataset, user, source).returning(Flag.pair_id).cte("applied")
+        action.count = session.scalar(select(func.count()).select_from(applied)) or 0
+        return
+    session.execute(_insert_from(session, ReviewEvent).from_select(_EVENT_COLUMNS, events))
     action.count = (
         session.scalar(select(func.count()).where(ReviewEvent.action_id == action.id)) or 0
     )
+    source = select(ReviewEvent.pair_id, ReviewEvent.new_state, ReviewEvent.new_note).where(
+        ReviewEvent.action_id == action.id
+    )
+    session.execute(_set_states(session, dataset, user, source))
 
 
-def _apply_events(session: Session, dataset: Dataset, user: User, action_id: int) -> None:
-    """Upsert every pair's state and note from the action's events: one statement."""
+def _set_states(session: Session, dataset: Dataset, user: User, source: Select) -> Any:
+    """Upsert (pair_id, state, note) rows of `source` into flags, stamped with who and when."""
     now = literal(utcnow(), DateTime(timezone=True))
+    pair_id, state, note = source.subquery().c
     statement = _insert_from(session, Flag).from_select(
         ["pair_id", "dataset_id", "state", "note", "user_id", "updated_at"],
-        select(
-            ReviewEvent.pair_id,
-            literal(dataset.id),
-            ReviewEvent.new_state,
-            ReviewEvent.new_note,
-            literal(user.id),
-            now,
-        ).where(ReviewEvent.action_id == action_id),
+        # WHERE true: SQLite would read the ON CONFLICT after a bare FROM as a join's ON.
+        select(pair_id, literal(dataset.id), state, note, literal(user.id), now).where(true()),
     )
-    statement = statement.on_conflict_do_update(
+    return statement.on_conflict_do_update(
         index_elements=["pair_id"],
         set_={
             "state": statement.excluded.state,
@@ -272,7 +300,6 @@ def _apply_events(session: Session, dataset: Dataset, user: User, action_id: int
             "updated_at": statement.excluded.updated_at,
         },
     )
-    session.execute(statement)
 
 
 def bulk(
@@ -311,24 +338,20 @@ def bulk(
         change = query.select(query.ident, lean=True).where(*changing)
         n = session.scalar(select(func.count()).select_from(change.subquery())) or 0
         return BulkResult(matched=matched or 0, changed=n, protected=protected, dry_run=True)
-    action = ReviewAction(
-        dataset_id=dataset.id,
-        user_id=user.id,
-        kind="bulk",
+    action = _new_action(
+        session,
+        dataset,
+        user,
+        "bulk",
+        description or f"{kind} {describe(f)}",
         state=new_state,
-        description=description or f"{kind} {describe(f)}",
         filter=f.model_dump(mode="json", exclude_defaults=True),
-        count=0,
-        created_at=utcnow(),
     )
-    session.add(action)
-    session.flush()
     new_note = Flag.note if note is None else literal(note)
     events = query.select(
         literal(action.id), query.ident, current, Flag.note, literal(new_state), new_note, lean=True
     ).where(*changing)
-    _record_events(session, action, events)
-    _apply_events(session, dataset, user, action.id)
+    _write_events(session, dataset, user, action, events)
     session.commit()
     return BulkResult(
         matched=matched or 0, changed=action.count, protected=protected, action_id=action.id
@@ -374,18 +397,9 @@ def undo(session: Session, dataset: Dataset, user: User) -> BulkResult:
     )
     if last is None:
         raise ReviewError("nothing to undo: every review action of this dataset is undone")
-    action = ReviewAction(
-        dataset_id=dataset.id,
-        user_id=user.id,
-        kind="undo",
-        state=None,
-        description=f"undo: {last.description}",
-        count=0,
-        undoes=last.id,
-        created_at=utcnow(),
+    action = _new_action(
+        session, dataset, user, "undo", f"undo: {last.description}", undoes=last.id
     )
-    session.add(action)
-    session.flush()
     earlier = ReviewEvent.__table__.alias("earlier")
     events = (
         select(
@@ -400,8 +414,7 @@ def undo(session: Session, dataset: Dataset, user: User) -> BulkResult:
         .outerjoin(Flag, Flag.pair_id == earlier.c.pair_id)
         .where(earlier.c.action_id == last.id)
     )
-    _record_events(session, action, events)
-    _apply_events(session, dataset, user, action.id)
+    _write_events(session, dataset, user, action, events)
     last.undone_at = utcnow()
     session.commit()
     return BulkResult(matched=action.count, changed=action.count, action_id=action.id)

@@ -60,6 +60,20 @@ export function useDeleteDataset() {
   });
 }
 
+/** A file fetched with the auth header, saved from a blob URL under the server's filename. */
+async function download(
+  request: Promise<{ data?: unknown; error?: unknown; response: Response }>,
+  fallback: string,
+): Promise<string> {
+  const { data, error, response } = await request;
+  if (error !== undefined || !response.ok || !(data instanceof Blob)) {
+    throw new ApiError(response.status, error);
+  }
+  const filename = filenameFrom(response.headers.get("Content-Disposition"), fallback);
+  saveBlob(data, filename);
+  return filename;
+}
+
 /** Downloads the cleaned dataset: fetched with the auth header, then saved from a blob URL. */
 export interface ExportOptions {
   excludeFlagged: boolean;
@@ -75,22 +89,14 @@ export function useExportDataset(dataset: Dataset) {
       format: ExportFormat;
       options?: ExportOptions;
     }) => {
-      const { data, error, response } = await api.GET("/api/v1/datasets/{dataset_id}/export", {
+      const request = api.GET("/api/v1/datasets/{dataset_id}/export", {
         params: {
           path: { dataset_id: dataset.id },
           query: { format, exclude_flagged: options.excludeFlagged, apply_swaps: options.applySwaps },
         },
         parseAs: "blob",
       });
-      if (error !== undefined || !response.ok || !(data instanceof Blob)) {
-        throw new ApiError(response.status, error);
-      }
-      const filename = filenameFrom(
-        response.headers.get("Content-Disposition"),
-        `${dataset.name}.cleaned.${format}`,
-      );
-      saveBlob(data, filename);
-      return filename;
+      return download(request, `${dataset.name}.cleaned.${format}`);
     },
   });
 }
@@ -99,19 +105,11 @@ export function useExportDataset(dataset: Dataset) {
 export function useExportReviewLog(dataset: Dataset) {
   return useMutation({
     mutationFn: async (format: "jsonl" | "csv") => {
-      const { data, error, response } = await api.GET("/api/v1/datasets/{dataset_id}/review-log", {
+      const request = api.GET("/api/v1/datasets/{dataset_id}/review-log", {
         params: { path: { dataset_id: dataset.id }, query: { format } },
         parseAs: "blob",
       });
-      if (error !== undefined || !response.ok || !(data instanceof Blob)) {
-        throw new ApiError(response.status, error);
-      }
-      const filename = filenameFrom(
-        response.headers.get("Content-Disposition"),
-        `${dataset.name}-review-log.${format}`,
-      );
-      saveBlob(data, filename);
-      return filename;
+      return download(request, `${dataset.name}-review-log.${format}`);
     },
   });
 }

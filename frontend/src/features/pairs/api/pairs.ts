@@ -140,49 +140,6 @@ export function useFlaggedCount(datasetId: number) {
   });
 }
 
-export function useSetFlag(datasetId: number) {
-  const queryClient = useQueryClient();
-  const lists = { queryKey: [...pairKeys.all(datasetId), "list"] };
-  const patch = (pairId: number, change: Partial<Pick<Pair, "flagged" | "note" | "state">>) =>
-    queryClient.setQueriesData<InfiniteData<PairsPage>>(
-      lists,
-      (data) =>
-        data && {
-          ...data,
-          pages: data.pages.map((page) => ({
-            ...page,
-            items: page.items.map((item) => (item.id === pairId ? { ...item, ...change } : item)),
-          })),
-        },
-    );
-  return useMutation({
-    mutationFn: async ({ pair, flagged, note }: { pair: Pair; flagged: boolean; note?: string | null }) =>
-      unwrap(
-        await api.PUT("/api/v1/datasets/{dataset_id}/pairs/{pair_id}/flag", {
-          params: { path: { dataset_id: datasetId, pair_id: pair.id } },
-          body: { flagged, note: note ?? null },
-        }),
-      ),
-    // Optimistic: the checkbox follows the click at once and snaps back if the server refuses.
-    // Rows are patched in place (not refetched) so the ranking does not jump under the cursor.
-    onMutate: async ({ pair, flagged, note }) => {
-      await queryClient.cancelQueries(lists);
-      patch(pair.id, { flagged, note: note ?? null, state: flagged ? "flagged" : "unreviewed" });
-      return { before: { flagged: pair.flagged, note: pair.note, state: pair.state } };
-    },
-    onError: (_error, { pair }, context) => {
-      if (context) patch(pair.id, context.before);
-    },
-    // The server's copy has no scores (they belong to a job), so only its review fields are taken.
-    onSuccess: (updated) =>
-      patch(updated.id, { flagged: updated.flagged, note: updated.note, state: updated.state }),
-    onSettled: () => {
-      void queryClient.invalidateQueries({ queryKey: pairKeys.flaggedCount(datasetId) });
-      void queryClient.invalidateQueries({ queryKey: [...pairKeys.all(datasetId), "actions"] });
-    },
-  });
-}
-
 /** Set one pair's review state (and note), patching the loaded rows in place. */
 export function useSetState(datasetId: number) {
   const queryClient = useQueryClient();

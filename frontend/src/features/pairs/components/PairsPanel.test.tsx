@@ -51,12 +51,6 @@ function setup(groupBudget: number | null = null, jobId: number | null = 7) {
       counts: [1, 2],
       quantiles: { p10: -0.28, p50: 0.2, p90: 0.68 },
     }),
-    "PUT /api/v1/datasets/1/pairs/103/flag": async (request) => {
-      const body = (await request.json()) as { flagged: boolean; note: string | null };
-      flagBodies.push(body);
-      flags.set(103, body.flagged);
-      return { ...withFlag(pairs[0]), note: body.note, scores: null };
-    },
     "POST /api/v1/datasets/1/flags": async (request) => {
       const body = (await request.json()) as Record<string, unknown>;
       flagBodies.push(body);
@@ -166,7 +160,7 @@ describe("PairsPanel", () => {
     await waitFor(() =>
       expect(screen.getByRole("checkbox", { name: "Flag pair at row 4" })).toBeChecked(),
     );
-    expect(flagBodies).toEqual([{ flagged: true, note: "chosen is wrong" }]);
+    expect(flagBodies).toEqual([{ state: "flagged", note: "chosen is wrong" }]);
     expect(await screen.findByText("1 of 4 pairs flagged · an export keeps 3")).toBeInTheDocument();
 
     await userEvent.click(screen.getByRole("button", { name: "Unflag pair" }));

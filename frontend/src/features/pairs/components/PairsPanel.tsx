@@ -13,7 +13,6 @@ import {
   useFlagTop,
   usePairs,
   useScoreHistogram,
-  useSetFlag,
   type FlagFilter,
   type Pair,
   type ScoreHistogram,
@@ -105,7 +104,6 @@ export function PairsPanel({ datasetId, jobId, datasetPairs, groupBudget = null 
     filters.range?.column ?? (SCORE_CHOICES.some((c) => c.column === sortColumn) ? sortColumn : "harm");
   const histogram = useScoreHistogram(datasetId, jobId, histColumn);
   const flaggedCount = useFlaggedCount(datasetId);
-  const setFlag = useSetFlag(datasetId);
   const flagTop = useFlagTop(datasetId);
   const flagBudget = useFlagBudget(datasetId);
   const clearFlags = useClearFlags(datasetId);
@@ -116,24 +114,20 @@ export function PairsPanel({ datasetId, jobId, datasetPairs, groupBudget = null 
   const selected = selectedIndex >= 0 ? rows[selectedIndex] : null;
 
   const { refetch } = pairs;
-  const mutateFlag = setFlag.mutate;
-  const toggleFlag = useCallback(
-    (pair: Pair, flagged: boolean, note?: string | null) =>
-      mutateFlag(
-        { pair, flagged, note: note === undefined ? pair.note : note },
-        { onSuccess: () => filter !== "all" && refetch() },
-      ),
-    [mutateFlag, refetch, filter],
-  );
-
   const { fetchNextPage, hasNextPage, isFetchingNextPage } = pairs;
+  const mutateState = setState.mutate;
   const decide = useCallback(
     (pair: Pair, state: ReviewState, note?: string | null) =>
-      setState.mutate(
+      mutateState(
         { pair, state, note: note === undefined ? pair.note : note },
         { onSuccess: () => (filter !== "all" || filters.states.length > 0) && refetch() },
       ),
-    [setState, refetch, filter, filters.states.length],
+    [mutateState, refetch, filter, filters.states.length],
+  );
+  // A flag is the "flagged" state; unflagging makes the pair unreviewed again.
+  const toggleFlag = useCallback(
+    (pair: Pair, flagged: boolean, note?: string | null) => decide(pair, flagged ? "flagged" : "unreviewed", note),
+    [decide],
   );
   const move = (step: number) => {
     if (rows.length === 0) return;
@@ -163,7 +157,7 @@ export function PairsPanel({ datasetId, jobId, datasetPairs, groupBudget = null 
   }, [fetchNextPage, hasNextPage, isFetchingNextPage]);
 
   const error =
-    pairs.error ?? setFlag.error ?? setState.error ?? undo.error ?? flagTop.error ?? flagBudget.error ?? clearFlags.error;
+    pairs.error ?? setState.error ?? undo.error ?? flagTop.error ?? flagBudget.error ?? clearFlags.error;
 
   return (
     <section className="card pairs-panel" aria-labelledby="pairs-title">
@@ -286,7 +280,7 @@ export function PairsPanel({ datasetId, jobId, datasetPairs, groupBudget = null 
           interactions={groupBudget !== null && jobId !== null ? { datasetId, jobId } : undefined}
           ref={noteRef}
           datasetId={datasetId}
-          busy={setFlag.isPending || setState.isPending}
+          busy={setState.isPending}
           onFlag={(flagged, note) => toggleFlag(selected, flagged, note)}
           onState={(state, note) => decide(selected, state, note)}
         />
