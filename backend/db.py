@@ -70,18 +70,18 @@ def insert_rows(session: Session, model: Any, rows: list[dict]) -> None:
     table = model.__table__
     keys = list(rows[0])
     columns = [table.c[model.__mapper__.attrs[key].columns[0].key] for key in keys]
-    as_json = [isinstance(c.type, JSON) for c in columns]
+    as_json = [k for k, c in enumerate(columns) if isinstance(c.type, JSON)]
     names = ", ".join(f'"{c.name}"' for c in columns)
     raw = session.connection().connection.driver_connection
     assert raw is not None  # a live connection inside the session's transaction
+    encode = json.JSONEncoder().encode
     with raw.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
         for row in rows:
-            copy.write_row(
-                [
-                    json.dumps(row.get(k)) if j and row.get(k) is not None else row.get(k)
-                    for k, j in zip(keys, as_json, strict=True)
-                ]
-            )
+            values = [row.get(k) for k in keys]
+            for k in as_json:
+                if values[k] is not None:
+                    values[k] = encode(values[k])
+            copy.write_row(values)
 
 
 def upsert(session: Session, model: Any, rows: list[dict] | dict, keys: list[str]) -> Any:

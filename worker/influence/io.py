@@ -7,6 +7,7 @@ Pure Python plus pyarrow; shared by the API's ingest and the engine's CLI. Every
 from __future__ import annotations
 
 import csv
+import functools
 import gzip
 import io
 import json
@@ -213,10 +214,16 @@ def _reject_constant(name: str) -> Any:
     raise PairFormatError(f"{name} is not a JSON value (no database can store it): use null")
 
 
+@functools.cache
+def _decoder() -> json.JSONDecoder:
+    """One decoder for every line (json.loads with an option builds a new one per call)."""
+    return json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def _loads(text: str, row: int | None) -> Any:
     """json.loads with every way it can fail as a PairFormatError naming the row."""
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return _decoder().decode(text)
     except json.JSONDecodeError as exc:
         where = "" if row is not None else f" (line {exc.lineno})"
         raise PairFormatError(
