@@ -33,6 +33,19 @@ describe("ReviewFilterBar", () => {
     expect(onChange).toHaveBeenLastCalledWith({ q: "x", states: ["kept"], range: { column: "harm", min: 1 } });
   });
 
+  it("keeps what is typed when the parent re-renders with the same range", async () => {
+    const onChange = vi.fn();
+    const bar = (value: ReviewFilters) => (
+      <ReviewFilterBar value={value} onChange={onChange} sort="-harm" onSortChange={vi.fn()} />
+    );
+    const { rerender } = render(bar({ q: "", states: [], range: { column: "harm", min: 1 } }));
+    await userEvent.clear(screen.getByLabelText("Range min"));
+    rerender(bar({ q: "", states: [], range: { column: "harm", min: 1 } })); // a new, equal object
+    expect(screen.getByLabelText("Range min")).toHaveValue("");
+    rerender(bar({ q: "", states: [], range: { column: "harm", min: 2 } })); // a new range: shown
+    expect(screen.getByLabelText("Range min")).toHaveValue("2");
+  });
+
   it("sorts by any score, keeping the direction, and says what a high value means", async () => {
     const { onSortChange } = setup(undefined, "-harm_gradient_similarity");
     expect(screen.getByText(/High harm_gradient_similarity: its gradient opposes/)).toBeInTheDocument();

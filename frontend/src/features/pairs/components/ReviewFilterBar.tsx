@@ -54,13 +54,15 @@ export function ReviewFilterBar({ value, onChange, sort, onSortChange, scored = 
   const [min, setMin] = useState(value.range?.min !== undefined ? String(value.range.min) : "");
   const [max, setMax] = useState(value.range?.max !== undefined ? String(value.range.max) : "");
   useEffect(() => setQ(value.q), [value.q]);
-  // A range picked elsewhere (brushing the histogram) shows here.
+  // A range picked elsewhere (brushing the histogram) shows here. The parent rebuilds its range
+  // object on every render, so this follows its values: a re-render must not undo what is typed.
+  const [rangeColumn, rangeMin, rangeMax] = [value.range?.column, value.range?.min, value.range?.max];
   useEffect(() => {
-    if (!value.range) return;
-    setColumn(value.range.column);
-    setMin(value.range.min !== undefined ? String(Number(value.range.min.toPrecision(6))) : "");
-    setMax(value.range.max !== undefined ? String(Number(value.range.max.toPrecision(6))) : "");
-  }, [value.range]);
+    if (rangeColumn === undefined) return;
+    setColumn(rangeColumn);
+    setMin(rangeMin !== undefined ? String(Number(rangeMin.toPrecision(6))) : "");
+    setMax(rangeMax !== undefined ? String(Number(rangeMax.toPrecision(6))) : "");
+  }, [rangeColumn, rangeMin, rangeMax]);
 
   const submit = (event: FormEvent) => {
     event.preventDefault();
