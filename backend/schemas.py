@@ -97,6 +97,28 @@ class UploadResult(DatasetPublic):
     skipped: list[BadRow] = []
 
 
+class PreviewPair(BaseModel):
+    """One pair as the upload would store it (texts cut to `PREVIEW_CHARS`)."""
+
+    row: int
+    prompt: str
+    chosen: str
+    rejected: str
+    metadata: dict[str, Any]
+
+
+class UploadPreview(BaseModel):
+    """What an upload of this file (with this column mapping) would store, from its first
+    records; nothing is stored."""
+
+    format: str
+    schema_kind: str
+    columns: list[str] = Field(description="The fields of the file's first record, as named there.")
+    pairs: list[PreviewPair]
+    bad_rows: list[BadRow]
+    rows_read: int
+
+
 class DatasetsPage(BaseModel):
     items: list[DatasetPublic]
     total: int

@@ -41,16 +41,48 @@ from backend.schemas import (
     ReviewActionPublic,
     ReviewEventPublic,
     ReviewUpdate,
+    UploadPreview,
     UploadResult,
 )
 from backend.services import export, review, search
-from backend.services.ingest import UploadTooLarge, ingest
+from backend.services.ingest import UploadTooLarge, ingest, preview
 from backend.services.query import SearchNotReady
 from backend.services.query import resolve as review_query
 from backend.services.scores import drop_partitions
+from worker.influence.formats import parse_mapping
 from worker.influence.io import LimitExceeded, PairFormatError
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
+
+
+UploadFileField = Annotated[
+    UploadFile,
+    File(
+        description="JSONL (.jsonl[.gz]), JSON, CSV, TSV, Parquet or Arrow: prompt / chosen / "
+        "rejected texts, HH-RLHF transcripts, chat-message lists, SHP or UltraFeedback records"
+    ),
+]
+MappingField = Annotated[
+    str,
+    Form(
+        max_length=2000,
+        description='JSON naming the file\'s columns that hold the pair, e.g. {"prompt": '
+        '"question", "chosen": "good", "rejected": "bad"}; empty: the columns as named',
+    ),
+]
+
+
+@contextmanager
+def _upload_errors() -> Iterator[None]:
+    """An upload's failures as 4xx: a bad file or row 422, a limit 413."""
+    try:
+        yield
+    except LimitExceeded as exc:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, detail=exc.as_dict()) from None
+    except PairFormatError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=exc.as_dict()) from None
+    except UploadTooLarge as exc:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, detail=str(exc)) from None
 
 
 @router.post("", response_model=UploadResult, status_code=status.HTTP_201_CREATED)
@@ -59,7 +91,7 @@ def upload_dataset(
     session: SessionDep,
     settings: SettingsDep,
     user: CurrentUser,
-    file: Annotated[UploadFile, File(description="JSONL (.jsonl[.gz]), JSON, CSV or Parquet")],
+    file: UploadFileField,
     name: Annotated[str, Form(max_length=256)] = "",
     on_bad_rows: Annotated[
         Literal["reject", "skip"],
@@ -69,24 +101,38 @@ def upload_dataset(
             "ones."
         ),
     ] = "reject",
+    mapping: MappingField = "",
 ) -> UploadResult:
     """Upload preference pairs; a bad row rejects the whole file with a 422 naming it (and the
     others), unless `on_bad_rows` is 'skip'."""
-    try:
+    with _upload_errors():
         dataset, skipped = ingest(
-            session, settings, user, name, file.filename or "upload", file.file, on_bad_rows
+            session,
+            settings,
+            user,
+            name,
+            file.filename or "upload",
+            file.file,
+            on_bad_rows,
+            parse_mapping(mapping),
         )
-    except LimitExceeded as exc:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, detail=exc.as_dict()) from None
-    except PairFormatError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=exc.as_dict()) from None
-    except UploadTooLarge as exc:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, detail=str(exc)) from None
     if not dataset.search_ready:
         background.add_task(search.build_in_background, dataset.id)  # after the response
     result = UploadResult.model_validate(dataset)
     result.skipped = [BadRow(row=e.row, column=e.column, message=str(e)) for e in skipped]
     return result
+
+
+@router.post("/preview", response_model=UploadPreview)
+def preview_upload(
+    settings: SettingsDep, user: CurrentUser, file: UploadFileField, mapping: MappingField = ""
+) -> UploadPreview:
+    """What uploading this file (with this column mapping) would store, from its first records:
+    its columns, its first pairs and the bad rows among them. Nothing is stored."""
+    with _upload_errors():
+        return UploadPreview.model_validate(
+            preview(settings, file.filename or "upload", file.file, parse_mapping(mapping))
+        )
 
 
 @router.get("", response_model=DatasetsPage)

@@ -8,8 +8,9 @@ import shutil
 import socket
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from sqlalchemy.orm import Session
 
@@ -17,6 +18,7 @@ from backend.db import insert_rows
 from backend.models import Dataset, Pair, User
 from backend.services import search
 from backend.settings import Settings
+from worker.influence.formats import map_columns
 from worker.influence.io import (
     BadRows,
     LimitExceeded,
@@ -38,6 +40,15 @@ class UploadTooLarge(ValueError):
 
 MAX_LISTED = 1000
 """Bad rows an upload lists (a refused file stops being read after this many)."""
+
+PREVIEW_PAIRS = 5
+"""Pairs a preview shows."""
+
+PREVIEW_RECORDS = 200
+"""Records a preview reads at most (bad ones included) before it stops."""
+
+PREVIEW_CHARS = 2000
+"""A preview's texts are cut to this many characters."""
 
 MAX_FILENAME = 255
 """Longest file name kept (most file systems' own limit)."""
@@ -111,6 +122,74 @@ def _spool(stream: IO[bytes], target: Path, limit: int) -> str:
     return digest.hexdigest()
 
 
+def _check_filename(filename: str) -> None:
+    if len(filename) > MAX_FILENAME:
+        raise PairFormatError(
+            f"the file name is {len(filename)} characters long; at most {MAX_FILENAME} (rename "
+            "the file)",
+            column="filename",
+        )
+    check_storable(filename, None, "filename")
+
+
+def preview(
+    settings: Settings, filename: str, stream: IO[bytes], mapping: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """What an upload of this file would store, from its first records: the format, the schema,
+    the first record's fields, the first `PREVIEW_PAIRS` pairs (texts cut to `PREVIEW_CHARS`)
+    and the bad rows among the records read. Nothing is stored; the staged copy is removed.
+    Raises what `ingest` raises for the file itself (format, limits, size)."""
+    _check_filename(filename)
+    fmt = detect_format(filename)
+    uploads = settings.data_dir / "uploads"
+    uploads.mkdir(parents=True, exist_ok=True)
+    spooled = uploads / _staged_name()
+    try:
+        _spool(stream, spooled, settings.max_upload_bytes)
+        limits = settings.read_limits()
+        with spooled.open("rb") as source:
+            schema = schema_of(source, fmt, limits, mapping)
+        columns: list[str] = []
+        pairs: list[dict[str, Any]] = []
+        bad: list[PairFormatError] = []
+        rows_read = 0
+
+        def first_records(records: Iterator[tuple[int, Any]]) -> Iterator[tuple[int, Any]]:
+            nonlocal rows_read, columns
+            for row, record in records:
+                if not columns and isinstance(record, dict):
+                    columns = [str(k) for k in record]
+                rows_read += 1
+                yield row, record
+                if len(pairs) >= PREVIEW_PAIRS or rows_read >= PREVIEW_RECORDS:
+                    return
+
+        with spooled.open("rb") as source:
+            records = map_columns(first_records(iter_records(source, fmt, limits)), mapping or {})
+            for pair in parse_pairs(records, schema, on_error=bad.append):
+                pairs.append(
+                    {
+                        "row": pair.row,
+                        "prompt": pair.prompt[:PREVIEW_CHARS],
+                        "chosen": pair.chosen[:PREVIEW_CHARS],
+                        "rejected": pair.rejected[:PREVIEW_CHARS],
+                        "metadata": pair.metadata,
+                    }
+                )
+                if len(pairs) >= PREVIEW_PAIRS:
+                    break
+        return {
+            "format": fmt,
+            "schema_kind": schema,
+            "columns": columns,
+            "pairs": pairs,
+            "bad_rows": [{"row": e.row, "column": e.column, "message": str(e)} for e in bad],
+            "rows_read": rows_read,
+        }
+    finally:
+        spooled.unlink(missing_ok=True)
+
+
 def ingest(
     session: Session,
     settings: Settings,
@@ -119,6 +198,7 @@ def ingest(
     filename: str,
     stream: IO[bytes],
     on_bad_rows: str = "reject",
+    mapping: dict[str, str] | None = None,
 ) -> tuple[Dataset, list[PairFormatError]]:
     """Create a dataset from an uploaded file, atomically; returns it and the rows it skipped.
 
@@ -127,17 +207,12 @@ def ingest(
     stored and the bad ones returned (the first `MAX_LISTED`; `n_skipped` counts all); a file
     with no good row is still refused. Damage to the file itself (corrupt gzip, limits) always
     rejects it. Raises PairFormatError (naming row and column), LimitExceeded or UploadTooLarge;
-    on any failure the transaction is rolled back and the staged file removed.
+    on any failure the transaction is rolled back and the staged file removed. `mapping` names
+    the file's columns that hold the prompt, chosen and rejected texts ({"prompt": "question"}).
     """
     if on_bad_rows not in ("reject", "skip"):
         raise PairFormatError(f"on_bad_rows must be 'reject' or 'skip' (got {on_bad_rows!r})")
-    if len(filename) > MAX_FILENAME:
-        raise PairFormatError(
-            f"the file name is {len(filename)} characters long; at most {MAX_FILENAME} (rename "
-            "the file)",
-            column="filename",
-        )
-    check_storable(filename, None, "filename")
+    _check_filename(filename)
     fmt = detect_format(filename)
     uploads = settings.data_dir / "uploads"
     uploads.mkdir(parents=True, exist_ok=True)
@@ -148,7 +223,7 @@ def ingest(
         limits = settings.read_limits()
         with spooled.open("rb") as source:
             try:
-                schema = schema_of(source, fmt, limits)
+                schema = schema_of(source, fmt, limits, mapping)
             except LimitExceeded:
                 raise
             except PairFormatError:
@@ -180,7 +255,8 @@ def ingest(
                 raise BadRows(bad, n_bad, capped=True)
 
         with spooled.open("rb") as source:
-            for pair in parse_pairs(iter_records(source, fmt, limits), schema, on_error=note):
+            records = map_columns(iter_records(source, fmt, limits), mapping or {})
+            for pair in parse_pairs(records, schema, on_error=note):
                 if n_bad and on_bad_rows == "reject":
                     continue  # the file is refused: read on only to list its other bad rows
                 batch.append(

@@ -28,6 +28,7 @@ REQUESTS: dict[tuple[str, str], dict] = {
     ("POST", "/tokens"): {"json": {"name": "matrix"}},
     ("DELETE", "/tokens/{token_id}"): {},
     ("POST", "/datasets"): {"files": {"file": ("m.jsonl", jsonl_bytes(hh_records(3)))}},
+    ("POST", "/datasets/preview"): {"files": {"file": ("m.jsonl", jsonl_bytes(hh_records(3)))}},
     ("GET", "/datasets"): {},
     ("GET", "/datasets/{dataset_id}"): {},
     ("DELETE", "/datasets/{dataset_id}"): {},

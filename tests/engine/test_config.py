@@ -155,6 +155,19 @@ def test_score_command_writes_one_row_per_training_pair(tmp_path: Path) -> None:
     rows = pq.read_table(out).column("row").to_pylist()
     assert len(rows) == 29 and 5 not in rows and rows[4] == 6
 
+    # --columns names a file's own fields; a bad mapping stops with what is wrong.
+    # (the mapping reads --val too)
+    for path, part in ((train, records[:30]), (val, records[30:])):
+        renamed = [{"good": r["chosen"], "bad": r["rejected"]} for r in part]
+        path.write_text("".join(json.dumps(r) + "\n" for r in renamed))
+    mapped = CliRunner().invoke(
+        app, [*common, "--columns", '{"chosen": "good", "rejected": "bad"}']
+    )
+    assert mapped.exit_code == 0, mapped.output
+    assert pq.read_table(out).num_rows == 30
+    wrong = CliRunner().invoke(app, [*common, "--columns", '{"answer": "good"}'])
+    assert wrong.exit_code != 0 and "--columns" in wrong.output
+
 
 @pytest.mark.parametrize(
     ("options", "fragment"),

@@ -64,6 +64,7 @@ def _score(
     val_fraction: float,
     metrics_out: Path | None,
     on_bad_rows: str = "reject",
+    mapping_json: str = "",
     **options: Any,
 ) -> None:
     import numpy as np
@@ -84,11 +85,19 @@ def _score(
 
     if on_bad_rows not in ("reject", "skip"):
         raise typer.BadParameter(f"--on-bad-rows must be reject or skip (got {on_bad_rows!r})")
+    from worker.influence.formats import parse_mapping
+
+    try:
+        mapping = parse_mapping(mapping_json)
+    except PairFormatError as exc:
+        raise typer.BadParameter(f"--columns: {exc.message}") from None
     skipped: list[PairFormatError] = []
 
     def read(path: Path) -> list:
         try:
-            return read_pairs(path, on_error=skipped.append if on_bad_rows == "skip" else None)
+            return read_pairs(
+                path, on_error=skipped.append if on_bad_rows == "skip" else None, mapping=mapping
+            )
         except PairFormatError as exc:
             raise typer.BadParameter(
                 f"{path}: {exc} (--on-bad-rows skip scores the rest)"
@@ -193,10 +202,18 @@ def score(
             "the file)."
         ),
     ] = "reject",
+    columns: Annotated[
+        str,
+        typer.Option(
+            help="JSON naming the columns that hold the pair (in TRAIN and --val), e.g. "
+            '\'{"prompt": "question", "chosen": "good", "rejected": "bad"}\' (default: the '
+            "columns as named)."
+        ),
+    ] = "",
     **options: Any,
 ) -> None:
     """Score every training pair; higher harm = more harmful (see SCIENCE.md)."""
-    _score(train, val, out, val_fraction, metrics_out, on_bad_rows, **options)
+    _score(train, val, out, val_fraction, metrics_out, on_bad_rows, columns, **options)
 
 
 _fixed = [p for p in inspect.signature(score).parameters.values() if p.kind != p.VAR_KEYWORD]

@@ -17,7 +17,11 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 Format = Literal["jsonl", "json", "csv", "tsv", "parquet", "arrow"]
-SchemaKind = Literal["prompt_chosen_rejected", "hh_transcript"]
+SchemaKind = Literal[
+    "prompt_chosen_rejected", "hh_transcript", "chat_messages", "shp", "ultrafeedback"
+]
+"""The two text schemas, and the three `worker.influence.formats` turns into prompt / chosen /
+rejected text (chat-message lists, SHP, raw UltraFeedback)."""
 
 FORMATS: tuple[str, ...] = ("jsonl", "json", "csv", "tsv", "parquet", "arrow")
 ASSISTANT_MARKER = "\n\nAssistant:"
@@ -531,13 +535,20 @@ def check_storable(value: Any, row: int | None, column: str) -> None:
 
 
 def detect_schema(record: Any, row: int) -> SchemaKind:
-    """`prompt_chosen_rejected` if the first record has a `prompt`, else HH transcripts."""
+    """From the first record: SHP, UltraFeedback or chat messages by their fields (see
+    `worker.influence.formats`), else `prompt_chosen_rejected` if it has a `prompt`, else HH
+    transcripts."""
+    from worker.influence.formats import kind_of
+
     if not isinstance(record, dict):
         raise PairFormatError(
             "each record must be an object with 'chosen' and 'rejected', "
             f"got {type(record).__name__}",
             row=row,
         )
+    kind = kind_of(record)
+    if kind is not None:
+        return kind  # type: ignore[return-value]
     return "prompt_chosen_rejected" if "prompt" in record else "hh_transcript"
 
 
@@ -568,7 +579,7 @@ def parse_pairs(
             on_error(exc)
             continue
         if schema is None:
-            schema = "prompt_chosen_rejected" if "prompt" in record else "hh_transcript"
+            schema = detect_schema(record, row)
         yield pair
 
 
@@ -580,6 +591,8 @@ def _parse_one(
         schema = detect_schema(record, row)
     if not isinstance(record, dict):
         raise PairFormatError(f"expected an object, got {type(record).__name__}", row=row)
+    if schema in ("chat_messages", "shp", "ultrafeedback"):
+        return _parse_converted(row, record, schema)
     chosen = _text_field(record, "chosen", row, allow_empty=False)
     rejected = _text_field(record, "rejected", row, allow_empty=False)
     reserved: tuple[str, ...]
@@ -613,13 +626,46 @@ def _parse_one(
     return ParsedPair(row=row, prompt=prompt, chosen=chosen, rejected=rejected, metadata=metadata)
 
 
+def _parse_converted(row: int, record: dict[str, Any], schema: str) -> ParsedPair:
+    """A chat-messages, SHP or UltraFeedback record as a pair (`worker.influence.formats`)."""
+    from worker.influence import formats
+
+    extra: dict[str, Any] = {}
+    if schema == "chat_messages":
+        prompt, chosen, rejected, used = formats.chat_pair(record, row)
+    elif schema == "shp":
+        prompt, chosen, rejected, used = formats.shp_pair(record, row)
+    else:
+        if "instruction" not in record or "completions" not in record:
+            raise PairFormatError(
+                "missing 'instruction' or 'completions' (earlier rows are UltraFeedback records)",
+                row=row,
+            )
+        prompt, chosen, rejected, used, extra = formats.ultrafeedback_pair(record, row)
+    for key, text in (("prompt", prompt), ("chosen", chosen), ("rejected", rejected)):
+        check_storable(text, row, key)
+    # The fields the pair was built from are not metadata, nor are fields named as the pair's
+    # own columns (an export writes prompt / chosen / rejected, and they would clash).
+    taken = {*used, "prompt", "chosen", "rejected"}
+    metadata = {k: v for k, v in record.items() if k not in taken} | extra
+    try:
+        check_storable(metadata, row, "metadata")
+    except RecursionError:
+        raise PairFormatError("metadata nested too deeply to store", row=row) from None
+    return ParsedPair(row=row, prompt=prompt, chosen=chosen, rejected=rejected, metadata=metadata)
+
+
 def read_pairs(
     path: str | Path,
     fmt: Format | None = None,
     on_error: Callable[[PairFormatError], None] | None = None,
     allow_empty_responses: bool = False,
+    mapping: dict[str, str] | None = None,
 ) -> list[ParsedPair]:
-    """Read and validate a whole file (the CLI's entry point); `on_error` skips bad rows."""
+    """Read and validate a whole file (the CLI's entry point); `on_error` skips bad rows;
+    `mapping` names the columns holding prompt / chosen / rejected (`formats.map_columns`)."""
+    from worker.influence.formats import map_columns
+
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
@@ -627,7 +673,7 @@ def read_pairs(
     with path.open("rb") as stream:
         pairs = list(
             parse_pairs(
-                iter_records(stream, fmt),
+                map_columns(iter_records(stream, fmt), mapping or {}),
                 on_error=on_error,
                 allow_empty_responses=allow_empty_responses,
             )
@@ -638,14 +684,19 @@ def read_pairs(
 
 
 def schema_of(
-    path_or_stream: str | Path | IO[bytes], fmt: Format, limits: ReadLimits = DEFAULT_LIMITS
+    path_or_stream: str | Path | IO[bytes],
+    fmt: Format,
+    limits: ReadLimits = DEFAULT_LIMITS,
+    mapping: dict[str, str] | None = None,
 ) -> SchemaKind:
-    """The schema kind of a file, from its first record."""
+    """The schema kind of a file, from its first record (after the column mapping)."""
+    from worker.influence.formats import map_columns
+
     if isinstance(path_or_stream, str | Path):
         with Path(path_or_stream).open("rb") as stream:
-            return schema_of(stream, fmt, limits)
+            return schema_of(stream, fmt, limits, mapping)
     first: PairFormatError | None = None
-    for row, record in iter_records(path_or_stream, fmt, limits):
+    for row, record in map_columns(iter_records(path_or_stream, fmt, limits), mapping or {}):
         # The first readable object decides; an unreadable one is reported by parse_pairs.
         if isinstance(record, RowError) or not isinstance(record, dict):
             if first is None:

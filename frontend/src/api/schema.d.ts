@@ -70,6 +70,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/datasets/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Preview Upload
+         * @description What uploading this file (with this column mapping) would store, from its first records:
+         *     its columns, its first pairs and the bad rows among them. Nothing is stored.
+         */
+        post: operations["datasets-preview_upload"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/datasets/{dataset_id}": {
         parameters: {
             query?: never;
@@ -878,13 +899,33 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
+        /** Body_datasets-preview_upload */
+        "Body_datasets-preview_upload": {
+            /**
+             * File
+             * @description JSONL (.jsonl[.gz]), JSON, CSV, TSV, Parquet or Arrow: prompt / chosen / rejected texts, HH-RLHF transcripts, chat-message lists, SHP or UltraFeedback records
+             */
+            file: string;
+            /**
+             * Mapping
+             * @description JSON naming the file's columns that hold the pair, e.g. {"prompt": "question", "chosen": "good", "rejected": "bad"}; empty: the columns as named
+             * @default
+             */
+            mapping?: string;
+        };
         /** Body_datasets-upload_dataset */
         "Body_datasets-upload_dataset": {
             /**
              * File
-             * @description JSONL (.jsonl[.gz]), JSON, CSV or Parquet
+             * @description JSONL (.jsonl[.gz]), JSON, CSV, TSV, Parquet or Arrow: prompt / chosen / rejected texts, HH-RLHF transcripts, chat-message lists, SHP or UltraFeedback records
              */
             file: string;
+            /**
+             * Mapping
+             * @description JSON naming the file's columns that hold the pair, e.g. {"prompt": "question", "chosen": "good", "rejected": "bad"}; empty: the columns as named
+             * @default
+             */
+            mapping?: string;
             /**
              * Name
              * @default
@@ -1543,6 +1584,24 @@ export interface components {
              */
             total_is_estimate?: boolean;
         };
+        /**
+         * PreviewPair
+         * @description One pair as the upload would store it (texts cut to `PREVIEW_CHARS`).
+         */
+        PreviewPair: {
+            /** Chosen */
+            chosen: string;
+            /** Metadata */
+            metadata: {
+                [key: string]: unknown;
+            };
+            /** Prompt */
+            prompt: string;
+            /** Rejected */
+            rejected: string;
+            /** Row */
+            row: number;
+        };
         /** ReviewActionPublic */
         ReviewActionPublic: {
             /** Count */
@@ -1715,6 +1774,28 @@ export interface components {
             val_loss?: number | null;
         } & {
             [key: string]: unknown;
+        };
+        /**
+         * UploadPreview
+         * @description What an upload of this file (with this column mapping) would store, from its first
+         *     records; nothing is stored.
+         */
+        UploadPreview: {
+            /** Bad Rows */
+            bad_rows: components["schemas"]["BadRow"][];
+            /**
+             * Columns
+             * @description The fields of the file's first record, as named there.
+             */
+            columns: string[];
+            /** Format */
+            format: string;
+            /** Pairs */
+            pairs: components["schemas"]["PreviewPair"][];
+            /** Rows Read */
+            rows_read: number;
+            /** Schema Kind */
+            schema_kind: string;
         };
         /**
          * UploadResult
@@ -2038,6 +2119,39 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UploadResult"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "datasets-preview_upload": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["Body_datasets-preview_upload"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UploadPreview"];
                 };
             };
             /** @description Validation Error */
