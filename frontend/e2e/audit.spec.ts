@@ -13,6 +13,7 @@ const N_PAIRS = 60;
 const SCREENSHOT = resolve(here, "../test-results/ranked-pairs.png");
 const VERIFY_SCREENSHOT = resolve(here, "../test-results/verify-results.png");
 const TRUST_SCREENSHOT = resolve(here, "../test-results/trust-banner.png");
+const PREVIEW_SCREENSHOT = resolve(here, "../test-results/upload-preview.png");
 
 function smallHhFile(): string {
   const lines = gunzipSync(readFileSync(HH_TEST)).toString("utf8").split("\n");
@@ -41,6 +42,7 @@ function flaggedCount(summary: string): number {
 test("upload, audit with the tiny preset, review, flag and export", async ({ page }) => {
   const uploaded = smallHhFile();
   const name = `hh-e2e-${Date.now()}`;
+  const renamedName = `renamed-${Date.now()}`;
 
   await test.step("log in", async () => {
     await page.goto("/");
@@ -60,6 +62,33 @@ test("upload, audit with the tiny preset, review, flag and export", async ({ pag
     await page.getByRole("button", { name: "Upload" }).click();
     await expect(page.getByRole("alert")).toContainText(/row 2\b/i);
     await expect(page.getByText("No datasets yet.")).toBeVisible();
+  });
+
+  await test.step("a file with its own column names: the preview reads it once they are named", async () => {
+    const renamed = uploaded
+      .split("\n")
+      .slice(0, 3)
+      .map((line) => {
+        const row = JSON.parse(line) as { chosen: string; rejected: string };
+        return JSON.stringify({ question: "Say hello.", better: row.chosen, worse: row.rejected });
+      })
+      .join("\n");
+    await dropFile(page, page.getByTestId("dropzone"), "renamed.jsonl", `${renamed}\n`);
+    const preview = page.getByRole("region", { name: "Preview" });
+    await expect(preview.getByTestId("preview-summary")).toContainText("columns: question, better, worse");
+    await expect(preview.getByTestId("bad-rows")).toContainText("missing column 'chosen'");
+    await preview.getByLabel("Prompt column").selectOption("question");
+    await preview.getByLabel("Chosen column").selectOption("better");
+    await preview.getByLabel("Rejected column").selectOption("worse");
+    const first = preview.getByRole("table", { name: "First pairs of the file" });
+    await expect(first.locator("tbody tr")).toHaveCount(3);
+    await expect(first.locator("tbody tr").first()).toContainText("Say hello.");
+    mkdirSync(dirname(PREVIEW_SCREENSHOT), { recursive: true });
+    await page.screenshot({ path: PREVIEW_SCREENSHOT, fullPage: true });
+    await page.getByLabel("Dataset name").fill(renamedName);
+    await page.getByRole("button", { name: "Upload" }).click();
+    await expect(page.getByRole("status")).toContainText("3 pairs");
+    await expect(preview).toHaveCount(0);
   });
 
   await test.step("upload by drag and drop", async () => {
@@ -208,10 +237,13 @@ test("upload, audit with the tiny preset, review, flag and export", async ({ pag
     }
   });
 
-  await test.step("delete the dataset", async () => {
+  await test.step("delete the datasets", async () => {
     await page.getByRole("link", { name: "Datasets" }).click();
-    page.once("dialog", (dialog) => void dialog.accept());
-    await page.getByRole("button", { name: `Delete ${name}` }).click();
+    for (const dataset of [name, renamedName]) {
+      page.once("dialog", (dialog) => void dialog.accept());
+      await page.getByRole("button", { name: `Delete ${dataset}` }).click();
+      await expect(page.getByRole("button", { name: `Delete ${dataset}` })).toHaveCount(0);
+    }
     await expect(page.getByText("No datasets yet.")).toBeVisible();
   });
 

@@ -26,23 +26,68 @@ export function useDataset(id: number) {
   });
 }
 
+const SCHEMA_LABELS: Record<string, string> = {
+  hh_transcript: "HH transcripts",
+  prompt_chosen_rejected: "prompt / chosen / rejected",
+  chat_messages: "chat messages",
+  shp: "SHP (A / B + label)",
+  ultrafeedback: "UltraFeedback",
+};
+
+/** How a dataset's records were read, in words. */
+export function schemaLabel(kind: string): string {
+  return SCHEMA_LABELS[kind] ?? kind;
+}
+
+/** Which of the file's columns hold the pair; a field left out is read as named. */
+export type ColumnMapping = Partial<Record<"prompt" | "chosen" | "rejected", string>>;
+export type UploadPreview = Schemas["UploadPreview"];
+
+function uploadForm(file: File, fields: Record<string, string>): FormData {
+  const form = new FormData();
+  form.append("file", file, file.name);
+  for (const [key, value] of Object.entries(fields)) form.append(key, value);
+  return form;
+}
+
+function mappingField(mapping: ColumnMapping): Record<string, string> {
+  return Object.keys(mapping).length > 0 ? { mapping: JSON.stringify(mapping) } : {};
+}
+
+/** What an upload of `file` with `mapping` would store (its first pairs); stores nothing. */
+export async function previewUpload(file: File, mapping: ColumnMapping = {}): Promise<UploadPreview> {
+  const fields = mappingField(mapping);
+  return unwrap(
+    await api.POST("/api/v1/datasets/preview", {
+      // The spec types a binary form field as string; the serializer sends the File.
+      body: { file: file as unknown as string, ...fields },
+      bodySerializer: () => uploadForm(file, fields),
+    }),
+  );
+}
+
 export function useUploadDataset() {
   const queryClient = useQueryClient();
   return useMutation({
-    mutationFn: async ({ file, name, skipBadRows = false }: { file: File; name: string; skipBadRows?: boolean }) =>
-      unwrap(
+    mutationFn: async ({
+      file,
+      name,
+      skipBadRows = false,
+      mapping = {},
+    }: {
+      file: File;
+      name: string;
+      skipBadRows?: boolean;
+      mapping?: ColumnMapping;
+    }) => {
+      const fields = { name, on_bad_rows: skipBadRows ? "skip" : "reject", ...mappingField(mapping) };
+      return unwrap(
         await api.POST("/api/v1/datasets", {
-          // The spec types a binary form field as string; the serializer below sends the File.
-          body: { file: file as unknown as string, name, on_bad_rows: skipBadRows ? "skip" : "reject" },
-          bodySerializer: () => {
-            const form = new FormData();
-            form.append("file", file, file.name);
-            form.append("name", name);
-            form.append("on_bad_rows", skipBadRows ? "skip" : "reject");
-            return form;
-          },
+          body: { file: file as unknown as string, ...fields } as { file: string; name: string },
+          bodySerializer: () => uploadForm(file, fields),
         }),
-      ),
+      );
+    },
     onSuccess: () => queryClient.invalidateQueries({ queryKey: datasetKeys.all }),
   });
 }

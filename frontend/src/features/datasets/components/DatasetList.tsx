@@ -1,5 +1,5 @@
 import { Link } from "react-router";
-import type { Dataset } from "../api/datasets";
+import { schemaLabel, type Dataset } from "../api/datasets";
 
 interface Props {
   datasets: Dataset[];
@@ -55,10 +55,4 @@ export function DatasetList({ datasets, onDelete, deletingId }: Props) {
       </tbody>
     </table>
   );
-}
-
-function schemaLabel(kind: string): string {
-  if (kind === "hh_transcript") return "HH transcripts";
-  if (kind === "prompt_chosen_rejected") return "prompt / chosen / rejected";
-  return kind;
 }

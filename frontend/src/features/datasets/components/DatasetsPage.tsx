@@ -1,7 +1,8 @@
 import { errorMessage, problemCount, rowProblems } from "../../../api/errors";
-import { useDatasets, useDeleteDataset, useUploadDataset, type Dataset } from "../api/datasets";
+import { previewUpload, useDatasets, useDeleteDataset, useUploadDataset, type Dataset } from "../api/datasets";
+import { BadRowList } from "./BadRowList";
 import { DatasetList } from "./DatasetList";
-import { BadRowList, UploadZone } from "./UploadZone";
+import { UploadZone } from "./UploadZone";
 
 export function DatasetsPage() {
   const datasets = useDatasets();
@@ -18,7 +19,9 @@ export function DatasetsPage() {
     <main className="page">
       <h1>Datasets</h1>
       <UploadZone
-        onUpload={(file, name, skipBadRows) => upload.mutateAsync({ file, name, skipBadRows })}
+        onUpload={(file, name, skipBadRows, mapping) => upload.mutateAsync({ file, name, skipBadRows, mapping })}
+        onPreview={previewUpload}
+        onFileChosen={() => upload.reset()}
         busy={upload.isPending}
         error={upload.isError ? errorMessage(upload.error) : null}
         badRows={upload.isError ? rowProblems(upload.error) : []}

@@ -11,6 +11,15 @@ function jsonlFile(name = "prefs.jsonl") {
   });
 }
 
+const PREVIEW = {
+  format: "jsonl",
+  schema_kind: "prompt_chosen_rejected",
+  columns: ["prompt", "chosen", "rejected"],
+  pairs: [{ row: 1, prompt: "p", chosen: "a", rejected: "b", metadata: {} }],
+  bad_rows: [],
+  rows_read: 1,
+};
+
 describe("UploadZone", () => {
   it("accepts a dropped file, names it after the file and uploads it", async () => {
     const onUpload = vi.fn().mockResolvedValue(undefined);
@@ -24,7 +33,7 @@ describe("UploadZone", () => {
     expect(screen.getByText("prefs.jsonl")).toBeInTheDocument();
     expect(screen.getByLabelText("Dataset name")).toHaveValue("prefs");
     await userEvent.click(upload);
-    expect(onUpload).toHaveBeenCalledWith(file, "prefs", false);
+    expect(onUpload).toHaveBeenCalledWith(file, "prefs", false, {});
     // A stored upload clears the form for the next one.
     await waitFor(() => expect(screen.getByLabelText("Dataset name")).toHaveValue(""));
     expect(screen.getByText("Drop a preference file here")).toBeInTheDocument();
@@ -37,7 +46,7 @@ describe("UploadZone", () => {
     const file = jsonlFile("data.csv");
     await userEvent.upload(screen.getByLabelText(/choose a file/i), file);
     await userEvent.click(screen.getByRole("button", { name: "Upload" }));
-    expect(onUpload).toHaveBeenCalledWith(file, "my set", false);
+    expect(onUpload).toHaveBeenCalledWith(file, "my set", false, {});
   });
 
   it("keeps the file and shows the server's reason when the upload is rejected", async () => {
@@ -50,6 +59,19 @@ describe("UploadZone", () => {
     expect(screen.getByRole("alert")).toHaveTextContent('Row 3, column "chosen": is empty');
     expect(screen.getByText("prefs.jsonl")).toBeInTheDocument();
   });
+
+  it("names a newly picked file after it unless a name was typed, and says a file was picked", async () => {
+    const onFileChosen = vi.fn();
+    renderWithClient(<UploadZone onUpload={vi.fn()} onFileChosen={onFileChosen} />);
+    fireEvent.drop(screen.getByTestId("dropzone"), { dataTransfer: { files: [jsonlFile("first.jsonl")] } });
+    fireEvent.drop(screen.getByTestId("dropzone"), { dataTransfer: { files: [jsonlFile("second.jsonl")] } });
+    expect(screen.getByLabelText("Dataset name")).toHaveValue("second");
+    expect(onFileChosen).toHaveBeenCalledTimes(2);
+    await userEvent.clear(screen.getByLabelText("Dataset name"));
+    await userEvent.type(screen.getByLabelText("Dataset name"), "mine");
+    fireEvent.drop(screen.getByTestId("dropzone"), { dataTransfer: { files: [jsonlFile("third.jsonl")] } });
+    expect(screen.getByLabelText("Dataset name")).toHaveValue("mine");
+  });
 });
 
 describe("DatasetsPage", () => {
@@ -58,6 +80,7 @@ describe("DatasetsPage", () => {
     let uploads = 0;
     const { calls } = mockApi({
       "GET /api/v1/datasets": () => ({ items: datasets, total: datasets.length }),
+      "POST /api/v1/datasets/preview": () => PREVIEW,
       "POST /api/v1/datasets": async (request) => {
         uploads += 1;
         const form = await request.formData();
@@ -96,7 +119,7 @@ describe("DatasetsPage", () => {
     await userEvent.click(screen.getByRole("button", { name: "Upload" }));
     expect(await screen.findByRole("link", { name: "prefs" })).toHaveAttribute("href", "/datasets/1");
     expect(screen.getByRole("cell", { name: "60" })).toBeInTheDocument();
-    const post = calls.find((request) => request.method === "POST")!;
+    const post = calls.find((request) => request.method === "POST" && request.url.endsWith("/datasets"))!;
     expect(post.headers.get("Authorization")).toBe("Bearer secret");
     expect(post.headers.get("Content-Type")).toMatch(/^multipart\/form-data/);
   });
@@ -105,6 +128,7 @@ describe("DatasetsPage", () => {
     const bodies: string[] = [];
     mockApi({
       "GET /api/v1/datasets": () => ({ items: [], total: 0 }),
+      "POST /api/v1/datasets/preview": () => PREVIEW,
       "POST /api/v1/datasets": async (request) => {
         const form = await request.formData();
         bodies.push(String(form.get("on_bad_rows")));
@@ -145,5 +169,51 @@ describe("DatasetsPage", () => {
   it("lets the file picker offer gzipped files", () => {
     renderWithClient(<UploadZone onUpload={vi.fn()} />);
     expect(screen.getByLabelText(/choose a file/i).getAttribute("accept")).toContain(".gz");
+  });
+
+  it("previews the file, lets the user name its columns, and uploads with that mapping", async () => {
+    const previews: string[] = [];
+    let uploaded: FormData | null = null;
+    mockApi({
+      "GET /api/v1/datasets": () => ({ items: [], total: 0 }),
+      "POST /api/v1/datasets/preview": async (request) => {
+        const mapping = String((await request.formData()).get("mapping") ?? "");
+        previews.push(mapping);
+        const complete = mapping.includes("good") && mapping.includes("bad");
+        return {
+          ...PREVIEW,
+          columns: ["question", "good", "bad"],
+          pairs: complete ? [{ row: 1, prompt: "q1", chosen: "yes", rejected: "no", metadata: {} }] : [],
+          bad_rows: complete ? [] : [{ row: 1, column: "chosen", message: "row 1, column chosen: missing column 'chosen'" }],
+        };
+      },
+      "POST /api/v1/datasets": async (request) => {
+        uploaded = await request.formData();
+        return new Response(
+          JSON.stringify({ ...PREVIEW, id: 3, name: "mine", filename: "mine.jsonl", n_pairs: 1, created_at: "2026-12-03T10:00:00Z" }),
+          { status: 201, headers: { "Content-Type": "application/json" } },
+        );
+      },
+    });
+    localStorage.setItem("prefaudit.token", "secret");
+    renderWithClient(<DatasetsPage />);
+    fireEvent.drop(screen.getByTestId("dropzone"), { dataTransfer: { files: [jsonlFile("mine.jsonl")] } });
+    expect(await screen.findByText(/No pair could be read from the first record/)).toBeInTheDocument();
+    expect(screen.getByTestId("preview-summary")).toHaveTextContent("columns: question, good, bad");
+    expect(screen.getByTestId("bad-rows")).toHaveTextContent("missing column 'chosen'");
+
+    await userEvent.selectOptions(screen.getByLabelText("Prompt column"), "question");
+    await userEvent.selectOptions(screen.getByLabelText("Chosen column"), "good");
+    await userEvent.selectOptions(screen.getByLabelText("Rejected column"), "bad");
+    const table = await screen.findByRole("table", { name: "First pairs of the file" });
+    expect(table).toHaveTextContent("q1yesno");
+    expect(previews.at(-1)).toBe(JSON.stringify({ prompt: "question", chosen: "good", rejected: "bad" }));
+    expect(previews[0]).toBe(""); // the first preview reads the columns as named
+
+    await userEvent.click(screen.getByRole("button", { name: "Upload" }));
+    await waitFor(() => expect(uploaded).not.toBeNull());
+    expect(uploaded!.get("mapping")).toBe(JSON.stringify({ prompt: "question", chosen: "good", rejected: "bad" }));
+    // The stored upload clears the form and its preview.
+    await waitFor(() => expect(screen.queryByRole("table", { name: "First pairs of the file" })).toBeNull());
   });
 });

@@ -1,15 +1,20 @@
-import { useId, useRef, useState, type DragEvent, type FormEvent } from "react";
-import type { RowProblem } from "../../../api/errors";
+import { useEffect, useId, useRef, useState, type DragEvent, type FormEvent } from "react";
+import { errorMessage, type RowProblem } from "../../../api/errors";
+import type { ColumnMapping, UploadPreview } from "../api/datasets";
+import { BadRowList } from "./BadRowList";
+import { UploadPreviewPanel } from "./UploadPreviewPanel";
 
 // `.gz` too: a picker filtering on ".jsonl" hides "pairs.jsonl.gz".
 export const ACCEPTED = ".jsonl,.ndjson,.json,.csv,.tsv,.parquet,.pq,.arrow,.gz";
 
-/** Bad rows listed under a refused or partly skipped upload (the server lists up to 1,000). */
-export const SHOWN_ROWS = 50;
-
 interface Props {
   /** Resolves when the upload is stored; the form then clears itself. */
-  onUpload: (file: File, name: string, skipBadRows: boolean) => Promise<unknown>;
+  onUpload: (file: File, name: string, skipBadRows: boolean, mapping: ColumnMapping) => Promise<unknown>;
+  /** Reads the chosen file's first pairs with a column mapping (nothing is stored); without it
+   * no preview is shown. */
+  onPreview?: (file: File, mapping: ColumnMapping) => Promise<UploadPreview>;
+  /** A file was picked: what the last upload said no longer applies. */
+  onFileChosen?: () => void;
   busy?: boolean;
   error?: string | null;
   /** Every bad row of a refused upload, and how many there were in all. */
@@ -25,6 +30,8 @@ function defaultName(file: File): string {
 /** Drop a preference file (or pick one), name it, upload it. */
 export function UploadZone({
   onUpload,
+  onPreview,
+  onFileChosen,
   busy = false,
   error,
   badRows = [],
@@ -34,14 +41,42 @@ export function UploadZone({
   const [file, setFile] = useState<File | null>(null);
   const [skipBadRows, setSkipBadRows] = useState(false);
   const [name, setName] = useState("");
+  const [nameTyped, setNameTyped] = useState(false);
   const [dragging, setDragging] = useState(false);
+  const [mapping, setMapping] = useState<ColumnMapping>({});
+  const [preview, setPreview] = useState<UploadPreview | null>(null);
+  const [previewError, setPreviewError] = useState<string | null>(null);
+  const [previewing, setPreviewing] = useState(false);
   const input = useRef<HTMLInputElement>(null);
   const hintId = useId();
+
+  // Preview the chosen file with the current mapping; a later file or mapping wins.
+  const mappingKey = JSON.stringify(mapping);
+  useEffect(() => {
+    if (!file || !onPreview) return;
+    let current = true;
+    setPreviewing(true);
+    setPreviewError(null);
+    onPreview(file, JSON.parse(mappingKey) as ColumnMapping)
+      .then((result) => current && setPreview(result))
+      .catch((e: unknown) => {
+        if (!current) return;
+        setPreview(null);
+        setPreviewError(errorMessage(e));
+      })
+      .finally(() => current && setPreviewing(false));
+    return () => {
+      current = false;
+    };
+  }, [file, mappingKey, onPreview]);
 
   const choose = (picked: File | undefined) => {
     if (!picked) return;
     setFile(picked);
-    setName((current) => current || defaultName(picked));
+    setMapping({}); // another file, other columns
+    setPreview(null);
+    setName((current) => (nameTyped ? current : defaultName(picked)));
+    onFileChosen?.();
   };
 
   const onDrop = (event: DragEvent) => {
@@ -54,9 +89,13 @@ export function UploadZone({
     event.preventDefault();
     if (!file) return;
     try {
-      await onUpload(file, name.trim() || defaultName(file), skipBadRows);
+      await onUpload(file, name.trim() || defaultName(file), skipBadRows, mapping);
       setFile(null);
       setName("");
+      setNameTyped(false);
+      setMapping({});
+      setPreview(null);
+      setPreviewError(null);
       if (input.current) input.current.value = "";
     } catch {
       // The caller shows the error; keep the file so a fix of the name can be retried.
@@ -86,8 +125,8 @@ export function UploadZone({
           )}
         </p>
         <p className="muted" id={hintId}>
-          JSONL, JSON, CSV, TSV, Parquet or Arrow (a Hugging Face save_to_disk file) with prompt / chosen / rejected columns, or HH-RLHF
-          chosen / rejected transcripts.
+          JSONL, JSON, CSV, TSV, Parquet or Arrow (a Hugging Face save_to_disk file) with prompt / chosen / rejected columns
+          (or columns you name in the preview), HH-RLHF transcripts, chat-message lists, SHP or UltraFeedback records.
         </p>
         <label className="file-button">
           Choose a file
@@ -100,12 +139,24 @@ export function UploadZone({
           />
         </label>
       </div>
+      {file && onPreview && (
+        <UploadPreviewPanel
+          preview={preview}
+          loading={previewing}
+          error={previewError}
+          mapping={mapping}
+          onMappingChange={setMapping}
+        />
+      )}
       <div className="upload-row">
         <label>
           Dataset name
           <input
             value={name}
-            onChange={(e) => setName(e.target.value)}
+            onChange={(e) => {
+              setName(e.target.value);
+              setNameTyped(e.target.value !== "");
+            }}
             placeholder="e.g. helpful-base sample"
           />
         </label>
@@ -131,37 +182,6 @@ export function UploadZone({
         </div>
       )}
     </form>
-  );
-}
-
-/** The first SHOWN_ROWS bad rows, with how many there are in all. */
-export function BadRowList({
-  rows,
-  total,
-  capped = false,
-  hint,
-}: {
-  rows: RowProblem[];
-  total: number;
-  capped?: boolean;
-  hint?: string;
-}) {
-  const count = Math.max(total, rows.length);
-  return (
-    <div className="bad-rows">
-      <p>
-        {count.toLocaleString()}
-        {capped ? "+" : ""} bad row{count === 1 ? "" : "s"}
-        {rows.length < count ? ` (the first ${Math.min(rows.length, SHOWN_ROWS)} listed)` : ""}.{" "}
-        {hint}
-      </p>
-      <ul data-testid="bad-rows">
-        {rows.slice(0, SHOWN_ROWS).map((row, k) => (
-          <li key={`${row.row ?? "file"}-${k}`}>{row.message}</li>
-        ))}
-      </ul>
-      {rows.length > SHOWN_ROWS && <p className="muted small">… and {rows.length - SHOWN_ROWS} more.</p>}
-    </div>
   );
 }
 
