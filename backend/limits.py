@@ -30,18 +30,20 @@ class BodyTooLarge(Exception):
 
 
 class BodyLimit:
-    """`upload_limit` bytes for `POST upload_path`, `default_limit` for every other request."""
+    """`upload_limit` bytes for `POST` to one of `upload_paths`, `default_limit` for every other
+    request."""
 
     def __init__(
-        self, app: ASGIApp, upload_path: str, upload_limit: int, default_limit: int
+        self, app: ASGIApp, upload_paths: tuple[str, ...], upload_limit: int, default_limit: int
     ) -> None:
         self.app = app
-        self.upload_path = upload_path.rstrip("/")
+        self.upload_paths = {path.rstrip("/") for path in upload_paths}
         self.upload_limit = upload_limit + MULTIPART_OVERHEAD
         self.default_limit = default_limit
 
     def _limit(self, scope: Scope) -> int:
-        upload = scope.get("method") == "POST" and scope["path"].rstrip("/") == self.upload_path
+        path = scope["path"].rstrip("/")
+        upload = scope.get("method") == "POST" and path in self.upload_paths
         return self.upload_limit if upload else self.default_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -125,7 +125,7 @@ def create_app() -> FastAPI:
     # Outermost of ours: an oversized body is refused before anything reads it.
     app.add_middleware(
         BodyLimit,
-        upload_path=f"{API_PREFIX}/datasets",
+        upload_paths=(f"{API_PREFIX}/datasets", f"{API_PREFIX}/datasets/preview"),
         upload_limit=settings.max_upload_bytes,
         default_limit=settings.max_body_bytes,
     )

@@ -392,3 +392,15 @@ def test_the_engine_reader_takes_the_same_formats_and_mapping(tmp_path) -> None:
     with pytest.raises(PairFormatError, match="not JSON"):
         parse_mapping("{")
     assert parse_mapping("  ") == {}
+
+
+def test_a_file_above_the_request_limit_previews_under_the_upload_limit(client, auth) -> None:
+    """The preview takes what an upload takes (the 4 MiB request limit would refuse it)."""
+    from backend.settings import get_settings
+
+    row = {"prompt": "q", "chosen": "a" * 1000, "rejected": "b"}
+    data = _jsonl([row] * (get_settings().max_body_bytes // 1000 + 10))
+    assert len(data) > get_settings().max_body_bytes
+    response = _preview(client, auth, data, "big.jsonl")
+    assert response.status_code == 200, response.text[:300]
+    assert len(response.json()["pairs"]) == 5

@@ -54,8 +54,21 @@ function mappingField(mapping: ColumnMapping): Record<string, string> {
   return Object.keys(mapping).length > 0 ? { mapping: JSON.stringify(mapping) } : {};
 }
 
+/** Bytes of a large line-based file the preview sends: its first records, not the whole file. */
+export const PREVIEW_HEAD_BYTES = 4 * 1024 * 1024;
+
+/** The head of an uncompressed JSONL / CSV / TSV file, cut after its last whole line; other
+ * files (JSON arrays, Parquet, Arrow, gzip) are read whole, as the upload reads them. */
+export async function previewHead(file: File, limit = PREVIEW_HEAD_BYTES): Promise<File> {
+  if (file.size <= limit || !/\.(jsonl|ndjson|csv|tsv)$/i.test(file.name)) return file;
+  const head = new Uint8Array(await file.slice(0, limit).arrayBuffer());
+  const end = head.lastIndexOf(10); // "\n"
+  return new File([end > 0 ? head.slice(0, end + 1) : head], file.name, { type: file.type });
+}
+
 /** What an upload of `file` with `mapping` would store (its first pairs); stores nothing. */
-export async function previewUpload(file: File, mapping: ColumnMapping = {}): Promise<UploadPreview> {
+export async function previewUpload(whole: File, mapping: ColumnMapping = {}): Promise<UploadPreview> {
+  const file = await previewHead(whole);
   const fields = mappingField(mapping);
   return unwrap(
     await api.POST("/api/v1/datasets/preview", {
