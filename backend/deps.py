@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Path, status
+from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -12,7 +13,7 @@ from sqlalchemy.orm import Session
 from backend.db import get_db
 from backend.models import ApiToken, Dataset, Job, User, as_utc, utcnow
 from backend.schemas import DB_ID_MAX
-from backend.security import hash_token
+from backend.security import csrf_token, hash_token
 from backend.settings import Settings, get_settings
 
 SessionDep = Annotated[Session, Depends(get_db)]
@@ -24,7 +25,17 @@ bearer = HTTPBearer(auto_error=False, description="An API token from /auth/login
 LAST_USED_RESOLUTION_S = 60
 """A token's `last_used_at` is kept to the minute: reads do not each cost a write."""
 
-UNAUTHORIZED_DETAIL = "missing or invalid token: send 'Authorization: Bearer <token>'"
+UNAUTHORIZED_DETAIL = (
+    "missing or invalid token: send 'Authorization: Bearer <token>' (or log in in the browser)"
+)
+
+SESSION_COOKIE = "prefaudit_session"
+"""The browser's session token: HttpOnly, SameSite=Strict (set by POST /auth/login with
+`cookie: true`)."""
+CSRF_COOKIE = "prefaudit_csrf"
+"""Readable by the page: its value goes back in `CSRF_HEADER` on every change."""
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def token_row(session: Session, authorization: str | None) -> ApiToken | None:
@@ -33,6 +44,16 @@ def token_row(session: Session, authorization: str | None) -> ApiToken | None:
     if scheme.lower() != "bearer" or not value.strip():
         return None
     return session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(value.strip())))
+
+
+def presented_token(request: Request) -> tuple[str | None, bool]:
+    """(the token a request carries, whether it came in the session cookie): a bearer header
+    wins over the cookie."""
+    scheme, _, value = (request.headers.get("authorization") or "").partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip(), False
+    cookie = request.cookies.get(SESSION_COOKIE)
+    return (cookie, True) if cookie else (None, False)
 
 
 def token_is_live(token: ApiToken | None) -> bool:
@@ -44,17 +65,21 @@ def token_is_live(token: ApiToken | None) -> bool:
 
 
 def get_current_user(
+    request: Request,
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> User:
+    """The caller, from a bearer token or the browser's session cookie; a change made with the
+    cookie must carry its CSRF header (403 otherwise)."""
     unauthorized = HTTPException(
         status.HTTP_401_UNAUTHORIZED,
         detail=UNAUTHORIZED_DETAIL,
         headers={"WWW-Authenticate": "Bearer"},
     )
-    if credentials is None or credentials.scheme.lower() != "bearer":
+    value, from_cookie = presented_token(request)
+    if value is None:
         raise unauthorized
-    token = token_row(session, f"Bearer {credentials.credentials}")
+    token = token_row(session, f"Bearer {value}")
     if token is None:
         raise unauthorized
     expires = as_utc(token.expires_at)
@@ -64,6 +89,14 @@ def get_current_user(
             detail="the token has expired; log in again or create a new token",
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         )
+    if from_cookie and request.method not in SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not hmac.compare_digest(sent.encode(), csrf_token(value).encode()):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                detail=f"missing or wrong {CSRF_HEADER} header: a change made with the browser's "
+                f"session cookie must send the value of the {CSRF_COOKIE} cookie",
+            )
     now = utcnow()
     last = as_utc(token.last_used_at)
     if last is None or (now - last).total_seconds() > LAST_USED_RESOLUTION_S:

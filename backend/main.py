@@ -97,11 +97,10 @@ def create_app() -> FastAPI:
         """A malformed body on a route that needs a token is a 401 without a valid one: the
         body is parsed before the route's dependencies run, so its 422 would come first."""
         route = request.scope.get("route")
-        header = request.headers.get("authorization")
         if (
             isinstance(route, APIRoute)
             and _needs_token(route.dependant)
-            and not await run_in_threadpool(_has_valid_token, header)
+            and not await run_in_threadpool(_has_valid_token, request)
         ):
             from backend.deps import UNAUTHORIZED_DETAIL
 
@@ -140,12 +139,15 @@ def _needs_token(dependant: Dependant) -> bool:
     )
 
 
-def _has_valid_token(authorization: str | None) -> bool:
+def _has_valid_token(request: Request) -> bool:
     from backend.db import session_scope
-    from backend.deps import token_is_live, token_row
+    from backend.deps import presented_token, token_is_live, token_row
 
+    value, _ = presented_token(request)
+    if value is None:
+        return False
     with session_scope() as session:
-        return token_is_live(token_row(session, authorization))
+        return token_is_live(token_row(session, f"Bearer {value}"))
 
 
 def _mount_frontend(app: FastAPI, dist: Path) -> None:

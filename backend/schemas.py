@@ -35,6 +35,11 @@ class Health(BaseModel):
 class LoginRequest(BaseModel):
     username: str = Field(max_length=1024)
     password: str = Field(max_length=4096)
+    cookie: bool = Field(
+        False,
+        description="A browser session: the token goes in an HttpOnly SameSite cookie (and a "
+        "readable CSRF cookie), not in the response.",
+    )
 
 
 class UserPublic(BaseModel):
@@ -64,7 +69,9 @@ class TokenPublic(BaseModel):
 class TokenIssued(BaseModel):
     """The token itself is shown only here, once."""
 
-    access_token: str
+    access_token: str | None = Field(
+        description="The token (null for a cookie session: it is in the HttpOnly cookie)."
+    )
     token_type: Literal["bearer"] = "bearer"
     user: UserPublic
 

@@ -34,3 +34,10 @@ def new_token() -> str:
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def csrf_token(session_token: str) -> str:
+    """The CSRF value of a browser session: derived from its token, which the page cannot read
+    (an HttpOnly cookie), so only a page that was given it (the readable CSRF cookie of this
+    origin) can send it back."""
+    return hashlib.sha256(b"prefaudit-csrf\0" + session_token.encode()).hexdigest()[:40]

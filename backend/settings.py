@@ -93,6 +93,12 @@ class Settings(BaseSettings):
     session_hours: float = Field(
         12.0, description="Lifetime of the token a login (the browser's session) gets."
     )
+    cookie_secure: bool | None = Field(
+        None,
+        description="Mark the browser's session cookies Secure (sent over HTTPS only); unset: "
+        "when the login request came over HTTPS (behind a proxy, run uvicorn with "
+        "--proxy-headers).",
+    )
     token_days: float = Field(
         90.0, description="Default lifetime of a named API token (POST /tokens)."
     )

@@ -1,19 +1,26 @@
-"""Logging in (a password buys an API token) and managing one's tokens."""
+"""Logging in (a password buys an API token, or a browser session in an HttpOnly cookie) and
+managing one's tokens."""
 
 from __future__ import annotations
 
 import math
 from datetime import timedelta
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, status
-from fastapi.security import HTTPAuthorizationCredentials
+from fastapi import APIRouter, HTTPException, Request, Response, status
 from sqlalchemy import delete, select
 
-from backend.deps import CurrentUser, PathId, SessionDep, SettingsDep, bearer
+from backend.deps import (
+    CSRF_COOKIE,
+    SESSION_COOKIE,
+    CurrentUser,
+    PathId,
+    SessionDep,
+    SettingsDep,
+    presented_token,
+)
 from backend.models import ApiToken
 from backend.schemas import LoginRequest, TokenCreate, TokenIssued, TokenPublic, UserPublic
-from backend.security import hash_token
+from backend.security import csrf_token, hash_token
 from backend.services.users import LoginThrottled, authenticate, issue_token
 
 router = APIRouter(tags=["auth"])
@@ -24,9 +31,18 @@ router = APIRouter(tags=["auth"])
     response_model=TokenIssued,
     responses={429: {"description": "Too many wrong passwords: wait `Retry-After` seconds."}},
 )
-def login(body: LoginRequest, session: SessionDep, settings: SettingsDep) -> TokenIssued:
+def login(
+    body: LoginRequest,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> TokenIssued:
     """Exchange a username and password for a session token (it expires after
-    `session_hours`). Repeated wrong passwords for one username make it wait (429)."""
+    `session_hours`). Repeated wrong passwords for one username make it wait (429). With
+    `cookie: true` (the browser) the token is set as an HttpOnly SameSite=Strict cookie and not
+    returned; a readable `prefaudit_csrf` cookie holds the value every change must send back
+    in the `X-CSRF-Token` header."""
     try:
         user = authenticate(session, body.username, body.password, settings)
     except LoginThrottled as exc:
@@ -39,26 +55,39 @@ def login(body: LoginRequest, session: SessionDep, settings: SettingsDep) -> Tok
     if user is None:
         session.commit()  # the failure counts
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="wrong username or password")
-    token = issue_token(session, user, "browser session", timedelta(hours=settings.session_hours))
+    lifetime = timedelta(hours=settings.session_hours)
+    token = issue_token(session, user, "browser session", lifetime)
     session.commit()
-    return TokenIssued(access_token=token, user=UserPublic.model_validate(user))
+    if not body.cookie:
+        return TokenIssued(access_token=token, user=UserPublic.model_validate(user))
+    secure = settings.cookie_secure
+    if secure is None:
+        secure = request.url.scheme == "https"
+    age = int(lifetime.total_seconds())
+    for name, value, http_only in (
+        (SESSION_COOKIE, token, True),
+        (CSRF_COOKIE, csrf_token(token), False),
+    ):
+        response.set_cookie(
+            name, value, max_age=age, path="/", secure=secure, httponly=http_only, samesite="strict"
+        )
+    return TokenIssued(access_token=None, user=UserPublic.model_validate(user))
 
 
 @router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
-def logout(
-    session: SessionDep,
-    user: CurrentUser,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> None:
-    """Revoke the token this request carries (a browser's logout ends its session here too)."""
-    assert credentials is not None  # CurrentUser has checked it
+def logout(request: Request, response: Response, session: SessionDep, user: CurrentUser) -> None:
+    """Revoke the token this request carries, bearer or session cookie, and clear the
+    browser's session cookies."""
+    value, _ = presented_token(request)
+    assert value is not None  # CurrentUser has checked it
     session.execute(
         delete(ApiToken).where(
-            ApiToken.user_id == user.id,
-            ApiToken.token_hash == hash_token(credentials.credentials.strip()),
+            ApiToken.user_id == user.id, ApiToken.token_hash == hash_token(value)
         )
     )
     session.commit()
+    for name in (SESSION_COOKIE, CSRF_COOKIE):
+        response.delete_cookie(name, path="/", samesite="strict")
 
 
 @router.get("/users/me", response_model=UserPublic)

@@ -265,10 +265,24 @@ test("upload, audit with the tiny preset, review, flag and export", async ({ pag
     expect(after.status()).toBe(401);
   });
 
+  await test.step("the session is an HttpOnly cookie no script can read; changes need its CSRF value", async () => {
+    const cookies = Object.fromEntries((await page.context().cookies()).map((c) => [c.name, c]));
+    expect(cookies.prefaudit_session.httpOnly).toBe(true);
+    expect(cookies.prefaudit_session.sameSite).toBe("Strict");
+    expect(cookies.prefaudit_csrf.httpOnly).toBe(false);
+    const visible = await page.evaluate(() => ({ cookie: document.cookie, stored: JSON.stringify(localStorage) }));
+    expect(visible.cookie).not.toContain("prefaudit_session");
+    expect(visible.stored).not.toContain(cookies.prefaudit_session.value);
+    // The browser's cookie alone (what a forged cross-site form would carry) cannot change anything.
+    const forged = await page.request.post("/api/v1/tokens", { data: { name: "forged" } });
+    expect(forged.status()).toBe(403);
+  });
+
   await test.step("log out: the session token is revoked on the server", async () => {
-    const session = await page.evaluate(() => localStorage.getItem("prefaudit.token"));
+    const session = (await page.context().cookies()).find((c) => c.name === "prefaudit_session")!.value;
     await page.getByRole("button", { name: "Log out" }).click();
     await expect(page.getByRole("button", { name: "Log in" })).toBeVisible();
+    expect((await page.context().cookies()).map((c) => c.name)).not.toContain("prefaudit_session");
     const reuse = await page.request.get("/api/v1/users/me", { headers: { Authorization: `Bearer ${session}` } });
     expect(reuse.status()).toBe(401);
   });

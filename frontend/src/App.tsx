@@ -1,7 +1,7 @@
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { useState } from "react";
 import { BrowserRouter, Link, Navigate, Route, Routes } from "react-router";
-import { useToken } from "./api/session";
+import { useSignedIn } from "./api/session";
 import { LoginPage, TokensPage, UserMenu } from "./features/auth";
 import { DatasetsPage } from "./features/datasets";
 import { DatasetPage } from "./pages/DatasetPage";
@@ -15,8 +15,8 @@ export function makeQueryClient(): QueryClient {
 }
 
 function Shell() {
-  const token = useToken();
-  if (!token) return <LoginPage />;
+  const signedIn = useSignedIn();
+  if (!signedIn) return <LoginPage />;
   return (
     <>
       <header className="topbar">

@@ -134,3 +134,70 @@ def test_logout_revokes_the_session_token(client, make_user) -> None:
     assert client.get(f"{API}/users/me", headers=headers).status_code == 401
     # Other tokens of the user live on.
     assert client.get(f"{API}/users/me", headers=user["headers"]).status_code == 200
+
+
+def test_a_browser_session_lives_in_an_httponly_cookie_and_changes_need_its_csrf_header(
+    client, make_user
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from backend.security import csrf_token
+
+    user = make_user()
+    with TestClient(client.app) as browser:  # its own cookie jar
+        login = browser.post(
+            f"{API}/auth/login",
+            json={"username": user["username"], "password": user["password"], "cookie": True},
+        )
+        assert login.status_code == 200, login.text
+        assert login.json()["access_token"] is None  # the page never sees the token
+        cookies = {c.split("=", 1)[0]: c for c in login.headers.get_list("set-cookie")}
+        session_cookie, csrf_cookie = cookies["prefaudit_session"], cookies["prefaudit_csrf"]
+        for attribute in ("HttpOnly", "SameSite=strict", "Path=/", "Max-Age=43200"):
+            assert attribute in session_cookie, session_cookie
+        assert "HttpOnly" not in csrf_cookie and "SameSite=strict" in csrf_cookie
+        assert "Secure" not in session_cookie  # plain http here; https marks it Secure
+        token = browser.cookies.get("prefaudit_session")
+        csrf = browser.cookies.get("prefaudit_csrf")
+        assert csrf == csrf_token(token)
+
+        # Reads need only the cookie; a change needs the CSRF header too.
+        assert browser.get(f"{API}/users/me").json()["username"] == user["username"]
+        created = browser.post(f"{API}/tokens", json={"name": "from the browser"})
+        assert created.status_code == 403 and "X-CSRF-Token" in created.json()["detail"]
+        wrong = browser.post(
+            f"{API}/tokens", json={"name": "x"}, headers={"X-CSRF-Token": csrf[::-1]}
+        )
+        assert wrong.status_code == 403
+        made = browser.post(f"{API}/tokens", json={"name": "ok"}, headers={"X-CSRF-Token": csrf})
+        assert made.status_code == 201, made.text
+        # A malformed body is still a 401 without credentials, and a 422 with the cookie.
+        assert (
+            browser.post(f"{API}/tokens", content=b"{", headers={"X-CSRF-Token": csrf}).status_code
+            == 422
+        )
+        # A bearer token needs no CSRF header (no browser sends it on its own) and wins.
+        bearer = browser.post(f"{API}/tokens", json={"name": "b"}, headers=user["headers"])
+        assert bearer.status_code == 201
+
+        # Logging out revokes the session's token and clears both cookies.
+        assert browser.post(f"{API}/auth/logout").status_code == 403  # no CSRF header
+        out = browser.post(f"{API}/auth/logout", headers={"X-CSRF-Token": csrf})
+        assert out.status_code == 204
+        cleared = " ".join(out.headers.get_list("set-cookie"))
+        assert 'prefaudit_session=""' in cleared and 'prefaudit_csrf=""' in cleared
+        assert browser.get(f"{API}/users/me").status_code == 401
+    replay = client.get(f"{API}/users/me", headers={"Authorization": f"Bearer {token}"})
+    assert replay.status_code == 401 and not client.cookies
+
+
+def test_a_secure_deployment_marks_the_session_cookie_secure(client, make_user) -> None:
+    from fastapi.testclient import TestClient
+
+    user = make_user()
+    with TestClient(client.app, base_url="https://prefaudit.example") as browser:
+        login = browser.post(
+            f"{API}/auth/login",
+            json={"username": user["username"], "password": user["password"], "cookie": True},
+        )
+        assert all("Secure" in c for c in login.headers.get_list("set-cookie"))

@@ -152,7 +152,7 @@ def _snapshot() -> tuple:
     return counts, flags, jobs
 
 
-def _call(client, world, method: str, path: str, token: str | None):
+def _call(client, world, method: str, path: str, token: str | None, cookie: str | None = None):
     request = REQUESTS[(method, path)]
     url = API + path.format(**world["ids"])
     kwargs = {}
@@ -164,6 +164,8 @@ def _call(client, world, method: str, path: str, token: str | None):
     if "files" in request:
         kwargs["files"] = request["files"]
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if cookie is not None:  # the browser's session cookie, without its CSRF header
+        headers = {"Cookie": f"prefaudit_session={cookie}"}
     return client.request(method, url, headers=headers, **kwargs)
 
 
@@ -178,6 +180,12 @@ REFUSALS = [
     for method, path in REQUESTS
     for identity in ("none", "garbage", "expired", "other user")
     if identity != "other user" or _owned(path)
+] + [
+    # The owner's own browser session, from a page that cannot read its CSRF cookie: every
+    # change is refused.
+    ("cookie without CSRF", method, path)
+    for method, path in REQUESTS
+    if method not in ("GET", "HEAD", "OPTIONS")
 ]
 # Deleting the dataset or logging out would remove what the other rows need (tested elsewhere).
 OWNER_CALLS = [
@@ -190,8 +198,11 @@ OWNER_CALLS = [
 @pytest.mark.parametrize(("identity", "method", "path"), REFUSALS)
 def test_a_refused_call_changes_nothing(client, world, method, path, identity) -> None:
     before = _snapshot()
-    response = _call(client, world, method, path, world["tokens"][identity])
-    expected = 404 if identity == "other user" else 401
+    if identity == "cookie without CSRF":
+        response = _call(client, world, method, path, None, cookie=world["tokens"]["owner"])
+    else:
+        response = _call(client, world, method, path, world["tokens"][identity])
+    expected = {"other user": 404, "cookie without CSRF": 403}.get(identity, 401)
     assert response.status_code == expected, (identity, method, path, response.text)
     assert "detail" in response.json()
     assert _snapshot() == before, f"{identity} {method} {path} changed the database"

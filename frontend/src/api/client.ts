@@ -2,17 +2,21 @@
 // backend's OpenAPI document. Features call `api.GET("/api/v1/...")`, never fetch() directly.
 import createClient, { type Middleware } from "openapi-fetch";
 import type { components, paths } from "./schema";
-import { getToken, setToken } from "./session";
+import { csrfToken, setSignedIn } from "./session";
 
-const auth: Middleware = {
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+const session: Middleware = {
   onRequest({ request }) {
-    const token = getToken();
-    if (token) request.headers.set("Authorization", `Bearer ${token}`);
+    // The session cookie goes with every same-origin request; a change also carries the CSRF
+    // value, which only a page of this origin can read.
+    const csrf = csrfToken();
+    if (csrf && !SAFE_METHODS.has(request.method)) request.headers.set("X-CSRF-Token", csrf);
     return request;
   },
   onResponse({ request, response }) {
-    // An expired or revoked token: drop it so the app falls back to the login page.
-    if (response.status === 401 && !request.url.endsWith("/auth/login")) setToken(null);
+    // An expired or revoked session: fall back to the login page.
+    if (response.status === 401 && !request.url.endsWith("/auth/login")) setSignedIn(false);
     return response;
   },
 };
@@ -24,6 +28,6 @@ export const api = createClient<paths>({
   // Looked up per call so tests can stub globalThis.fetch after this module loaded.
   fetch: (request) => globalThis.fetch(request),
 });
-api.use(auth);
+api.use(session);
 
 export type Schemas = components["schemas"];

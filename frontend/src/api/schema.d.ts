@@ -16,7 +16,10 @@ export interface paths {
         /**
          * Login
          * @description Exchange a username and password for a session token (it expires after
-         *     `session_hours`). Repeated wrong passwords for one username make it wait (429).
+         *     `session_hours`). Repeated wrong passwords for one username make it wait (429). With
+         *     `cookie: true` (the browser) the token is set as an HttpOnly SameSite=Strict cookie and not
+         *     returned; a readable `prefaudit_csrf` cookie holds the value every change must send back
+         *     in the `X-CSRF-Token` header.
          */
         post: operations["auth-login"];
         delete?: never;
@@ -36,7 +39,8 @@ export interface paths {
         put?: never;
         /**
          * Logout
-         * @description Revoke the token this request carries (a browser's logout ends its session here too).
+         * @description Revoke the token this request carries, bearer or session cookie, and clear the
+         *     browser's session cookies.
          */
         post: operations["auth-logout"];
         delete?: never;
@@ -1295,6 +1299,12 @@ export interface components {
         };
         /** LoginRequest */
         LoginRequest: {
+            /**
+             * Cookie
+             * @description A browser session: the token goes in an HttpOnly SameSite cookie (and a readable CSRF cookie), not in the response.
+             * @default false
+             */
+            cookie?: boolean;
             /** Password */
             password: string;
             /** Username */
@@ -1695,8 +1705,11 @@ export interface components {
          * @description The token itself is shown only here, once.
          */
         TokenIssued: {
-            /** Access Token */
-            access_token: string;
+            /**
+             * Access Token
+             * @description The token (null for a cookie session: it is in the HttpOnly cookie).
+             */
+            access_token: string | null;
             /**
              * Token Type
              * @default bearer

@@ -1,23 +1,39 @@
-// The signed-in session: the bearer token lives in localStorage so a reload keeps you logged in.
+// The signed-in state of the browser session. The credential itself is an HttpOnly cookie the
+// page cannot read (set by POST /auth/login with `cookie: true`); what lives here is only
+// whether this browser believes it is signed in, so a reload shows the app rather than the
+// login page. A 401 from the server ends it.
 import { useSyncExternalStore } from "react";
 
-const TOKEN_KEY = "prefaudit.token";
+const SIGNED_IN_KEY = "prefaudit.signedIn";
+const LEGACY_TOKEN_KEY = "prefaudit.token"; // where older builds kept the bearer token
+const CSRF_COOKIE = "prefaudit_csrf";
 const listeners = new Set<() => void>();
 
-export function getToken(): string | null {
-  return localStorage.getItem(TOKEN_KEY);
+localStorage.removeItem(LEGACY_TOKEN_KEY); // a token in localStorage is readable by any script
+
+export function isSignedIn(): boolean {
+  return localStorage.getItem(SIGNED_IN_KEY) === "1";
 }
 
-export function setToken(token: string | null): void {
-  if (token) localStorage.setItem(TOKEN_KEY, token);
-  else localStorage.removeItem(TOKEN_KEY);
+export function setSignedIn(signedIn: boolean): void {
+  if (signedIn) localStorage.setItem(SIGNED_IN_KEY, "1");
+  else localStorage.removeItem(SIGNED_IN_KEY);
   listeners.forEach((notify) => notify());
+}
+
+/** The value of the session's CSRF cookie, which every change sends back as X-CSRF-Token. */
+export function csrfToken(): string | null {
+  for (const part of document.cookie.split(";")) {
+    const [name, ...value] = part.trim().split("=");
+    if (name === CSRF_COOKIE) return decodeURIComponent(value.join("="));
+  }
+  return null;
 }
 
 function subscribe(notify: () => void): () => void {
   listeners.add(notify);
   // Another tab logging in or out changes this tab's session too.
-  const onStorage = (event: StorageEvent) => event.key === TOKEN_KEY && notify();
+  const onStorage = (event: StorageEvent) => event.key === SIGNED_IN_KEY && notify();
   window.addEventListener("storage", onStorage);
   return () => {
     listeners.delete(notify);
@@ -25,6 +41,6 @@ function subscribe(notify: () => void): () => void {
   };
 }
 
-export function useToken(): string | null {
-  return useSyncExternalStore(subscribe, getToken);
+export function useSignedIn(): boolean {
+  return useSyncExternalStore(subscribe, isSignedIn);
 }

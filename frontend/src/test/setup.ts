@@ -16,6 +16,10 @@ Object.defineProperty(HTMLElement.prototype, "clientWidth", { configurable: true
 afterEach(() => {
   cleanup();
   localStorage.clear();
+  for (const cookie of document.cookie.split(";")) {
+    const name = cookie.split("=")[0].trim();
+    if (name) document.cookie = `${name}=; max-age=0; path=/`;
+  }
   vi.unstubAllGlobals();
   vi.restoreAllMocks();
 });

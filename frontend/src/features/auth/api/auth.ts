@@ -1,30 +1,30 @@
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { api, type Schemas } from "../../../api/client";
 import { unwrap } from "../../../api/errors";
-import { setToken, useToken } from "../../../api/session";
+import { setSignedIn, useSignedIn } from "../../../api/session";
 
 export function useLogin() {
   const queryClient = useQueryClient();
   return useMutation({
     mutationFn: async (credentials: { username: string; password: string }) =>
-      unwrap(await api.POST("/api/v1/auth/login", { body: credentials })),
+      unwrap(await api.POST("/api/v1/auth/login", { body: { ...credentials, cookie: true } })),
     onSuccess: (issued) => {
       queryClient.clear();
       queryClient.setQueryData(["me"], issued.user);
-      setToken(issued.access_token);
+      setSignedIn(true);
     },
   });
 }
 
-/** Ends the session: the server revokes the token, then the browser forgets it (forgotten
- * even when the server cannot be reached). */
+/** Ends the session: the server revokes its token and clears the cookies; the browser forgets
+ * it is signed in even when the server cannot be reached. */
 export function useLogout() {
   const queryClient = useQueryClient();
   return async () => {
     try {
       await api.POST("/api/v1/auth/logout");
     } finally {
-      setToken(null);
+      setSignedIn(false);
       queryClient.clear();
     }
   };
@@ -62,11 +62,11 @@ export function useRevokeToken() {
 }
 
 export function useMe() {
-  const token = useToken();
+  const signedIn = useSignedIn();
   return useQuery({
     queryKey: ["me"],
     queryFn: async () => unwrap(await api.GET("/api/v1/users/me")),
-    enabled: token !== null,
+    enabled: signedIn,
     staleTime: 5 * 60_000,
   });
 }

@@ -1,7 +1,7 @@
 import { screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { describe, expect, it } from "vitest";
-import { getToken, setToken } from "../../../api/session";
+import { isSignedIn, setSignedIn } from "../../../api/session";
 import { mockApi, renderWithClient } from "../../../test/utils";
 import { TokensPage } from "./TokensPage";
 import { UserMenu } from "./UserMenu";
@@ -49,18 +49,22 @@ describe("TokensPage", () => {
 });
 
 describe("UserMenu", () => {
-  it("logs out by revoking the session token on the server", async () => {
+  it("logs out by revoking the session on the server, sending the session's CSRF value", async () => {
     const { calls } = mockApi({
       "GET /api/v1/users/me": () => ({ id: 1, username: "alice" }),
       "POST /api/v1/auth/logout": () => new Response(null, { status: 204 }),
     });
-    setToken("pfa_session");
+    setSignedIn(true);
+    document.cookie = "prefaudit_csrf=csrf-value; path=/";
     renderWithClient(<UserMenu />);
     expect(await screen.findByText("Signed in as alice")).toBeInTheDocument();
     expect(screen.getByRole("link", { name: "API tokens" })).toHaveAttribute("href", "/tokens");
     await userEvent.click(screen.getByRole("button", { name: "Log out" }));
-    await waitFor(() => expect(getToken()).toBeNull());
+    await waitFor(() => expect(isSignedIn()).toBe(false));
     const logout = calls.find((r) => new URL(r.url).pathname === "/api/v1/auth/logout")!;
-    expect(logout.headers.get("Authorization")).toBe("Bearer pfa_session");
+    expect(logout.headers.get("X-CSRF-Token")).toBe("csrf-value");
+    expect(logout.headers.get("Authorization")).toBeNull(); // the credential is the cookie
+    const me = calls.find((r) => new URL(r.url).pathname === "/api/v1/users/me")!;
+    expect(me.headers.get("X-CSRF-Token")).toBeNull(); // a read sends none
   });
 });

@@ -1,6 +1,7 @@
 import { fireEvent, screen, waitFor } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { describe, expect, it, vi } from "vitest";
+import { setSignedIn } from "../../../api/session";
 import { mockApi, renderWithClient } from "../../../test/utils";
 import { DatasetsPage } from "./DatasetsPage";
 import { UploadZone } from "./UploadZone";
@@ -106,7 +107,8 @@ describe("DatasetsPage", () => {
         });
       },
     });
-    localStorage.setItem("prefaudit.token", "secret");
+    setSignedIn(true);
+    document.cookie = "prefaudit_csrf=csrf-value; path=/";
     renderWithClient(<DatasetsPage />);
     expect(await screen.findByText(/No datasets yet/)).toBeInTheDocument();
 
@@ -120,7 +122,7 @@ describe("DatasetsPage", () => {
     expect(await screen.findByRole("link", { name: "prefs" })).toHaveAttribute("href", "/datasets/1");
     expect(screen.getByRole("cell", { name: "60" })).toBeInTheDocument();
     const post = calls.find((request) => request.method === "POST" && request.url.endsWith("/datasets"))!;
-    expect(post.headers.get("Authorization")).toBe("Bearer secret");
+    expect(post.headers.get("X-CSRF-Token")).toBe("csrf-value");
     expect(post.headers.get("Content-Type")).toMatch(/^multipart\/form-data/);
   });
 
@@ -150,7 +152,7 @@ describe("DatasetsPage", () => {
         );
       },
     });
-    localStorage.setItem("prefaudit.token", "secret");
+    setSignedIn(true);
     renderWithClient(<DatasetsPage />);
     fireEvent.drop(screen.getByTestId("dropzone"), { dataTransfer: { files: [jsonlFile()] } });
     await userEvent.click(screen.getByRole("button", { name: "Upload" }));
@@ -195,7 +197,7 @@ describe("DatasetsPage", () => {
         );
       },
     });
-    localStorage.setItem("prefaudit.token", "secret");
+    setSignedIn(true);
     renderWithClient(<DatasetsPage />);
     fireEvent.drop(screen.getByTestId("dropzone"), { dataTransfer: { files: [jsonlFile("mine.jsonl")] } });
     expect(await screen.findByText(/No pair could be read from the first record/)).toBeInTheDocument();
