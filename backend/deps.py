@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backend.db import get_db
-from backend.models import ApiToken, Dataset, Job, User, as_utc, utcnow
+from backend.models import ApiToken, Dataset, DatasetShare, Job, User, as_utc, utcnow
 from backend.schemas import DB_ID_MAX
 from backend.security import csrf_token, hash_token
 from backend.settings import Settings, get_settings
@@ -111,28 +111,79 @@ PathId = Annotated[int, Path(ge=1, le=DB_ID_MAX, description="A database id (1 â
 """An id in the URL: out of a table's range is a 422 naming the bound, not a database error."""
 
 
-def owned_dataset(session: Session, user: User, dataset_id: int) -> Dataset:
-    """The user's dataset, or 404: another user's dataset is indistinguishable from none."""
+Role = Literal["viewer", "reviewer", "owner"]
+ROLES: tuple[Role, ...] = ("viewer", "reviewer", "owner")
+"""Each role can do what the ones before it can."""
+
+
+def dataset_role(session: Session, user: User, dataset: Dataset) -> Role | None:
+    """The caller's role on a dataset: its owner, a share's role, or None (it is invisible)."""
+    if dataset.owner_id == user.id:
+        return "owner"
+    share = session.get(DatasetShare, (dataset.id, user.id))
+    return share.role if share is not None else None  # type: ignore[return-value]
+
+
+def _refuse(role: Role, need: Role, what: str) -> HTTPException:
+    return HTTPException(
+        status.HTTP_403_FORBIDDEN,
+        detail=f"you are a {role} of {what}; this needs a {need}"
+        + (" (only its owner can)" if need == "owner" else ""),
+    )
+
+
+def access_dataset(session: Session, user: User, dataset_id: int, need: Role) -> Dataset:
+    """The dataset if the caller's role allows `need`; 404 if they cannot see it (another
+    user's dataset is indistinguishable from none), 403 if their role is too low."""
     dataset = session.get(Dataset, dataset_id)
-    if dataset is None or dataset.owner_id != user.id:
+    role = dataset_role(session, user, dataset) if dataset is not None else None
+    if dataset is None or role is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"dataset {dataset_id} not found")
+    if ROLES.index(role) < ROLES.index(need):
+        raise _refuse(role, need, f"dataset {dataset_id}")
     return dataset
 
 
-def owned_job(session: Session, user: User, job_id: int) -> Job:
+def access_job(session: Session, user: User, job_id: int, need: Role) -> Job:
+    """A job, through the caller's role on its dataset (404 / 403 as `access_dataset`)."""
     job = session.get(Job, job_id)
-    if job is None or job.owner_id != user.id:
+    dataset = session.get(Dataset, job.dataset_id) if job is not None else None
+    role = dataset_role(session, user, dataset) if dataset is not None else None
+    if job is None or role is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"job {job_id} not found")
+    if ROLES.index(role) < ROLES.index(need):
+        raise _refuse(role, need, f"job {job_id}'s dataset")
     return job
 
 
-def get_dataset(dataset_id: PathId, session: SessionDep, user: CurrentUser) -> Dataset:
-    return owned_dataset(session, user, dataset_id)
+def _dataset_with(need: Role):  # type: ignore[no-untyped-def]
+    def dependency(dataset_id: PathId, session: SessionDep, user: CurrentUser) -> Dataset:
+        return access_dataset(session, user, dataset_id, need)
+
+    return dependency
 
 
-def get_job(job_id: PathId, session: SessionDep, user: CurrentUser) -> Job:
-    return owned_job(session, user, job_id)
+def _job_with(need: Role):  # type: ignore[no-untyped-def]
+    def dependency(job_id: PathId, session: SessionDep, user: CurrentUser) -> Job:
+        return access_job(session, user, job_id, need)
+
+    return dependency
 
 
-DatasetDep = Annotated[Dataset, Depends(get_dataset)]
-JobDep = Annotated[Job, Depends(get_job)]
+DatasetDep = Annotated[Dataset, Depends(_dataset_with("viewer"))]
+"""A dataset the caller may read: its owner, a reviewer or a viewer."""
+ReviewedDataset = Annotated[Dataset, Depends(_dataset_with("reviewer"))]
+"""A dataset the caller may review (flag, keep, swap, note): its owner or a reviewer."""
+OwnedDataset = Annotated[Dataset, Depends(_dataset_with("owner"))]
+"""A dataset only its owner may act on here (delete, audit, share)."""
+JobDep = Annotated[Job, Depends(_job_with("viewer"))]
+OwnedJob = Annotated[Job, Depends(_job_with("owner"))]
+
+
+def require_admin(user: CurrentUser) -> User:
+    if not user.is_admin:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="only an admin can manage users")
+    return user
+
+
+AdminUser = Annotated[User, Depends(require_admin)]

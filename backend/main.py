@@ -16,7 +16,7 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
 from backend.limits import BodyLimit
-from backend.routers import auth, datasets, health, jobs, methods
+from backend.routers import auth, datasets, health, jobs, methods, teams
 from backend.settings import get_settings
 
 API_PREFIX = "/api/v1"
@@ -85,7 +85,7 @@ def create_app() -> FastAPI:
         generate_unique_id_function=_operation_id,
     )
     api = APIRouter(prefix=API_PREFIX)
-    for module in (health, auth, datasets, jobs, methods):
+    for module in (health, auth, datasets, jobs, methods, teams):
         api.include_router(module.router)
     app.include_router(api)
     _mount_frontend(app, settings.frontend_dir)

@@ -98,6 +98,24 @@ class Dataset(Base):
     search_ready: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
 
+class DatasetShare(Base):
+    """Another user's access to a dataset: `viewer` (read, export) or `reviewer` (also flag,
+    keep, swap, note). The owner has every right; without a row a user does not see it."""
+
+    __tablename__ = "dataset_shares"
+
+    dataset_id: Mapped[int] = mapped_column(
+        ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    user: Mapped[User] = relationship()
+
+
 class Pair(Base):
     __tablename__ = "pairs"
     __table_args__ = (UniqueConstraint("dataset_id", "source_index"),)

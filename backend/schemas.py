@@ -86,6 +86,51 @@ class DatasetPublic(BaseModel):
     n_pairs: int
     n_skipped: int = Field(0, description="Rows of the file left out (on_bad_rows='skip').")
     created_at: datetime
+    role: Literal["owner", "reviewer", "viewer"] = Field(
+        "owner", description="The caller's role: owner, or what the owner shared it as."
+    )
+    owner_name: str = Field("", description="The owner's username.")
+
+
+Role = Literal["viewer", "reviewer"]
+
+
+class ShareUpdate(BaseModel):
+    """Share a dataset with a user (or change their role)."""
+
+    username: str = Field(min_length=1, max_length=128)
+    role: Role = Field(
+        description="viewer: read and export; reviewer: also flag, keep, swap and note"
+    )
+
+
+class SharePublic(BaseModel):
+    user_id: int
+    username: str
+    role: Role
+    created_at: datetime
+
+
+class AdminUserPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    username: str
+    is_admin: bool
+    created_at: datetime
+    n_datasets: int = 0
+
+
+class AdminUserCreate(BaseModel):
+    username: str = Field(min_length=1, max_length=128)
+    password: str = Field(min_length=8, max_length=4096)
+    is_admin: bool = False
+
+
+class AdminUserUpdate(BaseModel):
+    """Change what is given; a new password ends the user's sessions and tokens."""
+
+    is_admin: bool | None = None
+    password: str | None = Field(None, min_length=8, max_length=4096)
 
 
 class BadRow(BaseModel):

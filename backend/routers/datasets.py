@@ -19,11 +19,20 @@ from fastapi import (
     status,
 )
 from fastapi.responses import Response, StreamingResponse
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from backend.deps import CurrentUser, DatasetDep, PathId, SessionDep, SettingsDep
+from backend.deps import (
+    CurrentUser,
+    DatasetDep,
+    OwnedDataset,
+    PathId,
+    ReviewedDataset,
+    SessionDep,
+    SettingsDep,
+    dataset_role,
+)
 from backend.filters import FilterDep
-from backend.models import Dataset, Job
+from backend.models import Dataset, Job, User
 from backend.schemas import (
     DB_ID_MAX,
     DB_OFFSET_MAX,
@@ -44,7 +53,7 @@ from backend.schemas import (
     UploadPreview,
     UploadResult,
 )
-from backend.services import export, review, search
+from backend.services import export, review, search, teams
 from backend.services.ingest import UploadTooLarge, ingest, preview
 from backend.services.query import SearchNotReady
 from backend.services.query import resolve as review_query
@@ -119,6 +128,7 @@ def upload_dataset(
     if not dataset.search_ready:
         background.add_task(search.build_in_background, dataset.id)  # after the response
     result = UploadResult.model_validate(dataset)
+    result.owner_name = user.username
     result.skipped = [BadRow(row=e.row, column=e.column, message=str(e)) for e in skipped]
     return result
 
@@ -142,21 +152,29 @@ def list_datasets(
     offset: Annotated[int, Query(ge=0, le=DB_OFFSET_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> DatasetsPage:
-    """The caller's datasets, newest first."""
-    mine = select(Dataset).where(Dataset.owner_id == user.id)
-    total = session.scalar(select(func.count()).select_from(mine.subquery())) or 0
-    rows = session.scalars(mine.order_by(Dataset.id.desc()).offset(offset).limit(limit))
-    return DatasetsPage(items=[DatasetPublic.model_validate(d) for d in rows], total=total)
+    """The caller's datasets and those shared with them, newest first, each with the caller's
+    role."""
+    total, rows = teams.visible_datasets(session, user, offset, limit)
+    return DatasetsPage(items=[_public(d, role, owner) for d, role, owner in rows], total=total)
+
+
+def _public(dataset: Dataset, role: str, owner_name: str) -> DatasetPublic:
+    public = DatasetPublic.model_validate(dataset)
+    public.role = role  # type: ignore[assignment]
+    public.owner_name = owner_name
+    return public
 
 
 @router.get("/{dataset_id}", response_model=DatasetPublic)
-def read_dataset(dataset: DatasetDep) -> DatasetPublic:
-    """One dataset."""
-    return DatasetPublic.model_validate(dataset)
+def read_dataset(dataset: DatasetDep, session: SessionDep, user: CurrentUser) -> DatasetPublic:
+    """One dataset, with the caller's role on it."""
+    owner = session.get(User, dataset.owner_id)
+    role = dataset_role(session, user, dataset) or "viewer"
+    return _public(dataset, role, owner.username if owner else "")
 
 
 @router.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_dataset(dataset: DatasetDep, session: SessionDep, settings: SettingsDep) -> None:
+def delete_dataset(dataset: OwnedDataset, session: SessionDep, settings: SettingsDep) -> None:
     """Delete a dataset with its pairs, jobs, scores, flags, stored original and job artifacts."""
     from worker.artifacts import ArtifactStore, dataset_prefix
 
@@ -231,7 +249,7 @@ def pair_history(pair_id: PathId, dataset: DatasetDep, session: SessionDep) -> l
 def review_pair(
     pair_id: PathId,
     body: ReviewUpdate,
-    dataset: DatasetDep,
+    dataset: ReviewedDataset,
     session: SessionDep,
     user: CurrentUser,
 ) -> PairPublic:
@@ -243,7 +261,7 @@ def review_pair(
 
 @router.post("/{dataset_id}/review", response_model=BulkResult)
 def bulk_review(
-    body: BulkAction, dataset: DatasetDep, session: SessionDep, user: CurrentUser
+    body: BulkAction, dataset: ReviewedDataset, session: SessionDep, user: CurrentUser
 ) -> BulkResult:
     """Flag, keep, swap or clear every pair matching `filter` (not just a page) in one
     transaction; kept pairs are skipped unless `override_kept`. `dry_run` counts first."""
@@ -261,7 +279,7 @@ def bulk_review(
 
 
 @router.post("/{dataset_id}/review/undo", response_model=BulkResult)
-def undo_review(dataset: DatasetDep, session: SessionDep, user: CurrentUser) -> BulkResult:
+def undo_review(dataset: ReviewedDataset, session: SessionDep, user: CurrentUser) -> BulkResult:
     """Undo the last review action not yet undone: its pairs get back their exact earlier
     states and notes. Call again to undo the one before."""
     with _review_errors():
@@ -303,7 +321,7 @@ def pair_interactions(
 def flag_pair(
     pair_id: PathId,
     body: FlagUpdate,
-    dataset: DatasetDep,
+    dataset: ReviewedDataset,
     session: SessionDep,
     user: CurrentUser,
 ) -> PairPublic:
@@ -315,7 +333,7 @@ def flag_pair(
 
 @router.post("/{dataset_id}/flags", response_model=FlagCount)
 def flag_top(
-    body: FlagTop, dataset: DatasetDep, session: SessionDep, user: CurrentUser
+    body: FlagTop, dataset: ReviewedDataset, session: SessionDep, user: CurrentUser
 ) -> FlagCount:
     """Flag the most harmful `top_fraction` of a job's scored pairs in one undoable action;
     kept pairs stay kept unless `override_kept`."""
@@ -335,7 +353,7 @@ def flag_top(
 
 
 @router.delete("/{dataset_id}/flags", response_model=FlagCount)
-def clear_flags(dataset: DatasetDep, session: SessionDep, user: CurrentUser) -> FlagCount:
+def clear_flags(dataset: ReviewedDataset, session: SessionDep, user: CurrentUser) -> FlagCount:
     """Return every flagged pair to unreviewed (one undoable action). Notes are kept."""
     return FlagCount(unflagged=review.clear_flags(session, dataset, user))
 

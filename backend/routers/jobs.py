@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, status
 from sqlalchemy import func, select
 
-from backend.deps import CurrentUser, DatasetDep, JobDep, SessionDep
+from backend.deps import CurrentUser, DatasetDep, JobDep, OwnedDataset, OwnedJob, SessionDep
 from backend.models import Job
 from backend.schemas import Histogram, JobCreate, JobPublic, JobsPage
 from backend.services import jobs, review
@@ -21,7 +21,7 @@ router = APIRouter(tags=["jobs"])
     status_code=status.HTTP_202_ACCEPTED,
 )
 def create_job(
-    body: JobCreate, dataset: DatasetDep, session: SessionDep, user: CurrentUser
+    body: JobCreate, dataset: OwnedDataset, session: SessionDep, user: CurrentUser
 ) -> JobPublic:
     """Queue an audit; bad options are refused here with a 422, never inside the worker."""
     try:
@@ -49,7 +49,7 @@ def read_job(job: JobDep) -> JobPublic:
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobPublic)
-def cancel_job(job: JobDep, session: SessionDep) -> JobPublic:
+def cancel_job(job: OwnedJob, session: SessionDep) -> JobPublic:
     """Cancel a queued or running job; finished jobs are returned unchanged."""
     return JobPublic.model_validate(jobs.cancel_job(session, job))
 

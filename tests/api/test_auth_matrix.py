@@ -1,10 +1,13 @@
 """The auth matrix, generated from the OpenAPI schema: every operation × {no token, a garbage
-token, an expired token, another user's token, the owner's token}. Without a valid token every
-route but health and login answers 401; another user gets 404 for the owner's resources (they
-stay invisible); the owner gets past both. After every refused call the database is unchanged.
+token, an expired token, another user's token, a viewer's, a reviewer's, the owner's, and the
+owner's browser cookie without its CSRF header}. Without a valid token every route but health
+and login answers 401; another user gets 404 for the owner's resources (they stay invisible); a
+viewer may read and export, a reviewer also review, and each gets 403 for what their role does
+not allow; only an admin manages users (403 for everyone else); a change with the session
+cookie alone is a 403. After every refused call the database is unchanged; the owner (an admin
+here) and each role get past authorisation where they are allowed.
 
 A new route fails `test_every_operation_is_in_the_matrix` until its request is described here.
-Roles inside a team (viewer, reviewer) do not exist yet (issue 10's teams), so they are not rows.
 """
 
 from __future__ import annotations
@@ -51,8 +54,44 @@ REQUESTS: dict[tuple[str, str], dict] = {
     ("POST", "/jobs/{job_id}/cancel"): {},
     ("GET", "/jobs/{job_id}/histogram"): {},
     ("GET", "/methods"): {},
+    ("GET", "/datasets/{dataset_id}/shares"): {},
+    ("PUT", "/datasets/{dataset_id}/shares"): {"json": {"username": "SPARE", "role": "viewer"}},
+    ("DELETE", "/datasets/{dataset_id}/shares/{user_id}"): {},
+    ("GET", "/admin/users"): {},
+    ("POST", "/admin/users"): {"json": {"username": "NEW", "password": "a-long-password"}},
+    ("PATCH", "/admin/users/{user_id}"): {"json": {"is_admin": False}},
+    ("DELETE", "/admin/users/{user_id}"): {},  # last: the spare user goes
 }
 OWNED = {"dataset_id", "pair_id", "job_id", "token_id"}
+ROLES = ("viewer", "reviewer", "owner")
+OWNER_ONLY = {
+    ("DELETE", "/datasets/{dataset_id}"),
+    ("POST", "/datasets/{dataset_id}/jobs"),
+    ("POST", "/jobs/{job_id}/cancel"),
+    ("GET", "/datasets/{dataset_id}/shares"),
+    ("PUT", "/datasets/{dataset_id}/shares"),
+    ("DELETE", "/datasets/{dataset_id}/shares/{user_id}"),
+}
+REVIEWER = {
+    ("PUT", "/datasets/{dataset_id}/pairs/{pair_id}/flag"),
+    ("PUT", "/datasets/{dataset_id}/pairs/{pair_id}/review"),
+    ("POST", "/datasets/{dataset_id}/review"),
+    ("POST", "/datasets/{dataset_id}/review/undo"),
+    ("POST", "/datasets/{dataset_id}/flags"),
+    ("DELETE", "/datasets/{dataset_id}/flags"),
+}
+
+
+def needs(method: str, path: str) -> str | None:
+    """The role a dataset or job route needs ('admin' for account management), or None: the
+    route acts on the caller's own account."""
+    if path.startswith("/admin/"):
+        return "admin"
+    if (method, path) in OWNER_ONLY:
+        return "owner"
+    if (method, path) in REVIEWER:
+        return "reviewer"
+    return "viewer" if "{dataset_id}" in path or "{job_id}" in path else None
 
 
 def _operations(app) -> list[tuple[str, str]]:
@@ -75,13 +114,20 @@ def world(client, database):
     """An owner with a dataset, a (finished, scoreless) job and tokens; another user; an expired
     token of the owner."""
     from backend.db import session_scope
-    from backend.models import ApiToken, Job, Pair, User, utcnow
+    from backend.models import ApiToken, DatasetShare, Job, Pair, User, utcnow
     from backend.services.users import create_user, issue_token
 
     with session_scope() as session:
         tag = uuid.uuid4().hex[:8]
-        owner = create_user(session, f"matrix-owner-{tag}", "owner-password")
+        owner = create_user(session, f"matrix-owner-{tag}", "owner-password", is_admin=True)
         other = create_user(session, f"matrix-other-{tag}", "other-password")
+        viewer = create_user(session, f"matrix-viewer-{tag}", "viewer-password")
+        reviewer = create_user(session, f"matrix-reviewer-{tag}", "reviewer-password")
+        spare_user = create_user(session, f"matrix-spare-{tag}", "spare-password")
+        viewer_token = issue_token(session, viewer, "viewer")
+        reviewer_token = issue_token(session, reviewer, "reviewer")
+        spare_user_id = spare_user.id
+        role_ids = {"viewer": viewer.id, "reviewer": reviewer.id, "spare": spare_user.id}
         owner_token = issue_token(session, owner, "owner")
         spare = issue_token(session, owner, "spare")
         other_token = issue_token(session, other, "other")
@@ -103,8 +149,17 @@ def world(client, database):
             status="succeeded",
         )
         session.add(job)
+        for role, user_id in role_ids.items():
+            session.add(
+                DatasetShare(
+                    dataset_id=dataset["id"],
+                    user_id=user_id,
+                    role="viewer" if role == "spare" else role,
+                )
+            )
         session.flush()
         ids = {
+            "user_id": spare_user_id,
             "dataset_id": dataset["id"],
             "job_id": job.id,
             "pair_id": session.scalar(select(Pair.id).where(Pair.dataset_id == dataset["id"])),
@@ -121,8 +176,11 @@ def world(client, database):
             "garbage": "pfa_not-a-real-token",
             "expired": expired,
             "other user": other_token,
+            "viewer": viewer_token,
+            "reviewer": reviewer_token,
             "owner": owner_token,
         },
+        "names": {"SPARE": f"matrix-spare-{tag}", "NEW": f"matrix-new-{tag}"},
     }
     # Jobs the owner's calls queued must not reach a later test's worker.
     from sqlalchemy import update
@@ -140,7 +198,7 @@ def _snapshot() -> tuple:
     from backend.db import session_scope
 
     tables = ("ApiToken", "Dataset", "Flag", "Interaction", "Job", "Pair", "Score")
-    tables += ("ReviewAction", "ReviewEvent")
+    tables += ("ReviewAction", "ReviewEvent", "User", "DatasetShare")
     Flag, Job = models.Flag, models.Job  # noqa: N806
     with session_scope() as session:
         counts = tuple(
@@ -149,7 +207,11 @@ def _snapshot() -> tuple:
         )
         flags = tuple(session.execute(select(Flag.pair_id, Flag.state, Flag.note)).all())
         jobs = tuple(session.execute(select(Job.id, Job.status)).all())
-    return counts, flags, jobs
+        shares = tuple(
+            session.execute(select(models.DatasetShare.user_id, models.DatasetShare.role)).all()
+        )
+        admins = tuple(session.scalars(select(models.User.id).where(models.User.is_admin)))
+    return counts, flags, jobs, shares, admins
 
 
 def _call(client, world, method: str, path: str, token: str | None, cookie: str | None = None):
@@ -159,7 +221,8 @@ def _call(client, world, method: str, path: str, token: str | None, cookie: str 
     for key in ("json", "params"):
         if key in request:
             kwargs[key] = {
-                k: (world["ids"]["job_id"] if v == "JOB" else v) for k, v in request[key].items()
+                k: world["ids"]["job_id"] if v == "JOB" else world["names"].get(v, v)
+                for k, v in request[key].items()
             }
     if "files" in request:
         kwargs["files"] = request["files"]
@@ -173,25 +236,44 @@ def _owned(path: str) -> bool:
     return any("{" + name + "}" in path for name in OWNED)
 
 
-# Another user can only be refused on routes naming the owner's resources; the others act on
-# the caller's own account.
+def expected_refusal(identity: str, method: str, path: str) -> int | None:
+    """The status refusing `identity` this call, or None: they are allowed."""
+    if identity in ("none", "garbage", "expired"):
+        return 401
+    if identity == "cookie without CSRF":
+        return 403 if method not in ("GET", "HEAD", "OPTIONS") else None
+    need = needs(method, path)
+    if need == "admin":
+        return 403  # none of these identities is an admin
+    if identity == "other user":
+        return 404 if _owned(path) else None  # the owner's resources stay invisible
+    if "{token_id}" in path:
+        return 404  # a viewer or reviewer cannot see the owner's tokens
+    if need is None:
+        return None  # their own account
+    return 403 if ROLES.index(identity) < ROLES.index(need) else None
+
+
+IDENTITIES = ("none", "garbage", "expired", "other user", "viewer", "reviewer")
+IDENTITIES += ("cookie without CSRF",)
 REFUSALS = [
     (identity, method, path)
     for method, path in REQUESTS
-    for identity in ("none", "garbage", "expired", "other user")
-    if identity != "other user" or _owned(path)
-] + [
-    # The owner's own browser session, from a page that cannot read its CSRF cookie: every
-    # change is refused.
-    ("cookie without CSRF", method, path)
-    for method, path in REQUESTS
-    if method not in ("GET", "HEAD", "OPTIONS")
+    for identity in IDENTITIES
+    if expected_refusal(identity, method, path) is not None
 ]
 # Deleting the dataset or logging out would remove what the other rows need (tested elsewhere).
 OWNER_CALLS = [
     key
     for key in REQUESTS
     if key not in {("DELETE", "/datasets/{dataset_id}"), ("POST", "/auth/logout")}
+]
+ROLE_CALLS = [
+    (identity, method, path)
+    for method, path in OWNER_CALLS
+    for identity in ("viewer", "reviewer")
+    if needs(method, path) in ("viewer", "reviewer")
+    and expected_refusal(identity, method, path) is None
 ]
 
 
@@ -202,7 +284,7 @@ def test_a_refused_call_changes_nothing(client, world, method, path, identity) -
         response = _call(client, world, method, path, None, cookie=world["tokens"]["owner"])
     else:
         response = _call(client, world, method, path, world["tokens"][identity])
-    expected = {"other user": 404, "cookie without CSRF": 403}.get(identity, 401)
+    expected = expected_refusal(identity, method, path)
     assert response.status_code == expected, (identity, method, path, response.text)
     assert "detail" in response.json()
     assert _snapshot() == before, f"{identity} {method} {path} changed the database"
@@ -212,3 +294,19 @@ def test_a_refused_call_changes_nothing(client, world, method, path, identity) -
 def test_the_owner_gets_past_authorisation(client, world, method, path) -> None:
     response = _call(client, world, method, path, world["tokens"]["owner"])
     assert response.status_code not in (401, 403, 404), (method, path, response.text)
+
+
+@pytest.mark.parametrize(("identity", "method", "path"), ROLE_CALLS)
+def test_a_role_gets_past_authorisation_where_it_is_allowed(
+    client, world, identity, method, path
+) -> None:
+    response = _call(client, world, method, path, world["tokens"][identity])
+    assert response.status_code not in (401, 403, 404), (identity, method, path, response.text)
+
+
+def test_every_dataset_and_job_route_has_its_role() -> None:
+    """Owner-only and reviewer routes are named; everything else on a dataset is a read."""
+    for method, path in REQUESTS:
+        need = needs(method, path)
+        if need == "viewer":
+            assert method == "GET", (method, path)  # a change needs more than viewing

@@ -4,6 +4,55 @@
  */
 
 export interface paths {
+    "/api/v1/admin/users": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Users
+         * @description Every account, with how many datasets it owns (admins only).
+         */
+        get: operations["teams-list_users"];
+        put?: never;
+        /**
+         * Create User
+         * @description Create an account (admins only); its user logs in with this password.
+         */
+        post: operations["teams-create_user"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/users/{user_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete User
+         * @description Delete an account that owns no dataset (admins only; not one's own).
+         */
+        delete: operations["teams-delete_user"];
+        options?: never;
+        head?: never;
+        /**
+         * Update User
+         * @description Grant or withdraw the admin right, or set a new password, which ends the user's
+         *     sessions and tokens (admins only; an admin cannot withdraw their own right).
+         */
+        patch: operations["teams-update_user"];
+        trace?: never;
+    };
     "/api/v1/auth/login": {
         parameters: {
             query?: never;
@@ -58,7 +107,8 @@ export interface paths {
         };
         /**
          * List Datasets
-         * @description The caller's datasets, newest first.
+         * @description The caller's datasets and those shared with them, newest first, each with the caller's
+         *     role.
          */
         get: operations["datasets-list_datasets"];
         put?: never;
@@ -104,7 +154,7 @@ export interface paths {
         };
         /**
          * Read Dataset
-         * @description One dataset.
+         * @description One dataset, with the caller's role on it.
          */
         get: operations["datasets-read_dataset"];
         put?: never;
@@ -400,6 +450,51 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/datasets/{dataset_id}/shares": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Shares
+         * @description Who else can see the dataset, and as what (its owner only).
+         */
+        get: operations["teams-list_shares"];
+        /**
+         * Share Dataset
+         * @description Share the dataset with a user as `viewer` (read, export) or `reviewer` (also flag, keep,
+         *     swap, note), or change their role (its owner only).
+         */
+        put: operations["teams-share_dataset"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/datasets/{dataset_id}/shares/{user_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Unshare Dataset
+         * @description Stop sharing the dataset with a user (their past decisions stay, with their name).
+         */
+        delete: operations["teams-unshare_dataset"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/health": {
         parameters: {
             query?: never;
@@ -570,6 +665,47 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** AdminUserCreate */
+        AdminUserCreate: {
+            /**
+             * Is Admin
+             * @default false
+             */
+            is_admin?: boolean;
+            /** Password */
+            password: string;
+            /** Username */
+            username: string;
+        };
+        /** AdminUserPublic */
+        AdminUserPublic: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Id */
+            id: number;
+            /** Is Admin */
+            is_admin: boolean;
+            /**
+             * N Datasets
+             * @default 0
+             */
+            n_datasets?: number;
+            /** Username */
+            username: string;
+        };
+        /**
+         * AdminUserUpdate
+         * @description Change what is given; a new password ends the user's sessions and tokens.
+         */
+        AdminUserUpdate: {
+            /** Is Admin */
+            is_admin?: boolean | null;
+            /** Password */
+            password?: string | null;
+        };
         /** ArmMetrics */
         ArmMetrics: {
             accuracy: components["schemas"]["ArmSummary"];
@@ -1025,6 +1161,19 @@ export interface components {
             n_skipped?: number;
             /** Name */
             name: string;
+            /**
+             * Owner Name
+             * @description The owner's username.
+             * @default
+             */
+            owner_name?: string;
+            /**
+             * Role
+             * @description The caller's role: owner, or what the owner shared it as.
+             * @default owner
+             * @enum {string}
+             */
+            role?: "owner" | "reviewer" | "viewer";
             /** Schema Kind */
             schema_kind: string;
         };
@@ -1687,6 +1836,37 @@ export interface components {
             /** Min */
             min?: number | null;
         };
+        /** SharePublic */
+        SharePublic: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Role
+             * @enum {string}
+             */
+            role: "viewer" | "reviewer";
+            /** User Id */
+            user_id: number;
+            /** Username */
+            username: string;
+        };
+        /**
+         * ShareUpdate
+         * @description Share a dataset with a user (or change their role).
+         */
+        ShareUpdate: {
+            /**
+             * Role
+             * @description viewer: read and export; reviewer: also flag, keep, swap and note
+             * @enum {string}
+             */
+            role: "viewer" | "reviewer";
+            /** Username */
+            username: string;
+        };
         /** TokenCreate */
         TokenCreate: {
             /**
@@ -1837,6 +2017,19 @@ export interface components {
             n_skipped?: number;
             /** Name */
             name: string;
+            /**
+             * Owner Name
+             * @description The owner's username.
+             * @default
+             */
+            owner_name?: string;
+            /**
+             * Role
+             * @description The caller's role: owner, or what the owner shared it as.
+             * @default owner
+             * @enum {string}
+             */
+            role?: "owner" | "reviewer" | "viewer";
             /** Schema Kind */
             schema_kind: string;
             /**
@@ -2022,6 +2215,125 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    "teams-list_users": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminUserPublic"][];
+                };
+            };
+        };
+    };
+    "teams-create_user": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AdminUserCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminUserPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "teams-delete_user": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A database id (1 … 2³¹−1). */
+                user_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "teams-update_user": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A database id (1 … 2³¹−1). */
+                user_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AdminUserUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminUserPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     "auth-login": {
         parameters: {
             query?: never;
@@ -2794,6 +3106,106 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["BulkResult"];
                 };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "teams-list_shares": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A database id (1 … 2³¹−1). */
+                dataset_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SharePublic"][];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "teams-share_dataset": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A database id (1 … 2³¹−1). */
+                dataset_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ShareUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SharePublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "teams-unshare_dataset": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A database id (1 … 2³¹−1). */
+                user_id: number;
+                /** @description A database id (1 … 2³¹−1). */
+                dataset_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Validation Error */
             422: {

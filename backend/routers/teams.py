@@ -1,0 +1,109 @@
+"""Sharing a dataset (its owner) and managing accounts (admins)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, status
+
+from backend.deps import AdminUser, OwnedDataset, PathId, SessionDep
+from backend.schemas import (
+    AdminUserCreate,
+    AdminUserPublic,
+    AdminUserUpdate,
+    SharePublic,
+    ShareUpdate,
+)
+from backend.services import teams
+from backend.services.users import UserExists
+
+router = APIRouter(tags=["teams"])
+
+
+def _share_public(row, username: str) -> SharePublic:  # type: ignore[no-untyped-def]
+    return SharePublic(
+        user_id=row.user_id, username=username, role=row.role, created_at=row.created_at
+    )
+
+
+def _not_found(exc: Exception) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc))
+
+
+def _unprocessable(exc: Exception) -> HTTPException:
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc))
+
+
+@router.get("/datasets/{dataset_id}/shares", response_model=list[SharePublic])
+def list_shares(dataset: OwnedDataset, session: SessionDep) -> list[SharePublic]:
+    """Who else can see the dataset, and as what (its owner only)."""
+    return [_share_public(row, name) for row, name in teams.shares(session, dataset)]
+
+
+@router.put("/datasets/{dataset_id}/shares", response_model=SharePublic)
+def share_dataset(body: ShareUpdate, dataset: OwnedDataset, session: SessionDep) -> SharePublic:
+    """Share the dataset with a user as `viewer` (read, export) or `reviewer` (also flag, keep,
+    swap, note), or change their role (its owner only)."""
+    try:
+        row, name = teams.share(session, dataset, body.username, body.role)
+    except teams.NotFound as exc:
+        raise _not_found(exc) from None
+    except teams.TeamError as exc:
+        raise _unprocessable(exc) from None
+    return _share_public(row, name)
+
+
+@router.delete("/datasets/{dataset_id}/shares/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
+def unshare_dataset(user_id: PathId, dataset: OwnedDataset, session: SessionDep) -> None:
+    """Stop sharing the dataset with a user (their past decisions stay, with their name)."""
+    try:
+        teams.unshare(session, dataset, user_id)
+    except teams.NotFound as exc:
+        raise _not_found(exc) from None
+
+
+@router.get("/admin/users", response_model=list[AdminUserPublic])
+def list_users(admin: AdminUser, session: SessionDep) -> list[AdminUserPublic]:
+    """Every account, with how many datasets it owns (admins only)."""
+    out = []
+    for user, n in teams.users(session):
+        public = AdminUserPublic.model_validate(user)
+        public.n_datasets = n
+        out.append(public)
+    return out
+
+
+@router.post("/admin/users", response_model=AdminUserPublic, status_code=status.HTTP_201_CREATED)
+def create_user(body: AdminUserCreate, admin: AdminUser, session: SessionDep) -> AdminUserPublic:
+    """Create an account (admins only); its user logs in with this password."""
+    try:
+        user = teams.add_user(session, body.username, body.password, body.is_admin)
+    except UserExists as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+    except ValueError as exc:
+        raise _unprocessable(exc) from None
+    return AdminUserPublic.model_validate(user)
+
+
+@router.patch("/admin/users/{user_id}", response_model=AdminUserPublic)
+def update_user(
+    user_id: PathId, body: AdminUserUpdate, admin: AdminUser, session: SessionDep
+) -> AdminUserPublic:
+    """Grant or withdraw the admin right, or set a new password, which ends the user's
+    sessions and tokens (admins only; an admin cannot withdraw their own right)."""
+    try:
+        user = teams.update_user(session, admin, user_id, body.is_admin, body.password)
+    except teams.NotFound as exc:
+        raise _not_found(exc) from None
+    except teams.TeamError as exc:
+        raise _unprocessable(exc) from None
+    return AdminUserPublic.model_validate(user)
+
+
+@router.delete("/admin/users/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_user(user_id: PathId, admin: AdminUser, session: SessionDep) -> None:
+    """Delete an account that owns no dataset (admins only; not one's own)."""
+    try:
+        teams.remove_user(session, admin, user_id)
+    except teams.NotFound as exc:
+        raise _not_found(exc) from None
+    except teams.TeamError as exc:
+        raise _unprocessable(exc) from None

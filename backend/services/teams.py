@@ -1,0 +1,123 @@
+"""Teams: sharing a dataset with other users as viewer or reviewer, and the admin's management
+of user accounts."""
+
+from __future__ import annotations
+
+from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy.orm import Session
+
+from backend.models import ApiToken, Dataset, DatasetShare, User
+from backend.security import hash_password
+from backend.services.users import create_user
+
+
+class TeamError(ValueError):
+    """A request that cannot be done as asked (422), with what to do instead."""
+
+
+class NotFound(LookupError):
+    pass
+
+
+def visible_datasets(session: Session, user: User, offset: int, limit: int):  # type: ignore[no-untyped-def]
+    """(total, [(dataset, the caller's role, the owner's username)]) of the datasets the caller
+    owns or has been given, newest first."""
+    share = and_(DatasetShare.dataset_id == Dataset.id, DatasetShare.user_id == user.id)
+    query = (
+        select(Dataset, DatasetShare.role, User.username)
+        .join(User, User.id == Dataset.owner_id)
+        .outerjoin(DatasetShare, share)
+        .where(or_(Dataset.owner_id == user.id, DatasetShare.user_id == user.id))
+    )
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.execute(query.order_by(Dataset.id.desc()).offset(offset).limit(limit))
+    return total, [(d, "owner" if d.owner_id == user.id else role, name) for d, role, name in rows]
+
+
+def shares(session: Session, dataset: Dataset) -> list[tuple[DatasetShare, str]]:
+    rows = session.execute(
+        select(DatasetShare, User.username)
+        .join(User, User.id == DatasetShare.user_id)
+        .where(DatasetShare.dataset_id == dataset.id)
+        .order_by(User.username)
+    )
+    return [(share, name) for share, name in rows]
+
+
+def share(session: Session, dataset: Dataset, username: str, role: str) -> tuple[DatasetShare, str]:
+    """Give `username` `role` on the dataset (or change it)."""
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise NotFound(f"no user is named {username!r}; an admin can create the account")
+    if user.id == dataset.owner_id:
+        raise TeamError(f"{username!r} owns dataset {dataset.id}: an owner has every right")
+    row = session.get(DatasetShare, (dataset.id, user.id))
+    if row is None:
+        row = DatasetShare(dataset_id=dataset.id, user_id=user.id, role=role)
+        session.add(row)
+    else:
+        row.role = role
+    session.commit()
+    return row, user.username
+
+
+def unshare(session: Session, dataset: Dataset, user_id: int) -> None:
+    deleted = session.execute(
+        delete(DatasetShare).where(
+            DatasetShare.dataset_id == dataset.id, DatasetShare.user_id == user_id
+        )
+    )
+    if not deleted.rowcount:  # type: ignore[attr-defined]
+        raise NotFound(f"dataset {dataset.id} is not shared with user {user_id}")
+    session.commit()
+
+
+def users(session: Session) -> list[tuple[User, int]]:
+    """Every account with how many datasets it owns."""
+    owned = select(Dataset.owner_id, func.count().label("n")).group_by(Dataset.owner_id).subquery()
+    rows = session.execute(
+        select(User, func.coalesce(owned.c.n, 0))
+        .outerjoin(owned, owned.c.owner_id == User.id)
+        .order_by(User.username)
+    )
+    return [(user, n) for user, n in rows]
+
+
+def add_user(session: Session, username: str, password: str, is_admin: bool) -> User:
+    user = create_user(session, username.strip(), password, is_admin=is_admin)
+    session.commit()
+    return user
+
+
+def update_user(
+    session: Session, admin: User, user_id: int, is_admin: bool | None, password: str | None
+) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} not found")
+    if is_admin is False and user.id == admin.id:
+        raise TeamError("you cannot remove your own admin right (another admin can)")
+    if is_admin is not None:
+        user.is_admin = is_admin
+    if password is not None:
+        user.password_hash = hash_password(password)
+        # A new password ends every session and token the old one opened.
+        session.execute(delete(ApiToken).where(ApiToken.user_id == user.id))
+    session.commit()
+    return user
+
+
+def remove_user(session: Session, admin: User, user_id: int) -> None:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} not found")
+    if user.id == admin.id:
+        raise TeamError("you cannot delete your own account")
+    owned = session.scalar(select(func.count()).where(Dataset.owner_id == user.id)) or 0
+    if owned:
+        raise TeamError(
+            f"{user.username!r} owns {owned} dataset{'s' if owned != 1 else ''}: they must "
+            "delete them (or share and hand them on) before the account can go"
+        )
+    session.delete(user)
+    session.commit()

@@ -1,0 +1,210 @@
+"""Teams: a dataset shared as viewer or reviewer (what each may do, who decided), and the admin's
+management of accounts. The full route × role matrix is tests/api/test_auth_matrix.py."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from tests.api.test_datasets import API, upload
+from tests.conftest import hh_records, jsonl_bytes
+
+
+@pytest.fixture
+def team(client, make_user):
+    """An owner with a 6-pair dataset, a reviewer and a viewer it is shared with, and a
+    stranger."""
+    owner, reviewer, viewer, stranger = (make_user() for _ in range(4))
+    dataset = upload(client, owner["headers"], jsonl_bytes(hh_records(6)), "t.jsonl").json()
+    for member, role in ((reviewer, "reviewer"), (viewer, "viewer")):
+        response = client.put(
+            f"{API}/datasets/{dataset['id']}/shares",
+            headers=owner["headers"],
+            json={"username": member["username"], "role": role},
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["role"] == role
+    pairs = client.get(f"{API}/datasets/{dataset['id']}/pairs", headers=owner["headers"]).json()
+    return {
+        "owner": owner,
+        "reviewer": reviewer,
+        "viewer": viewer,
+        "stranger": stranger,
+        "dataset": dataset,
+        "pair_ids": [p["id"] for p in pairs["items"]],
+    }
+
+
+def test_the_shared_dataset_shows_with_each_members_role(client, team) -> None:
+    dataset_id = team["dataset"]["id"]
+    for who, role in (("owner", "owner"), ("reviewer", "reviewer"), ("viewer", "viewer")):
+        listed = client.get(f"{API}/datasets", headers=team[who]["headers"]).json()["items"]
+        mine = [d for d in listed if d["id"] == dataset_id]
+        assert [d["role"] for d in mine] == [role], who
+        assert mine[0]["owner_name"] == team["owner"]["username"]
+        one = client.get(f"{API}/datasets/{dataset_id}", headers=team[who]["headers"]).json()
+        assert one["role"] == role
+    stranger = team["stranger"]["headers"]
+    assert dataset_id not in [
+        d["id"] for d in client.get(f"{API}/datasets", headers=stranger).json()["items"]
+    ]
+    assert client.get(f"{API}/datasets/{dataset_id}", headers=stranger).status_code == 404
+    shares = client.get(f"{API}/datasets/{dataset_id}/shares", headers=team["owner"]["headers"])
+    assert sorted((s["username"], s["role"]) for s in shares.json()) == sorted(
+        [(team["reviewer"]["username"], "reviewer"), (team["viewer"]["username"], "viewer")]
+    )
+
+
+def test_a_reviewer_decides_and_is_recorded_a_viewer_only_reads(client, team) -> None:
+    dataset_id, pair_id = team["dataset"]["id"], team["pair_ids"][0]
+    review = f"{API}/datasets/{dataset_id}/pairs/{pair_id}/review"
+    done = client.put(
+        review, headers=team["reviewer"]["headers"], json={"state": "swapped", "note": "flip"}
+    )
+    assert done.status_code == 200, done.text
+    assert done.json()["reviewed_by"] == team["reviewer"]["username"]
+
+    viewer = team["viewer"]["headers"]
+    refused = client.put(review, headers=viewer, json={"state": "kept"})
+    assert refused.status_code == 403 and "viewer" in refused.json()["detail"]
+    bulk = client.post(
+        f"{API}/datasets/{dataset_id}/review", headers=viewer, json={"action": "flag"}
+    )
+    assert bulk.status_code == 403
+    # The viewer reads the decision (and who made it) and exports with it applied.
+    pair = client.get(f"{API}/datasets/{dataset_id}/pairs/{pair_id}", headers=viewer).json()
+    assert (pair["state"], pair["reviewed_by"]) == ("swapped", team["reviewer"]["username"])
+    export = client.get(f"{API}/datasets/{dataset_id}/export?format=jsonl", headers=viewer)
+    assert export.status_code == 200
+    first = json.loads(export.content.splitlines()[0])
+    original = hh_records(6)[0]
+    assert (first["chosen"], first["rejected"]) == (original["rejected"], original["chosen"])
+
+    # Only the owner deletes, audits and shares.
+    for who in ("reviewer", "viewer"):
+        headers = team[who]["headers"]
+        assert client.delete(f"{API}/datasets/{dataset_id}", headers=headers).status_code == 403
+        job = client.post(
+            f"{API}/datasets/{dataset_id}/jobs", headers=headers, json={"model": "tiny"}
+        )
+        assert job.status_code == 403 and "owner" in job.json()["detail"]
+        assert client.get(f"{API}/datasets/{dataset_id}/shares", headers=headers).status_code == 403
+
+
+def test_unsharing_hides_the_dataset_and_keeps_the_decisions(client, team) -> None:
+    dataset_id, pair_id = team["dataset"]["id"], team["pair_ids"][1]
+    reviewer = team["reviewer"]
+    client.put(
+        f"{API}/datasets/{dataset_id}/pairs/{pair_id}/flag",
+        headers=reviewer["headers"],
+        json={"flagged": True},
+    )
+    me = client.get(f"{API}/users/me", headers=reviewer["headers"]).json()
+    owner = team["owner"]["headers"]
+    assert (
+        client.delete(f"{API}/datasets/{dataset_id}/shares/{me['id']}", headers=owner).status_code
+        == 204
+    )
+    assert (
+        client.get(f"{API}/datasets/{dataset_id}", headers=reviewer["headers"]).status_code == 404
+    )
+    pair = client.get(f"{API}/datasets/{dataset_id}/pairs/{pair_id}", headers=owner).json()
+    assert (pair["state"], pair["reviewed_by"]) == ("flagged", reviewer["username"])
+    again = client.delete(f"{API}/datasets/{dataset_id}/shares/{me['id']}", headers=owner)
+    assert again.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "fragment"),
+    [
+        ({"username": "nobody-with-this-name", "role": "viewer"}, 404, "no user is named"),
+        ({"username": "OWNER", "role": "viewer"}, 422, "owns dataset"),
+        ({"username": "REVIEWER", "role": "admin"}, 422, "viewer"),
+        ({"username": "", "role": "viewer"}, 422, "username"),
+    ],
+)
+def test_a_bad_share_is_refused_saying_why(client, team, body, status, fragment) -> None:
+    body = {
+        **body,
+        "username": {
+            "OWNER": team["owner"]["username"],
+            "REVIEWER": team["reviewer"]["username"],
+        }.get(body["username"], body["username"]),
+    }
+    response = client.put(
+        f"{API}/datasets/{team['dataset']['id']}/shares",
+        headers=team["owner"]["headers"],
+        json=body,
+    )
+    assert response.status_code == status, response.text
+    assert fragment in response.text
+
+
+@pytest.fixture
+def admin(client, database) -> dict:
+    from backend.db import session_scope
+    from backend.services.users import create_user, issue_token
+
+    username = f"admin-{uuid.uuid4().hex[:8]}"
+    with session_scope() as session:
+        user = create_user(session, username, "admin-password", is_admin=True)
+        token = issue_token(session, user, "admin")
+        user_id = user.id
+    return {"id": user_id, "username": username, "headers": {"Authorization": f"Bearer {token}"}}
+
+
+def test_only_an_admin_manages_accounts(client, admin, make_user) -> None:
+    plain = make_user()
+    assert client.get(f"{API}/admin/users", headers=plain["headers"]).status_code == 403
+    headers = admin["headers"]
+    name = f"new-{uuid.uuid4().hex[:8]}"
+    made = client.post(
+        f"{API}/admin/users", headers=headers, json={"username": name, "password": "first-password"}
+    )
+    assert made.status_code == 201, made.text
+    user_id = made.json()["id"]
+    duplicate = client.post(
+        f"{API}/admin/users", headers=headers, json={"username": name, "password": "first-password"}
+    )
+    assert duplicate.status_code == 409
+    short = client.post(
+        f"{API}/admin/users", headers=headers, json={"username": "x", "password": "short"}
+    )
+    assert short.status_code == 422
+    listed = {u["username"]: u for u in client.get(f"{API}/admin/users", headers=headers).json()}
+    assert listed[name]["is_admin"] is False and listed[name]["n_datasets"] == 0
+
+    # The new user logs in; a new password ends that session.
+    login = client.post(f"{API}/auth/login", json={"username": name, "password": "first-password"})
+    session_headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    assert client.get(f"{API}/users/me", headers=session_headers).status_code == 200
+    changed = client.patch(
+        f"{API}/admin/users/{user_id}",
+        headers=headers,
+        json={"password": "second-password", "is_admin": True},
+    )
+    assert changed.status_code == 200 and changed.json()["is_admin"] is True
+    assert client.get(f"{API}/users/me", headers=session_headers).status_code == 401
+    relog = client.post(f"{API}/auth/login", json={"username": name, "password": "second-password"})
+    assert relog.status_code == 200
+
+    # An admin keeps their own right and account; an account with datasets stays.
+    own = client.patch(
+        f"{API}/admin/users/{admin['id']}", headers=headers, json={"is_admin": False}
+    )
+    assert own.status_code == 422 and "your own admin right" in own.json()["detail"]
+    assert client.delete(f"{API}/admin/users/{admin['id']}", headers=headers).status_code == 422
+    upload(client, plain["headers"], jsonl_bytes(hh_records(3)), "p.jsonl")
+    plain_id = client.get(f"{API}/users/me", headers=plain["headers"]).json()["id"]
+    busy = client.delete(f"{API}/admin/users/{plain_id}", headers=headers)
+    assert busy.status_code == 422 and "owns 1 dataset" in busy.json()["detail"]
+    assert client.delete(f"{API}/admin/users/{user_id}", headers=headers).status_code == 204
+    assert client.delete(f"{API}/admin/users/{user_id}", headers=headers).status_code == 404
+    assert (
+        client.post(
+            f"{API}/auth/login", json={"username": name, "password": "second-password"}
+        ).status_code
+        == 401
+    )
