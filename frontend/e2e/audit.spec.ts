@@ -39,7 +39,7 @@ function flaggedCount(summary: string): number {
   return Number(match[1]);
 }
 
-test("upload, audit with the tiny preset, review, flag and export", async ({ page }) => {
+test("upload, audit with the tiny preset, review, flag and export", async ({ page, browser }) => {
   const uploaded = smallHhFile();
   const name = `hh-e2e-${Date.now()}`;
   const renamedName = `renamed-${Date.now()}`;
@@ -237,8 +237,73 @@ test("upload, audit with the tiny preset, review, flag and export", async ({ pag
     }
   });
 
+  const viewerName = `viewer-${Date.now()}`;
+  await test.step("an admin creates an account in the UI", async () => {
+    await page.getByRole("link", { name: "Users" }).click();
+    await expect(page.getByRole("heading", { name: "Users", level: 1 })).toBeVisible();
+    await page.getByLabel("Username").fill(viewerName);
+    await page.getByLabel("Password", { exact: true }).fill("viewer-password");
+    await page.getByRole("button", { name: "Create account" }).click();
+    await expect(page.getByRole("status")).toContainText(`Created ${viewerName}`);
+    await expect(page.getByRole("table", { name: "Accounts" })).toContainText(viewerName);
+    await expect(page.getByLabel("e2e is an admin")).toBeDisabled(); // not one's own right
+  });
+
+  await test.step("share the dataset with that account as a viewer", async () => {
+    await page.getByRole("link", { name: "prefaudit" }).click();
+    await page.getByRole("link", { name }).click();
+    const sharing = page.getByRole("region", { name: "Sharing" });
+    await sharing.getByLabel("Username").fill(viewerName);
+    await sharing.getByLabel("Share as").selectOption("viewer");
+    await sharing.getByRole("button", { name: "Share" }).click();
+    await expect(sharing.getByRole("table", { name: "People this dataset is shared with" })).toContainText(viewerName);
+    await expect(sharing.getByLabel(`Role of ${viewerName}`)).toHaveValue("viewer");
+  });
+
+  await test.step("the viewer reads the audit and exports, and cannot decide", async () => {
+    const context = await browser.newContext();
+    const viewer = await context.newPage();
+    await viewer.goto("/");
+    await viewer.getByLabel("Username").fill(viewerName);
+    await viewer.getByLabel("Password").fill("viewer-password");
+    await viewer.getByRole("button", { name: "Log in" }).click();
+    const listed = viewer.getByRole("row").filter({ has: viewer.getByRole("link", { name }) });
+    await expect(listed).toContainText("viewer · e2e");
+    await expect(listed.getByRole("button", { name: /Delete/ })).toHaveCount(0);
+    await viewer.getByRole("link", { name }).click();
+    await expect(viewer.getByTestId("shared-role")).toHaveText("shared with you by e2e as viewer");
+    await expect(viewer.getByRole("button", { name: "Launch audit" })).toHaveCount(0);
+    await expect(viewer.getByRole("region", { name: "Sharing" })).toHaveCount(0);
+    const ranked = viewer.getByRole("table", { name: "Pairs ranked by harm" });
+    await expect(ranked.locator("tbody tr[data-row-index]").first()).toBeVisible();
+    await expect(viewer.getByRole("group", { name: "Bulk actions" })).toHaveCount(0);
+    await ranked.locator("tbody tr[data-row-index]").first().click();
+    await expect(viewer.getByTestId("read-only")).toContainText("You are a viewer");
+    await expect(viewer.getByRole("button", { name: "Flag pair" })).toHaveCount(0);
+    await expect(viewer.getByRole("button", { name: "JSONL" })).toBeVisible();
+    // The server refuses what the UI does not offer.
+    const datasetId = new URL(viewer.url()).pathname.split("/").at(-1);
+    const csrf = (await context.cookies()).find((c) => c.name === "prefaudit_csrf")!.value;
+    const refused = await viewer.request.post(`/api/v1/datasets/${datasetId}/review`, {
+      data: { action: "flag" },
+      headers: { "X-CSRF-Token": csrf },
+    });
+    expect(refused.status()).toBe(403);
+    await context.close();
+  });
+
+  await test.step("stop sharing, then delete the account", async () => {
+    const sharing = page.getByRole("region", { name: "Sharing" });
+    await sharing.getByRole("button", { name: `Stop sharing with ${viewerName}` }).click();
+    await expect(sharing).toContainText("Only you can see this dataset.");
+    await page.getByRole("link", { name: "Users" }).click();
+    page.once("dialog", (dialog) => void dialog.accept());
+    await page.getByRole("button", { name: `Delete account ${viewerName}` }).click();
+    await expect(page.getByRole("table", { name: "Accounts" })).not.toContainText(viewerName);
+  });
+
   await test.step("delete the datasets", async () => {
-    await page.getByRole("link", { name: "Datasets" }).click();
+    await page.getByRole("link", { name: "prefaudit" }).click();
     for (const dataset of [name, renamedName]) {
       page.once("dialog", (dialog) => void dialog.accept());
       await page.getByRole("button", { name: `Delete ${dataset}` }).click();

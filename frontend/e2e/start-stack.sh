@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts the real prefaudit stack for the Playwright tests: a throwaway SQLite database and data
-# directory, the filesystem broker, one user (e2e / e2e-password), and `serve --with-worker`
+# directory, the filesystem broker, one admin user (e2e / e2e-password), and `serve --with-worker`
 # serving the built frontend on 127.0.0.1:${E2E_PORT:-8765}. Run from frontend/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +27,7 @@ export HF_HUB_OFFLINE=1
 echo "start-stack: data in $tmp, serving on port $PORT" >&2
 
 "$PREFAUDIT_BIN" migrate
-"$PREFAUDIT_BIN" create-user e2e --password e2e-password
+"$PREFAUDIT_BIN" create-user e2e --password e2e-password --admin
 
 # Not `exec`: this shell stays to remove the throwaway data when Playwright stops the stack
 # (playwright.config.ts sends SIGTERM to the whole process group).

@@ -2,6 +2,7 @@ import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { useState } from "react";
 import { BrowserRouter, Link, Navigate, Route, Routes } from "react-router";
 import { useSignedIn } from "./api/session";
+import { AdminPage } from "./features/admin";
 import { LoginPage, TokensPage, UserMenu } from "./features/auth";
 import { DatasetsPage } from "./features/datasets";
 import { DatasetPage } from "./pages/DatasetPage";
@@ -30,6 +31,7 @@ function Shell() {
         <Route path="/datasets" element={<DatasetsPage />} />
         <Route path="/datasets/:datasetId" element={<DatasetPage />} />
         <Route path="/tokens" element={<TokensPage />} />
+        <Route path="/admin" element={<AdminPage />} />
         <Route path="*" element={<Navigate to="/datasets" replace />} />
       </Routes>
     </>

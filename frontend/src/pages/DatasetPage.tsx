@@ -3,7 +3,7 @@
 // know about each other.
 import { Link, useParams, useSearchParams } from "react-router";
 import { errorMessage } from "../api/errors";
-import { ExportButtons, useDataset, useDatasets } from "../features/datasets";
+import { ExportButtons, SharingPanel, useDataset, useDatasets } from "../features/datasets";
 import { JobsList, JobStatus, LaunchAuditForm, useJobs, type Job } from "../features/jobs";
 import { PairsPanel, useFlaggedCount } from "../features/pairs";
 import { VerifyForm, VerifyResults } from "../features/verify";
@@ -33,6 +33,9 @@ export function DatasetPage() {
       : (items.find((job) => job.id === auditId && job.status === "succeeded") ?? null);
   const anyAudit = items.some((job) => job.kind === "audit" && job.status === "succeeded");
   const testDatasets = (datasets.data?.items ?? []).filter((other) => other.id !== datasetId);
+  // What the caller may do here: an owner everything, a reviewer decide, a viewer read.
+  const role = dataset.data?.role ?? "viewer";
+  const isOwner = role === "owner";
 
   if (dataset.isError) {
     return (
@@ -57,13 +60,26 @@ export function DatasetPage() {
             <p className="muted">
               {dataset.data.n_pairs.toLocaleString()} pairs · {dataset.data.filename} ·{" "}
               {dataset.data.format}
+              {!isOwner && (
+                <>
+                  {" "}
+                  · <span data-testid="shared-role">shared with you by {dataset.data.owner_name} as {role}</span>
+                </>
+              )}
             </p>
           </div>
           <ExportButtons dataset={dataset.data} />
         </header>
       )}
       <div className="two-col">
-        <LaunchAuditForm datasetId={datasetId} onLaunched={(job) => selectJob(job.id)} />
+        {isOwner ? (
+          <LaunchAuditForm datasetId={datasetId} onLaunched={(job) => selectJob(job.id)} />
+        ) : (
+          <section className="card" aria-label="Audits">
+            <h2>Audits</h2>
+            <p className="muted">Its owner launches audits and verify runs; you follow them here.</p>
+          </section>
+        )}
         <section className="card" aria-labelledby="jobs-title">
           <h2 id="jobs-title">Jobs</h2>
           {jobs.isError && (
@@ -74,12 +90,13 @@ export function DatasetPage() {
           {jobs.data && <JobsList jobs={items} selectedId={selectedId} onSelect={selectJob} />}
         </section>
       </div>
-      {selectedId !== null && <JobStatus jobId={selectedId} showMetrics={selected?.kind !== "verify"} />}
+      {selectedId !== null && <JobStatus jobId={selectedId} showMetrics={selected?.kind !== "verify"} canCancel={isOwner} />}
       {selected?.kind === "verify" && succeeded && (
         <VerifyResults key={selected.id} job={selected} onOpenAudit={selectJob} />
       )}
       {reviewed && dataset.data && (
         <>
+          {isOwner && (
           <VerifyForm
             key={`verify-${reviewed.id}`}
             datasetId={datasetId}
@@ -92,18 +109,27 @@ export function DatasetPage() {
               selectJob(job.id);
             }}
           />
+          )}
           <PairsPanel
             key={reviewed.id}
             datasetId={datasetId}
             jobId={reviewed.id}
             datasetPairs={dataset.data.n_pairs}
             groupBudget={groupBudgetOf(reviewed)}
+            readOnly={role === "viewer"}
           />
         </>
       )}
       {!reviewed && !anyAudit && dataset.data && (
-        <PairsPanel key="unscored" datasetId={datasetId} jobId={null} datasetPairs={dataset.data.n_pairs} />
+        <PairsPanel
+          key="unscored"
+          datasetId={datasetId}
+          jobId={null}
+          datasetPairs={dataset.data.n_pairs}
+          readOnly={role === "viewer"}
+        />
       )}
+      {isOwner && <SharingPanel datasetId={datasetId} />}
     </main>
   );
 }

@@ -171,3 +171,47 @@ export function useExportReviewLog(dataset: Dataset) {
     },
   });
 }
+
+export type Share = Schemas["SharePublic"];
+export type ShareRole = Share["role"];
+
+const shareKey = (datasetId: number) => ["datasets", datasetId, "shares"] as const;
+
+/** Who else sees the dataset (its owner only). */
+export function useShares(datasetId: number, enabled = true) {
+  return useQuery({
+    queryKey: shareKey(datasetId),
+    enabled,
+    queryFn: async () =>
+      unwrap(
+        await api.GET("/api/v1/datasets/{dataset_id}/shares", { params: { path: { dataset_id: datasetId } } }),
+      ),
+  });
+}
+
+export function useShare(datasetId: number) {
+  const queryClient = useQueryClient();
+  return useMutation({
+    mutationFn: async (body: { username: string; role: ShareRole }) =>
+      unwrap(
+        await api.PUT("/api/v1/datasets/{dataset_id}/shares", {
+          params: { path: { dataset_id: datasetId } },
+          body,
+        }),
+      ),
+    onSuccess: () => queryClient.invalidateQueries({ queryKey: shareKey(datasetId) }),
+  });
+}
+
+export function useUnshare(datasetId: number) {
+  const queryClient = useQueryClient();
+  return useMutation({
+    mutationFn: async (userId: number) => {
+      const result = await api.DELETE("/api/v1/datasets/{dataset_id}/shares/{user_id}", {
+        params: { path: { dataset_id: datasetId, user_id: userId } },
+      });
+      if (!result.response.ok) unwrap(result);
+    },
+    onSuccess: () => queryClient.invalidateQueries({ queryKey: shareKey(datasetId) }),
+  });
+}

@@ -32,6 +32,11 @@ export function DatasetList({ datasets, onDelete, deletingId }: Props) {
           <tr key={dataset.id}>
             <td>
               <Link to={`/datasets/${dataset.id}`}>{dataset.name}</Link>
+              {dataset.role !== "owner" && (
+                <span className="tag shared" title={`Shared with you by ${dataset.owner_name}`}>
+                  {dataset.role} · {dataset.owner_name}
+                </span>
+              )}
             </td>
             <td className="muted">{dataset.filename}</td>
             <td>
@@ -40,6 +45,7 @@ export function DatasetList({ datasets, onDelete, deletingId }: Props) {
             <td className="num">{dataset.n_pairs.toLocaleString()}</td>
             <td className="muted">{new Date(dataset.created_at).toLocaleString()}</td>
             <td className="actions">
+              {dataset.role === "owner" && (
               <button
                 type="button"
                 className="danger"
@@ -49,6 +55,7 @@ export function DatasetList({ datasets, onDelete, deletingId }: Props) {
               >
                 Delete
               </button>
+              )}
             </td>
           </tr>
         ))}

@@ -6,10 +6,12 @@ interface Props {
   jobId: number;
   /** Show the finished job's metrics; off where the page shows a dedicated results view. */
   showMetrics?: boolean;
+  /** The dataset's owner: a running job can be cancelled. */
+  canCancel?: boolean;
 }
 
 /** Follows one job live (polling while it is queued or running). */
-export function JobStatus({ jobId, showMetrics = true }: Props) {
+export function JobStatus({ jobId, showMetrics = true, canCancel = true }: Props) {
   const job = useJob(jobId);
   const cancel = useCancelJob();
 
@@ -32,7 +34,7 @@ export function JobStatus({ jobId, showMetrics = true }: Props) {
             {data.finished_at && <> · took {duration(data.started_at, data.finished_at)}</>}
           </span>
         </h2>
-        {isActive(data.status) && (
+        {canCancel && isActive(data.status) && (
           <button
             type="button"
             onClick={() => cancel.mutate(data.id)}

@@ -12,6 +12,8 @@ interface Props {
   /** Set any review state (keep, swap, back to unreviewed). */
   onState?: (state: ReviewState, note: string | null) => void;
   busy?: boolean;
+  /** A viewer: no decisions, only the pair's state. */
+  readOnly?: boolean;
   /** A group audit: list the pairs this one interacts with most. */
   interactions?: { datasetId: number; jobId: number };
   /** Show the pair's review history. */
@@ -58,7 +60,7 @@ const EXPLAIN: Record<string, string> = Object.fromEntries(SCORE_CHOICES.map((c)
 
 /** One pair in full: the prompt, then chosen and rejected side by side (whitespace kept). */
 export const PairDetail = forwardRef<HTMLTextAreaElement, Props>(function PairDetail(
-  { pair, rank, onFlag, onState, busy = false, interactions, datasetId },
+  { pair, rank, onFlag, onState, busy = false, readOnly = false, interactions, datasetId },
   noteRef,
 ) {
   const [note, setNote] = useState(pair.note ?? "");
@@ -142,6 +144,13 @@ export const PairDetail = forwardRef<HTMLTextAreaElement, Props>(function PairDe
       {interactions && (
         <PairInteractions datasetId={interactions.datasetId} jobId={interactions.jobId} pairId={pair.id} />
       )}
+      {readOnly ? (
+        <p className="muted" data-testid="read-only">
+          {pair.state === "unreviewed" ? "Not reviewed yet" : `State: ${pair.state}`}
+          {pair.note ? ` · note: ${pair.note}` : ""}. You are a viewer of this dataset: you can read and
+          export it; its owner or a reviewer decides.
+        </p>
+      ) : (
       <div className="flag-form">
         <label>
           Note (optional)
@@ -193,6 +202,7 @@ export const PairDetail = forwardRef<HTMLTextAreaElement, Props>(function PairDe
           )}
         </div>
       </div>
+      )}
       {datasetId !== undefined && <PairHistory datasetId={datasetId} pairId={pair.id} />}
     </article>
   );

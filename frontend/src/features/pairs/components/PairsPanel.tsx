@@ -74,10 +74,12 @@ interface Props {
   datasetPairs: number;
   /** The budget of a group audit (its greedy selection's size); null for other audits. */
   groupBudget?: number | null;
+  /** A viewer of a shared dataset: read and filter, no decisions. */
+  readOnly?: boolean;
 }
 
 /** Review one finished audit: the harm distribution, the ranked pairs, flagging. */
-export function PairsPanel({ datasetId, jobId, datasetPairs, groupBudget = null }: Props) {
+export function PairsPanel({ datasetId, jobId, datasetPairs, groupBudget = null, readOnly = false }: Props) {
   const scored = jobId !== null;
   const [sort, filters, setSort, setFilters] = useViewParams(scored);
   const [filter, setFilter] = useState<FlagFilter>("all");
@@ -140,14 +142,17 @@ export function PairsPanel({ datasetId, jobId, datasetPairs, groupBudget = null 
     decide(selected, selected.state === state ? "unreviewed" : state);
     move(1);
   };
+  const viewerOnly = () => setMessage("You are a viewer of this dataset: you can read and export it, not decide.");
   useReviewKeys({
     move,
-    flag: () => decideAndAdvance("flagged"),
-    keep: () => decideAndAdvance("kept"),
-    swap: () => decideAndAdvance("swapped"),
+    flag: () => (readOnly ? viewerOnly() : decideAndAdvance("flagged")),
+    keep: () => (readOnly ? viewerOnly() : decideAndAdvance("kept")),
+    swap: () => (readOnly ? viewerOnly() : decideAndAdvance("swapped")),
     note: () => noteRef.current?.focus(),
     undo: () =>
-      undo.mutate(undefined, { onSuccess: (r) => setMessage(`Undone: ${r.changed} pairs restored.`) }),
+      readOnly
+        ? viewerOnly()
+        : undo.mutate(undefined, { onSuccess: (r) => setMessage(`Undone: ${r.changed} pairs restored.`) }),
     help: () => setHelp((shown) => !shown),
   });
   const sortKey = sort.replace(/^-/, "");
@@ -184,8 +189,8 @@ export function PairsPanel({ datasetId, jobId, datasetPairs, groupBudget = null 
         </p>
       )}
       <ReviewFilterBar value={filters} onChange={setFilters} sort={sort} onSortChange={setSort} scored={scored} />
-      <BulkBar datasetId={datasetId} filter={toFilter(query)} matching={total} onDone={setMessage} />
-      {jobId !== null && (
+      {!readOnly && <BulkBar datasetId={datasetId} filter={toFilter(query)} matching={total} onDone={setMessage} />}
+      {jobId !== null && !readOnly && (
       <FlagToolbar
         filter={filter}
         onFilterChange={setFilter}
@@ -269,6 +274,7 @@ export function PairsPanel({ datasetId, jobId, datasetPairs, groupBudget = null 
         selectedId={selectedId}
         onSelect={(pair) => setSelectedId(pair.id)}
         onToggleFlag={toggleFlag}
+        readOnly={readOnly}
         onNeedMore={needMore}
         extraColumn={extra?.column}
         extraLabel={extra?.label}
@@ -281,6 +287,7 @@ export function PairsPanel({ datasetId, jobId, datasetPairs, groupBudget = null 
           ref={noteRef}
           datasetId={datasetId}
           busy={setState.isPending}
+          readOnly={readOnly}
           onFlag={(flagged, note) => toggleFlag(selected, flagged, note)}
           onState={(state, note) => decide(selected, state, note)}
         />

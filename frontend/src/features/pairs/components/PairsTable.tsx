@@ -19,6 +19,8 @@ interface Props {
   selectedId: number | null;
   onSelect: (pair: Pair) => void;
   onToggleFlag: (pair: Pair, flagged: boolean) => void;
+  /** No decisions (a viewer): the flag boxes show the state but cannot change it. */
+  readOnly?: boolean;
   /** Asked for when the last loaded rows scroll into view. */
   onNeedMore?: () => void;
   height?: number;
@@ -66,6 +68,7 @@ export function PairsTable({
   selectedId,
   onSelect,
   onToggleFlag,
+  readOnly = false,
   onNeedMore,
   height = 420,
   extraColumn = "harm_gradient_similarity",
@@ -168,6 +171,7 @@ export function PairsTable({
               type="checkbox"
               aria-label={`Flag pair at row ${pair.row}`}
               checked={pair.flagged}
+              disabled={readOnly}
               onClick={(event) => event.stopPropagation()}
               onChange={(event) => onToggleFlag(pair, event.target.checked)}
             />
@@ -175,7 +179,7 @@ export function PairsTable({
         },
       }),
     ],
-    [onToggleFlag, extraColumn, extraLabel, metaSignature],
+    [onToggleFlag, readOnly, extraColumn, extraLabel, metaSignature],
   );
 
   const table = useReactTable({

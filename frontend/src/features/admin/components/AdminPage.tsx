@@ -1,0 +1,159 @@
+import { useState, type FormEvent } from "react";
+import { errorMessage } from "../../../api/errors";
+import { useMe } from "../../auth/api/auth";
+import { useCreateUser, useDeleteUser, useUpdateUser, useUsers, type AdminUser } from "../api/admin";
+
+/** An admin's view of the accounts: create one, grant or withdraw admin, set a new password
+ * (which ends that user's sessions), delete an account that owns no dataset. */
+export function AdminPage() {
+  const me = useMe();
+  const users = useUsers();
+  const create = useCreateUser();
+  const update = useUpdateUser();
+  const remove = useDeleteUser();
+  const [username, setUsername] = useState("");
+  const [password, setPassword] = useState("");
+  const [isAdmin, setIsAdmin] = useState(false);
+  const [message, setMessage] = useState<string | null>(null);
+
+  if (me.data && !me.data.is_admin) {
+    return (
+      <main className="page">
+        <h1>Users</h1>
+        <p role="alert" className="error">
+          Only an admin manages users.
+        </p>
+      </main>
+    );
+  }
+
+  const submit = (event: FormEvent) => {
+    event.preventDefault();
+    create.mutate(
+      { username: username.trim(), password, is_admin: isAdmin },
+      {
+        onSuccess: (user) => {
+          setMessage(`Created ${user.username}; they log in with the password you chose.`);
+          setUsername("");
+          setPassword("");
+          setIsAdmin(false);
+        },
+      },
+    );
+  };
+  const resetPassword = (user: AdminUser) => {
+    const next = window.prompt(`New password for ${user.username} (at least 8 characters):`);
+    if (!next) return;
+    update.mutate(
+      { id: user.id, password: next },
+      { onSuccess: () => setMessage(`New password set for ${user.username}; their sessions and tokens ended.`) },
+    );
+  };
+  const deleteUser = (user: AdminUser) => {
+    if (window.confirm(`Delete the account ${user.username}?`)) {
+      remove.mutate(user.id, { onSuccess: () => setMessage(`Deleted ${user.username}.`) });
+    }
+  };
+  const error = users.error ?? create.error ?? update.error ?? remove.error;
+
+  return (
+    <main className="page">
+      <h1>Users</h1>
+      <section className="card" aria-labelledby="new-user-title">
+        <h2 id="new-user-title">New account</h2>
+        <form className="share-form" onSubmit={submit} aria-label="Create an account">
+          <label>
+            Username
+            <input value={username} onChange={(e) => setUsername(e.target.value)} autoComplete="off" />
+          </label>
+          <label>
+            Password
+            <input
+              type="password"
+              value={password}
+              minLength={8}
+              onChange={(e) => setPassword(e.target.value)}
+              autoComplete="new-password"
+            />
+          </label>
+          <label className="inline">
+            <input type="checkbox" checked={isAdmin} onChange={(e) => setIsAdmin(e.target.checked)} />
+            Admin
+          </label>
+          <button type="submit" className="primary" disabled={!username.trim() || password.length < 8 || create.isPending}>
+            Create account
+          </button>
+        </form>
+      </section>
+      {message && (
+        <p role="status" className="success">
+          {message}
+        </p>
+      )}
+      {error && (
+        <p role="alert" className="error">
+          {errorMessage(error)}
+        </p>
+      )}
+      <section className="card" aria-labelledby="users-title">
+        <h2 id="users-title">Accounts</h2>
+        {users.data && (
+          <table aria-label="Accounts">
+            <thead>
+              <tr>
+                <th scope="col">Username</th>
+                <th scope="col">Admin</th>
+                <th scope="col" className="num">
+                  Datasets
+                </th>
+                <th scope="col">Created</th>
+                <th scope="col">
+                  <span className="visually-hidden">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {users.data.map((user) => {
+                const self = user.id === me.data?.id;
+                return (
+                  <tr key={user.id}>
+                    <td>
+                      {user.username}
+                      {self && <span className="muted small"> (you)</span>}
+                    </td>
+                    <td>
+                      <input
+                        type="checkbox"
+                        aria-label={`${user.username} is an admin`}
+                        checked={user.is_admin}
+                        disabled={self || update.isPending}
+                        onChange={(e) => update.mutate({ id: user.id, is_admin: e.target.checked })}
+                      />
+                    </td>
+                    <td className="num">{user.n_datasets}</td>
+                    <td className="muted">{new Date(user.created_at).toLocaleDateString()}</td>
+                    <td className="actions">
+                      <button type="button" onClick={() => resetPassword(user)} aria-label={`New password for ${user.username}`}>
+                        New password
+                      </button>{" "}
+                      <button
+                        type="button"
+                        className="danger"
+                        aria-label={`Delete account ${user.username}`}
+                        disabled={self || (user.n_datasets ?? 0) > 0 || remove.isPending}
+                        title={(user.n_datasets ?? 0) > 0 ? "They own datasets: those must go first" : undefined}
+                        onClick={() => deleteUser(user)}
+                      >
+                        Delete
+                      </button>
+                    </td>
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+        )}
+      </section>
+    </main>
+  );
+}

@@ -1,0 +1,98 @@
+import { useId, useState, type FormEvent } from "react";
+import { errorMessage } from "../../../api/errors";
+import { useShare, useShares, useUnshare, type ShareRole } from "../api/datasets";
+
+const ROLE_HELP: Record<ShareRole, string> = {
+  viewer: "reads the pairs and scores and exports",
+  reviewer: "also flags, keeps, swaps and writes notes",
+};
+
+/** The owner's list of who else sees the dataset, as what; share with a username, change a
+ * role, stop sharing. */
+export function SharingPanel({ datasetId }: { datasetId: number }) {
+  const shares = useShares(datasetId);
+  const share = useShare(datasetId);
+  const unshare = useUnshare(datasetId);
+  const [username, setUsername] = useState("");
+  const [role, setRole] = useState<ShareRole>("viewer");
+  const titleId = useId();
+
+  const submit = (event: FormEvent) => {
+    event.preventDefault();
+    if (!username.trim()) return;
+    share.mutate({ username: username.trim(), role }, { onSuccess: () => setUsername("") });
+  };
+  const error = shares.error ?? share.error ?? unshare.error;
+
+  return (
+    <section className="card sharing" aria-labelledby={titleId}>
+      <h2 id={titleId}>Sharing</h2>
+      <p className="muted small">
+        A viewer {ROLE_HELP.viewer}; a reviewer {ROLE_HELP.reviewer}. Only you delete it, launch audits and share it.
+      </p>
+      {shares.data && shares.data.length > 0 ? (
+        <table aria-label="People this dataset is shared with">
+          <thead>
+            <tr>
+              <th scope="col">User</th>
+              <th scope="col">Role</th>
+              <th scope="col">
+                <span className="visually-hidden">Actions</span>
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            {shares.data.map((row) => (
+              <tr key={row.user_id}>
+                <td>{row.username}</td>
+                <td>
+                  <select
+                    aria-label={`Role of ${row.username}`}
+                    value={row.role}
+                    onChange={(e) => share.mutate({ username: row.username, role: e.target.value as ShareRole })}
+                  >
+                    <option value="viewer">viewer</option>
+                    <option value="reviewer">reviewer</option>
+                  </select>
+                </td>
+                <td className="actions">
+                  <button
+                    type="button"
+                    aria-label={`Stop sharing with ${row.username}`}
+                    onClick={() => unshare.mutate(row.user_id)}
+                    disabled={unshare.isPending}
+                  >
+                    Stop sharing
+                  </button>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      ) : (
+        shares.data && <p className="muted">Only you can see this dataset.</p>
+      )}
+      <form className="share-form" onSubmit={submit} aria-label="Share the dataset">
+        <label>
+          Username
+          <input value={username} onChange={(e) => setUsername(e.target.value)} autoComplete="off" />
+        </label>
+        <label>
+          Share as
+          <select value={role} onChange={(e) => setRole(e.target.value as ShareRole)}>
+            <option value="viewer">viewer</option>
+            <option value="reviewer">reviewer</option>
+          </select>
+        </label>
+        <button type="submit" disabled={!username.trim() || share.isPending}>
+          Share
+        </button>
+      </form>
+      {error && (
+        <p role="alert" className="error">
+          {errorMessage(error)}
+        </p>
+      )}
+    </section>
+  );
+}
