@@ -140,3 +140,22 @@ def test_a_byte_order_mark_is_not_part_of_the_first_field(fmt: str) -> None:
     assert [(p.prompt, p.chosen, p.rejected, p.metadata) for p in pairs] == [
         ("Q", "good", "bad", {})
     ]
+
+
+def test_a_hugging_face_save_to_disk_folder_reads_as_one_file(tmp_path) -> None:
+    """`read_pairs` (the CLI) takes the folder `datasets.save_to_disk` writes, shards in order,
+    rows numbered across them; a folder without .arrow files is refused saying what it needs."""
+    import datasets
+
+    from worker.influence.io import read_pairs
+
+    rows = [{"prompt": f"q{i}", "chosen": f"a{i}", "rejected": f"b{i}", "k": i} for i in range(7)]
+    datasets.Dataset.from_list(rows).save_to_disk(str(tmp_path / "saved"), num_shards=3)
+    assert len(list((tmp_path / "saved").glob("*.arrow"))) == 3
+    pairs = read_pairs(tmp_path / "saved")
+    assert [(p.row, p.prompt, p.metadata["k"]) for p in pairs] == [
+        (i + 1, f"q{i}", i) for i in range(7)
+    ]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(PairFormatError, match="save_to_disk"):
+        read_pairs(tmp_path / "empty")

@@ -164,11 +164,10 @@ def score(
     train: Annotated[
         Path,
         typer.Argument(
-            help="Training pairs: .jsonl[.gz], .json, .csv or "
-            ".parquet, prompt/chosen/rejected or HH "
-            "transcripts.",
+            help="Training pairs: .jsonl[.gz], .json, .csv, .tsv, .parquet, .arrow or a "
+            "Hugging Face save_to_disk folder; prompt/chosen/rejected, HH transcripts, chat "
+            "messages, SHP or UltraFeedback records (see --columns).",
             exists=True,
-            dir_okay=False,
         ),
     ],
     *,
@@ -178,7 +177,6 @@ def score(
             help="Validation pairs (same formats); omitted: a seeded --val-fraction split "
             "of TRAIN.",
             exists=True,
-            dir_okay=False,
         ),
     ] = None,
     out: Annotated[

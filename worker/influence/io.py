@@ -669,6 +669,17 @@ def read_pairs(
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
+    if path.is_dir():  # a Hugging Face `save_to_disk` folder
+        pairs = list(
+            parse_pairs(
+                map_columns(_iter_saved_folder(path), mapping or {}),
+                on_error=on_error,
+                allow_empty_responses=allow_empty_responses,
+            )
+        )
+        if not pairs:
+            raise PairFormatError(f"{path} holds no pairs")
+        return pairs
     fmt = fmt or detect_format(path.name)
     with path.open("rb") as stream:
         pairs = list(
@@ -681,6 +692,27 @@ def read_pairs(
     if not pairs:
         raise PairFormatError(f"{path} holds no pairs")
     return pairs
+
+
+def _iter_saved_folder(
+    folder: Path, limits: ReadLimits = DEFAULT_LIMITS
+) -> Iterator[tuple[int, Any]]:
+    """The records of a `datasets.Dataset.save_to_disk` folder: its `.arrow` shards in order
+    (`data-00000-of-00002.arrow`, ...), rows numbered across them."""
+    shards = sorted(folder.glob("*.arrow"))
+    if not shards:
+        raise PairFormatError(
+            f"{folder} is a folder without .arrow files; give a file, or a folder written by "
+            "Hugging Face datasets' save_to_disk"
+        )
+    offset = 0
+    for shard in shards:
+        last = 0
+        with shard.open("rb") as stream:
+            for row, record in iter_records(stream, "arrow", limits):
+                last = row
+                yield offset + row, record
+        offset += last
 
 
 def schema_of(
