@@ -208,3 +208,26 @@ def test_only_an_admin_manages_accounts(client, admin, make_user) -> None:
         ).status_code
         == 401
     )
+
+
+def test_deleting_the_dataset_removes_its_shares(client, team) -> None:
+    from sqlalchemy import func, select
+
+    from backend.db import session_scope
+    from backend.models import DatasetShare
+
+    dataset_id = team["dataset"]["id"]
+
+    def n_shares() -> int:
+        with session_scope() as session:
+            query = select(func.count()).where(DatasetShare.dataset_id == dataset_id)
+            return session.scalar(query) or 0
+
+    assert n_shares() == 2
+    response = client.delete(f"{API}/datasets/{dataset_id}", headers=team["owner"]["headers"])
+    assert response.status_code == 204
+    assert n_shares() == 0
+    assert (
+        client.get(f"{API}/datasets/{dataset_id}", headers=team["viewer"]["headers"]).status_code
+        == 404
+    )
