@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DataError
 
 from backend.limits import BodyLimit
 from backend.routers import auth, datasets, health, jobs, methods, teams
@@ -110,6 +111,16 @@ def create_app() -> FastAPI:
                 headers={"WWW-Authenticate": "Bearer"},
             )
         return await request_validation_exception_handler(request, exc)
+
+    @app.exception_handler(DataError)
+    async def unstorable_value(request: Request, exc: DataError) -> Response:
+        """A value the database refuses (a NUL character in text, a number out of its range)
+        is the request's fault: a 422, not a server error."""
+        reason = str(exc.orig).splitlines()[0] if exc.orig is not None else "invalid value"
+        return JSONResponse(
+            {"detail": f"a value in the request cannot be stored or compared: {reason}"},
+            status_code=422,
+        )
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next) -> Response:  # type: ignore[no-untyped-def]

@@ -20,6 +20,8 @@ class UserExists(ValueError):
 def create_user(session: Session, username: str, password: str, *, is_admin: bool = False) -> User:
     if not username.strip():
         raise ValueError("username must not be empty")
+    if any(ord(c) < 32 for c in username):
+        raise ValueError("username must not hold control characters")
     if len(password) < 8:
         raise ValueError("password must have at least 8 characters")
     if session.scalar(select(User).where(User.username == username)) is not None:
@@ -56,6 +58,10 @@ def authenticate(
     `login_lockout_max_seconds`; a right password resets the count.
     """
     settings = settings or get_settings()
+    if "\x00" in username:
+        # No account has such a name (the database cannot store one): the same scrypt, no row.
+        verify_password(password, _DUMMY_HASH)
+        return None
     now = utcnow()
     record = session.get(LoginFailure, username[:128])
     locked = as_utc(record.locked_until) if record is not None else None

@@ -201,3 +201,13 @@ def test_a_secure_deployment_marks_the_session_cookie_secure(client, make_user) 
             json={"username": user["username"], "password": user["password"], "cookie": True},
         )
         assert all("Secure" in c for c in login.headers.get_list("set-cookie"))
+
+
+def test_a_username_with_a_nul_byte_is_a_plain_wrong_login(client) -> None:
+    """Postgres cannot hold NUL in text: such a name is no account (401), not a server error."""
+    for body in (
+        {"username": "\x00", "password": "x"},
+        {"username": "a\x00b", "password": "x", "cookie": True},
+    ):
+        response = client.post(f"{API}/auth/login", json=body)
+        assert response.status_code == 401, response.text

@@ -231,3 +231,18 @@ def test_deleting_the_dataset_removes_its_shares(client, team) -> None:
         client.get(f"{API}/datasets/{dataset_id}", headers=team["viewer"]["headers"]).status_code
         == 404
     )
+
+
+def test_names_the_database_cannot_hold_are_422s(client, team, admin) -> None:
+    shared = client.put(
+        f"{API}/datasets/{team['dataset']['id']}/shares",
+        headers=team["owner"]["headers"],
+        json={"username": "bob\x00", "role": "viewer"},
+    )
+    assert shared.status_code == 422 and "NUL" in shared.json()["detail"]
+    made = client.post(
+        f"{API}/admin/users",
+        headers=admin["headers"],
+        json={"username": "tab\tname", "password": "long-enough-password"},
+    )
+    assert made.status_code == 422 and "control characters" in made.json()["detail"]
