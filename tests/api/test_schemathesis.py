@@ -1,8 +1,8 @@
 """Property-based requests over the whole OpenAPI schema against the real app on Postgres: no
 request, however malformed, gets a server error (schemathesis, bounded examples per operation).
 
-A longer run: `SCHEMATHESIS_EXAMPLES=200 pytest tests/api/test_schemathesis.py` (bench/RESULTS.md
-reports one)."""
+A longer run: `python -m bench.fuzz` (200 examples per operation; bench/RESULTS.md and
+bench/results/fuzz.json report one)."""
 
 from __future__ import annotations
 
