@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -60,8 +61,6 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def _clean_staged_uploads() -> None:
     """What a killed server left while parsing uploads goes at the next start."""
-    import logging
-
     from backend.services.ingest import clean_staged
 
     try:
@@ -116,9 +115,14 @@ def create_app() -> FastAPI:
     async def unstorable_value(request: Request, exc: DataError) -> Response:
         """A value the database refuses (a NUL character in text, a number out of its range)
         is the request's fault: a 422, not a server error."""
-        reason = str(exc.orig).splitlines()[0] if exc.orig is not None else "invalid value"
+        logging.getLogger(__name__).warning(
+            "%s %s: the database refused a value: %s", request.method, request.url.path, exc.orig
+        )
         return JSONResponse(
-            {"detail": f"a value in the request cannot be stored or compared: {reason}"},
+            {
+                "detail": "a value in the request cannot be stored or compared: text with a NUL "
+                "character, or a number out of the database's range"
+            },
             status_code=422,
         )
 

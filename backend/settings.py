@@ -96,8 +96,8 @@ class Settings(BaseSettings):
     cookie_secure: bool | None = Field(
         None,
         description="Mark the browser's session cookies Secure (sent over HTTPS only); unset: "
-        "when the login request came over HTTPS (behind a proxy, run uvicorn with "
-        "--proxy-headers).",
+        "always in production (PREFAUDIT_ENV=prod), elsewhere when the login request came over "
+        "HTTPS.",
     )
     token_days: float = Field(
         90.0, description="Default lifetime of a named API token (POST /tokens)."

@@ -62,7 +62,8 @@ def login(
         return TokenIssued(access_token=token, user=UserPublic.model_validate(user))
     secure = settings.cookie_secure
     if secure is None:
-        secure = request.url.scheme == "https"
+        # In production a TLS proxy may hand the request on as plain http: Secure regardless.
+        secure = settings.env == "prod" or request.url.scheme == "https"
     age = int(lifetime.total_seconds())
     for name, value, http_only in (
         (SESSION_COOKIE, token, True),

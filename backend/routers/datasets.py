@@ -281,7 +281,8 @@ def bulk_review(
 @router.post("/{dataset_id}/review/undo", response_model=BulkResult)
 def undo_review(dataset: ReviewedDataset, session: SessionDep, user: CurrentUser) -> BulkResult:
     """Undo the last review action not yet undone: its pairs get back their exact earlier
-    states and notes. Call again to undo the one before."""
+    states and notes. Call again to undo the one before. A reviewer undoes only their own
+    actions (403 otherwise); the owner undoes any."""
     with _review_errors():
         return review.undo(session, dataset, user)
 
@@ -315,6 +316,8 @@ def pair_interactions(
         ) from None
     except review.ReviewError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
+    except review.UndoForbidden as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=str(exc)) from None
 
 
 @router.put("/{dataset_id}/pairs/{pair_id}/flag", response_model=PairPublic)
@@ -441,3 +444,5 @@ def _review_errors() -> Iterator[None]:
         ) from None
     except review.ReviewError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
+    except review.UndoForbidden as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=str(exc)) from None

@@ -381,9 +381,14 @@ def describe(f: PairFilter) -> str:
     return "all pairs" if not parts else "pairs with " + ", ".join(parts)
 
 
+class UndoForbidden(PermissionError):
+    """A reviewer asked to undo someone else's action (403)."""
+
+
 def undo(session: Session, dataset: Dataset, user: User) -> BulkResult:
     """Undo the dataset's last action not yet undone: every pair it changed gets back the exact
-    state and note it had before. The undo is itself an action in the history."""
+    state and note it had before. The undo is itself an action in the history. The owner undoes
+    anyone's action; a reviewer only their own (UndoForbidden names whose it is)."""
     last = session.scalar(
         select(ReviewAction)
         .where(
@@ -397,6 +402,13 @@ def undo(session: Session, dataset: Dataset, user: User) -> BulkResult:
     )
     if last is None:
         raise ReviewError("nothing to undo: every review action of this dataset is undone")
+    if dataset.owner_id != user.id and last.user_id != user.id:
+        who = session.get(User, last.user_id) if last.user_id is not None else None
+        raise UndoForbidden(
+            f"the last review action ({last.description!r}) is "
+            f"{who.username + chr(39) + 's' if who else 'another user' + chr(39) + 's'}; a "
+            "reviewer undoes only their own actions (the owner undoes any)"
+        )
     action = _new_action(
         session, dataset, user, "undo", f"undo: {last.description}", undoes=last.id
     )

@@ -4,6 +4,7 @@ of user accounts."""
 from __future__ import annotations
 
 from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from backend.models import ApiToken, Dataset, DatasetShare, User
@@ -51,13 +52,24 @@ def share(session: Session, dataset: Dataset, username: str, role: str) -> tuple
         raise NotFound(f"no user is named {username!r}; an admin can create the account")
     if user.id == dataset.owner_id:
         raise TeamError(f"{username!r} owns dataset {dataset.id}: an owner has every right")
-    row = session.get(DatasetShare, (dataset.id, user.id))
-    if row is None:
-        row = DatasetShare(dataset_id=dataset.id, user_id=user.id, role=role)
-        session.add(row)
-    else:
-        row.role = role
-    session.commit()
+    row: DatasetShare | None = None
+    for attempt in (1, 2):
+        row = session.get(DatasetShare, (dataset.id, user.id))
+        if row is None:
+            row = DatasetShare(dataset_id=dataset.id, user_id=user.id, role=role)
+            session.add(row)
+        else:
+            row.role = role
+        try:
+            session.commit()
+        except IntegrityError:
+            # A concurrent request shared it first: set the role on its row (last one wins).
+            session.rollback()
+            if attempt == 2:
+                raise
+            continue
+        break
+    assert row is not None
     return row, user.username
 
 

@@ -1,7 +1,7 @@
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
-import { useState } from "react";
+import { useEffect, useState } from "react";
 import { BrowserRouter, Link, Navigate, Route, Routes } from "react-router";
-import { useSignedIn } from "./api/session";
+import { useSignedIn, useSignedInAs } from "./api/session";
 import { AdminPage } from "./features/admin";
 import { LoginPage, TokensPage, UserMenu } from "./features/auth";
 import { DatasetsPage } from "./features/datasets";
@@ -40,6 +40,9 @@ function Shell() {
 
 export function App() {
   const [queryClient] = useState(makeQueryClient);
+  // Another tab signing out and in as someone else: nothing cached for the last user stays.
+  const user = useSignedInAs();
+  useEffect(() => queryClient.clear(), [queryClient, user]);
   return (
     <QueryClientProvider client={queryClient}>
       <BrowserRouter>

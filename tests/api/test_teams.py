@@ -239,10 +239,57 @@ def test_names_the_database_cannot_hold_are_422s(client, team, admin) -> None:
         headers=team["owner"]["headers"],
         json={"username": "bob\x00", "role": "viewer"},
     )
-    assert shared.status_code == 422 and "NUL" in shared.json()["detail"]
+    assert shared.status_code == 422 and "NUL character" in shared.json()["detail"]
     made = client.post(
         f"{API}/admin/users",
         headers=admin["headers"],
         json={"username": "tab\tname", "password": "long-enough-password"},
     )
     assert made.status_code == 422 and "control characters" in made.json()["detail"]
+
+
+def test_a_reviewer_undoes_only_their_own_actions_the_owner_any(client, team) -> None:
+    dataset_id, (first, second) = team["dataset"]["id"], team["pair_ids"][:2]
+    owner, reviewer = team["owner"]["headers"], team["reviewer"]["headers"]
+    undo = f"{API}/datasets/{dataset_id}/review/undo"
+
+    def decide(headers, pair_id, state):
+        url = f"{API}/datasets/{dataset_id}/pairs/{pair_id}/review"
+        assert client.put(url, headers=headers, json={"state": state}).status_code == 200
+
+    def state(pair_id):
+        url = f"{API}/datasets/{dataset_id}/pairs/{pair_id}"
+        return client.get(url, headers=owner).json()["state"]
+
+    decide(reviewer, first, "flagged")
+    assert client.post(undo, headers=reviewer).status_code == 200  # their own
+    assert state(first) == "unreviewed"
+    decide(owner, second, "kept")
+    refused = client.post(undo, headers=reviewer)
+    assert refused.status_code == 403
+    assert team["owner"]["username"] in refused.json()["detail"] and state(second) == "kept"
+    decide(reviewer, first, "swapped")
+    assert client.post(undo, headers=owner).status_code == 200  # the owner undoes anyone's
+    assert state(first) == "unreviewed"
+
+
+def test_production_marks_the_session_cookies_secure_behind_a_plain_http_proxy(
+    client, make_user
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from backend.settings import get_settings
+
+    user = make_user()
+    prod = get_settings().model_copy(update={"env": "prod"})
+    client.app.dependency_overrides[get_settings] = lambda: prod
+    try:
+        with TestClient(client.app) as browser:  # http://testserver
+            login = browser.post(
+                f"{API}/auth/login",
+                json={"username": user["username"], "password": user["password"], "cookie": True},
+            )
+    finally:
+        client.app.dependency_overrides.pop(get_settings, None)
+    assert login.status_code == 200
+    assert all("Secure" in c for c in login.headers.get_list("set-cookie"))

@@ -11,12 +11,18 @@ const listeners = new Set<() => void>();
 
 localStorage.removeItem(LEGACY_TOKEN_KEY); // a token in localStorage is readable by any script
 
-export function isSignedIn(): boolean {
-  return localStorage.getItem(SIGNED_IN_KEY) === "1";
+/** Who this browser is signed in as (a username, or "1" when it is not known), or null. */
+export function signedInAs(): string | null {
+  return localStorage.getItem(SIGNED_IN_KEY);
 }
 
-export function setSignedIn(signedIn: boolean): void {
-  if (signedIn) localStorage.setItem(SIGNED_IN_KEY, "1");
+export function isSignedIn(): boolean {
+  return signedInAs() !== null;
+}
+
+/** Signed in (as `username`: another tab signing in as someone else then shows here), or out. */
+export function setSignedIn(signedIn: boolean, username?: string): void {
+  if (signedIn) localStorage.setItem(SIGNED_IN_KEY, username ?? "1");
   else localStorage.removeItem(SIGNED_IN_KEY);
   listeners.forEach((notify) => notify());
 }
@@ -43,4 +49,8 @@ function subscribe(notify: () => void): () => void {
 
 export function useSignedIn(): boolean {
   return useSyncExternalStore(subscribe, isSignedIn);
+}
+
+export function useSignedInAs(): string | null {
+  return useSyncExternalStore(subscribe, signedInAs);
 }

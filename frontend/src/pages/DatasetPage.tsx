@@ -32,7 +32,10 @@ export function DatasetPage() {
       ? selected
       : (items.find((job) => job.id === auditId && job.status === "succeeded") ?? null);
   const anyAudit = items.some((job) => job.kind === "audit" && job.status === "succeeded");
-  const testDatasets = (datasets.data?.items ?? []).filter((other) => other.id !== datasetId);
+  // A verify run's held-out test set must be one of the caller's own datasets.
+  const testDatasets = (datasets.data?.items ?? []).filter(
+    (other) => other.id !== datasetId && other.role === "owner",
+  );
   // What the caller may do here: an owner everything, a reviewer decide, a viewer read.
   const role = dataset.data?.role ?? "viewer";
   const isOwner = role === "owner";

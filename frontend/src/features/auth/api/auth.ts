@@ -11,7 +11,7 @@ export function useLogin() {
     onSuccess: (issued) => {
       queryClient.clear();
       queryClient.setQueryData(["me"], issued.user);
-      setSignedIn(true);
+      setSignedIn(true, issued.user.username);
     },
   });
 }
