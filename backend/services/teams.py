@@ -109,6 +109,8 @@ def update_user(
         raise NotFound(f"user {user_id} not found")
     if is_admin is False and user.id == admin.id:
         raise TeamError("you cannot remove your own admin right (another admin can)")
+    if is_admin is False and user.is_admin:
+        _keep_an_admin(session, user)
     if is_admin is not None:
         user.is_admin = is_admin
     if password is not None:
@@ -125,6 +127,8 @@ def remove_user(session: Session, admin: User, user_id: int) -> None:
         raise NotFound(f"user {user_id} not found")
     if user.id == admin.id:
         raise TeamError("you cannot delete your own account")
+    if user.is_admin:
+        _keep_an_admin(session, user)
     owned = session.scalar(select(func.count()).where(Dataset.owner_id == user.id)) or 0
     if owned:
         raise TeamError(
@@ -133,3 +137,11 @@ def remove_user(session: Session, admin: User, user_id: int) -> None:
         )
     session.delete(user)
     session.commit()
+
+
+def _keep_an_admin(session: Session, losing: User) -> None:
+    """Refuse to take the last admin away. The admins' rows are locked (Postgres), so two admins
+    withdrawing each other's right at once cannot both succeed."""
+    admins = set(session.scalars(select(User.id).where(User.is_admin).with_for_update()))
+    if not admins - {losing.id}:
+        raise TeamError(f"{losing.username!r} is the last admin; make another admin first")

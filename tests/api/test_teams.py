@@ -293,3 +293,27 @@ def test_production_marks_the_session_cookies_secure_behind_a_plain_http_proxy(
         client.app.dependency_overrides.pop(get_settings, None)
     assert login.status_code == 200
     assert all("Secure" in c for c in login.headers.get_list("set-cookie"))
+
+
+def test_the_last_admin_keeps_the_right_even_when_another_admin_withdraws_it(tmp_path) -> None:
+    """Two admins withdrawing each other's right: the second request (its caller no longer an
+    admin, though authorised a moment before) cannot leave the instance without one."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    from backend.models import Base
+    from backend.services import teams
+    from backend.services.users import create_user
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'admins.db'}")
+    Base.metadata.create_all(engine)
+    with Session(engine) as session:
+        a = create_user(session, "a", "a-password", is_admin=True)
+        b = create_user(session, "b", "b-password", is_admin=True)
+        session.commit()
+        teams.update_user(session, a, b.id, is_admin=False, password=None)  # a withdraws b's
+        with pytest.raises(teams.TeamError, match="last admin"):
+            teams.update_user(session, b, a.id, is_admin=False, password=None)  # b's, late
+        with pytest.raises(teams.TeamError, match="last admin"):
+            teams.remove_user(session, b, a.id)
+        assert session.get(type(a), a.id).is_admin
