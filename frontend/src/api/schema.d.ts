@@ -441,7 +441,8 @@ export interface paths {
         /**
          * Undo Review
          * @description Undo the last review action not yet undone: its pairs get back their exact earlier
-         *     states and notes. Call again to undo the one before.
+         *     states and notes. Call again to undo the one before. A reviewer undoes only their own
+         *     actions (403 otherwise); the owner undoes any.
          */
         post: operations["datasets-undo_review"];
         delete?: never;
