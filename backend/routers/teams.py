@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from fastapi import APIRouter, HTTPException, status
 
 from backend.deps import AdminUser, OwnedDataset, PathId, SessionDep
@@ -24,12 +27,17 @@ def _share_public(row, username: str) -> SharePublic:  # type: ignore[no-untyped
     )
 
 
-def _not_found(exc: Exception) -> HTTPException:
-    return HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc))
-
-
-def _unprocessable(exc: Exception) -> HTTPException:
-    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc))
+@contextmanager
+def _team_errors() -> Iterator[None]:
+    """NotFound is a 404, an existing username a 409, TeamError (and a bad password) a 422."""
+    try:
+        yield
+    except teams.NotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
+    except UserExists as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+    except ValueError as exc:  # TeamError, and create_user's checks
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
 
 
 @router.get("/datasets/{dataset_id}/shares", response_model=list[SharePublic])
@@ -42,22 +50,16 @@ def list_shares(dataset: OwnedDataset, session: SessionDep) -> list[SharePublic]
 def share_dataset(body: ShareUpdate, dataset: OwnedDataset, session: SessionDep) -> SharePublic:
     """Share the dataset with a user as `viewer` (read, export) or `reviewer` (also flag, keep,
     swap, note), or change their role (its owner only)."""
-    try:
+    with _team_errors():
         row, name = teams.share(session, dataset, body.username, body.role)
-    except teams.NotFound as exc:
-        raise _not_found(exc) from None
-    except teams.TeamError as exc:
-        raise _unprocessable(exc) from None
     return _share_public(row, name)
 
 
 @router.delete("/datasets/{dataset_id}/shares/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
 def unshare_dataset(user_id: PathId, dataset: OwnedDataset, session: SessionDep) -> None:
     """Stop sharing the dataset with a user (their past decisions stay, with their name)."""
-    try:
+    with _team_errors():
         teams.unshare(session, dataset, user_id)
-    except teams.NotFound as exc:
-        raise _not_found(exc) from None
 
 
 @router.get("/admin/users", response_model=list[AdminUserPublic])
@@ -74,12 +76,8 @@ def list_users(admin: AdminUser, session: SessionDep) -> list[AdminUserPublic]:
 @router.post("/admin/users", response_model=AdminUserPublic, status_code=status.HTTP_201_CREATED)
 def create_user(body: AdminUserCreate, admin: AdminUser, session: SessionDep) -> AdminUserPublic:
     """Create an account (admins only); its user logs in with this password."""
-    try:
+    with _team_errors():
         user = teams.add_user(session, body.username, body.password, body.is_admin)
-    except UserExists as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
-    except ValueError as exc:
-        raise _unprocessable(exc) from None
     return AdminUserPublic.model_validate(user)
 
 
@@ -89,21 +87,13 @@ def update_user(
 ) -> AdminUserPublic:
     """Grant or withdraw the admin right, or set a new password, which ends the user's
     sessions and tokens (admins only; an admin cannot withdraw their own right)."""
-    try:
+    with _team_errors():
         user = teams.update_user(session, admin, user_id, body.is_admin, body.password)
-    except teams.NotFound as exc:
-        raise _not_found(exc) from None
-    except teams.TeamError as exc:
-        raise _unprocessable(exc) from None
     return AdminUserPublic.model_validate(user)
 
 
 @router.delete("/admin/users/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_user(user_id: PathId, admin: AdminUser, session: SessionDep) -> None:
     """Delete an account that owns no dataset (admins only; not one's own)."""
-    try:
+    with _team_errors():
         teams.remove_user(session, admin, user_id)
-    except teams.NotFound as exc:
-        raise _not_found(exc) from None
-    except teams.TeamError as exc:
-        raise _unprocessable(exc) from None
