@@ -132,13 +132,17 @@ def _job_state(job_id: int) -> tuple[str, str | None, list]:
     return status, error, tasks
 
 
-def wait_for_running(job_id: int, stage: str, timeout: float = 300, progress: float = 0.0):
-    """The first task of `stage` that runs (past `progress`), once it does. StageMissed if the
-    job ends first; on a timeout the job's state and its tasks are in the message."""
+def wait_for_running(
+    job_id: int, stage: str, timeout: float = 300, progress: float = 0.0, where=None
+):
+    """The first task of `stage` that runs (past `progress`, and `where(row)` if given), once it
+    does. StageMissed if the job ends first; on a timeout the job's state and its tasks are in
+    the message."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for row in task_rows(job_id, stage):
-            if row.status == "running" and row.owner and row.progress >= progress:
+            running = row.status == "running" and row.owner and row.progress >= progress
+            if running and (where is None or where(row)):
                 return row
         status, error, tasks = _job_state(job_id)
         if status not in ("queued", "running"):
@@ -210,17 +214,22 @@ def test_sigkilled_workers_never_strand_a_job(client, owner, dataset, workers, r
 def test_a_whole_dead_worker_is_reaped(client, owner, dataset, workers, reaper) -> None:
     """The worker process and its child die at once: nothing rejects the task, Redis would hold
     it for the visibility timeout; the reaper sees the heartbeat stop and re-dispatches."""
+
+    def ours(row) -> bool:
+        return _worker_of(row, workers) is not None
+
     for seed in (11, 12, 13):  # a shard too quick to be seen running: try another job
         job_id = audit(client, owner, dataset, seed=seed)
         try:
-            victim = wait_for_running(job_id, "gradients", progress=0.2)
+            # A task of this module's workers: the session's shared worker may take shards too.
+            victim = wait_for_running(job_id, "gradients", progress=0.2, where=ours)
             break
         except StageMissed as missed:
             assert "succeeded" in str(missed), missed  # missed, not failed
     else:
         raise AssertionError("three jobs in a row ran their gradient shards unseen")
-    pid = owner_pid(victim)
-    target = next(p for p in workers if p.poll() is None and _child_of(pid) == p.pid)
+    target = _worker_of(victim, workers)
+    assert target is not None
     stop(target)
     job, _ = finish(client, owner, job_id)
     assert job["status"] == "succeeded", job["error"]
@@ -232,6 +241,15 @@ def test_a_whole_dead_worker_is_reaped(client, owner, dataset, workers, reaper) 
         assert session.get(Job, job_id).resumes >= 1
     workers[workers.index(target)] = start_worker(name="c")
     wait_for_workers(2)
+
+
+def _worker_of(row, workers: list[subprocess.Popen]) -> subprocess.Popen | None:
+    """The live worker of this module whose prefork child runs the task, or None."""
+    try:
+        parent = _child_of(owner_pid(row))
+    except (FileNotFoundError, ProcessLookupError, ValueError):
+        return None  # the process is gone (or the owner is not a pid here)
+    return next((p for p in workers if p.poll() is None and p.pid == parent), None)
 
 
 def _child_of(pid: int) -> int:
