@@ -21,12 +21,15 @@ Writes bench/results/projection/projection{,-quick}.{md,json} and prints the tab
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gzip
+import hashlib
 import json
 import os
 import platform
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -65,16 +68,22 @@ CHUNK = 128
 """Gradient rows projected at a time (the engine projects chunks of a few pairs)."""
 
 
-def load_task(path: Path, n: int, n_val: int) -> tuple[list[Pair], list[Pair], np.ndarray]:
-    """The first n training and n_val validation pairs of hh-flip10's split, 10% flipped."""
+def load_task(
+    path: Path, n: int, n_val: int, split_seed: int = 0
+) -> tuple[list[Pair], list[Pair], np.ndarray]:
+    """The first n training and n_val validation pairs of hh-flip10's split, 10% flipped.
+
+    `split_seed` 0 on helpful-base is hh-flip10 itself; another seed (or file) draws a fresh split
+    and fresh flips the same way: perm = default_rng(s).permutation(N), flips
+    default_rng(s).choice(n, n/10)."""
     with gzip.open(path, "rt", encoding="utf-8") as lines:
         records = [json.loads(line) for line in lines]
     pairs = [Pair(*split_transcripts(r["chosen"], r["rejected"])) for r in records]
     if n > 1000 or n_val > 300:
         raise ValueError("hh-flip10 has 1000 training and 300 validation pairs")
-    perm = np.random.default_rng(0).permutation(len(pairs))
+    perm = np.random.default_rng(split_seed).permutation(len(pairs))
     mask = np.zeros(n, dtype=bool)
-    mask[np.random.default_rng(0).choice(n, round(0.1 * n), replace=False)] = True
+    mask[np.random.default_rng(split_seed).choice(n, round(0.1 * n), replace=False)] = True
     train = [flipped(pairs[i]) if mask[j] else pairs[i] for j, i in enumerate(perm[:n])]
     val = [pairs[i] for i in perm[1000 : 1000 + n_val]]
     return train, val, mask
@@ -105,12 +114,110 @@ def harms(
     return out, solve.damping_absolute
 
 
+TRAINING_FIELDS = (
+    "model",
+    "mode",
+    "epochs",
+    "batch_size",
+    "max_length",
+    "lora_r",
+    "lora_alpha",
+    "lora_dropout",
+    "learning_rate",
+    "weight_decay",
+    "seed",
+)
+"""The config fields that decide the trained model and its gradients: the cache's key."""
+
+
+@dataclass
+class Trained:
+    """What this bench needs of a trained model: its gradients and its parameters' layout."""
+
+    margins: np.ndarray
+    grads: torch.Tensor
+    val_margins: np.ndarray
+    val_grads: torch.Tensor
+    names: list[str]
+    shapes: list[tuple[int, ...]]
+    block_list: list[tuple[str, slice]]
+    n_params: int
+    val_accuracy: float
+    audit_seconds: float
+    audit_scores: dict[str, np.ndarray]
+    device: torch.device = torch.device("cpu")
+
+    def blocks(self) -> list[tuple[str, slice]]:
+        return self.block_list
+
+
+def train_or_load(
+    train: list[Pair], val: list[Pair], config: EngineConfig, cache: Path | None
+) -> Trained:
+    """Train once with exact gradients; with `cache`, keep them there keyed by the task and the
+    config, so another sweep over the same model skips the training."""
+    recipe = {name: getattr(config, name) for name in TRAINING_FIELDS}
+    key = hashlib.sha256(
+        json.dumps([recipe, [dataclasses.astuple(q) for q in train + val]], default=str).encode()
+    ).hexdigest()[:16]
+    path = cache / f"trained-{key}.pt" if cache is not None else None
+    if path is not None and path.exists():
+        return Trained(**torch.load(path, weights_only=False))
+    start = time.perf_counter()
+    result = run_audit(train, val, config, keep_state=True)
+    state = result.state
+    assert state is not None and state.rm is not None
+    assert state.grads is not None and state.val_grads is not None
+    rm = state.rm
+    trained = Trained(
+        margins=state.margins,
+        grads=state.grads.cpu(),
+        val_margins=state.val_margins,
+        val_grads=state.val_grads.cpu(),
+        names=list(rm.names),
+        shapes=[tuple(x) for x in rm.shapes],
+        block_list=list(rm.blocks()),
+        n_params=rm.n_params,
+        val_accuracy=float(result.metrics["val_accuracy"]),
+        audit_seconds=time.perf_counter() - start,
+        audit_scores={k: v for k, v in result.scores.items() if k.startswith("harm_")},
+    )
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fields = {f.name: getattr(trained, f.name) for f in dataclasses.fields(trained)}
+        torch.save(fields, path)
+    return trained
+
+
+def spectrum(margins: np.ndarray, grads: torch.Tensor) -> np.ndarray:
+    """Non-zero eigenvalues of the Gauss–Newton matrix G = Dᵀ diag(w) D (n-space, n ≤ p)."""
+    prob = 1.0 / (1.0 + np.exp(-margins))
+    root = torch.as_tensor(np.sqrt(prob * (1.0 - prob) / len(margins)), dtype=torch.float64)
+    rows = grads.double() * root[:, None]
+    return np.clip(torch.linalg.eigvalsh(rows @ rows.T).numpy()[::-1], 0.0, None)
+
+
+def influence_top(
+    margins: np.ndarray,
+    grads: torch.Tensor,
+    val_margins: np.ndarray,
+    val_grads: torch.Tensor,
+    damping: float,
+) -> tuple[np.ndarray, float]:
+    """(influence harm, absolute λ) under the engine's influence_damping rule: λ = damping · σ₁
+    of the Gauss–Newton matrix in the space of `grads` (each space its own σ₁)."""
+    gn = GaussNewton(grads, margins)
+    g_val = validation_gradient(val_margins, val_grads)
+    solve = solve_influence(gn, g_val, damping, reference="top_eigenvalue")
+    return -influence_scores(margins, grads, solve.ihvp), solve.damping_absolute
+
+
 def project(projector: GradientProjector, grads: torch.Tensor) -> torch.Tensor:
     return torch.cat([projector(grads[s : s + CHUNK]) for s in range(0, len(grads), CHUNK)])
 
 
 def run(args: argparse.Namespace) -> dict:
-    train, val, mask = load_task(args.data, args.n, args.n_val)
+    train, val, mask = load_task(args.data, args.n, args.n_val, args.split_seed)
     config = EngineConfig(
         model=args.model,
         mode="lora",
@@ -122,19 +229,21 @@ def run(args: argparse.Namespace) -> dict:
         device=args.device,
         seed=0,
     )
-    start = time.perf_counter()
-    result = run_audit(train, val, config, keep_state=True)
-    audit_seconds = time.perf_counter() - start
-    state = result.state
-    assert state is not None and state.rm is not None
-    assert state.grads is not None and state.val_grads is not None
-    rm, grads, val_grads = state.rm, state.grads, state.val_grads
+    trained = train_or_load(train, val, config, args.cache)
+    rm, grads, val_grads, state = trained, trained.grads, trained.val_grads, trained
+    audit_seconds = trained.audit_seconds
     exact, lam = harms(state.margins, grads, state.val_margins, val_grads, config.damping)
-    # The same numbers as the audit's own scoring: this file scores through the engine's code.
+    # The same numbers as the audit's own scoring: this file scores through the engine's code
+    # (influence under the job's own influence_damping rule).
+    own = dict(exact)
+    own["influence"] = influence_top(
+        state.margins, grads, state.val_margins, val_grads, config.influence_solve_damping()[0]
+    )[0]
     agreement = max(
-        float(np.max(np.abs(exact[m] - result.scores[f"harm_{m}"])))
-        / float(np.max(np.abs(exact[m])))
+        float(np.max(np.abs(own[m] - trained.audit_scores[f"harm_{m}"])))
+        / float(np.max(np.abs(own[m])))
         for m in METHODS
+        if f"harm_{m}" in trained.audit_scores
     )
     # A sketch's error on an inner product scales like ‖a‖‖b‖/√k (Johnson–Lindenstrauss), so a
     # ranking by aᵀb_i survives only where |cos(a, b_i)| ≫ 1/√k.
@@ -160,8 +269,9 @@ def run(args: argparse.Namespace) -> dict:
             else f" ({platform.machine()}, {torch.get_num_threads()} threads)"
         ),
         "torch": torch.__version__,
-        "data": f"{args.data.name}: hh-flip10 subset, {args.n} train ({int(mask.sum())} flipped), "
-        f"{args.n_val} validation",
+        "data": f"{args.data.name}: "
+        + ("hh-flip10 subset" if args.split_seed == 0 else f"split seed {args.split_seed}")
+        + f", {args.n} train ({int(mask.sum())} flipped), {args.n_val} validation",
         "model": args.model,
         "config": {
             "epochs": config.epochs,
@@ -171,15 +281,57 @@ def run(args: argparse.Namespace) -> dict:
         },
         "n_params": rm.n_params,
         "blocks": len(rm.blocks()),
-        "val_accuracy": result.metrics["val_accuracy"],
+        "val_accuracy": trained.val_accuracy,
         "audit_seconds": audit_seconds,
         "exact_damping_absolute": lam,
         "exact_vs_audit_max_relative_difference": agreement,
         "median_abs_cosine": cosine,
         "exact_auroc": {m: auroc(h, mask) for m, h in exact.items()},
-        "loss_auroc": auroc(result.scores["harm_loss"], mask),
+        "loss_auroc": auroc(trained.audit_scores["harm_loss"], mask),
         "seeds": args.seeds,
         "ks": args.ks,
+        "runs": [],
+    }
+    # The damping sweep: exact scores at each relative damping (of the exact space, tr(G)/p), and
+    # below the sketch's at the same absolute λ.
+    sweep_exact: dict[float, tuple[dict[str, np.ndarray], float]] = {
+        d: harms(state.margins, grads, state.val_margins, val_grads, d) for d in args.dampings
+    }
+    eig = spectrum(state.margins, grads)
+    report["spectrum"] = {
+        "top": eig[:10].tolist(),
+        "mean_nonzero": float(eig[eig > 0].mean()),
+        "trace_over_p": float(eig.sum() / rm.n_params),
+    }
+    report["sweep"] = {
+        "dampings": args.dampings,
+        "exact": {
+            str(d): {
+                "damping_absolute": lam_d,
+                "over_top_eigenvalue": lam_d / float(eig[0]),
+                "effective_dim": float(np.sum(eig / (eig + lam_d))),
+                "auroc": {m: auroc(h, mask) for m, h in scores_d.items()},
+            }
+            for d, (scores_d, lam_d) in sweep_exact.items()
+        },
+        "runs": [],
+    }
+    top_exact = {
+        d: influence_top(state.margins, grads, state.val_margins, val_grads, d)
+        for d in args.top_dampings
+    }
+    report["top_sweep"] = {
+        "dampings": args.top_dampings,
+        "exact": {
+            str(d): {
+                "damping_absolute": lam_d,
+                "effective_dim": float(np.sum(eig / (eig + lam_d))),
+                "auroc": auroc(h, mask),
+                # How far the curvature moves influence from the plain gradient dot product.
+                "spearman_vs_gradient_dot": float(spearmanr(h, exact["gradient_similarity"])[0]),
+            }
+            for d, (h, lam_d) in top_exact.items()
+        },
         "runs": [],
     }
     d_norms = torch.linalg.vector_norm(grads.double(), dim=1) ** 2
@@ -189,7 +341,9 @@ def run(args: argparse.Namespace) -> dict:
                 start = time.perf_counter()
                 projector: GradientProjector
                 if kind == "kronecker":
-                    kronecker = KroneckerProjector.for_model(rm, k, seed)
+                    kronecker = KroneckerProjector(
+                        rm.names, rm.shapes, rm.blocks(), k, seed, rm.device
+                    )
                     projector, memory = kronecker, kronecker.memory_bytes
                 else:
                     dense = Projector(rm.blocks(), k, seed, rm.device)
@@ -228,12 +382,46 @@ def run(args: argparse.Namespace) -> dict:
                     }
                 row["scoring_seconds"] = time.perf_counter() - start
                 report["runs"].append(row)
+                for d, (exact_h, lam_d) in top_exact.items():
+                    if k not in args.sweep_ks:
+                        break
+                    h, lam_k = influence_top(state.margins, p_grads, state.val_margins, p_val, d)
+                    report["top_sweep"]["runs"].append(
+                        {
+                            "k": k,
+                            "projector": kind,
+                            "seed": seed,
+                            "damping": d,
+                            "lambda_ratio": lam_k / lam_d,
+                            "spearman": float(spearmanr(h, exact_h)[0]),
+                            "auroc": auroc(h, mask),
+                        }
+                    )
+                for d, (exact_d, lam_d) in sweep_exact.items():
+                    if k not in args.sweep_ks:
+                        break
+                    scores_d, _ = harms(
+                        state.margins, p_grads, state.val_margins, p_val, None, lam_d
+                    )
+                    report["sweep"]["runs"].append(
+                        {
+                            "k": k,
+                            "projector": kind,
+                            "seed": seed,
+                            "damping": d,
+                            "spearman": {
+                                m: float(spearmanr(scores_d[m], exact_d[m])[0]) for m in METHODS
+                            },
+                            "auroc": {m: auroc(scores_d[m], mask) for m in METHODS},
+                        }
+                    )
                 print(
                     f"k={k} {kind} seed={seed} dim={row['dim']} "
                     f"mem={memory / 2**20:.2f} MiB spearman(matched)="
                     + " ".join(f"{m}:{v:.3f}" for m, v in row["matched"]["spearman"].items()),
                     flush=True,
                 )
+    report["sweep"]["summary"] = sweep_summary(report)
     report["dense_memory_bytes"] = {str(k): dense_memory_bytes(rm.blocks(), k) for k in args.ks}
     report["summary"] = summary(report)
     return report
@@ -269,6 +457,114 @@ def summary(report: dict) -> list[dict]:
                 }
             out.append(entry)
     return out
+
+
+def sweep_summary(report: dict) -> list[dict]:
+    """Per (damping, k, projector): Spearman mean and min over seeds, projected AUROC mean."""
+    sweep = report["sweep"]
+    out = []
+    for d, k, kind, rows in _cells(sweep, report["ks"]):
+        exact = sweep["exact"][str(d)]
+        out.append(
+            {
+                "damping": d,
+                "k": k,
+                "projector": kind,
+                "exact_auroc": exact["auroc"],
+                "damping_absolute": exact["damping_absolute"],
+                "over_top_eigenvalue": exact["over_top_eigenvalue"],
+                "effective_dim": exact["effective_dim"],
+                **{
+                    m: {
+                        "spearman_mean": float(np.mean([r["spearman"][m] for r in rows])),
+                        "spearman_min": float(np.min([r["spearman"][m] for r in rows])),
+                        "auroc_mean": float(np.mean([r["auroc"][m] for r in rows])),
+                    }
+                    for m in METHODS
+                },
+            }
+        )
+    return out
+
+
+def _cells(sweep: dict, ks: list[int]):
+    """(damping, k, projector, the seeds' rows) of a sweep, in table order, skipping empty ones."""
+    for d in sweep["dampings"]:
+        for k in ks:
+            for kind in PROJECTORS:
+                rows = [
+                    r
+                    for r in sweep["runs"]
+                    if r["damping"] == d and r["k"] == k and r["projector"] == kind
+                ]
+                if rows:
+                    yield d, k, kind, rows
+
+
+def top_sweep_markdown(report: dict) -> list[str]:
+    sweep = report.get("top_sweep") or {}
+    if not sweep.get("runs"):
+        return []
+    lines = [
+        "## influence_damping: λ = damping · σ₁, each space its own σ₁ (the engine's rule)",
+        "",
+        "ρ: Spearman of projected vs exact influence, mean over seeds (min in brackets); "
+        "λ_k/λ: the projected space's λ over the exact one (mean); AUROC against the planted "
+        "flips, exact / projected (mean); ρ vs dot: Spearman of the exact influence with the "
+        "exact gradient dot product g_valᵀg_i (1 = the curvature changes nothing).",
+        "",
+        "| damping | λ | d_eff | ρ vs dot | k | projector | λ_k/λ | ρ influence | AUROC "
+        "influence |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for d, k, kind, rows in _cells(sweep, report["ks"]):
+        exact = sweep["exact"][str(d)]
+        rho = [r["spearman"] for r in rows]
+        vs_dot = exact.get("spearman_vs_gradient_dot", float("nan"))
+        ratio = np.mean([r["lambda_ratio"] for r in rows])
+        lines.append(
+            f"| {d:g} | {exact['damping_absolute']:.3g} | {exact['effective_dim']:.1f} | "
+            f"{vs_dot:.3f} | {k} | {kind} | {ratio:.3f} | "
+            f"{np.mean(rho):.3f} ({np.min(rho):.3f}) | {exact['auroc']:.3f} / "
+            f"{np.mean([r['auroc'] for r in rows]):.3f} |"
+        )
+    lines.append("")
+    return lines
+
+
+def sweep_markdown(report: dict) -> list[str]:
+    entries = report["sweep"]["summary"]
+    if not entries:
+        return []
+    lines = [
+        "## Damping sweep: the sketch against exact scores at the same absolute λ",
+        "",
+        "λ = damping · tr(G)/p of the exact space; σ₁ is G's largest eigenvalue and d_eff = "
+        "Σ σ_j/(σ_j + λ) its effective dimension at λ. ρ: Spearman of projected vs exact "
+        "scores, mean over seeds (min in brackets). AUROC against the planted flips: exact "
+        "scores, then the projected ones (mean over seeds).",
+        "",
+        "| damping | λ | λ/σ₁ | d_eff | k | projector | "
+        + " | ".join(f"ρ {m}" for m in METHODS)
+        + " | "
+        + " | ".join(f"AUROC {m} exact / projected" for m in METHODS)
+        + " |",
+        "|" + "---|" * (6 + 2 * len(METHODS)),
+    ]
+    for e in entries:
+        lines.append(
+            f"| {e['damping']:g} | {e['damping_absolute']:.3g} | "
+            f"{e['over_top_eigenvalue']:.2g} | {e['effective_dim']:.1f} | {e['k']} | "
+            f"{e['projector']} | "
+            + " | ".join(
+                f"{e[m]['spearman_mean']:.3f} ({e[m]['spearman_min']:.3f})" for m in METHODS
+            )
+            + " | "
+            + " | ".join(f"{e['exact_auroc'][m]:.3f} / {e[m]['auroc_mean']:.3f}" for m in METHODS)
+            + " |"
+        )
+    lines.append("")
+    return lines
 
 
 def _mib(value: float) -> str:
@@ -348,6 +644,8 @@ def markdown(report: dict) -> str:
         + ".",
         "",
     ]
+    lines += sweep_markdown(report)
+    lines += top_sweep_markdown(report)
     return "\n".join(lines)
 
 
@@ -365,15 +663,43 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="projection seeds")
     parser.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument(
+        "--split-seed",
+        type=int,
+        default=0,
+        help="split and flip seed (0 on helpful-base: hh-flip10)",
+    )
+    parser.add_argument(
+        "--dampings",
+        type=float,
+        nargs="+",
+        default=[],
+        help="relative dampings to sweep (exact and projected at the same absolute λ)",
+    )
+    parser.add_argument(
+        "--top-dampings",
+        type=float,
+        nargs="+",
+        default=[],
+        help="influence_damping values to sweep (λ = damping · σ₁, the engine's rule)",
+    )
+    parser.add_argument(
+        "--sweep-ks", type=int, nargs="+", default=None, help="sketch sizes in the sweep (all)"
+    )
+    parser.add_argument("--stem", default=None, help="output file stem (projection)")
+    parser.add_argument(
+        "--cache", type=Path, default=None, help="keep the trained model's gradients here"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     args.model = args.model or ("tiny" if args.quick else "minilm")
     args.n = args.n or (120 if args.quick else 400)
     args.ks = args.ks or ([64, 256, 1024] if args.quick else [256, 1024, 4096])
     args.seeds = args.seeds or (list(range(3)) if args.quick else list(range(5)))
+    args.sweep_ks = args.sweep_ks or args.ks
     report = run(args)
     text = markdown(report)
-    name = "projection-quick" if args.quick else "projection"
+    name = args.stem or ("projection-quick" if args.quick else "projection")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
     (args.out / f"{name}.md").write_text(text)

@@ -843,7 +843,7 @@ def reduce(context: JobContext, run: TaskRun) -> None:
             from worker.influence.train import Cancelled
 
             raise Cancelled("cancelled by request")
-    solution = reduction.solve(context.config.damping)
+    solution = reduction.solve(context.config.damping, context.config.influence_solve_damping())
     store.put_arrays(context.key("solution.npz"), solution.as_arrays())
     store.put_json(
         context.key("solution.json"),
@@ -853,6 +853,11 @@ def reduce(context: JobContext, run: TaskRun) -> None:
             "val_gradient_norm": float(np.linalg.norm(val["g_val"])),
         },
     )
+
+
+def _factor_damping(solve: dict) -> float | None:
+    """λ of the reduction's Cholesky factor (self-influence's and group's damping)."""
+    return solve.get("self_influence_damping_absolute", solve.get("damping_absolute"))
 
 
 def _reduce_in_memory(
@@ -1147,7 +1152,7 @@ def _group_stage(
         group,
         len(plan["train_ids"]),
         config.prune_budget,
-        damping_absolute=(solution_meta.get("solve") or {}).get("damping_absolute"),
+        damping_absolute=_factor_damping(solution_meta.get("solve") or {}),
     )
     session.execute(update(Score).where(*where).values(harm_group=0.0))
     upsert_scores(

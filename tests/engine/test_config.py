@@ -20,7 +20,8 @@ HH_TEST = ROOT.parent / "shared" / "data" / "hh-rlhf" / "helpful-base-test.jsonl
 def test_defaults_are_valid_and_documented() -> None:
     EngineConfig().validate()
     hints = typing.get_type_hints(EngineConfig)
-    simple = {str, int, float, bool, list[str], str | None, int | None, list[str] | None}
+    simple = {str, int, float, bool, list[str], str | None, int | None, float | None}
+    simple |= {list[str] | None}
     for f in dataclasses.fields(EngineConfig):
         assert f.metadata.get("help"), f.name
         hint = hints[f.name]
@@ -43,6 +44,8 @@ def test_defaults_are_valid_and_documented() -> None:
         ({"methods": []}, "methods is empty"),
         ({"damping": 0.0}, "damping must be > 0"),
         ({"damping": -1.0}, "damping must be > 0"),
+        ({"influence_damping": 0.0}, "influence_damping must be > 0.*leave it unset"),
+        ({"influence_damping": 1e7}, "influence_damping must be between"),
         ({"epochs": 0}, "epochs must be a positive integer"),
         ({"batch_size": -2}, "batch_size must be a positive integer"),
         ({"learning_rate": 0.0}, "learning_rate must be > 0"),
@@ -57,6 +60,19 @@ def test_defaults_are_valid_and_documented() -> None:
 def test_bad_configs_fail_with_a_clear_message(overrides: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         EngineConfig(**overrides).validate()
+
+
+def test_the_influence_solve_damping_follows_the_mode() -> None:
+    """LoRA's influence solve is damped against σ₁; head mode keeps `damping` (its detection
+    table was measured so); an explicit influence_damping wins everywhere."""
+    from worker.influence.config import LORA_INFLUENCE_DAMPING
+
+    assert EngineConfig().influence_solve_damping() == (LORA_INFLUENCE_DAMPING, "top_eigenvalue")
+    for mode in ("head", "pretrained"):
+        config = EngineConfig(mode=mode, damping=0.5)
+        assert config.influence_solve_damping() == (0.5, "mean_diagonal")
+        explicit = EngineConfig(mode=mode, influence_damping=0.2)
+        assert explicit.influence_solve_damping() == (0.2, "top_eigenvalue")
 
 
 def test_hub_ids_and_existing_paths_are_accepted(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from worker.influence.scores import (
     datainf_scores,
     loss_scale,
     self_influence,
+    solve_influence,
     standardise,
 )
 from worker.influence.train import bt_loss, train_reward_model
@@ -139,6 +140,51 @@ def test_cg_and_direct_solves_equal_dense_solve(n: int, p: int) -> None:
     rows = gn.D * scale[:, None]
     dense_quad = (rows * torch.linalg.solve(matrix, rows.T).T).sum(dim=1)
     np.testing.assert_allclose(direct.quadratic(scale), dense_quad, rtol=1e-8)
+
+
+@pytest.mark.parametrize(("n", "p", "lanczos"), [(30, 80, False), (120, 40, False), (90, 70, True)])
+def test_top_eigenvalue_is_the_dense_matrix_largest(
+    n: int, p: int, lanczos: bool, monkeypatch
+) -> None:
+    """σ₁ (the influence damping's scale) from the dual spectrum, G itself, or Lanczos when no
+    factorisation fits: each equals the dense matrix's largest eigenvalue to rounding."""
+    import worker.influence.curvature as curvature
+
+    if lanczos:
+        monkeypatch.setattr(curvature, "DIRECT_MAX_DIM", 16)
+    gn, _ = _spd_system(n, p, seed=p)
+    expected = float(torch.linalg.eigvalsh(gn.dense())[-1])
+    assert gn.top_eigenvalue() == pytest.approx(expected, rel=1e-9)
+
+
+def test_influence_damping_is_relative_to_the_top_eigenvalue_and_spares_the_factor() -> None:
+    """The sharded reduction's u takes λ = influence_damping · σ₁; its Cholesky factor (self-
+    influence, group) keeps λ = damping · trace(G)/p; the in-memory solve agrees on u."""
+    from worker.influence.stream import Reduction
+
+    gn, g_val = _spd_system(50, 30, seed=7)
+    dense = gn.dense()
+    top = float(torch.linalg.eigvalsh(dense)[-1])
+    reduction = Reduction(30, [slice(0, 30)], 50, np.zeros(1), g_val.numpy(), 30)
+    reduction.gauss_newton = dense.numpy()
+    solution = reduction.solve(1.0, (0.01, "top_eigenvalue"))
+    lam_inf, lam_self = 0.01 * top, float(dense.diagonal().mean())
+    eye = torch.eye(30, dtype=torch.float64)
+    expected_u = torch.linalg.solve(dense + lam_inf * eye, g_val)
+    np.testing.assert_allclose(solution.u, expected_u.numpy(), rtol=1e-9)
+    np.testing.assert_allclose(
+        solution.factor @ solution.factor.T, (dense + lam_self * eye).numpy(), rtol=1e-9
+    )
+    assert solution.metrics["damping_absolute"] == pytest.approx(lam_inf, rel=1e-9)
+    assert solution.metrics["self_influence_damping_absolute"] == pytest.approx(lam_self)
+    assert solution.metrics["damping_reference"] == "top_eigenvalue"
+    solve = solve_influence(gn, g_val, 0.01, "woodbury", reference="top_eigenvalue")
+    np.testing.assert_allclose(solve.ihvp.numpy(), expected_u.numpy(), rtol=1e-8)
+    assert solve.metrics()["curvature_scale"] == pytest.approx(top, rel=1e-9)
+    same = reduction.solve(1.0)  # no separate rule: one λ for both
+    np.testing.assert_allclose(
+        same.u, torch.linalg.solve(dense + lam_self * eye, g_val).numpy(), rtol=1e-9
+    )
 
 
 def test_cg_reports_negative_curvature() -> None:

@@ -175,3 +175,32 @@ def test_projection_inside_the_gradient_pass_equals_projecting_exact_gradients()
     expected = proj(exact)
     assert projected.shape == (len(enc), proj.dim)
     assert float((projected - expected).abs().max() / expected.abs().max()) < 1e-5
+
+
+def test_projected_influence_warns_only_outside_its_measured_fidelity() -> None:
+    """The default influence damping is one at which projected influence kept the exact ranking
+    (bench/results/projection/damping-*.md); a weaker damping or a smaller sketch says so."""
+    from worker.influence.config import EngineConfig
+    from worker.influence.stream import (
+        FAITHFUL_INFLUENCE_DAMPING,
+        FAITHFUL_INFLUENCE_DIM,
+        choose_space,
+    )
+
+    p = 10**6
+    default = choose_space(p, 100, EngineConfig(projection_dim=FAITHFUL_INFLUENCE_DIM))
+    assert default.kind == "projected" and default.warnings == ()
+    weak = EngineConfig(
+        projection_dim=FAITHFUL_INFLUENCE_DIM, influence_damping=FAITHFUL_INFLUENCE_DAMPING / 10
+    )
+    (warning,) = choose_space(p, 100, weak).warnings
+    assert "rough ranking" in warning and "influence_damping" in warning
+    (small,) = choose_space(p, 100, EngineConfig(projection_dim=1024)).warnings
+    assert "1024-dimensional" in small
+    no_influence = EngineConfig(
+        projection_dim=1024, methods=["loss", "gradient_similarity"], default_method="loss"
+    )
+    assert choose_space(p, 100, no_influence).warnings == ()
+    # Too many exact gradients for memory: projected automatically, at the measured size.
+    auto = choose_space(p, 10**5, EngineConfig())
+    assert auto.projection_dim == FAITHFUL_INFLUENCE_DIM and len(auto.warnings) == 1

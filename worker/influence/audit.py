@@ -315,15 +315,17 @@ def score_fitted(
                 scores["harm_gradient_similarity"] = -dot
                 scores["harm_gradient_cosine"] = -cosine
             elif method == "influence":
+                damping, reference = config.influence_solve_damping()
                 solve = solve_influence(
                     gn,
                     g_val,
-                    config.damping,
+                    damping,
                     config.solver,
                     config.cg_tol,
                     config.cg_max_iter,
                     fitted.exact_matvec,
                     fitted.ridge,
+                    reference,
                 )
                 effect = influence_scores(margins, grads, solve.ihvp)
                 scores["removal_effect_influence"] = effect
@@ -372,7 +374,9 @@ def _group(
 ) -> tuple[dict[str, np.ndarray], dict, list[tuple[int, int, float]]]:
     """Greedy interaction-aware selection over the candidates (worker.influence.group).
 
-    The curvature is the influence method's: G + (ridge + λ)I, λ = damping × trace(G)/p. Returns
+    The curvature is self-influence's: G + (ridge + λ)I, λ = damping × trace(G)/p (not the
+    influence solve's `influence_damping`, so group's own first-order effects, which fill the
+    influence columns when influence is not asked for, can differ from influence's). Returns
     the columns, the job's `group` metrics and each candidate's strongest interactions as
     (training position, partner position, κ).
     """

@@ -127,6 +127,30 @@ class GaussNewton:
         )
         return total / self.dim
 
+    def top_eigenvalue(self) -> float:
+        """σ₁, the largest eigenvalue of G: the scale of the influence solve's damping.
+
+        Exact to rounding wherever a factorisation fits (the dual spectrum, shared with the
+        Woodbury solve, when n ≤ p; G's own when p < n), else Lanczos on G v from a fixed start
+        vector (deterministic), converged to 1e-10."""
+        if self.n <= self.dim and self.n <= DIRECT_MAX_DIM:
+            return float(self.dual_spectrum()[2].max())
+        if self.dim <= DIRECT_MAX_DIM:
+            return float(torch.linalg.eigvalsh(self.dense())[-1].clamp_min(0.0))
+        from scipy.sparse.linalg import LinearOperator, eigsh
+
+        device = self.D.device
+
+        def matvec(v: np.ndarray) -> np.ndarray:
+            out = self.matvec(torch.from_numpy(np.ascontiguousarray(v).ravel()).to(device))
+            return out.cpu().numpy()
+
+        operator = LinearOperator((self.dim, self.dim), matvec=matvec, dtype=np.float64)
+        value = eigsh(
+            operator, k=1, which="LA", v0=np.ones(self.dim), tol=1e-10, return_eigenvectors=False
+        )
+        return max(float(value[0]), 0.0)
+
     def dense(self) -> Tensor:
         """G as a dense [p, p] float64 matrix (primal solves, tests)."""
         out = torch.zeros(self.dim, self.dim, dtype=torch.float64, device=self.D.device)

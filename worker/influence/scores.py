@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from worker.influence.config import DampingReference
 from worker.influence.curvature import (
     CGResult,
     GaussNewton,
@@ -63,6 +64,7 @@ class InfluenceSolve:
     damping_relative: float
     damping_absolute: float
     curvature_scale: float
+    damping_reference: str = "mean_diagonal"
     iterations: int = 0
     relative_residual: float = 0.0
     negative_curvature: bool = False
@@ -75,6 +77,7 @@ class InfluenceSolve:
             "damping_relative": self.damping_relative,
             "damping_absolute": self.damping_absolute,
             "curvature_scale": self.curvature_scale,
+            "damping_reference": self.damping_reference,
             "cg_iterations": self.iterations,
             "relative_residual": self.relative_residual,
             "negative_curvature": self.negative_curvature,
@@ -90,14 +93,16 @@ def solve_influence(
     cg_max_iter: int = 100,
     exact_matvec: MatVec | None = None,
     ridge: float = 0.0,
+    reference: DampingReference = "mean_diagonal",
 ) -> InfluenceSolve:
-    """u = (H + (ridge + λ) I)⁻¹ g_val with λ = damping · mean diag(G).
+    """u = (H + (ridge + λ) I)⁻¹ g_val with λ = damping · the curvature scale `reference`:
+    G's mean diagonal trace(G)/p, or its largest eigenvalue σ₁ (`top_eigenvalue`).
 
     `ridge` is an L2 term that is part of the training objective (head mode); `exact_matvec`, when
     given, replaces G by the exact Hessian in CG. Negative curvature of the exact Hessian is
     reported and the solve falls back to Gauss–Newton rather than returning a meaningless u.
     """
-    scale = gn.mean_diagonal()
+    scale = gn.top_eigenvalue() if reference == "top_eigenvalue" else gn.mean_diagonal()
     if scale <= 0:
         scale = 1.0  # all gradients vanish; any positive λ gives u = g_val/λ
     lam = damping * scale
@@ -106,6 +111,7 @@ def solve_influence(
         "damping_relative": damping,
         "damping_absolute": lam,
         "curvature_scale": scale,
+        "damping_reference": reference,
     }
     if exact_matvec is not None:
         result = conjugate_gradient(
@@ -113,7 +119,9 @@ def solve_influence(
         )
         if not result.negative_curvature:
             return _from_cg(result, "cg", "exact", base)
-        fallback = solve_influence(gn, g_val, damping, solver, cg_tol, cg_max_iter, None, ridge)
+        fallback = solve_influence(
+            gn, g_val, damping, solver, cg_tol, cg_max_iter, None, ridge, reference
+        )
         fallback.hessian = "gauss_newton (exact Hessian had negative curvature)"
         fallback.negative_curvature = True
         fallback.warnings.append(

@@ -835,6 +835,11 @@ export interface components {
              */
             hvp_pairs?: number;
             /**
+             * Influence Damping
+             * @description Damping of the influence solve alone, relative to the largest eigenvalue σ₁ of the Gauss–Newton matrix: λ = influence_damping × σ₁. None: 0.3 in 'lora' mode; 'head' and 'pretrained' modes use `damping` (on top of the head's L2). LoRA gradients span n ≪ p directions, so trace(G)/p is tiny beside the curvature they carry and `damping` alone leaves the solve nearly undamped: influence then ranked planted flips at chance or below (AUROC 0.45–0.52 on three 1,000-pair MiniLM splits; 0.51–0.59 at 0.3) and no random projection kept its ranking (Spearman 0.53–0.73 at k = 4096; 0.91–1.00 at 0.3). A k = 4096 sketch keeps σ₁ to within about 10–17%, so the damping means nearly the same in the exact and the projected space (bench/results/projection/damping-*.md).
+             */
+            influence_damping?: number | null;
+            /**
              * Kind
              * @default audit
              * @constant
