@@ -142,19 +142,21 @@ def test_cg_and_direct_solves_equal_dense_solve(n: int, p: int) -> None:
     np.testing.assert_allclose(direct.quadratic(scale), dense_quad, rtol=1e-8)
 
 
-@pytest.mark.parametrize(("n", "p", "lanczos"), [(30, 80, False), (120, 40, False), (90, 70, True)])
+@pytest.mark.parametrize(("n", "p", "dual"), [(30, 80, True), (120, 40, False), (50, 70, False)])
 def test_top_eigenvalue_is_the_dense_matrix_largest(
-    n: int, p: int, lanczos: bool, monkeypatch
+    n: int, p: int, dual: bool, monkeypatch
 ) -> None:
-    """σ₁ (the influence damping's scale) from the dual spectrum, G itself, or Lanczos when no
-    factorisation fits: each equals the dense matrix's largest eigenvalue to rounding."""
+    """σ₁ (the influence damping's scale) from the Woodbury solve's dual spectrum, or by Lanczos
+    where that solve is not used (n > p, or more pairs than it takes): each equals the dense
+    matrix's largest eigenvalue to rounding."""
     import worker.influence.curvature as curvature
 
-    if lanczos:
-        monkeypatch.setattr(curvature, "DIRECT_MAX_DIM", 16)
+    if n == 50:
+        monkeypatch.setattr(curvature, "WOODBURY_MAX_N", 16)  # n ≤ p, but too many for Woodbury
     gn, _ = _spd_system(n, p, seed=p)
     expected = float(torch.linalg.eigvalsh(gn.dense())[-1])
     assert gn.top_eigenvalue() == pytest.approx(expected, rel=1e-9)
+    assert (gn._dual is not None) == dual
 
 
 def test_influence_damping_is_relative_to_the_top_eigenvalue_and_spares_the_factor() -> None:

@@ -28,6 +28,8 @@ MATVEC_ROWS = 1024
 
 DIRECT_MAX_DIM = 16384
 """Largest min(n, p) for which an exact factorisation (n×n or p×p) is formed."""
+WOODBURY_MAX_N = 8192
+"""solver='auto' solves in n dimensions (Woodbury) up to this many pairs when n ≤ p, else CG."""
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -130,13 +132,12 @@ class GaussNewton:
     def top_eigenvalue(self) -> float:
         """σ₁, the largest eigenvalue of G: the scale of the influence solve's damping.
 
-        Exact to rounding wherever a factorisation fits (the dual spectrum, shared with the
-        Woodbury solve, when n ≤ p; G's own when p < n), else Lanczos on G v from a fixed start
-        vector (deterministic), converged to 1e-10."""
-        if self.n <= self.dim and self.n <= DIRECT_MAX_DIM:
+        From the dual spectrum where the Woodbury solve needs it anyway (n ≤ min(p, 8192)),
+        else by Lanczos on G v from a fixed start vector (deterministic), converged to 1e-10:
+        forming G (n·p² work) or a large n × n spectrum only for σ₁ would cost more than the
+        solve."""
+        if self._dual is not None or self.n <= min(self.dim, WOODBURY_MAX_N):
             return float(self.dual_spectrum()[2].max())
-        if self.dim <= DIRECT_MAX_DIM:
-            return float(torch.linalg.eigvalsh(self.dense())[-1].clamp_min(0.0))
         from scipy.sparse.linalg import LinearOperator, eigsh
 
         device = self.D.device

@@ -24,6 +24,7 @@ from torch import Tensor
 
 from worker.influence.config import DampingReference
 from worker.influence.curvature import (
+    WOODBURY_MAX_N,
     CGResult,
     GaussNewton,
     MatVec,
@@ -130,7 +131,7 @@ def solve_influence(
             "damping or train longer to use the exact Hessian."
         )
         return fallback
-    use_direct = solver == "woodbury" or (solver == "auto" and gn.n <= min(gn.dim, 8192))
+    use_direct = solver == "woodbury" or (solver == "auto" and gn.n <= min(gn.dim, WOODBURY_MAX_N))
     if use_direct:
         inverse = gn.factor(shift)
         u = inverse.solve(g_val)
