@@ -282,7 +282,15 @@ def test_the_canvas_names_every_task_before_it_is_sent(kind) -> None:
 
 
 @pytest.mark.parametrize(
-    ("space", "extra"), [("exact", {}), ("in_memory", {"lora_r": 64}), ("projected", {})]
+    ("space", "extra"),
+    [
+        ("exact", {}),
+        # Without influence, the influence columns are group's own first-order effects (damped
+        # by `damping`, not `influence_damping`) on both engines.
+        ("exact", {"methods": ["loss", "group"]}),
+        ("in_memory", {"lora_r": 64}),
+        ("projected", {}),
+    ],
 )
 def test_group_method_on_the_sharded_engine(client, make_user, space, extra) -> None:
     """The greedy group selection over the shards equals the single-task engine's (exact and

@@ -843,7 +843,11 @@ def reduce(context: JobContext, run: TaskRun) -> None:
             from worker.influence.train import Cancelled
 
             raise Cancelled("cancelled by request")
-    solution = reduction.solve(context.config.damping, context.config.influence_solve_damping())
+    # u fills the influence columns; asked only for group, they are group's first-order effects,
+    # damped like its factor (as the single-task engine's group does).
+    config = context.config
+    influence = config.influence_solve_damping() if "influence" in config.methods else None
+    solution = reduction.solve(config.damping, influence)
     store.put_arrays(context.key("solution.npz"), solution.as_arrays())
     store.put_json(
         context.key("solution.json"),
