@@ -202,14 +202,18 @@ def influence_top(
     grads: torch.Tensor,
     val_margins: np.ndarray,
     val_grads: torch.Tensor,
-    damping: float,
-) -> tuple[np.ndarray, float]:
-    """(influence harm, absolute λ) under the engine's influence_damping rule: λ = damping · σ₁
-    of the Gauss–Newton matrix in the space of `grads` (each space its own σ₁)."""
+    dampings: list[float],
+) -> dict[float, tuple[np.ndarray, float]]:
+    """damping -> (influence harm, absolute λ) under the engine's influence_damping rule:
+    λ = damping · σ₁ of the Gauss–Newton matrix in the space of `grads` (each space its own σ₁).
+    One GaussNewton for all dampings: its spectrum is computed once and shared by every solve."""
     gn = GaussNewton(grads, margins)
     g_val = validation_gradient(val_margins, val_grads)
-    solve = solve_influence(gn, g_val, damping, reference="top_eigenvalue")
-    return -influence_scores(margins, grads, solve.ihvp), solve.damping_absolute
+    out = {}
+    for d in dampings:
+        solve = solve_influence(gn, g_val, d, reference="top_eigenvalue")
+        out[d] = (-influence_scores(margins, grads, solve.ihvp), solve.damping_absolute)
+    return out
 
 
 def project(projector: GradientProjector, grads: torch.Tensor) -> torch.Tensor:
@@ -236,9 +240,10 @@ def run(args: argparse.Namespace) -> dict:
     # The same numbers as the audit's own scoring: this file scores through the engine's code
     # (influence under the job's own influence_damping rule).
     own = dict(exact)
-    own["influence"] = influence_top(
-        state.margins, grads, state.val_margins, val_grads, config.influence_solve_damping()[0]
-    )[0]
+    default = config.influence_solve_damping()[0]
+    own["influence"] = influence_top(state.margins, grads, state.val_margins, val_grads, [default])[
+        default
+    ][0]
     agreement = max(
         float(np.max(np.abs(own[m] - trained.audit_scores[f"harm_{m}"])))
         / float(np.max(np.abs(own[m])))
@@ -316,10 +321,7 @@ def run(args: argparse.Namespace) -> dict:
         },
         "runs": [],
     }
-    top_exact = {
-        d: influence_top(state.margins, grads, state.val_margins, val_grads, d)
-        for d in args.top_dampings
-    }
+    top_exact = influence_top(state.margins, grads, state.val_margins, val_grads, args.top_dampings)
     report["top_sweep"] = {
         "dampings": args.top_dampings,
         "exact": {
@@ -382,10 +384,15 @@ def run(args: argparse.Namespace) -> dict:
                     }
                 row["scoring_seconds"] = time.perf_counter() - start
                 report["runs"].append(row)
-                for d, (exact_h, lam_d) in top_exact.items():
-                    if k not in args.sweep_ks:
-                        break
-                    h, lam_k = influence_top(state.margins, p_grads, state.val_margins, p_val, d)
+                projected = (
+                    influence_top(
+                        state.margins, p_grads, state.val_margins, p_val, args.top_dampings
+                    )
+                    if k in args.sweep_ks
+                    else {}
+                )
+                for d, (h, lam_k) in projected.items():
+                    exact_h, lam_d = top_exact[d]
                     report["top_sweep"]["runs"].append(
                         {
                             "k": k,

@@ -65,7 +65,7 @@ class InfluenceSolve:
     damping_relative: float
     damping_absolute: float
     curvature_scale: float
-    damping_reference: str = "mean_diagonal"
+    damping_reference: DampingReference = "mean_diagonal"
     iterations: int = 0
     relative_residual: float = 0.0
     negative_curvature: bool = False
