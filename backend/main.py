@@ -17,6 +17,7 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DataError
 
+from backend.docs import mount_docs
 from backend.limits import BodyLimit
 from backend.routers import auth, datasets, health, jobs, methods, teams
 from backend.settings import get_settings
@@ -32,12 +33,12 @@ SECURITY_HEADERS: dict[str, str] = {
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "worker-src 'self' blob:; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
-"""The UI's and the API's policy: only this origin's scripts (the built UI has no inline ones).
-The interactive docs load Swagger UI from a CDN, so they only get `frame-ancestors 'none'`."""
-
-_DOCS_PATHS = ("/docs", "/redoc")
+"""The policy of every response, the UI, the API and the interactive docs alike: only this
+origin's scripts (neither the built UI nor the docs pages have inline ones). Workers may start
+from a blob this origin's script made (ReDoc's search runs in one)."""
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -81,9 +82,11 @@ def create_app() -> FastAPI:
         summary="Audit preference datasets with influence functions; prune the pairs that hurt.",
         version="0.1.0",
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url="/docs",
+        docs_url=None,
+        redoc_url=None,
         generate_unique_id_function=_operation_id,
     )
+    mount_docs(app, app.openapi_url or f"{API_PREFIX}/openapi.json")
     api = APIRouter(prefix=API_PREFIX)
     for module in (health, auth, datasets, jobs, methods, teams):
         api.include_router(module.router)
@@ -131,9 +134,7 @@ def create_app() -> FastAPI:
         response: Response = await call_next(request)
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
-        docs = request.url.path.startswith(_DOCS_PATHS)
-        policy = "frame-ancestors 'none'" if docs else CONTENT_SECURITY_POLICY
-        response.headers.setdefault("Content-Security-Policy", policy)
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         return response
 
     # Outermost of ours: an oversized body is refused before anything reads it.
