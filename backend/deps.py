@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from fastapi import Depends, HTTPException, Path, Request, status
@@ -64,11 +65,22 @@ def token_is_live(token: ApiToken | None) -> bool:
     return expires is None or expires > utcnow()
 
 
-def get_current_user(
+@dataclass(frozen=True)
+class Caller:
+    """Who makes a request, and with what: the token row, and whether it came in the browser's
+    session cookie (re-authentication rules differ for a cookie and a bearer token)."""
+
+    user: User
+    token: ApiToken
+    from_cookie: bool
+
+
+def get_caller(
     request: Request,
     session: SessionDep,
+    settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> User:
+) -> Caller:
     """The caller, from a bearer token or the browser's session cookie; a change made with the
     cookie must carry its CSRF header (403 otherwise)."""
     unauthorized = HTTPException(
@@ -91,7 +103,8 @@ def get_current_user(
         )
     if from_cookie and request.method not in SAFE_METHODS:
         sent = request.headers.get(CSRF_HEADER, "")
-        if not hmac.compare_digest(sent.encode(), csrf_token(value).encode()):
+        expected = csrf_token(value, settings.server_secret())
+        if not hmac.compare_digest(sent.encode(), expected.encode()):
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,
                 detail=f"missing or wrong {CSRF_HEADER} header: a change made with the browser's "
@@ -102,7 +115,15 @@ def get_current_user(
     if last is None or (now - last).total_seconds() > LAST_USED_RESOLUTION_S:
         token.last_used_at = now  # a write per minute at most, not one per request
         session.commit()
-    return token.user
+    return Caller(token.user, token, from_cookie)
+
+
+CurrentCaller = Annotated[Caller, Depends(get_caller)]
+
+
+def get_current_user(caller: CurrentCaller) -> User:
+    """The caller's account (see `get_caller`)."""
+    return caller.user
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]

@@ -52,6 +52,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     from backend.services.reaper import Reaper
 
     _clean_staged_uploads()
+    get_settings().server_secret()  # the embedded mode generates its secret on first start
     reaper = Reaper()
     reaper.start()
     try:
@@ -148,9 +149,9 @@ def create_app() -> FastAPI:
 
 
 def _needs_token(dependant: Dependant) -> bool:
-    from backend.deps import get_current_user
+    from backend.deps import get_caller, get_current_user
 
-    return dependant.call is get_current_user or any(
+    return dependant.call in (get_caller, get_current_user) or any(
         _needs_token(sub) for sub in dependant.dependencies
     )
 

@@ -54,6 +54,20 @@ class TokenCreate(BaseModel):
     expires_in_days: float | None = Field(
         None, ge=0, le=3650, description="Lifetime in days; 0 = never; default the server's."
     )
+    password: str | None = Field(
+        None,
+        max_length=4096,
+        description="Your current password. Needed from a browser session (unless its login "
+        "was within the server's `reauth_minutes`), and from a bearer token for a new token "
+        "that would outlive it (a later expiry, or never).",
+    )
+
+
+class PasswordChange(BaseModel):
+    """Change one's own password: every other session and token of the account ends."""
+
+    current_password: str = Field(max_length=4096)
+    new_password: str = Field(min_length=8, max_length=4096)
 
 
 class TokenPublic(BaseModel):
@@ -109,6 +123,19 @@ class SharePublic(BaseModel):
     username: str
     role: Role
     created_at: datetime
+
+
+class TransferCreate(BaseModel):
+    """Hand a dataset to another account."""
+
+    username: str = Field(min_length=1, max_length=128, description="The new owner.")
+
+
+class TransferPublic(BaseModel):
+    dataset_id: int
+    owner_id: int
+    owner_name: str
+    jobs_moved: int = Field(description="The dataset's jobs, which moved with it.")
 
 
 class AdminUserPublic(BaseModel):
@@ -750,6 +777,11 @@ class JobPublic(BaseModel):
     finished_at: datetime | None
     resumes: int = Field(
         0, description="Times the reaper re-dispatched the job after its tasks were lost."
+    )
+    redacted: list[str] = Field(
+        default_factory=list,
+        description="What was withheld from you: the config keys (and metrics) that name a "
+        "dataset you cannot read. Empty when nothing was.",
     )
 
     @computed_field(  # type: ignore[prop-decorator]

@@ -36,8 +36,10 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def csrf_token(session_token: str) -> str:
-    """The CSRF value of a browser session: derived from its token, which the page cannot read
-    (an HttpOnly cookie), so only a page that was given it (the readable CSRF cookie of this
-    origin) can send it back."""
-    return hashlib.sha256(b"prefaudit-csrf\0" + session_token.encode()).hexdigest()[:40]
+def csrf_token(session_token: str, secret: bytes) -> str:
+    """The CSRF value of a browser session: an HMAC, keyed with the server's secret, of the
+    session's id (its token's hash). The token is in an HttpOnly cookie the page cannot read, and
+    without the secret nobody can compute the value from it, so only a page that was given it
+    (the readable CSRF cookie of this origin) can send it back."""
+    message = b"prefaudit-csrf\0" + hash_token(session_token).encode()
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()[:40]

@@ -6,6 +6,9 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -102,6 +105,18 @@ class Settings(BaseSettings):
     token_days: float = Field(
         90.0, description="Default lifetime of a named API token (POST /tokens)."
     )
+    secret_key: str = Field(
+        "",
+        description="The server's secret: keys the browser session's CSRF value (HMAC). Empty: "
+        "generated once on first start and kept in <data_dir>/secret_key (dev and test); "
+        "PREFAUDIT_ENV=prod needs it set, the same on every API host, at least 32 characters. "
+        "Changing it makes every browser send its CSRF value again from a new login.",
+    )
+    reauth_minutes: float = Field(
+        5.0,
+        description="A login this recent counts as proof of the password: within it a browser "
+        "session may create an API token without typing the password again.",
+    )
     login_free_failures: int = Field(
         5, description="Wrong passwords for one username before logins wait (429)."
     )
@@ -151,6 +166,12 @@ class Settings(BaseSettings):
     def artifact_root(self) -> str:
         return self.artifact_url or str(self.data_dir.resolve() / "artifacts")
 
+    def server_secret(self) -> bytes:
+        """`secret_key`, or the one generated for this data directory on first use."""
+        if self.secret_key:
+            return self.secret_key.encode()
+        return _stored_secret(self.data_dir.resolve() / SECRET_FILE)
+
     def check_production(self) -> None:
         """Refuse the embedded defaults outside dev/test: they are single-machine only."""
         if self.env != "prod":
@@ -159,6 +180,38 @@ class Settings(BaseSettings):
             raise RuntimeError("PREFAUDIT_ENV=prod needs DATABASE_URL (Postgres), not SQLite")
         if self.uses_filesystem_broker:
             raise RuntimeError("PREFAUDIT_ENV=prod needs BROKER_URL (Redis), not the filesystem")
+        if len(self.secret_key) < 32:
+            raise RuntimeError(
+                "PREFAUDIT_ENV=prod needs PREFAUDIT_SECRET_KEY (32 characters or more, the same on "
+                "every API host), e.g. from `python -c 'import secrets; "
+                "print(secrets.token_urlsafe(48))'`"
+            )
+
+
+SECRET_FILE = "secret_key"
+"""Under the data directory: the secret the embedded mode generated on its first start."""
+
+
+@lru_cache
+def _stored_secret(path: Path) -> bytes:
+    """The secret in `path`, made (random, mode 0600) by whichever process gets there first:
+    several API processes starting at once agree on one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(50):  # another process created it and may still be writing
+            value = path.read_bytes().strip()
+            if value:
+                return value
+            time.sleep(0.02)
+        raise RuntimeError(
+            f"{path} is empty: delete it and restart to generate a new secret"
+        ) from None
+    value = secrets.token_urlsafe(48).encode()
+    with os.fdopen(fd, "wb") as out:
+        out.write(value + b"\n")
+    return value
 
 
 @lru_cache

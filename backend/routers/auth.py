@@ -4,6 +4,8 @@ managing one's tokens."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 from fastapi import APIRouter, HTTPException, Request, Response, status
@@ -12,16 +14,32 @@ from sqlalchemy import delete, select
 from backend.deps import (
     CSRF_COOKIE,
     SESSION_COOKIE,
+    CurrentCaller,
     CurrentUser,
     PathId,
     SessionDep,
     SettingsDep,
     presented_token,
 )
-from backend.models import ApiToken
-from backend.schemas import LoginRequest, TokenCreate, TokenIssued, TokenPublic, UserPublic
+from backend.models import ApiToken, utcnow
+from backend.schemas import (
+    LoginRequest,
+    PasswordChange,
+    TokenCreate,
+    TokenIssued,
+    TokenPublic,
+    UserPublic,
+)
 from backend.security import csrf_token, hash_token
-from backend.services.users import LoginThrottled, authenticate, issue_token
+from backend.services.users import (
+    LoginThrottled,
+    ProofNeeded,
+    authenticate,
+    change_password,
+    issue_token,
+    proof_needed,
+    prove_password,
+)
 
 router = APIRouter(tags=["auth"])
 
@@ -67,7 +85,7 @@ def login(
     age = int(lifetime.total_seconds())
     for name, value, http_only in (
         (SESSION_COOKIE, token, True),
-        (CSRF_COOKIE, csrf_token(token), False),
+        (CSRF_COOKIE, csrf_token(token, settings.server_secret()), False),
     ):
         response.set_cookie(
             name, value, max_age=age, path="/", secure=secure, httponly=http_only, samesite="strict"
@@ -104,16 +122,64 @@ def list_tokens(session: SessionDep, user: CurrentUser) -> list[TokenPublic]:
     return [TokenPublic.model_validate(t) for t in tokens]
 
 
-@router.post("/tokens", response_model=TokenIssued, status_code=status.HTTP_201_CREATED)
+@contextmanager
+def _proof() -> Iterator[None]:
+    """A missing or wrong password is a 403 saying what to send; a locked account a 429."""
+    try:
+        yield
+    except ProofNeeded as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=str(exc)) from None
+    except LoginThrottled as exc:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            detail=str(exc),
+            headers={"Retry-After": str(math.ceil(exc.retry_after))},
+        ) from None
+
+
+@router.post(
+    "/tokens",
+    response_model=TokenIssued,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        403: {"description": "This needs your current password (`password`): the detail says why."}
+    },
+)
 def create_token(
-    body: TokenCreate, session: SessionDep, user: CurrentUser, settings: SettingsDep
+    body: TokenCreate, session: SessionDep, caller: CurrentCaller, settings: SettingsDep
 ) -> TokenIssued:
     """Create a named API token for scripts; it is shown once. It expires after
-    `expires_in_days` (default the server's `token_days`; 0 = never)."""
+    `expires_in_days` (default the server's `token_days`; 0 = never). From a browser session,
+    or for a token that would outlive the bearer token asking, send your current `password`."""
     days = settings.token_days if body.expires_in_days is None else body.expires_in_days
-    token = issue_token(session, user, body.name, timedelta(days=days) if days > 0 else None)
+    lifetime = timedelta(days=days) if days > 0 else None
+    why = proof_needed(
+        caller.token, caller.from_cookie, utcnow() + lifetime if lifetime else None, settings
+    )
+    if why is not None:
+        with _proof():
+            prove_password(session, caller.user, body.password, why)
+    token = issue_token(session, caller.user, body.name, lifetime)
     session.commit()
-    return TokenIssued(access_token=token, user=UserPublic.model_validate(user))
+    return TokenIssued(access_token=token, user=UserPublic.model_validate(caller.user))
+
+
+@router.put(
+    "/users/me/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={403: {"description": "The current password is wrong."}},
+)
+def change_my_password(body: PasswordChange, session: SessionDep, caller: CurrentCaller) -> None:
+    """Change your password; it needs the current one. Every other session and API token of
+    yours ends; the one making the change stays."""
+    with _proof():
+        prove_password(
+            session,
+            caller.user,
+            body.current_password,
+            "changing your password needs the current one (`current_password`)",
+        )
+    change_password(session, caller.user, caller.token, body.new_password)
 
 
 @router.delete("/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)

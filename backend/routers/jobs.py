@@ -11,6 +11,7 @@ from backend.deps import CurrentUser, DatasetDep, JobDep, OwnedDataset, OwnedJob
 from backend.models import Job
 from backend.schemas import Histogram, JobCreate, JobPublic, JobsPage
 from backend.services import jobs, review
+from backend.services.disclosure import public_job
 
 router = APIRouter(tags=["jobs"])
 
@@ -30,28 +31,29 @@ def create_job(
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
     except jobs.BrokerUnavailable as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from None
-    return JobPublic.model_validate(job)
+    return public_job(session, user, job)
 
 
 @router.get("/datasets/{dataset_id}/jobs", response_model=JobsPage)
-def list_jobs(dataset: DatasetDep, session: SessionDep) -> JobsPage:
-    """The dataset's jobs, newest first."""
+def list_jobs(dataset: DatasetDep, session: SessionDep, user: CurrentUser) -> JobsPage:
+    """The dataset's jobs, newest first (references to datasets you cannot read withheld)."""
     query = select(Job).where(Job.dataset_id == dataset.id)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(query.order_by(Job.id.desc()))
-    return JobsPage(items=[JobPublic.model_validate(j) for j in rows], total=total)
+    return JobsPage(items=[public_job(session, user, j) for j in rows], total=total)
 
 
 @router.get("/jobs/{job_id}", response_model=JobPublic)
-def read_job(job: JobDep) -> JobPublic:
-    """Status, stage, progress (0–1), error and metrics of a job."""
-    return JobPublic.model_validate(job)
+def read_job(job: JobDep, session: SessionDep, user: CurrentUser) -> JobPublic:
+    """Status, stage, progress (0–1), error and metrics of a job; what names a dataset you
+    cannot read is withheld (listed in `redacted`)."""
+    return public_job(session, user, job)
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobPublic)
-def cancel_job(job: OwnedJob, session: SessionDep) -> JobPublic:
+def cancel_job(job: OwnedJob, session: SessionDep, user: CurrentUser) -> JobPublic:
     """Cancel a queued or running job; finished jobs are returned unchanged."""
-    return JobPublic.model_validate(jobs.cancel_job(session, job))
+    return public_job(session, user, jobs.cancel_job(session, job))
 
 
 @router.get("/jobs/{job_id}/histogram", response_model=Histogram)

@@ -1,19 +1,31 @@
-"""Sharing a dataset (its owner) and managing accounts (admins)."""
+"""Sharing and transferring a dataset (its owner; an admin may transfer) and managing accounts
+(admins)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, Query, status
 
-from backend.deps import AdminUser, OwnedDataset, PathId, SessionDep
+from backend.deps import (
+    AdminUser,
+    CurrentUser,
+    OwnedDataset,
+    PathId,
+    SessionDep,
+    access_dataset,
+)
+from backend.models import Dataset
 from backend.schemas import (
     AdminUserCreate,
     AdminUserPublic,
     AdminUserUpdate,
     SharePublic,
     ShareUpdate,
+    TransferCreate,
+    TransferPublic,
 )
 from backend.services import teams
 from backend.services.users import UserExists
@@ -62,6 +74,31 @@ def unshare_dataset(user_id: PathId, dataset: OwnedDataset, session: SessionDep)
         teams.unshare(session, dataset, user_id)
 
 
+def _transferable(dataset_id: PathId, session: SessionDep, user: CurrentUser) -> Dataset:
+    """Its owner, or an admin (who may see no share of it), may transfer a dataset."""
+    if user.is_admin:
+        dataset = session.get(Dataset, dataset_id)
+        if dataset is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"dataset {dataset_id} not found")
+        return dataset
+    return access_dataset(session, user, dataset_id, "owner")
+
+
+@router.post("/datasets/{dataset_id}/transfer", response_model=TransferPublic)
+def transfer_dataset(
+    body: TransferCreate,
+    dataset: Annotated[Dataset, Depends(_transferable)],
+    session: SessionDep,
+) -> TransferPublic:
+    """Make another account the dataset's owner, with its jobs, scores, review history and
+    shares (its owner or an admin). The old owner keeps no access; share it back if needed."""
+    with _team_errors():
+        owner, moved = teams.transfer(session, dataset, body.username)
+    return TransferPublic(
+        dataset_id=dataset.id, owner_id=owner.id, owner_name=owner.username, jobs_moved=moved
+    )
+
+
 @router.get("/admin/users", response_model=list[AdminUserPublic])
 def list_users(admin: AdminUser, session: SessionDep) -> list[AdminUserPublic]:
     """Every account, with how many datasets it owns (admins only)."""
@@ -93,7 +130,20 @@ def update_user(
 
 
 @router.delete("/admin/users/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_user(user_id: PathId, admin: AdminUser, session: SessionDep) -> None:
-    """Delete an account that owns no dataset (admins only; not one's own)."""
+def delete_user(
+    user_id: PathId,
+    admin: AdminUser,
+    session: SessionDep,
+    transfer_to: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=128,
+            description="Hand the account's datasets (with their jobs) to this user first.",
+        ),
+    ] = None,
+) -> None:
+    """Delete an account (admins only; not one's own). One that owns datasets is refused (422)
+    unless `transfer_to` names who takes them."""
     with _team_errors():
-        teams.remove_user(session, admin, user_id)
+        teams.remove_user(session, admin, user_id, transfer_to)

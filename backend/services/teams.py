@@ -3,11 +3,11 @@ of user accounts."""
 
 from __future__ import annotations
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from backend.models import ApiToken, Dataset, DatasetShare, User
+from backend.models import ApiToken, Dataset, DatasetShare, Job, User
 from backend.security import hash_password
 from backend.services.users import create_user
 
@@ -84,6 +84,34 @@ def unshare(session: Session, dataset: Dataset, user_id: int) -> None:
     session.commit()
 
 
+def transfer(
+    session: Session, dataset: Dataset, username: str, *, commit: bool = True
+) -> tuple[User, int]:
+    """Make `username` the dataset's owner, with its jobs (scores, review history and shares
+    stay with the dataset). The old owner keeps no access; a share the new owner had goes (an
+    owner has every right). Returns (the new owner, how many jobs moved)."""
+    new_owner = session.scalar(select(User).where(User.username == username))
+    if new_owner is None:
+        raise NotFound(f"no user is named {username!r}; an admin can create the account")
+    # Lock the row: a concurrent share or a second transfer waits for this one (Postgres).
+    locked = session.scalar(select(Dataset).where(Dataset.id == dataset.id).with_for_update())
+    assert locked is not None
+    if locked.owner_id == new_owner.id:
+        raise TeamError(f"{username!r} already owns dataset {dataset.id}")
+    locked.owner_id = new_owner.id
+    moved = session.execute(
+        update(Job).where(Job.dataset_id == dataset.id).values(owner_id=new_owner.id)
+    )
+    session.execute(
+        delete(DatasetShare).where(
+            DatasetShare.dataset_id == dataset.id, DatasetShare.user_id == new_owner.id
+        )
+    )
+    if commit:
+        session.commit()
+    return new_owner, int(moved.rowcount or 0)  # type: ignore[attr-defined]
+
+
 def users(session: Session) -> list[tuple[User, int]]:
     """Every account with how many datasets it owns."""
     owned = select(Dataset.owner_id, func.count().label("n")).group_by(Dataset.owner_id).subquery()
@@ -121,7 +149,9 @@ def update_user(
     return user
 
 
-def remove_user(session: Session, admin: User, user_id: int) -> None:
+def remove_user(session: Session, admin: User, user_id: int, transfer_to: str | None = None) -> int:
+    """Delete an account; with `transfer_to`, its datasets first go to that user (with their
+    jobs). Returns how many datasets were transferred."""
     user = session.get(User, user_id)
     if user is None:
         raise NotFound(f"user {user_id} not found")
@@ -129,14 +159,21 @@ def remove_user(session: Session, admin: User, user_id: int) -> None:
         raise TeamError("you cannot delete your own account")
     if user.is_admin:
         _keep_an_admin(session, user)
-    owned = session.scalar(select(func.count()).where(Dataset.owner_id == user.id)) or 0
-    if owned:
+    owned = list(session.scalars(select(Dataset).where(Dataset.owner_id == user.id)))
+    if owned and transfer_to is None:
         raise TeamError(
-            f"{user.username!r} owns {owned} dataset{'s' if owned != 1 else ''}: they must "
-            "delete them (or share and hand them on) before the account can go"
+            f"{user.username!r} owns {len(owned)} dataset{'s' if len(owned) != 1 else ''}: "
+            "transfer them first (transfer_to=USERNAME hands them, with their jobs, to another "
+            "account), or their owner deletes them"
         )
+    if owned and transfer_to == user.username:
+        raise TeamError("transfer_to names the account being deleted; name another account")
+    for dataset in owned:
+        assert transfer_to is not None
+        transfer(session, dataset, transfer_to, commit=False)  # one commit: all or nothing
     session.delete(user)
     session.commit()
+    return len(owned)
 
 
 def _keep_an_admin(session: Session, losing: User) -> None:

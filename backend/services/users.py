@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from backend.models import ApiToken, LoginFailure, User, as_utc, utcnow
@@ -105,6 +105,65 @@ def issue_token(session: Session, user: User, name: str, lifetime: timedelta | N
     )
     session.flush()
     return token
+
+
+class ProofNeeded(PermissionError):
+    """The request needs the caller's current password (missing or wrong): the message says
+    why and what to send."""
+
+
+def proof_needed(
+    token: ApiToken, from_cookie: bool, new_expiry: datetime | None, settings: Settings
+) -> str | None:
+    """Why creating a token that expires at `new_expiry` (None: never) needs the caller's
+    password, or None when the request itself is proof enough.
+
+    From the browser's session cookie: always, unless the login was within `reauth_minutes` (a
+    borrowed, unlocked browser must not leave with a key). The cookie is known to be a login's:
+    a change through it carries the CSRF value, an HMAC only the login handed out. From a bearer
+    token: when the new token would outlive the one presenting it (expire later, or never)."""
+    if from_cookie:
+        created = as_utc(token.created_at)
+        window = timedelta(minutes=settings.reauth_minutes)
+        if created is not None and utcnow() - created <= window:
+            return None
+        return (
+            "creating an API token from a browser session needs your current password: send "
+            f"`password` (a login within the last {settings.reauth_minutes:g} minutes also counts)"
+        )
+    current = as_utc(token.expires_at)
+    if current is None:
+        return None  # it never expires: no new token can outlive it
+    if new_expiry is None or new_expiry > current:
+        return (
+            "the new token would outlive the token creating it (which expires "
+            f"{current:%Y-%m-%d %H:%M} UTC): send your current password as `password`, or ask "
+            "for an expiry no later than that"
+        )
+    return None
+
+
+def prove_password(session: Session, user: User, password: str | None, why: str) -> None:
+    """Check the caller's password for a privileged change (throttled like a login); raises
+    ProofNeeded when it is missing or wrong, LoginThrottled while the account is locked."""
+    if password is None:
+        raise ProofNeeded(why)
+    if authenticate(session, user.username, password) is None:
+        session.commit()  # the failure counts towards the lockout, as a login's does
+        raise ProofNeeded("wrong password: " + why)
+
+
+def change_password(session: Session, user: User, keep: ApiToken, new_password: str) -> int:
+    """Set the caller's new password; every other session and token of theirs ends (the one
+    making the change stays). Returns how many ended."""
+    if len(new_password) < 8:
+        raise ValueError("password must have at least 8 characters")
+    user.password_hash = hash_password(new_password)
+    ended = session.execute(
+        delete(ApiToken).where(ApiToken.user_id == user.id, ApiToken.id != keep.id)
+    )
+    session.commit()
+    return int(ended.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def get_user(session: Session, username: str) -> User:

@@ -79,9 +79,11 @@ def test_session_and_api_tokens_expire(client, make_user) -> None:
     browser = next(t for t in listed if t["name"] == "browser session")
     assert browser["expires_at"] is not None
 
-    made = client.post(f"{API}/tokens", headers=headers, json={"name": "ci"}).json()
+    # Both outlive the 12-hour login token that makes them: they need the password.
+    proof = {"password": user["password"]}
+    made = client.post(f"{API}/tokens", headers=headers, json={"name": "ci", **proof}).json()
     forever = client.post(
-        f"{API}/tokens", headers=headers, json={"name": "cron", "expires_in_days": 0}
+        f"{API}/tokens", headers=headers, json={"name": "cron", "expires_in_days": 0, **proof}
     ).json()
     tokens = {t["name"]: t for t in client.get(f"{API}/tokens", headers=headers).json()}
     assert tokens["cron"]["expires_at"] is None
@@ -142,6 +144,7 @@ def test_a_browser_session_lives_in_an_httponly_cookie_and_changes_need_its_csrf
     from fastapi.testclient import TestClient
 
     from backend.security import csrf_token
+    from backend.settings import get_settings
 
     user = make_user()
     with TestClient(client.app) as browser:  # its own cookie jar
@@ -159,7 +162,7 @@ def test_a_browser_session_lives_in_an_httponly_cookie_and_changes_need_its_csrf
         assert "Secure" not in session_cookie  # plain http here; https marks it Secure
         token = browser.cookies.get("prefaudit_session")
         csrf = browser.cookies.get("prefaudit_csrf")
-        assert csrf == csrf_token(token)
+        assert csrf == csrf_token(token, get_settings().server_secret())
 
         # Reads need only the cookie; a change needs the CSRF header too.
         assert browser.get(f"{API}/users/me").json()["username"] == user["username"]

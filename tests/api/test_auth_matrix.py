@@ -30,6 +30,11 @@ REQUESTS: dict[tuple[str, str], dict] = {
     ("GET", "/tokens"): {},
     ("POST", "/tokens"): {"json": {"name": "matrix"}},
     ("DELETE", "/tokens/{token_id}"): {},
+    # The owner's own password, kept: the change ends the owner's other tokens (spare, expired),
+    # which the rows after it no longer need.
+    ("PUT", "/users/me/password"): {
+        "json": {"current_password": "owner-password", "new_password": "owner-password"}
+    },
     ("POST", "/datasets"): {"files": {"file": ("m.jsonl", jsonl_bytes(hh_records(3)))}},
     ("POST", "/datasets/preview"): {"files": {"file": ("m.jsonl", jsonl_bytes(hh_records(3)))}},
     ("GET", "/datasets"): {},
@@ -57,6 +62,9 @@ REQUESTS: dict[tuple[str, str], dict] = {
     ("GET", "/datasets/{dataset_id}/shares"): {},
     ("PUT", "/datasets/{dataset_id}/shares"): {"json": {"username": "SPARE", "role": "viewer"}},
     ("DELETE", "/datasets/{dataset_id}/shares/{user_id}"): {},
+    # To its owner: a 422 that gets past authorisation and moves nothing (tests/api/
+    # test_need_to_know.py transfers for real).
+    ("POST", "/datasets/{dataset_id}/transfer"): {"json": {"username": "SELF"}},
     ("GET", "/admin/users"): {},
     ("POST", "/admin/users"): {"json": {"username": "NEW", "password": "a-long-password"}},
     ("PATCH", "/admin/users/{user_id}"): {"json": {"is_admin": False}},
@@ -71,6 +79,7 @@ OWNER_ONLY = {
     ("GET", "/datasets/{dataset_id}/shares"),
     ("PUT", "/datasets/{dataset_id}/shares"),
     ("DELETE", "/datasets/{dataset_id}/shares/{user_id}"),
+    ("POST", "/datasets/{dataset_id}/transfer"),
 }
 REVIEWER = {
     ("PUT", "/datasets/{dataset_id}/pairs/{pair_id}/flag"),
@@ -180,7 +189,11 @@ def world(client, database):
             "reviewer": reviewer_token,
             "owner": owner_token,
         },
-        "names": {"SPARE": f"matrix-spare-{tag}", "NEW": f"matrix-new-{tag}"},
+        "names": {
+            "SPARE": f"matrix-spare-{tag}",
+            "NEW": f"matrix-new-{tag}",
+            "SELF": f"matrix-owner-{tag}",
+        },
     }
     # Jobs the owner's calls queued must not reach a later test's worker.
     from sqlalchemy import update
