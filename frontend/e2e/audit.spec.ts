@@ -312,12 +312,17 @@ test("upload, audit with the tiny preset, review, flag and export", async ({ pag
     await expect(page.getByText("No datasets yet.")).toBeVisible();
   });
 
-  await test.step("manage API tokens: create one, see it once, revoke it", async () => {
+  await test.step("manage API tokens: the password again, create one, see it once, revoke it", async () => {
     await page.getByRole("link", { name: "API tokens" }).click();
     await expect(page.getByRole("heading", { name: "API tokens", level: 1 })).toBeVisible();
     const tokens = page.getByRole("table", { name: "API tokens" });
     await expect(tokens.getByText("browser session").first()).toBeVisible();
     await page.getByLabel("Name").fill("e2e-script");
+    // The stack runs with PREFAUDIT_REAUTH_MINUTES=0: no login is recent enough to skip it.
+    await page.getByRole("button", { name: "Create token" }).click();
+    const form = page.getByRole("form", { name: "Create a token" });
+    await expect(form.getByRole("alert")).toContainText("needs your current password");
+    await form.getByLabel("Your password").fill("e2e-password");
     await page.getByRole("button", { name: "Create token" }).click();
     const secret = (await page.getByTestId("new-token").textContent()) ?? "";
     expect(secret).toMatch(/^pfa_/);

@@ -40,7 +40,8 @@ export interface paths {
         post?: never;
         /**
          * Delete User
-         * @description Delete an account that owns no dataset (admins only; not one's own).
+         * @description Delete an account (admins only; not one's own). One that owns datasets is refused (422)
+         *     unless `transfer_to` names who takes them.
          */
         delete: operations["teams-delete_user"];
         options?: never;
@@ -227,7 +228,7 @@ export interface paths {
         };
         /**
          * List Jobs
-         * @description The dataset's jobs, newest first.
+         * @description The dataset's jobs, newest first (references to datasets you cannot read withheld).
          */
         get: operations["jobs-list_jobs"];
         put?: never;
@@ -496,6 +497,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/datasets/{dataset_id}/transfer": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Transfer Dataset
+         * @description Make another account the dataset's owner, with its jobs, scores, review history and
+         *     shares (its owner or an admin). The old owner keeps no access; share it back if needed.
+         */
+        post: operations["teams-transfer_dataset"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/health": {
         parameters: {
             query?: never;
@@ -525,7 +547,8 @@ export interface paths {
         };
         /**
          * Read Job
-         * @description Status, stage, progress (0–1), error and metrics of a job.
+         * @description Status, stage, progress (0–1), error and metrics of a job; what names a dataset you
+         *     cannot read is withheld (listed in `redacted`).
          */
         get: operations["jobs-read_job"];
         put?: never;
@@ -613,7 +636,8 @@ export interface paths {
         /**
          * Create Token
          * @description Create a named API token for scripts; it is shown once. It expires after
-         *     `expires_in_days` (default the server's `token_days`; 0 = never).
+         *     `expires_in_days` (default the server's `token_days`; 0 = never). From a browser session,
+         *     or for a token that would outlive the bearer token asking, send your current `password`.
          */
         post: operations["auth-create_token"];
         delete?: never;
@@ -655,6 +679,27 @@ export interface paths {
          */
         get: operations["auth-read_me"];
         put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/me/password": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Change My Password
+         * @description Change your password; it needs the current one. Every other session and API token of
+         *     yours ends; the one making the change stays.
+         */
+        put: operations["auth-change_my_password"];
         post?: never;
         delete?: never;
         options?: never;
@@ -1415,6 +1460,11 @@ export interface components {
             /** Progress */
             progress: number;
             /**
+             * Redacted
+             * @description What was withheld from you: the config keys (and metrics) that name a dataset you cannot read. Empty when nothing was.
+             */
+            redacted?: string[];
+            /**
              * Resumes
              * @description Times the reaper re-dispatched the job after its tasks were lost.
              * @default 0
@@ -1750,6 +1800,16 @@ export interface components {
             total_is_estimate?: boolean;
         };
         /**
+         * PasswordChange
+         * @description Change one's own password: every other session and token of the account ends.
+         */
+        PasswordChange: {
+            /** Current Password */
+            current_password: string;
+            /** New Password */
+            new_password: string;
+        };
+        /**
          * PreviewPair
          * @description One pair as the upload would store it (texts cut to `PREVIEW_CHARS`).
          */
@@ -1885,6 +1945,11 @@ export interface components {
              * @default api
              */
             name?: string;
+            /**
+             * Password
+             * @description Your current password. Needed from a browser session (unless its login was within the server's `reauth_minutes`), and from a bearer token for a new token that would outlive it (a later expiry, or never).
+             */
+            password?: string | null;
         };
         /**
          * TokenIssued
@@ -1939,6 +2004,31 @@ export interface components {
             val_loss?: number | null;
         } & {
             [key: string]: unknown;
+        };
+        /**
+         * TransferCreate
+         * @description Hand a dataset to another account.
+         */
+        TransferCreate: {
+            /**
+             * Username
+             * @description The new owner.
+             */
+            username: string;
+        };
+        /** TransferPublic */
+        TransferPublic: {
+            /** Dataset Id */
+            dataset_id: number;
+            /**
+             * Jobs Moved
+             * @description The dataset's jobs, which moved with it.
+             */
+            jobs_moved: number;
+            /** Owner Id */
+            owner_id: number;
+            /** Owner Name */
+            owner_name: string;
         };
         /** TruncationRate */
         TruncationRate: {
@@ -2276,7 +2366,10 @@ export interface operations {
     };
     "teams-delete_user": {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Hand the account's datasets (with their jobs) to this user first. */
+                transfer_to?: string | null;
+            };
             header?: never;
             path: {
                 /** @description A database id (1 … 2³¹−1). */
@@ -3224,6 +3317,42 @@ export interface operations {
             };
         };
     };
+    "teams-transfer_dataset": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A database id (1 … 2³¹−1). */
+                dataset_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TransferCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TransferPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     "health-health": {
         parameters: {
             query?: never;
@@ -3405,6 +3534,13 @@ export interface operations {
                     "application/json": components["schemas"]["TokenIssued"];
                 };
             };
+            /** @description This needs your current password (`password`): the detail says why. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description Validation Error */
             422: {
                 headers: {
@@ -3462,6 +3598,44 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UserPublic"];
+                };
+            };
+        };
+    };
+    "auth-change_my_password": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasswordChange"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The current password is wrong. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };

@@ -31,8 +31,10 @@ export function useUpdateUser() {
 export function useDeleteUser() {
   const queryClient = useQueryClient();
   return useMutation({
-    mutationFn: async (id: number) => {
-      const result = await api.DELETE("/api/v1/admin/users/{user_id}", { params: { path: { user_id: id } } });
+    mutationFn: async ({ id, transferTo }: { id: number; transferTo?: string }) => {
+      const result = await api.DELETE("/api/v1/admin/users/{user_id}", {
+        params: { path: { user_id: id }, query: transferTo ? { transfer_to: transferTo } : {} },
+      });
       if (!result.response.ok) unwrap(result);
     },
     onSuccess: () => queryClient.invalidateQueries({ queryKey: usersKey }),

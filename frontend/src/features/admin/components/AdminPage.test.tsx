@@ -58,6 +58,31 @@ describe("AdminPage", () => {
     await waitFor(() => expect(within(table).queryByText("carol")).not.toBeInTheDocument());
   });
 
+  it("hands a leaving user's datasets to the account the admin names, then deletes it", async () => {
+    let users = [
+      { id: 1, username: "root", is_admin: true, created_at: CREATED, n_datasets: 0 },
+      { id: 4, username: "dana", is_admin: false, created_at: CREATED, n_datasets: 2 },
+    ];
+    const deletes: string[] = [];
+    mockApi({
+      "GET /api/v1/users/me": () => ({ id: 1, username: "root", is_admin: true }),
+      "GET /api/v1/admin/users": () => users,
+      "DELETE /api/v1/admin/users/4": (_request, url) => {
+        deletes.push(url.search);
+        users = users.filter((u) => u.id !== 4);
+        return new Response(null, { status: 204 });
+      },
+    });
+    setSignedIn(true);
+    renderWithClient(<AdminPage />);
+    const table = await screen.findByRole("table", { name: "Accounts" });
+    const prompt = vi.spyOn(window, "prompt").mockReturnValue(" root ");
+    await userEvent.click(within(table).getByRole("button", { name: "Delete account dana" }));
+    expect(prompt.mock.calls[0][0]).toContain("dana owns 2 datasets");
+    await waitFor(() => expect(deletes).toEqual(["?transfer_to=root"]));
+    expect(await screen.findByRole("status")).toHaveTextContent("root now owns their 2 datasets");
+  });
+
   it("tells a non-admin they cannot manage users", async () => {
     mockApi({
       "GET /api/v1/users/me": () => ({ id: 5, username: "eve", is_admin: false }),

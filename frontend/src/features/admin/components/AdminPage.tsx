@@ -4,7 +4,7 @@ import { useMe } from "../../auth/api/auth";
 import { useCreateUser, useDeleteUser, useUpdateUser, useUsers, type AdminUser } from "../api/admin";
 
 /** An admin's view of the accounts: create one, grant or withdraw admin, set a new password
- * (which ends that user's sessions), delete an account that owns no dataset. */
+ * (which ends that user's sessions), delete an account (its datasets first go to another one). */
 export function AdminPage() {
   const me = useMe();
   const users = useUsers();
@@ -50,9 +50,26 @@ export function AdminPage() {
     );
   };
   const deleteUser = (user: AdminUser) => {
-    if (window.confirm(`Delete the account ${user.username}?`)) {
-      remove.mutate(user.id, { onSuccess: () => setMessage(`Deleted ${user.username}.`) });
+    const owned = user.n_datasets ?? 0;
+    if (owned === 0) {
+      if (window.confirm(`Delete the account ${user.username}?`)) {
+        remove.mutate({ id: user.id }, { onSuccess: () => setMessage(`Deleted ${user.username}.`) });
+      }
+      return;
     }
+    // Their datasets go to another account first, with their jobs, scores and review history.
+    const heir = window.prompt(
+      `${user.username} owns ${owned} dataset${owned === 1 ? "" : "s"}. Username of the account that takes ` +
+        `${owned === 1 ? "it" : "them"} (with jobs, scores and review history) before the account is deleted:`,
+    );
+    if (!heir?.trim()) return;
+    remove.mutate(
+      { id: user.id, transferTo: heir.trim() },
+      {
+        onSuccess: () =>
+          setMessage(`Deleted ${user.username}; ${heir.trim()} now owns ${owned === 1 ? "their dataset" : `their ${owned} datasets`}.`),
+      },
+    );
   };
   const error = users.error ?? create.error ?? update.error ?? remove.error;
 
@@ -140,8 +157,8 @@ export function AdminPage() {
                         type="button"
                         className="danger"
                         aria-label={`Delete account ${user.username}`}
-                        disabled={self || (user.n_datasets ?? 0) > 0 || remove.isPending}
-                        title={(user.n_datasets ?? 0) > 0 ? "They own datasets: those must go first" : undefined}
+                        disabled={self || remove.isPending}
+                        title={(user.n_datasets ?? 0) > 0 ? "Their datasets go to another account first" : undefined}
                         onClick={() => deleteUser(user)}
                       >
                         Delete

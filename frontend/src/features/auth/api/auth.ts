@@ -42,7 +42,7 @@ export function useTokens() {
 export function useCreateToken() {
   const queryClient = useQueryClient();
   return useMutation({
-    mutationFn: async (body: { name: string; expires_in_days: number | null }) =>
+    mutationFn: async (body: { name: string; expires_in_days: number | null; password?: string }) =>
       unwrap(await api.POST("/api/v1/tokens", { body })),
     onSuccess: () => queryClient.invalidateQueries({ queryKey: ["tokens"] }),
   });
@@ -68,5 +68,18 @@ export function useMe() {
     queryFn: async () => unwrap(await api.GET("/api/v1/users/me")),
     enabled: signedIn,
     staleTime: 5 * 60_000,
+  });
+}
+
+/** Change one's password (the current one is needed); the server ends every other session and
+ * token of the account, so the token list is reloaded. */
+export function useChangePassword() {
+  const queryClient = useQueryClient();
+  return useMutation({
+    mutationFn: async (body: { current_password: string; new_password: string }) => {
+      const result = await api.PUT("/api/v1/users/me/password", { body });
+      if (!result.response.ok) unwrap(result);
+    },
+    onSuccess: () => queryClient.invalidateQueries({ queryKey: ["tokens"] }),
   });
 }

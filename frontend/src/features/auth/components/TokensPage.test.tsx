@@ -38,13 +38,49 @@ describe("TokensPage", () => {
     await userEvent.type(screen.getByLabelText("Name"), "ci");
     await userEvent.clear(screen.getByLabelText("Expires after (days, 0 = never)"));
     await userEvent.type(screen.getByLabelText("Expires after (days, 0 = never)"), "30");
+    await userEvent.type(screen.getByLabelText("Your password"), "my-password");
     await userEvent.click(screen.getByRole("button", { name: "Create token" }));
     expect(await screen.findByTestId("new-token")).toHaveTextContent("pfa_secret-value");
-    expect(bodies).toEqual([{ name: "ci", expires_in_days: 30 }]);
+    expect(bodies).toEqual([{ name: "ci", expires_in_days: 30, password: "my-password" }]);
+    expect(screen.getByLabelText("Your password")).toHaveValue(""); // not kept once used
     await waitFor(() => expect(within(table).getAllByRole("row")).toHaveLength(4));
 
     await userEvent.click(screen.getByRole("button", { name: "Revoke cron (pfa_123456…)" }));
     await waitFor(() => expect(within(table).queryByText("cron")).not.toBeInTheDocument());
+  });
+});
+
+describe("PasswordCard", () => {
+  it("changes the password with the current one and says a wrong one is wrong", async () => {
+    const bodies: unknown[] = [];
+    mockApi({
+      "GET /api/v1/tokens": () => [],
+      "PUT /api/v1/users/me/password": async (request) => {
+        const body = (await request.json()) as { current_password: string };
+        bodies.push(body);
+        if (body.current_password !== "old-password") {
+          return new Response(JSON.stringify({ detail: "wrong password: changing your password needs the current one" }), {
+            status: 403,
+            headers: { "Content-Type": "application/json" },
+          });
+        }
+        return new Response(null, { status: 204 });
+      },
+    });
+    renderWithClient(<TokensPage />);
+    const form = await screen.findByRole("form", { name: "Change your password" });
+    await userEvent.type(within(form).getByLabelText("Current password"), "guess-wrong");
+    await userEvent.type(within(form).getByLabelText("New password"), "a-new-password");
+    await userEvent.click(within(form).getByRole("button", { name: "Change password" }));
+    expect(await within(form).findByRole("alert")).toHaveTextContent("wrong password");
+    await userEvent.clear(within(form).getByLabelText("Current password"));
+    await userEvent.type(within(form).getByLabelText("Current password"), "old-password");
+    await userEvent.click(within(form).getByRole("button", { name: "Change password" }));
+    expect(await within(form).findByRole("status")).toHaveTextContent("other sessions and tokens have ended");
+    expect(bodies).toEqual([
+      { current_password: "guess-wrong", new_password: "a-new-password" },
+      { current_password: "old-password", new_password: "a-new-password" },
+    ]);
   });
 });
 

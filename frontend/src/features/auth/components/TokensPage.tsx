@@ -1,6 +1,6 @@
 import { useState, type FormEvent } from "react";
 import { errorMessage } from "../../../api/errors";
-import { useCreateToken, useRevokeToken, useTokens, type Token } from "../api/auth";
+import { useChangePassword, useCreateToken, useRevokeToken, useTokens, type Token } from "../api/auth";
 
 function when(value: string | null | undefined): string {
   return value ? new Date(value).toLocaleString() : "–";
@@ -19,17 +19,19 @@ export function TokensPage() {
   const revoke = useRevokeToken();
   const [name, setName] = useState("");
   const [days, setDays] = useState("90");
+  const [password, setPassword] = useState("");
   const [issued, setIssued] = useState<string | null>(null);
 
   const submit = (event: FormEvent) => {
     event.preventDefault();
     const lifetime = days.trim() === "" ? null : Number(days);
     create.mutate(
-      { name: name.trim() || "api", expires_in_days: lifetime },
+      { name: name.trim() || "api", expires_in_days: lifetime, ...(password ? { password } : {}) },
       {
         onSuccess: (result) => {
           setIssued(result.access_token);
           setName("");
+          setPassword("");
         },
       },
     );
@@ -49,10 +51,24 @@ export function TokensPage() {
             Expires after (days, 0 = never)
             <input type="number" min={0} step="any" value={days} onChange={(e) => setDays(e.target.value)} />
           </label>
+          <label>
+            Your password
+            <input
+              type="password"
+              value={password}
+              onChange={(e) => setPassword(e.target.value)}
+              autoComplete="current-password"
+              aria-describedby="token-password-help"
+            />
+          </label>
           <button type="submit" className="primary" disabled={create.isPending}>
             Create token
           </button>
         </div>
+        <p id="token-password-help" className="muted small">
+          A token outlives this browser session, so creating one asks for your password again (not within a few
+          minutes of logging in).
+        </p>
         {issued && (
           <p role="status" className="success">
             Copy it now, it is shown only once: <code data-testid="new-token">{issued}</code>
@@ -119,6 +135,73 @@ export function TokensPage() {
           the server's session lifetime.
         </p>
       </section>
+      <PasswordCard />
     </main>
+  );
+}
+
+/** Change one's own password: the current one is needed; every other session and token ends. */
+function PasswordCard() {
+  const change = useChangePassword();
+  const [current, setCurrent] = useState("");
+  const [next, setNext] = useState("");
+  const [done, setDone] = useState(false);
+
+  const submit = (event: FormEvent) => {
+    event.preventDefault();
+    setDone(false);
+    change.mutate(
+      { current_password: current, new_password: next },
+      {
+        onSuccess: () => {
+          setDone(true);
+          setCurrent("");
+          setNext("");
+        },
+      },
+    );
+  };
+
+  return (
+    <form className="card" onSubmit={submit} aria-label="Change your password">
+      <h2>Password</h2>
+      <div className="upload-row">
+        <label>
+          Current password
+          <input
+            type="password"
+            required
+            value={current}
+            onChange={(e) => setCurrent(e.target.value)}
+            autoComplete="current-password"
+          />
+        </label>
+        <label>
+          New password
+          <input
+            type="password"
+            required
+            minLength={8}
+            value={next}
+            onChange={(e) => setNext(e.target.value)}
+            autoComplete="new-password"
+          />
+        </label>
+        <button type="submit" disabled={change.isPending}>
+          Change password
+        </button>
+      </div>
+      <p className="muted small">Your other sessions and API tokens end; this browser stays signed in.</p>
+      {done && (
+        <p role="status" className="success">
+          Password changed. Your other sessions and tokens have ended.
+        </p>
+      )}
+      {change.isError && (
+        <p role="alert" className="error">
+          Could not change the password: {errorMessage(change.error)}
+        </p>
+      )}
+    </form>
   );
 }

@@ -215,3 +215,20 @@ export function useUnshare(datasetId: number) {
     onSuccess: () => queryClient.invalidateQueries({ queryKey: shareKey(datasetId) }),
   });
 }
+
+/** Hand the dataset (with its jobs, scores, review history and shares) to another account. The
+ * caller keeps no access afterwards: the list is reloaded, and the dataset's own queries are left
+ * alone (refetched they would 404 under the page before it moves away). */
+export function useTransfer(datasetId: number) {
+  const queryClient = useQueryClient();
+  return useMutation({
+    mutationFn: async (username: string) =>
+      unwrap(
+        await api.POST("/api/v1/datasets/{dataset_id}/transfer", {
+          params: { path: { dataset_id: datasetId } },
+          body: { username },
+        }),
+      ),
+    onSuccess: () => queryClient.invalidateQueries({ queryKey: datasetKeys.all, exact: true }),
+  });
+}

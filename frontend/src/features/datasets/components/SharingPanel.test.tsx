@@ -1,6 +1,6 @@
 import { screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { mockApi, renderWithClient } from "../../../test/utils";
 import { SharingPanel } from "./SharingPanel";
 
@@ -47,5 +47,36 @@ describe("SharingPanel", () => {
 
     await userEvent.click(screen.getByRole("button", { name: "Stop sharing with bob" }));
     await waitFor(() => expect(within(table).queryByText("bob")).not.toBeInTheDocument());
+  });
+
+  it("transfers ownership after a confirmation and shows a refusal", async () => {
+    const posts: unknown[] = [];
+    mockApi({
+      "GET /api/v1/datasets/3/shares": () => [],
+      "POST /api/v1/datasets/3/transfer": async (request) => {
+        const body = (await request.json()) as { username: string };
+        posts.push(body);
+        if (body.username === "nobody") {
+          return new Response(JSON.stringify({ detail: "no user is named 'nobody'; an admin can create the account" }), {
+            status: 404,
+            headers: { "Content-Type": "application/json" },
+          });
+        }
+        return { dataset_id: 3, owner_id: 9, owner_name: body.username, jobs_moved: 2 };
+      },
+    });
+    const confirm = vi.spyOn(window, "confirm").mockReturnValueOnce(false).mockReturnValue(true);
+    renderWithClient(<SharingPanel datasetId={3} />);
+    const form = await screen.findByRole("form", { name: "Transfer ownership" });
+    await userEvent.type(within(form).getByLabelText("Transfer to (username)"), "nobody");
+    await userEvent.click(within(form).getByRole("button", { name: "Transfer ownership" }));
+    expect(posts).toEqual([]); // declined: nothing sent
+    await userEvent.click(within(form).getByRole("button", { name: "Transfer ownership" }));
+    expect(await within(form).findByRole("alert")).toHaveTextContent("no user is named 'nobody'");
+    await userEvent.clear(within(form).getByLabelText("Transfer to (username)"));
+    await userEvent.type(within(form).getByLabelText("Transfer to (username)"), "heir");
+    await userEvent.click(within(form).getByRole("button", { name: "Transfer ownership" }));
+    await waitFor(() => expect(posts).toEqual([{ username: "nobody" }, { username: "heir" }]));
+    expect(confirm.mock.calls[0][0]).toContain("You keep no access");
   });
 });

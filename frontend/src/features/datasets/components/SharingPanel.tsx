@@ -1,6 +1,7 @@
 import { useId, useState, type FormEvent } from "react";
 import { errorMessage } from "../../../api/errors";
-import { useShare, useShares, useUnshare, type ShareRole } from "../api/datasets";
+import { useNavigate } from "react-router";
+import { useShare, useShares, useTransfer, useUnshare, type ShareRole } from "../api/datasets";
 
 const ROLE_HELP: Record<ShareRole, string> = {
   viewer: "reads the pairs and scores and exports",
@@ -28,7 +29,8 @@ export function SharingPanel({ datasetId }: { datasetId: number }) {
     <section className="card sharing" aria-labelledby={titleId}>
       <h2 id={titleId}>Sharing</h2>
       <p className="muted small">
-        A viewer {ROLE_HELP.viewer}; a reviewer {ROLE_HELP.reviewer}. Only you delete it, launch audits and share it.
+        A viewer {ROLE_HELP.viewer}; a reviewer {ROLE_HELP.reviewer}. Only you delete it, launch audits, share it and
+        hand it to another owner.
       </p>
       {shares.data && shares.data.length > 0 ? (
         <table aria-label="People this dataset is shared with">
@@ -93,6 +95,43 @@ export function SharingPanel({ datasetId }: { datasetId: number }) {
           {errorMessage(error)}
         </p>
       )}
+      <TransferForm datasetId={datasetId} />
     </section>
+  );
+}
+
+/** Hand the dataset to another account (with its jobs, scores, review history and shares); the
+ * owner keeps no access, so the page returns to the dataset list. */
+function TransferForm({ datasetId }: { datasetId: number }) {
+  const transfer = useTransfer(datasetId);
+  const navigate = useNavigate();
+  const [heir, setHeir] = useState("");
+
+  const submit = (event: FormEvent) => {
+    event.preventDefault();
+    const username = heir.trim();
+    if (!username) return;
+    const sure = window.confirm(
+      `Make ${username} the owner of this dataset, with its jobs, scores and review history? You keep no access unless they share it back.`,
+    );
+    if (!sure) return;
+    transfer.mutate(username, { onSuccess: () => navigate("/datasets", { replace: true }) });
+  };
+
+  return (
+    <form className="share-form" onSubmit={submit} aria-label="Transfer ownership">
+      <label>
+        Transfer to (username)
+        <input value={heir} onChange={(e) => setHeir(e.target.value)} autoComplete="off" />
+      </label>
+      <button type="submit" className="danger" disabled={!heir.trim() || transfer.isPending}>
+        Transfer ownership
+      </button>
+      {transfer.isError && (
+        <p role="alert" className="error">
+          Could not transfer: {errorMessage(transfer.error)}
+        </p>
+      )}
+    </form>
   );
 }

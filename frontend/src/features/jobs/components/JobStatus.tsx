@@ -45,6 +45,11 @@ export function JobStatus({ jobId, showMetrics = true, canCancel = true }: Props
         )}
       </div>
       <JobProgress job={data} showMetrics={showMetrics} />
+      {data.redacted && data.redacted.length > 0 && (
+        <p className="muted small" data-testid="job-redacted">
+          This job uses a dataset you cannot read; its id is withheld ({data.redacted.join(", ")}).
+        </p>
+      )}
       {cancel.isError && (
         <p role="alert" className="error">
           Could not cancel: {errorMessage(cancel.error)}
