@@ -45,3 +45,11 @@ def test_workers_reserve_a_gpu_and_can_scale() -> None:
     assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
     # `--scale worker=N` needs no fixed container name or host port on the worker.
     assert "container_name" not in worker and "ports" not in worker
+
+
+def test_production_gets_its_secret_from_the_environment() -> None:
+    """The API refuses PREFAUDIT_ENV=prod without a secret: compose must pass one, required."""
+    services = load()["services"]
+    for name in ("api", "worker"):
+        secret = services[name]["environment"]["PREFAUDIT_SECRET_KEY"]
+        assert secret.startswith("${PREFAUDIT_SECRET_KEY:?"), secret
