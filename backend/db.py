@@ -9,7 +9,7 @@ from functools import lru_cache
 from typing import Any
 
 from alembic.config import Config
-from sqlalchemy import JSON, Engine, create_engine, event, insert
+from sqlalchemy import JSON, Engine, create_engine, event, insert, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.settings import REPO_ROOT, get_settings
@@ -105,3 +105,17 @@ def alembic_config() -> Config:
     config.set_main_option("script_location", str(REPO_ROOT / "migrations"))
     config.set_main_option("sqlalchemy.url", get_settings().sqlalchemy_url.replace("%", "%%"))
     return config
+
+
+ANALYZE_AFTER = 1000
+"""Writes of at least this many rows refresh the table's planner statistics at once."""
+
+
+def refresh_planner_stats(session: Session, table: str, written: int) -> None:
+    """ANALYZE `table` after a large write (Postgres): the pairs list's estimated totals (above
+    10,000) and its plans come from these statistics, and autovacuum may be late or off, so a
+    big upload would otherwise be planned, and counted, as the few rows the table once held."""
+    if written < ANALYZE_AFTER or session.get_bind().dialect.name != "postgresql":
+        return
+    session.execute(text(f"ANALYZE {table}"))
+    session.commit()

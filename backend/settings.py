@@ -93,6 +93,13 @@ class Settings(BaseSettings):
         4 * 1024**2, description="Largest request body of every route but the upload."
     )
     max_page_size: int = Field(1000, description="Largest `limit` of a pairs page.")
+    exact_count_ms: int = Field(
+        300,
+        ge=0,
+        description="Time a filtered total above 10,000 may take to be counted exactly (Postgres); "
+        "past it the total is the planner's estimate, labelled. Totals are cached until the next "
+        "review action. 0: always the estimate above 10,000.",
+    )
     session_hours: float = Field(
         12.0, description="Lifetime of the token a login (the browser's session) gets."
     )

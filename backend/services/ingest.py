@@ -14,7 +14,7 @@ from typing import IO, Any
 
 from sqlalchemy.orm import Session
 
-from backend.db import insert_rows
+from backend.db import insert_rows, refresh_planner_stats
 from backend.models import Dataset, Pair, User
 from backend.services import search
 from backend.settings import Settings
@@ -289,6 +289,7 @@ def ingest(
         shutil.move(spooled, final)
         dataset.original_path = str(final)
         session.commit()
+        refresh_planner_stats(session, "pairs", n_pairs)
         return dataset, bad
     except BaseException:
         session.rollback()

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import DateTime, Select, func, literal, or_, select, true
 from sqlalchemy.orm import Session
 
-from backend.db import upsert
+from backend.db import refresh_planner_stats, upsert
 from backend.models import Dataset, Flag, Job, Pair, ReviewAction, ReviewEvent, Score, User, utcnow
 from backend.models import Interaction as InteractionRow
 from backend.schemas import (
@@ -353,6 +353,9 @@ def bulk(
     ).where(*changing)
     _write_events(session, dataset, user, action, events)
     session.commit()
+    # Estimated totals come from these statistics (a stale table once showed "10,001~" for
+    # 173,198 pairs): refreshed at once, whatever autovacuum does.
+    refresh_planner_stats(session, "flags", action.count)
     return BulkResult(
         matched=matched or 0, changed=action.count, protected=protected, action_id=action.id
     )
@@ -429,6 +432,7 @@ def undo(session: Session, dataset: Dataset, user: User) -> BulkResult:
     _write_events(session, dataset, user, action, events)
     last.undone_at = utcnow()
     session.commit()
+    refresh_planner_stats(session, "flags", action.count)
     return BulkResult(matched=action.count, changed=action.count, action_id=action.id)
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
-from backend.db import get_sessionmaker
+from backend.db import get_sessionmaker, refresh_planner_stats
 from backend.models import Dataset
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,7 @@ def build(session: Session, dataset_id: int) -> int:
             last = upper
     session.execute(update(Dataset).where(Dataset.id == dataset_id).values(search_ready=True))
     session.commit()
+    refresh_planner_stats(session, "pair_search", done)
     return done
 
 
