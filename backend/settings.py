@@ -120,9 +120,11 @@ class Settings(BaseSettings):
         "Changing it makes every browser send its CSRF value again from a new login.",
     )
     reauth_minutes: float = Field(
-        5.0,
+        0.0,
+        ge=0,
         description="A login this recent counts as proof of the password: within it a browser "
-        "session may create an API token without typing the password again.",
+        "session may create an API token without typing the password again. 0 (the default): "
+        "the browser always asks for it.",
     )
     login_free_failures: int = Field(
         5, description="Wrong passwords for one username before logins wait (429)."

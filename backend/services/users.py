@@ -118,18 +118,24 @@ def proof_needed(
     """Why creating a token that expires at `new_expiry` (None: never) needs the caller's
     password, or None when the request itself is proof enough.
 
-    From the browser's session cookie: always, unless the login was within `reauth_minutes` (a
-    borrowed, unlocked browser must not leave with a key). The cookie is known to be a login's:
-    a change through it carries the CSRF value, an HMAC only the login handed out. From a bearer
-    token: when the new token would outlive the one presenting it (expire later, or never)."""
+    From the browser's session cookie: always (a borrowed, unlocked browser must not leave with
+    a key), unless the server allows a grace of `reauth_minutes` after the login (off by
+    default). The cookie is known to be a login's: a change through it carries the CSRF value,
+    an HMAC only the login handed out. From a bearer token: when the new token would outlive
+    the one presenting it (expire later, or never)."""
     if from_cookie:
         created = as_utc(token.created_at)
         window = timedelta(minutes=settings.reauth_minutes)
-        if created is not None and utcnow() - created <= window:
+        if window and created is not None and utcnow() - created <= window:
             return None
+        grace = (
+            f" (a login within the last {settings.reauth_minutes:g} minutes also counts)"
+            if window
+            else ""
+        )
         return (
             "creating an API token from a browser session needs your current password: send "
-            f"`password` (a login within the last {settings.reauth_minutes:g} minutes also counts)"
+            f"`password`{grace}"
         )
     current = as_utc(token.expires_at)
     if current is None:

@@ -318,7 +318,7 @@ test("upload, audit with the tiny preset, review, flag and export", async ({ pag
     const tokens = page.getByRole("table", { name: "API tokens" });
     await expect(tokens.getByText("browser session").first()).toBeVisible();
     await page.getByLabel("Name").fill("e2e-script");
-    // The stack runs with PREFAUDIT_REAUTH_MINUTES=0: no login is recent enough to skip it.
+    // A token outlives the session: the browser asks for the password again.
     await page.getByRole("button", { name: "Create token" }).click();
     const form = page.getByRole("form", { name: "Create a token" });
     await expect(form.getByRole("alert")).toContainText("needs your current password");

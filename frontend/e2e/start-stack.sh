@@ -24,8 +24,6 @@ export DATABASE_URL="sqlite:///$tmp/prefaudit.db"
 export BROKER_URL="filesystem://"
 export PREFAUDIT_FRONTEND_DIR="$PWD/dist"
 export HF_HUB_OFFLINE=1
-# No login counts as recent: creating an API token in the browser always asks for the password.
-export PREFAUDIT_REAUTH_MINUTES=0
 echo "start-stack: data in $tmp, serving on port $PORT" >&2
 
 "$PREFAUDIT_BIN" migrate

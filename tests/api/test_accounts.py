@@ -172,7 +172,11 @@ def test_a_browser_session_lives_in_an_httponly_cookie_and_changes_need_its_csrf
             f"{API}/tokens", json={"name": "x"}, headers={"X-CSRF-Token": csrf[::-1]}
         )
         assert wrong.status_code == 403
-        made = browser.post(f"{API}/tokens", json={"name": "ok"}, headers={"X-CSRF-Token": csrf})
+        made = browser.post(
+            f"{API}/tokens",
+            json={"name": "ok", "password": user["password"]},
+            headers={"X-CSRF-Token": csrf},
+        )
         assert made.status_code == 201, made.text
         # A malformed body is still a 401 without credentials, and a 422 with the cookie.
         assert (

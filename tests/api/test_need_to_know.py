@@ -54,8 +54,11 @@ def _token_with_lifetime(user: dict, days: float) -> dict:
 
 
 def test_a_browser_session_needs_the_password_for_a_token_once_its_login_is_old(
-    client, make_user
+    client, make_user, monkeypatch
 ) -> None:
+    from backend.settings import get_settings
+
+    monkeypatch.setattr(get_settings(), "reauth_minutes", 5.0)
     user = make_user()
     browser, csrf = _browser_login(client, user)
     with browser:
@@ -85,7 +88,20 @@ def test_a_browser_session_needs_the_password_for_a_token_once_its_login_is_old(
         assert tokens["cron"]["expires_at"] is None and "stolen" not in tokens
 
 
-def test_a_fresh_login_is_proof_enough(client, make_user) -> None:
+def test_a_browser_session_needs_the_password_even_right_after_its_login(client, make_user) -> None:
+    user = make_user()
+    browser, csrf = _browser_login(client, user)
+    with browser:
+        refused = browser.post(
+            f"{API}/tokens", json={"name": "now"}, headers={"X-CSRF-Token": csrf}
+        )
+        assert refused.status_code == 403 and "`password`" in refused.json()["detail"]
+
+
+def test_a_server_may_allow_a_grace_after_the_login(client, make_user, monkeypatch) -> None:
+    from backend.settings import get_settings
+
+    monkeypatch.setattr(get_settings(), "reauth_minutes", 5.0)
     user = make_user()
     browser, csrf = _browser_login(client, user)
     with browser:
@@ -172,11 +188,19 @@ def test_the_csrf_value_is_keyed_with_the_server_secret(client, make_user, monke
         session_token = browser.cookies["prefaudit_session"]
         assert csrf == csrf_token(session_token, settings.server_secret())
         assert csrf != csrf_token(session_token, b"another secret")
-        ok = browser.post(f"{API}/tokens", json={"name": "a"}, headers={"X-CSRF-Token": csrf})
+        ok = browser.post(
+            f"{API}/tokens",
+            json={"name": "a", "password": user["password"]},
+            headers={"X-CSRF-Token": csrf},
+        )
         assert ok.status_code == 201
 
         monkeypatch.setattr(settings, "secret_key", "a-new-server-secret-of-32-characters-or-more")
-        stale = browser.post(f"{API}/tokens", json={"name": "b"}, headers={"X-CSRF-Token": csrf})
+        stale = browser.post(
+            f"{API}/tokens",
+            json={"name": "b", "password": user["password"]},
+            headers={"X-CSRF-Token": csrf},
+        )
         assert stale.status_code == 403 and "X-CSRF-Token" in stale.json()["detail"]
         again = browser.post(
             f"{API}/auth/login",
@@ -188,7 +212,11 @@ def test_the_csrf_value_is_keyed_with_the_server_secret(client, make_user, monke
         assert renewed == csrf_token(
             browser.cookies["prefaudit_session"], b"a-new-server-secret-of-32-characters-or-more"
         )
-        ok = browser.post(f"{API}/tokens", json={"name": "c"}, headers={"X-CSRF-Token": renewed})
+        ok = browser.post(
+            f"{API}/tokens",
+            json={"name": "c", "password": user["password"]},
+            headers={"X-CSRF-Token": renewed},
+        )
         assert ok.status_code == 201
 
 

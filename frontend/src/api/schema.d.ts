@@ -1947,7 +1947,7 @@ export interface components {
             name?: string;
             /**
              * Password
-             * @description Your current password. Needed from a browser session (unless its login was within the server's `reauth_minutes`), and from a bearer token for a new token that would outlive it (a later expiry, or never).
+             * @description Your current password. Needed from a browser session (the server may allow a few minutes after the login without it: `reauth_minutes`, off by default), and from a bearer token for a new token that would outlive it (a later expiry, or never).
              */
             password?: string | null;
         };

@@ -66,8 +66,7 @@ export function TokensPage() {
           </button>
         </div>
         <p id="token-password-help" className="muted small">
-          A token outlives this browser session, so creating one asks for your password again (not within a few
-          minutes of logging in).
+          A token outlives this browser session, so creating one asks for your password again.
         </p>
         {issued && (
           <p role="status" className="success">
