@@ -34,7 +34,7 @@ test("an owner transfers a dataset to another account", async ({ page }) => {
   await expect(page.getByRole("heading", { name: "Datasets", exact: true })).toBeVisible();
   await page.getByRole("link", { name }).click();
   const form = page.getByRole("form", { name: "Transfer ownership" });
-  await form.getByLabel("Transfer to (username)").fill(heir);
+  await form.getByLabel("New owner").fill(heir);
   page.once("dialog", (dialog) => void dialog.accept());
   await form.getByRole("button", { name: "Transfer ownership" }).click();
   await expect(page).toHaveURL(/\/datasets$/);

@@ -68,13 +68,13 @@ describe("SharingPanel", () => {
     const confirm = vi.spyOn(window, "confirm").mockReturnValueOnce(false).mockReturnValue(true);
     renderWithClient(<SharingPanel datasetId={3} />);
     const form = await screen.findByRole("form", { name: "Transfer ownership" });
-    await userEvent.type(within(form).getByLabelText("Transfer to (username)"), "nobody");
+    await userEvent.type(within(form).getByLabelText("New owner"), "nobody");
     await userEvent.click(within(form).getByRole("button", { name: "Transfer ownership" }));
     expect(posts).toEqual([]); // declined: nothing sent
     await userEvent.click(within(form).getByRole("button", { name: "Transfer ownership" }));
     expect(await within(form).findByRole("alert")).toHaveTextContent("no user is named 'nobody'");
-    await userEvent.clear(within(form).getByLabelText("Transfer to (username)"));
-    await userEvent.type(within(form).getByLabelText("Transfer to (username)"), "heir");
+    await userEvent.clear(within(form).getByLabelText("New owner"));
+    await userEvent.type(within(form).getByLabelText("New owner"), "heir");
     await userEvent.click(within(form).getByRole("button", { name: "Transfer ownership" }));
     await waitFor(() => expect(posts).toEqual([{ username: "nobody" }, { username: "heir" }]));
     expect(confirm.mock.calls[0][0]).toContain("You keep no access");

@@ -121,7 +121,7 @@ function TransferForm({ datasetId }: { datasetId: number }) {
   return (
     <form className="share-form" onSubmit={submit} aria-label="Transfer ownership">
       <label>
-        Transfer to (username)
+        New owner
         <input value={heir} onChange={(e) => setHeir(e.target.value)} autoComplete="off" />
       </label>
       <button type="submit" className="danger" disabled={!heir.trim() || transfer.isPending}>
