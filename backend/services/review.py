@@ -30,6 +30,7 @@ from backend.schemas import (
     ReviewActionPublic,
     ReviewEventPublic,
 )
+from backend.services import counts
 from backend.services import query as q
 from backend.services.query import ReviewError, scored_job
 from worker.influence.config import budget_count
@@ -127,7 +128,7 @@ def list_pairs(
         )
         for i, row in enumerate(rows)
     ]
-    total, estimated = q.count(session, query)
+    total, estimated = counts.count(session, query)
     return PairsPage(items=items, total=total, total_is_estimate=estimated, next_cursor=next_cursor)
 
 
