@@ -69,7 +69,7 @@ bench: install  ## the engine benchmark on the hh-flip10 task (long: run it in t
 	@# kronfluence for the side-by-side only; --no-deps because it asks for torchvision, which
 	@# it never imports and whose wheel would replace the pinned CPU torch with a CUDA build.
 	$(BIN)/pip install --quiet --no-deps kronfluence==1.0.1 einconv einops opt-einsum accelerate
-	$(BIN)/python bench/engine_bench.py --naive
+	$(BIN)/python -m bench.engine_bench --naive
 
 clean:
 	rm -rf $(VENV) frontend/node_modules frontend/dist

@@ -12,9 +12,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from alembic import command
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 
-from backend.db import alembic_config
+from backend.db import alembic_config, session_scope
+from backend.models import User
+from backend.services.reaper import reap_once
+from backend.services.users import create_user as create
+from backend.services.users import get_user, issue_token
 from backend.settings import get_settings
+from backend.storage.queue import QUEUES
 
 app = typer.Typer(
     help="prefaudit: audit preference datasets with influence functions.",
@@ -26,16 +34,12 @@ app = typer.Typer(
 @app.command()
 def migrate(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Bring the database (DATABASE_URL, default SQLite under ./var) up to `revision`."""
-    from alembic import command
-
     get_settings().data_dir.mkdir(parents=True, exist_ok=True)
     command.upgrade(alembic_config(), revision)
     typer.echo(f"database at {revision}: {_safe_url()}")
 
 
 def _safe_url() -> str:
-    from sqlalchemy.engine import make_url
-
     return make_url(get_settings().sqlalchemy_url).render_as_string(hide_password=True)
 
 
@@ -48,9 +52,6 @@ def create_user(
     admin: Annotated[bool, typer.Option(help="Give the account admin rights.")] = False,
 ) -> None:
     """Create an account that can log in to the UI and the API."""
-    from backend.db import session_scope
-    from backend.services.users import create_user as create
-
     try:
         with session_scope() as session:
             create(session, username, password, is_admin=admin)
@@ -66,9 +67,6 @@ def create_token(
     name: Annotated[str, typer.Option(help="A label for the token.")] = "cli",
 ) -> None:
     """Print a new API token for `username` (send it as `Authorization: Bearer <token>`)."""
-    from backend.db import session_scope
-    from backend.services.users import get_user, issue_token
-
     try:
         with session_scope() as session:
             token = issue_token(session, get_user(session, username), name)
@@ -95,7 +93,7 @@ def serve(
     workers: Annotated[int, typer.Option(help="API processes.")] = 1,
 ) -> None:
     """Serve the API and the UI (and optionally a worker next to them)."""
-    import uvicorn
+    import uvicorn  # the server: loaded only by the commands that serve
 
     worker = _start_worker(1) if with_worker else None
     try:
@@ -127,33 +125,29 @@ def worker(
     """Run a Celery worker for audit jobs (start one per GPU to scale out).
 
     Tasks run in a prefork child process: when a child dies mid-task (killed, out of memory) the
-    parent rejects its task and the broker delivers it again at once.
+    parent rejects its task and the broker delivers it again at once. This process becomes the
+    worker (`celery -A worker.celery_app worker`), so signals sent to it reach Celery itself.
     """
-    import os
-
-    from worker.celery_app import QUEUES, celery_app
-
     if torch_threads > 0:
         os.environ["PREFAUDIT_TORCH_THREADS"] = str(torch_threads)
-    celery_app.worker_main(
-        [
-            "worker",
-            f"--concurrency={concurrency}",
-            f"--loglevel={loglevel}",
-            f"--queues={queues or ','.join(QUEUES)}",
-            "--pool=prefork",
-            "--without-gossip",
-            "--without-mingle",
-        ]
-    )
+    argv = [sys.executable, "-m", "celery", "-A", "worker.celery_app:celery_app", "worker"]
+    argv += [
+        f"--concurrency={concurrency}",
+        f"--loglevel={loglevel}",
+        f"--queues={queues or ','.join(QUEUES)}",
+        "--pool=prefork",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, argv)
 
 
 @app.command()
 def reap() -> None:
     """One pass of the reaper: re-dispatch jobs whose tasks stopped beating or whose broker lost
     its messages (the API process runs this periodically; use it from cron without one)."""
-    from backend.services.reaper import reap_once
-
     typer.echo(json.dumps(reap_once()))
 
 
@@ -163,12 +157,6 @@ def run(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
 ) -> None:
     """Migrate, make sure an admin account exists, then serve the app with a worker."""
-    from sqlalchemy import func, select
-
-    from backend.db import session_scope
-    from backend.models import User
-    from backend.services.users import create_user as create
-
     migrate("head")
     with session_scope() as session:
         if (session.scalar(select(func.count()).select_from(User)) or 0) == 0:
@@ -193,7 +181,7 @@ def openapi(
     out: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
 ) -> None:
     """Print the OpenAPI document (the frontend's client is generated from it)."""
-    from backend.main import create_app
+    from backend.main import create_app  # the whole API: loaded only to print its document
 
     text = json.dumps(create_app().openapi(), indent=2, sort_keys=True) + "\n"
     if out is None:
@@ -204,7 +192,7 @@ def openapi(
 
 
 def _register_engine_commands() -> None:
-    from worker.influence.cli import score
+    from backend.score_command import score
 
     app.command("score")(score)
 

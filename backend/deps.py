@@ -6,12 +6,13 @@ import hmac
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from fastapi import Depends, HTTPException, Path, Request, status
+from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backend.db import get_db
+from backend.errors import Forbidden, NotFound, Unauthorized
 from backend.models import ApiToken, Dataset, DatasetShare, Job, User, as_utc, utcnow
 from backend.schemas import DB_ID_MAX
 from backend.security import csrf_token, hash_token
@@ -83,32 +84,25 @@ def get_caller(
 ) -> Caller:
     """The caller, from a bearer token or the browser's session cookie; a change made with the
     cookie must carry its CSRF header (403 otherwise)."""
-    unauthorized = HTTPException(
-        status.HTTP_401_UNAUTHORIZED,
-        detail=UNAUTHORIZED_DETAIL,
-        headers={"WWW-Authenticate": "Bearer"},
-    )
     value, from_cookie = presented_token(request)
     if value is None:
-        raise unauthorized
+        raise Unauthorized(UNAUTHORIZED_DETAIL, challenge="Bearer")
     token = token_row(session, f"Bearer {value}")
     if token is None:
-        raise unauthorized
+        raise Unauthorized(UNAUTHORIZED_DETAIL, challenge="Bearer")
     expires = as_utc(token.expires_at)
     if expires is not None and expires <= utcnow():
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            detail="the token has expired; log in again or create a new token",
-            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        raise Unauthorized(
+            "the token has expired; log in again or create a new token",
+            challenge='Bearer error="invalid_token"',
         )
     if from_cookie and request.method not in SAFE_METHODS:
         sent = request.headers.get(CSRF_HEADER, "")
         expected = csrf_token(value, settings.server_secret())
         if not hmac.compare_digest(sent.encode(), expected.encode()):
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN,
-                detail=f"missing or wrong {CSRF_HEADER} header: a change made with the browser's "
-                f"session cookie must send the value of the {CSRF_COOKIE} cookie",
+            raise Forbidden(
+                f"missing or wrong {CSRF_HEADER} header: a change made with the browser's "
+                f"session cookie must send the value of the {CSRF_COOKIE} cookie"
             )
     now = utcnow()
     last = as_utc(token.last_used_at)
@@ -145,11 +139,10 @@ def dataset_role(session: Session, user: User, dataset: Dataset) -> Role | None:
     return share.role if share is not None else None  # type: ignore[return-value]
 
 
-def _refuse(role: Role, need: Role, what: str) -> HTTPException:
-    return HTTPException(
-        status.HTTP_403_FORBIDDEN,
-        detail=f"you are a {role} of {what}; this needs a {need}"
-        + (" (only its owner can)" if need == "owner" else ""),
+def _refuse(role: Role, need: Role, what: str) -> Forbidden:
+    return Forbidden(
+        f"you are a {role} of {what}; this needs a {need}"
+        + (" (only its owner can)" if need == "owner" else "")
     )
 
 
@@ -159,7 +152,7 @@ def access_dataset(session: Session, user: User, dataset_id: int, need: Role) ->
     dataset = session.get(Dataset, dataset_id)
     role = dataset_role(session, user, dataset) if dataset is not None else None
     if dataset is None or role is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"dataset {dataset_id} not found")
+        raise NotFound(f"dataset {dataset_id} not found")
     if ROLES.index(role) < ROLES.index(need):
         raise _refuse(role, need, f"dataset {dataset_id}")
     return dataset
@@ -171,7 +164,7 @@ def access_job(session: Session, user: User, job_id: int, need: Role) -> Job:
     dataset = session.get(Dataset, job.dataset_id) if job is not None else None
     role = dataset_role(session, user, dataset) if dataset is not None else None
     if job is None or role is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"job {job_id} not found")
+        raise NotFound(f"job {job_id} not found")
     if ROLES.index(role) < ROLES.index(need):
         raise _refuse(role, need, f"job {job_id}'s dataset")
     return job
@@ -203,7 +196,7 @@ OwnedJob = Annotated[Job, Depends(_job_with("owner"))]
 
 def require_admin(user: CurrentUser) -> User:
     if not user.is_admin:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="only an admin can manage users")
+        raise Forbidden("only an admin can manage users")
     return user
 
 

@@ -7,19 +7,17 @@ import json
 import math
 from typing import Annotated, Literal
 
-from fastapi import Depends, HTTPException, Query, status
+from fastapi import Depends, Query
 from pydantic import ValidationError
 
+from backend.errors import BadInput
 from backend.schemas import DB_ID_MAX, LengthRange, PairFilter, ReviewState, ScoreRange
 
 LENGTH_FIELDS = ("prompt", "chosen", "rejected", "total")
 
 
-def _unprocessable(parameter: str, value: str, why: str) -> HTTPException:
-    return HTTPException(
-        status.HTTP_422_UNPROCESSABLE_CONTENT,
-        detail=f"query parameter {parameter}={value!r}: {why}",
-    )
+def _unprocessable(parameter: str, value: str, why: str) -> BadInput:
+    return BadInput(f"query parameter {parameter}={value!r}: {why}")
 
 
 def _bound(parameter: str, raw: str, text: str, integer: bool = False) -> float | int | None:
@@ -123,9 +121,7 @@ def pair_filter(
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, detail=f"filter {where}: {first['msg']}"
-        ) from None
+        raise BadInput(f"filter {where}: {first['msg']}") from None
 
 
 FilterDep = Annotated[PairFilter, Depends(pair_filter)]

@@ -15,6 +15,3 @@ CANCELLED = "cancelled"
 
 FINISHED: tuple[str, ...] = (SUCCEEDED, FAILED, CANCELLED)
 ACTIVE: tuple[str, ...] = (QUEUED, RUNNING)
-
-RUN_JOB_TASK = "prefaudit.run_job"
-"""The entry task, enqueued by name so the API never imports the worker's task modules."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,9 +18,31 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DataError
 
+from backend.db import session_scope
+from backend.deps import (
+    UNAUTHORIZED_DETAIL,
+    get_caller,
+    get_current_user,
+    presented_token,
+    token_is_live,
+    token_row,
+)
 from backend.docs import mount_docs
+from backend.errors import (
+    BadInput,
+    Conflict,
+    DomainError,
+    Forbidden,
+    NotFound,
+    Throttled,
+    TooLarge,
+    Unauthorized,
+    Unavailable,
+)
 from backend.limits import BodyLimit
-from backend.routers import auth, datasets, health, jobs, methods, teams
+from backend.routers import auth, datasets, export, health, jobs, methods, pairs, review, teams
+from backend.services.ingest import clean_staged
+from backend.services.reaper import Reaper
 from backend.settings import get_settings
 
 API_PREFIX = "/api/v1"
@@ -41,6 +64,32 @@ origin's scripts (neither the built UI nor the docs pages have inline ones). Wor
 from a blob this origin's script made (ReDoc's search runs in one)."""
 
 
+HTTP_STATUS: dict[type[DomainError], int] = {
+    Unauthorized: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    TooLarge: 413,
+    BadInput: 422,
+    Throttled: 429,
+    Unavailable: 503,
+}
+"""Each kind of domain error's HTTP status: the first of an error's classes listed here."""
+
+
+def error_response(exc: DomainError) -> JSONResponse:
+    """A domain error as the API answers it: its status, `{"detail": ...}` and the headers the
+    status calls for (the auth challenge, when to retry)."""
+    status = next((HTTP_STATUS[k] for k in type(exc).__mro__ if k in HTTP_STATUS), 500)
+    headers: dict[str, str] = {}
+    if isinstance(exc, Unauthorized) and exc.challenge is not None:
+        headers["WWW-Authenticate"] = exc.challenge
+    retry_after = exc.retry_after if isinstance(exc, Throttled | Unavailable) else None
+    if retry_after is not None:
+        headers["Retry-After"] = str(math.ceil(retry_after))
+    return JSONResponse({"detail": exc.detail}, status_code=status, headers=headers or None)
+
+
 def _operation_id(route: APIRoute) -> str:
     # tag + function name, so the generated TypeScript client reads well (datasets-upload_dataset).
     return f"{route.tags[0]}-{route.name}" if route.tags else route.name
@@ -49,8 +98,6 @@ def _operation_id(route: APIRoute) -> str:
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     """The reaper runs beside the API: jobs whose workers died are re-dispatched."""
-    from backend.services.reaper import Reaper
-
     _clean_staged_uploads()
     get_settings().server_secret()  # the embedded mode generates its secret on first start
     reaper = Reaper()
@@ -63,8 +110,6 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def _clean_staged_uploads() -> None:
     """What a killed server left while parsing uploads goes at the next start."""
-    from backend.services.ingest import clean_staged
-
     try:
         removed = clean_staged(get_settings())
     except Exception:  # a database not migrated yet: the next start tries again
@@ -89,7 +134,7 @@ def create_app() -> FastAPI:
     )
     mount_docs(app, app.openapi_url or f"{API_PREFIX}/openapi.json")
     api = APIRouter(prefix=API_PREFIX)
-    for module in (health, auth, datasets, jobs, methods, teams):
+    for module in (health, auth, datasets, pairs, review, export, jobs, methods, teams):
         api.include_router(module.router)
     app.include_router(api)
     _mount_frontend(app, settings.frontend_dir)
@@ -106,14 +151,17 @@ def create_app() -> FastAPI:
             and _needs_token(route.dependant)
             and not await run_in_threadpool(_has_valid_token, request)
         ):
-            from backend.deps import UNAUTHORIZED_DETAIL
-
             return JSONResponse(
                 {"detail": UNAUTHORIZED_DETAIL},
                 status_code=401,
                 headers={"WWW-Authenticate": "Bearer"},
             )
         return await request_validation_exception_handler(request, exc)
+
+    @app.exception_handler(DomainError)
+    async def domain_error(request: Request, exc: DomainError) -> Response:
+        """Every domain error raised by a route, its dependencies or a service, mapped once."""
+        return error_response(exc)
 
     @app.exception_handler(DataError)
     async def unstorable_value(request: Request, exc: DataError) -> Response:
@@ -149,17 +197,12 @@ def create_app() -> FastAPI:
 
 
 def _needs_token(dependant: Dependant) -> bool:
-    from backend.deps import get_caller, get_current_user
-
     return dependant.call in (get_caller, get_current_user) or any(
         _needs_token(sub) for sub in dependant.dependencies
     )
 
 
 def _has_valid_token(request: Request) -> bool:
-    from backend.db import session_scope
-    from backend.deps import presented_token, token_is_live, token_row
-
     value, _ = presented_token(request)
     if value is None:
         return False

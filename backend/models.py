@@ -3,27 +3,41 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
+    Column,
     DateTime,
     Float,
     ForeignKey,
     Index,
     Integer,
+    MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     true,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    InstrumentedAttribute,
+    Mapped,
+    mapped_column,
+    relationship,
+)
+from sqlalchemy.orm.decl_api import DeclarativeAttributeIntercept
 
-INDEXED_SORTS = ("harm", "loss", "harm_gradient_similarity", "harm_influence")
-"""Score columns with a (job, split, column, pair) index: their sorted pages cost the same at
-any depth. Other columns sort too, with one sort of the job's scores per page."""
+from worker.influence.methods import INDEXED_COLUMNS, SCORE_COLUMN_SPECS, ColumnSpec
+
+INDEXED_SORTS: tuple[str, ...] = INDEXED_COLUMNS
+"""Score columns with a (job, split, column, pair) index (the registry's `indexed`): their sorted
+pages cost the same at any depth. Other columns sort too, with one sort of the job's scores per
+page."""
 
 
 def utcnow() -> datetime:
@@ -192,46 +206,59 @@ class JobTask(Base):
     peak_rss_mb: Mapped[float | None] = mapped_column(Float, default=None)
 
 
-class Score(Base):
-    """One row per (job, pair). Training pairs carry the scores; validation pairs only `split`.
-
-    On Postgres the table is partitioned by job (one `scores_job_<id>` per job, see
-    `backend.services.scores`); `pair_id` has no foreign key (the rows of a job are written for
-    its dataset's pairs only, and go with the job)."""
-
-    __tablename__ = "scores"
-    __table_args__ = (
-        *(
-            Index(f"ix_scores_sort_{column}", "job_id", "split", column, "pair_id")
-            for column in INDEXED_SORTS
+def score_table(metadata: MetaData, columns: Sequence[ColumnSpec] = SCORE_COLUMN_SPECS) -> Table:
+    """The `scores` table: (job, pair, split) and one nullable float per registry column, with a
+    sort index per indexed column; partitioned by job on Postgres. Built from the registry
+    (worker/influence/methods.py), the one place score columns are named."""
+    return Table(
+        "scores",
+        metadata,
+        Column(
+            "job_id",
+            Integer,
+            ForeignKey("jobs.id", ondelete="CASCADE"),
+            primary_key=True,
         ),
-        {"postgresql_partition_by": "LIST (job_id)"},
+        Column("pair_id", Integer, primary_key=True),
+        Column("split", String(8), nullable=False),  # "train" | "val"
+        *(Column(c.name, Float, nullable=True, default=None) for c in columns),
+        *(
+            Index(f"ix_scores_sort_{c.name}", "job_id", "split", c.name, "pair_id")
+            for c in columns
+            if c.indexed
+        ),
+        postgresql_partition_by="LIST (job_id)",
     )
 
-    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
-    pair_id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    split: Mapped[str] = mapped_column(String(8))  # "train" | "val"
-    harm: Mapped[float | None] = mapped_column(Float, default=None)
-    loss: Mapped[float | None] = mapped_column(Float, default=None)
-    margin: Mapped[float | None] = mapped_column(Float, default=None)
-    harm_loss: Mapped[float | None] = mapped_column(Float, default=None)
-    harm_gradient_similarity: Mapped[float | None] = mapped_column(Float, default=None)
-    harm_gradient_cosine: Mapped[float | None] = mapped_column(Float, default=None)
-    harm_influence: Mapped[float | None] = mapped_column(Float, default=None)
-    removal_effect_influence: Mapped[float | None] = mapped_column(Float, default=None)
-    harm_datainf: Mapped[float | None] = mapped_column(Float, default=None)
-    removal_effect_datainf: Mapped[float | None] = mapped_column(Float, default=None)
-    harm_self_influence: Mapped[float | None] = mapped_column(Float, default=None)
-    harm_corrected_loss: Mapped[float | None] = mapped_column(Float, default=None)
-    harm_tracin: Mapped[float | None] = mapped_column(Float, default=None)
-    harm_length: Mapped[float | None] = mapped_column(Float, default=None)
-    harm_oof_loss: Mapped[float | None] = mapped_column(Float, default=None)
-    oof_margin: Mapped[float | None] = mapped_column(Float, default=None)
-    harm_ensemble: Mapped[float | None] = mapped_column(Float, default=None)
-    ensemble_disagreement: Mapped[float | None] = mapped_column(Float, default=None)
-    harm_group: Mapped[float | None] = mapped_column(Float, default=None)
-    group_order: Mapped[float | None] = mapped_column(Float, default=None)
-    group_gain: Mapped[float | None] = mapped_column(Float, default=None)
+
+if TYPE_CHECKING:
+
+    class _ScoreColumns(DeclarativeAttributeIntercept):
+        """For type checkers only: `Score.<column>` of the registry's columns."""
+
+        def __getattr__(cls, name: str) -> InstrumentedAttribute[float | None]: ...
+
+else:
+    _ScoreColumns = type(Base)
+
+
+class Score(Base, metaclass=_ScoreColumns):
+    """One row per (job, pair). Training pairs carry the scores; validation pairs only `split`.
+
+    The score columns (`harm`, `loss`, `harm_influence`, ...) come from the method registry
+    through `score_table`. On Postgres the table is partitioned by job (one `scores_job_<id>` per
+    job, see `backend.services.scores`); `pair_id` has no foreign key (the rows of a job are
+    written for its dataset's pairs only, and go with the job)."""
+
+    __table__ = score_table(Base.metadata)
+
+    job_id: Mapped[int]
+    pair_id: Mapped[int]
+    split: Mapped[str]
+
+    if TYPE_CHECKING:
+
+        def __getattr__(self, name: str) -> float | None: ...
 
 
 class Interaction(Base):

@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from worker.influence.io import ReadLimits
+from backend.ingest.limits import ReadLimits
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -136,7 +136,7 @@ class Settings(BaseSettings):
     )
 
     def read_limits(self) -> ReadLimits:
-        """The ingest's bounds (worker.influence.io.ReadLimits) from these settings."""
+        """The ingest's bounds (backend.ingest.limits.ReadLimits) from these settings."""
         return ReadLimits(
             max_line_bytes=self.max_line_bytes,
             max_rows=self.max_rows,

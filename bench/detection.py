@@ -1,11 +1,11 @@
 """Detection benchmark: does a score put the wrong pairs first, on data nobody tuned it to?
 
-    python bench/detection.py                 # the full grid (head mode, CPU; resumable)
-    python bench/detection.py --quick --out /tmp/d   # a minute-long smoke run (make test)
+    python -m bench.detection                 # the full grid (head mode, CPU; resumable)
+    python -m bench.detection --quick --out /tmp/d   # a minute-long smoke run (make test)
 
 Grid: datasets helpful-base, harmless-base, llmbar (planted flips at 10% and 20%) and vicuna80
 (real disagreement: one rater's vote against the majority of three), `--seeds` seeds per cell, each
-seed a fresh split and fresh flips (bench/detection_data.py), for every `--max-length` recipe.
+seed a fresh split and fresh flips (bench/lib/detection_data.py), for every `--max-length` recipe.
 Every cell fits the head-mode reward model through the engine's own code path
 (`audit.head_fitted` + `audit.score_fitted`, the same functions a job runs) on features computed
 once per dataset, and scores every head-mode method plus the baselines random, length heuristic
@@ -26,7 +26,6 @@ import argparse
 import dataclasses
 import hashlib
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -34,9 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.detection_data import (  # noqa: E402
+from bench.lib.detection_data import (
     DATASETS,
     PLANTED,
     SHARED_DATA,
@@ -46,18 +43,19 @@ from bench.detection_data import (  # noqa: E402
     make_cell,
     source_views,
 )
-from bench.noise_metrics import detection  # noqa: E402
-from worker.influence.audit import harm_column, head_fitted, score_fitted  # noqa: E402
-from worker.influence.columns import METHODS as ENGINE_METHODS  # noqa: E402
-from worker.influence.config import EngineConfig  # noqa: E402
-from worker.influence.features import PairViews  # noqa: E402
-from worker.influence.head import fit_head  # noqa: E402
-from worker.influence.scores import bt_loss  # noqa: E402
-from worker.influence.stats import excludes_zero, paired_difference  # noqa: E402
-from worker.influence.trust import mislabelled_estimate, validation_trust  # noqa: E402
+from bench.lib.metrics import detection, t_interval
+from bench.lib.paths import CACHE, REPO, RESULTS
+from bench.lib.report import interval_text, write_json
+from worker.influence.audit import harm_column, head_fitted, run_audit, score_fitted
+from worker.influence.columns import METHODS as ENGINE_METHODS
+from worker.influence.config import EngineConfig
+from worker.influence.features import PairViews
+from worker.influence.head import fit_head
+from worker.influence.scores import bt_loss
+from worker.influence.stats import excludes_zero, paired_difference
+from worker.influence.trust import mislabelled_estimate, validation_trust
 
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_OUT = REPO / "bench" / "results" / "detection"
+DEFAULT_OUT = RESULTS / "detection"
 METHODS: tuple[str, ...] = tuple(m for m in ENGINE_METHODS if m != "tracin")
 """Engine methods scored in head mode (tracin needs SGD checkpoints, which head mode has not)."""
 
@@ -161,21 +159,6 @@ def run_cell(
     return result
 
 
-def interval(values: list[float]) -> dict:
-    """Mean and Student-t 95% interval over seeds."""
-    from scipy import stats
-
-    a = np.asarray([v for v in values if not math.isnan(v)], dtype=np.float64)
-    n = int(a.size)
-    if n == 0:
-        return {"n": 0, "mean": None, "ci_low": None, "ci_high": None}
-    mean = float(a.mean())
-    if n < 2:
-        return {"n": n, "mean": mean, "ci_low": None, "ci_high": None}
-    half = float(stats.t.ppf(0.975, n - 1)) * float(a.std(ddof=1)) / math.sqrt(n)
-    return {"n": n, "mean": mean, "ci_low": mean - half, "ci_high": mean + half}
-
-
 def group_key(cell: dict) -> str:
     rate = cell["flip_rate"]
     return f"{cell['dataset']}" + (f" @{int(round(rate * 100))}%" if rate else " (real)")
@@ -194,7 +177,7 @@ def summarise(cells: list[dict]) -> dict:
         entry: dict = {"seeds": [c["seed"] for c in members], "methods": {}}
         for method in methods:
             figures = {
-                metric: interval([c["methods"][method][metric] for c in members])
+                metric: t_interval([c["methods"][method][metric] for c in members])
                 for metric in ("auroc", "precision_at_k", "recall_top10")
             }
             aurocs = [c["methods"][method]["auroc"] for c in members]
@@ -203,15 +186,15 @@ def summarise(cells: list[dict]) -> dict:
                     aurocs, [c["methods"][base]["auroc"] for c in members]
                 )
             entry["methods"][method] = figures
-        entry["ceiling_clean_model_loss"] = interval(
+        entry["ceiling_clean_model_loss"] = t_interval(
             [
                 c["ceiling_clean_model_loss"]["auroc"]
                 for c in members
                 if "ceiling_clean_model_loss" in c
             ]
         )
-        entry["val_accuracy"] = interval([c["trust"]["val_accuracy"] for c in members])
-        entry["val_loss"] = interval([c["trust"]["val_loss"] for c in members])
+        entry["val_accuracy"] = t_interval([c["trust"]["val_accuracy"] for c in members])
+        entry["val_loss"] = t_interval([c["trust"]["val_loss"] for c in members])
         entry["trusted_fraction"] = float(np.mean([c["trust"]["is_evidence"] for c in members]))
         entry["truncation_rate"] = members[0]["truncation_rate"]
         entry["head_features"] = sorted({c["head"]["head_features"] for c in members})
@@ -222,32 +205,32 @@ def summarise(cells: list[dict]) -> dict:
                     "count": None if est is None else est - truth,
                     "precision_at_top": {},
                 }
-        entry["estimate_error_count"] = interval(
+        entry["estimate_error_count"] = t_interval(
             [
                 c["estimate_error"]["count"]
                 for c in members
                 if c["estimate_error"]["count"] is not None
             ]
         )
-        entry["estimate_abs_error_count"] = interval(
+        entry["estimate_abs_error_count"] = t_interval(
             [
                 abs(c["estimate_error"]["count"])
                 for c in members
                 if c["estimate_error"]["count"] is not None
             ]
         )
-        entry["n_mislabelled"] = interval([c["n_mislabelled"] for c in members])
+        entry["n_mislabelled"] = t_interval([c["n_mislabelled"] for c in members])
         covered = [c["estimate_error"].get("covered") for c in members]
         covered = [x for x in covered if x is not None]
         entry["estimate_interval_coverage"] = float(np.mean(covered)) if covered else None
-        entry["estimate_error_confident_learning"] = interval(
+        entry["estimate_error_confident_learning"] = t_interval(
             [
                 c["estimate_error"]["confident_learning_count"]
                 for c in members
                 if c["estimate_error"].get("confident_learning_count") is not None
             ]
         )
-        entry["estimate_error_precision_top10"] = interval(
+        entry["estimate_error_precision_top10"] = t_interval(
             [
                 c["estimate_error"]["precision_at_top"]["0.1"]
                 for c in members
@@ -323,11 +306,7 @@ def select_default(cells: list[dict]) -> dict:
 
 
 def fmt(x: dict | None, digits: int = 3) -> str:
-    if not x or x.get("mean") is None:
-        return "–"
-    if x.get("ci_low") is None:
-        return f"{x['mean']:.{digits}f}"
-    return f"{x['mean']:.{digits}f} [{x['ci_low']:.{digits}f}, {x['ci_high']:.{digits}f}]"
+    return interval_text(x, digits=digits, signed=False)
 
 
 def _percent(value: float | None) -> str:
@@ -434,8 +413,6 @@ def recipe_hash(config: EngineConfig, limit: int | None, sizes, n_source: int) -
 
 def run_cell_lora(source: Source, cell: Cell, config: EngineConfig) -> dict:
     """A LoRA cell: the whole audit (training, gradients, scores) as a job runs it."""
-    from worker.influence.audit import run_audit
-
     start = time.perf_counter()
     train, val = cell.train_pairs(source), cell.val_pairs(source)
     audit = run_audit(train, val, config)
@@ -527,7 +504,7 @@ def write_engine_table(summary: dict, cells: list[dict], max_length: int) -> Pat
         ],
     }
     path = REPO / "worker" / "influence" / "detection_table.json"
-    path.write_text(json.dumps(table, indent=1) + "\n")
+    write_json(path, table, indent=1)
     return path
 
 
@@ -535,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--data-dir", type=Path, default=SHARED_DATA)
-    parser.add_argument("--cache", type=Path, default=REPO / "bench" / "cache")
+    parser.add_argument("--cache", type=Path, default=CACHE)
     parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--rates", default=",".join(map(str, FLIP_RATES)), help="planted flips")
@@ -559,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
     lengths = [int(x) for x in args.max_length.split(",")]
     if args.quick:
         limit, sizes, seeds, model, lengths = 160, (80, 40), 2, "tiny", [64]
-    command = "python bench/detection.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m bench.detection " + " ".join(argv if argv is not None else sys.argv[1:])
     cells_dir = args.out / "cells"
     cells_dir.mkdir(parents=True, exist_ok=True)
     cells: list[dict] = []

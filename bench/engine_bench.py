@@ -1,8 +1,8 @@
 """Engine benchmark on the hh-flip10 task of ../shared/ANCHORS.md: flip detection per method,
 stage timings against one training epoch, the batch-size-1 reference, and a damping sweep.
 
-    .venv/bin/python bench/engine_bench.py                      # anchor + default recipes
-    .venv/bin/python bench/engine_bench.py --recipes anchor --naive --tag cpu
+    .venv/bin/python -m bench.engine_bench                      # anchor + default recipes
+    .venv/bin/python -m bench.engine_bench --recipes anchor --naive --tag cpu
 
 Writes bench/results/engine_bench_<tag>.json and .md and prints the table.
 """
@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import gzip
 import json
-import os
 import platform
 import sys
 import time
@@ -21,20 +19,20 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from bench.lib.hh import hh_flip10
+from bench.lib.kronfluence_side import identity_self_scores, kronfluence_scores
+from bench.lib.paths import HH_HELPFUL_TEST, RESULTS
+from bench.lib.report import write_json
+from worker.influence.audit import Fitted, run_audit, score_fitted
+from worker.influence.columns import METHODS
+from worker.influence.config import EngineConfig
+from worker.influence.curvature import GaussNewton
+from worker.influence.gradients import per_pair_margin_gradients_loop
+from worker.influence.model import encode
+from worker.influence.scores import bt_loss, leave_one_out_loss, loss_scale, self_influence
+from worker.influence.train import evaluate_margins
 
-from worker.influence.audit import Fitted, run_audit, score_fitted  # noqa: E402
-from worker.influence.columns import METHODS  # noqa: E402
-from worker.influence.config import EngineConfig  # noqa: E402
-from worker.influence.curvature import GaussNewton  # noqa: E402
-from worker.influence.data import Pair, flipped  # noqa: E402
-from worker.influence.io import split_transcripts  # noqa: E402
-
-DATA = ROOT.parent / "shared" / "data" / "hh-rlhf" / "helpful-base-test.jsonl.gz"
-RESULTS = ROOT / "bench" / "results"
+DATA = HH_HELPFUL_TEST
 
 RECIPES: dict[str, dict] = {
     # ANCHORS.md's recipe, exactly.
@@ -63,23 +61,6 @@ ANCHOR_AUROC = {
 DAMPINGS = (1e-6, 1e-3, 1e-2, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 100.0, 1e3, 1e4, 1e5)
 
 
-def load_task(path: Path) -> tuple[list[Pair], list[Pair], list[Pair], np.ndarray]:
-    """hh-flip10: train/val/test by perm = default_rng(0).permutation(2354); 100 flips in train."""
-    with gzip.open(path, "rt", encoding="utf-8") as lines:
-        records = [json.loads(line) for line in lines]
-    pairs = [Pair(*split_transcripts(r["chosen"], r["rejected"])) for r in records]
-    assert len(pairs) == 2354, len(pairs)
-    perm = np.random.default_rng(0).permutation(2354)
-    train = [pairs[i] for i in perm[0:1000]]
-    val = [pairs[i] for i in perm[1000:1300]]
-    test = [pairs[i] for i in perm[1300:1800]]
-    flips = np.random.default_rng(0).choice(1000, 100, replace=False)
-    mask = np.zeros(1000, dtype=bool)
-    mask[flips] = True
-    train = [flipped(p) if mask[i] else p for i, p in enumerate(train)]
-    return train, val, test, mask
-
-
 def detection(harm: np.ndarray, mask: np.ndarray) -> dict[str, float]:
     """AUROC of harm against the flip mask, precision@100, recall in the top 10%."""
     from sklearn.metrics import roc_auc_score
@@ -104,8 +85,6 @@ def rankscore(x: np.ndarray) -> np.ndarray:
 def blockwise_self_influence(fitted: Fitted, damping: float) -> np.ndarray:
     """Σ_l g_ilᵀ (G_l + λ_l I)⁻¹ g_il with the Gauss–Newton matrix restricted to each layer
     (block-diagonal, as EK-FAC is), λ_l relative to each block's mean diagonal."""
-    from worker.influence.scores import self_influence
-
     total = np.zeros(len(fitted.margins))
     blocks = _BLOCK_GN.setdefault(id(fitted), {})
     for name, block in fitted.blocks:
@@ -122,8 +101,6 @@ _BLOCK_GN: dict[int, dict[str, GaussNewton]] = {}
 
 def extra_scores(fitted: Fitted, config: EngineConfig, scores: dict) -> dict[str, np.ndarray]:
     """Memorisation corrections and combinations measured next to the engine's methods."""
-    from worker.influence.scores import bt_loss, leave_one_out_loss
-
     gn = fitted.gauss_newton()
     block_self = blockwise_self_influence(fitted, config.damping)
     loss, self_inf = scores["harm_loss"], scores["harm_self_influence"]
@@ -147,8 +124,6 @@ def naive_reference(
     fitted: Fitted, config: EngineConfig, fast_seconds: float, scores: dict
 ) -> dict:
     """The same scores through a batch-size-1 autograd loop over every pair."""
-    from worker.influence.gradients import per_pair_margin_gradients_loop
-
     train_enc, val_enc = fitted.encoded
     start = time.perf_counter()
     val_margins, val_grads = per_pair_margin_gradients_loop(fitted.rm, val_enc)
@@ -180,8 +155,6 @@ def naive_reference(
 
 
 def run_recipe(name: str, overrides: dict, args: argparse.Namespace, task) -> dict:
-    from worker.influence.model import encode
-    from worker.influence.train import evaluate_margins
 
     train, val, test, mask = task
     config = EngineConfig(
@@ -263,10 +236,6 @@ def run_recipe(name: str, overrides: dict, args: argparse.Namespace, task) -> di
 
 def kronfluence_side(fitted: Fitted, scores: dict, mask: np.ndarray, ours: float, epoch: float):
     """kronfluence's EK-FAC on the same trained model and pairs: its time and its AUROC."""
-    from kronfluence_side import identity_self_scores, kronfluence_scores
-
-    from worker.influence.scores import loss_scale
-
     assert fitted.rm is not None and fitted.grads is not None
     train_enc, val_enc = fitted.encoded
     # Guard: with the identity preconditioner kronfluence's self-score is ‖g_i‖²; it must match
@@ -408,13 +377,13 @@ def main() -> None:
         "--tuned",
         type=Path,
         default=None,
-        help="tune_recipe.py output: adds recipe 'tuned', its best by validation loss",
+        help="bench.tune_recipe output: adds recipe 'tuned', its best by validation loss",
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     import torch
 
-    task = load_task(args.data)
+    task = hh_flip10(args.data)
     if args.tuned is not None:
         best = json.loads(args.tuned.read_text())[0]
         RECIPES["tuned"] = {
@@ -427,7 +396,7 @@ def main() -> None:
     )
     report = {
         "task": "hh-flip10 (ANCHORS.md)",
-        "command": "python " + " ".join(sys.argv),
+        "command": "python -m bench.engine_bench " + " ".join(sys.argv[1:]),
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         "device": torch.cuda.get_device_name(0)
         if device == "cuda"
@@ -447,8 +416,7 @@ def main() -> None:
         report["runs"].append(done[key])
         print(markdown(report), flush=True)
     tag = args.tag or device
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"engine_bench_{tag}.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_json(args.out / f"engine_bench_{tag}.json", report)
     (args.out / f"engine_bench_{tag}.md").write_text(markdown(report))
     print(markdown(report))
 

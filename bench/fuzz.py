@@ -11,7 +11,6 @@ operations got a server error (or another failed check), the seconds it took.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -20,8 +19,10 @@ import time
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "bench" / "results" / "fuzz.json"
+from bench.lib.paths import REPO, RESULTS
+from bench.lib.report import write_json
+
+OUT = RESULTS / "fuzz.json"
 
 
 def main() -> int:
@@ -42,7 +43,7 @@ def main() -> int:
                 "tests/api/test_schemathesis.py",
                 f"--junitxml={report}",
             ],
-            cwd=ROOT,
+            cwd=REPO,
             env={**os.environ, "SCHEMATHESIS_EXAMPLES": str(args.examples)},
         )
         seconds = time.perf_counter() - started
@@ -61,8 +62,7 @@ def main() -> int:
         "seconds": round(seconds, 1),
         "pytest_exit_code": run.returncode,
     }
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(OUT, result)
     print(
         f"schemathesis: {n_cases} operations × up to {args.examples} requests, "
         f"{len(failed)} with a server error or failed check, {seconds:.0f} s → {OUT}"

@@ -16,8 +16,8 @@ flips. Two parts:
    seed, with paired t-intervals. At 10/20/30% flips, and with duplicated noise (every flipped pair
    present 3–5 times): the number of distinct flipped pairs each rule removes is reported.
 
-    python bench/group_fidelity.py            # full run (a few minutes per dataset after features)
-    python bench/group_fidelity.py --quick    # CI-sized: the tiny model, fewer groups
+    python -m bench.group_fidelity            # full run (a few minutes per dataset after features)
+    python -m bench.group_fidelity --quick    # CI-sized: the tiny model, fewer groups
 
 The curvature is the head's exact Hessian (damping 0 on top of the L2 the head was fitted with)
 unless --damping is given. Features are cached under --cache.
@@ -26,8 +26,6 @@ unless --damping is given. Features are cached under --cache.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shlex
 import sys
 import time
@@ -36,15 +34,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-import torch  # noqa: E402
-from noise_data import (  # noqa: E402
+from bench.lib.metrics import estimate_fidelity
+from bench.lib.noise_data import (
     DATASETS,
     DEFAULT_DATA_DIR,
     feature_differences,
@@ -52,17 +45,16 @@ from noise_data import (  # noqa: E402
     load_pairs,
     make_split,
 )
-from scipy.stats import spearmanr  # noqa: E402
+from bench.lib.paths import CACHE, RESULTS
+from bench.lib.report import bootstrap_text, interval_text, write_json
+from worker.influence.config import EngineConfig
+from worker.influence.curvature import GaussNewton
+from worker.influence.data import Pair
+from worker.influence.features import column_scale
+from worker.influence.group import GroupInfluence, group_influence
+from worker.influence.head import MIN_L2, fit_head, select_l2
+from worker.influence.stats import paired_difference
 
-from worker.influence.config import EngineConfig  # noqa: E402
-from worker.influence.curvature import GaussNewton  # noqa: E402
-from worker.influence.data import Pair  # noqa: E402
-from worker.influence.features import column_scale  # noqa: E402
-from worker.influence.group import GroupInfluence, group_influence  # noqa: E402
-from worker.influence.head import MIN_L2, fit_head, select_l2  # noqa: E402
-from worker.influence.stats import paired_difference  # noqa: E402
-
-REPO = Path(__file__).resolve().parent.parent
 KINDS: tuple[str, ...] = ("random", "neighbours", "duplicates")
 L2_GRID = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 _CONTRACTIONS = (
@@ -242,33 +234,6 @@ def draw_groups(problem: Problem, kind: str, size: int, count: int, rng: np.rand
     ]
 
 
-def _bootstrap(actual, first, inter, reps: int, rng: np.random.Generator) -> dict:
-    """Spearman and MAE of both estimates, with bootstrap 95% intervals and paired differences."""
-    actual, first, inter = map(np.asarray, (actual, first, inter))
-
-    def stats(idx):
-        a, f, i = actual[idx], first[idx], inter[idx]
-        rf, ri = spearmanr(a, f).statistic, spearmanr(a, i).statistic
-        mf, mi = np.abs(a - f).mean(), np.abs(a - i).mean()
-        return np.array([rf, ri, ri - rf, mf, mi, mi - mf])
-
-    point = stats(np.arange(len(actual)))
-    boot = np.array([stats(rng.integers(0, len(actual), len(actual))) for _ in range(reps)])
-    low, high = np.nanpercentile(boot, [2.5, 97.5], axis=0)
-    names = (
-        "spearman_first",
-        "spearman_interaction",
-        "spearman_gain",
-        "mae_first",
-        "mae_interaction",
-        "mae_change",
-    )
-    return {
-        name: {"value": float(point[k]), "ci_low": float(low[k]), "ci_high": float(high[k])}
-        for k, name in enumerate(names)
-    }
-
-
 def fidelity(problem: Problem, settings: Settings, seed: int, log) -> list[dict]:
     rng = np.random.default_rng([seed, 11])
     full = problem.val_loss(problem.w)
@@ -291,7 +256,7 @@ def fidelity(problem: Problem, settings: Settings, seed: int, log) -> list[dict]
                 "groups": len(actual),
                 "mean_actual": float(np.mean(actual)),
                 "seconds": time.perf_counter() - start,
-                **_bootstrap(actual, first, inter, settings.bootstrap, rng),
+                **estimate_fidelity(actual, first, inter, settings.bootstrap, rng),
                 "points": {"actual": actual, "first": first, "interaction": inter},
             }
             rows.append(row)
@@ -348,18 +313,7 @@ def summarise_prune(cells: list[dict]) -> dict:
 
 
 def _ci(d: dict, scale: float = 1.0, digits: int = 1) -> str:
-    if d.get("ci_low") is None:
-        return f"{d['mean'] * scale:+.{digits}f}"
-    return (
-        f"{d['mean'] * scale:+.{digits}f} [{d['ci_low'] * scale:+.{digits}f}, "
-        f"{d['ci_high'] * scale:+.{digits}f}]"
-    )
-
-
-def _iv(d: dict, digits: int = 3, fmt: str = "f") -> str:
-    return (
-        f"{d['value']:.{digits}{fmt}} [{d['ci_low']:.{digits}{fmt}}, {d['ci_high']:.{digits}{fmt}}]"
-    )
+    return interval_text(d, scale, digits)
 
 
 def markdown(result: dict) -> str:
@@ -386,10 +340,13 @@ def markdown(result: dict) -> str:
     for dataset, rows in result["fidelity"].items():
         for r in rows:
             lines.append(
-                f"| {dataset} | {r['kind']} | {r['size']} | {_iv(r['spearman_first'])} | "
-                f"{_iv(r['spearman_interaction'])} | {_iv(r['spearman_gain'])} | "
-                f"{_iv(r['mae_first'], 2, 'e')} | {_iv(r['mae_interaction'], 2, 'e')} | "
-                f"{_iv(r['mae_change'], 2, 'e')} |"
+                f"| {dataset} | {r['kind']} | {r['size']} | "
+                f"{bootstrap_text(r['spearman_first'])} | "
+                f"{bootstrap_text(r['spearman_interaction'])} | "
+                f"{bootstrap_text(r['spearman_gain'])} | "
+                f"{bootstrap_text(r['mae_first'], '.2e')} | "
+                f"{bootstrap_text(r['mae_interaction'], '.2e')} | "
+                f"{bootstrap_text(r['mae_change'], '.2e')} |"
             )
     lines += [
         "",
@@ -465,8 +422,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny model, fewer groups (CI)")
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
-    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "group")
-    parser.add_argument("--cache", type=Path, default=REPO / "bench" / "cache" / "group")
+    parser.add_argument("--out", type=Path, default=RESULTS / "group")
+    parser.add_argument("--cache", type=Path, default=CACHE / "group")
     parser.add_argument("--groups", type=int)
     parser.add_argument("--damping", type=float)
     parser.add_argument("--skip-pruning", action="store_true")
@@ -496,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.damping is not None:
         settings.damping = args.damping
     settings.l2 = args.l2
-    command = "python bench/group_fidelity.py " + shlex.join(
+    command = "python -m bench.group_fidelity " + shlex.join(
         argv if argv is not None else sys.argv[1:]
     )
     started = time.perf_counter()
@@ -557,9 +514,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
     result["seconds"] = time.perf_counter() - started
     result["finished"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    args.out.mkdir(parents=True, exist_ok=True)
     stem = args.stem or ("fidelity-quick" if args.quick else "fidelity")
-    (args.out / f"{stem}.json").write_text(json.dumps(result, indent=1))
+    write_json(args.out / f"{stem}.json", result, indent=1, newline=False)
     (args.out / f"{stem}.md").write_text(markdown(result))
     plot(result, args.out / f"{stem}.png")
     print(markdown(result))

@@ -1,9 +1,9 @@
 """Group influence against leave-group-out retraining on a real LoRA reward model (CPU-sized).
 
-    python bench/group_lora.py                 # MiniLM LoRA, 200 harmless-base pairs, 30 groups
-    python bench/group_lora.py --groups 60     # more groups (≈ 30 s per retrain on 2 cores)
+    python -m bench.group_lora                 # MiniLM LoRA, 200 harmless-base pairs, 30 groups
+    python -m bench.group_lora --groups 60     # more groups (≈ 30 s per retrain on 2 cores)
 
-The head-mode benchmark (bench/group_fidelity.py) retrains exactly; here every group is a LoRA
+The head-mode benchmark (bench.group_fidelity) retrains exactly; here every group is a LoRA
 retraining from scratch with the audit's recipe and seed, so the "actual" change also carries the
 non-convex training's own variation. One audit (methods loss, influence, group) gives the
 first-order effects e_i and the interaction factor; groups of `--size` pairs are drawn as random
@@ -16,33 +16,24 @@ Results: bench/results/group/lora.json and lora.md.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
+import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench.lib.metrics import estimate_fidelity
+from bench.lib.noise_data import DEFAULT_DATA_DIR, flip_mask, load_pairs, make_split
+from bench.lib.paths import RESULTS
+from bench.lib.report import bootstrap_text, write_json
+from worker.influence.audit import run_audit
+from worker.influence.config import EngineConfig
+from worker.influence.data import flipped
+from worker.influence.group import group_influence
+from worker.influence.verify import Retrainer
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-import torch  # noqa: E402
-from group_fidelity import _bootstrap  # noqa: E402
-from noise_data import DEFAULT_DATA_DIR, flip_mask, load_pairs, make_split  # noqa: E402
-
-from worker.influence.audit import run_audit  # noqa: E402
-from worker.influence.config import EngineConfig  # noqa: E402
-from worker.influence.data import flipped  # noqa: E402
-from worker.influence.group import group_influence  # noqa: E402
-from worker.influence.verify import Retrainer  # noqa: E402
-
-REPO = Path(__file__).resolve().parent.parent
-OUT = REPO / "bench" / "results" / "group"
+OUT = RESULTS / "group"
 
 
 def main() -> None:
@@ -141,17 +132,17 @@ def main() -> None:
     table = {}
     everything = {"actual": [], "first": [], "interaction": []}
     for kind, values in rows.items():
-        table[kind] = _bootstrap(
+        table[kind] = estimate_fidelity(
             values["actual"], values["first"], values["interaction"], 2000, boot
         )
         for key in everything:
             everything[key] += values[key]
-    table["all"] = _bootstrap(
+    table["all"] = estimate_fidelity(
         everything["actual"], everything["first"], everything["interaction"], 2000, boot
     )
     result = {
         "args": vars(args),
-        "command": "python bench/group_lora.py " + " ".join(sys.argv[1:]),
+        "command": "python -m bench.group_lora " + " ".join(sys.argv[1:]),
         "finished": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "seconds": time.perf_counter() - started,
         "n_train": n,
@@ -161,8 +152,7 @@ def main() -> None:
         "table": table,
         "points": rows,
     }
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "lora.json").write_text(json.dumps(result, indent=1) + "\n")
+    write_json(OUT / "lora.json", result, indent=1)
     lines = [
         "# Group influence vs leave-group-out LoRA retraining (CPU)",
         "",
@@ -180,14 +170,11 @@ def main() -> None:
     ]
     for kind, row in table.items():
         count = len(everything["actual"]) if kind == "all" else len(rows[kind]["actual"])
-
-        def iv(key: str, fmt: str = ".3f", row: dict = row) -> str:
-            r = row[key]
-            return f"{r['value']:{fmt}} [{r['ci_low']:{fmt}}, {r['ci_high']:{fmt}}]"
-
         lines.append(
-            f"| {kind} | {count} | {iv('spearman_first')} | {iv('spearman_interaction')} | "
-            f"{iv('spearman_gain')} | {iv('mae_first', '.2e')} | {iv('mae_interaction', '.2e')} |"
+            f"| {kind} | {count} | {bootstrap_text(row['spearman_first'])} | "
+            f"{bootstrap_text(row['spearman_interaction'])} | "
+            f"{bootstrap_text(row['spearman_gain'])} | {bootstrap_text(row['mae_first'], '.2e')} | "
+            f"{bootstrap_text(row['mae_interaction'], '.2e')} |"
         )
     (OUT / "lora.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -9,7 +9,7 @@ test set of harmless-base, runs a head-mode MiniLM audit with the `group` method
 budget through `POST /datasets/{id}/flags` (rule "greedy"), reads the first-order top-K of the same
 size from the pairs list, counts the distinct flipped pairs each removes, and runs a verify job
 (rule "greedy": greedy, top-K and random arms, paired by seed) evaluated on the clean test set.
-Needs Postgres and Redis as bench/scale.py does. Results: bench/results/group/verify-*.json and .md.
+Needs Postgres and Redis as bench.scale does. Results: bench/results/group/verify-*.json and .md.
 """
 
 from __future__ import annotations
@@ -19,21 +19,18 @@ import json
 import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench.lib.noise_data import DEFAULT_DATA_DIR, flip_mask, load_pairs, make_split
+from bench.lib.paths import RESULTS
+from bench.lib.report import interval_text, write_json
+from bench.lib.stack import Session, Workers, run_job
 
-from bench.scale import Session, Workers, run_job  # noqa: E402
-
-REPO = Path(__file__).resolve().parent.parent
-OUT = REPO / "bench" / "results" / "group"
+OUT = RESULTS / "group"
 
 
 def _records(args: argparse.Namespace, duplicated: bool) -> tuple[list, list, list]:
-    from bench.noise_data import DEFAULT_DATA_DIR, flip_mask, load_pairs, make_split
-
     # The upload refuses empty responses (two HH-RLHF pairs have one): leave those out here.
     pairs = [
         p
@@ -67,15 +64,7 @@ def _records(args: argparse.Namespace, duplicated: bool) -> tuple[list, list, li
 
 
 def _upload(session: Session, name: str, records: list) -> int:
-    body = ("\n".join(json.dumps(r) for r in records) + "\n").encode()
-    response = session.client.post(
-        "/api/v1/datasets",
-        headers=session.headers,
-        files={"file": (f"{name}.jsonl", body)},
-        data={"name": name},
-    )
-    assert response.status_code == 201, response.text
-    return int(response.json()["id"])
+    return session.upload(name, ("\n".join(json.dumps(r) for r in records) + "\n").encode())
 
 
 def _pairs(session: Session, dataset_id: int, **params) -> list[dict]:
@@ -160,11 +149,7 @@ def variant(session: Session, args: argparse.Namespace, duplicated: bool) -> dic
 
 
 def _ci(d: dict | None) -> str:
-    if not d or d.get("mean") is None:
-        return "–"
-    if d.get("ci_low") is None:
-        return f"{100 * d['mean']:+.1f}"
-    return f"{100 * d['mean']:+.1f} [{100 * d['ci_low']:+.1f}, {100 * d['ci_high']:+.1f}]"
+    return interval_text(d, 100)
 
 
 def markdown(result: dict) -> str:
@@ -232,9 +217,8 @@ def main() -> None:
         workers.stop()
     result["worker_peak_rss_mb"] = workers.peak_mb
     result["finished"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    OUT.mkdir(parents=True, exist_ok=True)
     stem = f"verify-{args.dataset}-{args.pairs}"
-    (OUT / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
+    write_json(OUT / f"{stem}.json", result, indent=1)
     (OUT / f"{stem}.md").write_text(markdown(result))
     print(markdown(result))
 

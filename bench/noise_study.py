@@ -1,8 +1,8 @@
 """The label-noise study of issue 4: flip p% of HH-RLHF training pairs, audit them, remove each
 method's top 10%, retrain from scratch, and compare with all pairs, random removal and the oracle.
 
-    python bench/noise_study.py           # full run: head-mode grid, then LoRA cells (resumable)
-    python bench/noise_study.py --quick   # CI-sized: tiny model, a few cells, a few minutes
+    python -m bench.noise_study           # full run: head-mode grid, then LoRA cells (resumable)
+    python -m bench.noise_study --quick   # CI-sized: tiny model, a few cells, a few minutes
 
 Every finished cell (one setup, dataset, training size, recipe, noise level and seed) is cached as
 JSON under --cache, so an interrupted run resumes; the outputs are rebuilt from the cache.
@@ -27,13 +27,17 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-from noise_data import (  # noqa: E402
+from bench.lib.cache import save_json
+from bench.lib.metrics import (
+    aggregate,
+    bottom_mask,
+    detection,
+    noise_cost,
+    rank_average,
+    summary_interval,
+    top_mask,
+)
+from bench.lib.noise_data import (
     DATASETS,
     DEFAULT_DATA_DIR,
     feature_differences,
@@ -42,18 +46,10 @@ from noise_data import (  # noqa: E402
     make_split,
     noisy_pairs,
 )
-from noise_metrics import (  # noqa: E402
-    aggregate,
-    bottom_mask,
-    detection,
-    noise_cost,
-    rank_average,
-    top_mask,
-)
+from bench.lib.paths import CACHE, RESULTS
+from bench.lib.report import interval_text, write_json
+from worker.influence.config import EngineConfig
 
-from worker.influence.config import EngineConfig  # noqa: E402
-
-REPO = Path(__file__).resolve().parent.parent
 ENGINE_METHODS = ["loss", "gradient_similarity", "influence", "datainf", "self_influence"]
 L2_GRID = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 """Head L2 penalties the 'l2-val' recipe chooses from, by validation BT loss (never test)."""
@@ -237,10 +233,7 @@ def run_cell(
         command=command,
         device_name=_device_name(device),
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    partial.write_text(json.dumps(cell, indent=1))
-    partial.rename(path)
+    save_json(path, cell)
     return cell
 
 
@@ -545,7 +538,7 @@ def write_outputs(
         "groups": rows,
         "cells": cells,
     }
-    (out / "noise_study.json").write_text(json.dumps(result, indent=1))
+    write_json(out / "noise_study.json", result, indent=1, newline=False)
     # Figures name the runs that made their cells, not only this (possibly --report-only) call.
     made_by = "; ".join(result["cell_commands"]) + f" (outputs: {command})"
     (out / "noise_study.md").write_text(markdown_tables(rows, costs, settings, made_by))
@@ -554,16 +547,9 @@ def write_outputs(
     return result
 
 
-def _pts(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:+.1f}"
-
-
 def _ci(diff: dict | None) -> str:
-    if not diff or diff.get("mean") is None:
-        return "–"
-    if diff.get("ci_low") is None:
-        return _pts(diff["mean"])
-    return f"{_pts(diff['mean'])} [{_pts(diff['ci_low'])}, {_pts(diff['ci_high'])}]"
+    """A difference in percentage points, with its interval."""
+    return interval_text(diff, 100)
 
 
 def _mean(summary: dict | None, scale: float = 1.0, digits: int = 3) -> str:
@@ -802,7 +788,9 @@ def plot(rows: list[dict], settings: Settings, out: Path, command: str) -> None:
         ax.axhline(50, color="black", lw=0.8)
         for k, method in enumerate(PLOT_METHODS):
             s = _series(
-                rows, panel, lambda r, m=method: _t_interval(r["methods"].get(m, {}).get("auroc"))
+                rows,
+                panel,
+                lambda r, m=method: summary_interval(r["methods"].get(m, {}).get("auroc")),
             )
             if s[0]:
                 errorbar(
@@ -900,16 +888,6 @@ def plot_noise_cost(costs: list[dict], settings: Settings, out: Path, command: s
     plt.close(fig)
 
 
-def _t_interval(summary: dict | None) -> dict | None:
-    """Mean and 95% t-interval of a `summarize` dict (for plotting one arm's spread)."""
-    if not summary or summary.get("mean") is None:
-        return None
-    from worker.influence.stats import paired_difference
-
-    values = summary["values"]
-    return paired_difference(values, [0.0] * len(values))
-
-
 # ----------------------------------------------------------------------------------------------
 
 
@@ -930,13 +908,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out",
         type=Path,
-        default=REPO / "bench" / "results",
+        default=RESULTS,
         help="where noise_study.json, .md and the plots go (default bench/results)",
     )
     parser.add_argument(
         "--cache",
         type=Path,
-        default=REPO / "bench" / "cache" / "noise_study",
+        default=CACHE / "noise_study",
         help="per-cell JSON cache, so a run resumes (default bench/cache/...)",
     )
     parser.add_argument(
@@ -983,7 +961,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(setups) - {"head", "lora"}
     if unknown:
         parser.error(f"unknown setups {sorted(unknown)}; use head and/or lora")
-    command = "python bench/noise_study.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = "python -m bench.noise_study " + shlex.join(sys.argv[1:] if argv is None else argv)
     specs = cell_specs(settings, setups)
     deadline = (
         time.time() + 60 * args.deadline_minutes if args.deadline_minutes is not None else None

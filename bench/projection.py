@@ -12,8 +12,8 @@ Two dampings: `matched` keeps the exact run's absolute λ = damping · tr(G)/p, 
 differs; `relative` uses the engine's rule λ = damping · tr(G_k)/k in the projected space, which
 is what a job with projection_dim computes (tr(G_k) ≈ tr(G), so λ grows by about p/k).
 
-    .venv/bin/python bench/projection.py            # minilm, n=400, k in 256/1024/4096, 5 seeds
-    .venv/bin/python bench/projection.py --quick    # tiny model, n=120, a minute
+    .venv/bin/python -m bench.projection            # minilm, n=400, k in 256/1024/4096, 5 seeds
+    .venv/bin/python -m bench.projection --quick    # tiny model, n=120, a minute
 
 Writes bench/results/projection/projection{,-quick}.{md,json} and prints the table.
 """
@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import gzip
 import hashlib
 import json
-import os
 import platform
 import sys
 import time
@@ -33,25 +31,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
+from scipy.stats import spearmanr
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-import torch  # noqa: E402
-from noise_metrics import auroc  # noqa: E402
-from scipy.stats import spearmanr  # noqa: E402
-
-from worker.influence.audit import run_audit  # noqa: E402
-from worker.influence.config import EngineConfig  # noqa: E402
-from worker.influence.curvature import GaussNewton  # noqa: E402
-from worker.influence.data import Pair, flipped  # noqa: E402
-from worker.influence.gradients import GradientProjector, Projector  # noqa: E402
-from worker.influence.io import split_transcripts  # noqa: E402
-from worker.influence.projection import KroneckerProjector, dense_memory_bytes  # noqa: E402
-from worker.influence.scores import (  # noqa: E402
+from bench.lib.hh import hh_flip10_subset
+from bench.lib.metrics import auroc
+from bench.lib.paths import HH_HELPFUL_TEST
+from bench.lib.paths import RESULTS as RESULTS_ROOT
+from bench.lib.report import write_json
+from worker.influence.audit import run_audit
+from worker.influence.config import EngineConfig
+from worker.influence.curvature import GaussNewton
+from worker.influence.data import Pair
+from worker.influence.gradients import GradientProjector, Projector
+from worker.influence.projection import KroneckerProjector, dense_memory_bytes
+from worker.influence.scores import (
     gradient_similarity,
     influence_scores,
     self_influence,
@@ -59,34 +53,13 @@ from worker.influence.scores import (  # noqa: E402
     validation_gradient,
 )
 
-DATA = ROOT.parent / "shared" / "data" / "hh-rlhf" / "helpful-base-test.jsonl.gz"
-RESULTS = ROOT / "bench" / "results" / "projection"
+DATA = HH_HELPFUL_TEST
+RESULTS = RESULTS_ROOT / "projection"
 METHODS: tuple[str, ...] = ("influence", "gradient_similarity", "self_influence")
 PROJECTORS: tuple[str, ...] = ("kronecker", "dense")
 DAMPINGS: tuple[str, ...] = ("matched", "relative")
 CHUNK = 128
 """Gradient rows projected at a time (the engine projects chunks of a few pairs)."""
-
-
-def load_task(
-    path: Path, n: int, n_val: int, split_seed: int = 0
-) -> tuple[list[Pair], list[Pair], np.ndarray]:
-    """The first n training and n_val validation pairs of hh-flip10's split, 10% flipped.
-
-    `split_seed` 0 on helpful-base is hh-flip10 itself; another seed (or file) draws a fresh split
-    and fresh flips the same way: perm = default_rng(s).permutation(N), flips
-    default_rng(s).choice(n, n/10)."""
-    with gzip.open(path, "rt", encoding="utf-8") as lines:
-        records = [json.loads(line) for line in lines]
-    pairs = [Pair(*split_transcripts(r["chosen"], r["rejected"])) for r in records]
-    if n > 1000 or n_val > 300:
-        raise ValueError("hh-flip10 has 1000 training and 300 validation pairs")
-    perm = np.random.default_rng(split_seed).permutation(len(pairs))
-    mask = np.zeros(n, dtype=bool)
-    mask[np.random.default_rng(split_seed).choice(n, round(0.1 * n), replace=False)] = True
-    train = [flipped(pairs[i]) if mask[j] else pairs[i] for j, i in enumerate(perm[:n])]
-    val = [pairs[i] for i in perm[1000 : 1000 + n_val]]
-    return train, val, mask
 
 
 def harms(
@@ -221,7 +194,7 @@ def project(projector: GradientProjector, grads: torch.Tensor) -> torch.Tensor:
 
 
 def run(args: argparse.Namespace) -> dict:
-    train, val, mask = load_task(args.data, args.n, args.n_val, args.split_seed)
+    train, val, mask = hh_flip10_subset(args.data, args.n, args.n_val, args.split_seed)
     config = EngineConfig(
         model=args.model,
         mode="lora",
@@ -265,7 +238,7 @@ def run(args: argparse.Namespace) -> dict:
         ),
     }
     report: dict = {
-        "command": "python " + " ".join(sys.argv),
+        "command": "python -m bench.projection " + " ".join(sys.argv[1:]),
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         "device": str(rm.device)
         + (
@@ -707,8 +680,7 @@ def main(argv: list[str] | None = None) -> int:
     report = run(args)
     text = markdown(report)
     name = args.stem or ("projection-quick" if args.quick else "projection")
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_json(args.out / f"{name}.json", report)
     (args.out / f"{name}.md").write_text(text)
     print(text)
     return 0

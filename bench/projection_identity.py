@@ -9,26 +9,27 @@ where G g_val = (1/n) Σ_j w_j b_j d_j lies in the span of the training gradient
 g_val no gradient sees (which a sketch leaks into every score, amplified by 1/λ) drops out. Only
 the second term would be sketched ("level 1"); "level 2" applies the identity once more and needs
 d_iᵀG g_val exactly, i.e. a second pass. This script trains the hh-flip10 model of
-bench/projection.py once (1,000 pairs, MiniLM LoRA, 2 epochs), keeps its exact gradients, and
+bench.projection once (1,000 pairs, MiniLM LoRA, 2 epochs), keeps its exact gradients, and
 compares both with the plain projected solve, Spearman against the exact influence.
 
-    .venv/bin/python bench/projection_identity.py [--cache /tmp/hh-flip10-grads.npz]
+    .venv/bin/python -m bench.projection_identity [--cache /tmp/hh-flip10-grads.npz]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 from pathlib import Path
 
 import numpy as np
+import torch
+from scipy.stats import spearmanr
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from bench.lib.hh import hh_flip10_subset
+from bench.lib.paths import HH_HELPFUL_TEST
+from worker.influence.audit import run_audit
+from worker.influence.config import EngineConfig
+from worker.influence.projection import KroneckerProjector
 
 
 def gradients(cache: Path) -> dict:
@@ -36,12 +37,7 @@ def gradients(cache: Path) -> dict:
         return dict(np.load(cache, allow_pickle=False)) | json.loads(
             cache.with_suffix(".json").read_text()
         )
-    from projection import DATA, load_task
-
-    from worker.influence.audit import run_audit
-    from worker.influence.config import EngineConfig
-
-    train, val, mask = load_task(DATA, 1000, 100)
+    train, val, mask = hh_flip10_subset(HH_HELPFUL_TEST, 1000, 100)
     config = EngineConfig(
         model="minilm",
         mode="lora",
@@ -77,11 +73,6 @@ def main() -> int:
     parser.add_argument("--ks", type=int, nargs="+", default=[1024, 4096])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = parser.parse_args()
-    import torch
-    from scipy.stats import spearmanr
-
-    from worker.influence.projection import KroneckerProjector
-
     data = gradients(args.cache)
     d, v = data["grads"].astype(np.float64), data["val_grads"].astype(np.float64)
     m, vm = data["margins"], data["val_margins"]

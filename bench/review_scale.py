@@ -7,8 +7,8 @@ DATABASE_URL (default postgresql+psycopg://postgres@127.0.0.1:5432/bench_review,
 missing, its schema dropped and rebuilt). What it measures, each through the real code:
 - ingest: `backend.services.ingest.ingest` of a generated JSONL file (HH-RLHF helpful-base test
   texts cycled, each pair made unique by its number), COPY on Postgres: pairs/s and RSS growth;
-- scores: `worker.pipeline._save_scores` of one audit's scores for every pair (COPY), then the
-  score statistics the review reads: rows/s;
+- scores: the worker's score writer (`worker.jobs.store.save_scores`) of one audit's scores
+  for every pair (COPY), then the score statistics the review reads: rows/s;
 - the pairs page through the HTTP API (FastAPI TestClient, in process), 20 requests each, p50 and
   p95: sort by harm and by gradient similarity at the first page, page 10,000 and the last page
   (cursors as the API hands them out at that depth), and with a text search or a score range;
@@ -25,85 +25,30 @@ Results: bench/results/review/scale-<n>.json and a table in scale-<n>.md.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
-import statistics
-import sys
 import tempfile
-import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-HH = REPO.parent / "shared" / "data" / "hh-rlhf" / "helpful-base-test.jsonl.gz"
-RESULTS = REPO / "bench" / "results" / "review"
+from bench.lib.hh import transcripts
+from bench.lib.measure import PeakRss, timed
+from bench.lib.paths import HH_HELPFUL_TEST
+from bench.lib.paths import RESULTS as RESULTS_ROOT
+from bench.lib.report import write_json
+from bench.lib.stack import api_server, reset_database
+
+RESULTS = RESULTS_ROOT / "review"
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/bench_review"
 
 
-class PeakRss:
-    """Samples this process's resident memory every 50 ms while running."""
-
-    def __init__(self) -> None:
-        import psutil
-
-        self.process = psutil.Process()
-        self.base = self.process.memory_info().rss
-        self.peak = self.base
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.05):
-            self.peak = max(self.peak, self.process.memory_info().rss)
-
-    def __enter__(self) -> PeakRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self.process.memory_info().rss)
-
-    @property
-    def growth_mb(self) -> float:
-        return (self.peak - self.base) / 2**20
-
-
-def _reset_database(url: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    base, name = url.rsplit("/", 1)
-    admin = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        exists = connection.scalar(
-            text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
-        )
-        if not exists:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    engine = create_engine(url)
-    with engine.begin() as connection:
-        connection.execute(text("DROP SCHEMA public CASCADE"))
-        connection.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-
-
 def _write_pairs(path: Path, n: int) -> None:
-    from worker.influence.io import split_transcripts
-
     base = []
-    with gzip.open(HH, "rt") as source:
-        for line in source:
-            record = json.loads(line)
-            try:
-                prompt, chosen, rejected = split_transcripts(record["chosen"], record["rejected"])
-            except ValueError:
-                continue
-            if chosen.strip() and rejected.strip():
-                base.append((prompt[-400:], chosen[:400], rejected[:400]))
+    for prompt, chosen, rejected in transcripts(HH_HELPFUL_TEST):
+        if chosen.strip() and rejected.strip():
+            base.append((prompt[-400:], chosen[:400], rejected[:400]))
     with path.open("w") as out:
         for i in range(n):
             prompt, chosen, rejected = base[i % len(base)]
@@ -120,51 +65,11 @@ def _write_pairs(path: Path, n: int) -> None:
             )
 
 
-def _timed(call, repeat: int = 20) -> dict[str, float]:
-    call()  # warm the plan and the caches once
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    times.sort()
-    p95 = times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))]
-    return {"p50_ms": 1000 * statistics.median(times), "p95_ms": 1000 * p95}
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def http_exports(dataset_id: int, token: str, formats: tuple[str, ...]) -> dict[str, Any]:
     """Each format's full export through a real server over a socket: seconds, MiB, MiB/s and
     the server process's peak RSS growth while it streams."""
-    import subprocess
-    import urllib.request
-
-    import psutil
-
-    port = _free_port()
-    binary = Path(sys.executable).with_name("prefaudit")
-    server = subprocess.Popen(
-        [str(binary), "serve", "--port", str(port)],
-        env={**os.environ, "PREFAUDIT_REAPER_INTERVAL_SECONDS": "0"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}/api/v1"
-    try:
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(f"{base}/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
-        process = psutil.Process(server.pid)
+    env = {"PREFAUDIT_REAPER_INTERVAL_SECONDS": "0"}
+    with api_server(env) as (base, process):
         out: dict[str, Any] = {}
         for fmt in formats:
             url = f"{base}/datasets/{dataset_id}/export?format={fmt}&exclude_flagged=false"
@@ -186,9 +91,6 @@ def http_exports(dataset_id: int, token: str, formats: tuple[str, ...]) -> dict[
             }
             print(f"  HTTP export {fmt}: {out[fmt]}", flush=True)
         return out
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def main() -> None:
@@ -210,9 +112,9 @@ def main() -> None:
     os.environ["PREFAUDIT_DATA_DIR"] = str(data_dir)
     os.environ.setdefault("BROKER_URL", "memory://")
     os.environ["PREFAUDIT_REAPER_INTERVAL_SECONDS"] = "0"
-    sys.path.insert(0, str(REPO))
-    _reset_database(url)
+    reset_database(url)
 
+    # Imported only now: the backend's settings read the environment set above when first imported.
     import numpy as np
     from alembic import command
     from fastapi.testclient import TestClient
@@ -226,7 +128,7 @@ def main() -> None:
     from backend.services.query import Cursor
     from backend.services.users import create_user, issue_token
     from backend.settings import get_settings
-    from worker.pipeline import _save_scores
+    from worker.jobs.store import save_scores
 
     command.upgrade(alembic_config(), "head")
     sessions = get_sessionmaker()
@@ -253,8 +155,7 @@ def main() -> None:
         dataset_id = dataset.id
         if args.exports_only:
             out["export_http"] = http_exports(dataset_id, token, ("jsonl", "csv", "parquet"))
-            RESULTS.mkdir(parents=True, exist_ok=True)
-            (RESULTS / f"export-http-{n}.json").write_text(json.dumps(out, indent=2) + "\n")
+            write_json(RESULTS / f"export-http-{n}.json", out)
             return
         start = time.perf_counter()  # what the upload's background task does after the response
         indexed = search.build(session, dataset_id)
@@ -287,7 +188,7 @@ def main() -> None:
     }
     print("saving scores", flush=True)
     start = time.perf_counter()
-    _save_scores(sessions, job_id, train_ids, val_ids, scores, {"kind": "audit"})
+    save_scores(sessions, job_id, train_ids, val_ids, scores, {"kind": "audit"})
     seconds = time.perf_counter() - start
     out["scores"] = {"rows": n, "seconds": seconds, "rows_per_s": n / seconds}
     print(f"  {out['scores']}", flush=True)
@@ -330,12 +231,12 @@ def main() -> None:
                 params["cursor"] = cursor_at(sort, rank)
             body = get(base, **params)
             assert len(body["items"]) == 50 and body["items"][0]["rank"] == rank + 1
-            pages[f"sort {sort}, {label}"] = _timed(lambda p=params: get(base, **p), args.repeat)
+            pages[f"sort {sort}, {label}"] = timed(lambda p=params: get(base, **p), args.repeat)
             print(f"  {sort} {label}: {pages[f'sort {sort}, {label}']}", flush=True)
     word = "recipe"
     searched = get(base, job_id=job_id, sort="-harm", q=word, limit=50)
     hits = f"{searched['total']:,}{'~' if searched['total_is_estimate'] else ''}"
-    pages[f"search {word!r} ({hits} hits), sort -harm, first"] = _timed(
+    pages[f"search {word!r} ({hits} hits), sort -harm, first"] = timed(
         lambda: get(base, job_id=job_id, sort="-harm", q=word, limit=50), args.repeat
     )
     lo, hi = float(np.quantile(scores["harm"], 0.5)), float(np.quantile(scores["harm"], 0.8))
@@ -347,13 +248,13 @@ def main() -> None:
     }
     body = get(base, **ranged)
     within = f"{body['total']:,}{'~' if body['total_is_estimate'] else ''}"
-    pages[f"harm range (30%: {within}), sort -grad. sim., first"] = _timed(
+    pages[f"harm range (30%: {within}), sort -grad. sim., first"] = timed(
         lambda: get(base, **ranged), args.repeat
     )
     deep = dict(ranged)
     for _ in range(3):  # a few keyset steps in, as a reviewer paging on
         deep["cursor"] = get(base, **deep)["next_cursor"]
-    pages["harm range, sort -grad. sim., page 4"] = _timed(lambda: get(base, **deep), args.repeat)
+    pages["harm range, sort -grad. sim., page 4"] = timed(lambda: get(base, **deep), args.repeat)
     for key, value in pages.items():
         print(f"  {key}: {value}", flush=True)
     out["pages"] = pages
@@ -362,14 +263,14 @@ def main() -> None:
     out["count"] = {
         "filtered, exact (harm ≥ 2.5)": {
             "total": get(base, **narrow)["total"],
-            **_timed(lambda: get(base, **narrow), args.repeat),
+            **timed(lambda: get(base, **narrow), args.repeat),
         },
         "filtered, estimate above 10k (harm range)": {
             "total": get(base, **{**ranged, "limit": 1})["total"],
-            **_timed(lambda: get(base, **{**ranged, "limit": 1}), args.repeat),
+            **timed(lambda: get(base, **{**ranged, "limit": 1}), args.repeat),
         },
     }
-    out["histogram"] = _timed(
+    out["histogram"] = timed(
         lambda: client.get(f"/api/v1/jobs/{job_id}/histogram", headers=headers).raise_for_status(),
         args.repeat,
     )
@@ -446,7 +347,7 @@ def main() -> None:
             for _ in export.stream_export(session, small_row, "jsonl", True):
                 pass
 
-        without = _timed(export_small, 5)
+        without = timed(export_small, 5)
     post(review, {"action": "flag", "filter": top_share(500_000)})
     with sessions() as session:
         small_row = session.get(Dataset, small)
@@ -456,7 +357,7 @@ def main() -> None:
             for _ in export.stream_export(session, small_row, "jsonl", True):
                 pass
 
-        with_flags = _timed(export_small_again, 5)
+        with_flags = timed(export_small_again, 5)
     out["export_with_flags_elsewhere"] = {
         "pairs": small_n,
         "flags_elsewhere": n_flags,
@@ -469,9 +370,8 @@ def main() -> None:
         out["score_rows"] = session.scalar(select(func.count()).select_from(Score))
     out["export_http"] = http_exports(dataset_id, token, ("jsonl", "csv", "parquet"))
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
     stem = f"scale-{n}"
-    (RESULTS / f"{stem}.json").write_text(json.dumps(out, indent=2) + "\n")
+    write_json(RESULTS / f"{stem}.json", out)
     (RESULTS / f"{stem}.md").write_text(_markdown(out))
     print(_markdown(out))
 

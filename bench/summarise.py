@@ -1,6 +1,6 @@
 """One table from several engine_bench runs (seeds, machines): AUROC at the default damping.
 
-    .venv/bin/python bench/summarise.py bench/results/engine_bench_cpu.json \\
+    .venv/bin/python -m bench.summarise bench/results/engine_bench_cpu.json \\
         bench/results/engine_bench_cpu-seed1.json bench/results/engine_bench_h100-seed*.json
 
 Damping-dependent methods are read from each run's damping sweep at EngineConfig's default
@@ -10,16 +10,13 @@ markdown.
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from worker.influence.config import EngineConfig  # noqa: E402
+from worker.influence.config import EngineConfig
 
 SWEPT = {  # label -> key in the damping sweep (older runs called corrected_loss by its formula)
     "corrected_loss (default)": ("corrected_loss", "z_loss_plus_self_influence"),
@@ -104,4 +101,6 @@ def main(paths: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("paths", nargs="+", help="engine_bench_*.json files")
+    main(parser.parse_args().paths)

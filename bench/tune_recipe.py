@@ -3,7 +3,7 @@
 The test split and the flip mask are never read: recipes are ranked by validation loss and
 accuracy of the model trained on the 1,000 noisy training pairs.
 
-    .venv/bin/python bench/tune_recipe.py --grid small
+    .venv/bin/python -m bench.tune_recipe --grid small
 """
 
 from __future__ import annotations
@@ -11,16 +11,14 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench.engine_bench import DATA, RESULTS, load_task  # noqa: E402
-from worker.influence.audit import run_audit  # noqa: E402
-from worker.influence.config import EngineConfig  # noqa: E402
+from bench.lib.hh import hh_flip10
+from bench.lib.paths import HH_HELPFUL_TEST, RESULTS
+from bench.lib.report import write_json
+from worker.influence.audit import run_audit
+from worker.influence.config import EngineConfig
 
 GRIDS: dict[str, dict[str, list]] = {
     "small": {"learning_rate": [5e-4, 1e-3, 2e-3], "epochs": [2, 4], "lora_r": [8]},
@@ -42,12 +40,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--grid", default="small", choices=sorted(GRIDS))
     parser.add_argument("--model", default="minilm")
-    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--data", type=Path, default=HH_HELPFUL_TEST)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    train, val, _test, _mask = load_task(args.data)  # test and flips stay unread
+    train, val, _test, _mask = hh_flip10(args.data)  # test and flips stay unread
     grid = GRIDS[args.grid]
     rows = []
     for values in itertools.product(*grid.values()):
@@ -69,8 +67,7 @@ def main() -> None:
             rows.append(row)
             print(json.dumps(row), flush=True)
     rows.sort(key=lambda r: r["val_loss"])
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"tune_recipe_{args.grid}.json").write_text(json.dumps(rows, indent=2) + "\n")
+    write_json(args.out / f"tune_recipe_{args.grid}.json", rows)
     print("best by validation loss:", json.dumps(rows[0]))
 
 

@@ -69,7 +69,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def hh_records(n: int, split: str = "helpful-base") -> list[dict]:
     """The first n HH-RLHF test pairs of `split` that an upload accepts, in file order (a few
     have an empty final response, which uploads refuse; tests/api covers those)."""
-    from worker.influence.io import split_transcripts
+    from backend.ingest.parsing import split_transcripts
 
     records = []
     with gzip.open(HH_DIR / f"{split}-test.jsonl.gz", "rt", encoding="utf-8") as lines:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from bench.detection import main
-from bench.detection_data import SHARED_DATA, load_source, make_cell, vicuna_truth
+from bench.lib.detection_data import SHARED_DATA, load_source, make_cell, vicuna_truth
 
 pytestmark = pytest.mark.skipif(
     not (SHARED_DATA / "hh-rlhf").exists(), reason="needs ../shared/data (CI has it)"
@@ -73,7 +73,7 @@ def test_quick_run_writes_every_dataset_method_and_baseline(tmp_path: Path) -> N
             assert figures["auroc"]["n"] == 2
         assert "auroc_minus_length" in entry["methods"]["oof_loss"]
     for cell in result["cells"]:
-        assert cell["command"].startswith("python bench/detection.py")
+        assert cell["command"].startswith("python -m bench.detection")
         assert {"trust", "estimate", "ceiling_clean_model_loss", "seed"} <= set(cell)
     selection = result["summary"]["selection"]["L64"]
     assert selection["default"] in selection["ranking"]

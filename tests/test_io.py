@@ -9,16 +9,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from backend.ingest.errors import PairFormatError
+from backend.ingest.formats import detect_format
+from backend.ingest.parsing import parse_pairs, split_transcripts
+from backend.ingest.reading import iter_records, read_pairs
+from backend.ingest.writing import csv_text, to_records
 from tests.conftest import hh_records, jsonl_bytes
-from worker.influence.io import (
-    PairFormatError,
-    csv_text,
-    detect_format,
-    iter_records,
-    parse_pairs,
-    split_transcripts,
-    to_records,
-)
 
 
 def parse(data: bytes, fmt: str) -> list:
@@ -146,8 +142,6 @@ def test_a_hugging_face_save_to_disk_folder_reads_as_one_file(tmp_path) -> None:
     """`read_pairs` (the CLI) takes the folder `datasets.save_to_disk` writes, shards in order,
     rows numbered across them; a folder without .arrow files is refused saying what it needs."""
     import datasets
-
-    from worker.influence.io import read_pairs
 
     rows = [{"prompt": f"q{i}", "chosen": f"a{i}", "rejected": f"b{i}", "k": i} for i in range(7)]
     datasets.Dataset.from_list(rows).save_to_disk(str(tmp_path / "saved"), num_shards=3)

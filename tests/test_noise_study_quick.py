@@ -10,11 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "bench"))
+from bench.lib.metrics import auroc, bottom_mask, detection, rank_average, top_mask
+from bench.lib.noise_data import flip_mask, make_split
 
-from noise_data import flip_mask, make_split  # noqa: E402
-from noise_metrics import auroc, bottom_mask, detection, rank_average, top_mask  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 
 def test_auroc_and_detection_by_hand() -> None:
@@ -53,7 +52,8 @@ def test_quick_mode_writes_sane_results_and_resumes(tmp_path: Path) -> None:
     out, cache = tmp_path / "out", tmp_path / "cache"
     command = [
         sys.executable,
-        str(REPO / "bench" / "noise_study.py"),
+        "-m",
+        "bench.noise_study",
         "--quick",
         "--out",
         str(out),
@@ -74,7 +74,7 @@ def test_quick_mode_writes_sane_results_and_resumes(tmp_path: Path) -> None:
         assert (out / name).stat().st_size > 0, name
     result = json.loads((out / "noise_study.json").read_text())
     assert result["cells_planned"] == result["cells_finished"] == 9
-    assert result["command"].startswith("python bench/noise_study.py --quick")
+    assert result["command"].startswith("python -m bench.noise_study --quick")
     assert result["settings"]["model"] == "tiny" and result["settings"]["seeds"] == [0, 1]
 
     groups = {(g["setup"], g["recipe"], g["noise"]): g for g in result["groups"]}

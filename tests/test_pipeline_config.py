@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from worker.influence.config import EngineConfig
-from worker.pipeline import verify_config
+from worker.jobs.verify import verify_config
 
 
 def test_head_audit_passes_its_chosen_l2_to_verify() -> None:

@@ -81,7 +81,7 @@ def _rows(session: Session, job_id: int) -> dict[int, tuple]:
 
 
 def test_a_whole_job_is_stored_exactly_with_missing_values_as_null(sessions) -> None:
-    from backend.services.scores import replace_scores
+    from backend.storage.scores import replace_scores
 
     rng = np.random.default_rng(0)
     n = 2_500  # more than one binary block's group pattern, fewer rows than a block
@@ -106,8 +106,8 @@ def test_a_whole_job_is_stored_exactly_with_missing_values_as_null(sessions) -> 
 
 
 def test_a_rerun_replaces_the_rows_and_shards_add_to_them(sessions) -> None:
-    from backend.services.scores import ensure_partition, replace_scores
-    from worker.shards import upsert_scores
+    from backend.storage.scores import ensure_partition, replace_scores
+    from worker.jobs.store import upsert_scores
 
     with sessions() as session:
         job_id, ids = _job(session, 50)
@@ -133,7 +133,8 @@ def test_a_rerun_replaces_the_rows_and_shards_add_to_them(sessions) -> None:
 def test_on_postgres_each_job_has_its_own_partition_which_goes_with_it(database) -> None:
     from backend.db import get_sessionmaker
     from backend.models import Job
-    from backend.services.scores import drop_partitions, partition_name, replace_scores
+    from backend.services.scores import drop_partitions
+    from backend.storage.scores import partition_name, replace_scores
 
     sessions = get_sessionmaker()
     with sessions() as session:
@@ -170,7 +171,7 @@ def test_on_postgres_each_job_has_its_own_partition_which_goes_with_it(database)
 
 def test_concurrent_shards_of_one_job_create_its_partition_once(database) -> None:
     from backend.db import get_sessionmaker
-    from worker.shards import upsert_scores
+    from worker.jobs.store import upsert_scores
 
     sessions = get_sessionmaker()
     with sessions() as session:

@@ -1,4 +1,4 @@
-"""The sharded engine (worker/shards.py) against the single-task engine, on real Postgres.
+"""The sharded engine (worker/jobs/) against the single-task engine, on real Postgres.
 
 The stages run here in order, in this process, exactly as the Celery tasks call them; the Celery
 canvas itself, dead workers and cancels are tested in tests/test_faults.py."""
@@ -59,18 +59,22 @@ def _job(dataset_id: int, owner_id: int, options: dict) -> int:
 
 
 def run_inline(job_id: int) -> None:
-    from worker import shards
+    from backend.db import get_sessionmaker
+    from worker.jobs import lora
+    from worker.jobs.claims import run_stage
+    from worker.jobs.context import artifact_store, load_context
+    from worker.jobs.finalize import finalize
 
-    assert shards.run_stage(job_id, "train", 0, shards.train) == "ran"
-    context = shards.load_context(shards.get_sessionmaker(), job_id)
-    plan = shards.artifact_store().get_arrays(context.key("plan.npz"))
+    assert run_stage(job_id, "train", 0, lora.train) == "ran"
+    context = load_context(get_sessionmaker(), job_id)
+    plan = artifact_store().get_arrays(context.key("plan.npz"))
     count = int(np.ceil(len(plan["order"]) / int(plan["shard_size"])))
     for s in range(count):
-        shards.run_stage(job_id, "gradients", s, lambda c, r, s=s: shards.gradients(c, r, s))
-    shards.run_stage(job_id, "reduce", 0, shards.reduce)
+        run_stage(job_id, "gradients", s, lambda c, r, s=s: lora.gradients(c, r, s))
+    run_stage(job_id, "reduce", 0, lora.reduce)
     for s in range(count):
-        shards.run_stage(job_id, "scores", s, lambda c, r, s=s: shards.scores(c, r, s))
-    shards.run_stage(job_id, "finalize", 0, shards.finalize)
+        run_stage(job_id, "scores", s, lambda c, r, s=s: lora.scores(c, r, s))
+    run_stage(job_id, "finalize", 0, finalize)
 
 
 def _scores(job_id: int) -> dict[int, dict]:
@@ -99,12 +103,12 @@ def _reference(dataset_id: int, options: dict):
     from backend.schemas import AuditCreate
     from worker.influence.audit import run_audit
     from worker.influence.data import split_validation
-    from worker.pipeline import _load_pairs
+    from worker.jobs.store import load_pairs
 
     body = AuditCreate.model_validate(options)
     config = body.engine_config()
     with session_scope() as session:
-        ids, pairs = _load_pairs(session, dataset_id)
+        ids, pairs = load_pairs(session, dataset_id)
     train_pos, val_pos = split_validation(len(pairs), body.val_fraction, config.seed)
     result = run_audit([pairs[i] for i in train_pos], [pairs[i] for i in val_pos], config)
     return [ids[i] for i in train_pos], result
@@ -143,7 +147,8 @@ def test_sharded_scores_equal_the_single_task_engine(client, make_user, shard_si
 def test_a_stage_that_runs_twice_writes_one_row_per_pair(client, make_user) -> None:
     from backend.db import session_scope
     from backend.models import JobTask, Score
-    from worker import shards
+    from worker.jobs import lora
+    from worker.jobs.claims import run_stage
 
     user = make_user()
     dataset = _dataset(client, user["headers"], 80)
@@ -159,13 +164,13 @@ def test_a_stage_that_runs_twice_writes_one_row_per_pair(client, make_user) -> N
         )
         row.status = "queued"
     # The job is finished, so a late duplicate stops without writing...
-    assert shards.run_stage(job_id, "scores", 0, lambda c, r: shards.scores(c, r, 0)) == "stopped"
+    assert run_stage(job_id, "scores", 0, lambda c, r: lora.scores(c, r, 0)) == "stopped"
     with session_scope() as session:
         from backend.models import Job
 
         session.get(Job, job_id).status = "running"
     # ...and one that runs while the job runs upserts the same rows.
-    assert shards.run_stage(job_id, "scores", 0, lambda c, r: shards.scores(c, r, 0)) == "ran"
+    assert run_stage(job_id, "scores", 0, lambda c, r: lora.scores(c, r, 0)) == "ran"
     with session_scope() as session:
         count = session.scalar(select(func.count()).where(Score.job_id == job_id))
     with session_scope() as session:
@@ -227,7 +232,11 @@ def test_projected_audit_runs_in_bounded_dimensions(client, make_user) -> None:
 def test_head_mode_features_sharded_equal_the_single_task_engine(client, make_user) -> None:
     """Head mode as chord(features shards) → head: every score equals the single-task engine's
     (the features are the same numbers, stored in fp32), one row per training pair."""
-    from worker import shards
+    from backend.db import get_sessionmaker
+    from worker.jobs import head
+    from worker.jobs.canvas import canvas_kind
+    from worker.jobs.claims import run_stage
+    from worker.jobs.context import effective_shard_size, feature_blocks, load_context
 
     user = make_user()
     dataset = _dataset(client, user["headers"], 150)
@@ -239,16 +248,13 @@ def test_head_mode_features_sharded_equal_the_single_task_engine(client, make_us
         "shard_size": 40,
     }
     job_id = _job(dataset["id"], _user_id(user["username"]), options)
-    context = shards.load_context(shards.get_sessionmaker(), job_id)
-    assert shards.canvas_kind(context.config) == "features"
-    blocks = shards.feature_blocks(135, 15, shards.effective_shard_size(context.config))
+    context = load_context(get_sessionmaker(), job_id)
+    assert canvas_kind(context.config) == "features"
+    blocks = feature_blocks(135, 15, effective_shard_size(context.config))
     assert [b[0] for b in blocks] == ["train"] * 3 + ["val"]  # blocks of 64 pairs (chunk 32)
     for s in range(len(blocks)):
-        assert (
-            shards.run_stage(job_id, "features", s, lambda c, r, s=s: shards.features(c, r, s))
-            == "ran"
-        )
-    assert shards.run_stage(job_id, "head", 0, shards.head) == "ran"
+        assert run_stage(job_id, "features", s, lambda c, r, s=s: head.features(c, r, s)) == "ran"
+    assert run_stage(job_id, "head", 0, head.head) == "ran"
     job = client.get(f"{API}/jobs/{job_id}", headers=user["headers"]).json()
     assert job["status"] == "succeeded", job["error"]
     assert job["metrics"]["engine"] == "sharded features"
@@ -262,14 +268,14 @@ def test_head_mode_features_sharded_equal_the_single_task_engine(client, make_us
         scale = max(1.0, float(np.abs(expected).max()))
         np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6 * scale, err_msg=column)
     # A rerun of the head task reads the same feature artifacts; a done stage returns at once.
-    assert shards.run_stage(job_id, "features", 0, lambda c, r: shards.features(c, r, 0)) == "done"
+    assert run_stage(job_id, "features", 0, lambda c, r: head.features(c, r, 0)) == "done"
 
 
 @pytest.mark.parametrize("kind", ["lora", "features"])
 def test_the_canvas_names_every_task_before_it_is_sent(kind) -> None:
     """dispatch records a row per (stage, shard) from these ids: all of them must be known
     before the canvas goes out (a group built from a generator stays lazy)."""
-    from worker.shards import canvas
+    from worker.jobs.canvas import canvas
 
     _, ids = canvas(7, 20, kind)
     stages = [stage for stage, _ in ids]

@@ -1,95 +1,14 @@
-"""The Celery application. Redis (or any Celery broker) via BROKER_URL; without one, kombu's
-filesystem transport under the data directory, so the embedded setup needs no server.
-
-Two queues: `GPU_QUEUE` for training and per-pair gradients (one worker per GPU), `CPU_QUEUE` for
-reductions, scoring shards and bookkeeping; the job entry task (which runs head-mode and verify
-jobs itself) goes to the GPU queue. A worker consumes both by default.
-Chords (a sharded audit's fan-in) count finished shards in the result backend: Redis beside a
-Redis broker, Celery's SQLAlchemy backend on a SQLite file beside the filesystem broker.
-"""
+"""The worker's Celery application: the shared queue configuration (backend/storage/queue.py)
+with the task modules included, and one torch thread pool per worker process."""
 
 from __future__ import annotations
 
 import os
 from typing import Any
 
-from celery import Celery
 from celery.signals import worker_process_init
-from kombu import Queue
 
-from backend.settings import Settings, get_settings
-
-GPU_QUEUE = "prefaudit-gpu"
-CPU_QUEUE = "prefaudit-cpu"
-QUEUES: tuple[str, ...] = (GPU_QUEUE, CPU_QUEUE)
-
-TASK_ROUTES: dict[str, dict[str, str]] = {
-    # The entry task runs verify jobs itself, so it goes where the models run.
-    "prefaudit.run_job": {"queue": GPU_QUEUE},
-    "prefaudit.features": {"queue": GPU_QUEUE},
-    "prefaudit.head": {"queue": CPU_QUEUE},
-    "prefaudit.train": {"queue": GPU_QUEUE},
-    "prefaudit.gradients": {"queue": GPU_QUEUE},
-    "prefaudit.reduce": {"queue": CPU_QUEUE},
-    "prefaudit.scores": {"queue": CPU_QUEUE},
-    "prefaudit.finalize": {"queue": CPU_QUEUE},
-}
-
-
-def broker_config(settings: Settings) -> dict[str, Any]:
-    if not settings.uses_filesystem_broker:
-        return {
-            "broker_url": settings.broker_url,
-            # Redis redelivers what is not acknowledged within this long; tasks are shards, so
-            # an hour is far above any one of them (the reaper handles dead workers sooner).
-            "broker_transport_options": {"visibility_timeout": settings.visibility_timeout_seconds},
-            "result_backend_transport_options": {
-                "visibility_timeout": settings.visibility_timeout_seconds
-            },
-        }
-    folder = settings.broker_folder
-    queue = folder / "queue"
-    processed = folder / "processed"
-    control = folder / "control"
-    for path in (queue, processed, control):
-        path.mkdir(parents=True, exist_ok=True)
-    return {
-        "broker_url": "filesystem://",
-        "broker_transport_options": {
-            "data_folder_in": str(queue),
-            "data_folder_out": str(queue),
-            "processed_folder": str(processed),
-            "store_processed": False,
-            # Exchange bindings; kombu's default is ./control in the current directory.
-            "control_folder": str(control),
-        },
-        # The filesystem transport has no fanout exchange for remote control.
-        "worker_enable_remote_control": False,
-    }
-
-
-def make_celery(settings: Settings | None = None) -> Celery:
-    settings = settings or get_settings()
-    app = Celery("prefaudit", include=["worker.tasks"])
-    app.conf.update(
-        **broker_config(settings),
-        result_backend=settings.result_backend_url,
-        result_expires=7 * 24 * 3600,
-        task_default_queue=GPU_QUEUE,
-        task_queues=[Queue(name) for name in QUEUES],
-        task_routes=TASK_ROUTES,
-        # Job state lives in our database; only chord members keep a result (chords need one).
-        task_ignore_result=True,
-        # Tasks are idempotent: acknowledge after running, and when the process running one dies
-        # (a killed prefork child), reject it so the broker delivers it again at once.
-        task_acks_late=True,
-        task_reject_on_worker_lost=True,
-        worker_prefetch_multiplier=1,
-        broker_connection_retry_on_startup=True,
-        # Chord fan-in polls the SQLAlchemy backend; Redis counts natively.
-        result_chord_join_timeout=60,
-    )
-    return app
+from backend.storage.queue import make_celery
 
 
 @worker_process_init.connect
@@ -97,9 +16,9 @@ def _limit_threads(**_: Any) -> None:
     """One BLAS/torch thread pool per worker process: PREFAUDIT_TORCH_THREADS (default: torch's)."""
     threads = os.environ.get("PREFAUDIT_TORCH_THREADS")
     if threads:
-        import torch
+        import torch  # heavy: only when a thread count is asked for, in the task process
 
         torch.set_num_threads(int(threads))
 
 
-celery_app = make_celery()
+celery_app = make_celery(include=["worker.tasks"])

@@ -3,12 +3,9 @@ managing one's tokens."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 
-from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi import APIRouter, Request, Response, status
 from sqlalchemy import delete, select
 
 from backend.deps import (
@@ -21,6 +18,7 @@ from backend.deps import (
     SettingsDep,
     presented_token,
 )
+from backend.errors import NotFound, Unauthorized
 from backend.models import ApiToken, utcnow
 from backend.schemas import (
     LoginRequest,
@@ -33,7 +31,6 @@ from backend.schemas import (
 from backend.security import csrf_token, hash_token
 from backend.services.users import (
     LoginThrottled,
-    ProofNeeded,
     authenticate,
     change_password,
     issue_token,
@@ -63,16 +60,12 @@ def login(
     in the `X-CSRF-Token` header."""
     try:
         user = authenticate(session, body.username, body.password, settings)
-    except LoginThrottled as exc:
-        session.commit()
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            detail=str(exc),
-            headers={"Retry-After": str(math.ceil(exc.retry_after))},
-        ) from None
+    except LoginThrottled:
+        session.commit()  # the attempt counts: the 429 says how long to wait
+        raise
     if user is None:
         session.commit()  # the failure counts
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="wrong username or password")
+        raise Unauthorized("wrong username or password")
     lifetime = timedelta(hours=settings.session_hours)
     token = issue_token(session, user, "browser session", lifetime)
     session.commit()
@@ -122,21 +115,6 @@ def list_tokens(session: SessionDep, user: CurrentUser) -> list[TokenPublic]:
     return [TokenPublic.model_validate(t) for t in tokens]
 
 
-@contextmanager
-def _proof() -> Iterator[None]:
-    """A missing or wrong password is a 403 saying what to send; a locked account a 429."""
-    try:
-        yield
-    except ProofNeeded as exc:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=str(exc)) from None
-    except LoginThrottled as exc:
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            detail=str(exc),
-            headers={"Retry-After": str(math.ceil(exc.retry_after))},
-        ) from None
-
-
 @router.post(
     "/tokens",
     response_model=TokenIssued,
@@ -157,8 +135,7 @@ def create_token(
         caller.token, caller.from_cookie, utcnow() + lifetime if lifetime else None, settings
     )
     if why is not None:
-        with _proof():
-            prove_password(session, caller.user, body.password, why)
+        prove_password(session, caller.user, body.password, why)
     token = issue_token(session, caller.user, body.name, lifetime)
     session.commit()
     return TokenIssued(access_token=token, user=UserPublic.model_validate(caller.user))
@@ -172,13 +149,12 @@ def create_token(
 def change_my_password(body: PasswordChange, session: SessionDep, caller: CurrentCaller) -> None:
     """Change your password; it needs the current one. Every other session and API token of
     yours ends; the one making the change stays."""
-    with _proof():
-        prove_password(
-            session,
-            caller.user,
-            body.current_password,
-            "changing your password needs the current one (`current_password`)",
-        )
+    prove_password(
+        session,
+        caller.user,
+        body.current_password,
+        "changing your password needs the current one (`current_password`)",
+    )
     change_password(session, caller.user, caller.token, body.new_password)
 
 
@@ -189,5 +165,5 @@ def revoke_token(token_id: PathId, session: SessionDep, user: CurrentUser) -> No
         delete(ApiToken).where(ApiToken.id == token_id, ApiToken.user_id == user.id)
     )
     if result.rowcount == 0:  # type: ignore[attr-defined]
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"token {token_id} not found")
+        raise NotFound(f"token {token_id} not found")
     session.commit()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Query, status
 from sqlalchemy import func, select
 
 from backend.deps import CurrentUser, DatasetDep, JobDep, OwnedDataset, OwnedJob, SessionDep
@@ -25,12 +25,7 @@ def create_job(
     body: JobCreate, dataset: OwnedDataset, session: SessionDep, user: CurrentUser
 ) -> JobPublic:
     """Queue an audit; bad options are refused here with a 422, never inside the worker."""
-    try:
-        job = jobs.create_job(session, dataset, user, body)
-    except jobs.JobConfigError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
-    except jobs.BrokerUnavailable as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from None
+    job = jobs.create_job(session, dataset, user, body)
     return public_job(session, user, job)
 
 
@@ -64,7 +59,4 @@ def score_histogram(
     bins: Annotated[int, Query(ge=1, le=200)] = 40,
 ) -> Histogram:
     """Distribution of one score column over an audit's training pairs (cheap, no texts)."""
-    try:
-        return review.histogram(session, job, column, bins)
-    except review.ReviewError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
+    return review.histogram(session, job, column, bins)

@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, Query, status
 
 from backend.deps import (
     AdminUser,
@@ -17,6 +15,7 @@ from backend.deps import (
     SessionDep,
     access_dataset,
 )
+from backend.errors import NotFound
 from backend.models import Dataset
 from backend.schemas import (
     AdminUserCreate,
@@ -28,7 +27,6 @@ from backend.schemas import (
     TransferPublic,
 )
 from backend.services import teams
-from backend.services.users import UserExists
 
 router = APIRouter(tags=["teams"])
 
@@ -37,19 +35,6 @@ def _share_public(row, username: str) -> SharePublic:  # type: ignore[no-untyped
     return SharePublic(
         user_id=row.user_id, username=username, role=row.role, created_at=row.created_at
     )
-
-
-@contextmanager
-def _team_errors() -> Iterator[None]:
-    """NotFound is a 404, an existing username a 409, TeamError (and a bad password) a 422."""
-    try:
-        yield
-    except teams.NotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
-    except UserExists as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
-    except ValueError as exc:  # TeamError, and create_user's checks
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
 
 
 @router.get("/datasets/{dataset_id}/shares", response_model=list[SharePublic])
@@ -62,16 +47,14 @@ def list_shares(dataset: OwnedDataset, session: SessionDep) -> list[SharePublic]
 def share_dataset(body: ShareUpdate, dataset: OwnedDataset, session: SessionDep) -> SharePublic:
     """Share the dataset with a user as `viewer` (read, export) or `reviewer` (also flag, keep,
     swap, note), or change their role (its owner only)."""
-    with _team_errors():
-        row, name = teams.share(session, dataset, body.username, body.role)
+    row, name = teams.share(session, dataset, body.username, body.role)
     return _share_public(row, name)
 
 
 @router.delete("/datasets/{dataset_id}/shares/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
 def unshare_dataset(user_id: PathId, dataset: OwnedDataset, session: SessionDep) -> None:
     """Stop sharing the dataset with a user (their past decisions stay, with their name)."""
-    with _team_errors():
-        teams.unshare(session, dataset, user_id)
+    teams.unshare(session, dataset, user_id)
 
 
 def _transferable(dataset_id: PathId, session: SessionDep, user: CurrentUser) -> Dataset:
@@ -79,7 +62,7 @@ def _transferable(dataset_id: PathId, session: SessionDep, user: CurrentUser) ->
     if user.is_admin:
         dataset = session.get(Dataset, dataset_id)
         if dataset is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"dataset {dataset_id} not found")
+            raise NotFound(f"dataset {dataset_id} not found")
         return dataset
     return access_dataset(session, user, dataset_id, "owner")
 
@@ -92,8 +75,7 @@ def transfer_dataset(
 ) -> TransferPublic:
     """Make another account the dataset's owner, with its jobs, scores, review history and
     shares (its owner or an admin). The old owner keeps no access; share it back if needed."""
-    with _team_errors():
-        owner, moved = teams.transfer(session, dataset, body.username)
+    owner, moved = teams.transfer(session, dataset, body.username)
     return TransferPublic(
         dataset_id=dataset.id, owner_id=owner.id, owner_name=owner.username, jobs_moved=moved
     )
@@ -113,8 +95,7 @@ def list_users(admin: AdminUser, session: SessionDep) -> list[AdminUserPublic]:
 @router.post("/admin/users", response_model=AdminUserPublic, status_code=status.HTTP_201_CREATED)
 def create_user(body: AdminUserCreate, admin: AdminUser, session: SessionDep) -> AdminUserPublic:
     """Create an account (admins only); its user logs in with this password."""
-    with _team_errors():
-        user = teams.add_user(session, body.username, body.password, body.is_admin)
+    user = teams.add_user(session, body.username, body.password, body.is_admin)
     return AdminUserPublic.model_validate(user)
 
 
@@ -124,8 +105,7 @@ def update_user(
 ) -> AdminUserPublic:
     """Grant or withdraw the admin right, or set a new password, which ends the user's
     sessions and tokens (admins only; an admin cannot withdraw their own right)."""
-    with _team_errors():
-        user = teams.update_user(session, admin, user_id, body.is_admin, body.password)
+    user = teams.update_user(session, admin, user_id, body.is_admin, body.password)
     return AdminUserPublic.model_validate(user)
 
 
@@ -145,5 +125,4 @@ def delete_user(
 ) -> None:
     """Delete an account (admins only; not one's own). One that owns datasets is refused (422)
     unless `transfer_to` names who takes them."""
-    with _team_errors():
-        teams.remove_user(session, admin, user_id, transfer_to)
+    teams.remove_user(session, admin, user_id, transfer_to)

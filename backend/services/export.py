@@ -23,9 +23,10 @@ from urllib.parse import quote
 from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.orm import Session
 
+from backend.ingest.parsing import ParsedPair
+from backend.ingest.writing import csv_text, dumps_jsonl, to_records
 from backend.models import Dataset, Flag, Pair, User
 from backend.services.query import Query
-from worker.influence.io import ParsedPair, csv_text, dumps_jsonl, to_records
 
 ExportFormat = Literal["jsonl", "csv", "parquet"]
 MEDIA_TYPES: dict[str, str] = {
@@ -232,6 +233,7 @@ def _export_pieces(
 
 
 def _parquet(session: Session, dataset: Dataset, selection: Selection) -> Iterator[bytes]:
+    # pyarrow: heavy, loaded only for a Parquet export
     import pyarrow as pa
     import pyarrow.parquet as pq
 

@@ -1,4 +1,5 @@
-"""Upload ingest: stream the file to disk, validate every row, store all pairs or nothing."""
+"""Upload ingest: stream the file to disk, read it through `backend.ingest`, and store all its
+pairs or nothing."""
 
 from __future__ import annotations
 
@@ -8,50 +9,37 @@ import shutil
 import socket
 import time
 import uuid
-from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backend.db import insert_rows, refresh_planner_stats
+from backend.db import insert_rows, refresh_planner_stats, session_scope
+from backend.errors import TooLarge
+from backend.ingest.errors import BadRowLog, LimitExceeded, PairFormatError
+from backend.ingest.formats import Format, check_filename, detect_format
+from backend.ingest.limits import ReadLimits
+from backend.ingest.mapping import map_columns
+from backend.ingest.parsing import parse_pairs
+from backend.ingest.preview import preview_file
+from backend.ingest.reading import iter_records, schema_of
+from backend.ingest.schema_kinds import SchemaKind
 from backend.models import Dataset, Pair, User
 from backend.services import search
 from backend.settings import Settings
-from worker.influence.formats import map_columns
-from worker.influence.io import (
-    BadRows,
-    LimitExceeded,
-    PairFormatError,
-    check_storable,
-    detect_format,
-    iter_records,
-    parse_pairs,
-    schema_of,
-)
 
 _BATCH = 2000
 _COPY_CHUNK = 1 << 20
 
 
-class UploadTooLarge(ValueError):
-    pass
+class UploadTooLarge(TooLarge):
+    """The uploaded file is larger than the server's `max_upload_bytes` (413)."""
 
 
 MAX_LISTED = 1000
 """Bad rows an upload lists (a refused file stops being read after this many)."""
-
-PREVIEW_PAIRS = 5
-"""Pairs a preview shows."""
-
-PREVIEW_RECORDS = 200
-"""Records a preview reads at most (bad ones included) before it stops."""
-
-PREVIEW_CHARS = 2000
-"""A preview's texts are cut to this many characters."""
-
-MAX_FILENAME = 255
-"""Longest file name kept (most file systems' own limit)."""
 
 STAGED_PREFIX = "incoming-"
 """Uploads being parsed: `incoming-<host>-<pid>-<random>` under <data>/uploads/."""
@@ -69,10 +57,6 @@ def clean_staged(settings: Settings) -> int:
     """Remove what a killed server left while parsing uploads: staged files of this host whose
     process is gone, any staged file older than a day, and dataset folders without a dataset
     row (a crash between the move and the commit). Returns how many were removed."""
-    from sqlalchemy import select
-
-    from backend.db import session_scope
-
     removed = 0
     uploads = settings.data_dir / "uploads"
     host = socket.gethostname().replace("-", "_")[:40] or "host"
@@ -122,70 +106,25 @@ def _spool(stream: IO[bytes], target: Path, limit: int) -> str:
     return digest.hexdigest()
 
 
-def _check_filename(filename: str) -> None:
-    if len(filename) > MAX_FILENAME:
-        raise PairFormatError(
-            f"the file name is {len(filename)} characters long; at most {MAX_FILENAME} (rename "
-            "the file)",
-            column="filename",
-        )
-    check_storable(filename, None, "filename")
+def _staged(settings: Settings) -> Path:
+    """A fresh path to stage an upload at while it is read."""
+    uploads = settings.data_dir / "uploads"
+    uploads.mkdir(parents=True, exist_ok=True)
+    return uploads / _staged_name()
 
 
 def preview(
     settings: Settings, filename: str, stream: IO[bytes], mapping: dict[str, str] | None = None
 ) -> dict[str, Any]:
-    """What an upload of this file would store, from its first records: the format, the schema,
-    the first record's fields, the first `PREVIEW_PAIRS` pairs (texts cut to `PREVIEW_CHARS`)
-    and the bad rows among the records read. Nothing is stored; the staged copy is removed.
-    Raises what `ingest` raises for the file itself (format, limits, size)."""
-    _check_filename(filename)
+    """What an upload of this file would store, from its first records (`preview_file`).
+    Nothing is stored; the staged copy is removed. Raises what `ingest` raises for the file
+    itself (format, limits, size)."""
+    check_filename(filename)
     fmt = detect_format(filename)
-    uploads = settings.data_dir / "uploads"
-    uploads.mkdir(parents=True, exist_ok=True)
-    spooled = uploads / _staged_name()
+    spooled = _staged(settings)
     try:
         _spool(stream, spooled, settings.max_upload_bytes)
-        limits = settings.read_limits()
-        with spooled.open("rb") as source:
-            schema = schema_of(source, fmt, limits, mapping)
-        columns: list[str] = []
-        pairs: list[dict[str, Any]] = []
-        bad: list[PairFormatError] = []
-        rows_read = 0
-
-        def first_records(records: Iterator[tuple[int, Any]]) -> Iterator[tuple[int, Any]]:
-            nonlocal rows_read, columns
-            for row, record in records:
-                if not columns and isinstance(record, dict):
-                    columns = [str(k) for k in record]
-                rows_read += 1
-                yield row, record
-                if len(pairs) >= PREVIEW_PAIRS or rows_read >= PREVIEW_RECORDS:
-                    return
-
-        with spooled.open("rb") as source:
-            records = map_columns(first_records(iter_records(source, fmt, limits)), mapping or {})
-            for pair in parse_pairs(records, schema, on_error=bad.append):
-                pairs.append(
-                    {
-                        "row": pair.row,
-                        "prompt": pair.prompt[:PREVIEW_CHARS],
-                        "chosen": pair.chosen[:PREVIEW_CHARS],
-                        "rejected": pair.rejected[:PREVIEW_CHARS],
-                        "metadata": pair.metadata,
-                    }
-                )
-                if len(pairs) >= PREVIEW_PAIRS:
-                    break
-        return {
-            "format": fmt,
-            "schema_kind": schema,
-            "columns": columns,
-            "pairs": pairs,
-            "bad_rows": [{"row": e.row, "column": e.column, "message": str(e)} for e in bad],
-            "rows_read": rows_read,
-        }
+        return preview_file(spooled, fmt, settings.read_limits(), mapping)
     finally:
         spooled.unlink(missing_ok=True)
 
@@ -212,22 +151,14 @@ def ingest(
     """
     if on_bad_rows not in ("reject", "skip"):
         raise PairFormatError(f"on_bad_rows must be 'reject' or 'skip' (got {on_bad_rows!r})")
-    _check_filename(filename)
+    check_filename(filename)
     fmt = detect_format(filename)
-    uploads = settings.data_dir / "uploads"
-    uploads.mkdir(parents=True, exist_ok=True)
-    spooled = uploads / _staged_name()
+    spooled = _staged(settings)
     final: Path | None = None
     try:
         sha256 = _spool(stream, spooled, settings.max_upload_bytes)
         limits = settings.read_limits()
-        with spooled.open("rb") as source:
-            try:
-                schema = schema_of(source, fmt, limits, mapping)
-            except LimitExceeded:
-                raise
-            except PairFormatError:
-                schema = "prompt_chosen_rejected"  # no readable record: parsing reports why
+        schema = _schema(spooled, fmt, limits, mapping)
         dataset = Dataset(
             owner_id=owner.id,
             name=name.strip() or filename,
@@ -241,59 +172,82 @@ def ingest(
         )
         session.add(dataset)
         session.flush()
-        n_pairs = 0
-        batch: list[dict] = []
-        bad: list[PairFormatError] = []
-        n_bad = 0
-
-        def note(error: PairFormatError) -> None:
-            nonlocal n_bad
-            n_bad += 1
-            if len(bad) < MAX_LISTED:
-                bad.append(error)
-            elif on_bad_rows == "reject":
-                raise BadRows(bad, n_bad, capped=True)
-
-        with spooled.open("rb") as source:
-            records = map_columns(iter_records(source, fmt, limits), mapping or {})
-            for pair in parse_pairs(records, schema, on_error=note):
-                if n_bad and on_bad_rows == "reject":
-                    continue  # the file is refused: read on only to list its other bad rows
-                batch.append(
-                    {
-                        "dataset_id": dataset.id,
-                        "source_index": n_pairs,
-                        "prompt": pair.prompt,
-                        "chosen": pair.chosen,
-                        "rejected": pair.rejected,
-                        "meta": pair.metadata,
-                        "prompt_chars": len(pair.prompt),
-                        "chosen_chars": len(pair.chosen),
-                        "rejected_chars": len(pair.rejected),
-                    }
-                )
-                n_pairs += 1
-                if len(batch) >= _BATCH:
-                    insert_rows(session, Pair, batch)
-                    batch.clear()
-        if n_bad and (on_bad_rows == "reject" or n_pairs == 0):
-            raise BadRows(bad, n_bad, capped=False)
-        if n_pairs == 0:
-            raise PairFormatError("the file holds no pairs")
-        if batch:
-            insert_rows(session, Pair, batch)
+        bad = BadRowLog(MAX_LISTED, reject=on_bad_rows == "reject")
+        source = _Source(spooled, fmt, schema, limits, mapping)
+        n_pairs = _store_pairs(session, dataset.id, source, bad)
         dataset.n_pairs = n_pairs
-        dataset.n_skipped = n_bad
+        dataset.n_skipped = bad.count
         final = settings.data_dir / "datasets" / str(dataset.id) / f"original.{fmt}"
         final.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(spooled, final)
         dataset.original_path = str(final)
         session.commit()
         refresh_planner_stats(session, "pairs", n_pairs)
-        return dataset, bad
+        return dataset, bad.errors
     except BaseException:
         session.rollback()
         spooled.unlink(missing_ok=True)
         if final is not None:
             shutil.rmtree(final.parent, ignore_errors=True)
         raise
+
+
+def _schema(
+    path: Path, fmt: Format, limits: ReadLimits, mapping: dict[str, str] | None
+) -> SchemaKind:
+    """The file's schema from its first readable record; with none, parsing reports why."""
+    with path.open("rb") as source:
+        try:
+            return schema_of(source, fmt, limits, mapping)
+        except LimitExceeded:
+            raise
+        except PairFormatError:
+            return "prompt_chosen_rejected"
+
+
+@dataclass(frozen=True)
+class _Source:
+    """A staged upload and how to read it."""
+
+    path: Path
+    fmt: Format
+    schema: SchemaKind
+    limits: ReadLimits
+    mapping: dict[str, str] | None
+
+
+def _store_pairs(session: Session, dataset_id: int, source: _Source, bad: BadRowLog) -> int:
+    """Insert the file's pairs in batches; returns how many. A refused file (bad rows while
+    rejecting, or no good row) raises BadRows; a file without pairs PairFormatError."""
+    n_pairs = 0
+    batch: list[dict] = []
+    with source.path.open("rb") as stream:
+        records = iter_records(stream, source.fmt, source.limits)
+        renamed = map_columns(records, source.mapping or {})
+        for pair in parse_pairs(renamed, source.schema, on_error=bad):
+            if bad.count and bad.reject:
+                continue  # the file is refused: read on only to list its other bad rows
+            batch.append(
+                {
+                    "dataset_id": dataset_id,
+                    "source_index": n_pairs,
+                    "prompt": pair.prompt,
+                    "chosen": pair.chosen,
+                    "rejected": pair.rejected,
+                    "meta": pair.metadata,
+                    "prompt_chars": len(pair.prompt),
+                    "chosen_chars": len(pair.chosen),
+                    "rejected_chars": len(pair.rejected),
+                }
+            )
+            n_pairs += 1
+            if len(batch) >= _BATCH:
+                insert_rows(session, Pair, batch)
+                batch.clear()
+    if bad.count and (bad.reject or n_pairs == 0):
+        raise bad.refusal()
+    if n_pairs == 0:
+        raise PairFormatError("the file holds no pairs")
+    if batch:
+        insert_rows(session, Pair, batch)
+    return n_pairs

@@ -7,22 +7,28 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backend.job_states import FINISHED, RUN_JOB_TASK
+from backend.errors import BadInput, Unavailable
+from backend.job_states import FINISHED
 from backend.models import Dataset, Job, JobTask, User, utcnow
 from backend.schemas import AuditCreate, VerifyCreate
+from backend.storage import queue
+from backend.storage.errors import ReviewError
+from backend.storage.ranking import greedy_selection
+from worker import tasknames
 from worker.influence.data import validation_size
+from worker.influence.methods import HARM_COLUMNS
 
 log = logging.getLogger(__name__)
 
 __all__ = ["FINISHED", "cancel_job", "create_job", "enqueue"]
 
 
-class JobConfigError(ValueError):
+class JobConfigError(BadInput):
     """The job cannot run as configured; raised before anything is written."""
 
 
-class BrokerUnavailable(RuntimeError):
-    pass
+class BrokerUnavailable(Unavailable, RuntimeError):
+    """The broker did not take the job (503)."""
 
 
 def validate_audit(session: Session, dataset: Dataset, user: User, body: AuditCreate) -> None:
@@ -47,8 +53,6 @@ def validate_audit(session: Session, dataset: Dataset, user: User, body: AuditCr
 
 
 def validate_verify(session: Session, dataset: Dataset, user: User, body: VerifyCreate) -> None:
-    from backend.services.review import HARM_COLUMNS
-
     audit = session.get(Job, body.audit_job_id)
     if audit is None or audit.owner_id != user.id or audit.dataset_id != dataset.id:
         raise JobConfigError(f"audit job {body.audit_job_id} is not a job of dataset {dataset.id}")
@@ -61,8 +65,6 @@ def validate_verify(session: Session, dataset: Dataset, user: User, body: Verify
             f"unknown method {body.method!r}; rank by one of {', '.join(HARM_COLUMNS)}"
         )
     if body.rule == "greedy" and not body.use_flags:
-        from backend.services.review import ReviewError, greedy_selection
-
         try:
             greedy_selection(session, audit, body.budget)
         except ReviewError as exc:
@@ -107,9 +109,7 @@ def create_job(
 
 def send(job_id: int, resume: bool = False) -> str:
     """Put the job's entry task on the broker, by name; returns the Celery task id."""
-    from worker.celery_app import celery_app
-
-    return str(celery_app.send_task(RUN_JOB_TASK, args=[job_id], kwargs={"resume": resume}).id)
+    return queue.send_task(tasknames.RUN_JOB, job_id, resume=resume)
 
 
 def enqueue(session: Session, job: Job) -> None:
@@ -149,12 +149,9 @@ def cancel_job(session: Session, job: Job) -> Job:
 
 
 def _revoke(task_ids: list[str]) -> None:
-    from backend.settings import get_settings
-    from worker.celery_app import celery_app
-
-    if not task_ids or get_settings().uses_filesystem_broker:
-        return  # no remote control over the filesystem transport; the tasks check the database
+    # Over the filesystem transport (no remote control) nothing is revoked: the tasks check the
+    # database.
     try:
-        celery_app.control.revoke(task_ids)
+        queue.revoke(task_ids)
     except Exception:  # best effort: the database already says cancelled
         log.warning("could not revoke tasks %s", task_ids, exc_info=True)

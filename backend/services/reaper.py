@@ -14,7 +14,7 @@ API process; `prefaudit reap` runs one pass):
 * a job re-dispatched `max_resumes` times is failed with a message saying why.
 
 Re-sending is always safe: the entry task and every stage claim their work in the database
-(worker/shards.py), so a duplicate finds it done, or running under a live owner, and gives way.
+(worker/jobs/claims.py), so a duplicate finds it done, or running under a live owner, and gives way.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ from sqlalchemy.orm import Session
 from backend.db import get_sessionmaker
 from backend.job_states import FAILED, QUEUED, RUNNING
 from backend.models import Job, JobTask, LoginFailure, as_utc, utcnow
+from backend.services import search
+from backend.services.jobs import send as send_job
 from backend.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -85,8 +87,6 @@ def reap_once(
     send: Callable[[int, bool], Any] | None = None,
 ) -> dict[str, int]:
     """One pass; returns how many jobs were re-sent, re-dispatched and failed."""
-    from backend.services.jobs import send as send_job
-
     factory = factory or get_sessionmaker()
     settings = settings or get_settings()
     send = send or (lambda job_id, resume: send_job(job_id, resume=resume))
@@ -200,8 +200,6 @@ class Reaper:
         self._thread.start()
 
     def _loop(self) -> None:
-        from backend.services import search
-
         while not self._stop.wait(self.settings.reaper_interval_seconds):
             try:
                 reap_once(settings=self.settings)

@@ -12,10 +12,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 from sqlalchemy import DateTime, Select, func, literal, or_, select, true
 from sqlalchemy.orm import Session
 
 from backend.db import refresh_planner_stats, upsert
+from backend.errors import Forbidden, NotFound
 from backend.models import Dataset, Flag, Job, Pair, ReviewAction, ReviewEvent, Score, User, utcnow
 from backend.models import Interaction as InteractionRow
 from backend.schemas import (
@@ -33,13 +35,12 @@ from backend.schemas import (
 from backend.services import counts
 from backend.services import query as q
 from backend.services.query import ReviewError, scored_job
-from worker.influence.config import budget_count
+from backend.storage.ranking import greedy_query, most_harmful_query
 from worker.influence.methods import HARM_COLUMNS, SCORE_COLUMNS
 
-__all__ = ["ReviewError", "SORT_KEYS"]
+__all__ = ["HARM_COLUMNS", "ReviewError", "SORT_KEYS"]
 
 SORT_KEYS = q.SORT_KEYS
-_scored_job = scored_job
 
 BULK_STATES = {"flag": "flagged", "keep": "kept", "swap": "swapped", "clear": "unreviewed"}
 
@@ -134,8 +135,6 @@ def list_pairs(
 
 def _page_percentiles(scores: list[Score | None], stats: dict[str, Any]) -> list[dict]:
     """Each training pair's percentile per score column, one vectorised lookup per column."""
-    import numpy as np
-
     out: list[dict[str, float]] = [{} for _ in scores]
     train = [i for i, s in enumerate(scores) if s is not None and s.split == "train"]
     for column in SCORE_COLUMNS:
@@ -157,7 +156,7 @@ def _page_percentiles(scores: list[Score | None], stats: dict[str, Any]) -> list
 def get_pair(session: Session, dataset: Dataset, pair_id: int) -> Pair:
     pair = session.get(Pair, pair_id)
     if pair is None or pair.dataset_id != dataset.id:
-        raise LookupError(f"pair {pair_id} is not in dataset {dataset.id}")
+        raise NotFound(f"pair {pair_id} is not in dataset {dataset.id}")
     return pair
 
 
@@ -385,7 +384,7 @@ def describe(f: PairFilter) -> str:
     return "all pairs" if not parts else "pairs with " + ", ".join(parts)
 
 
-class UndoForbidden(PermissionError):
+class UndoForbidden(Forbidden):
     """A reviewer asked to undo someone else's action (403)."""
 
 
@@ -512,82 +511,12 @@ def flag_top(
     )
 
 
-def most_harmful(session: Session, job_id: int, fraction: float, method: str) -> list[int]:
-    """Pair ids of the ceil(fraction × n) scored training pairs with the highest `method`."""
-    return list(session.scalars(most_harmful_query(session, job_id, fraction, method)))
-
-
-def most_harmful_query(session: Session, job_id: int, fraction: float, method: str) -> Select:
-    """The ids of most_harmful, as a subquery (no bound parameter per pair)."""
-    if method not in HARM_COLUMNS:
-        raise ReviewError(f"rank by a harm column, one of {', '.join(HARM_COLUMNS)}")
-    column = getattr(Score, method)
-    scored = (Score.job_id == job_id, Score.split == "train", column.is_not(None))
-    n_scored = session.scalar(select(func.count()).where(*scored)) or 0
-    if n_scored == 0:
-        raise ReviewError(f"job {job_id} has no {method!r} scores; pick a method it computed")
-    k = math.ceil(fraction * n_scored)
-    return select(Score.pair_id).where(*scored).order_by(column.desc(), Score.pair_id).limit(k)
-
-
-def greedy_selection(session: Session, job: Job, budget: float | None) -> list[int]:
-    """Pair ids of the first `budget` pairs (round(b · n) of the n scored pairs when b < 1) in
-    the job's greedy group order; the audit's own budget when `budget` is None."""
-    return list(session.scalars(greedy_query(session, job, budget)))
-
-
-def greedy_query(session: Session, job: Job, budget: float | None) -> Select:
-    """The ids of greedy_selection, as a subquery."""
-    config = (job.config or {}) if isinstance(job.config, dict) else {}
-    if "group" not in (config.get("methods") or []):
-        raise ReviewError(
-            f"job {job.id} did not run the 'group' method; audit with methods including 'group' "
-            "to prune a budget greedily"
-        )
-    scored = (Score.job_id == job.id, Score.split == "train")
-    n_scored = session.scalar(select(func.count()).where(*scored)) or 0
-    candidates = (
-        session.scalar(select(func.count()).where(*scored, Score.group_order.is_not(None))) or 0
-    )
-    stored = ((job.metrics or {}).get("group") or {}).get("budget")
-    if budget is None and stored is not None:
-        count = int(stored)
-    else:
-        value = float(config.get("prune_budget", 0.1) if budget is None else budget)
-        # A count is taken as asked (above the candidates it is refused below).
-        count = budget_count(value, n_scored) if value < 1 else int(value)
-    if count > candidates:
-        raise ReviewError(
-            f"budget {count} exceeds the {candidates} candidates job {job.id} ordered greedily; "
-            "raise group_candidates in a new audit or flag fewer"
-        )
-    return (
-        select(Score.pair_id)
-        .where(*scored, Score.group_order.is_not(None))
-        .order_by(Score.group_order)
-        .limit(count)
-    )
-
-
-def first_order_top(session: Session, job_id: int, count: int) -> list[int]:
-    """Pair ids of the `count` training pairs with the most negative first-order removal effect
-    (the top-K a greedy group selection is compared with)."""
-    column = Score.removal_effect_influence
-    query = (
-        select(Score.pair_id)
-        .where(Score.job_id == job_id, Score.split == "train", column.is_not(None))
-        .order_by(column, Score.pair_id)
-        .limit(count)
-    )
-    return list(session.scalars(query))
-
-
 def interactions(session: Session, dataset: Dataset, job_id: int, pair_id: int) -> Interactions:
     """A pair's strongest interactions in a group audit, strongest |κ| first."""
-    job = _scored_job(session, dataset, job_id)
+    job = scored_job(session, dataset, job_id)
     pair = session.get(Pair, pair_id)
     if pair is None or pair.dataset_id != dataset.id:
-        raise LookupError(f"pair {pair_id} is not in dataset {dataset.id}")
+        raise NotFound(f"pair {pair_id} is not in dataset {dataset.id}")
     if "group" not in ((job.config or {}).get("methods") or []):
         raise ReviewError(f"job {job.id} did not run the 'group' method: it has no interactions")
     rows = session.execute(
@@ -618,8 +547,6 @@ stored quantiles (each bin within 0.1% of n of the exact count) and say so."""
 
 def histogram(session: Session, job: Job, column: str, bins: int) -> Histogram:
     """Equal-width histogram of a score column over the job's scored training pairs."""
-    import numpy as np
-
     if column not in SCORE_COLUMNS:
         raise ReviewError(f"unknown score column {column!r}; use one of {', '.join(SCORE_COLUMNS)}")
     if job.kind != "audit" or job.status != "succeeded":
@@ -654,11 +581,7 @@ def histogram(session: Session, job: Job, column: str, bins: int) -> Histogram:
         n=stat.n,
         edges=edges.tolist(),
         counts=counts.tolist(),
-        quantiles={
-            "p10": q.value_at(stat, 10.0),
-            "p50": q.value_at(stat, 50.0),
-            "p90": q.value_at(stat, 90.0),
-        },
+        quantiles={f"p{p}": q.value_at(stat, float(p)) for p in (10, 50, 90)},
         estimated=estimated,
     )
 

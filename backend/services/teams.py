@@ -7,17 +7,14 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from backend.errors import BadInput, NotFound
 from backend.models import ApiToken, Dataset, DatasetShare, Job, User
 from backend.security import hash_password
 from backend.services.users import create_user
 
 
-class TeamError(ValueError):
+class TeamError(BadInput):
     """A request that cannot be done as asked (422), with what to do instead."""
-
-
-class NotFound(LookupError):
-    pass
 
 
 def visible_datasets(session: Session, user: User, offset: int, limit: int):  # type: ignore[no-untyped-def]

@@ -8,22 +8,23 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from backend.errors import BadInput, Conflict, Forbidden, Throttled
 from backend.models import ApiToken, LoginFailure, User, as_utc, utcnow
 from backend.security import hash_password, hash_token, new_token, verify_password
 from backend.settings import Settings, get_settings
 
 
-class UserExists(ValueError):
-    pass
+class UserExists(Conflict):
+    """The username is taken (409)."""
 
 
 def create_user(session: Session, username: str, password: str, *, is_admin: bool = False) -> User:
     if not username.strip():
-        raise ValueError("username must not be empty")
+        raise BadInput("username must not be empty")
     if any(ord(c) < 32 for c in username):
-        raise ValueError("username must not hold control characters")
+        raise BadInput("username must not hold control characters")
     if len(password) < 8:
-        raise ValueError("password must have at least 8 characters")
+        raise BadInput("password must have at least 8 characters")
     if session.scalar(select(User).where(User.username == username)) is not None:
         raise UserExists(f"user {username!r} already exists")
     user = User(username=username, password_hash=hash_password(password), is_admin=is_admin)
@@ -37,14 +38,14 @@ _DUMMY_HASH = hash_password("no user has this password")
 known one and the answer's timing does not tell which usernames exist."""
 
 
-class LoginThrottled(Exception):
+class LoginThrottled(Throttled):
     """Too many wrong passwords for this username: wait `retry_after` seconds."""
 
     def __init__(self, retry_after: float) -> None:
         super().__init__(
-            f"too many failed logins for this account; try again in {math.ceil(retry_after)} s"
+            f"too many failed logins for this account; try again in {math.ceil(retry_after)} s",
+            retry_after,
         )
-        self.retry_after = retry_after
 
 
 def authenticate(
@@ -107,7 +108,7 @@ def issue_token(session: Session, user: User, name: str, lifetime: timedelta | N
     return token
 
 
-class ProofNeeded(PermissionError):
+class ProofNeeded(Forbidden):
     """The request needs the caller's current password (missing or wrong): the message says
     why and what to send."""
 
@@ -163,7 +164,7 @@ def change_password(session: Session, user: User, keep: ApiToken, new_password: 
     """Set the caller's new password; every other session and token of theirs ends (the one
     making the change stays). Returns how many ended."""
     if len(new_password) < 8:
-        raise ValueError("password must have at least 8 characters")
+        raise BadInput("password must have at least 8 characters")
     user.password_hash = hash_password(new_password)
     ended = session.execute(
         delete(ApiToken).where(ApiToken.user_id == user.id, ApiToken.id != keep.id)

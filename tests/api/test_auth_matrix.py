@@ -59,6 +59,7 @@ REQUESTS: dict[tuple[str, str], dict] = {
     ("POST", "/jobs/{job_id}/cancel"): {},
     ("GET", "/jobs/{job_id}/histogram"): {},
     ("GET", "/methods"): {},
+    ("GET", "/methods/columns"): {},
     ("GET", "/datasets/{dataset_id}/shares"): {},
     ("PUT", "/datasets/{dataset_id}/shares"): {"json": {"username": "SPARE", "role": "viewer"}},
     ("DELETE", "/datasets/{dataset_id}/shares/{user_id}"): {},

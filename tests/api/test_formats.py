@@ -11,11 +11,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from backend.ingest.errors import PairFormatError
+from backend.ingest.mapping import parse_mapping
+from backend.ingest.reading import read_pairs
 from tests.api.test_datasets import API, n_stored_files
 from tests.api.test_hostile_uploads import _counts, _jsonl, _staged
 from tests.conftest import HH_DIR
-from worker.influence.formats import parse_mapping
-from worker.influence.io import PairFormatError, read_pairs
 
 
 def _openai(*turns: tuple[str, str]) -> list[dict]:

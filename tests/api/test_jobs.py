@@ -88,7 +88,7 @@ def test_job_is_queued_with_defaults_and_can_be_cancelled(client, auth, dataset)
     cancelled = client.post(f"{API}/jobs/{job['id']}/cancel", headers=auth).json()
     assert cancelled["status"] == "cancelled" and cancelled["finished_at"]
     # A cancelled job never runs: the task, if delivered, sees its status and does nothing.
-    from worker.pipeline import run_job
+    from worker.jobs.single import run_job
 
     assert run_job(job["id"]) == "cancelled"
 

@@ -1,9 +1,9 @@
-"""GET /methods (the engine's method registry) and job metrics typed by the job's kind."""
+"""GET /methods and /methods/columns (the registry), and job metrics typed by kind."""
 
 from __future__ import annotations
 
 from tests.conftest import hh_records, jsonl_bytes
-from worker.influence.methods import METHODS
+from worker.influence.methods import METHODS, SCORE_COLUMNS
 
 API = "/api/v1"
 
@@ -20,8 +20,26 @@ def test_methods_list_the_registry(client, auth) -> None:
     assert influence["label"] == METHODS["influence"].label and influence["orientation"]
 
 
+def test_score_columns_list_the_registry(client, auth) -> None:
+    response = client.get(f"{API}/methods/columns", headers=auth)
+    assert response.status_code == 200, response.text
+    columns = response.json()
+    assert [c["name"] for c in columns] == list(SCORE_COLUMNS)
+    loss = next(c for c in columns if c["name"] == "loss")
+    assert loss == {
+        "name": "loss",
+        "label": "BT loss",
+        "unit": "nats",
+        "orientation": "higher_harmful",
+        "higher": "the model disagrees with the label",
+        "ranked": True,
+        "shown": True,
+    }
+
+
 def test_methods_need_a_token(client) -> None:
     assert client.get(f"{API}/methods").status_code == 401
+    assert client.get(f"{API}/methods/columns").status_code == 401
 
 
 def test_job_metrics_carry_their_kind_and_every_stored_key(client, auth) -> None:

@@ -90,7 +90,7 @@ def world(api: Api) -> dict:
     """A dataset of N pairs and a succeeded audit with known scores: harm = i / N, gradient
     similarity = (i · 7) mod N, group_order on even rows only; the last 5 rows are validation."""
     from backend.models import Job, Pair, Score
-    from backend.services.scores import ensure_partition
+    from backend.storage.scores import ensure_partition
 
     response = api.client.post(
         f"{API}/datasets",

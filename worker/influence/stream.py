@@ -20,15 +20,19 @@ and the d × d curvature, never by n:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.linalg import cho_solve, eigh, solve_triangular
 
 from worker.influence.config import LORA_INFLUENCE_DAMPING, DampingReference, EngineConfig
 from worker.influence.curvature import sigmoid
 from worker.influence.gradients import GradientProjector, per_pair_margin_gradients
-from worker.influence.methods import METHODS
+from worker.influence.group import GroupInfluence
+from worker.influence.methods import METHODS, computation, harm_column
+from worker.influence.methods import default_method as default_method_of
 from worker.influence.model import Encoded, RewardModel
 from worker.influence.scores import (
     COSINE_MIN_NORM,
@@ -38,10 +42,6 @@ from worker.influence.scores import (
     length_harm,
 )
 from worker.influence.train import ShouldCancel
-
-_GLOBAL = frozenset({"oof_loss", "ensemble"})
-"""Cross-fitting trains extra models on every pair but a fold: not a per-shard computation. (The
-group method's greedy selection is global too; the finalize task runs it over the shards.)"""
 
 DENSE_CURVATURE_MAX = 8192
 """Largest d for which the d × d curvature is accumulated and factorised densely."""
@@ -53,10 +53,10 @@ AUTO_PROJECTION_DIM = 4096
 """Projection used when exact gradients would not fit `EXACT_MAX_BYTES`."""
 
 STREAM_METHODS: frozenset[str] = frozenset(
-    name for name, spec in METHODS.items() if not (spec.needs_checkpoints or name in _GLOBAL)
+    name for name, spec in METHODS.items() if spec.streamable
 )
-"""Methods the sharded engine computes; the others (tracin, cross-fitting, exact Hessian) run in
-the single-task engine."""
+"""Methods the sharded engine computes (the registry names a per-shard scorer or a global
+finaliser); the others (tracin, cross-fitting) run in the single-task engine."""
 
 
 def unsupported(config: EngineConfig) -> str | None:
@@ -298,8 +298,6 @@ class Reduction:
         inf_damping, reference = influence or (damping, "mean_diagonal")
         inf_scale, inf_lam, inf_factor = scale, lam, factor
         if reference == "top_eigenvalue":
-            from scipy.linalg import eigh
-
             top = eigh(
                 self.gauss_newton,
                 eigvals_only=True,
@@ -344,8 +342,6 @@ class Reduction:
 
 
 def _cholesky_solve(factor: np.ndarray, b: np.ndarray) -> np.ndarray:
-    from scipy.linalg import solve_triangular
-
     y = solve_triangular(factor, b, lower=True)
     return np.asarray(solve_triangular(factor.T, y, lower=False))
 
@@ -382,6 +378,63 @@ class Solution:
         )
 
 
+@dataclass
+class ShardInputs:
+    """What a per-shard scorer reads: one shard's margins and gradients, and the solution."""
+
+    margins: np.ndarray  # [n_s]
+    grads: np.ndarray  # [n_s, d] float64
+    solution: Solution
+    max_scaled_norm: float
+
+    @property
+    def scale(self) -> np.ndarray:
+        """c_i = −σ(−Δ_i): the margin gradient's factor in the loss gradient."""
+        return -sigmoid(-self.margins)
+
+
+@dataclass
+class GlobalInputs:
+    """What a global finaliser reads besides the gathered columns."""
+
+    length_diff: np.ndarray | None = None  # characters of chosen − rejected, training pairs
+    val_length_diff: np.ndarray | None = None
+
+
+def loss_shard(margins: np.ndarray) -> dict[str, np.ndarray]:
+    """loss, margin and harm_loss: every job has them, with or without a solution."""
+    loss = bt_loss(margins)
+    return {"loss": loss, "margin": margins.copy(), "harm_loss": loss}
+
+
+def gradient_similarity_shard(shard: ShardInputs) -> dict[str, np.ndarray]:
+    """−c_i d_iᵀg_val and the cosine (0 below the noise floor), as scores.gradient_similarity."""
+    scale, d, g_val = shard.scale, shard.grads, shard.solution.g_val
+    dot = scale * (d @ g_val)
+    norms = np.abs(scale) * np.sqrt((d**2).sum(axis=1))
+    cosine = dot / np.maximum(norms * np.linalg.norm(g_val), 1e-300)
+    cosine[norms <= COSINE_MIN_NORM * shard.max_scaled_norm] = 0.0
+    return {"harm_gradient_similarity": -dot, "harm_gradient_cosine": -cosine}
+
+
+def influence_shard(shard: ShardInputs) -> dict[str, np.ndarray]:
+    """e_i = (1/n) c_i d_iᵀu and its harm −e_i."""
+    effect = shard.scale * (shard.grads @ shard.solution.u) / shard.solution.n
+    return {"removal_effect_influence": effect, "harm_influence": -effect}
+
+
+def self_influence_shard(shard: ShardInputs) -> dict[str, np.ndarray]:
+    """c_i² d_iᵀ(G + λI)⁻¹d_i through the Cholesky factor."""
+    whitened = solve_triangular(shard.solution.factor, shard.grads.T, lower=True)
+    return {"harm_self_influence": shard.scale**2 * (whitened**2).sum(axis=0)}
+
+
+def datainf_shard(shard: ShardInputs) -> dict[str, np.ndarray]:
+    """DataInf's e_i with the per-layer H_l⁻¹ g_val,l of the reduction."""
+    effect = shard.scale * (shard.grads @ shard.solution.datainf_ihvp) / shard.solution.n
+    return {"removal_effect_datainf": effect, "harm_datainf": -effect}
+
+
 def score_shard(
     margins: np.ndarray,
     grads: np.ndarray,
@@ -389,66 +442,130 @@ def score_shard(
     methods: Sequence[str],
     max_scaled_norm: float,
 ) -> dict[str, np.ndarray]:
-    """The per-pair columns of one shard that need nothing global but the solution.
+    """The per-pair columns of one shard that need nothing global but the solution: each asked
+    method's per-shard scorer (the registry's `shard`), each scorer once.
 
     Same formulas as worker/influence/scores.py (e_i = (1/n) c_i d_iᵀu, the self-influence
     c_i² d_iᵀ(G + λI)⁻¹d_i, ...); corrected_loss and the length direction are global, see
-    `finalize_columns`.
+    `finalise_global`.
     """
-    loss = bt_loss(margins)
-    out: dict[str, np.ndarray] = {"loss": loss, "margin": margins.copy(), "harm_loss": loss}
+    out = loss_shard(margins)
     if solution is None:
         return out
-    scale = -sigmoid(-margins)
-    d = grads.astype(np.float64)
-    if "gradient_similarity" in methods:
-        dot = scale * (d @ solution.g_val)
-        norms = np.abs(scale) * np.sqrt((d**2).sum(axis=1))
-        cosine = dot / np.maximum(norms * np.linalg.norm(solution.g_val), 1e-300)
-        cosine[norms <= COSINE_MIN_NORM * max_scaled_norm] = 0.0
-        out["harm_gradient_similarity"] = -dot
-        out["harm_gradient_cosine"] = -cosine
-    if "influence" in methods or "group" in methods:
-        effect = scale * (d @ solution.u) / solution.n
-        out["removal_effect_influence"] = effect
-        out["harm_influence"] = -effect
-    if "self_influence" in methods or "corrected_loss" in methods:
-        from scipy.linalg import solve_triangular
-
-        whitened = solve_triangular(solution.factor, d.T, lower=True)
-        out["harm_self_influence"] = scale**2 * (whitened**2).sum(axis=0)
-    if "datainf" in methods:
-        effect = scale * (d @ solution.datainf_ihvp) / solution.n
-        out["removal_effect_datainf"] = effect
-        out["harm_datainf"] = -effect
+    shard = ShardInputs(margins, grads.astype(np.float64), solution, max_scaled_norm)
+    done: set[str] = set()
+    for method in methods:
+        ref = METHODS[method].shard
+        if ref is None or ref in done or METHODS[method].always:
+            continue
+        done.add(ref)
+        out.update(computation(ref)(shard))
     return out
 
 
-def finalize_columns(
-    columns: dict[str, np.ndarray],
+def length_global(
+    columns: Mapping[str, np.ndarray], inputs: GlobalInputs
+) -> tuple[dict[str, np.ndarray], dict]:
+    """The length heuristic, its direction picked on the validation pairs."""
+    if inputs.length_diff is None or inputs.val_length_diff is None:
+        raise ValueError("the length method needs the pairs' length differences")
+    harm, direction = length_harm(inputs.length_diff, inputs.val_length_diff)
+    return {"harm_length": harm}, {"length_direction": direction}
+
+
+def corrected_loss_global(
+    columns: Mapping[str, np.ndarray], inputs: GlobalInputs
+) -> tuple[dict[str, np.ndarray], dict]:
+    """z(loss) + z(self-influence), standardised over all training pairs."""
+    return {
+        "harm_corrected_loss": corrected_loss(columns["loss"], columns["harm_self_influence"])
+    }, {}
+
+
+def global_reads(methods: Sequence[str]) -> tuple[str, ...]:
+    """The columns `finalise_global` reads for these methods, besides the default's harm column
+    (what a caller holding the columns elsewhere must load back)."""
+    reads = [c for m in methods for c in METHODS[m].reads if METHODS[m].finalise is not None]
+    return tuple(dict.fromkeys(reads))
+
+
+def finalise_global(
+    columns: Mapping[str, np.ndarray],
     methods: Sequence[str],
     default_method: str,
-    length_diff: np.ndarray | None,
-    val_length_diff: np.ndarray | None,
-    harm_column: Callable[[str], str],
+    inputs: GlobalInputs | None = None,
 ) -> tuple[dict[str, np.ndarray], dict]:
-    """The global columns from the gathered per-pair ones: the length heuristic (direction from
-    validation), corrected_loss (standardised over all pairs) and `harm`, the default method's.
-    Returns (new or changed columns, metrics)."""
+    """The global columns from the gathered per-pair ones: each asked method's finaliser (the
+    registry's `finalise`: the length heuristic, corrected_loss) in registry order, then `harm`.
+
+    `columns` holds at least `global_reads(methods)`, aligned over the training pairs (as are
+    `inputs`' arrays). Returns (new or changed columns, metrics): metrics["default_method"] is the
+    method whose harm column fills `harm`, resolved once here (`methods.default_method`); the
+    returned columns hold `harm` when that column is in `columns` or made here, and a caller that
+    keeps the columns elsewhere (a database) may copy `harm_column(default)` there instead."""
+    inputs = inputs or GlobalInputs()
     out: dict[str, np.ndarray] = {}
     metrics: dict = {}
-    if "length" in methods:
-        if length_diff is None or val_length_diff is None:
-            raise ValueError("the length method needs the pairs' length differences")
-        out["harm_length"], metrics["length_direction"] = length_harm(length_diff, val_length_diff)
-    if "corrected_loss" in methods:
-        out["harm_corrected_loss"] = corrected_loss(columns["loss"], columns["harm_self_influence"])
-    available = {**columns, **out}
-    computed = [m for m in methods if harm_column(m) in available]
-    chosen = default_method if default_method in computed else computed[0]
-    out["harm"] = np.asarray(available[harm_column(chosen)], dtype=np.float64)
+    for name, spec in METHODS.items():
+        if name in methods and spec.finalise is not None:
+            new, found = computation(spec.finalise)({**columns, **out}, inputs)
+            out.update(new)
+            metrics.update(found)
+    chosen = default_method_of(methods, default_method)
+    source = {**columns, **out}.get(harm_column(chosen))
+    if source is not None:
+        out["harm"] = np.asarray(source, dtype=np.float64)
     metrics["default_method"] = chosen
     return out, metrics
+
+
+def needs_solution(methods: Sequence[str]) -> bool:
+    """Whether any asked method has a per-shard scorer beyond the loss: the reduction's solve."""
+    return any(METHODS[m].shard is not None and not METHODS[m].always for m in methods)
+
+
+def local_methods(methods: Sequence[str]) -> list[str]:
+    """The asked methods a scorer of some of the pairs can compute (those without a global
+    finaliser), plus the methods owning the columns those finalisers read: what the in-memory
+    reduction scores with `score_fitted` before `finalise_global` runs over every pair."""
+    local = [m for m in methods if METHODS[m].finalise is None]
+    for m in methods:
+        for column in METHODS[m].reads if METHODS[m].finalise is not None else ():
+            owner = next(n for n, s in METHODS.items() if column in (c.name for c in s.owns))
+            if owner not in local and not METHODS[owner].always:
+                local.append(owner)
+    return local
+
+
+def group_over_shards(
+    solution: Solution,
+    val_margins: np.ndarray,
+    val_grads: np.ndarray,
+    n_candidates: int,
+    shards: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]],
+) -> GroupInfluence:
+    """The group method's candidates seen through the validation gradients, from the shards.
+
+    Each candidate's Δθ_j = (1/n)(G + λI)⁻¹ c_j d_j, through the reduction's one Cholesky
+    factor, projected on the validation margin gradients D_val [m, d] (`val_grads`). `shards`
+    yields, per shard holding candidates, (their slots in 0..n_candidates-1, their margins
+    [k], their margin gradients [k, d]). Feed the result to `worker.influence.group.select`."""
+    started = time.perf_counter()
+    d_val = np.asarray(val_grads, dtype=np.float64)
+    m, n = len(val_margins), solution.n
+    q = cho_solve((solution.factor, True), d_val.T)  # (G + λI)⁻¹ D_valᵀ [d, m]
+    projected = np.zeros((m, n_candidates))  # D_val Δθ_C
+    for slots, margins, grads in shards:
+        g = grads.astype(np.float64) * (-sigmoid(-margins))[:, None]
+        projected[:, slots] = (q.T @ g.T) / n
+    c_val = -sigmoid(-val_margins)
+    prob = sigmoid(val_margins)
+    return GroupInfluence(
+        candidates=np.arange(n_candidates),
+        effect=(c_val @ projected) / m,
+        factor=np.sqrt(prob * (1.0 - prob) / m)[:, None] * projected,
+        seconds=time.perf_counter() - started,
+    )
 
 
 __all__ = [
@@ -460,7 +577,13 @@ __all__ = [
     "Solution",
     "Space",
     "choose_space",
-    "finalize_columns",
+    "GlobalInputs",
+    "ShardInputs",
+    "finalise_global",
+    "global_reads",
+    "local_methods",
+    "needs_solution",
+    "group_over_shards",
     "score_shard",
     "shard_gradients",
     "shard_positions",

@@ -237,6 +237,31 @@ def run_verify(
         progress=(lambda f: report(0, f"frozen backbone features {100 * f:.0f}%")),
         should_cancel=should_cancel,
     )
+    runs, margins = _retrain_arms(retrainer, mask, extra, arms, seed_list, report, should_cancel)
+    out = compare_runs(runs, margins, seed_list)
+    out.update(
+        n_removed=n_removed,
+        n_train=n,
+        n_eval=len(evaluation),
+        seeds=seed_list,
+        model=config.model,
+        mode=config.mode,
+    )
+    out["summary"] = summary_sentence(out)
+    return out
+
+
+def _retrain_arms(
+    retrainer: Retrainer,
+    mask: np.ndarray,
+    extra: dict[str, np.ndarray],
+    arms: tuple[str, ...],
+    seed_list: list[int],
+    report: Callable[[float, str | None], None],
+    should_cancel: ShouldCancel | None,
+) -> tuple[list[dict], dict[str, list[np.ndarray]]]:
+    """Every arm retrained once per seed: (one row per run, each arm's evaluation margins)."""
+    n, n_removed = len(mask), int(mask.sum())
     runs: list[dict] = []
     margins: dict[str, list[np.ndarray]] = {arm: [] for arm in arms}
     finished = 0
@@ -270,17 +295,7 @@ def run_verify(
                     "seconds": result.seconds,
                 }
             )
-    out = compare_runs(runs, margins, seed_list)
-    out.update(
-        n_removed=n_removed,
-        n_train=n,
-        n_eval=len(evaluation),
-        seeds=seed_list,
-        model=config.model,
-        mode=config.mode,
-    )
-    out["summary"] = summary_sentence(out)
-    return out
+    return runs, margins
 
 
 def _offset(

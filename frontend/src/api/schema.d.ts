@@ -620,6 +620,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/methods/columns": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Score Columns
+         * @description Every per-pair score column, in table order: its label, unit, which end is harmful, and
+         *     whether the review offers it as a ranking.
+         */
+        get: operations["methods-list_score_columns"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/tokens": {
         parameters: {
             query?: never;
@@ -1189,6 +1210,37 @@ export interface components {
              */
             protected?: number;
         };
+        /**
+         * ColumnInfo
+         * @description One score column of the registry: how to label it and which end is harmful.
+         */
+        ColumnInfo: {
+            /**
+             * Higher
+             * @description What a high value means, in a few words.
+             */
+            higher: string;
+            /** Label */
+            label: string;
+            name: components["schemas"]["ScoreColumn"];
+            /**
+             * Orientation
+             * @description higher_harmful, lower_harmful or unsigned: which end is the harmful one.
+             */
+            orientation: string;
+            /**
+             * Ranked
+             * @description Offered as a ranking and filter column.
+             */
+            ranked: boolean;
+            /**
+             * Shown
+             * @description Listed among a pair's scores (false: repeats another).
+             */
+            shown: boolean;
+            /** Unit */
+            unit: string;
+        };
         /** DatasetPublic */
         DatasetPublic: {
             /**
@@ -1540,11 +1592,10 @@ export interface components {
              * Columns
              * @description Every score column the method fills.
              */
-            columns: string[];
+            columns: components["schemas"]["ScoreColumn"][];
             /** Description */
             description: string;
-            /** Harm Column */
-            harm_column: string;
+            harm_column: components["schemas"]["ScoreColumn"];
             /** Label */
             label: string;
             /** Lora Only */
@@ -1716,47 +1767,110 @@ export interface components {
         };
         /** PairScores */
         PairScores: {
-            /** Ensemble Disagreement */
+            /**
+             * Ensemble Disagreement
+             * @description ensemble disagreement (reward difference (spread)); high: the ensemble's members disagree.
+             */
             ensemble_disagreement?: number | null;
-            /** Group Gain */
+            /**
+             * Group Gain
+             * @description greedy step Δ val. loss (nats (Δ validation loss)); high: its greedy step lowers the validation loss less.
+             */
             group_gain?: number | null;
-            /** Group Order */
+            /**
+             * Group Order
+             * @description greedy order (position (1 = removed first)); high: removed late by interaction-aware pruning.
+             */
             group_order?: number | null;
-            /** Harm */
+            /**
+             * Harm
+             * @description harm (default) (the default method's); high: ranked most harmful by the audit's default.
+             */
             harm?: number | null;
-            /** Harm Corrected Loss */
+            /**
+             * Harm Corrected Loss
+             * @description corrected loss (sum of two z-scores); high: high loss not explained by memorisation.
+             */
             harm_corrected_loss?: number | null;
-            /** Harm Datainf */
+            /**
+             * Harm Datainf
+             * @description DataInf (nats (Δ validation loss)); high: removing it lowers the validation loss (DataInf).
+             */
             harm_datainf?: number | null;
-            /** Harm Ensemble */
+            /**
+             * Harm Ensemble
+             * @description ensemble (−mean margin) (reward difference); high: an ensemble agrees the label looks wrong.
+             */
             harm_ensemble?: number | null;
-            /** Harm Gradient Cosine */
+            /**
+             * Harm Gradient Cosine
+             * @description gradient cosine (cosine, −1 to 1); high: its gradient points against validation.
+             */
             harm_gradient_cosine?: number | null;
-            /** Harm Gradient Similarity */
+            /**
+             * Harm Gradient Similarity
+             * @description gradient similarity (gradient dot product); high: its gradient opposes the validation gradient.
+             */
             harm_gradient_similarity?: number | null;
-            /** Harm Group */
+            /**
+             * Harm Group
+             * @description group (greedy) (greedy rank, reversed); high: removed early by interaction-aware pruning.
+             */
             harm_group?: number | null;
-            /** Harm Influence */
+            /**
+             * Harm Influence
+             * @description influence (nats (Δ validation loss)); high: removing it lowers the validation loss most.
+             */
             harm_influence?: number | null;
-            /** Harm Length */
+            /**
+             * Harm Length
+             * @description length heuristic (characters); high: chosen is much shorter than rejected.
+             */
             harm_length?: number | null;
-            /** Harm Loss */
+            /**
+             * Harm Loss
+             * @description BT loss (nats); high: the model disagrees with the label.
+             */
             harm_loss?: number | null;
-            /** Harm Oof Loss */
+            /**
+             * Harm Oof Loss
+             * @description out-of-fold loss (nats); high: a model that never saw it disagrees with the label.
+             */
             harm_oof_loss?: number | null;
-            /** Harm Self Influence */
+            /**
+             * Harm Self Influence
+             * @description self-influence (g_iᵀ H_λ⁻¹ g_i); high: memorised: the model bends most to fit it.
+             */
             harm_self_influence?: number | null;
-            /** Harm Tracin */
+            /**
+             * Harm Tracin
+             * @description TracIn (learning rate × gradient dot product); high: its training steps raised the validation loss.
+             */
             harm_tracin?: number | null;
-            /** Loss */
+            /**
+             * Loss
+             * @description BT loss (nats); high: the model disagrees with the label.
+             */
             loss?: number | null;
-            /** Margin */
+            /**
+             * Margin
+             * @description margin (reward difference); high: the model prefers chosen by more.
+             */
             margin?: number | null;
-            /** Oof Margin */
+            /**
+             * Oof Margin
+             * @description out-of-fold margin (reward difference); high: models that never saw it prefer chosen by more.
+             */
             oof_margin?: number | null;
-            /** Removal Effect Datainf */
+            /**
+             * Removal Effect Datainf
+             * @description removal effect (DataInf) (nats (Δ validation loss)); high: removing it raises the validation loss (DataInf).
+             */
             removal_effect_datainf?: number | null;
-            /** Removal Effect Influence */
+            /**
+             * Removal Effect Influence
+             * @description removal effect (influence) (nats (Δ validation loss)); high: removing it raises the validation loss.
+             */
             removal_effect_influence?: number | null;
             /** Split */
             split: string;
@@ -1890,6 +2004,12 @@ export interface components {
              */
             state: "unreviewed" | "kept" | "flagged" | "swapped";
         };
+        /**
+         * ScoreColumn
+         * @description A per-pair score column (worker/influence/methods.py).
+         * @enum {string}
+         */
+        ScoreColumn: "harm" | "loss" | "margin" | "harm_loss" | "harm_gradient_similarity" | "harm_gradient_cosine" | "harm_influence" | "removal_effect_influence" | "harm_datainf" | "removal_effect_datainf" | "harm_self_influence" | "harm_corrected_loss" | "harm_tracin" | "harm_length" | "harm_oof_loss" | "oof_margin" | "harm_ensemble" | "ensemble_disagreement" | "harm_group" | "group_order" | "group_gain";
         /**
          * ScoreRange
          * @description `min` ≤ column ≤ `max` (either bound optional).
@@ -3488,6 +3608,26 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["MethodInfo"][];
+                };
+            };
+        };
+    };
+    "methods-list_score_columns": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ColumnInfo"][];
                 };
             };
         };

@@ -1,8 +1,8 @@
 import { forwardRef, useEffect, useState } from "react";
 import { errorMessage } from "../../../api/errors";
+import { SHOWN_COLUMNS } from "../../../api/scoreColumns";
 import { useInteractions, usePairHistory, type Pair, type ReviewState } from "../api/pairs";
 import { formatScore } from "./PairsTable";
-import { SCORE_CHOICES } from "./ReviewFilterBar";
 import { WordDiff } from "./WordDiff";
 
 interface Props {
@@ -21,42 +21,11 @@ interface Props {
 }
 
 type Scores = NonNullable<Pair["scores"]>;
-type ScoreColumn = Exclude<keyof Scores, "split">;
 
-/**
- * How each score column reads here, in display order; null keeps a column out of the list (it
- * repeats another: `harm_loss` is `loss`, `removal_effect_*` is minus its harm). A Record over the
- * API's columns, so a column added to the registry must be placed here before this compiles.
- */
-const SCORE_LABELS: Record<ScoreColumn, string | null> = {
-  harm: "harm",
-  loss: "BT loss",
-  margin: "margin",
-  harm_loss: null,
-  harm_gradient_similarity: "grad. similarity",
-  harm_gradient_cosine: "grad. cosine",
-  harm_influence: "influence",
-  removal_effect_influence: null,
-  harm_datainf: "DataInf",
-  removal_effect_datainf: null,
-  harm_self_influence: "self-influence",
-  harm_corrected_loss: "corrected loss",
-  harm_tracin: "TracIn",
-  harm_length: "length heuristic",
-  harm_oof_loss: "out-of-fold loss",
-  oof_margin: "out-of-fold margin",
-  harm_ensemble: "ensemble (−mean margin)",
-  ensemble_disagreement: "ensemble disagreement",
-  harm_group: null,
-  group_order: "greedy order",
-  group_gain: "greedy step Δ val. loss",
-};
+/** The pair's score list: the registry's shown columns, in its order, with what high means. */
+const SHOWN_SCORES = SHOWN_COLUMNS.map((c) => [c.column, c.label] as [keyof Scores, string]);
 
-const SHOWN_SCORES = (Object.entries(SCORE_LABELS) as [ScoreColumn, string | null][]).filter(
-  (entry): entry is [ScoreColumn, string] => entry[1] !== null,
-);
-
-const EXPLAIN: Record<string, string> = Object.fromEntries(SCORE_CHOICES.map((c) => [c.column, c.high]));
+const EXPLAIN: Record<string, string> = Object.fromEntries(SHOWN_COLUMNS.map((c) => [c.column, c.high]));
 
 /** One pair in full: the prompt, then chosen and rejected side by side (whitespace kept). */
 export const PairDetail = forwardRef<HTMLTextAreaElement, Props>(function PairDetail(

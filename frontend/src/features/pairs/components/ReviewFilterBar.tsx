@@ -1,26 +1,15 @@
 import { useEffect, useState, type FormEvent } from "react";
+import { RANKED_COLUMNS } from "../../../api/scoreColumns";
 import type { ReviewState, ScoreRange } from "../api/pairs";
 
 export const STATES: ReviewState[] = ["unreviewed", "kept", "flagged", "swapped"];
 
-/** Score columns a reviewer ranks and filters by, with what a high value means. */
-export const SCORE_CHOICES: { column: string; label: string; high: string }[] = [
-  { column: "harm", label: "harm (default)", high: "ranked most harmful by the audit's default" },
-  { column: "loss", label: "BT loss", high: "the model disagrees with the label" },
-  { column: "harm_gradient_similarity", label: "gradient similarity", high: "its gradient opposes the validation gradient" },
-  { column: "harm_influence", label: "influence", high: "removing it lowers the validation loss most" },
-  { column: "harm_self_influence", label: "self-influence", high: "memorised: the model bends most to fit it" },
-  { column: "harm_length", label: "length heuristic", high: "chosen is much shorter than rejected" },
-  { column: "harm_oof_loss", label: "out-of-fold loss", high: "a model that never saw it disagrees with the label" },
-  { column: "harm_ensemble", label: "ensemble", high: "an ensemble agrees the label looks wrong" },
-  { column: "harm_corrected_loss", label: "corrected loss", high: "high loss not explained by memorisation" },
-  { column: "harm_datainf", label: "DataInf", high: "removing it lowers the validation loss (DataInf)" },
-  { column: "harm_tracin", label: "TracIn", high: "its training steps raised the validation loss" },
-  { column: "harm_gradient_cosine", label: "gradient cosine", high: "its gradient points against validation" },
-  { column: "harm_group", label: "group (greedy)", high: "removed early by interaction-aware pruning" },
-  { column: "ensemble_disagreement", label: "ensemble disagreement", high: "the ensemble's members disagree" },
-  { column: "margin", label: "margin", high: "the model prefers chosen by more" },
-];
+/** Score columns a reviewer ranks and filters by, with what a high value means (the registry's). */
+export const SCORE_CHOICES: { column: string; label: string; high: string }[] = RANKED_COLUMNS.map((c) => ({
+  column: c.column,
+  label: c.label,
+  high: c.high,
+}));
 
 export type Split = "train" | "val" | "all";
 

@@ -1,14 +1,17 @@
-"""Detection metrics against a flip mask, removal masks, and the seed-paired aggregation of cells.
+"""Detection metrics against a flip mask, removal masks, the seed-paired aggregation of cells,
+Student-t intervals over seeds and bootstrap intervals of a group estimate's fidelity.
 
 All scores are `harm` oriented (higher = more harmful, SCIENCE.md); ties break by row order.
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 
 import numpy as np
-from scipy.stats import rankdata
+from scipy import stats
+from scipy.stats import rankdata, spearmanr
 
 from worker.influence.stats import paired_difference, summarize
 
@@ -168,3 +171,51 @@ def noise_cost(cells: list[dict]) -> list[dict]:
                 }
             )
     return rows
+
+
+def t_interval(values: list[float]) -> dict:
+    """Mean and Student-t 95% interval over seeds (NaNs left out)."""
+    a = np.asarray([v for v in values if not math.isnan(v)], dtype=np.float64)
+    n = int(a.size)
+    if n == 0:
+        return {"n": 0, "mean": None, "ci_low": None, "ci_high": None}
+    mean = float(a.mean())
+    if n < 2:
+        return {"n": n, "mean": mean, "ci_low": None, "ci_high": None}
+    half = float(stats.t.ppf(0.975, n - 1)) * float(a.std(ddof=1)) / math.sqrt(n)
+    return {"n": n, "mean": mean, "ci_low": mean - half, "ci_high": mean + half}
+
+
+def summary_interval(summary: dict | None) -> dict | None:
+    """Mean and 95% t-interval of a `summarize` dict (for plotting one arm's spread)."""
+    if not summary or summary.get("mean") is None:
+        return None
+    values = summary["values"]
+    return paired_difference(values, [0.0] * len(values))
+
+
+def estimate_fidelity(actual, first, inter, reps: int, rng: np.random.Generator) -> dict:
+    """Spearman and MAE of both estimates, with bootstrap 95% intervals and paired differences."""
+    actual, first, inter = map(np.asarray, (actual, first, inter))
+
+    def fidelity(idx):
+        a, f, i = actual[idx], first[idx], inter[idx]
+        rf, ri = spearmanr(a, f).statistic, spearmanr(a, i).statistic
+        mf, mi = np.abs(a - f).mean(), np.abs(a - i).mean()
+        return np.array([rf, ri, ri - rf, mf, mi, mi - mf])
+
+    point = fidelity(np.arange(len(actual)))
+    boot = np.array([fidelity(rng.integers(0, len(actual), len(actual))) for _ in range(reps)])
+    low, high = np.nanpercentile(boot, [2.5, 97.5], axis=0)
+    names = (
+        "spearman_first",
+        "spearman_interaction",
+        "spearman_gain",
+        "mae_first",
+        "mae_interaction",
+        "mae_change",
+    )
+    return {
+        name: {"value": float(point[k]), "ci_low": float(low[k]), "ci_high": float(high[k])}
+        for k, name in enumerate(names)
+    }

@@ -1,19 +1,30 @@
 """`prefaudit score`: audit a preference file from the command line, without the web app.
 
-Options are generated from `EngineConfig`'s fields, so --help shows every engine option with its
-help text and default.
+Files are read through `backend.ingest`, then scored by the engine. Options are generated from
+`EngineConfig`'s fields, so --help shows every engine option with its help text and default.
+Runs as `prefaudit score` or `python -m backend.score_command`.
 """
+
+# No `from __future__ import annotations`: Typer reads `score`'s annotations as real objects.
 
 import dataclasses
 import inspect
 import json
 import typing
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from tqdm import tqdm
 
+from backend.ingest.errors import PairFormatError
+from backend.ingest.mapping import parse_mapping
+from backend.ingest.parsing import ParsedPair
+from backend.ingest.reading import read_pairs
 from worker.influence.config import EngineConfig
+from worker.influence.data import Pair, split_validation
+from worker.influence.methods import harm_column
 
 LIST_SEPARATOR = ","
 
@@ -57,6 +68,86 @@ def _config_from_options(options: dict[str, Any]) -> EngineConfig:
     return EngineConfig(**values)
 
 
+@dataclasses.dataclass
+class _Reader:
+    """Reads the command's files, stopping at a bad row or (skip) listing it on stderr."""
+
+    skip: bool
+    mapping: dict[str, str]
+
+    def read(self, path: Path) -> list[ParsedPair]:
+        skipped: list[PairFormatError] = []
+        try:
+            pairs = read_pairs(
+                path, on_error=skipped.append if self.skip else None, mapping=self.mapping
+            )
+        except PairFormatError as exc:
+            raise typer.BadParameter(
+                f"{path}: {exc} (--on-bad-rows skip scores the rest)"
+            ) from None
+        for error in skipped:
+            typer.echo(f"skipped {path}: {error}", err=True)
+        return pairs
+
+
+def _reader(on_bad_rows: str, mapping_json: str) -> _Reader:
+    """The reader the options ask for, or BadParameter saying what is wrong with them."""
+    if on_bad_rows not in ("reject", "skip"):
+        raise typer.BadParameter(f"--on-bad-rows must be reject or skip (got {on_bad_rows!r})")
+    try:
+        mapping = parse_mapping(mapping_json)
+    except PairFormatError as exc:
+        raise typer.BadParameter(f"--columns: {exc.message}") from None
+    return _Reader(skip=on_bad_rows == "skip", mapping=mapping)
+
+
+@dataclasses.dataclass
+class _Split:
+    """The training and validation pairs, with each training pair's index and file row."""
+
+    train: list[Pair]
+    val: list[Pair]
+    train_index: list[int]
+    file_rows: list[int]
+
+
+def _split(
+    reader: _Reader, train: Path, val: Path | None, val_fraction: float, seed: int
+) -> _Split:
+    """TRAIN and --val as engine pairs; without --val, a seeded split of TRAIN."""
+    parsed = reader.read(train)
+    file_rows = [p.row for p in parsed]
+    rows = [Pair(p.prompt, p.chosen, p.rejected) for p in parsed]
+    if val is not None:
+        val_pairs = [Pair(p.prompt, p.chosen, p.rejected) for p in reader.read(val)]
+        return _Split(rows, val_pairs, list(range(len(rows))), file_rows)
+    train_index, val_index = split_validation(len(rows), val_fraction, seed)
+    return _Split(
+        [rows[i] for i in train_index], [rows[i] for i in val_index], train_index, file_rows
+    )
+
+
+class _Bars:
+    """One tqdm bar per engine stage, the previous one closed when the next starts."""
+
+    def __init__(self) -> None:
+        self.bars: dict[str, tqdm] = {}
+
+    def __call__(self, stage: str, fraction: float, message: str | None) -> None:
+        bar = self.bars.get(stage)
+        if bar is None:
+            self.close()
+            bar = self.bars[stage] = tqdm(total=100, desc=f"{stage:>19}", unit="%", leave=True)
+        bar.n = round(100 * fraction)
+        if message:
+            bar.set_postfix_str(message, refresh=False)
+        bar.refresh()
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
 def _score(
     train: Path,
     val: Path | None,
@@ -67,97 +158,51 @@ def _score(
     mapping_json: str = "",
     **options: Any,
 ) -> None:
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    from tqdm import tqdm
-
-    from worker.influence.audit import harm_column, run_audit
-    from worker.influence.data import Pair, split_validation
-    from worker.influence.io import read_pairs
+    # The engine's audit loads torch: heavy, imported only when a file is scored.
+    from worker.influence.audit import run_audit
 
     config = _config_from_options(options)
     try:
         config.validate()
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    from worker.influence.io import PairFormatError
-
-    if on_bad_rows not in ("reject", "skip"):
-        raise typer.BadParameter(f"--on-bad-rows must be reject or skip (got {on_bad_rows!r})")
-    from worker.influence.formats import parse_mapping
-
+    split = _split(_reader(on_bad_rows, mapping_json), train, val, val_fraction, config.seed)
+    typer.echo(f"{len(split.train)} training pairs, {len(split.val)} validation pairs", err=True)
+    bars = _Bars()
     try:
-        mapping = parse_mapping(mapping_json)
-    except PairFormatError as exc:
-        raise typer.BadParameter(f"--columns: {exc.message}") from None
-    skipped: list[PairFormatError] = []
-
-    def read(path: Path) -> list:
-        try:
-            return read_pairs(
-                path, on_error=skipped.append if on_bad_rows == "skip" else None, mapping=mapping
-            )
-        except PairFormatError as exc:
-            raise typer.BadParameter(
-                f"{path}: {exc} (--on-bad-rows skip scores the rest)"
-            ) from None
-
-    parsed = read(train)
-    for error in skipped:
-        typer.echo(f"skipped {train}: {error}", err=True)
-    file_rows = [p.row for p in parsed]
-    rows = [Pair(p.prompt, p.chosen, p.rejected) for p in parsed]
-    if val is not None:
-        train_pairs, train_index = rows, list(range(len(rows)))
-        before = len(skipped)
-        val_pairs = [Pair(p.prompt, p.chosen, p.rejected) for p in read(val)]
-        for error in skipped[before:]:
-            typer.echo(f"skipped {val}: {error}", err=True)
-    else:
-        train_index, val_index = split_validation(len(rows), val_fraction, config.seed)
-        train_pairs = [rows[i] for i in train_index]
-        val_pairs = [rows[i] for i in val_index]
-    typer.echo(f"{len(train_pairs)} training pairs, {len(val_pairs)} validation pairs", err=True)
-
-    bars: dict[str, tqdm] = {}
-
-    def progress(stage: str, fraction: float, message: str | None) -> None:
-        bar = bars.get(stage)
-        if bar is None:
-            for other in bars.values():
-                other.close()
-            bar = bars[stage] = tqdm(total=100, desc=f"{stage:>19}", unit="%", leave=True)
-        bar.n = round(100 * fraction)
-        if message:
-            bar.set_postfix_str(message, refresh=False)
-        bar.refresh()
-
-    try:
-        result = run_audit(train_pairs, val_pairs, config, progress=progress)
+        result = run_audit(split.train, split.val, config, progress=bars)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     finally:
-        for bar in bars.values():
-            bar.close()
-    columns: dict[str, Any] = {
-        "index": np.asarray(train_index, dtype=np.int64),
-        "row": np.asarray([file_rows[i] for i in train_index], dtype=np.int64),
-        "harm": result.scores["harm"],
-    }
-    for method in config.methods:
-        columns[harm_column(method)] = result.scores[harm_column(method)]
-    for method in config.methods:
-        if f"removal_effect_{method}" in result.scores:
-            columns[f"removal_effect_{method}"] = result.scores[f"removal_effect_{method}"]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.table(columns), out)
+        bars.close()
+    _write_scores(out, split, result.scores, config.methods)
     if metrics_out is not None:
         metrics_out.write_text(json.dumps(result.metrics, indent=2, default=str) + "\n")
     for warning in result.metrics.get("warnings", []):
         typer.echo(f"warning: {warning}", err=True)
     acc = result.metrics["val_accuracy"]
-    typer.echo(f"validation accuracy {acc:.3f}; wrote {len(train_pairs)} rows to {out}", err=True)
+    typer.echo(f"validation accuracy {acc:.3f}; wrote {len(split.train)} rows to {out}", err=True)
+
+
+def _write_scores(out: Path, split: _Split, scores: dict[str, Any], methods: Sequence[str]) -> None:
+    """One Parquet row per training pair in input order: its index, file row and scores."""
+    # numpy and pyarrow: heavy, imported only when scores are written.
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns: dict[str, Any] = {
+        "index": np.asarray(split.train_index, dtype=np.int64),
+        "row": np.asarray([split.file_rows[i] for i in split.train_index], dtype=np.int64),
+        "harm": scores["harm"],
+    }
+    for method in methods:
+        columns[harm_column(method)] = scores[harm_column(method)]
+    for method in methods:
+        if f"removal_effect_{method}" in scores:
+            columns[f"removal_effect_{method}"] = scores[f"removal_effect_{method}"]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table(columns), out)
 
 
 def score(
@@ -223,6 +268,11 @@ score.__annotations__ = {
 
 
 def main() -> None:
+    """Run `score` as a command of its own."""
     app = typer.Typer(add_completion=False)
     app.command("score")(score)
     app(prog_name="prefaudit score")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,4 +1,4 @@
-"""Datasets and seeded cells of the detection benchmark (bench/detection.py).
+"""Datasets and seeded cells of the detection benchmark (bench.detection).
 
 Four sources, each read from `../shared/data/` (never copied into the repository):
 - `helpful-base`, `harmless-base`: Anthropic HH-RLHF test files; planted flips.
@@ -23,10 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
+from backend.ingest.reading import read_pairs
+from bench.lib.cache import save_torch, texts_key
+from bench.lib.paths import SHARED_DATA
 from worker.influence.data import Pair
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO.parent / "shared" / "data"
 DATASETS: tuple[str, ...] = ("helpful-base", "harmless-base", "llmbar", "vicuna80")
 PLANTED: frozenset[str] = frozenset({"helpful-base", "harmless-base", "llmbar"})
 SPLIT_SALT = 9090
@@ -90,8 +91,6 @@ def load_source(name: str, data_dir: Path = SHARED_DATA, limit: int | None = Non
     """A dataset's candidate pairs (at most `limit`, for --quick runs)."""
     data_dir = Path(data_dir)
     if name in ("helpful-base", "harmless-base"):
-        from worker.influence.io import read_pairs
-
         path = data_dir / "hh-rlhf" / f"{name}-test.jsonl.gz"
         _require(path)
         parsed = read_pairs(path, allow_empty_responses=True)[:limit]
@@ -188,24 +187,12 @@ def source_views(source: Source, config, cache_dir: Path):
     rows, negated where the cell presents a pair swapped: extraction runs once per dataset, not
     once per cell. Keyed by dataset, model, max_length and a hash of the texts.
     """
-    import hashlib
-
-    import torch
+    import torch  # torch: heavy, only when features are extracted
 
     from worker.influence.features import PairViews, backbone_features, pair_views, truncation_rate
     from worker.influence.model import encode, load_backbone, resolve_device
 
-    digest = hashlib.sha256()
-    for pair in source.pairs:
-        digest.update(json.dumps([pair.prompt, pair.chosen, pair.rejected]).encode())
-    key = {
-        "dataset": source.name,
-        "model": config.model,
-        "max_length": config.max_length,
-        "n": len(source.pairs),
-        "texts_sha256": digest.hexdigest(),
-    }
-    name = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    key, name = texts_key(source.name, config.model, config.max_length, source.pairs)
     path = Path(cache_dir) / f"detection_views_{source.name}_{name}.pt"
     if path.exists():
         stored = torch.load(path, weights_only=True)
@@ -216,8 +203,5 @@ def source_views(source: Source, config, cache_dir: Path):
     pooled = backbone_features(backbone, enc, device, 2 * config.chunk_size(device.type))
     views = pair_views(pooled, source.pairs)
     rate = truncation_rate(enc, config.max_length)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    torch.save({"views": views.views, "key": key, "truncation_rate": rate}, partial)
-    partial.rename(path)
+    save_torch(path, {"views": views.views, "key": key, "truncation_rate": rate})
     return views, rate

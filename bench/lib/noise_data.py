@@ -6,22 +6,21 @@ its last `n_test` pairs, validation the `n_val` before them, training the first 
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from backend.ingest.reading import read_pairs
+from bench.lib.cache import save_torch, texts_key
+from bench.lib.paths import HH_DIR
 from worker.influence.config import EngineConfig
 from worker.influence.data import Pair, flipped
 from worker.influence.features import backbone_features
-from worker.influence.io import read_pairs
 from worker.influence.model import encode, load_backbone, resolve_device
 
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_DATA_DIR = REPO.parent / "shared" / "data" / "hh-rlhf"
+DEFAULT_DATA_DIR = HH_DIR
 DATASETS: tuple[str, ...] = ("helpful-base", "harmless-base")
 
 
@@ -89,17 +88,7 @@ def feature_differences(
     f is the frozen backbone's pooled output, the input of its scalar head (head mode). The cache
     file is keyed by the model, max_length and a hash of the texts; a mismatch recomputes.
     """
-    digest = hashlib.sha256()
-    for pair in pairs:
-        digest.update(json.dumps([pair.prompt, pair.chosen, pair.rejected]).encode())
-    key = {
-        "dataset": dataset,
-        "model": config.model,
-        "max_length": config.max_length,
-        "n": len(pairs),
-        "texts_sha256": digest.hexdigest(),
-    }
-    name = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    key, name = texts_key(dataset, config.model, config.max_length, pairs)
     path = Path(cache_dir) / f"noise_features_{dataset}_{name}.pt"
     if path.exists():
         stored = torch.load(path, weights_only=True)
@@ -110,8 +99,5 @@ def feature_differences(
     pooled = backbone_features(backbone, enc, device, 2 * config.chunk_size(device.type))
     chosen, rejected = pooled["pooler"]
     z = (chosen - rejected).cpu()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    torch.save({"z": z, "key": key}, partial)
-    partial.rename(path)
+    save_torch(path, {"z": z, "key": key})
     return z

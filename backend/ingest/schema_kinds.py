@@ -1,5 +1,5 @@
-"""Record schemas beyond prompt / chosen / rejected text and HH-RLHF transcripts, and the column
-mapping an upload may give.
+"""Record schemas beyond prompt / chosen / rejected text and HH-RLHF transcripts, each turned
+into a (prompt, chosen, rejected) pair.
 
 - `chat_messages`: `chosen` and `rejected` are message lists, OpenAI style (`{"role",
   "content"}`) or ShareGPT style (`{"from", "value"}`), ending with the assistant's answer. The
@@ -18,11 +18,15 @@ datasets are written as prompt / chosen / rejected records (what TRL and most tr
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
-from worker.influence.io import PairFormatError, RowError
+from backend.ingest.errors import PairFormatError
+
+SchemaKind = Literal[
+    "prompt_chosen_rejected", "hh_transcript", "chat_messages", "shp", "ultrafeedback"
+]
+"""The two text schemas, and the three this module turns into prompt / chosen / rejected text
+(chat-message lists, SHP, raw UltraFeedback)."""
 
 ROLES = {
     "user": "Human",
@@ -34,10 +38,9 @@ ROLES = {
     "chatgpt": "Assistant",
     "system": "System",
 }
-MAPPABLE = ("prompt", "chosen", "rejected")
 
 
-def kind_of(record: dict[str, Any]) -> str | None:
+def kind_of(record: dict[str, Any]) -> SchemaKind | None:
     """The schema these fields name, or None (then: prompt/chosen/rejected or HH transcripts)."""
     if "human_ref_A" in record and "human_ref_B" in record:
         return "shp"
@@ -202,68 +205,3 @@ def ultrafeedback_pair(
         "model_rejected": worst[3],
     }
     return instruction, best[2], worst[2], ("instruction", "completions"), extra
-
-
-def map_columns(
-    records: Iterator[tuple[int, Any]], mapping: dict[str, str]
-) -> Iterator[tuple[int, Any]]:
-    """Rename each record's fields: `mapping` is {prompt|chosen|rejected: the file's column}."""
-    if not mapping:
-        yield from records
-        return
-    for row, record in records:
-        if isinstance(record, RowError) or not isinstance(record, dict):
-            yield row, record
-            continue
-        missing = [source for source in mapping.values() if source not in record]
-        if missing:
-            target = next(t for t, s in mapping.items() if s == missing[0])
-            yield (
-                row,
-                RowError(
-                    PairFormatError(
-                        f"missing column {missing[0]!r} (mapped to {target})",
-                        row=row,
-                        column=missing[0],
-                    )
-                ),
-            )
-            continue
-        renamed = {k: v for k, v in record.items() if k not in mapping.values()}
-        for target, source in mapping.items():
-            renamed[target] = record[source]
-        yield row, renamed
-
-
-def check_mapping(mapping: dict[str, str]) -> dict[str, str]:
-    """The mapping, or PairFormatError saying what is wrong with it."""
-    unknown = sorted(set(mapping) - set(MAPPABLE))
-    if unknown:
-        raise PairFormatError(
-            f"the column mapping can name {', '.join(MAPPABLE)}; not {', '.join(unknown)}",
-            column="mapping",
-        )
-    for target, source in mapping.items():
-        if not isinstance(source, str) or not source:
-            raise PairFormatError(f"the column mapped to {target} must be a name", column="mapping")
-    sources = list(mapping.values())
-    if len(set(sources)) != len(sources):
-        raise PairFormatError("the mapping uses one column twice", column="mapping")
-    return dict(mapping)
-
-
-def parse_mapping(text: str) -> dict[str, str]:
-    """A column mapping sent as JSON text (`{"prompt": "question", "chosen": "good"}`); empty
-    text is no mapping. PairFormatError (column 'mapping') says what is wrong."""
-    if not text.strip():
-        return {}
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise PairFormatError(f"the column mapping is not JSON ({exc})", column="mapping") from None
-    if not isinstance(value, dict):
-        raise PairFormatError(
-            'the column mapping must be a JSON object, e.g. {"prompt": "question"}',
-            column="mapping",
-        )
-    return check_mapping(value)

@@ -1,0 +1,189 @@
+"""Jobs: creating an audit or a verification (options from the engine's config), job pages."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationInfo,
+    computed_field,
+    create_model,
+    field_validator,
+)
+
+from backend.schemas.common import DB_ID_MAX
+from backend.schemas.metrics import JobMetrics
+from worker.influence.config import EngineConfig
+from worker.influence.methods import METHODS
+
+
+def _engine_fields() -> dict[str, Any]:
+    """The engine's options as pydantic fields: one source of truth for names, types, defaults."""
+    hints = typing.get_type_hints(EngineConfig)
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(EngineConfig):
+        if f.default is not dataclasses.MISSING:
+            default = Field(f.default, description=f.metadata.get("help"))
+        else:
+            default = Field(
+                default_factory=f.default_factory,  # type: ignore[arg-type]
+                description=f.metadata.get("help"),
+                # pydantic leaves factory defaults out of the schema; clients need to see them.
+                json_schema_extra={"default": f.default_factory()},  # type: ignore[misc,operator]
+            )
+        fields[f.name] = (hints[f.name], default)
+    return fields
+
+
+def _label_methods(schema: dict[str, Any]) -> None:
+    """Name the method enums' values for people: `x-enum-labels` and `x-enum-descriptions` run
+    parallel to `enum` (the registry's order), so a client can label its options without a copy."""
+    names = list(METHODS)
+    extra = {
+        "x-enum-labels": [METHODS[name].label for name in names],
+        "x-enum-descriptions": [METHODS[name].description for name in names],
+    }
+    properties = schema.get("properties", {})
+    for prop in (properties.get("default_method"), properties.get("methods", {}).get("items")):
+        if isinstance(prop, dict) and prop.get("enum") == names:
+            prop.update(extra)
+
+
+_JobCreateBase = create_model(  # type: ignore[call-overload]
+    "AuditOptions", __config__=ConfigDict(extra="forbid"), **_engine_fields()
+)
+
+
+class AuditCreate(_JobCreateBase):  # type: ignore[misc,valid-type]
+    """An audit job. Only `model` is usually given; every other option has a default."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_label_methods)
+
+    kind: Literal["audit"] = "audit"
+    val_fraction: float = Field(
+        0.1, gt=0, lt=1, description="Fraction of pairs split off (seeded) as the validation set."
+    )
+    val_dataset_id: int | None = Field(
+        None,
+        ge=1,
+        le=DB_ID_MAX,
+        description="Use this dataset as the validation set instead of a split.",
+    )
+
+    def engine_config(self) -> EngineConfig:
+        names = {f.name for f in dataclasses.fields(EngineConfig)}
+        return EngineConfig(**{k: v for k, v in self.model_dump().items() if k in names})
+
+
+class VerifyCreate(BaseModel):
+    """Retrain with the audit's recipe on all pairs, the pruned set and a random removal of the
+    same size, for several seeds, and compare them on the validation set (or a test dataset)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["verify"]
+    audit_job_id: int = Field(
+        ge=1, le=DB_ID_MAX, description="A succeeded audit job of this dataset."
+    )
+    method: str = Field("harm", description="Score column whose top `fraction` is pruned.")
+    fraction: float = Field(0.1, gt=0, lt=1, description="Fraction of training pairs to prune.")
+    use_flags: bool = Field(
+        False, description="Prune the dataset's currently flagged pairs instead of a top fraction."
+    )
+    rule: Literal["top", "greedy"] = Field(
+        "top",
+        description=(
+            "'top': prune the top `fraction` by `method`. 'greedy': prune the first `budget` "
+            "pairs of a `group` audit's greedy selection, and add an arm that prunes the top-K "
+            "of the same size by first-order influence, so greedy, top-K and random removal are "
+            "compared per seed."
+        ),
+    )
+    budget: float | None = Field(
+        None,
+        gt=0,
+        le=DB_ID_MAX,
+        description=(
+            "rule 'greedy': pairs to prune, a fraction (0 < b < 1) or a count (b ≥ 1); "
+            "default the audit's prune_budget."
+        ),
+    )
+    seeds: int = Field(3, ge=1, le=20, description="Retrains per arm (seeds 0..seeds-1).")
+    test_dataset_id: int | None = Field(
+        None,
+        ge=1,
+        le=DB_ID_MAX,
+        description="Evaluate on this dataset instead of the audit's validation split.",
+    )
+
+
+def _job_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("kind", "audit"))
+    return str(getattr(value, "kind", "audit"))
+
+
+JobCreate = Annotated[
+    Annotated[AuditCreate, Tag("audit")] | Annotated[VerifyCreate, Tag("verify")],
+    Discriminator(_job_kind),
+]
+"""A job to run: an audit (the default kind) or a pruning verification."""
+
+
+class JobPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    dataset_id: int
+    kind: str
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    stage: str | None
+    progress: float
+    error: str | None
+    metrics: JobMetrics | None
+    config: dict[str, Any]
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    resumes: int = Field(
+        0, description="Times the reaper re-dispatched the job after its tasks were lost."
+    )
+    redacted: list[str] = Field(
+        default_factory=list,
+        description="What was withheld from you: the config keys (and metrics) that name a "
+        "dataset you cannot read. Empty when nothing was.",
+    )
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="Seconds left, extrapolated from the elapsed time and progress (running jobs "
+        "past 2% only; the progress of a sharded job is aggregated over its tasks)."
+    )
+    @property
+    def eta_seconds(self) -> float | None:
+        if self.status != "running" or self.started_at is None or self.progress < 0.02:
+            return None
+        started = self.started_at
+        if started.tzinfo is None:
+            started = started.replace(tzinfo=UTC)
+        elapsed = (datetime.now(UTC) - started).total_seconds()
+        return round(max(0.0, elapsed * (1.0 - self.progress) / self.progress), 1)
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _metrics_of_kind(cls, value: Any, info: ValidationInfo) -> Any:
+        """Stored metrics are a plain dict: tag it with the job's kind to pick its model."""
+        if isinstance(value, dict):
+            return {**value, "kind": "verify" if info.data.get("kind") == "verify" else "audit"}
+        return value
+
+
+class JobsPage(BaseModel):
+    items: list[JobPublic]
+    total: int
