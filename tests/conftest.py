@@ -3,28 +3,23 @@ real Celery worker process for tests that run jobs."""
 
 from __future__ import annotations
 
-import gzip
-import json
 import os
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-HH_DIR = REPO_ROOT.parent / "shared" / "data" / "hh-rlhf"
+from tests.factories import DATA_DIR, HH_DIR, REPO_ROOT
+
 TEST_DATABASE_URL = os.environ.get(
     "TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 TEST_BROKER_URL = os.environ.get("TEST_BROKER_URL", "redis://127.0.0.1:6379/15")
-DATA_DIR = Path(tempfile.mkdtemp(prefix="prefaudit-test-"))
 
 # Settings are read once, on first use: point them at the test services before anything imports.
 os.environ.update(
@@ -35,7 +30,7 @@ os.environ.update(
     HF_HUB_OFFLINE="1",
     TRANSFORMERS_OFFLINE="1",
     # Dead workers are noticed in seconds, not the production half minute. The API under test
-    # runs no reaper of its own: tests/test_faults.py runs one where it is the subject.
+    # runs no reaper of its own: tests/jobs/test_faults.py runs one where it is the subject.
     PREFAUDIT_HEARTBEAT_SECONDS="1",
     PREFAUDIT_STALE_SECONDS="6",
     PREFAUDIT_REAPER_INTERVAL_SECONDS="0",
@@ -64,28 +59,6 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     if not HH_DIR.is_dir():
         raise pytest.UsageError(f"{HH_DIR} is missing: clone the project with ../shared beside it")
-
-
-def hh_records(n: int, split: str = "helpful-base") -> list[dict]:
-    """The first n HH-RLHF test pairs of `split` that an upload accepts, in file order (a few
-    have an empty final response, which uploads refuse; tests/api covers those)."""
-    from backend.ingest.parsing import split_transcripts
-
-    records = []
-    with gzip.open(HH_DIR / f"{split}-test.jsonl.gz", "rt", encoding="utf-8") as lines:
-        for line in lines:
-            record = json.loads(line)
-            _, chosen, rejected = split_transcripts(record["chosen"], record["rejected"])
-            if not (chosen.strip() and rejected.strip()):
-                continue
-            records.append(record)
-            if len(records) == n:
-                break
-    return records
-
-
-def jsonl_bytes(records: list[dict]) -> bytes:
-    return "".join(json.dumps(r) + "\n" for r in records).encode()
 
 
 @pytest.fixture(scope="session")
@@ -169,17 +142,3 @@ def celery_worker_process(database: str) -> Iterator[subprocess.Popen]:
     except subprocess.TimeoutExpired:
         process.kill()
     log.close()
-
-
-def wait_for_job(client, headers: dict, job_id: int, timeout: float = 600) -> dict:
-    """Poll GET /jobs/{id} until it finishes; return the final job."""
-    deadline = time.monotonic() + timeout
-    seen_progress = []
-    while time.monotonic() < deadline:
-        job = client.get(f"/api/v1/jobs/{job_id}", headers=headers).json()
-        seen_progress.append(job["progress"])
-        if job["status"] in ("succeeded", "failed", "cancelled"):
-            job["_seen_progress"] = seen_progress
-            return job
-        time.sleep(0.5)
-    raise TimeoutError(f"job {job_id} did not finish in {timeout} s; last: {job}")

@@ -18,7 +18,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import hh_records, jsonl_bytes
+from tests.factories import hh_records, jsonl_bytes
 
 API = "/api/v1"
 PUBLIC = {("GET", f"{API}/health"), ("POST", f"{API}/auth/login")}

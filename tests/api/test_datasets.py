@@ -10,23 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import DATA_DIR, hh_records, jsonl_bytes
-
-API = "/api/v1"
-
-
-def upload(client, headers, data: bytes, filename: str, name: str = "pairs"):
-    return client.post(
-        f"{API}/datasets", headers=headers, files={"file": (filename, data)}, data={"name": name}
-    )
-
-
-def n_stored_files() -> int:
-    return (
-        sum(1 for p in (DATA_DIR / "datasets").rglob("*") if p.is_file())
-        if (DATA_DIR / "datasets").exists()
-        else 0
-    )
+from tests.factories import API, DATA_DIR, hh_records, jsonl_bytes, n_stored_files, upload
 
 
 def test_health_needs_no_token(client) -> None:

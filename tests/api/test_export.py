@@ -11,8 +11,7 @@ from urllib.parse import unquote
 import pyarrow.parquet as pq
 import pytest
 
-from tests.api.test_datasets import upload
-from tests.conftest import jsonl_bytes
+from tests.factories import jsonl_bytes, upload
 
 API = "/api/v1"
 

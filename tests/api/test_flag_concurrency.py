@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import threading
 
-from tests.api.test_datasets import upload
-from tests.conftest import hh_records, jsonl_bytes
+from tests.factories import hh_records, jsonl_bytes, upload
 
 API = "/api/v1"
 THREADS, ROUNDS = 16, 30

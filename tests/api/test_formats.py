@@ -14,9 +14,7 @@ import pytest
 from backend.ingest.errors import PairFormatError
 from backend.ingest.mapping import parse_mapping
 from backend.ingest.reading import read_pairs
-from tests.api.test_datasets import API, n_stored_files
-from tests.api.test_hostile_uploads import _counts, _jsonl, _staged
-from tests.conftest import HH_DIR
+from tests.factories import API, HH_DIR, jsonl_bytes, n_stored_files, staged_uploads, stored_counts
 
 
 def _openai(*turns: tuple[str, str]) -> list[dict]:
@@ -82,7 +80,7 @@ def _stored(client, headers, dataset_id: int) -> list[dict]:
 
 
 def test_chat_messages_become_hh_style_prompts(client, auth) -> None:
-    response = _upload(client, auth, _jsonl([CHAT, SHAREGPT, ANSWERS_ONLY]), "chat.jsonl")
+    response = _upload(client, auth, jsonl_bytes([CHAT, SHAREGPT, ANSWERS_ONLY]), "chat.jsonl")
     assert response.status_code == 201, response.text
     assert response.json()["schema_kind"] == "chat_messages"
     assert _stored(client, auth, response.json()["id"]) == [
@@ -104,7 +102,7 @@ def test_chat_messages_become_hh_style_prompts(client, auth) -> None:
 
 def test_shp_and_ultrafeedback_records(client, auth) -> None:
     b_preferred = {**SHP, "labels": 0, "post_id": "p2"}
-    response = _upload(client, auth, _jsonl([SHP, b_preferred]), "shp.jsonl")
+    response = _upload(client, auth, jsonl_bytes([SHP, b_preferred]), "shp.jsonl")
     assert response.status_code == 201, response.text
     assert response.json()["schema_kind"] == "shp"
     first, second = _stored(client, auth, response.json()["id"])
@@ -112,7 +110,7 @@ def test_shp_and_ultrafeedback_records(client, auth) -> None:
     assert (second["chosen"], second["rejected"]) == ("Because it is.", "Rayleigh scattering.")
     assert first["prompt"] == "Why is the sky blue?" and first["score_A"] == 12
 
-    response = _upload(client, auth, _jsonl([ULTRAFEEDBACK]), "uf.jsonl")
+    response = _upload(client, auth, jsonl_bytes([ULTRAFEEDBACK]), "uf.jsonl")
     assert response.status_code == 201, response.text
     assert response.json()["schema_kind"] == "ultrafeedback"
     [pair] = _stored(client, auth, response.json()["id"])
@@ -129,7 +127,7 @@ def test_shp_and_ultrafeedback_records(client, auth) -> None:
 
 
 def test_a_converted_dataset_exports_as_prompt_chosen_rejected(client, auth) -> None:
-    dataset = _upload(client, auth, _jsonl([CHAT, SHAREGPT]), "chat.jsonl").json()
+    dataset = _upload(client, auth, jsonl_bytes([CHAT, SHAREGPT]), "chat.jsonl").json()
     body = client.get(f"{API}/datasets/{dataset['id']}/export?format=jsonl", headers=auth)
     assert body.status_code == 200, body.text
     lines = [json.loads(line) for line in body.content.decode().splitlines()]
@@ -146,7 +144,7 @@ def test_a_column_mapping_names_the_pairs_fields(client, auth) -> None:
         {"question": "q2", "good": "fine", "bad": "poor", "prompt": "another"},
     ]
     mapping = {"prompt": "question", "chosen": "good", "rejected": "bad"}
-    response = _upload(client, auth, _jsonl(rows), "mine.jsonl", mapping)
+    response = _upload(client, auth, jsonl_bytes(rows), "mine.jsonl", mapping)
     assert response.status_code == 201, response.text
     assert _stored(client, auth, response.json()["id"]) == [
         {"prompt": "q1", "chosen": "yes", "rejected": "no"},
@@ -168,7 +166,7 @@ def test_a_column_mapping_names_the_pairs_fields(client, auth) -> None:
 BAD: dict[str, tuple[bytes, str, dict | str | None, str, int | None, str | None]] = {
     # name: (file, filename, mapping, message fragment, row, column)
     "chat contexts differ": (
-        _jsonl([CHAT, {**CHAT, "rejected": _openai(("user", "Other?"), ("assistant", "x"))}]),
+        jsonl_bytes([CHAT, {**CHAT, "rejected": _openai(("user", "Other?"), ("assistant", "x"))}]),
         "c.jsonl",
         None,
         "differ before their last message",
@@ -176,7 +174,7 @@ BAD: dict[str, tuple[bytes, str, dict | str | None, str, int | None, str | None]
         "rejected",
     ),
     "an unknown role": (
-        _jsonl([CHAT, {**CHAT, "chosen": _openai(("wizard", "x"), ("assistant", "y"))}]),
+        jsonl_bytes([CHAT, {**CHAT, "chosen": _openai(("wizard", "x"), ("assistant", "y"))}]),
         "c.jsonl",
         None,
         "has role 'wizard'",
@@ -184,7 +182,7 @@ BAD: dict[str, tuple[bytes, str, dict | str | None, str, int | None, str | None]
         "chosen[0]",
     ),
     "the last message is the user's": (
-        _jsonl([CHAT, {**CHAT, "chosen": _openai(("user", "Hi?"))}]),
+        jsonl_bytes([CHAT, {**CHAT, "chosen": _openai(("user", "Hi?"))}]),
         "c.jsonl",
         None,
         "must be the assistant's answer",
@@ -192,7 +190,7 @@ BAD: dict[str, tuple[bytes, str, dict | str | None, str, int | None, str | None]
         "chosen",
     ),
     "a message without text": (
-        _jsonl([CHAT, {**CHAT, "chosen": [{"role": "assistant", "content": None}]}]),
+        jsonl_bytes([CHAT, {**CHAT, "chosen": [{"role": "assistant", "content": None}]}]),
         "c.jsonl",
         None,
         "must have text content",
@@ -200,7 +198,7 @@ BAD: dict[str, tuple[bytes, str, dict | str | None, str, int | None, str | None]
         "chosen[0]",
     ),
     "answers only and no prompt": (
-        _jsonl([{k: v for k, v in ANSWERS_ONLY.items() if k != "prompt"}]),
+        jsonl_bytes([{k: v for k, v in ANSWERS_ONLY.items() if k != "prompt"}]),
         "c.jsonl",
         None,
         "there is no 'prompt' column",
@@ -208,7 +206,7 @@ BAD: dict[str, tuple[bytes, str, dict | str | None, str, int | None, str | None]
         "prompt",
     ),
     "an empty message list": (
-        _jsonl([CHAT, {**CHAT, "rejected": []}]),
+        jsonl_bytes([CHAT, {**CHAT, "rejected": []}]),
         "c.jsonl",
         None,
         "non-empty list of messages",
@@ -216,7 +214,7 @@ BAD: dict[str, tuple[bytes, str, dict | str | None, str, int | None, str | None]
         "rejected",
     ),
     "an SHP label of 2": (
-        _jsonl([SHP, {**SHP, "labels": 2}]),
+        jsonl_bytes([SHP, {**SHP, "labels": 2}]),
         "s.jsonl",
         None,
         "'labels' must be 1",
@@ -224,7 +222,7 @@ BAD: dict[str, tuple[bytes, str, dict | str | None, str, int | None, str | None]
         "labels",
     ),
     "an SHP record without human_ref_B": (
-        _jsonl([SHP, {k: v for k, v in SHP.items() if k != "human_ref_B"}]),
+        jsonl_bytes([SHP, {k: v for k, v in SHP.items() if k != "human_ref_B"}]),
         "s.jsonl",
         None,
         "missing column 'human_ref_B'",
@@ -232,7 +230,7 @@ BAD: dict[str, tuple[bytes, str, dict | str | None, str, int | None, str | None]
         "human_ref_B",
     ),
     "UltraFeedback with equal scores": (
-        _jsonl(
+        jsonl_bytes(
             [
                 ULTRAFEEDBACK,
                 {
@@ -248,7 +246,7 @@ BAD: dict[str, tuple[bytes, str, dict | str | None, str, int | None, str | None]
         "completions",
     ),
     "UltraFeedback with one completion": (
-        _jsonl([{**ULTRAFEEDBACK, "completions": ULTRAFEEDBACK["completions"][:1]}]),
+        jsonl_bytes([{**ULTRAFEEDBACK, "completions": ULTRAFEEDBACK["completions"][:1]}]),
         "u.jsonl",
         None,
         "fewer than two completions",
@@ -256,7 +254,7 @@ BAD: dict[str, tuple[bytes, str, dict | str | None, str, int | None, str | None]
         "completions",
     ),
     "UltraFeedback with a text score": (
-        _jsonl(
+        jsonl_bytes(
             [
                 {
                     **ULTRAFEEDBACK,
@@ -274,7 +272,7 @@ BAD: dict[str, tuple[bytes, str, dict | str | None, str, int | None, str | None]
         "completions[0]",
     ),
     "a mapped column missing from a row": (
-        _jsonl([{"q": "1", "chosen": "a", "rejected": "b"}, {"chosen": "a", "rejected": "b"}]),
+        jsonl_bytes([{"q": "1", "chosen": "a", "rejected": "b"}, {"chosen": "a", "rejected": "b"}]),
         "m.jsonl",
         {"prompt": "q"},
         "missing column 'q' (mapped to prompt)",
@@ -282,7 +280,7 @@ BAD: dict[str, tuple[bytes, str, dict | str | None, str, int | None, str | None]
         "q",
     ),
     "a mapping that is not JSON": (
-        _jsonl([CHAT]),
+        jsonl_bytes([CHAT]),
         "m.jsonl",
         "{prompt:",
         "not JSON",
@@ -290,7 +288,7 @@ BAD: dict[str, tuple[bytes, str, dict | str | None, str, int | None, str | None]
         "mapping",
     ),
     "a mapping that is a list": (
-        _jsonl([CHAT]),
+        jsonl_bytes([CHAT]),
         "m.jsonl",
         '["a"]',
         "JSON object",
@@ -298,7 +296,7 @@ BAD: dict[str, tuple[bytes, str, dict | str | None, str, int | None, str | None]
         "mapping",
     ),
     "a mapping to an unknown field": (
-        _jsonl([CHAT]),
+        jsonl_bytes([CHAT]),
         "m.jsonl",
         {"answer": "x"},
         "not answer",
@@ -306,7 +304,7 @@ BAD: dict[str, tuple[bytes, str, dict | str | None, str, int | None, str | None]
         "mapping",
     ),
     "a mapping using one column twice": (
-        _jsonl([CHAT]),
+        jsonl_bytes([CHAT]),
         "m.jsonl",
         {"chosen": "x", "rejected": "x"},
         "one column twice",
@@ -314,7 +312,7 @@ BAD: dict[str, tuple[bytes, str, dict | str | None, str, int | None, str | None]
         "mapping",
     ),
     "a mapping to a number": (
-        _jsonl([CHAT]),
+        jsonl_bytes([CHAT]),
         "m.jsonl",
         {"chosen": 3},
         "must be a name",
@@ -327,14 +325,14 @@ BAD: dict[str, tuple[bytes, str, dict | str | None, str, int | None, str | None]
 @pytest.mark.parametrize("case", list(BAD))
 def test_a_bad_record_or_mapping_is_a_422_naming_it_and_stores_nothing(client, auth, case) -> None:
     data, filename, mapping, fragment, row, column = BAD[case]
-    before, files_before, staged_before = _counts(), n_stored_files(), _staged()
+    before, files_before, staged_before = stored_counts(), n_stored_files(), staged_uploads()
     response = _upload(client, auth, data, filename, mapping)
     assert response.status_code == 422, response.text
     detail = response.json()["detail"]  # a refused file's detail is its first bad row
     assert fragment in detail["message"], detail
     assert (detail["row"], detail["column"]) == (row, column), detail
-    assert _counts() == before and n_stored_files() == files_before
-    assert _staged() == staged_before
+    assert stored_counts() == before and n_stored_files() == files_before
+    assert staged_uploads() == staged_before
 
 
 def test_the_preview_shows_columns_first_pairs_and_bad_rows_and_stores_nothing(
@@ -342,8 +340,8 @@ def test_the_preview_shows_columns_first_pairs_and_bad_rows_and_stores_nothing(
 ) -> None:
     rows = [{"question": f"q{i}", "good": "x" * 5000, "bad": "no"} for i in range(8)]
     rows[1] = {"question": "q1", "good": "", "bad": "no"}  # an empty answer
-    data = _jsonl(rows)
-    before, files_before, staged_before = _counts(), n_stored_files(), _staged()
+    data = jsonl_bytes(rows)
+    before, files_before, staged_before = stored_counts(), n_stored_files(), staged_uploads()
 
     unmapped = _preview(client, auth, data, "mine.jsonl")
     assert unmapped.status_code == 200, unmapped.text
@@ -365,13 +363,13 @@ def test_the_preview_shows_columns_first_pairs_and_bad_rows_and_stores_nothing(
     assert body["pairs"][0]["prompt"] == "q0" and len(body["pairs"][0]["chosen"]) == 2000
     assert [(b["row"], b["column"]) for b in body["bad_rows"]] == [(2, "chosen")]
     assert body["rows_read"] == 6
-    assert _counts() == before and n_stored_files() == files_before
-    assert _staged() == staged_before
+    assert stored_counts() == before and n_stored_files() == files_before
+    assert staged_uploads() == staged_before
 
     assert _preview(client, {}, data, "mine.jsonl").status_code == 401
     damaged = _preview(client, auth, gzip.compress(data)[:40], "mine.jsonl.gz")
     assert damaged.status_code == 422 and "gzip" in damaged.json()["detail"]["message"]
-    assert _staged() == staged_before
+    assert staged_uploads() == staged_before
 
 
 def test_the_preview_of_real_hh_rlhf_transcripts(client, auth) -> None:
@@ -384,10 +382,10 @@ def test_the_preview_of_real_hh_rlhf_transcripts(client, auth) -> None:
 
 def test_the_engine_reader_takes_the_same_formats_and_mapping(tmp_path) -> None:
     path = tmp_path / "mixed.jsonl"
-    path.write_bytes(_jsonl([{"q": "x", "a": "good", "b": "bad"}]))
+    path.write_bytes(jsonl_bytes([{"q": "x", "a": "good", "b": "bad"}]))
     [pair] = read_pairs(path, mapping={"prompt": "q", "chosen": "a", "rejected": "b"})
     assert (pair.prompt, pair.chosen, pair.rejected, pair.metadata) == ("x", "good", "bad", {})
-    path.write_bytes(_jsonl([SHP]))
+    path.write_bytes(jsonl_bytes([SHP]))
     [pair] = read_pairs(path)
     assert pair.chosen == "Rayleigh scattering." and pair.metadata["post_id"] == "p1"
     with pytest.raises(PairFormatError, match="not JSON"):
@@ -400,7 +398,7 @@ def test_a_file_above_the_request_limit_previews_under_the_upload_limit(client, 
     from backend.settings import get_settings
 
     row = {"prompt": "q", "chosen": "a" * 1000, "rejected": "b"}
-    data = _jsonl([row] * (get_settings().max_body_bytes // 1000 + 10))
+    data = jsonl_bytes([row] * (get_settings().max_body_bytes // 1000 + 10))
     assert len(data) > get_settings().max_body_bytes
     response = _preview(client, auth, data, "big.jsonl")
     assert response.status_code == 200, response.text[:300]

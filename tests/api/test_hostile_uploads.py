@@ -9,22 +9,17 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from sqlalchemy import func, select
 
-from tests.api.test_datasets import n_stored_files, upload
+from tests.factories import jsonl_bytes, n_stored_files, staged_uploads, stored_counts, upload
 
 GOOD = [{"prompt": f"q{i}", "chosen": "a", "rejected": "b"} for i in range(200)]
 
 
-def _jsonl(rows: list[dict]) -> bytes:
-    return "".join(json.dumps(r) + "\n" for r in rows).encode()
-
-
 def _line(text: str) -> bytes:
-    return _jsonl(GOOD[:2]) + text.encode() + b"\n"
+    return jsonl_bytes(GOOD[:2]) + text.encode() + b"\n"
 
 
-_GZ = gzip.compress(_jsonl(GOOD))
+_GZ = gzip.compress(jsonl_bytes(GOOD))
 CASES: dict[str, tuple[bytes, str, str]] = {
     "truncated gzip": (_GZ[: len(_GZ) // 2], "p.jsonl.gz", "gzip stream is corrupt or cut short"),
     "corrupt gzip": (_GZ[:12] + b"\x00" * 40 + _GZ[52:], "p.jsonl.gz", "gzip stream is corrupt"),
@@ -99,7 +94,7 @@ _CSV_GZ = gzip.compress(
 # route stores anything. Rows count from 1 as a user counts lines (CSV: the header is row 1).
 MORE: dict[str, tuple[bytes, str, str, int | None]] = {
     "invalid UTF-8 in JSONL": (
-        _jsonl(GOOD[:2]) + b'{"chosen": "\xff"}\n',
+        jsonl_bytes(GOOD[:2]) + b'{"chosen": "\xff"}\n',
         "p.jsonl",
         "invalid UTF-8",
         3,
@@ -237,13 +232,13 @@ MORE: dict[str, tuple[bytes, str, str, int | None]] = {
         3,
     ),
     "a raw control character in a JSON string": (
-        _jsonl(GOOD[:2]) + b'{"prompt": "q", "chosen": "a\x01", "rejected": "b"}\n',
+        jsonl_bytes(GOOD[:2]) + b'{"prompt": "q", "chosen": "a\x01", "rejected": "b"}\n',
         "p.jsonl",
         "not valid JSON",
         3,
     ),
     "a prompt column after HH transcripts": (
-        _jsonl([{"chosen": "H: a", "rejected": "H: b"}] * 2)
+        jsonl_bytes([{"chosen": "H: a", "rejected": "H: b"}] * 2)
         + b'{"prompt": "q", "chosen": "a", "rejected": "b"}\n',
         "p.jsonl",
         "has a 'prompt' column",
@@ -251,8 +246,8 @@ MORE: dict[str, tuple[bytes, str, str, int | None]] = {
     ),
     "an empty file": (b"", "p.jsonl", "no pairs", None),
     "only blank lines": (b"\n\n  \n\n", "p.jsonl", "no pairs", None),
-    "an unknown extension": (_jsonl(GOOD[:2]), "p.txt", "cannot tell the format", None),
-    "no extension": (_jsonl(GOOD[:2]), "pairs", "cannot tell the format", None),
+    "an unknown extension": (jsonl_bytes(GOOD[:2]), "p.txt", "cannot tell the format", None),
+    "no extension": (jsonl_bytes(GOOD[:2]), "pairs", "cannot tell the format", None),
     "gzip magic then garbage": (
         b"\x1f\x8b" + b"\x00" * 64,
         "p.jsonl.gz",
@@ -308,27 +303,19 @@ MORE: dict[str, tuple[bytes, str, str, int | None]] = {
         "got empty",
         2,
     ),
-    "a file name of 300 characters": (_jsonl(GOOD[:2]), "p" * 294 + ".jsonl", "at most 255", None),
-    "a file name of 256 characters": (_jsonl(GOOD[:2]), "p" * 250 + ".jsonl", "at most 255", None),
+    "a file name of 300 characters": (
+        jsonl_bytes(GOOD[:2]),
+        "p" * 294 + ".jsonl",
+        "at most 255",
+        None,
+    ),
+    "a file name of 256 characters": (
+        jsonl_bytes(GOOD[:2]),
+        "p" * 250 + ".jsonl",
+        "at most 255",
+        None,
+    ),
 }
-
-
-def _counts():
-    from backend.db import session_scope
-    from backend.models import Dataset, Pair
-
-    with session_scope() as session:
-        return (
-            session.scalar(select(func.count()).select_from(Dataset)),
-            session.scalar(select(func.count()).select_from(Pair)),
-        )
-
-
-def _staged() -> int:
-    from tests.conftest import DATA_DIR
-
-    uploads = DATA_DIR / "uploads"
-    return sum(1 for _ in uploads.iterdir()) if uploads.exists() else 0
 
 
 ALL_CASES = {
@@ -344,7 +331,7 @@ def test_there_are_at_least_sixty_hostile_cases() -> None:
 @pytest.mark.parametrize("case", list(ALL_CASES))
 def test_a_hostile_upload_is_a_422_and_leaves_nothing(client, auth, case) -> None:
     data, filename, fragment, row = ALL_CASES[case]
-    before, files_before, staged_before = _counts(), n_stored_files(), _staged()
+    before, files_before, staged_before = stored_counts(), n_stored_files(), staged_uploads()
     response = upload(client, auth, data, filename)
     assert response.status_code == 422, response.text
     detail = response.json()["detail"]
@@ -352,8 +339,8 @@ def test_a_hostile_upload_is_a_422_and_leaves_nothing(client, auth, case) -> Non
     assert fragment in message, detail
     if row is not None:
         assert detail["row"] == row, detail
-    assert _counts() == before and n_stored_files() == files_before
-    assert _staged() == staged_before
+    assert stored_counts() == before and n_stored_files() == files_before
+    assert staged_uploads() == staged_before
 
 
 def test_parquet_timestamps_dates_and_decimals_are_read_as_text(client, auth) -> None:
@@ -397,7 +384,7 @@ def _with_bad_rows() -> bytes:
 
 
 def test_a_refused_file_lists_every_bad_row(client, auth) -> None:
-    before = _counts()
+    before = stored_counts()
     response = upload(client, auth, _with_bad_rows(), "p.jsonl")
     assert response.status_code == 422, response.text
     detail = response.json()["detail"]
@@ -406,7 +393,7 @@ def test_a_refused_file_lists_every_bad_row(client, auth) -> None:
     assert "is empty" in detail["errors"][0]["message"]
     assert "not valid JSON" in detail["errors"][1]["message"]
     assert "missing column 'rejected'" in detail["errors"][2]["message"]
-    assert _counts() == before
+    assert stored_counts() == before
 
 
 def test_skipping_bad_rows_stores_the_good_ones_and_lists_the_rest(client, auth) -> None:
@@ -442,7 +429,7 @@ def test_skipping_bad_rows_stores_the_good_ones_and_lists_the_rest(client, auth)
 def test_skipping_never_stores_a_file_without_good_rows_or_a_damaged_one(
     client, auth, data, filename, fragment
 ) -> None:
-    before, files = _counts(), n_stored_files()
+    before, files = stored_counts(), n_stored_files()
     response = client.post(
         "/api/v1/datasets",
         headers=auth,
@@ -451,7 +438,7 @@ def test_skipping_never_stores_a_file_without_good_rows_or_a_damaged_one(
     )
     assert response.status_code == 422, response.text
     assert fragment in response.json()["detail"]["message"]
-    assert _counts() == before and n_stored_files() == files
+    assert stored_counts() == before and n_stored_files() == files
 
 
 def test_both_schemas_refuse_an_empty_response(client, auth) -> None:
@@ -464,7 +451,7 @@ def test_both_schemas_refuse_an_empty_response(client, auth) -> None:
         "chosen": "\n\nHuman: hi\n\nAssistant: yes",
         "rejected": "\n\nHuman: hi\n\nAssistant: no",
     }
-    response = upload(client, auth, _jsonl([good, transcript]), "hh.jsonl")
+    response = upload(client, auth, jsonl_bytes([good, transcript]), "hh.jsonl")
     assert response.status_code == 422, response.text
     detail = response.json()["detail"]
     assert (
@@ -475,7 +462,7 @@ def test_both_schemas_refuse_an_empty_response(client, auth) -> None:
 
 
 def test_real_hh_rlhf_harmless_base_uploads_with_its_bad_pairs_skipped(client, auth) -> None:
-    from tests.conftest import HH_DIR
+    from tests.factories import HH_DIR
 
     data = (HH_DIR / "harmless-base-test.jsonl.gz").read_bytes()
     refused = upload(client, auth, data, "harmless-base-test.jsonl.gz")

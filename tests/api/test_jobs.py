@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import hh_records, jsonl_bytes
+from tests.factories import hh_records, jsonl_bytes
 
 API = "/api/v1"
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from tests.conftest import hh_records, jsonl_bytes
+from tests.factories import hh_records, jsonl_bytes
 
 CLIENTS = 50
 PAIRS = 20

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import hh_records, jsonl_bytes
+from tests.factories import hh_records, jsonl_bytes
 from worker.influence.methods import METHODS, SCORE_COLUMNS
 
 API = "/api/v1"

@@ -11,8 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
-from tests.api.test_datasets import API, upload
-from tests.conftest import hh_records, jsonl_bytes
+from tests.factories import API, hh_records, jsonl_bytes, upload
 
 
 def _browser_login(client, user: dict) -> tuple[TestClient, str]:

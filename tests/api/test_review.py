@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import sessionmaker
 
-from tests.conftest import jsonl_bytes
+from tests.factories import jsonl_bytes
 
 API = "/api/v1"
 N = 40
@@ -256,7 +256,7 @@ def test_bad_filters_are_422_naming_the_parameter(api: Api, world, params, fragm
 def test_an_unknown_review_state_is_a_422(client, auth) -> None:
     # Postgres only: FastAPI's own 422 comes after the app's token check, which reads the app's
     # database, and the SQLite app of the other tests overrides only the request session.
-    from tests.api.test_datasets import upload
+    from tests.factories import upload
 
     dataset = upload(client, auth, jsonl_bytes(_records()[:2]), "s.jsonl").json()
     response = client.get(f"{API}/datasets/{dataset['id']}/pairs?state=deleted", headers=auth)
@@ -475,7 +475,7 @@ def test_a_search_before_the_index_is_built_is_a_503_then_works(client, auth) ->
     from backend.db import session_scope
     from backend.models import Dataset
     from backend.services import search
-    from tests.api.test_datasets import upload
+    from tests.factories import upload
 
     dataset = upload(client, auth, jsonl_bytes(_records()), "search.jsonl").json()
     path = f"{API}/datasets/{dataset['id']}/pairs"

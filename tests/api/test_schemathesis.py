@@ -35,7 +35,7 @@ def owner(database):
     from backend.db import session_scope
     from backend.main import create_app
     from backend.services.users import create_user, issue_token
-    from tests.conftest import jsonl_bytes
+    from tests.factories import jsonl_bytes
 
     with session_scope() as session:
         user = create_user(session, f"fuzz-{os.getpid()}", "fuzz-password")

@@ -8,8 +8,7 @@ import uuid
 
 import pytest
 
-from tests.api.test_datasets import API, upload
-from tests.conftest import hh_records, jsonl_bytes
+from tests.factories import API, hh_records, jsonl_bytes, upload
 
 
 @pytest.fixture

@@ -8,8 +8,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from tests.api.test_datasets import API, upload
-from tests.conftest import jsonl_bytes
+from tests.factories import API, jsonl_bytes, upload
 
 N = 40_000
 

@@ -16,8 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.api.test_datasets import n_stored_files, upload
-from tests.api.test_hostile_uploads import _counts, _staged
+from tests.factories import n_stored_files, staged_uploads, stored_counts, upload
 
 API = "/api/v1"
 MIB = 1024**2
@@ -76,7 +75,7 @@ def test_decompression_bombs_are_413s_with_bounded_memory(
 ) -> None:
     bomb = _gzip_stream(first, filler, 1024 * MIB)
     assert len(bomb) < 3 * MIB  # a small file on the wire
-    before, files_before = _counts(), n_stored_files()
+    before, files_before = stored_counts(), n_stored_files()
     with _PeakRss() as rss:
         started = time.perf_counter()
         response = upload(client, auth, bomb, "bomb.jsonl.gz")
@@ -86,7 +85,7 @@ def test_decompression_bombs_are_413s_with_bounded_memory(
     assert fragment in detail["message"] and detail["row"] == row, detail
     assert rss.grew_mb < RSS_BOUND_MB, f"{case}: the API grew by {rss.grew_mb:.0f} MB"
     assert seconds < 60
-    assert _counts() == before and n_stored_files() == files_before and _staged() == 0
+    assert stored_counts() == before and n_stored_files() == files_before and staged_uploads() == 0
 
 
 @pytest.fixture
@@ -125,12 +124,12 @@ def test_line_and_row_limits_name_the_row(client, auth, small_limits) -> None:
             51,
         ),
     ]:
-        before = _counts()
+        before = stored_counts()
         response = upload(client, auth, data, name)
         assert response.status_code == 413, (name, response.text)
         detail = response.json()["detail"]
         assert fragment in detail["message"] and detail["row"] == row, (name, detail)
-        assert _counts() == before and _staged() == 0
+        assert stored_counts() == before and staged_uploads() == 0
     # Within the limits the same route still takes a file.
     assert upload(client, auth, _rows(50), "ok.jsonl").status_code == 201
 
@@ -173,7 +172,7 @@ def tiny_app(database):
 
 
 def test_the_size_limit_is_checked_as_the_body_arrives(tiny_app, auth) -> None:
-    before, staged = _counts(), _staged()
+    before, staged = stored_counts(), staged_uploads()
     big = _rows(5000)  # ~300 KB, over the 100 KB limit
     declared = upload(tiny_app, auth, big, "big.jsonl")
     assert declared.status_code == 413, declared.text
@@ -188,7 +187,7 @@ def test_the_size_limit_is_checked_as_the_body_arrives(tiny_app, auth) -> None:
     assert upload(tiny_app, auth, _rows(3), "small.jsonl").status_code == 201
     response = tiny_app.post(f"{API}/auth/login", json={"username": "x" * 30_000, "password": "p"})
     assert response.status_code == 413
-    assert _counts()[0] == before[0] + 1 and _staged() == staged
+    assert stored_counts()[0] == before[0] + 1 and staged_uploads() == staged
 
 
 def test_staged_uploads_left_by_a_crash_are_removed(database) -> None:

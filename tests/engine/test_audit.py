@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.engine.conftest import noisy_split, synthetic_pairs, tiny_config
+from tests.factories import noisy_split, synthetic_pairs, tiny_config
 from worker.influence.audit import STAGES, AuditResult, Cancelled, run_audit
 from worker.influence.columns import METHODS, SCORE_COLUMNS
 from worker.influence.data import Pair

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.engine.conftest import noisy_split, tiny_config
+from tests.factories import noisy_split, tiny_config
 from worker.influence.audit import run_audit
 from worker.influence.crossfit import cross_fit, fold_assignment
 from worker.influence.data import Pair

@@ -155,7 +155,7 @@ def test_candidates_and_budgets() -> None:
 def test_group_method_in_head_and_lora_audits() -> None:
     """The `group` method through run_audit: the greedy order covers the candidates, the budget
     and the interactions are reported, and duplicated flipped pairs are spread out."""
-    from tests.engine.conftest import noisy_split, tiny_config
+    from tests.factories import noisy_split, tiny_config
     from worker.influence.audit import run_audit
 
     train, val, _ = noisy_split(n_train=60, n_val=20, flips=(3, 17))

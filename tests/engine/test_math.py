@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
-from tests.engine.conftest import noisy_split, synthetic_pairs, tiny_config
+from tests.factories import noisy_split, synthetic_pairs, tiny_config
 from worker.influence.audit import run_audit
 from worker.influence.curvature import GaussNewton, conjugate_gradient, exact_hvp
 from worker.influence.gradients import (

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.engine.conftest import noisy_split, synthetic_pairs, tiny_config
+from tests.factories import noisy_split, synthetic_pairs, tiny_config
 from worker.influence import columns
 from worker.influence.config import DEVICES, HEAD_FEATURES, HESSIANS, MODES, SOLVERS
 from worker.influence.methods import (

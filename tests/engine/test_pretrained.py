@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.engine.conftest import noisy_split, tiny_config
+from tests.factories import noisy_split, tiny_config
 from worker.influence.audit import run_audit
 from worker.influence.config import EngineConfig
 

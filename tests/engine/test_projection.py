@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.engine.conftest import synthetic_pairs, tiny_config
+from tests.factories import synthetic_pairs, tiny_config
 from worker.influence.gradients import per_pair_margin_gradients
 from worker.influence.model import RewardModel, add_lora, encode, load_backbone
 from worker.influence.projection import KroneckerProjector, dense_memory_bytes

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from backend.ingest.parsing import split_transcripts
-from tests.engine.conftest import noisy_split
+from tests.factories import noisy_split
 from worker.influence.audit import run_audit
 from worker.influence.config import EngineConfig
 from worker.influence.data import Pair
@@ -31,7 +31,8 @@ def hh_pairs(n: int) -> list[Pair]:
     return pairs
 
 
-@pytest.mark.long  # the same audit runs through the API and a worker in tests/test_minilm_audit.py
+# The same audit runs through the API and a worker in tests/jobs/test_minilm_audit.py.
+@pytest.mark.long
 def test_minilm_audit_of_real_pairs() -> None:
     pairs = hh_pairs(240)
     result = run_audit(pairs[:200], pairs[200:], EngineConfig(model="minilm", device=DEVICE))

@@ -17,6 +17,7 @@ from sqlalchemy import Float, MetaData
 
 from backend.models import Score, score_table
 from backend.schemas import pair_scores_model, score_column_enum
+from tests.factories import noisy_split, tiny_config
 from worker.influence import methods
 from worker.influence.methods import (
     SCORE_COLUMNS,
@@ -26,8 +27,6 @@ from worker.influence.methods import (
     score_column_specs,
 )
 from worker.influence.stream import finalise_global, score_shard
-
-from .conftest import noisy_split, tiny_config
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = "tests.engine.test_registry_columns"

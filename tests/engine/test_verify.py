@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.engine.conftest import synthetic_pairs, tiny_config
+from tests.factories import synthetic_pairs, tiny_config
 from worker.influence.audit import run_audit
 from worker.influence.data import Pair, flipped
 from worker.influence.verify import ARMS, Cancelled, Retrainer, random_keep, run_verify

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 
-from tests.conftest import hh_records, jsonl_bytes, wait_for_job
+from tests.factories import hh_records, jsonl_bytes, wait_for_job
 
 API = "/api/v1"
 

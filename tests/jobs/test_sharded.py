@@ -1,7 +1,7 @@
 """The sharded engine (worker/jobs/) against the single-task engine, on real Postgres.
 
 The stages run here in order, in this process, exactly as the Celery tasks call them; the Celery
-canvas itself, dead workers and cancels are tested in tests/test_faults.py."""
+canvas itself, dead workers and cancels are tested in tests/jobs/test_faults.py."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import hh_records, jsonl_bytes
+from tests.factories import hh_records, jsonl_bytes
 
 API = "/api/v1"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import yaml
 
-from tests.conftest import REPO_ROOT
+from tests.factories import REPO_ROOT
 
 
 def load() -> dict:

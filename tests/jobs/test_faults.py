@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import DATA_DIR, REPO_ROOT, hh_records, jsonl_bytes, wait_for_job
+from tests.factories import DATA_DIR, REPO_ROOT, hh_records, jsonl_bytes, wait_for_job
 
 API = "/api/v1"
 pytestmark = pytest.mark.usefixtures("database")

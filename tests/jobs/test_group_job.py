@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import hh_records, jsonl_bytes, wait_for_job
+from tests.factories import hh_records, jsonl_bytes, wait_for_job
 
 API = "/api/v1"
 

@@ -1,5 +1,5 @@
 """The reaper's rules on real Postgres, with the broker's marker in real Redis; what it sends is
-recorded instead of enqueued (tests/test_faults.py runs it against real dead workers)."""
+recorded instead of enqueued (tests/jobs/test_faults.py runs it against real dead workers)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.conftest import hh_records, jsonl_bytes
+from tests.factories import hh_records, jsonl_bytes
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.conftest import hh_records, jsonl_bytes, wait_for_job
+from tests.factories import hh_records, jsonl_bytes, wait_for_job
 
 API = "/api/v1"
 pytestmark = pytest.mark.slow

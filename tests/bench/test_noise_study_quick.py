@@ -13,7 +13,7 @@ import pytest
 from bench.lib.metrics import auroc, bottom_mask, detection, rank_average, top_mask
 from bench.lib.noise_data import flip_mask, make_split
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_auroc_and_detection_by_hand() -> None:

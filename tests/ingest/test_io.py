@@ -14,7 +14,7 @@ from backend.ingest.formats import detect_format
 from backend.ingest.parsing import parse_pairs, split_transcripts
 from backend.ingest.reading import iter_records, read_pairs
 from backend.ingest.writing import csv_text, to_records
-from tests.conftest import hh_records, jsonl_bytes
+from tests.factories import hh_records, jsonl_bytes
 
 
 def parse(data: bytes, fmt: str) -> list:
