@@ -1,24 +1,21 @@
 """The group method over a LoRA canvas's shards (run inside finalize): candidates by first-order
 effect from the stored scores, their Δθ in the job's gradient space through the reduction's one
 Cholesky factor, greedy selection, then the group columns and the strongest interactions.
-
-Keeps the sharded path's own maths (not yet dispatched through the engine's method registry)."""
+The maths is the engine's (`stream.group_over_shards`, `group.select`); this module reads the
+stored scores and the shards' gradient artifacts and writes the columns back."""
 
 from __future__ import annotations
 
-import time
+from collections.abc import Iterator
 
 import numpy as np
-from scipy.linalg import cho_solve
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from backend.models import Score
 from worker.influence.config import EngineConfig
-from worker.influence.curvature import sigmoid
-from worker.influence.group import GroupInfluence
 from worker.influence.group import select as select_greedy
-from worker.influence.stream import Solution
+from worker.influence.stream import Solution, group_over_shards
 from worker.jobs import store
 from worker.jobs.context import (
     JobContext,
@@ -53,7 +50,6 @@ def group_stage(
         stored = solution_meta.get("group") or {}
         store.replace_interactions(session, job_id, stored.get("interactions", []))
         return stored.get("metrics", {})
-    started = time.perf_counter()
     solution = Solution.from_arrays(artifact_store().get_arrays(context.key("solution.npz")), {})
     if "grads" not in val:
         raise RuntimeError("the group method needs the validation gradients (val.npz 'grads')")
@@ -65,7 +61,13 @@ def group_stage(
         .limit(config.group_candidates)
     ).all()
     candidates = np.asarray([r.pair_id for r in rows], dtype=np.int64)
-    group = _candidates_influence(context, plan, solution, val, candidates, started)
+    group = group_over_shards(
+        solution,
+        val["margins"],
+        val["grads"],
+        len(candidates),
+        _candidate_shards(context, plan, candidates),
+    )
     selection = select_greedy(
         group,
         len(plan["train_ids"]),
@@ -89,34 +91,17 @@ def group_stage(
     return selection.metrics
 
 
-def _candidates_influence(
-    context: JobContext,
-    plan: dict[str, np.ndarray],
-    solution: Solution,
-    val: dict[str, np.ndarray],
-    candidates: np.ndarray,
-    started: float,
-) -> GroupInfluence:
-    """The candidates' GroupInfluence: each one's Δθ = (G + λI)⁻¹ g / n seen through the
-    validation gradients, read shard by shard from the gradient artifacts."""
+def _candidate_shards(
+    context: JobContext, plan: dict[str, np.ndarray], candidates: np.ndarray
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per shard holding candidates: their slots, margins and margin gradients, read from the
+    shard's gradient artifact (what `stream.group_over_shards` consumes)."""
     slot = {int(pid): k for k, pid in enumerate(candidates)}
-    d_val = val["grads"].astype(np.float64)
-    m, n = len(val["margins"]), solution.n
-    q = cho_solve((solution.factor, True), d_val.T)  # (G + λI)⁻¹ D_valᵀ [d, m]
-    projected = np.zeros((m, len(candidates)))  # D_val Δθ_C
     for shard in range(shard_count(plan)):
         ids = plan["train_ids"][shard_positions(plan, shard)]
         inside = np.isin(ids, candidates)
         if not inside.any():
             continue
         data = artifact_store().get_arrays(gradient_key(context, shard))
-        g = data["grads"][inside].astype(np.float64) * (-sigmoid(-data["margins"][inside]))[:, None]
-        projected[:, [slot[int(i)] for i in ids[inside]]] = (q.T @ g.T) / n
-    c_val = -sigmoid(-val["margins"])
-    prob = sigmoid(val["margins"])
-    return GroupInfluence(
-        candidates=np.arange(len(candidates)),
-        effect=(c_val @ projected) / m,
-        factor=np.sqrt(prob * (1.0 - prob) / m)[:, None] * projected,
-        seconds=time.perf_counter() - started,
-    )
+        slots = np.asarray([slot[int(i)] for i in ids[inside]], dtype=np.int64)
+        yield slots, data["margins"][inside], data["grads"][inside]

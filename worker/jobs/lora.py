@@ -10,19 +10,21 @@ configuration (worker/jobs/context.py), so a rerun of the same configuration reu
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 
 from worker.influence.audit import Fitted, save_reward_model, score_fitted
 from worker.influence.features import truncation_rate
+from worker.influence.methods import MethodName
 from worker.influence.model import Encoded
-from worker.influence.scores import length_harm
 from worker.influence.stream import (
     Reduction,
     ShardStats,
     Solution,
+    local_methods,
+    needs_solution,
     score_shard,
     shard_gradients,
     shard_positions,
@@ -43,11 +45,6 @@ from worker.jobs.context import (
 )
 from worker.jobs.context import shard_positions as positions_of
 from worker.jobs.group import needs_group
-
-_SOLVED_BY = frozenset(
-    {"gradient_similarity", "influence", "self_influence", "corrected_loss", "datainf", "group"}
-)
-"""Methods that need the reduction's solve."""
 
 
 def train(context: JobContext, run: TaskRun) -> None:
@@ -191,11 +188,10 @@ def reduce(context: JobContext, run: TaskRun) -> None:
     await_stage(run, "gradients", shard_count(job_plan))
     meta = artifacts.get_json(context.key("train.json"))
     keys = [gradient_key(context, s) for s in range(shard_count(job_plan))]
-    needs = set(context.config.methods) & _SOLVED_BY
     if meta["space"] == "in_memory":
         _reduce_in_memory(context, run, job_plan, keys)
         return
-    if not needs:
+    if not needs_solution(context.config.methods):
         artifacts.put_json(context.key("solution.json"), {"solve": None})
         return
     stats = [ShardStats.from_arrays(artifacts.get_arrays(k)) for k in keys]
@@ -206,7 +202,7 @@ def reduce(context: JobContext, run: TaskRun) -> None:
     reduction = Reduction.start(stats, blocks, val["g_val"], n_params=rm.n_params)
     for k, key in enumerate(keys):
         shard = artifacts.get_arrays(key)
-        reduction.add(shard["margins"], shard["grads"], "datainf" in needs)
+        reduction.add(shard["margins"], shard["grads"], "datainf" in context.config.methods)
         run.progress(0.9 * (k + 1) / len(keys))
         if run.should_cancel():
             raise Cancelled("cancelled by request")
@@ -244,11 +240,9 @@ def _reduce_in_memory(
         blocks=rm.blocks(),
         g_val=torch.from_numpy(val["g_val"]),
     )
-    # length and corrected_loss are global columns, filled by the scores and finalize stages.
-    methods = [m for m in context.config.methods if m not in ("length", "corrected_loss")]
-    if "corrected_loss" in context.config.methods and "self_influence" not in methods:
-        methods.append("self_influence")
-    config = dataclasses.replace(context.config, methods=methods or ["loss"])
+    # Methods with a global finaliser (length, corrected_loss) run in finalize over every pair.
+    methods = cast(list[MethodName], local_methods(context.config.methods) or ["loss"])
+    config = dataclasses.replace(context.config, methods=methods)
     scores, metrics, warnings = score_fitted(fitted, config)
     start = 0
     for k, shard in enumerate(shards):
@@ -299,10 +293,6 @@ def scores(context: JobContext, run: TaskRun, shard: int) -> None:
             solution,
             methods,
             float(solution_meta.get("max_scaled_norm", 0.0)),
-        )
-    if "length" in methods:
-        columns["harm_length"], _ = length_harm(
-            job_plan["train_length_diff"][positions], job_plan["val_length_diff"]
         )
     run.pairs = len(pair_ids)
     with run.factory() as session:
