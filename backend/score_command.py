@@ -25,6 +25,7 @@ from backend.ingest.reading import read_pairs
 from worker.influence.config import EngineConfig
 from worker.influence.data import Pair, split_validation
 from worker.influence.methods import harm_column
+from worker.influence.results import stored_json
 
 LIST_SEPARATOR = ","
 
@@ -177,10 +178,10 @@ def _score(
         bars.close()
     _write_scores(out, split, result.scores, config.methods)
     if metrics_out is not None:
-        metrics_out.write_text(json.dumps(result.metrics, indent=2, default=str) + "\n")
-    for warning in result.metrics.get("warnings", []):
+        metrics_out.write_text(json.dumps(stored_json(result.metrics), indent=2) + "\n")
+    for warning in result.metrics.warnings or []:
         typer.echo(f"warning: {warning}", err=True)
-    acc = result.metrics["val_accuracy"]
+    acc = result.metrics.val_accuracy
     typer.echo(f"validation accuracy {acc:.3f}; wrote {len(split.train)} rows to {out}", err=True)
 
 

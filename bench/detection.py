@@ -423,7 +423,7 @@ def run_cell_lora(source: Source, cell: Cell, config: EngineConfig) -> dict:
             result["methods"][method] = top_metrics(y, audit.scores[column])
     rng = np.random.default_rng([cell.seed, 5])
     result["methods"]["random"] = top_metrics(y, rng.random(len(y)))
-    m = audit.metrics
+    m = audit.metrics.model_dump()
     result.update(
         dataset=cell.dataset,
         flip_rate=cell.flip_rate,

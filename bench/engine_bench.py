@@ -163,7 +163,7 @@ def run_recipe(name: str, overrides: dict, args: argparse.Namespace, task) -> di
     print(f"[{name}] {config}", flush=True)
     result = run_audit(train, val, config, keep_state=True, progress=lambda s, f, m: None)
     fitted = result.state
-    metrics = result.metrics
+    metrics = result.metrics.model_dump()
     test_enc = encode(fitted.tokenizer, test, config.max_length)
     test_margins = evaluate_margins(fitted.rm, test_enc) if fitted.rm is not None else None
     rows = {}

@@ -85,13 +85,14 @@ def main() -> None:
     state = audit.state
     assert state is not None and state.grads is not None and state.val_grads is not None
     gn = state.gauss_newton()
-    lam = audit.metrics["group"]["damping_absolute"]
+    audit_metrics = audit.metrics.model_dump()
+    lam = audit_metrics["group"]["damping_absolute"]
     inverse = gn.factor(state.ridge + lam)
     n = len(train)
     group = group_influence(
         inverse.solve, state.grads, state.margins, state.val_grads, state.val_margins, np.arange(n)
     )
-    log(f"audit done: val accuracy {audit.metrics['val_accuracy']:.3f}, p = {gn.dim}")
+    log(f"audit done: val accuracy {audit_metrics['val_accuracy']:.3f}, p = {gn.dim}")
 
     retrainer = Retrainer.for_pairs(train, val, config)
 
@@ -100,7 +101,7 @@ def main() -> None:
         return float(fit.loss)
 
     full = val_loss(np.ones(n, dtype=bool))
-    log(f"full retrain: val loss {full:.4f} (audit {audit.metrics['val_loss']:.4f})")
+    log(f"full retrain: val loss {full:.4f} (audit {audit_metrics['val_loss']:.4f})")
     rng = np.random.default_rng([args.seed, 3])
     base = np.arange(len(train) - len(cluster))
     scale = -torch.sigmoid(-torch.as_tensor(state.margins))[:, None]
@@ -147,7 +148,7 @@ def main() -> None:
         "seconds": time.perf_counter() - started,
         "n_train": n,
         "n_params": int(gn.dim),
-        "val_accuracy": audit.metrics["val_accuracy"],
+        "val_accuracy": audit_metrics["val_accuracy"],
         "full_val_loss": full,
         "table": table,
         "points": rows,

@@ -318,7 +318,8 @@ def _lora_cell(spec, settings, pairs, split, flips, device) -> dict:
     scores["harm_influence"] = gn_scores["harm_influence"]
     harms = _harms(scores, spec["seed"])
     retrainer = Retrainer.for_pairs(train, test, config)
-    audit_seconds = audit.metrics["seconds"]
+    audit_metrics = audit.metrics.model_dump()
+    audit_seconds = audit_metrics["seconds"]
     full = evaluation_result(
         evaluate_margins(fitted.rm, retrainer.eval_enc),
         len(train),
@@ -347,12 +348,12 @@ def _lora_cell(spec, settings, pairs, split, flips, device) -> dict:
             "damping": config.damping,
             "weight_decay": config.weight_decay,
         },
-        "val_accuracy": audit.metrics["val_accuracy"],
-        "train_accuracy": audit.metrics["train_accuracy"],
-        "influence_exact": audit.metrics.get("influence"),
+        "val_accuracy": audit_metrics["val_accuracy"],
+        "train_accuracy": audit_metrics["train_accuracy"],
+        "influence_exact": audit_metrics.get("influence"),
         "influence": gn_metrics.get("influence"),
         "audit_seconds": audit_seconds,
-        "warnings": audit.metrics.get("warnings", []),
+        "warnings": audit_metrics.get("warnings", []),
         "detection": {m: detection(h, flips, settings.prune_fraction) for m, h in harms.items()},
         "retrain": retrain,
     }

@@ -151,7 +151,7 @@ def train_or_load(
         shapes=[tuple(x) for x in rm.shapes],
         block_list=list(rm.blocks()),
         n_params=rm.n_params,
-        val_accuracy=float(result.metrics["val_accuracy"]),
+        val_accuracy=float(result.metrics.model_dump()["val_accuracy"]),
         audit_seconds=time.perf_counter() - start,
         audit_scores={k: v for k, v in result.scores.items() if k.startswith("harm_")},
     )

@@ -55,7 +55,7 @@ def main() -> None:
                 model=args.model, methods=["loss"], seed=seed, device=args.device, **recipe
             )
             start = time.perf_counter()
-            metrics = run_audit(train, val, config).metrics
+            metrics = run_audit(train, val, config).metrics.model_dump()
             row = {
                 **recipe,
                 "seed": seed,

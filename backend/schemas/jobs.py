@@ -20,7 +20,7 @@ from pydantic import (
 )
 
 from backend.schemas.common import DB_ID_MAX
-from backend.schemas.metrics import JobMetrics
+from backend.schemas.metrics import JobMetrics, read_metrics
 from worker.influence.config import EngineConfig
 from worker.influence.methods import METHODS
 
@@ -178,9 +178,10 @@ class JobPublic(BaseModel):
     @field_validator("metrics", mode="before")
     @classmethod
     def _metrics_of_kind(cls, value: Any, info: ValidationInfo) -> Any:
-        """Stored metrics are a plain dict: tag it with the job's kind to pick its model."""
+        """Stored metrics are a plain dict: read it as the job's kind's model, leniently (keys an
+        older version wrote and no model declares any more are dropped: `read_metrics`)."""
         if isinstance(value, dict):
-            return {**value, "kind": "verify" if info.data.get("kind") == "verify" else "audit"}
+            return read_metrics(str(info.data.get("kind")), value)
         return value
 
 

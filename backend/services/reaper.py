@@ -36,6 +36,7 @@ from backend.models import Job, JobTask, LoginFailure, as_utc, utcnow
 from backend.services import search
 from backend.services.jobs import send as send_job
 from backend.settings import Settings, get_settings
+from worker.influence.results import read_metrics, stored_json, with_fields
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ def reap_once(
                 # message and died before claiming the job: send it again.
                 waited = as_utc(_mark(job, "requeued_at")) or as_utc(job.created_at)
                 if lost or (waited is not None and waited < now - 10 * stale):
-                    job.metrics = {**(job.metrics or {}), "requeued_at": now.isoformat()}
+                    _stamp(job, requeued_at=now.isoformat())
                     session.commit()
                     send(job.id, False)
                     counts["requeued"] += 1
@@ -133,7 +134,7 @@ def reap_once(
                 counts["failed"] += 1
                 continue
             job.resumes += 1
-            job.metrics = {**(job.metrics or {}), "resumed_at": now.isoformat()}
+            _stamp(job, resumed_at=now.isoformat())
             session.commit()
             send(job.id, True)
             counts["resumed"] += 1
@@ -149,6 +150,12 @@ def reap_once(
     if any(counts.values()):
         log.warning("reaper: %s", counts)
     return counts
+
+
+def _stamp(job: Job, **marks: str) -> None:
+    """Record a re-send in the job's metrics (typed: worker/influence/results.py)."""
+    stored = read_metrics(job.kind, job.metrics or {})
+    job.metrics = stored_json(with_fields(stored, **marks))
 
 
 def _mark(job: Job, name: str) -> datetime | None:

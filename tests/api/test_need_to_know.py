@@ -280,7 +280,7 @@ def shared_audit(client, make_user):
             status="succeeded",
             metrics={
                 "validation_source": f"dataset {val}",
-                "trust": {"verdict": "learned", "message": f"accuracy 0.8 on dataset {val}"},
+                "trust": {"is_evidence": True, "message": f"accuracy 0.8 on dataset {val}"},
             },
         )
         session.add(audit)
@@ -324,7 +324,7 @@ def test_a_viewer_sees_no_reference_to_a_dataset_they_cannot_read(client, shared
     )
     audit = client.get(f"{API}/jobs/{jobs['audit']}", headers=viewer).json()
     assert audit["config"]["val_dataset_id"] is None and audit["config"]["model"] == "tiny"
-    assert audit["metrics"]["trust"]["verdict"] == "learned"  # the rest is as stored
+    assert audit["metrics"]["trust"]["is_evidence"] is True  # the rest is as stored
     # The review log names pairs, states and reviewers, never another dataset.
     log = client.get(f"{API}/datasets/{ids['audited']}/review-log", headers=viewer)
     assert log.status_code == 200 and "dataset" not in log.text

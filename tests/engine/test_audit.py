@@ -47,7 +47,7 @@ def test_scores_have_the_contracted_columns(audit) -> None:
     for name, values in result.scores.items():
         assert values.dtype == np.float64 and values.shape == (80,), name
         assert np.all(np.isfinite(values)), name
-    json.dumps(result.metrics)  # the pipeline stores metrics as JSON
+    json.dumps(result.metrics.model_dump(mode="json"))  # the job runner stores them as JSON
 
 
 def test_signs_follow_science_md(audit) -> None:
@@ -73,7 +73,7 @@ def test_signs_follow_science_md(audit) -> None:
 )
 def test_flipped_pairs_rank_harmful(audit, column: str) -> None:
     result, flips, _ = audit
-    assert result.metrics["val_accuracy"] > 0.9
+    assert result.metrics.model_dump()["val_accuracy"] > 0.9
     # 3 flips among 80 pairs: each must sit in the top 10%.
     assert ranks(result.scores[column])[flips].max() < 8, ranks(result.scores[column])[flips]
 
@@ -100,7 +100,7 @@ def test_corrected_loss_alone_computes_its_self_influence() -> None:
 
 def test_metrics_report_diagnostics(audit) -> None:
     result, _, stages = audit
-    metrics = result.metrics
+    metrics = result.metrics.model_dump()
     assert [s for i, s in enumerate(stages) if i == 0 or stages[i - 1] != s] == list(STAGES)
     assert len(metrics["history"]) == 4
     expected = {"train_loss", "train_accuracy", "val_loss", "val_accuracy"}
@@ -158,9 +158,9 @@ def test_low_validation_accuracy_warns() -> None:
     train, val = synthetic_pairs(16, 1), synthetic_pairs(8, 2)
     val = [type(p)(p.prompt, p.rejected, p.chosen) for p in val]  # every validation pair reversed
     result = run_audit(train, val, tiny_config(epochs=1, methods=["loss"]))
-    trust = result.metrics["trust"]
+    trust = result.metrics.model_dump()["trust"]
     assert trust["is_evidence"] is False and trust["n_val"] == 8
-    assert any("ranking is not evidence" in w for w in result.metrics["warnings"])
+    assert any("ranking is not evidence" in w for w in result.metrics.model_dump()["warnings"])
 
 
 def test_empty_validation_set_is_rejected() -> None:
@@ -183,7 +183,7 @@ def test_projection_keeps_rankings_close(audit) -> None:
     for column in ("harm_gradient_similarity", "harm_influence", "harm_self_influence"):
         corr = np.corrcoef(projected.scores[column], exact[column])[0, 1]
         assert corr > 0.9, (column, corr)
-    assert projected.metrics["n_trainable_params"] == 2081
+    assert projected.metrics.model_dump()["n_trainable_params"] == 2081
 
 
 def test_exact_hessian_influence_runs_and_reports_its_solve() -> None:
@@ -195,9 +195,9 @@ def test_exact_hessian_influence_runs_and_reports_its_solve() -> None:
             methods=["loss", "influence"], hessian="exact", hvp_pairs=16, damping=1.0, cg_tol=1e-6
         ),
     )
-    solve = result.metrics["influence"]
+    solve = result.metrics.model_dump()["influence"]
     if solve["negative_curvature"]:
-        assert "negative curvature" in " ".join(result.metrics["warnings"])
+        assert "negative curvature" in " ".join(result.metrics.model_dump()["warnings"])
     else:
         assert solve["hessian"] == "exact" and solve["solver"] == "cg"
         assert solve["relative_residual"] <= 1e-6 and solve["cg_iterations"] > 0
@@ -214,9 +214,9 @@ def test_head_mode_scores_every_method_but_tracin() -> None:
             mode="head", methods=methods, default_method="influence", head_features="pooler"
         ),
     )
-    assert result.metrics["n_trainable_params"] == 32
+    assert result.metrics.model_dump()["n_trainable_params"] == 32
     np.testing.assert_array_equal(result.scores["harm"], result.scores["harm_influence"])
-    assert set(result.metrics["seconds"]) == set(STAGES)
+    assert set(result.metrics.model_dump()["seconds"]) == set(STAGES)
     for column in ("harm_loss", "harm_influence", "harm_self_influence"):
         assert ranks(result.scores[column])[flips].max() < 8, column
 
@@ -226,21 +226,21 @@ def test_head_mode_picks_its_l2_on_validation_unless_given() -> None:
 
     train, val, _ = noisy_split()
     config = tiny_config(mode="head", methods=["loss"], head_features="pooler")
-    auto = run_audit(train, val, config).metrics
+    auto = run_audit(train, val, config).metrics.model_dump()
     search = auto["history"][0]["validation_loss_grid"]
     assert set(search) == {f"pooler|1|{v}" for v in L2_GRID}
     assert auto["head_l2"] == min(L2_GRID, key=lambda v: search[f"pooler|1|{v}"])
     assert auto["val_loss"] == pytest.approx(min(search.values()), rel=1e-9)
     given = run_audit(
         train, val, tiny_config(mode="head", methods=["loss"], weight_decay=0.05)
-    ).metrics
+    ).metrics.model_dump()
     assert given["head_l2"] == 0.05
     assert all(key.endswith("|0.05") for key in given["history"][0]["validation_loss_grid"])
 
 
 def test_head_mode_auto_picks_the_view_with_the_lowest_validation_loss() -> None:
     train, val, _ = noisy_split()
-    metrics = run_audit(train, val, tiny_config(mode="head", methods=["loss"])).metrics
+    metrics = run_audit(train, val, tiny_config(mode="head", methods=["loss"])).metrics.model_dump()
     grid = metrics["history"][0]["validation_loss_grid"]
     assert {key.split("|")[0] for key in grid} == {"pooler", "mean", "pooler+length", "mean+length"}
     best = min(grid, key=grid.__getitem__)

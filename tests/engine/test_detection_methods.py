@@ -76,10 +76,10 @@ def test_head_oof_margin_equals_a_refit_without_the_fold() -> None:
     np.testing.assert_allclose(
         result.scores["harm_oof_loss"], np.logaddexp(0, -result.scores["oof_margin"])
     )
-    assert result.metrics["crossfit"] == {"folds": 4, "repeats": 1, "members": 4}
+    assert result.metrics.model_dump()["crossfit"] == {"folds": 4, "repeats": 1, "members": 4}
     order = np.argsort(-result.scores["harm_oof_loss"])
     assert set(flips) <= set(order[:8].tolist())
-    assert result.metrics["mislabelled"]["source"] == "out_of_fold"
+    assert result.metrics.model_dump()["mislabelled"]["source"] == "out_of_fold"
 
 
 def test_wilson_interval() -> None:
@@ -136,5 +136,5 @@ def test_lora_length_and_loss_need_no_per_pair_gradients() -> None:
     )
     assert result.state is not None and result.state.grads is None
     np.testing.assert_array_equal(result.scores["harm"], result.scores["harm_length"])
-    assert result.metrics["default_method"] == "length"
-    assert result.metrics["mislabelled"]["source"] == "in_sample"
+    assert result.metrics.model_dump()["default_method"] == "length"
+    assert result.metrics.model_dump()["mislabelled"]["source"] == "in_sample"

@@ -172,7 +172,7 @@ def test_group_method_in_head_and_lora_audits() -> None:
             damping=1e-3,
         )
         result = run_audit(train, val, config)
-        scores, metrics = result.scores, result.metrics["group"]
+        scores, metrics = result.scores, result.metrics.model_dump()["group"]
         n = len(train)
         m = min(candidates, n)
         order = scores["group_order"]

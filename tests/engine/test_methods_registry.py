@@ -9,6 +9,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from tests.factories import noisy_split, synthetic_pairs, tiny_config
 from worker.influence import columns
@@ -22,6 +23,7 @@ from worker.influence.methods import (
     MethodName,
     harm_column,
 )
+from worker.influence.results import stored_json, with_fields
 
 NOT_SCORES = {"id", "job_id", "pair_id", "split"}
 
@@ -130,7 +132,8 @@ def test_openapi_types_job_metrics_by_kind(openapi) -> None:
     assert metrics["discriminator"]["propertyName"] == "kind"
     assert set(metrics["discriminator"]["mapping"]) == {"audit", "verify"}
     for name in ("AuditMetrics", "VerifyMetrics"):
-        assert schemas[name]["additionalProperties"] is True
+        # Every key a job writes is declared; a response holds no other (old ones are dropped).
+        assert schemas[name]["additionalProperties"] is False
         assert "kind" in schemas[name]["required"]
     assert "/api/v1/methods" in openapi["paths"]
 
@@ -194,17 +197,23 @@ def test_audit_metrics_round_trip() -> None:
             crossfit_repeats=1,
         ),
     )
-    # What worker/pipeline.py adds before it stores them.
-    stored = _stored(
-        {**result.metrics, "n_train": 24, "n_val": 8, "validation_source": "x", "seconds_total": 1}
-    )
+    # What worker/jobs/single.py adds before it stores them (worker/jobs/store.py writes them).
+    final = with_fields(result.metrics, n_train=24, n_val=8, validation_source="x", seconds_total=1)
+    stored = _stored(stored_json(final))
+    assert "kind" not in stored
     sent = _public("audit", stored)
     assert sent == {**stored, "kind": "audit"}  # nothing lost, nothing added but the kind
     typed = AuditMetrics.model_validate(sent)
     assert typed.trust is not None and typed.trust.is_evidence in (True, False)
     assert typed.mislabelled is not None and typed.history and typed.truncation_rate
     assert typed.default_method == "length" and typed.n_train == 24
-    assert typed.model_extra and "method_seconds" in typed.model_extra
+    assert typed.method_seconds is not None and set(typed.method_seconds) == {
+        "influence",
+        "length",
+        "oof_loss",
+    }
+    with pytest.raises(ValidationError):  # a misspelt key fails where it is written
+        with_fields(result.metrics, n_trian=24)
 
 
 def test_verify_metrics_round_trip() -> None:
@@ -219,9 +228,8 @@ def test_verify_metrics_round_trip() -> None:
         tiny_config(mode="head", methods=["loss"]),
         seeds=[0, 1],
     )
-    stored = _stored(
-        {**result, "audit_job_id": 5, "rule": "top 10% by harm", "evaluated_on": "the split"}
-    )
+    final = with_fields(result, audit_job_id=5, rule="top 10% by harm", evaluated_on="the split")
+    stored = _stored(stored_json(final))
     sent = _public("verify", stored)
     assert sent == {**stored, "kind": "verify"}
     typed = VerifyMetrics.model_validate(sent)
@@ -236,6 +244,16 @@ def test_unfinished_and_failed_jobs_metrics_validate(kind: str) -> None:
     assert _public(kind, None) is None
     failed = {"traceback": "Traceback (most recent call last): ..."}
     assert _public(kind, failed) == {**failed, "kind": kind}
-    # Keys from before a typed key existed, or unknown to the schema, pass through as stored.
-    old = {"val_accuracy": 0.5, "validation_accuracy": 0.5, "something": {"nested": [1, None]}}
-    assert _public(kind, old) == {**old, "kind": kind}
+    # Rows from before a key existed read as stored; keys an older version wrote that no model
+    # declares any more are dropped on reading (worker/influence/results.py), at every level.
+    nested, kept = (
+        ("runs", [{"seed": 0, "arm": "full", "n_train": 5, "accuracy": 1.0, "loss": 0.1}])
+        if kind == "verify"
+        else ("trust", {"n_val": 3})
+    )
+    gone = [{**kept[0], "gone": 1}] if isinstance(kept, list) else {**kept, "gone": 1}
+    old = {"n_train": 5, "validation_accuracy": 0.5, "something": {"x": [1]}, nested: gone}
+    assert _public(kind, old) == {"n_train": 5, nested: kept, "kind": kind}
+    # A value of a shape no field takes any more is dropped (its key, whole) rather than failing.
+    misfit = {"n_train": "not a count", "traceback": "..."}
+    assert _public(kind, misfit) == {"traceback": "...", "kind": kind}

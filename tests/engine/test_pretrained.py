@@ -22,7 +22,7 @@ def saved(tmp_path_factory: pytest.TempPathFactory):
 
 def test_an_audit_saves_a_loadable_reward_model(saved) -> None:
     first, target, _, _, _ = saved
-    assert first.metrics["model_dir"] == str(target.resolve())
+    assert first.metrics.model_dump()["model_dir"] == str(target.resolve())
     assert (target / "config.json").exists() and (target / "tokenizer.json").exists()
     assert not Path(str(target) + ".partial").exists()
 
@@ -39,8 +39,8 @@ def test_pretrained_mode_scores_with_the_saved_model_as_it_is(saved) -> None:
     second = run_audit(train, val, config)
     # No training: the margins are the saved model's own, i.e. the first audit's.
     np.testing.assert_allclose(second.scores["margin"], first.scores["margin"], atol=1e-5)
-    assert second.metrics["val_accuracy"] == first.metrics["val_accuracy"]
-    assert second.metrics["history"][0]["pretrained"] is True
+    assert second.metrics.model_dump()["val_accuracy"] == first.metrics.model_dump()["val_accuracy"]
+    assert second.metrics.model_dump()["history"][0]["pretrained"] is True
     for column in ("harm_influence", "harm_self_influence", "harm_oof_loss", "harm_length"):
         assert np.all(np.isfinite(second.scores[column])), column
     # The saved model learned the task, so the flips have the highest loss under it.

@@ -36,12 +36,12 @@ def hh_pairs(n: int) -> list[Pair]:
 def test_minilm_audit_of_real_pairs() -> None:
     pairs = hh_pairs(240)
     result = run_audit(pairs[:200], pairs[200:], EngineConfig(model="minilm", device=DEVICE))
-    assert result.metrics["n_trainable_params"] == 74_113  # ANCHORS.md's count
-    assert len(result.metrics["history"]) == 2
+    assert result.metrics.model_dump()["n_trainable_params"] == 74_113  # ANCHORS.md's count
+    assert len(result.metrics.model_dump()["history"]) == 2
     for name, values in result.scores.items():
         assert values.shape == (200,) and np.all(np.isfinite(values)), name
     np.testing.assert_array_equal(result.scores["harm"], result.scores["harm_length"])
-    assert result.metrics["influence"]["relative_residual"] < 1e-4
+    assert result.metrics.model_dump()["influence"]["relative_residual"] < 1e-4
 
 
 @pytest.mark.slow
@@ -51,6 +51,7 @@ def test_smollm2_preset_trains_a_decoder_with_lora() -> None:
     result = run_audit(train, val, config)
     # q_proj and v_proj LoRA (r=8) in 30 layers of width 576 (kv 192) plus the score head.
     assert (
-        result.metrics["n_trainable_params"] == 30 * (8 * 576 + 576 * 8 + 8 * 576 + 192 * 8) + 576
+        result.metrics.model_dump()["n_trainable_params"]
+        == 30 * (8 * 576 + 576 * 8 + 8 * 576 + 192 * 8) + 576
     )
     assert np.all(np.isfinite(result.scores["harm_influence"]))

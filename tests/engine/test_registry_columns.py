@@ -131,7 +131,7 @@ def test_both_engines_dispatch_to_its_computations(registered: tuple[ColumnSpec,
     margin = result.scores["margin"]
     np.testing.assert_allclose(result.scores["harm_prompt_length"], -margin)
     np.testing.assert_allclose(result.scores["harm"], -margin)
-    assert result.metrics["default_method"] == "prompt_length"
+    assert result.metrics.model_dump()["default_method"] == "prompt_length"
 
     # The sharded engine: its per-shard scorer (with a solution), then its global finaliser.
     solution = cast(Any, object())

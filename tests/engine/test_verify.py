@@ -36,7 +36,7 @@ def head_verify() -> tuple[dict, list[tuple[str, float, str | None]], list[Pair]
         seeds=[0, 1, 2],
         progress=lambda *call: calls.append(call),
     )
-    return result, calls, train, evaluation
+    return result.model_dump(), calls, train, evaluation
 
 
 def test_result_has_the_contracted_shape(head_verify) -> None:
@@ -93,8 +93,8 @@ def test_head_mode_is_exact_and_removing_flips_helps(head_verify) -> None:
         tiny_config(mode="head", methods=["loss"], head_features="pooler", weight_decay=1e-6),
     )
     full = next(r for r in runs if r["arm"] == "full")
-    assert full["loss"] == pytest.approx(audit.metrics["val_loss"], rel=1e-9)
-    assert full["accuracy"] == audit.metrics["val_accuracy"]
+    assert full["loss"] == pytest.approx(audit.metrics.model_dump()["val_loss"], rel=1e-9)
+    assert full["accuracy"] == audit.metrics.model_dump()["val_accuracy"]
     # 40% flipped labels: removing exactly them lowers the evaluation loss against both arms.
     assert result["differences"]["pruned_minus_full"]["loss"]["ci_high"] < 0
     assert result["differences"]["pruned_minus_random"]["loss"]["mean"] < 0
@@ -167,7 +167,7 @@ def test_lora_verify_end_to_end() -> None:
     result = run_verify(
         train, evaluation, flips, tiny_config(epochs=2, methods=["loss"]), seeds=[0, 1]
     )
-    json.dumps(result)
+    result = result.model_dump()
     full = [r["loss"] for r in result["runs"] if r["arm"] == "full"]
     assert full[0] != full[1]  # LoRA retrains vary with the seed
     assert result["differences"]["pruned_minus_full"]["accuracy"]["n"] == 2

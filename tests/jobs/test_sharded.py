@@ -140,8 +140,12 @@ def test_sharded_scores_equal_the_single_task_engine(client, make_user, shard_si
         got = np.array([sharded[pid][column] for pid in train_ids], dtype=np.float64)
         scale = max(1.0, float(np.abs(expected).max()))
         np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6 * scale, err_msg=column)
-    assert metrics["default_method"] == reference.metrics["default_method"] == "influence"
-    assert metrics["val_loss"] == pytest.approx(reference.metrics["val_loss"], rel=1e-9)
+    assert (
+        metrics["default_method"] == reference.metrics.model_dump()["default_method"] == "influence"
+    )
+    assert metrics["val_loss"] == pytest.approx(
+        reference.metrics.model_dump()["val_loss"], rel=1e-9
+    )
 
 
 def test_a_stage_that_runs_twice_writes_one_row_per_pair(client, make_user) -> None:

@@ -36,6 +36,7 @@ from worker.influence.model import (
     resolve_device,
 )
 from worker.influence.reporter import Reporter, peak_memory_mb
+from worker.influence.results import AuditMetrics
 from worker.influence.scores import bt_loss, length_difference
 from worker.influence.scoring import crossfit_once, score_fitted
 from worker.influence.train import (
@@ -74,11 +75,12 @@ class AuditResult:
     """Per-pair scores aligned with the training pairs, and the job's diagnostics.
 
     `scores` keys are a subset of `SCORE_COLUMNS`, each a float64 array of len(train); always
-    present: harm, loss, margin, harm_loss. `metrics` is JSON-serialisable.
+    present: harm, loss, margin, harm_loss. `metrics` holds the engine's part of the job's
+    metrics (the job runner adds its own fields before storing them).
     """
 
     scores: dict[str, np.ndarray]
-    metrics: dict
+    metrics: AuditMetrics
     state: Fitted | None = field(default=None, repr=False)
     interactions: list[tuple[int, int, float]] = field(default_factory=list)
     """(training position, partner position, κ): each group candidate's strongest partners."""
@@ -100,7 +102,7 @@ def run_audit(
     every few batches and `Cancelled` is raised when it returns true. Bad inputs raise ValueError.
     `keep_state` keeps the trained model and gradients on the result (benchmarks, tests).
     `save_model_to` (LoRA mode) writes the trained reward model, adapters merged, as a
-    transformers directory there (`metrics["model_dir"]`): `mode="pretrained"` scores with it.
+    transformers directory there (`metrics.model_dir`): `mode="pretrained"` scores with it.
     `features` (head and pretrained modes): the backbone's pooled features of the training and
     validation pairs, as `backbone_features` returns them, computed elsewhere (the sharded
     feature tasks of the job runner); the backbone is then not run over the pairs here.
@@ -150,7 +152,8 @@ def run_audit(
     metrics["warnings"] = warnings
     return AuditResult(
         scores=scores,
-        metrics=metrics,
+        # Validated here: a key no field of AuditMetrics declares fails at once.
+        metrics=AuditMetrics.model_validate({"kind": "audit", **metrics}),
         state=fitted if keep_state else None,
         interactions=fitted.interactions,
     )

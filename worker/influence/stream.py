@@ -2,7 +2,7 @@
 
 A job is train → per-shard gradients → reduction → per-shard scores → finalize. This module holds
 the maths of each piece and nothing of Celery or the database; the caller moves the arrays between
-tasks (worker/shards.py keeps them in the artifact store). Memory per task is bounded by one shard
+tasks (worker/jobs/ keeps them in the artifact store). Memory per task is bounded by one shard
 and the d × d curvature, never by n:
 
 * the shards are blocks of the length-sorted training set, `shard_size` rounded up to a multiple

@@ -28,6 +28,7 @@ from worker.influence.model import (
     load_backbone,
     resolve_device,
 )
+from worker.influence.results import VerifyArms, VerifyMetrics
 from worker.influence.stats import excludes_zero, paired_difference, summarize
 from worker.influence.train import (
     Cancelled,
@@ -148,7 +149,7 @@ class Retrainer:
 
         Head mode fits with `config.weight_decay` as given (0 means the minimum, 1e-6): to retrain
         with the L2 an audit chose on its validation pairs, pass its `metrics["head_l2"]`, as the
-        job pipeline does (`worker.pipeline.verify_config`).
+        job pipeline does (`worker.jobs.verify.verify_config`).
         """
         mask = np.asarray(keep, dtype=bool)
         if mask.shape != (self.n_train,):
@@ -201,18 +202,19 @@ def run_verify(
     progress: Progress | None = None,
     should_cancel: ShouldCancel | None = None,
     alternatives: dict[str, Sequence[bool] | np.ndarray] | None = None,
-) -> dict:
+) -> VerifyMetrics:
     """Retrain on all pairs, the pruned set and a random removal of the same size, per seed.
 
-    `alternatives` adds arms that prune other sets of the same size (e.g. {"top_k": mask}, the
-    first-order top-K beside a greedy selection); each is compared with the pruned arm and with
-    random removal, paired by seed.
+    `alternatives` adds arms that prune other sets of the same size ({"top_k": mask}, the
+    first-order top-K beside a greedy selection: an arm `VerifyArms` declares); each is compared
+    with the pruned arm and with random removal, paired by seed.
 
     `prune[i]` true removes training pair i. The random arm removes as many pairs, drawn with
     `numpy.random.default_rng(seed)`. Every arm uses `dataclasses.replace(config, seed=seed)`.
     Progress: stage "retraining", fraction = finished retrains / all retrains (fractional within a
     LoRA retrain), message "seed 1/3: pruned". `should_cancel` is polled between retrains and
-    inside training; `Cancelled` is raised. Returns a JSON-serialisable dict (see module docs).
+    inside training; `Cancelled` is raised. Returns the verify job's metrics (the engine's
+    fields; the job runner adds where the pairs came from).
     """
     mask, seed_list = _check_inputs(train, evaluation, prune, config, seeds)
     n, n_removed = len(train), int(mask.sum())
@@ -221,6 +223,10 @@ def run_verify(
         if name in ARMS or other.shape != mask.shape or int(other.sum()) != n_removed:
             raise ValueError(
                 f"alternative arm {name!r} must be a new name and prune {n_removed} of {n} pairs"
+            )
+        if name not in VerifyArms.model_fields:
+            raise ValueError(
+                f"alternative arm {name!r} is not one of {list(VerifyArms.model_fields)}"
             )
     arms = (*ARMS, *extra)
     total = len(arms) * len(seed_list)
@@ -248,7 +254,7 @@ def run_verify(
         mode=config.mode,
     )
     out["summary"] = summary_sentence(out)
-    return out
+    return VerifyMetrics.model_validate({"kind": "verify", **out})
 
 
 def _retrain_arms(

@@ -1,13 +1,11 @@
 """The LoRA canvas's last stage: the global columns (corrected_loss, harm, group), the trust
 figures and the job's metrics, then the job marked succeeded, in one transaction.
 
-`corrected_loss` and `harm` are computed in SQL over the stored rows (the sharded path's own
-code, not yet dispatched through the engine's method registry)."""
+The global columns are the method registry's finalisers (`stream.finalise_global`), run over
+the stored rows of every training pair."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -19,7 +17,8 @@ from backend.models import Job, JobTask, Score, as_utc, utcnow
 from worker.influence.audit import harm_column
 from worker.influence.benchmark_table import method_benchmark
 from worker.influence.config import EngineConfig
-from worker.influence.scores import length_harm
+from worker.influence.results import AuditMetrics
+from worker.influence.stream import GlobalInputs, finalise_global, global_reads
 from worker.influence.trust import mislabelled_estimate, validation_trust
 from worker.jobs import stages, store
 from worker.jobs.claims import TaskRun, await_stage, peak_rss_mb
@@ -48,15 +47,13 @@ def finalize(context: JobContext, run: TaskRun) -> None:
         group = None
         if needs_group(config):
             group = group_stage(context, session, job_plan, solution_meta, val)
-        metrics = _global_columns(session, job.id, config, harm_column)
+        metrics = _global_columns(session, job.id, config, job_plan)
         if group is not None:
             metrics["group"] = group
-        if "length" in config.methods:
-            _, metrics["length_direction"] = length_harm(np.zeros(1), job_plan["val_length_diff"])
         if len(job_plan["val_in_dataset"]):
             store.upsert_scores(session, job.id, job_plan["val_in_dataset"], "val", {})
         metrics.update(_metrics(context, session, job, job_plan, meta, solution_meta, val))
-        store.succeed(session, job, metrics)
+        store.succeed(session, job, AuditMetrics.model_validate({"kind": "audit", **metrics}))
 
 
 def _metrics(
@@ -129,23 +126,29 @@ def _metrics(
 
 
 def _global_columns(
-    session: Session, job_id: int, config: EngineConfig, harm_column: Callable[[str], str]
+    session: Session, job_id: int, config: EngineConfig, job_plan: dict[str, np.ndarray]
 ) -> dict:
-    """corrected_loss = z(loss) + z(self-influence) over all pairs, and `harm`, both in SQL
-    (two-pass mean and population spread, as numpy's standardise)."""
-    where = (Score.job_id == job_id, Score.split == "train")
-    if "corrected_loss" in config.methods:
-        value: Any = 0.0
-        for column in (Score.loss, Score.harm_self_influence):
-            mean = session.scalar(select(func.avg(column)).where(*where))
-            if mean is None:
-                continue
-            deviation = column - float(mean)
-            var = session.scalar(select(func.avg(deviation * deviation)).where(*where))
-            if var is not None and var > 0:
-                value = value + deviation / math.sqrt(float(var))
-        session.execute(update(Score).where(*where).values(harm_corrected_loss=value))
-    methods = list(config.methods)
-    default = config.default_method if config.default_method in methods else methods[0]
-    session.execute(update(Score).where(*where).values(harm=getattr(Score, harm_column(default))))
-    return {"default_method": default}
+    """The registry's global finalisers over every training pair (`stream.finalise_global`: the
+    length heuristic, corrected_loss), written back; then `harm` copied in SQL from the column of
+    the default method it resolved."""
+    reads = global_reads(config.methods)
+    values = store.train_columns(session, job_id, ("pair_id", *reads))
+    pair_ids = values[0].astype(np.int64)
+    order = np.argsort(job_plan["train_ids"], kind="stable")  # rows come back in pair id order
+    if not np.array_equal(job_plan["train_ids"][order], pair_ids):
+        raise RuntimeError("the stored training rows are not the plan's training pairs")
+    inputs = GlobalInputs(job_plan["train_length_diff"][order], job_plan["val_length_diff"])
+    new, metrics = finalise_global(
+        dict(zip(reads, values[1:], strict=True)),
+        config.methods,
+        config.default_method,
+        inputs,
+    )
+    new.pop("harm", None)  # copied in SQL below, from whichever column holds it
+    if new:
+        store.upsert_scores(session, job_id, pair_ids, "train", new)
+    harm_source = getattr(Score, harm_column(metrics["default_method"]))
+    session.execute(
+        update(Score).where(Score.job_id == job_id, Score.split == "train").values(harm=harm_source)
+    )
+    return metrics

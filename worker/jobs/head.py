@@ -21,6 +21,7 @@ from backend.models import JobTask
 from worker.influence.audit import run_audit
 from worker.influence.features import backbone_features
 from worker.influence.model import Encoded, resolve_device
+from worker.influence.results import with_fields
 from worker.jobs import models, store
 from worker.jobs.claims import TaskRun, await_stage, peak_rss_mb
 from worker.jobs.context import (
@@ -126,17 +127,17 @@ def head(context: JobContext, run: TaskRun) -> None:
                 JobTask.job_id == context.job_id, JobTask.stage == "features"
             )
         ).all()
-    metrics = {
-        **result.metrics,
-        "n_train": len(train_ids),
-        "n_val": len(val_ids),
-        "validation_source": store.validation_source(context.options, config.seed),
-        "engine": "sharded features",
-        "shards": len(blocks),
-        "feature_task_seconds": round(sum(t.seconds or 0.0 for t in tasks), 3),
-        "worker_peak_rss_mb": max([t.peak_rss_mb or 0.0 for t in tasks] + [peak_rss_mb()]),
-        "head_seconds": round(time.perf_counter() - started, 3),
-    }
+    metrics = with_fields(
+        result.metrics,
+        n_train=len(train_ids),
+        n_val=len(val_ids),
+        validation_source=store.validation_source(context.options, config.seed),
+        engine="sharded features",
+        shards=len(blocks),
+        feature_task_seconds=round(sum(t.seconds or 0.0 for t in tasks), 3),
+        worker_peak_rss_mb=max([t.peak_rss_mb or 0.0 for t in tasks] + [peak_rss_mb()]),
+        head_seconds=round(time.perf_counter() - started, 3),
+    )
     store.save_scores(
         factory,
         context.job_id,

@@ -19,6 +19,7 @@ from backend.job_states import CANCELLED, FAILED, FINISHED, SUCCEEDED
 from backend.models import Job, utcnow
 from worker.influence.audit import run_audit
 from worker.influence.data import split_validation
+from worker.influence.results import with_fields
 from worker.influence.train import Cancelled
 from worker.jobs import store
 from worker.jobs.canvas import dispatch_sharded, sharded
@@ -139,8 +140,8 @@ def _run_audit(
         save_model_to=save_to,
     )
     reporter.progress("saving", 0.0)
-    metrics = dict(result.metrics)
-    metrics.update(
+    metrics = with_fields(
+        result.metrics,
         n_train=len(train_pairs),
         n_val=len(val_pairs),
         validation_source=store.validation_source(options, engine_config.seed),

@@ -26,6 +26,13 @@ from backend.storage.stats import refresh_stats
 from worker.influence.columns import SCORE_COLUMNS
 from worker.influence.data import Pair as EnginePair
 from worker.influence.data import split_validation
+from worker.influence.results import (
+    AuditMetrics,
+    VerifyMetrics,
+    read_metrics,
+    stored_json,
+    with_fields,
+)
 
 __all__ = ["audit_options", "validation_source", "verify_options"]
 
@@ -164,7 +171,7 @@ def save_scores(
     train_ids: list[int],
     val_ids: list[int],
     scores: dict[str, np.ndarray],
-    metrics: dict[str, Any],
+    metrics: AuditMetrics,
     interactions: Sequence[tuple[int, int, float]] = (),
 ) -> str:
     """Replace the job's scores (and the group method's strongest interactions, given as
@@ -192,10 +199,17 @@ def save_scores(
 # --- the job's outcome ----------------------------------------------------------------------
 
 
-def succeed(session: Session, job: Job, metrics: dict[str, Any], stats: bool = True) -> str:
+def write_metrics(job: Job, metrics: AuditMetrics | VerifyMetrics) -> None:
+    """The one place a job's metrics are written: the model's set fields, as JSON."""
+    job.metrics = stored_json(metrics)
+
+
+def succeed(
+    session: Session, job: Job, metrics: AuditMetrics | VerifyMetrics, stats: bool = True
+) -> str:
     """Mark the job succeeded with its metrics (commits); an audit's review statistics are
     computed once here unless the caller writes them (`stats=False`)."""
-    job.metrics = metrics
+    write_metrics(job, metrics)
     job.status, job.stage, job.progress = SUCCEEDED, "done", 1.0
     job.finished_at = utcnow()
     session.commit()
@@ -223,7 +237,8 @@ def finish_job(
             job.error = error
             job.finished_at = job.finished_at or utcnow()
             if details:
-                job.metrics = {**(job.metrics or {}), "traceback": details[-8000:]}
+                stored = read_metrics(job.kind, job.metrics or {})
+                write_metrics(job, with_fields(stored, traceback=details[-8000:]))
             session.commit()
         return job.status
 

@@ -4,7 +4,7 @@ succeeded audit and compare on held-out pairs."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -13,31 +13,33 @@ from backend.job_states import RUNNING, SUCCEEDED
 from backend.models import Flag, Job, Pair, Score
 from backend.storage.job_config import AuditOptions, VerifyOptions
 from backend.storage.ranking import first_order_top, greedy_selection, most_harmful
-from worker.influence.config import EngineConfig
+from worker.influence.config import EngineConfig, HeadFeatures
 from worker.influence.data import Pair as EnginePair
+from worker.influence.results import AuditMetrics, read_metrics, with_fields
 from worker.influence.verify import run_verify
 from worker.jobs import store
 from worker.jobs.reporter import JobReporter
 from worker.jobs.store import Factory
 
 
-def verify_config(audit_config: EngineConfig, audit_metrics: dict[str, Any]) -> EngineConfig:
+def verify_config(audit_config: EngineConfig, audit_metrics: AuditMetrics) -> EngineConfig:
     """The recipe a verify job retrains with: the audit's, with the head choices the audit made.
 
     A head-mode audit picks its L2 (left at weight_decay 0), its feature view (head_features
     'auto') and its length weight (0) on the validation pairs; the retrains must use those
-    values, not pick again on the pairs they are evaluated on.
+    values, not pick again on the pairs they are evaluated on. An audit from before a choice
+    was recorded keeps the option as given.
     """
     if audit_config.mode != "head":
         return audit_config
     config = audit_config
-    if config.weight_decay == 0 and "head_l2" in audit_metrics:
-        config = dataclasses.replace(config, weight_decay=float(audit_metrics["head_l2"]))
-    if config.head_features == "auto" and "head_features" in audit_metrics:
-        config = dataclasses.replace(config, head_features=audit_metrics["head_features"])
-    if config.head_length_weight == 0 and "head_length_weight" in audit_metrics:
-        weight = float(audit_metrics["head_length_weight"])
-        config = dataclasses.replace(config, head_length_weight=weight)
+    if config.weight_decay == 0 and audit_metrics.head_l2 is not None:
+        config = dataclasses.replace(config, weight_decay=audit_metrics.head_l2)
+    if config.head_features == "auto" and audit_metrics.head_features is not None:
+        view = cast(HeadFeatures, audit_metrics.head_features)  # a view the audit ran with
+        config = dataclasses.replace(config, head_features=view)
+    if config.head_length_weight == 0 and audit_metrics.head_length_weight is not None:
+        config = dataclasses.replace(config, head_length_weight=audit_metrics.head_length_weight)
     return config
 
 
@@ -91,7 +93,8 @@ def run_verify_job(
         if audit is None or audit.status != SUCCEEDED:
             raise ValueError(f"audit job {options.audit_job_id} is gone or has not succeeded")
         audit_options = store.audit_options(audit.config)
-        engine_config = verify_config(audit_options.engine_config(), audit.metrics or {})
+        audit_metrics = read_metrics("audit", audit.metrics or {})
+        engine_config = verify_config(audit_options.engine_config(), audit_metrics)
         rows = session.execute(
             select(Score.split, Pair.id, Pair.prompt, Pair.chosen, Pair.rejected)
             .join(Pair, Pair.id == Score.pair_id)
@@ -117,9 +120,10 @@ def run_verify_job(
         },
     )
     reporter.progress("saving", 0.0)
-    metrics = {**result, "audit_job_id": audit.id, "rule": rule, "evaluated_on": evaluated_on}
+    metrics = with_fields(result, audit_job_id=audit.id, rule=rule, evaluated_on=evaluated_on)
     if alternatives:
-        metrics["overlap"] = {name: len(pruned & chosen) for name, chosen in alternatives.items()}
+        overlap = {name: len(pruned & chosen) for name, chosen in alternatives.items()}
+        metrics = with_fields(metrics, overlap=overlap)
     with factory() as session:
         job = session.get(Job, job_id)
         if job is None or job.status != RUNNING:

@@ -51,7 +51,7 @@ export function auditMetrics(metrics: Omit<AuditMetrics, "kind"> = {}): AuditMet
   return { kind: "audit", ...metrics };
 }
 
-/** `metrics` of a succeeded verify job with 3 seeds, in the shape worker/pipeline.py stores. */
+/** `metrics` of a succeeded verify job with 3 seeds, in the shape worker/jobs/verify.py stores. */
 export function makeVerifyMetrics(overrides: Partial<VerifyMetrics> = {}): VerifyMetrics {
   const accuracy = { full: [0.6, 0.62, 0.61], pruned: [0.63, 0.62, 0.64], random: [0.59, 0.61, 0.6] };
   const loss = { full: [0.66, 0.65, 0.67], pruned: [0.64, 0.65, 0.63], random: [0.67, 0.66, 0.68] };

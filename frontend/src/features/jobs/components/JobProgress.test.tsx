@@ -54,7 +54,7 @@ describe("JobProgress", () => {
             n_train: 54,
             n_val: 6,
             history: [{ epoch: 1, train_loss: 0.7, train_accuracy: 0.5, val_loss: 0.69, val_accuracy: 0.5 }],
-            peak_memory_mb: 512,
+            n_trainable_params: 512,
           }),
         })}
       />,
@@ -63,7 +63,7 @@ describe("JobProgress", () => {
     expect(screen.getByRole("note", { name: "Warnings" })).toHaveTextContent("only 6 validation pairs");
     expect(screen.getByText("Train / validation pairs").nextSibling).toHaveTextContent("54 / 6");
     expect(screen.getByRole("table")).toHaveTextContent("0.7000");
-    expect(screen.getByText("peak memory mb")).toBeInTheDocument();
+    expect(screen.getByText("n trainable params")).toBeInTheDocument();
     expect(screen.getByRole("progressbar")).toHaveAttribute("aria-valuenow", "100");
   });
 });
