@@ -132,14 +132,23 @@ class DatasetShare(Base):
 
 class Pair(Base):
     __tablename__ = "pairs"
-    __table_args__ = (UniqueConstraint("dataset_id", "source_index"),)
+    __table_args__ = (
+        UniqueConstraint("dataset_id", "source_index"),
+        # The pairs list's sort by row (keyset pages) and the export's file order.
+        Index("ix_pairs_dataset_file_row", "dataset_id", "file_row", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     dataset_id: Mapped[int] = mapped_column(
         ForeignKey("datasets.id", ondelete="CASCADE"), index=True
     )
-    # 0-based position in the uploaded file; exports keep this order.
+    # 0-based position among the dataset's stored pairs (skipped rows leave no gap): the
+    # order the engine reads them in.
     source_index: Mapped[int] = mapped_column(Integer)
+    # 1-based row of the uploaded file, numbered as upload errors name rows (the line of a
+    # JSONL / CSV / TSV file, a CSV header being line 1; the record's number in a JSON array,
+    # Parquet or Arrow file). A skipped row leaves its number out. Increases with source_index.
+    file_row: Mapped[int] = mapped_column(Integer)
     prompt: Mapped[str] = mapped_column(Text)
     chosen: Mapped[str] = mapped_column(Text)
     rejected: Mapped[str] = mapped_column(Text)

@@ -333,9 +333,10 @@ def main() -> None:
         ).scalar_one()
         session.execute(
             text(
-                "INSERT INTO pairs (dataset_id, source_index, prompt, chosen, rejected, metadata, "
-                "prompt_chars, chosen_chars, rejected_chars) SELECT :s, source_index, prompt, "
-                "chosen, rejected, metadata, prompt_chars, chosen_chars, rejected_chars FROM pairs "
+                "INSERT INTO pairs (dataset_id, source_index, file_row, prompt, chosen, rejected, "
+                "metadata, prompt_chars, chosen_chars, rejected_chars) SELECT :s, source_index, "
+                "file_row, prompt, chosen, rejected, metadata, prompt_chars, chosen_chars, "
+                "rejected_chars FROM pairs "
                 "WHERE dataset_id = :d AND source_index < :k"
             ),
             {"s": small, "d": dataset_id, "k": small_n},

@@ -47,9 +47,14 @@ def jsonl_bytes(records: list[dict]) -> bytes:
     return "".join(json.dumps(r) + "\n" for r in records).encode()
 
 
-def upload(client, headers, data: bytes, filename: str, name: str = "pairs"):
+def upload(
+    client, headers, data: bytes, filename: str, name: str = "pairs", on_bad_rows: str = "reject"
+):
     return client.post(
-        f"{API}/datasets", headers=headers, files={"file": (filename, data)}, data={"name": name}
+        f"{API}/datasets",
+        headers=headers,
+        files={"file": (filename, data)},
+        data={"name": name, "on_bad_rows": on_bad_rows},
     )
 
 

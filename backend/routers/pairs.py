@@ -18,7 +18,7 @@ from backend.schemas import (
     PairsPage,
     ReviewEventPublic,
 )
-from backend.services import review
+from backend.services import interactions, review
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
@@ -86,4 +86,4 @@ def pair_interactions(
 ) -> Interactions:
     """The pairs this one interacts with most in a `group` audit: κ > 0 redundant (removing both
     does less than the sum), κ < 0 complementary (more), strongest first."""
-    return review.interactions(session, dataset, job_id, pair_id)
+    return interactions.interactions(session, dataset, job_id, pair_id)

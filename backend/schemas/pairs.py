@@ -15,8 +15,16 @@ ReviewState = Literal["unreviewed", "kept", "flagged", "swapped"]
 
 class PairPublic(BaseModel):
     id: int
-    index: int = Field(description="0-based position among the file's pairs.")
-    row: int = Field(description="1-based pair number, as upload errors count rows.")
+    index: int = Field(
+        description="0-based position among the dataset's stored pairs (rows an upload skipped "
+        "are not counted)."
+    )
+    row: int = Field(
+        description="The pair's 1-based row in the uploaded file, numbered as upload errors name "
+        "rows: the line of a JSONL, CSV or TSV file (a CSV header is line 1), the record's "
+        "number in a JSON array, Parquet or Arrow file. Rows an upload skipped keep their "
+        "numbers out of the sequence."
+    )
     prompt: str
     chosen: str
     rejected: str
@@ -193,7 +201,8 @@ class Interaction(BaseModel):
     validation loss by less than the two alone), κ < 0 complementary (by more)."""
 
     pair_id: int
-    index: int
+    index: int = Field(description="The partner's 0-based position among the stored pairs.")
+    row: int = Field(description="The partner's 1-based row in the uploaded file.")
     prompt: str
     kappa: float
     kind: Literal["redundant", "complementary"]

@@ -67,7 +67,7 @@ class Selection:
 
 def _pairs_query(dataset: Dataset, selection: Selection) -> Select:
     # Plain columns, not ORM objects: a million rows stream several times faster.
-    columns = (Pair.source_index, Pair.prompt, Pair.chosen, Pair.rejected, Pair.meta, Flag.state)
+    columns = (Pair.file_row, Pair.prompt, Pair.chosen, Pair.rejected, Pair.meta, Flag.state)
     if selection.query is not None:
         query = selection.query.select(*columns)
     else:
@@ -77,17 +77,17 @@ def _pairs_query(dataset: Dataset, selection: Selection) -> Select:
     if selection.exclude_flagged:
         # The pair's own review row (unique on pair_id): no scan of other datasets' flags.
         query = query.where(or_(Flag.id.is_(None), Flag.state != "flagged"))
-    return query.order_by(Pair.source_index)
+    return query.order_by(Pair.file_row)
 
 
 def _records(session: Session, dataset: Dataset, selection: Selection) -> Iterator[dict]:
     rows = session.execute(_pairs_query(dataset, selection).execution_options(yield_per=_BATCH))
 
     def parsed() -> Iterator[ParsedPair]:
-        for index, prompt, chosen, rejected, meta, state in rows:
+        for row, prompt, chosen, rejected, meta, state in rows:
             if selection.apply_swaps and state == "swapped":
                 chosen, rejected = rejected, chosen
-            yield ParsedPair(index, prompt, chosen, rejected, meta or {})
+            yield ParsedPair(row, prompt, chosen, rejected, meta or {})
 
     yield from to_records(parsed(), dataset.schema_kind)  # type: ignore[arg-type]
 
@@ -150,7 +150,7 @@ def _metadata_columns(session: Session, dataset: Dataset) -> dict[str, _Column]:
     metas = session.scalars(
         select(Pair.meta)
         .where(Pair.dataset_id == dataset.id)
-        .order_by(Pair.source_index)
+        .order_by(Pair.file_row)
         .execution_options(yield_per=_BATCH)
     )
     for meta in metas:
@@ -278,30 +278,31 @@ def review_log_filename(dataset: Dataset, fmt: str) -> str:
 
 def stream_review_log(session: Session, dataset: Dataset, fmt: str) -> Iterator[bytes]:
     """Every pair with a review row (a state other than unreviewed, or a note), in file order:
-    its 1-based row, id, state, note, who and when; in chunks of about CHUNK_BYTES."""
+    its row in the uploaded file (`Pair.file_row`, as upload errors number rows), id, state,
+    note, who and when; in chunks of about CHUNK_BYTES."""
     return chunked(_review_log_pieces(session, dataset, fmt))
 
 
 def _review_log_pieces(session: Session, dataset: Dataset, fmt: str) -> Iterator[bytes]:
     rows = session.execute(
-        select(Pair.source_index, Pair.id, Flag.state, Flag.note, User.username, Flag.updated_at)
+        select(Pair.file_row, Pair.id, Flag.state, Flag.note, User.username, Flag.updated_at)
         .join(Flag, Flag.pair_id == Pair.id)
         .outerjoin(User, User.id == Flag.user_id)
         .where(Pair.dataset_id == dataset.id)
         .where(or_(Flag.state != "unreviewed", Flag.note.is_not(None)))
-        .order_by(Pair.source_index)
+        .order_by(Pair.file_row)
         .execution_options(yield_per=_BATCH)
     )
     records = (
         {
-            "row": index + 1,
+            "row": row,
             "pair_id": pair_id,
             "state": state,
             "note": note,
             "reviewed_by": user,
             "reviewed_at": at.isoformat() if at is not None else None,
         }
-        for index, pair_id, state, note, user, at in rows
+        for row, pair_id, state, note, user, at in rows
     )
     if fmt == "jsonl":
         for record in records:

@@ -231,6 +231,7 @@ def _store_pairs(session: Session, dataset_id: int, source: _Source, bad: BadRow
                 {
                     "dataset_id": dataset_id,
                     "source_index": n_pairs,
+                    "file_row": pair.row,
                     "prompt": pair.prompt,
                     "chosen": pair.chosen,
                     "rejected": pair.rejected,

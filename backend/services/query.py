@@ -55,7 +55,8 @@ __all__ = [
 ]
 
 SORT_KEYS: tuple[str, ...] = ("index", "length", *SCORE_COLUMNS)
-"""What the pairs list sorts by: file order, total length, or any score column."""
+"""What the pairs list sorts by: file order (the stored file row), total length, or any score
+column."""
 
 
 def scored_job(session: Session, dataset: Dataset, job_id: int) -> Job:
@@ -263,7 +264,8 @@ def resolve(session: Session, dataset: Dataset, f: PairFilter) -> Query:
 
 def sort_column(key: str) -> Any:
     if key == "index":
-        return Pair.id  # ids follow the file's order within a dataset
+        # The file's row (ix_pairs_dataset_file_row): file order, also after skipped rows.
+        return Pair.file_row
     if key == "length":
         return LENGTHS["total"]
     return getattr(Score, key)

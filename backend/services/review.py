@@ -19,12 +19,9 @@ from sqlalchemy.orm import Session
 from backend.db import refresh_planner_stats, upsert
 from backend.errors import Forbidden, NotFound
 from backend.models import Dataset, Flag, Job, Pair, ReviewAction, ReviewEvent, Score, User, utcnow
-from backend.models import Interaction as InteractionRow
 from backend.schemas import (
     BulkResult,
     Histogram,
-    Interaction,
-    Interactions,
     PairFilter,
     PairPublic,
     PairScores,
@@ -72,7 +69,7 @@ def _to_public(
     return PairPublic(
         id=pair.id,
         index=pair.source_index,
-        row=pair.source_index + 1,
+        row=pair.file_row,
         prompt=pair.prompt,
         chosen=pair.chosen,
         rejected=pair.rejected,
@@ -190,7 +187,7 @@ def set_state(
     pair = get_pair(session, dataset, pair_id)
     old = session.scalar(select(Flag).where(Flag.pair_id == pair.id))
     action = _new_action(
-        session, dataset, user, "set", f"row {pair.source_index + 1}: {state}", state=state, count=1
+        session, dataset, user, "set", f"row {pair.file_row}: {state}", state=state, count=1
     )
     session.add(
         ReviewEvent(
@@ -509,35 +506,6 @@ def flag_top(
         override_kept=override_kept,
         description=f"flag the {label} of job {job.id}",
     )
-
-
-def interactions(session: Session, dataset: Dataset, job_id: int, pair_id: int) -> Interactions:
-    """A pair's strongest interactions in a group audit, strongest |κ| first."""
-    job = scored_job(session, dataset, job_id)
-    pair = session.get(Pair, pair_id)
-    if pair is None or pair.dataset_id != dataset.id:
-        raise NotFound(f"pair {pair_id} is not in dataset {dataset.id}")
-    if "group" not in ((job.config or {}).get("methods") or []):
-        raise ReviewError(f"job {job.id} did not run the 'group' method: it has no interactions")
-    rows = session.execute(
-        select(InteractionRow.kappa, Pair.id, Pair.source_index, Pair.prompt, Score.group_order)
-        .join(Pair, Pair.id == InteractionRow.other_id)
-        .outerjoin(Score, (Score.pair_id == Pair.id) & (Score.job_id == job.id))
-        .where(InteractionRow.job_id == job.id, InteractionRow.pair_id == pair_id)
-        .order_by(func.abs(InteractionRow.kappa).desc(), Pair.id)
-    ).all()
-    items = [
-        Interaction(
-            pair_id=other,
-            index=index,
-            prompt=prompt[:300],
-            kappa=kappa,
-            kind="redundant" if kappa > 0 else "complementary",
-            group_order=order,
-        )
-        for kappa, other, index, prompt, order in rows
-    ]
-    return Interactions(pair_id=pair_id, job_id=job.id, items=items)
 
 
 EXACT_HISTOGRAM_ROWS = 20_000

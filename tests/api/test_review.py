@@ -427,9 +427,9 @@ def test_a_bulk_action_on_200k_pairs_is_one_set_based_transaction(api: Api) -> N
         )
         session.execute(
             text(
-                "INSERT INTO pairs (dataset_id, source_index, prompt, chosen, rejected, metadata, "
-                "prompt_chars, chosen_chars, rejected_chars) "
-                f"SELECT :d, i, 'p', 'c', 'r', '{{}}', 1, 1, 1 FROM ({series}) AS g"
+                "INSERT INTO pairs (dataset_id, source_index, file_row, prompt, chosen, rejected, "
+                "metadata, prompt_chars, chosen_chars, rejected_chars) "
+                f"SELECT :d, i, i + 1, 'p', 'c', 'r', '{{}}', 1, 1, 1 FROM ({series}) AS g"
             ),
             {"d": dataset.id, "n": BIG},
         )

@@ -124,3 +124,62 @@ def test_scores_move_into_their_jobs_partitions_and_back(backend, database, tmp_
         if schema:
             with create_engine(url).begin() as connection:
                 connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_file_rows_are_backfilled_and_search_still_indexes_new_pairs(
+    backend, database, tmp_path
+) -> None:
+    """0011 gives existing pairs their old numbering (position + 1) as `file_row`; on SQLite
+    the FTS triggers on `pairs` survive it (no table rebuild), and its downgrade keeps the pairs."""
+    from sqlalchemy import text
+
+    schema = "migration_rows" if backend == "postgres" else None
+    url = database if backend == "postgres" else f"sqlite:///{tmp_path / 'r.db'}"
+    if schema:
+        with create_engine(url).begin() as connection:
+            connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            connection.execute(text(f"CREATE SCHEMA {schema}"))
+    engine = create_engine(
+        url, connect_args={"options": f"-csearch_path={schema}"} if schema else {}
+    )
+    config = alembic_config()
+    rows = "SELECT source_index, file_row FROM pairs ORDER BY source_index"
+    try:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            config.attributes["configure_logger"] = False
+            command.upgrade(config, "0010")
+            for sql in (
+                "INSERT INTO users (id, username, password_hash, is_admin, created_at) "
+                "VALUES (1, 'u', 'x', false, CURRENT_TIMESTAMP)",
+                "INSERT INTO datasets (id, owner_id, name, filename, format, schema_kind, n_pairs, "
+                "sha256, original_path, created_at) VALUES (1, 1, 'd', 'd.jsonl', 'jsonl', 'pcr', "
+                "3, 'x', '/x', CURRENT_TIMESTAMP)",
+                *(
+                    f"INSERT INTO pairs (id, dataset_id, source_index, prompt, chosen, rejected, "
+                    f"metadata) VALUES ({i + 1}, 1, {i}, 'p', 'c', 'r', '{{}}')"
+                    for i in (0, 1, 2)
+                ),
+            ):
+                connection.execute(text(sql))
+            command.upgrade(config, "head")
+            assert [tuple(r) for r in connection.execute(text(rows))] == [(0, 1), (1, 2), (2, 3)]
+            connection.execute(
+                text(
+                    "INSERT INTO pairs (id, dataset_id, source_index, file_row, prompt, chosen, "
+                    "rejected, metadata) VALUES (4, 1, 3, 6, 'durian', 'c', 'r', '{}')"
+                )
+            )
+            if backend == "sqlite":
+                found = "SELECT rowid FROM pairs_fts WHERE pairs_fts MATCH 'durian'"
+                assert connection.scalar(text(found)) == 4
+            command.downgrade(config, "0010")
+            ids = connection.execute(text("SELECT id FROM pairs ORDER BY id")).scalars().all()
+            assert ids == [1, 2, 3, 4]
+            assert "file_row" not in {c["name"] for c in inspect(connection).get_columns("pairs")}
+            command.downgrade(config, "base")
+    finally:
+        if schema:
+            with create_engine(url).begin() as connection:
+                connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))

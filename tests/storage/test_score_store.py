@@ -56,6 +56,7 @@ def _job(session: Session, n: int) -> tuple[int, list[int]]:
         {
             "dataset_id": dataset.id,
             "source_index": i,
+            "file_row": i + 1,
             "prompt": "p",
             "chosen": "c",
             "rejected": "r",

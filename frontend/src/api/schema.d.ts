@@ -777,8 +777,6 @@ export interface components {
         ArmMetrics: {
             accuracy: components["schemas"]["ArmSummary"];
             loss: components["schemas"]["ArmSummary"];
-        } & {
-            [key: string]: unknown;
         };
         /**
          * ArmSummary
@@ -793,8 +791,6 @@ export interface components {
             std?: number | null;
             /** Values */
             values: number[];
-        } & {
-            [key: string]: unknown;
         };
         /**
          * AuditCreate
@@ -1035,23 +1031,57 @@ export interface components {
         };
         /**
          * AuditMetrics
-         * @description `metrics` of an audit job (worker/influence/audit.py and worker/pipeline.py).
+         * @description `metrics` of an audit job: the engine's (worker/influence/audit.py) and the job
+         *     runner's (worker/jobs/).
          */
         AuditMetrics: {
+            /** Artifacts */
+            artifacts?: string | null;
+            crossfit?: components["schemas"]["CrossFitSummary"] | null;
             /**
              * Default Method
              * @description The method whose harm fills `harm` (a `methods` name).
              */
             default_method?: string | null;
+            /** Device */
+            device?: string | null;
+            /**
+             * Engine
+             * @description How a sharded job ran (absent: one task).
+             */
+            engine?: string | null;
+            /** Epoch Seconds */
+            epoch_seconds?: number[] | null;
+            /** Feature Task Seconds */
+            feature_task_seconds?: number | null;
+            /** Gradient Space */
+            gradient_space?: string | null;
             group?: components["schemas"]["GroupMetrics"] | null;
+            /** Head Features */
+            head_features?: string | null;
+            /** Head L2 */
+            head_l2?: number | null;
+            /** Head Length Weight */
+            head_length_weight?: number | null;
+            /** Head Seconds */
+            head_seconds?: number | null;
+            /** Head Val Loss */
+            head_val_loss?: number | null;
             /** History */
             history?: components["schemas"]["TrainingEpoch"][] | null;
+            influence?: components["schemas"]["InfluenceSolve"] | null;
             /**
              * @description discriminator enum property added by openapi-typescript
              * @enum {string}
              */
             kind: "audit";
+            /** Length Direction */
+            length_direction?: number | null;
             method_benchmark?: components["schemas"]["MethodBenchmark"] | null;
+            /** Method Seconds */
+            method_seconds?: {
+                [key: string]: number;
+            } | null;
             mislabelled?: components["schemas"]["MislabelledEstimate"] | null;
             /** Mode */
             mode?: string | null;
@@ -1061,10 +1091,42 @@ export interface components {
             model_dir?: string | null;
             /** N Train */
             n_train?: number | null;
+            /** N Trainable Params */
+            n_trainable_params?: number | null;
             /** N Val */
             n_val?: number | null;
+            /** Peak Memory Mb */
+            peak_memory_mb?: {
+                [key: string]: number;
+            } | null;
+            projection?: components["schemas"]["ProjectionSummary"] | null;
+            /**
+             * Requeued At
+             * @description When the reaper last re-sent the queued job.
+             */
+            requeued_at?: string | null;
+            /**
+             * Resumed At
+             * @description When the reaper last re-dispatched the running job.
+             */
+            resumed_at?: string | null;
+            /**
+             * Seconds
+             * @description Seconds per stage.
+             */
+            seconds?: {
+                [key: string]: number;
+            } | null;
             /** Seconds Total */
             seconds_total?: number | null;
+            /** Shards */
+            shards?: number | null;
+            /** Stage Peak Memory Mb */
+            stage_peak_memory_mb?: {
+                [key: string]: {
+                    [key: string]: number;
+                };
+            } | null;
             /**
              * Traceback
              * @description The tail of the error of a failed job.
@@ -1078,12 +1140,18 @@ export interface components {
             trust?: components["schemas"]["TrustVerdict"] | null;
             /** Val Accuracy */
             val_accuracy?: number | null;
+            /** Val Gradient Norm */
+            val_gradient_norm?: number | null;
             /** Val Loss */
             val_loss?: number | null;
+            /** Validation Source */
+            validation_source?: string | null;
             /** Warnings */
             warnings?: string[] | null;
-        } & {
-            [key: string]: unknown;
+            /** Worker Peak Rss Mb */
+            worker_peak_rss_mb?: number | null;
+            /** Worker Processes */
+            worker_processes?: number | null;
         };
         /**
          * BadRow
@@ -1108,8 +1176,14 @@ export interface components {
             mean_auroc: number;
             /** Method */
             method: string;
-        } & {
-            [key: string]: unknown;
+            /** Minus Length */
+            minus_length?: number[] | null;
+            /** Minus Loss */
+            minus_loss?: number[] | null;
+            /** Per Dataset */
+            per_dataset?: {
+                [key: string]: number;
+            } | null;
         };
         /** Body_datasets-preview_upload */
         "Body_datasets-preview_upload": {
@@ -1241,6 +1315,15 @@ export interface components {
             /** Unit */
             unit: string;
         };
+        /** CrossFitSummary */
+        CrossFitSummary: {
+            /** Folds */
+            folds: number;
+            /** Members */
+            members: number;
+            /** Repeats */
+            repeats: number;
+        };
         /** DatasetPublic */
         DatasetPublic: {
             /**
@@ -1291,8 +1374,6 @@ export interface components {
         DifferenceMetrics: {
             accuracy: components["schemas"]["PairedDifference"];
             loss: components["schemas"]["PairedDifference"];
-        } & {
-            [key: string]: unknown;
         };
         /** FlagCount */
         FlagCount: {
@@ -1365,8 +1446,6 @@ export interface components {
             first_order: number;
             /** Interaction Aware */
             interaction_aware: number;
-        } & {
-            [key: string]: unknown;
         };
         /**
          * GroupMetrics
@@ -1378,6 +1457,8 @@ export interface components {
             budget: number;
             /** Candidates */
             candidates: number;
+            /** Damping Absolute */
+            damping_absolute?: number | null;
             /** Dense Kappa Mib */
             dense_kappa_mib?: number | null;
             estimate_greedy?: components["schemas"]["GroupEstimate"] | null;
@@ -1392,8 +1473,6 @@ export interface components {
             prune_budget?: number | null;
             /** Seconds */
             seconds?: number | null;
-        } & {
-            [key: string]: unknown;
         };
         /** HTTPValidationError */
         HTTPValidationError: {
@@ -1451,6 +1530,34 @@ export interface components {
             };
         };
         /**
+         * InfluenceSolve
+         * @description How u = H_λ⁻¹ g_val was obtained (worker/influence/scores.py, stream.py).
+         */
+        InfluenceSolve: {
+            /** Cg Iterations */
+            cg_iterations?: number | null;
+            /** Curvature Scale */
+            curvature_scale?: number | null;
+            /** Damping Absolute */
+            damping_absolute?: number | null;
+            /** Damping Reference */
+            damping_reference?: string | null;
+            /** Damping Relative */
+            damping_relative?: number | null;
+            /** Dimension */
+            dimension?: number | null;
+            /** Hessian */
+            hessian?: string | null;
+            /** Negative Curvature */
+            negative_curvature?: boolean | null;
+            /** Relative Residual */
+            relative_residual?: number | null;
+            /** Self Influence Damping Absolute */
+            self_influence_damping_absolute?: number | null;
+            /** Solver */
+            solver?: string | null;
+        };
+        /**
          * Interaction
          * @description One partner of a pair in a `group` audit: κ > 0 redundant (removing both lowers the
          *     validation loss by less than the two alone), κ < 0 complementary (by more).
@@ -1458,7 +1565,10 @@ export interface components {
         Interaction: {
             /** Group Order */
             group_order?: number | null;
-            /** Index */
+            /**
+             * Index
+             * @description The partner's 0-based position among the stored pairs.
+             */
             index: number;
             /** Kappa */
             kappa: number;
@@ -1471,6 +1581,11 @@ export interface components {
             pair_id: number;
             /** Prompt */
             prompt: string;
+            /**
+             * Row
+             * @description The partner's 1-based row in the uploaded file.
+             */
+            row: number;
         };
         /** Interactions */
         Interactions: {
@@ -1574,14 +1689,28 @@ export interface components {
         MethodBenchmark: {
             /** Applies */
             applies?: boolean | null;
+            /** Datasets */
+            datasets?: string[] | null;
+            /** Default */
+            default?: string | null;
+            /** Max Length */
+            max_length?: number | null;
+            /** Mode */
+            mode?: string | null;
+            /** Model */
+            model?: string | null;
+            /** N Cells */
+            n_cells?: number | null;
+            /** N Train Range */
+            n_train_range?: number[] | null;
             /** Notes */
             notes?: string[] | null;
             /** Rows */
             rows?: components["schemas"]["BenchmarkRow"][] | null;
+            /** Source */
+            source?: string | null;
             /** Summary */
             summary?: string | null;
-        } & {
-            [key: string]: unknown;
         };
         /**
          * MethodInfo
@@ -1624,6 +1753,8 @@ export interface components {
          * @description How many training pairs are probably presented in the wrong order, with its interval.
          */
         MislabelledEstimate: {
+            /** Confident Learning Count */
+            confident_learning_count?: number | null;
             /**
              * Count Ci95
              * @description [low, high]
@@ -1646,12 +1777,14 @@ export interface components {
             message?: string | null;
             /** N */
             n?: number | null;
+            /** Posterior Count */
+            posterior_count?: number | null;
             /** Precise */
             precise?: boolean | null;
             /** Source */
             source?: string | null;
-        } & {
-            [key: string]: unknown;
+            /** Temperature */
+            temperature?: number | null;
         };
         /**
          * PairFilter
@@ -1716,7 +1849,7 @@ export interface components {
             id: number;
             /**
              * Index
-             * @description 0-based position among the file's pairs.
+             * @description 0-based position among the dataset's stored pairs (rows an upload skipped are not counted).
              */
             index: number;
             /**
@@ -1754,7 +1887,7 @@ export interface components {
             reviewed_by?: string | null;
             /**
              * Row
-             * @description 1-based pair number, as upload errors count rows.
+             * @description The pair's 1-based row in the uploaded file, numbered as upload errors name rows: the line of a JSONL, CSV or TSV file (a CSV header is line 1), the record's number in a JSON array, Parquet or Arrow file. Rows an upload skipped keep their numbers out of the sequence.
              */
             row: number;
             scores?: components["schemas"]["PairScores"] | null;
@@ -1892,8 +2025,6 @@ export interface components {
             n: number;
             /** Std */
             std?: number | null;
-        } & {
-            [key: string]: unknown;
         };
         /** PairsPage */
         PairsPage: {
@@ -1940,6 +2071,28 @@ export interface components {
             rejected: string;
             /** Row */
             row: number;
+        };
+        /**
+         * ProjectionSummary
+         * @description The gradient projection of a sharded LoRA job (`Projector.describe`).
+         */
+        ProjectionSummary: {
+            /** Dense Memory Bytes */
+            dense_memory_bytes?: number | null;
+            /** Dim */
+            dim?: number | null;
+            /** K */
+            k?: number | null;
+            /** Kind */
+            kind?: string | null;
+            /** Memory Bytes */
+            memory_bytes?: number | null;
+            /** Parameters */
+            parameters?: {
+                [key: string]: number;
+            } | null;
+            /** Seed */
+            seed?: number | null;
         };
         /** ReviewActionPublic */
         ReviewActionPublic: {
@@ -2114,6 +2267,22 @@ export interface components {
         TrainingEpoch: {
             /** Epoch */
             epoch?: number | null;
+            /** Features */
+            features?: string | null;
+            /** Fit Seconds */
+            fit_seconds?: number | null;
+            /** L2 */
+            l2?: number | null;
+            /** Length Weight */
+            length_weight?: number | null;
+            /** Newton Iterations */
+            newton_iterations?: number | null;
+            /** Pretrained */
+            pretrained?: boolean | null;
+            /** Refit L2 */
+            refit_l2?: number | null;
+            /** Seconds */
+            seconds?: number | null;
             /** Train Accuracy */
             train_accuracy?: number | null;
             /** Train Loss */
@@ -2122,8 +2291,12 @@ export interface components {
             val_accuracy?: number | null;
             /** Val Loss */
             val_loss?: number | null;
-        } & {
-            [key: string]: unknown;
+            /** Val Seconds */
+            val_seconds?: number | null;
+            /** Validation Loss Grid */
+            validation_loss_grid?: {
+                [key: string]: number;
+            } | null;
         };
         /**
          * TransferCreate
@@ -2156,8 +2329,6 @@ export interface components {
             train?: number | null;
             /** Val */
             val?: number | null;
-        } & {
-            [key: string]: unknown;
         };
         /**
          * TrustVerdict
@@ -2181,8 +2352,6 @@ export interface components {
             val_accuracy_ci95?: number[] | null;
             /** Val Loss */
             val_loss?: number | null;
-        } & {
-            [key: string]: unknown;
         };
         /**
          * UploadPreview
@@ -2283,8 +2452,6 @@ export interface components {
             random?: components["schemas"]["ArmMetrics"] | null;
             /** @description rule 'greedy' only: the first-order top-K of the same size. */
             top_k?: components["schemas"]["ArmMetrics"] | null;
-        } & {
-            [key: string]: unknown;
         };
         /**
          * VerifyCreate
@@ -2352,12 +2519,11 @@ export interface components {
             pruned_minus_top_k?: components["schemas"]["DifferenceMetrics"] | null;
             top_k_minus_full?: components["schemas"]["DifferenceMetrics"] | null;
             top_k_minus_random?: components["schemas"]["DifferenceMetrics"] | null;
-        } & {
-            [key: string]: unknown;
         };
         /**
          * VerifyMetrics
-         * @description `metrics` of a verify job (worker/influence/verify.py and worker/pipeline.py).
+         * @description `metrics` of a verify job: the engine's (worker/influence/verify.py) and the job
+         *     runner's (worker/jobs/verify.py).
          */
         VerifyMetrics: {
             arms?: components["schemas"]["VerifyArms"] | null;
@@ -2373,6 +2539,10 @@ export interface components {
              * @enum {string}
              */
             kind: "verify";
+            /** Mode */
+            mode?: string | null;
+            /** Model */
+            model?: string | null;
             /** N Eval */
             n_eval?: number | null;
             /** N Removed */
@@ -2386,6 +2556,16 @@ export interface components {
             overlap?: {
                 [key: string]: number;
             } | null;
+            /**
+             * Requeued At
+             * @description When the reaper last re-sent the queued job.
+             */
+            requeued_at?: string | null;
+            /**
+             * Resumed At
+             * @description When the reaper last re-dispatched the running job.
+             */
+            resumed_at?: string | null;
             /** Rule */
             rule?: string | null;
             /** Runs */
@@ -2399,8 +2579,6 @@ export interface components {
              * @description The tail of the error of a failed job.
              */
             traceback?: string | null;
-        } & {
-            [key: string]: unknown;
         };
         /** VerifyRun */
         VerifyRun: {
@@ -2419,8 +2597,6 @@ export interface components {
             seconds?: number | null;
             /** Seed */
             seed: number;
-        } & {
-            [key: string]: unknown;
         };
     };
     responses: never;

@@ -229,7 +229,7 @@ function PairInteractions({ datasetId, jobId, pairId }: { datasetId: number; job
           <tbody>
             {query.data.items.map((item) => (
               <tr key={item.pair_id} data-testid="interaction">
-                <td>{item.index + 1}</td>
+                <td>{item.row}</td>
                 <td>{formatScore(item.kappa)}</td>
                 <td>
                   <span className={`tag tag-${item.kind}`}>{item.kind}</span>

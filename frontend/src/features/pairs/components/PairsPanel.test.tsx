@@ -8,7 +8,9 @@ import { PairsPanel } from "./PairsPanel";
 
 function setup(groupBudget: number | null = null, jobId: number | null = 7) {
   const pairs: Pair[] = [
+    // The file's row 4 was skipped at upload: the fourth stored pair is row 5 of the file.
     makePair(3, 0.8, {
+      row: 5,
       prompt: "Human: keep   these\n  spaces\n\nAssistant:",
       chosen: " Sure:\n  1. indented",
       rejected: " No.",
@@ -67,8 +69,8 @@ function setup(groupBudget: number | null = null, jobId: number | null = 7) {
       pair_id: 103,
       job_id: 7,
       items: [
-        { pair_id: 101, index: 1, prompt: "Human: a near copy", kappa: 0.0042, kind: "redundant", group_order: 5 },
-        { pair_id: 100, index: 0, prompt: "Human: other", kappa: -0.001, kind: "complementary", group_order: null },
+        { pair_id: 101, index: 1, row: 2, prompt: "Human: a near copy", kappa: 0.0042, kind: "redundant", group_order: 5 },
+        { pair_id: 100, index: 0, row: 1, prompt: "Human: other", kappa: -0.001, kind: "complementary", group_order: null },
       ],
     }),
   });
@@ -88,9 +90,9 @@ describe("PairsPanel", () => {
   it("ranks a job's pairs by harm and plots their histogram", async () => {
     const { calls } = setup();
     await waitFor(() => expect(dataRows()).toHaveLength(3));
-    // Rows count from 1, as in the file.
+    // Rows are the file's rows (from 1), skipped ones left out.
     expect(dataRows().map((row) => within(row).getAllByRole("cell")[1].textContent)).toEqual([
-      "4",
+      "5",
       "2",
       "1",
     ]);
@@ -110,7 +112,7 @@ describe("PairsPanel", () => {
   it("browses the stored pairs before any audit: file order, no scores, no histogram", async () => {
     const { calls } = setup(null, null);
     await waitFor(() => expect(dataRows()).toHaveLength(3));
-    expect(dataRows().map((row) => within(row).getAllByRole("cell")[1].textContent)).toEqual(["1", "2", "4"]);
+    expect(dataRows().map((row) => within(row).getAllByRole("cell")[1].textContent)).toEqual(["1", "2", "5"]);
     const list = calls.find((r) => new URL(r.url).pathname.endsWith("/pairs"))!;
     expect(new URL(list.url).searchParams.get("job_id")).toBeNull();
     expect(new URL(list.url).searchParams.get("sort")).toBe("index");
@@ -158,14 +160,14 @@ describe("PairsPanel", () => {
     await userEvent.type(screen.getByLabelText("Note (optional)"), "chosen is wrong");
     await userEvent.click(screen.getByRole("button", { name: "Flag pair" }));
     await waitFor(() =>
-      expect(screen.getByRole("checkbox", { name: "Flag pair at row 4" })).toBeChecked(),
+      expect(screen.getByRole("checkbox", { name: "Flag pair at row 5" })).toBeChecked(),
     );
     expect(flagBodies).toEqual([{ state: "flagged", note: "chosen is wrong" }]);
     expect(await screen.findByText("1 of 4 pairs flagged · an export keeps 3")).toBeInTheDocument();
 
     await userEvent.click(screen.getByRole("button", { name: "Unflag pair" }));
     await waitFor(() =>
-      expect(screen.getByRole("checkbox", { name: "Flag pair at row 4" })).not.toBeChecked(),
+      expect(screen.getByRole("checkbox", { name: "Flag pair at row 5" })).not.toBeChecked(),
     );
   });
 
@@ -176,7 +178,7 @@ describe("PairsPanel", () => {
     await userEvent.click(screen.getByRole("button", { name: "Flag top 10%" }));
     expect(await screen.findByTestId("flag-message")).toHaveTextContent("1 pairs newly flagged");
     await waitFor(() =>
-      expect(screen.getByRole("checkbox", { name: "Flag pair at row 4" })).toBeChecked(),
+      expect(screen.getByRole("checkbox", { name: "Flag pair at row 5" })).toBeChecked(),
     );
     await userEvent.selectOptions(screen.getByLabelText("Show"), "flagged");
     await waitFor(() => expect(dataRows()).toHaveLength(1));
@@ -198,9 +200,12 @@ describe("PairsPanel", () => {
     expect(await screen.findByTestId("flag-message")).toHaveTextContent("2 pairs newly flagged");
     expect(flagBodies).toContainEqual({ job_id: 7, rule: "greedy", budget: 2 });
     await userEvent.click(dataRows()[0]);
+    // The pair view and its partners name the file's rows.
+    expect(screen.getByRole("heading", { name: /^Pair at row 5/ })).toBeInTheDocument();
     const region = screen.getByRole("region", { name: "Strongest interactions" });
     const rows = await within(region).findAllByTestId("interaction");
     expect(rows).toHaveLength(2);
+    expect(within(rows[0]).getAllByRole("cell")[0]).toHaveTextContent("2");
     expect(rows[0]).toHaveTextContent("redundant");
     expect(rows[0]).toHaveTextContent("0.0042");
     expect(rows[1]).toHaveTextContent("complementary");
