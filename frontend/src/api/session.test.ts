@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { csrfToken, isSignedIn, setSignedIn, signedInAs } from "./session";
+import { csrfToken, isSignedIn, loggedOutHere, setSignedIn, signedInAs, signOut } from "./session";
 
 describe("session", () => {
   it("remembers who is signed in (no token: that is an HttpOnly cookie) and reads the CSRF cookie", () => {
@@ -14,5 +14,17 @@ describe("session", () => {
     document.cookie = "other=1; path=/";
     document.cookie = "prefaudit_csrf=abc%3D; path=/";
     expect(csrfToken()).toBe("abc=");
+  });
+
+  it("tells a logout from an expired session (the login page returns only after the latter)", () => {
+    setSignedIn(true, "alice");
+    setSignedIn(false); // a 401
+    expect(loggedOutHere()).toBe(false);
+    setSignedIn(true, "alice");
+    signOut();
+    expect(isSignedIn()).toBe(false);
+    expect(loggedOutHere()).toBe(true);
+    setSignedIn(true, "alice");
+    expect(loggedOutHere()).toBe(false);
   });
 });

@@ -8,6 +8,7 @@ const SIGNED_IN_KEY = "prefaudit.signedIn";
 const LEGACY_TOKEN_KEY = "prefaudit.token"; // where older builds kept the bearer token
 const CSRF_COOKIE = "prefaudit_csrf";
 const listeners = new Set<() => void>();
+let loggedOut = false; // by this tab's Log out button (see `signOut`)
 
 localStorage.removeItem(LEGACY_TOKEN_KEY); // a token in localStorage is readable by any script
 
@@ -20,11 +21,26 @@ export function isSignedIn(): boolean {
   return signedInAs() !== null;
 }
 
-/** Signed in (as `username`: another tab signing in as someone else then shows here), or out. */
+/** Signed in (as `username`: another tab signing in as someone else then shows here), or out.
+ * Signed out this way (an expired or revoked session), the login page returns to where one was. */
 export function setSignedIn(signedIn: boolean, username?: string): void {
-  if (signedIn) localStorage.setItem(SIGNED_IN_KEY, username ?? "1");
-  else localStorage.removeItem(SIGNED_IN_KEY);
+  if (signedIn) {
+    localStorage.setItem(SIGNED_IN_KEY, username ?? "1");
+    loggedOut = false;
+  } else localStorage.removeItem(SIGNED_IN_KEY);
   listeners.forEach((notify) => notify());
+}
+
+/** Log out on purpose (the Log out button): the login page then starts afresh rather than
+ * offering to return to the page one left, which the next person to log in may not see. */
+export function signOut(): void {
+  loggedOut = true;
+  setSignedIn(false);
+}
+
+/** Whether this tab's session ended by logging out (not by expiring or in another tab). */
+export function loggedOutHere(): boolean {
+  return loggedOut;
 }
 
 /** The value of the session's CSRF cookie, which every change sends back as X-CSRF-Token. */

@@ -36,8 +36,9 @@ export function DatasetPage() {
   const testDatasets = (datasets.data?.items ?? []).filter(
     (other) => other.id !== datasetId && other.role === "owner",
   );
-  // What the caller may do here: an owner everything, a reviewer decide, a viewer read.
-  const role = dataset.data?.role ?? "viewer";
+  // What the caller may do here: an owner everything, a reviewer decide, a viewer read. Until
+  // the dataset says which, nothing is offered and nothing is said to be withheld.
+  const role = dataset.data?.role;
   const isOwner = role === "owner";
 
   if (dataset.isError) {
@@ -78,9 +79,11 @@ export function DatasetPage() {
         {isOwner ? (
           <LaunchAuditForm datasetId={datasetId} onLaunched={(job) => selectJob(job.id)} />
         ) : (
-          <section className="card" aria-label="Audits">
+          <section className="card" aria-label="Audits" aria-busy={!dataset.data}>
             <h2>Audits</h2>
-            <p className="muted">Its owner launches audits and verify runs; you follow them here.</p>
+            <p className="muted">
+              {dataset.data ? "Its owner launches audits and verify runs; you follow them here." : "Loading…"}
+            </p>
           </section>
         )}
         <section className="card" aria-labelledby="jobs-title">

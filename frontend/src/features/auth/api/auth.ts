@@ -1,31 +1,27 @@
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { api, type Schemas } from "../../../api/client";
 import { unwrap } from "../../../api/errors";
-import { setSignedIn, useSignedIn } from "../../../api/session";
+import { setSignedIn, signOut, useSignedIn } from "../../../api/session";
 
+/** Logs in with the session cookie. Signed in, the app starts a fresh query cache for this user
+ * (App.tsx) and the login page moves on to its `next` page. */
 export function useLogin() {
-  const queryClient = useQueryClient();
   return useMutation({
     mutationFn: async (credentials: { username: string; password: string }) =>
       unwrap(await api.POST("/api/v1/auth/login", { body: { ...credentials, cookie: true } })),
-    onSuccess: (issued) => {
-      queryClient.clear();
-      queryClient.setQueryData(["me"], issued.user);
-      setSignedIn(true, issued.user.username);
-    },
+    onSuccess: (issued) => setSignedIn(true, issued.user.username),
   });
 }
 
 /** Ends the session: the server revokes its token and clears the cookies; the browser forgets
- * it is signed in even when the server cannot be reached. */
+ * it is signed in even when the server cannot be reached (and the app drops this user's query
+ * cache). */
 export function useLogout() {
-  const queryClient = useQueryClient();
   return async () => {
     try {
       await api.POST("/api/v1/auth/logout");
     } finally {
-      setSignedIn(false);
-      queryClient.clear();
+      signOut();
     }
   };
 }
