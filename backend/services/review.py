@@ -495,7 +495,7 @@ def flag_top(
         within, label = greedy_query(session, job, budget), "greedy group selection"
     else:
         within = most_harmful_query(session, job_id, top_fraction, method)
-        label = f"top {top_fraction:.3g} by {method}"
+        label = f"top {100 * top_fraction:.3g}% by {method}"
     return bulk(
         session,
         dataset,

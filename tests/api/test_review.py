@@ -299,6 +299,8 @@ def test_bulk_actions_preview_keep_kept_and_undo_exactly(api: Api, world: dict) 
     # The flag-top call respects kept too, and the counts say so.
     top = api.ok("POST", f"/datasets/{ds}/flags", json={"job_id": job, "top_fraction": 0.5})
     assert top["protected"] == 1 and top["flagged"] == 3  # rows 17..19 are new
+    newest = api.ok("GET", f"/datasets/{ds}/review/actions")[0]["description"]
+    assert newest == f"flag the top 50% by harm of job {job}"  # a percentage, as people read it
     # Clearing flags keeps every note.
     cleared = api.ok("DELETE", f"/datasets/{ds}/flags")
     assert cleared["unflagged"] == 18

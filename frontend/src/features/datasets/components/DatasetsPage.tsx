@@ -3,6 +3,7 @@ import { previewUpload, useDatasets, useDeleteDataset, useUploadDataset, type Da
 import { BadRowList } from "./BadRowList";
 import { DatasetList } from "./DatasetList";
 import { UploadZone } from "./UploadZone";
+import { count } from "../../../components/ui/count";
 
 export function DatasetsPage() {
   const datasets = useDatasets();
@@ -31,8 +32,8 @@ export function DatasetsPage() {
       {upload.isSuccess && (
         <div role="status" className="success">
           <p>
-            Uploaded “{upload.data.name}”: {upload.data.n_pairs.toLocaleString()} pairs
-            {upload.data.n_skipped ? `; skipped ${upload.data.n_skipped.toLocaleString()} bad rows` : ""}.
+            Uploaded “{upload.data.name}”: {count(upload.data.n_pairs, "pair")}
+            {upload.data.n_skipped ? `; skipped ${count(upload.data.n_skipped, "bad row")}` : ""}.
           </p>
           {(upload.data.skipped ?? []).length > 0 && (
             <BadRowList rows={upload.data.skipped ?? []} total={upload.data.n_skipped ?? 0} />

@@ -2,6 +2,7 @@ import { useState } from "react";
 import { errorMessage } from "../../../api/errors";
 import { useBulk, useReviewActions, useUndo, type BulkKind, type BulkResult } from "../api/pairs";
 import type { Schemas } from "../../../api/client";
+import { count } from "../../../components/ui/count";
 
 interface Props {
   datasetId: number;
@@ -88,7 +89,7 @@ export function BulkBar({ datasetId, filter, matching, onDone }: Props) {
         title={last ? `Undo “${last.description}”` : "Nothing to undo"}
         onClick={() =>
           undo.mutate(undefined, {
-            onSuccess: (result) => onDone(`Undone: ${result.changed.toLocaleString()} pairs restored.`),
+            onSuccess: (result) => onDone(`Undone: ${count(result.changed, "pair")} restored.`),
           })
         }
       >

@@ -23,6 +23,7 @@ import { PairDetail } from "./PairDetail";
 import { PairsTable } from "./PairsTable";
 import { BulkBar } from "./BulkBar";
 import { ReviewFilterBar, SCORE_CHOICES, STATES, type ReviewFilters } from "./ReviewFilterBar";
+import { count } from "../../../components/ui/count";
 
 /** The view's sort and filters live in the URL, so a view can be shared and reloaded. */
 function useViewParams(
@@ -152,7 +153,7 @@ export function PairsPanel({ datasetId, jobId, datasetPairs, groupBudget = null,
     undo: () =>
       readOnly
         ? viewerOnly()
-        : undo.mutate(undefined, { onSuccess: (r) => setMessage(`Undone: ${r.changed} pairs restored.`) }),
+        : undo.mutate(undefined, { onSuccess: (r) => setMessage(`Undone: ${count(r.changed, "pair")} restored.`) }),
     help: () => setHelp((shown) => !shown),
   });
   const sortKey = sort.replace(/^-/, "");

@@ -3,6 +3,7 @@ import { errorMessage } from "../../../api/errors";
 import { methodLabel } from "../../../api/methods";
 import { schemaHelp } from "../../../api/schemaDefaults";
 import { useHarmColumns, useLaunchVerify, VERIFY_DEFAULTS, type Job, type VerifyCreate } from "../api/verify";
+import { count } from "../../../components/ui/count";
 
 /** A dataset the verification can be evaluated on instead of the audit's validation split. */
 export interface TestDataset {
@@ -157,7 +158,7 @@ export function VerifyForm({ datasetId, audit, flaggedCount, testDatasets, onLau
             <option value="">the audit's validation pairs</option>
             {testDatasets.map((dataset) => (
               <option key={dataset.id} value={dataset.id}>
-                {dataset.name} ({dataset.n_pairs.toLocaleString()} pairs)
+                {dataset.name} ({count(dataset.n_pairs, "pair")})
               </option>
             ))}
           </select>
