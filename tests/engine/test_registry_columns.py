@@ -99,8 +99,8 @@ def test_its_column_is_in_the_api_schema_and_the_openapi_enum(
     app = FastAPI()
 
     @app.get("/page", response_model=page)
-    def read_page() -> Any:  # pragma: no cover - only its schema is read
-        raise NotImplementedError
+    def read_page() -> Any:  # only its schema is read; the body answers a valid page anyway
+        return {"column": "harm_prompt_length", "scores": {"split": "train"}}
 
     schemas = app.openapi()["components"]["schemas"]
     assert "harm_prompt_length" in schemas["PairScores"]["properties"]
