@@ -44,12 +44,16 @@ def preview_file(
                 columns = [str(k) for k in record]
             rows_read += 1
             yield row, record
-            if len(pairs) >= PREVIEW_PAIRS or rows_read >= PREVIEW_RECORDS:
+            if rows_read >= PREVIEW_RECORDS:
                 return
 
     with path.open("rb") as source:
         records = map_columns(first_records(iter_records(source, fmt, limits)), mapping or {})
         for pair in parse_pairs(records, schema, on_error=bad.append):
+            # Every record up to PREVIEW_RECORDS is read, so its bad rows are all listed; only
+            # the first PREVIEW_PAIRS good ones are shown.
+            if len(pairs) >= PREVIEW_PAIRS:
+                continue
             pairs.append(
                 {
                     "row": pair.row,
@@ -59,8 +63,6 @@ def preview_file(
                     "metadata": pair.metadata,
                 }
             )
-            if len(pairs) >= PREVIEW_PAIRS:
-                break
     return {
         "format": fmt,
         "schema_kind": schema,

@@ -362,7 +362,7 @@ def test_the_preview_shows_columns_first_pairs_and_bad_rows_and_stores_nothing(
     assert [p["row"] for p in body["pairs"]] == [1, 3, 4, 5, 6]  # five pairs, row 2 is bad
     assert body["pairs"][0]["prompt"] == "q0" and len(body["pairs"][0]["chosen"]) == 2000
     assert [(b["row"], b["column"]) for b in body["bad_rows"]] == [(2, "chosen")]
-    assert body["rows_read"] == 6
+    assert body["rows_read"] == 8  # every record is read (up to 200), not only until 5 pairs
     assert stored_counts() == before and n_stored_files() == files_before
     assert staged_uploads() == staged_before
 
@@ -370,6 +370,16 @@ def test_the_preview_shows_columns_first_pairs_and_bad_rows_and_stores_nothing(
     damaged = _preview(client, auth, gzip.compress(data)[:40], "mine.jsonl.gz")
     assert damaged.status_code == 422 and "gzip" in damaged.json()["detail"]["message"]
     assert staged_uploads() == staged_before
+
+
+def test_the_preview_reads_200_records_and_lists_their_bad_rows(client, auth) -> None:
+    rows = [{"prompt": f"q{i}", "chosen": "yes", "rejected": "no"} for i in range(250)]
+    rows[120] = {"prompt": "q120", "chosen": "", "rejected": "no"}  # file row 121
+    rows[220] = {"prompt": "q220", "chosen": "", "rejected": "no"}  # row 221: past the preview
+    body = _preview(client, auth, jsonl_bytes(rows), "long.jsonl").json()
+    assert body["rows_read"] == 200
+    assert [(b["row"], b["column"]) for b in body["bad_rows"]] == [(121, "chosen")]
+    assert [p["row"] for p in body["pairs"]] == [1, 2, 3, 4, 5]
 
 
 def test_the_preview_of_real_hh_rlhf_transcripts(client, auth) -> None:
