@@ -1,7 +1,8 @@
 import { useState, type FormEvent } from "react";
-import { errorMessage } from "../../../api/errors";
 import { useMe } from "../../auth/api/auth";
 import { useCreateUser, useDeleteUser, useUpdateUser, useUsers, type AdminUser } from "../api/admin";
+import { Alert } from "../../../components/ui/Alert";
+import { Table, type Column } from "../../../components/ui/Table";
 
 /** An admin's view of the accounts: create one, grant or withdraw admin, set a new password
  * (which ends that user's sessions), delete an account (its datasets first go to another one). */
@@ -20,9 +21,7 @@ export function AdminPage() {
     return (
       <main className="page">
         <h1>Users</h1>
-        <p role="alert" className="error">
-          Only an admin manages users.
-        </p>
+        <Alert>Only an admin manages users.</Alert>
       </main>
     );
   }
@@ -73,6 +72,55 @@ export function AdminPage() {
   };
   const error = users.error ?? create.error ?? update.error ?? remove.error;
 
+  const columns: Column<AdminUser>[] = [
+    {
+      key: "username",
+      header: "Username",
+      cell: (user) => (
+        <>
+          {user.username}
+          {user.id === me.data?.id && <span className="muted small"> (you)</span>}
+        </>
+      ),
+    },
+    {
+      key: "admin",
+      header: "Admin",
+      cell: (user) => (
+        <input
+          type="checkbox"
+          aria-label={`${user.username} is an admin`}
+          checked={user.is_admin}
+          disabled={user.id === me.data?.id || update.isPending}
+          onChange={(e) => update.mutate({ id: user.id, is_admin: e.target.checked })}
+        />
+      ),
+    },
+    { key: "datasets", header: "Datasets", cell: (user) => user.n_datasets, className: "num" },
+    { key: "created", header: "Created", cell: (user) => new Date(user.created_at).toLocaleDateString(), className: "muted" },
+    {
+      key: "actions",
+      header: <span className="visually-hidden">Actions</span>,
+      className: "actions",
+      cell: (user) => (
+        <>
+          <button type="button" onClick={() => resetPassword(user)} aria-label={`New password for ${user.username}`}>
+            New password
+          </button>{" "}
+          <button
+            type="button"
+            className="danger"
+            aria-label={`Delete account ${user.username}`}
+            disabled={user.id === me.data?.id || remove.isPending}
+            title={(user.n_datasets ?? 0) > 0 ? "Their datasets go to another account first" : undefined}
+            onClick={() => deleteUser(user)}
+          >
+            Delete
+          </button>
+        </>
+      ),
+    },
+  ];
   return (
     <main className="page">
       <h1>Users</h1>
@@ -108,67 +156,12 @@ export function AdminPage() {
         </p>
       )}
       {error && (
-        <p role="alert" className="error">
-          {errorMessage(error)}
-        </p>
+        <Alert error={error} />
       )}
       <section className="card" aria-labelledby="users-title">
         <h2 id="users-title">Accounts</h2>
         {users.data && (
-          <table aria-label="Accounts">
-            <thead>
-              <tr>
-                <th scope="col">Username</th>
-                <th scope="col">Admin</th>
-                <th scope="col" className="num">
-                  Datasets
-                </th>
-                <th scope="col">Created</th>
-                <th scope="col">
-                  <span className="visually-hidden">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {users.data.map((user) => {
-                const self = user.id === me.data?.id;
-                return (
-                  <tr key={user.id}>
-                    <td>
-                      {user.username}
-                      {self && <span className="muted small"> (you)</span>}
-                    </td>
-                    <td>
-                      <input
-                        type="checkbox"
-                        aria-label={`${user.username} is an admin`}
-                        checked={user.is_admin}
-                        disabled={self || update.isPending}
-                        onChange={(e) => update.mutate({ id: user.id, is_admin: e.target.checked })}
-                      />
-                    </td>
-                    <td className="num">{user.n_datasets}</td>
-                    <td className="muted">{new Date(user.created_at).toLocaleDateString()}</td>
-                    <td className="actions">
-                      <button type="button" onClick={() => resetPassword(user)} aria-label={`New password for ${user.username}`}>
-                        New password
-                      </button>{" "}
-                      <button
-                        type="button"
-                        className="danger"
-                        aria-label={`Delete account ${user.username}`}
-                        disabled={self || remove.isPending}
-                        title={(user.n_datasets ?? 0) > 0 ? "Their datasets go to another account first" : undefined}
-                        onClick={() => deleteUser(user)}
-                      >
-                        Delete
-                      </button>
-                    </td>
-                  </tr>
-                );
-              })}
-            </tbody>
-          </table>
+          <Table label="Accounts" columns={columns} rows={users.data} rowKey={(user) => user.id} />
         )}
       </section>
     </main>

@@ -1,6 +1,6 @@
 import { useState, type FormEvent } from "react";
-import { errorMessage } from "../../../api/errors";
 import { useLogin } from "../api/auth";
+import { Alert } from "../../../components/ui/Alert";
 
 export function LoginPage() {
   const login = useLogin();
@@ -40,9 +40,7 @@ export function LoginPage() {
           />
         </label>
         {login.isError && (
-          <p role="alert" className="error">
-            {errorMessage(login.error)}
-          </p>
+          <Alert error={login.error} />
         )}
         <button type="submit" className="primary" disabled={login.isPending}>
           {login.isPending ? "Logging in…" : "Log in"}

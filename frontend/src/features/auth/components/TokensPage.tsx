@@ -1,6 +1,7 @@
 import { useState, type FormEvent } from "react";
-import { errorMessage } from "../../../api/errors";
 import { useChangePassword, useCreateToken, useRevokeToken, useTokens, type Token } from "../api/auth";
+import { Alert } from "../../../components/ui/Alert";
+import { Table } from "../../../components/ui/Table";
 
 function when(value: string | null | undefined): string {
   return value ? new Date(value).toLocaleString() : "–";
@@ -74,60 +75,46 @@ export function TokensPage() {
           </p>
         )}
         {create.isError && (
-          <p role="alert" className="error">
-            Could not create the token: {errorMessage(create.error)}
-          </p>
+          <Alert title="Could not create the token" error={create.error} />
         )}
       </form>
       <section className="card" aria-labelledby="tokens-title">
         <h2 id="tokens-title">Your tokens</h2>
         {tokens.isError && (
-          <p role="alert" className="error">
-            Could not load tokens: {errorMessage(tokens.error)}
-          </p>
+          <Alert title="Could not load tokens" error={tokens.error} />
         )}
         {revoke.isError && (
-          <p role="alert" className="error">
-            Could not revoke: {errorMessage(revoke.error)}
-          </p>
+          <Alert title="Could not revoke" error={revoke.error} />
         )}
         {tokens.data && (
-          <table className="data-table" aria-label="API tokens">
-            <thead>
-              <tr>
-                <th>Name</th>
-                <th>Starts with</th>
-                <th>Created</th>
-                <th>Last used</th>
-                <th>Expires</th>
-                <th />
-              </tr>
-            </thead>
-            <tbody>
-              {tokens.data.map((token) => (
-                <tr key={token.id}>
-                  <td>{token.name}</td>
-                  <td>
-                    <code>{token.prefix}…</code>
-                  </td>
-                  <td>{when(token.created_at)}</td>
-                  <td>{when(token.last_used_at)}</td>
-                  <td>{expiry(token)}</td>
-                  <td>
-                    <button
-                      type="button"
-                      className="danger"
-                      disabled={revoke.isPending}
-                      onClick={() => revoke.mutate(token.id)}
-                      aria-label={`Revoke ${token.name} (${token.prefix}…)`}
-                    >
-                      Revoke
-                    </button>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+          <Table
+            label="API tokens"
+            className="data-table"
+            rows={tokens.data}
+            rowKey={(token) => token.id}
+            columns={[
+              { key: "name", header: "Name", cell: (token: Token) => token.name },
+              { key: "prefix", header: "Starts with", cell: (token: Token) => <code>{token.prefix}…</code> },
+              { key: "created", header: "Created", cell: (token: Token) => when(token.created_at) },
+              { key: "used", header: "Last used", cell: (token: Token) => when(token.last_used_at) },
+              { key: "expires", header: "Expires", cell: (token: Token) => expiry(token) },
+              {
+                key: "actions",
+                header: <span className="visually-hidden">Actions</span>,
+                cell: (token: Token) => (
+                  <button
+                    type="button"
+                    className="danger"
+                    disabled={revoke.isPending}
+                    onClick={() => revoke.mutate(token.id)}
+                    aria-label={`Revoke ${token.name} (${token.prefix}…)`}
+                  >
+                    Revoke
+                  </button>
+                ),
+              },
+            ]}
+          />
         )}
         <p className="muted small">
           Revoking the token of this browser session logs you out. A login's own token expires after
@@ -197,9 +184,7 @@ function PasswordCard() {
         </p>
       )}
       {change.isError && (
-        <p role="alert" className="error">
-          Could not change the password: {errorMessage(change.error)}
-        </p>
+        <Alert title="Could not change the password" error={change.error} />
       )}
     </form>
   );

@@ -1,4 +1,6 @@
 import { Link } from "react-router";
+import { EmptyState } from "../../../components/ui/EmptyState";
+import { Table, type Column } from "../../../components/ui/Table";
 import { schemaLabel, type Dataset } from "../api/datasets";
 
 interface Props {
@@ -8,58 +10,56 @@ interface Props {
 }
 
 export function DatasetList({ datasets, onDelete, deletingId }: Props) {
-  if (datasets.length === 0) {
-    return <p className="muted">No datasets yet. Upload one above.</p>;
-  }
+  const columns: Column<Dataset>[] = [
+    {
+      key: "name",
+      header: "Name",
+      cell: (dataset) => (
+        <>
+          <Link to={`/datasets/${dataset.id}`}>{dataset.name}</Link>
+          {dataset.role !== "owner" && (
+            <span className="tag shared" title={`Shared with you by ${dataset.owner_name}`}>
+              {dataset.role} · {dataset.owner_name}
+            </span>
+          )}
+        </>
+      ),
+    },
+    { key: "file", header: "File", cell: (dataset) => dataset.filename, className: "muted" },
+    { key: "schema", header: "Schema", cell: (dataset) => <span className="tag">{schemaLabel(dataset.schema_kind)}</span> },
+    { key: "pairs", header: "Pairs", cell: (dataset) => dataset.n_pairs.toLocaleString(), className: "num" },
+    {
+      key: "uploaded",
+      header: "Uploaded",
+      cell: (dataset) => new Date(dataset.created_at).toLocaleString(),
+      className: "muted",
+    },
+    {
+      key: "actions",
+      header: <span className="visually-hidden">Actions</span>,
+      className: "actions",
+      cell: (dataset) =>
+        dataset.role === "owner" && (
+          <button
+            type="button"
+            className="danger"
+            aria-label={`Delete ${dataset.name}`}
+            disabled={deletingId === dataset.id}
+            onClick={() => onDelete(dataset)}
+          >
+            Delete
+          </button>
+        ),
+    },
+  ];
   return (
-    <table className="datasets">
-      <thead>
-        <tr>
-          <th scope="col">Name</th>
-          <th scope="col">File</th>
-          <th scope="col">Schema</th>
-          <th scope="col" className="num">
-            Pairs
-          </th>
-          <th scope="col">Uploaded</th>
-          <th scope="col">
-            <span className="visually-hidden">Actions</span>
-          </th>
-        </tr>
-      </thead>
-      <tbody>
-        {datasets.map((dataset) => (
-          <tr key={dataset.id}>
-            <td>
-              <Link to={`/datasets/${dataset.id}`}>{dataset.name}</Link>
-              {dataset.role !== "owner" && (
-                <span className="tag shared" title={`Shared with you by ${dataset.owner_name}`}>
-                  {dataset.role} · {dataset.owner_name}
-                </span>
-              )}
-            </td>
-            <td className="muted">{dataset.filename}</td>
-            <td>
-              <span className="tag">{schemaLabel(dataset.schema_kind)}</span>
-            </td>
-            <td className="num">{dataset.n_pairs.toLocaleString()}</td>
-            <td className="muted">{new Date(dataset.created_at).toLocaleString()}</td>
-            <td className="actions">
-              {dataset.role === "owner" && (
-              <button
-                type="button"
-                className="danger"
-                aria-label={`Delete ${dataset.name}`}
-                disabled={deletingId === dataset.id}
-                onClick={() => onDelete(dataset)}
-              >
-                Delete
-              </button>
-              )}
-            </td>
-          </tr>
-        ))}
-      </tbody>
-    </table>
+    <Table
+      label="Datasets"
+      className="datasets"
+      columns={columns}
+      rows={datasets}
+      rowKey={(dataset) => dataset.id}
+      empty={<EmptyState>No datasets yet. Upload one above.</EmptyState>}
+    />
   );
 }

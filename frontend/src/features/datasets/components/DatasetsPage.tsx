@@ -4,6 +4,7 @@ import { BadRowList } from "./BadRowList";
 import { DatasetList } from "./DatasetList";
 import { UploadZone } from "./UploadZone";
 import { count } from "../../../components/ui/count";
+import { Alert } from "../../../components/ui/Alert";
 
 export function DatasetsPage() {
   const datasets = useDatasets();
@@ -44,14 +45,10 @@ export function DatasetsPage() {
         <h2 id="datasets-title">Your datasets</h2>
         {datasets.isPending && <p className="muted">Loading…</p>}
         {datasets.isError && (
-          <p role="alert" className="error">
-            Could not load datasets: {errorMessage(datasets.error)}
-          </p>
+          <Alert title="Could not load datasets" error={datasets.error} />
         )}
         {remove.isError && (
-          <p role="alert" className="error">
-            Could not delete: {errorMessage(remove.error)}
-          </p>
+          <Alert title="Could not delete" error={remove.error} />
         )}
         {datasets.data && (
           <DatasetList

@@ -1,6 +1,6 @@
 import { useState } from "react";
-import { errorMessage } from "../../../api/errors";
 import { useExportDataset, useExportReviewLog, type Dataset, type ExportFormat } from "../api/datasets";
+import { Alert } from "../../../components/ui/Alert";
 
 const FORMATS: ExportFormat[] = ["jsonl", "csv", "parquet"];
 
@@ -37,9 +37,7 @@ export function ExportButtons({ dataset }: { dataset: Dataset }) {
         Review log
       </button>
       {error && (
-        <span role="alert" className="error">
-          Export failed: {errorMessage(error)}
-        </span>
+        <Alert title="Export failed" error={error} />
       )}
     </div>
   );

@@ -1,7 +1,10 @@
 import { useId, useState, type FormEvent } from "react";
-import { errorMessage } from "../../../api/errors";
 import { useNavigate } from "react-router";
 import { useShare, useShares, useTransfer, useUnshare, type ShareRole } from "../api/datasets";
+import { Alert } from "../../../components/ui/Alert";
+import { EmptyState } from "../../../components/ui/EmptyState";
+import { Table } from "../../../components/ui/Table";
+type Share = NonNullable<ReturnType<typeof useShares>["data"]>[number];
 
 const ROLE_HELP: Record<ShareRole, string> = {
   viewer: "reads the pairs and scores and exports",
@@ -32,47 +35,45 @@ export function SharingPanel({ datasetId }: { datasetId: number }) {
         A viewer {ROLE_HELP.viewer}; a reviewer {ROLE_HELP.reviewer}. Only you delete it, launch audits, share it and
         hand it to another owner.
       </p>
-      {shares.data && shares.data.length > 0 ? (
-        <table aria-label="People this dataset is shared with">
-          <thead>
-            <tr>
-              <th scope="col">User</th>
-              <th scope="col">Role</th>
-              <th scope="col">
-                <span className="visually-hidden">Actions</span>
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {shares.data.map((row) => (
-              <tr key={row.user_id}>
-                <td>{row.username}</td>
-                <td>
-                  <select
-                    aria-label={`Role of ${row.username}`}
-                    value={row.role}
-                    onChange={(e) => share.mutate({ username: row.username, role: e.target.value as ShareRole })}
-                  >
-                    <option value="viewer">viewer</option>
-                    <option value="reviewer">reviewer</option>
-                  </select>
-                </td>
-                <td className="actions">
-                  <button
-                    type="button"
-                    aria-label={`Stop sharing with ${row.username}`}
-                    onClick={() => unshare.mutate(row.user_id)}
-                    disabled={unshare.isPending}
-                  >
-                    Stop sharing
-                  </button>
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      ) : (
-        shares.data && <p className="muted">Only you can see this dataset.</p>
+      {shares.data && (
+        <Table
+          label="People this dataset is shared with"
+          rows={shares.data}
+          rowKey={(row) => row.user_id}
+          empty={<EmptyState>Only you can see this dataset.</EmptyState>}
+          columns={[
+            { key: "user", header: "User", cell: (row: Share) => row.username },
+            {
+              key: "role",
+              header: "Role",
+              cell: (row: Share) => (
+                <select
+                  aria-label={`Role of ${row.username}`}
+                  value={row.role}
+                  onChange={(e) => share.mutate({ username: row.username, role: e.target.value as ShareRole })}
+                >
+                  <option value="viewer">viewer</option>
+                  <option value="reviewer">reviewer</option>
+                </select>
+              ),
+            },
+            {
+              key: "actions",
+              header: <span className="visually-hidden">Actions</span>,
+              className: "actions",
+              cell: (row: Share) => (
+                <button
+                  type="button"
+                  aria-label={`Stop sharing with ${row.username}`}
+                  onClick={() => unshare.mutate(row.user_id)}
+                  disabled={unshare.isPending}
+                >
+                  Stop sharing
+                </button>
+              ),
+            },
+          ]}
+        />
       )}
       <form className="share-form" onSubmit={submit} aria-label="Share the dataset">
         <label>
@@ -91,9 +92,7 @@ export function SharingPanel({ datasetId }: { datasetId: number }) {
         </button>
       </form>
       {error && (
-        <p role="alert" className="error">
-          {errorMessage(error)}
-        </p>
+        <Alert error={error} />
       )}
       <TransferForm datasetId={datasetId} />
     </section>
@@ -128,9 +127,7 @@ function TransferForm({ datasetId }: { datasetId: number }) {
         Transfer ownership
       </button>
       {transfer.isError && (
-        <p role="alert" className="error">
-          Could not transfer: {errorMessage(transfer.error)}
-        </p>
+        <Alert title="Could not transfer" error={transfer.error} />
       )}
     </form>
   );

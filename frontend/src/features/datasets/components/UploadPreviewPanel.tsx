@@ -1,6 +1,8 @@
 import { useId } from "react";
 import { schemaLabel, type ColumnMapping, type UploadPreview } from "../api/datasets";
 import { BadRowList } from "./BadRowList";
+import { Alert } from "../../../components/ui/Alert";
+import { Table, type Column } from "../../../components/ui/Table";
 
 export const FIELDS = ["prompt", "chosen", "rejected"] as const;
 
@@ -23,14 +25,31 @@ function clip(text: string): string {
   return text.length > PREVIEW_TEXT ? `${text.slice(0, PREVIEW_TEXT)}…` : text;
 }
 
+type PreviewPair = UploadPreview["pairs"][number];
+
+const PREVIEW_COLUMNS: Column<PreviewPair>[] = [
+  { key: "row", header: "Row", cell: (pair) => pair.row, className: "num" },
+  { key: "prompt", header: "Prompt", cell: (pair) => clip(pair.prompt), className: "preview-text" },
+  { key: "chosen", header: "Chosen", cell: (pair) => clip(pair.chosen), className: "preview-text" },
+  { key: "rejected", header: "Rejected", cell: (pair) => clip(pair.rejected), className: "preview-text" },
+];
+
 /** What the upload would store: how the file is read, which column holds each text (the user
  * can change it), the first pairs and the bad rows among the first records. */
 export function UploadPreviewPanel({ preview, loading, error, mapping, onMappingChange }: Props) {
   const titleId = useId();
   const columns = preview?.columns ?? [];
-  // A mapped column the file lacks (another file was picked) still shows, so it can be undone.
+  // Only the file's own columns are offered; a mapped column the file lacks (another file was
+  // picked) still shows, so it can be undone.
   const options = (field: (typeof FIELDS)[number]) =>
     mapping[field] && !columns.includes(mapping[field]!) ? [...columns, mapping[field]!] : columns;
+  // What "no column picked" means: the file's column of that name, or the format's own reading.
+  const automatic = (field: (typeof FIELDS)[number]) =>
+    columns.includes(field)
+      ? `“${field}” (same name)`
+      : preview && preview.schema_kind !== "prompt_chosen_rejected"
+        ? `automatic (${schemaLabel(preview.schema_kind)})`
+        : "none: pick a column";
   const choose = (field: (typeof FIELDS)[number], column: string) => {
     const next = { ...mapping };
     if (column) next[field] = column;
@@ -43,9 +62,7 @@ export function UploadPreviewPanel({ preview, loading, error, mapping, onMapping
       <h3 id={titleId}>Preview</h3>
       {loading && <p className="muted small">Reading the first records…</p>}
       {error && (
-        <p role="alert" className="error">
-          The file cannot be read: {error}
-        </p>
+        <Alert title="The file cannot be read" error={error} />
       )}
       {preview && (
         <>
@@ -60,44 +77,31 @@ export function UploadPreviewPanel({ preview, loading, error, mapping, onMapping
                 <label key={field}>
                   {field[0].toUpperCase() + field.slice(1)} column
                   <select value={mapping[field] ?? ""} onChange={(e) => choose(field, e.target.value)}>
-                    <option value="">“{field}” (as named)</option>
-                    {options(field).map((column) => (
-                      <option key={column} value={column}>
-                        {column}
-                      </option>
-                    ))}
+                    <option value="">{automatic(field)}</option>
+                    {options(field)
+                      .filter((column) => column !== field)
+                      .map((column) => (
+                        <option key={column} value={column}>
+                          {column}
+                        </option>
+                      ))}
                   </select>
                 </label>
               ))}
             </fieldset>
           )}
           {preview.pairs.length > 0 ? (
-            <div className="table-scroll">
-              <table className="preview-table" aria-label="First pairs of the file">
-                <thead>
-                  <tr>
-                    <th scope="col">Row</th>
-                    <th scope="col">Prompt</th>
-                    <th scope="col">Chosen</th>
-                    <th scope="col">Rejected</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {preview.pairs.map((pair) => (
-                    <tr key={pair.row}>
-                      <td>{pair.row}</td>
-                      <td className="preview-text">{clip(pair.prompt)}</td>
-                      <td className="preview-text">{clip(pair.chosen)}</td>
-                      <td className="preview-text">{clip(pair.rejected)}</td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
+            <Table
+              label="First pairs of the file"
+              className="preview-table"
+              columns={PREVIEW_COLUMNS}
+              rows={preview.pairs}
+              rowKey={(pair) => pair.row}
+            />
           ) : (
-            <p className="error">
+            <Alert>
               No pair could be read from the first {records(preview.rows_read)}.
-            </p>
+            </Alert>
           )}
           {preview.bad_rows.length > 0 && (
             <BadRowList

@@ -1,4 +1,4 @@
-import { fireEvent, screen, waitFor } from "@testing-library/react";
+import { fireEvent, screen, within, waitFor } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { describe, expect, it, vi } from "vitest";
 import { setSignedIn } from "../../../api/session";
@@ -40,7 +40,7 @@ describe("UploadZone", () => {
     expect(screen.getByText("Drop a preference file here")).toBeInTheDocument();
   });
 
-  it("takes a file from the file input and keeps a typed name", async () => {
+  it("takes a file from the file input and keeps a name typed before it", async () => {
     const onUpload = vi.fn().mockResolvedValue(undefined);
     renderWithClient(<UploadZone onUpload={onUpload} />);
     await userEvent.type(screen.getByLabelText("Dataset name"), "my set");
@@ -61,7 +61,7 @@ describe("UploadZone", () => {
     expect(screen.getByText("prefs.jsonl")).toBeInTheDocument();
   });
 
-  it("names a newly picked file after it unless a name was typed, and says a file was picked", async () => {
+  it("names each newly picked file after it, even over a typed name, and says a file was picked", async () => {
     const onFileChosen = vi.fn();
     renderWithClient(<UploadZone onUpload={vi.fn()} onFileChosen={onFileChosen} />);
     fireEvent.drop(screen.getByTestId("dropzone"), { dataTransfer: { files: [jsonlFile("first.jsonl")] } });
@@ -70,8 +70,9 @@ describe("UploadZone", () => {
     expect(onFileChosen).toHaveBeenCalledTimes(2);
     await userEvent.clear(screen.getByLabelText("Dataset name"));
     await userEvent.type(screen.getByLabelText("Dataset name"), "mine");
+    // Another file is another dataset: the name typed for the last one does not stick to it.
     fireEvent.drop(screen.getByTestId("dropzone"), { dataTransfer: { files: [jsonlFile("third.jsonl")] } });
-    expect(screen.getByLabelText("Dataset name")).toHaveValue("mine");
+    expect(screen.getByLabelText("Dataset name")).toHaveValue("third");
   });
 });
 
@@ -166,6 +167,64 @@ describe("DatasetsPage", () => {
     expect(status).toHaveTextContent("7 pairs; skipped 3 bad rows");
     expect(status).toHaveTextContent("row 9: bad");
     expect(bodies).toEqual(["reject", "skip"]);
+  });
+
+  it("offers 'Skip bad rows and retry' on a refused upload: one click stores the good rows", async () => {
+    const bodies: string[] = [];
+    mockApi({
+      "GET /api/v1/datasets": () => ({ items: [], total: 0 }),
+      "POST /api/v1/datasets/preview": () => PREVIEW,
+      "POST /api/v1/datasets": async (request) => {
+        const form = await request.formData();
+        bodies.push(`${form.get("name")}:${form.get("on_bad_rows")}`);
+        const errors = [{ message: "row 121: bad", row: 121, column: "chosen" }];
+        if (form.get("on_bad_rows") === "reject") {
+          return new Response(
+            JSON.stringify({ detail: { message: "row 121: bad", row: 121, column: "chosen", errors, n_errors: 1 } }),
+            { status: 422, headers: { "Content-Type": "application/json" } },
+          );
+        }
+        return new Response(
+          JSON.stringify({
+            id: 3, name: "prefs", filename: "prefs.jsonl", format: "jsonl", schema_kind: "prompt_chosen_rejected",
+            n_pairs: 599, n_skipped: 1, skipped: errors, created_at: "2026-11-22T10:00:00Z",
+          }),
+          { status: 201, headers: { "Content-Type": "application/json" } },
+        );
+      },
+    });
+    setSignedIn(true);
+    renderWithClient(<DatasetsPage />);
+    fireEvent.drop(screen.getByTestId("dropzone"), { dataTransfer: { files: [jsonlFile()] } });
+    await userEvent.click(screen.getByRole("button", { name: "Upload" }));
+    const alert = await screen.findByRole("alert");
+    expect(alert).toHaveTextContent(/row 121: bad/i);
+
+    await userEvent.click(within(alert).getByRole("button", { name: "Skip bad rows and retry" }));
+    const status = await screen.findByRole("status");
+    expect(status).toHaveTextContent("599 pairs; skipped 1 bad row");
+    expect(bodies).toEqual(["prefs:reject", "prefs:skip"]);
+    expect(screen.queryByRole("button", { name: "Skip bad rows and retry" })).toBeNull();
+  });
+
+  it("offers only the file's own columns in the column selects", async () => {
+    mockApi({
+      "GET /api/v1/datasets": () => ({ items: [], total: 0 }),
+      "POST /api/v1/datasets/preview": () => ({
+        ...PREVIEW,
+        schema_kind: "hh_transcript",
+        columns: ["chosen", "rejected"],
+      }),
+    });
+    setSignedIn(true);
+    renderWithClient(<DatasetsPage />);
+    fireEvent.drop(screen.getByTestId("dropzone"), { dataTransfer: { files: [jsonlFile()] } });
+    const prompt = await screen.findByLabelText("Prompt column");
+    const options = within(prompt).getAllByRole("option").map((o) => o.textContent);
+    expect(options).toEqual(["automatic (HH transcripts)", "chosen", "rejected"]);
+    expect(options.join(" ")).not.toContain("“prompt”");
+    const chosen = within(screen.getByLabelText("Chosen column")).getAllByRole("option").map((o) => o.textContent);
+    expect(chosen).toEqual(["“chosen” (same name)", "rejected"]);
   });
 
   it("lets the file picker offer gzipped files", () => {

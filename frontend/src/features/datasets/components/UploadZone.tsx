@@ -1,6 +1,7 @@
 import { useEffect, useId, useRef, useState, type DragEvent, type FormEvent } from "react";
 import { errorMessage, type RowProblem } from "../../../api/errors";
 import type { ColumnMapping, UploadPreview } from "../api/datasets";
+import { Alert } from "../../../components/ui/Alert";
 import { BadRowList } from "./BadRowList";
 import { UploadPreviewPanel } from "./UploadPreviewPanel";
 
@@ -41,7 +42,6 @@ export function UploadZone({
   const [file, setFile] = useState<File | null>(null);
   const [skipBadRows, setSkipBadRows] = useState(false);
   const [name, setName] = useState("");
-  const [nameTyped, setNameTyped] = useState(false);
   const [dragging, setDragging] = useState(false);
   const [mapping, setMapping] = useState<ColumnMapping>({});
   const [preview, setPreview] = useState<UploadPreview | null>(null);
@@ -75,7 +75,9 @@ export function UploadZone({
     setFile(picked);
     setMapping({}); // another file, other columns
     setPreview(null);
-    setName((current) => (nameTyped ? current : defaultName(picked)));
+    // Another file, another dataset: its name starts from the new file's, not the last one's
+    // (a name typed before the first file was picked is kept).
+    setName((current) => (file === null && current.trim() !== "" ? current : defaultName(picked)));
     onFileChosen?.();
   };
 
@@ -85,14 +87,12 @@ export function UploadZone({
     choose(event.dataTransfer.files[0]);
   };
 
-  const submit = async (event: FormEvent) => {
-    event.preventDefault();
+  const send = async (skip: boolean) => {
     if (!file) return;
     try {
-      await onUpload(file, name.trim() || defaultName(file), skipBadRows, mapping);
+      await onUpload(file, name.trim() || defaultName(file), skip, mapping);
       setFile(null);
       setName("");
-      setNameTyped(false);
       setMapping({});
       setPreview(null);
       setPreviewError(null);
@@ -100,6 +100,16 @@ export function UploadZone({
     } catch {
       // The caller shows the error; keep the file so a fix of the name can be retried.
     }
+  };
+  const submit = (event: FormEvent) => {
+    event.preventDefault();
+    void send(skipBadRows);
+  };
+  // A file refused for its bad rows: one click stores the good ones.
+  const refusedForRows = badRows.length > 0 || badRowCount > 0;
+  const retrySkipping = () => {
+    setSkipBadRows(true);
+    void send(true);
   };
 
   return (
@@ -153,10 +163,7 @@ export function UploadZone({
           Dataset name
           <input
             value={name}
-            onChange={(e) => {
-              setName(e.target.value);
-              setNameTyped(e.target.value !== "");
-            }}
+            onChange={(e) => setName(e.target.value)}
             placeholder="e.g. helpful-base sample"
           />
         </label>
@@ -169,17 +176,22 @@ export function UploadZone({
         </button>
       </div>
       {error && (
-        <div role="alert" className="error">
+        <Alert>
           <p>Upload rejected. {error}</p>
           {badRows.length > 1 && (
             <BadRowList
               rows={badRows}
               total={badRowCount}
               capped={badRowsCapped}
-              hint="Fix them, or tick “Skip bad rows” to store the rest."
+              hint="Fix them, or store the rest without them."
             />
           )}
-        </div>
+          {refusedForRows && file && !skipBadRows && (
+            <button type="button" className="primary" onClick={retrySkipping} disabled={busy}>
+              Skip bad rows and retry
+            </button>
+          )}
+        </Alert>
       )}
     </form>
   );

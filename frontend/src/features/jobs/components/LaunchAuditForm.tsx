@@ -1,5 +1,4 @@
 import { useState, type FormEvent } from "react";
-import { errorMessage } from "../../../api/errors";
 import { useCreateJob, type AuditCreate, type Job } from "../api/jobs";
 import {
   defaultOf,
@@ -12,6 +11,7 @@ import {
   type MethodName,
   type Mode,
 } from "../api/options";
+import { Alert } from "../../../components/ui/Alert";
 
 interface Props {
   datasetId: number;
@@ -159,9 +159,7 @@ export function LaunchAuditForm({ datasetId, onLaunched }: Props) {
         </label>
       </details>
       {create.isError && (
-        <p role="alert" className="error">
-          Could not launch: {errorMessage(create.error)}
-        </p>
+        <Alert title="Could not launch" error={create.error} />
       )}
     </form>
   );

@@ -1,8 +1,8 @@
 import { useState } from "react";
-import { errorMessage } from "../../../api/errors";
 import { useBulk, useReviewActions, useUndo, type BulkKind, type BulkResult } from "../api/pairs";
 import type { Schemas } from "../../../api/client";
 import { count } from "../../../components/ui/count";
+import { Alert } from "../../../components/ui/Alert";
 
 interface Props {
   datasetId: number;
@@ -96,9 +96,7 @@ export function BulkBar({ datasetId, filter, matching, onDone }: Props) {
         Undo{last ? ` “${last.description.slice(0, 60)}”` : ""}
       </button>
       {(bulk.error || undo.error) && (
-        <p role="alert" className="error">
-          {errorMessage(bulk.error ?? undo.error)}
-        </p>
+        <Alert error={bulk.error ?? undo.error} />
       )}
     </div>
   );

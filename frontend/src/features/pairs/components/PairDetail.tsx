@@ -1,9 +1,9 @@
 import { forwardRef, useEffect, useState } from "react";
-import { errorMessage } from "../../../api/errors";
 import { SHOWN_COLUMNS } from "../../../api/scoreColumns";
 import { useInteractions, usePairHistory, type Pair, type ReviewState } from "../api/pairs";
 import { formatScore } from "./PairsTable";
 import { WordDiff } from "./WordDiff";
+import { Alert } from "../../../components/ui/Alert";
 
 interface Props {
   pair: Pair;
@@ -208,9 +208,7 @@ function PairInteractions({ datasetId, jobId, pairId }: { datasetId: number; job
         the two alone, as with near-duplicates. Complementary (κ &lt; 0): by more.
       </p>
       {query.isError && (
-        <p role="alert" className="error">
-          Could not load interactions: {errorMessage(query.error)}
-        </p>
+        <Alert title="Could not load interactions" error={query.error} />
       )}
       {query.data && query.data.items.length === 0 && (
         <p className="muted">No interactions: this pair is outside the greedy candidate set.</p>

@@ -1,6 +1,5 @@
 import { useCallback, useMemo, useRef, useState } from "react";
 import { useSearchParams } from "react-router";
-import { errorMessage } from "../../../api/errors";
 import { REVIEW_KEYS, useReviewKeys } from "../hooks/useReviewKeys";
 import {
   toFilter,
@@ -24,6 +23,7 @@ import { PairsTable } from "./PairsTable";
 import { BulkBar } from "./BulkBar";
 import { ReviewFilterBar, SCORE_CHOICES, STATES, type ReviewFilters } from "./ReviewFilterBar";
 import { count } from "../../../components/ui/count";
+import { Alert } from "../../../components/ui/Alert";
 
 /** The view's sort and filters live in the URL, so a view can be shared and reloaded. */
 function useViewParams(
@@ -185,9 +185,7 @@ export function PairsPanel({ datasetId, jobId, datasetPairs, groupBudget = null,
         />
       )}
       {histogram.isError && (
-        <p role="alert" className="error">
-          Could not load the harm histogram: {errorMessage(histogram.error)}
-        </p>
+        <Alert title="Could not load the harm histogram" error={histogram.error} />
       )}
       <ReviewFilterBar value={filters} onChange={setFilters} sort={sort} onSortChange={setSort} scored={scored} />
       {!readOnly && <BulkBar datasetId={datasetId} filter={toFilter(query)} matching={total} onDone={setMessage} />}
@@ -227,9 +225,7 @@ export function PairsPanel({ datasetId, jobId, datasetPairs, groupBudget = null,
         </p>
       )}
       {error && (
-        <p role="alert" className="error">
-          {errorMessage(error)}
-        </p>
+        <Alert error={error} />
       )}
       <p className="muted small">
         <span data-testid="match-count">

@@ -1,9 +1,9 @@
 import { useState, type FormEvent } from "react";
-import { errorMessage } from "../../../api/errors";
 import { methodLabel } from "../../../api/methods";
 import { schemaHelp } from "../../../api/schemaDefaults";
 import { useHarmColumns, useLaunchVerify, VERIFY_DEFAULTS, type Job, type VerifyCreate } from "../api/verify";
 import { count } from "../../../components/ui/count";
+import { Alert } from "../../../components/ui/Alert";
 
 /** A dataset the verification can be evaluated on instead of the audit's validation split. */
 export interface TestDataset {
@@ -173,9 +173,7 @@ export function VerifyForm({ datasetId, audit, flaggedCount, testDatasets, onLau
         <p className="muted small">With one seed the differences get no interval; use 3 or more.</p>
       )}
       {launch.isError && (
-        <p role="alert" className="error">
-          Could not launch: {errorMessage(launch.error)}
-        </p>
+        <Alert title="Could not launch" error={launch.error} />
       )}
     </form>
   );

@@ -10,6 +10,8 @@ import {
 } from "../api/verify";
 import { formatLoss, formatPoints } from "./format";
 import { ARM_LABELS, VerifyPlot } from "./VerifyPlot";
+import { Alert } from "../../../components/ui/Alert";
+import { Table } from "../../../components/ui/Table";
 
 interface Props {
   job: Job;
@@ -31,9 +33,7 @@ export function VerifyResults({ job, onOpenAudit }: Props) {
     return (
       <section className="card">
         <h2>Verification results</h2>
-        <p role="alert" className="error">
-          Job {job.id} finished without verification results to show.
-        </p>
+        <Alert>Job {job.id} finished without verification results to show.</Alert>
       </section>
     );
   }
@@ -73,31 +73,38 @@ export function VerifyResults({ job, onOpenAudit }: Props) {
       <div className="verify-body">
         <VerifyPlot metrics={metrics} />
         <div>
-          <table className="verify-table" aria-label="Accuracy and loss per training set">
-            <thead>
-              <tr>
-                <th scope="col">Trained on</th>
-                <th scope="col" className="num">Pairs</th>
-                <th scope="col" className="num">Accuracy, % (mean ± std)</th>
-                <th scope="col" className="num">BT loss (mean ± std)</th>
-              </tr>
-            </thead>
-            <tbody>
-              {arms.map((arm) => (
-                <tr key={arm}>
-                  <th scope="row">
+          <Table
+            label="Accuracy and loss per training set"
+            className="verify-table"
+            rows={arms}
+            rowKey={(arm) => arm}
+            columns={[
+              {
+                key: "arm",
+                header: "Trained on",
+                rowHeader: true,
+                cell: (arm: Arm) => (
+                  <>
                     <span className={`swatch arm-${arm}`} aria-hidden="true" />
                     {ARM_LABELS[arm]}
-                  </th>
-                  <td className="num">{nTrain(arm) ?? "–"}</td>
-                  <td className="num">
-                    {withStd(metrics.arms[arm]?.accuracy, percentNumber, percentNumber)}
-                  </td>
-                  <td className="num">{withStd(metrics.arms[arm]?.loss, formatLoss, formatLoss)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+                  </>
+                ),
+              },
+              { key: "pairs", header: "Pairs", className: "num", cell: (arm: Arm) => nTrain(arm) ?? "–" },
+              {
+                key: "accuracy",
+                header: "Accuracy, % (mean ± std)",
+                className: "num",
+                cell: (arm: Arm) => withStd(metrics.arms[arm]?.accuracy, percentNumber, percentNumber),
+              },
+              {
+                key: "loss",
+                header: "BT loss (mean ± std)",
+                className: "num",
+                cell: (arm: Arm) => withStd(metrics.arms[arm]?.loss, formatLoss, formatLoss),
+              },
+            ]}
+          />
           <p className="muted small">
             Each set is retrained from scratch with the audit's recipe, once per seed. Random
             removal drops as many pairs as pruning, drawn at random. Accuracy is the share of
@@ -106,39 +113,54 @@ export function VerifyResults({ job, onOpenAudit }: Props) {
           </p>
         </div>
       </div>
-      <table className="verify-table" aria-label="Paired differences">
-        <thead>
-          <tr>
-            <th scope="col">Difference</th>
-            <th scope="col" className="num">Accuracy (points)</th>
-            <th scope="col" className="num">{level} CI over seeds</th>
-            {overEvaluation && <th scope="col" className="num">{level} CI over eval. pairs</th>}
-            <th scope="col" className="num">BT loss</th>
-            <th scope="col" className="num">{level} CI over seeds</th>
-          </tr>
-        </thead>
-        <tbody>
-          {differences.map((key) => {
-            const difference = metrics.differences[key]!;
-            const byPair = metrics.evaluation_paired?.[key];
-            return (
-              <tr key={key}>
-                <th scope="row">{DIFFERENCE_LABELS[key]}</th>
-                <td className="num">{formatPoints(difference.accuracy.mean)}</td>
-                <Interval difference={difference.accuracy} format={formatPoints} />
-                {overEvaluation &&
-                  (byPair ? (
-                    <Interval difference={byPair.accuracy} format={formatPoints} />
-                  ) : (
-                    <td className="num">–</td>
-                  ))}
-                <td className="num">{formatLoss(difference.loss.mean, true)}</td>
-                <Interval difference={difference.loss} format={(v) => formatLoss(v, true)} />
-              </tr>
-            );
-          })}
-        </tbody>
-      </table>
+      <Table
+        label="Paired differences"
+        className="verify-table"
+        rows={differences}
+        rowKey={(key) => key}
+        columns={[
+          { key: "name", header: "Difference", rowHeader: true, cell: (key: DifferenceKey) => DIFFERENCE_LABELS[key] },
+          {
+            key: "accuracy",
+            header: "Accuracy (points)",
+            className: "num",
+            cell: (key: DifferenceKey) => formatPoints(metrics.differences[key]!.accuracy.mean),
+          },
+          {
+            key: "accuracy-ci",
+            header: `${level} CI over seeds`,
+            className: "num",
+            cell: (key: DifferenceKey) => <Interval difference={metrics.differences[key]!.accuracy} format={formatPoints} />,
+          },
+          ...(overEvaluation
+            ? [
+                {
+                  key: "accuracy-eval-ci",
+                  header: `${level} CI over eval. pairs`,
+                  className: "num",
+                  cell: (key: DifferenceKey) => {
+                    const byPair = metrics.evaluation_paired?.[key];
+                    return byPair ? <Interval difference={byPair.accuracy} format={formatPoints} /> : "–";
+                  },
+                },
+              ]
+            : []),
+          {
+            key: "loss",
+            header: "BT loss",
+            className: "num",
+            cell: (key: DifferenceKey) => formatLoss(metrics.differences[key]!.loss.mean, true),
+          },
+          {
+            key: "loss-ci",
+            header: `${level} CI over seeds`,
+            className: "num",
+            cell: (key: DifferenceKey) => (
+              <Interval difference={metrics.differences[key]!.loss} format={(v) => formatLoss(v, true)} />
+            ),
+          },
+        ]}
+      />
       <p className="muted small">
         Differences are paired: each seed's pruned retrain minus the same seed's other retrain.
         Bold intervals exclude zero. Lower loss is better.
@@ -164,15 +186,15 @@ function withStd(
 function Interval({ difference, format }: { difference: Difference; format: (value: number) => string }) {
   if (difference.ci_low == null || difference.ci_high == null) {
     return (
-      <td className="num muted" title="An interval needs at least 2 seeds">
+      <span className="muted" title="An interval needs at least 2 seeds">
         none (n = {difference.n})
-      </td>
+      </span>
     );
   }
   const excludesZero = difference.ci_low > 0 || difference.ci_high < 0;
   return (
-    <td className={`num${excludesZero ? " excludes-zero" : ""}`}>
+    <span className={excludesZero ? "excludes-zero" : undefined}>
       {format(difference.ci_low)} to {format(difference.ci_high)}
-    </td>
+    </span>
   );
 }

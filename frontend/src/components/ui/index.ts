@@ -1,0 +1,8 @@
+export { Alert } from "./Alert";
+export { Announcer } from "./Announcer";
+export { count } from "./count";
+export { Dialog } from "./Dialog";
+export { EmptyState } from "./EmptyState";
+export { formatNumber, formatPercent, formatWithUnit } from "./format";
+export { Num } from "./Num";
+export { Table, type Column } from "./Table";
