@@ -1,13 +1,17 @@
 """Datasets and seeded cells of the detection benchmark (bench.detection).
 
-Four sources, each read from `../shared/data/` (never copied into the repository):
-- `helpful-base`, `harmless-base`: Anthropic HH-RLHF test files; planted flips.
+Six sources, each read from `../shared/data/` (never copied into the repository):
+- `helpful-base`, `harmless-base`, `helpful-rejection-sampled`: Anthropic HH-RLHF test files
+  (the last from another distribution: rejection-sampled responses); planted flips.
 - `llmbar`: LLMBar's objective pairs (a flipped pair is truly wrong; the adversarial rejected
   outputs are longer on purpose); planted flips.
 - `vicuna80`: Vicuna-80 answers with three human votes. The label is one rater's vote (which rater
   is drawn per unit and seed), the truth the majority of the three: real disagreement, nothing
   planted. Units whose drawn vote is a tie, or whose three votes have no strict majority for one
   answer, are left out. Split by question, never by unit.
+- `pandalm`: PandaLM's 999 human-annotated items (three annotators, 1 / 2 / 0 = tie), read like
+  vicuna80: one annotator's vote is the label, the majority the truth (ties and items without a
+  majority left out); split by instruction, a fifth of the instructions for validation.
 
 A cell (dataset, flip rate, seed) draws its own split and flips from `default_rng([salt, seed])`
 (salt = `SPLIT_SALT`), so no cell reuses hh-flip10's split (`default_rng(0)`). Validation pairs
@@ -28,19 +32,24 @@ from bench.lib.cache import save_torch, texts_key
 from bench.lib.paths import SHARED_DATA
 from worker.influence.data import Pair
 
-DATASETS: tuple[str, ...] = ("helpful-base", "harmless-base", "llmbar", "vicuna80")
-PLANTED: frozenset[str] = frozenset({"helpful-base", "harmless-base", "llmbar"})
+HH_SETS: tuple[str, ...] = ("helpful-base", "harmless-base", "helpful-rejection-sampled")
+DATASETS: tuple[str, ...] = (*HH_SETS, "llmbar", "vicuna80", "pandalm")
+PLANTED: frozenset[str] = frozenset({*HH_SETS, "llmbar"})
+VOTED: frozenset[str] = frozenset({"vicuna80", "pandalm"})
+"""Real disagreement: one rater's vote against the majority of three (nothing planted)."""
 SPLIT_SALT = 9090
 """Mixed into every cell's generator so no split coincides with hh-flip10's or the noise study's."""
 
 SIZES: dict[str, tuple[int, int]] = {
     "helpful-base": (1000, 300),
     "harmless-base": (1000, 300),
+    "helpful-rejection-sampled": (1000, 300),
     "llmbar": (300, 119),
 }
 """(train, validation) pairs per planted dataset; vicuna80 splits its 80 questions 64 / 16."""
 
 VICUNA_VAL_QUESTIONS = 16
+PANDALM_VAL_SHARE = 0.2
 
 
 @dataclass(frozen=True)
@@ -90,7 +99,7 @@ def _present(pairs: list[Pair], index: np.ndarray, swap: np.ndarray) -> list[Pai
 def load_source(name: str, data_dir: Path = SHARED_DATA, limit: int | None = None) -> Source:
     """A dataset's candidate pairs (at most `limit`, for --quick runs)."""
     data_dir = Path(data_dir)
-    if name in ("helpful-base", "harmless-base"):
+    if name in HH_SETS:
         path = data_dir / "hh-rlhf" / f"{name}-test.jsonl.gz"
         _require(path)
         parsed = read_pairs(path, allow_empty_responses=True)[:limit]
@@ -113,7 +122,30 @@ def load_source(name: str, data_dir: Path = SHARED_DATA, limit: int | None = Non
             groups=np.array([int(r["question_id"]) for r in rows]),
             votes=np.array([r["votes"] for r in rows], dtype=np.int64),
         )
+    if name == "pandalm":
+        return _pandalm_source(data_dir, limit)
     raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+
+
+def _pandalm_source(data_dir: Path, limit: int | None) -> Source:
+    """PandaLM's items as vicuna80's units: votes 1 / 2, a tie (0 in the file) as 3."""
+    path = data_dir / "pandalm" / "testset-v1.json"
+    _require(path)
+    rows = json.loads(path.read_text())[:limit]
+    prompts = [r["instruction"] + ("\n\n" + r["input"] if r.get("input") else "") for r in rows]
+    groups: dict[str, int] = {}
+    return Source(
+        "pandalm",
+        # A few responses are JSON booleans (the model answered "True"): kept as their text.
+        [
+            Pair(p, str(r["response1"]), str(r["response2"]))
+            for p, r in zip(prompts, rows, strict=True)
+        ],
+        groups=np.array([groups.setdefault(r["instruction"], len(groups)) for r in rows]),
+        votes=np.array(
+            [[r[f"annotator{k}"] or 3 for k in (1, 2, 3)] for r in rows], dtype=np.int64
+        ),
+    )
 
 
 def _require(path: Path) -> None:
@@ -129,7 +161,7 @@ def make_cell(
 ) -> Cell:
     """The seeded split and labels of one cell (see the module docstring)."""
     rng = np.random.default_rng([SPLIT_SALT, seed, int(round((flip_rate or 0) * 1000))])
-    if source.name == "vicuna80":
+    if source.name in VOTED:
         return _vicuna_cell(source, seed, rng)
     n_train, n_val = sizes or SIZES[source.name]
     n_total = len(source.pairs)
@@ -162,7 +194,10 @@ def _vicuna_cell(source: Source, seed: int, rng: np.random.Generator) -> Cell:
     assert source.groups is not None and source.votes is not None
     truth = vicuna_truth(source.votes)
     questions = np.unique(source.groups)
-    val_questions = rng.choice(questions, min(VICUNA_VAL_QUESTIONS, len(questions) // 2), False)
+    n_val = VICUNA_VAL_QUESTIONS
+    if source.name == "pandalm":
+        n_val = int(round(PANDALM_VAL_SHARE * len(questions)))
+    val_questions = rng.choice(questions, min(n_val, len(questions) // 2), False)
     is_val = np.isin(source.groups, val_questions)
     label = source.votes[np.arange(len(truth)), rng.integers(0, 3, len(truth))]
     train_index = np.flatnonzero(~is_val & (truth > 0) & (label != 3))
