@@ -100,6 +100,10 @@ def pair_filter(
     meta: Annotated[
         list[str], Query(description="key=value metadata equality (JSON numbers/booleans)")
     ] = [],  # noqa: B006
+    tag: Annotated[
+        list[str],
+        Query(description="An exact-check tag, e.g. duplicate (repeatable: any of them)"),
+    ] = [],  # noqa: B006
 ) -> PairFilter:
     try:
         return PairFilter(
@@ -117,6 +121,7 @@ def pair_filter(
                 for c, a, b in _ranges("length", length)
             ],
             metadata=_meta(meta),
+            tags=tag,
         )
     except ValidationError as exc:
         first = exc.errors()[0]

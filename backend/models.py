@@ -162,6 +162,28 @@ class Pair(Base):
     flag: Mapped[Flag | None] = relationship(back_populates="pair", uselist=False)
 
 
+class PairTag(Base):
+    """One exact check's finding on a pair (the tags of `worker.influence.tags`): computed at
+    upload (`job_id` null), against an evaluation set (null too) or by an audit (its job: checks
+    that need the job's tokenizer and max_length). `value` is the tag's number, if it has one."""
+
+    __tablename__ = "pair_tags"
+    __table_args__ = (
+        # The pairs list's `tag=` filter and the summary's counts: per dataset, per tag.
+        Index("ix_pair_tags_dataset_tag", "dataset_id", "tag", "pair_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pair_id: Mapped[int] = mapped_column(ForeignKey("pairs.id", ondelete="CASCADE"), index=True)
+    # No foreign key (tags go with their pair): one key check less per row of an upload.
+    dataset_id: Mapped[int] = mapped_column(Integer)
+    tag: Mapped[str] = mapped_column(String(32))
+    job_id: Mapped[int | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), default=None, index=True
+    )
+    value: Mapped[float | None] = mapped_column(Float, default=None)
+
+
 class Job(Base):
     __tablename__ = "jobs"
 

@@ -100,15 +100,16 @@ def parse_pairs(
     records: Iterable[tuple[int, Any]],
     schema: SchemaKind | None = None,
     on_error: Callable[[PairFormatError], None] | None = None,
-    allow_empty_responses: bool = False,
+    allow_empty_responses: bool = True,
 ) -> Iterator[ParsedPair]:
     """Validate records and yield pairs; the schema is fixed by the first record unless given.
 
     A bad row raises PairFormatError, or with `on_error` is passed to it and skipped (limits and
     damage to the file itself, such as a corrupt gzip stream, always raise).
-    `allow_empty_responses` lets an HH transcript whose final response is empty through (the
-    benchmarks' committed splits were drawn over every pair of the HH-RLHF files, two of
-    which are such pairs); uploads never allow it.
+    `allow_empty_responses` (the default) accepts an empty or whitespace-only chosen or
+    rejected response, in a prompt/chosen/rejected record or as an HH transcript's final turn:
+    HH-RLHF's own files have such pairs (row 121 of helpful-base's test file). Uploads accept
+    them and tag them `empty_response` (`backend.ingest.checks`); False refuses them.
     """
     for row, record in records:
         try:
@@ -128,7 +129,7 @@ def parse_pairs(
 
 
 def _parse_one(
-    row: int, record: Any, schema: SchemaKind | None, allow_empty: bool = False
+    row: int, record: Any, schema: SchemaKind | None, allow_empty: bool = True
 ) -> ParsedPair:
     """One record as a pair, or PairFormatError."""
     if schema is None:
@@ -137,8 +138,8 @@ def _parse_one(
         raise PairFormatError(f"expected an object, got {type(record).__name__}", row=row)
     if schema in ("chat_messages", "shp", "ultrafeedback"):
         return _parse_converted(row, record, schema)
-    chosen = _text_field(record, "chosen", row, allow_empty=False)
-    rejected = _text_field(record, "rejected", row, allow_empty=False)
+    chosen = _text_field(record, "chosen", row, allow_empty=allow_empty)
+    rejected = _text_field(record, "rejected", row, allow_empty=allow_empty)
     reserved: tuple[str, ...]
     if schema == "prompt_chosen_rejected":
         prompt = _text_field(record, "prompt", row, allow_empty=True)

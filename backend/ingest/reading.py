@@ -41,7 +41,7 @@ def read_pairs(
     path: str | Path,
     fmt: Format | None = None,
     on_error: Callable[[PairFormatError], None] | None = None,
-    allow_empty_responses: bool = False,
+    allow_empty_responses: bool = True,
     mapping: dict[str, str] | None = None,
 ) -> list[ParsedPair]:
     """Read and validate a whole file (the CLI's entry point); `on_error` skips bad rows;

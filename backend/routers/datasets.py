@@ -13,8 +13,10 @@ from backend.deps import (
     CurrentUser,
     DatasetDep,
     OwnedDataset,
+    ReviewedDataset,
     SessionDep,
     SettingsDep,
+    access_dataset,
     dataset_role,
 )
 from backend.ingest.mapping import parse_mapping
@@ -22,15 +24,19 @@ from backend.models import Dataset, Job, User
 from backend.schemas import (
     DB_OFFSET_MAX,
     BadRow,
+    ContaminationCheck,
+    ContaminationResult,
     DatasetPublic,
     DatasetsPage,
     UploadPreview,
     UploadResult,
 )
 from backend.services import search, teams
+from backend.services.checks import check_contamination
 from backend.services.ingest import ingest, preview
 from backend.services.scores import drop_partitions
 from backend.storage.artifacts import ArtifactStore, dataset_prefix
+from backend.storage.tags import tag_counts
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
@@ -86,6 +92,7 @@ def upload_dataset(
         background.add_task(search.build_in_background, dataset.id)  # after the response
     result = UploadResult.model_validate(dataset)
     result.owner_name = user.username
+    result.tag_counts = tag_counts(session, [dataset.id])[dataset.id]
     result.skipped = [BadRow(row=e.row, column=e.column, message=str(e)) for e in skipped]
     return result
 
@@ -111,13 +118,16 @@ def list_datasets(
     """The caller's datasets and those shared with them, newest first, each with the caller's
     role."""
     total, rows = teams.visible_datasets(session, user, offset, limit)
-    return DatasetsPage(items=[_public(d, role, owner) for d, role, owner in rows], total=total)
+    counts = tag_counts(session, [d.id for d, _, _ in rows])
+    items = [_public(d, role, owner, counts[d.id]) for d, role, owner in rows]
+    return DatasetsPage(items=items, total=total)
 
 
-def _public(dataset: Dataset, role: str, owner_name: str) -> DatasetPublic:
+def _public(dataset: Dataset, role: str, owner_name: str, counts: dict[str, int]) -> DatasetPublic:
     public = DatasetPublic.model_validate(dataset)
     public.role = role  # type: ignore[assignment]
     public.owner_name = owner_name
+    public.tag_counts = counts
     return public
 
 
@@ -126,7 +136,18 @@ def read_dataset(dataset: DatasetDep, session: SessionDep, user: CurrentUser) ->
     """One dataset, with the caller's role on it."""
     owner = session.get(User, dataset.owner_id)
     role = dataset_role(session, user, dataset) or "viewer"
-    return _public(dataset, role, owner.username if owner else "")
+    counts = tag_counts(session, [dataset.id])[dataset.id]
+    return _public(dataset, role, owner.username if owner else "", counts)
+
+
+@router.post("/{dataset_id}/checks/contamination", response_model=ContaminationResult)
+def contamination_check(
+    dataset: ReviewedDataset, body: ContaminationCheck, session: SessionDep, user: CurrentUser
+) -> ContaminationResult:
+    """Tag the pairs whose prompt shares an n-gram with a prompt of another dataset you can
+    read, used as the evaluation set (tag `contamination`; a rerun replaces the tags)."""
+    evaluation = access_dataset(session, user, body.eval_dataset_id, "viewer")
+    return check_contamination(session, dataset, evaluation, body.n)
 
 
 @router.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT)

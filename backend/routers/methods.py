@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from backend.deps import get_current_user
-from backend.schemas import ColumnInfo, MethodInfo
+from backend.schemas import ColumnInfo, MethodInfo, TagInfo
 from worker.influence.methods import METHODS, SCORE_COLUMN_SPECS
+from worker.influence.tags import TAG_SPECS
 
 # Signed-in users only, like every other route but /health.
 router = APIRouter(tags=["methods"], dependencies=[Depends(get_current_user)])
@@ -24,3 +25,10 @@ def list_score_columns() -> list[ColumnInfo]:
     """Every per-pair score column, in table order: its label, unit, which end is harmful, and
     whether the review offers it as a ranking."""
     return [ColumnInfo.model_validate(column) for column in SCORE_COLUMN_SPECS]
+
+
+@router.get("/methods/tags", response_model=list[TagInfo])
+def list_tags() -> list[TagInfo]:
+    """Every exact-check tag a pair can carry (the `tag=` filter's values): its label, what it
+    means, when it is computed and what its number is."""
+    return [TagInfo.model_validate(spec) for spec in TAG_SPECS]

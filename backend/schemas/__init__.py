@@ -68,6 +68,7 @@ from backend.schemas.scores import (
     pair_scores_model,
     score_column_enum,
 )
+from backend.schemas.tags import ContaminationCheck, ContaminationResult, TagInfo
 from backend.schemas.users import (
     AdminUserCreate,
     AdminUserPublic,
@@ -96,6 +97,8 @@ __all__ = [
     "BulkKind",
     "BulkResult",
     "ColumnInfo",
+    "ContaminationCheck",
+    "ContaminationResult",
     "DatasetPublic",
     "DatasetsPage",
     "DbId",
@@ -135,6 +138,7 @@ __all__ = [
     "ScoreRange",
     "SharePublic",
     "ShareUpdate",
+    "TagInfo",
     "TokenCreate",
     "TokenIssued",
     "TokenPublic",

@@ -22,6 +22,10 @@ class DatasetPublic(BaseModel):
         "owner", description="The caller's role: owner, or what the owner shared it as."
     )
     owner_name: str = Field("", description="The owner's username.")
+    tag_counts: dict[str, int] = Field(
+        default_factory=dict,
+        description="Pairs per exact-check tag (GET /methods/tags), every tag listed.",
+    )
 
 
 Role = Literal["viewer", "reviewer"]

@@ -103,6 +103,11 @@ class PairFilter(BaseModel):
     metadata: dict[str, MetaValue] = Field(
         default_factory=dict, max_length=16, description="Metadata fields equal to these values."
     )
+    tags: list[str] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Pairs with any of these exact-check tags (GET /methods/tags lists them).",
+    )
 
 
 class ReviewUpdate(BaseModel):

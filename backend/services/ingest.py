@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from backend.db import insert_rows, refresh_planner_stats, session_scope
 from backend.errors import TooLarge
+from backend.ingest.checks import UploadChecks
 from backend.ingest.errors import BadRowLog, LimitExceeded, PairFormatError
 from backend.ingest.formats import Format, check_filename, detect_format
 from backend.ingest.limits import ReadLimits
@@ -29,6 +30,7 @@ from backend.ingest.schema_kinds import SchemaKind
 from backend.models import Dataset, Pair, User
 from backend.services import search
 from backend.settings import Settings
+from backend.storage.tags import store_by_index
 
 _BATCH = 2000
 _COPY_CHUNK = 1 << 20
@@ -221,12 +223,14 @@ def _store_pairs(session: Session, dataset_id: int, source: _Source, bad: BadRow
     rejecting, or no good row) raises BadRows; a file without pairs PairFormatError."""
     n_pairs = 0
     batch: list[dict] = []
+    checks = UploadChecks()
     with source.path.open("rb") as stream:
         records = iter_records(stream, source.fmt, source.limits)
         renamed = map_columns(records, source.mapping or {})
         for pair in parse_pairs(renamed, source.schema, on_error=bad):
             if bad.count and bad.reject:
                 continue  # the file is refused: read on only to list its other bad rows
+            checks.add(pair.row, pair.prompt, pair.chosen, pair.rejected)
             batch.append(
                 {
                     "dataset_id": dataset_id,
@@ -251,4 +255,6 @@ def _store_pairs(session: Session, dataset_id: int, source: _Source, bad: BadRow
         raise PairFormatError("the file holds no pairs")
     if batch:
         insert_rows(session, Pair, batch)
+    # The exact checks' tags (backend.ingest.checks), by position among the stored pairs.
+    store_by_index(session, dataset_id, ((t.index, t.tag, t.value) for t in checks.results()))
     return n_pairs

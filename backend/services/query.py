@@ -42,7 +42,9 @@ from backend.storage.stats import (
     refresh_stats,
     value_at,
 )
+from backend.storage.tags import tag_condition
 from worker.influence.methods import SCORE_COLUMNS
+from worker.influence.tags import TAG_NAMES
 
 __all__ = [
     "N_QUANTILES",
@@ -254,6 +256,13 @@ def resolve(session: Session, dataset: Dataset, f: PairFilter) -> Query:
         if isinstance(value, float) and not math.isfinite(value):
             raise ReviewError(f"metadata {key!r}: compare with a finite number")
         conditions.append(_meta_condition(session, key, value))
+        narrowed = True
+    if f.tags:
+        unknown = sorted(set(f.tags) - set(TAG_NAMES))
+        if unknown:
+            raise ReviewError(f"unknown tag {unknown[0]!r}; use one of {', '.join(TAG_NAMES)}")
+        ident = Score.pair_id if job is not None else Pair.id
+        conditions.append(tag_condition(dataset.id, f.tags, f.job_id, ident))
         narrowed = True
     uses_pairs = job is None or bool((f.q and _words(f.q)) or f.lengths or f.metadata)
     return Query(dataset, job, conditions, narrowed, f.split, uses_pairs=uses_pairs)

@@ -378,6 +378,8 @@ def describe(f: PairFilter) -> str:
         parts.append(f"{n.field} length {n.min or 0}–{n.max if n.max is not None else '∞'}")
     for key, value in f.metadata.items():
         parts.append(f"{key} = {value!r}")
+    if f.tags:
+        parts.append("tag " + "/".join(f.tags))
     return "all pairs" if not parts else "pairs with " + ", ".join(parts)
 
 

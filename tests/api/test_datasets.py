@@ -106,9 +106,9 @@ def test_upload_other_formats(client, auth, fmt: str) -> None:
         ([b'{"chosen": "a", "rejected": "b"}', b'{"chosen": "a"}'], 2, "missing column 'rejected'"),
         ([b'{"chosen": "a", "rejected": "b"}', b"this is not json"], 2, "not valid JSON"),
         (
-            [b'{"chosen": "a", "rejected": "b"}', b'{"chosen": "", "rejected": "b"}'],
+            [b'{"chosen": "a", "rejected": "b"}', b'{"chosen": 5, "rejected": "b"}'],
             2,
-            "'chosen' is empty",
+            "'chosen' must be text",
         ),
         (
             [b'{"chosen": "a", "rejected": "b"}', b'{"chosen": "a\xff", "rejected": "b"}'],

@@ -120,10 +120,10 @@ MORE: dict[str, tuple[bytes, str, str, int | None]] = {
         "'rejected' must be text",
         4,
     ),
-    "CSV with an empty chosen cell": (
-        (_GOOD_CSV + "q,,b\n").encode(),
+    "CSV row without its rejected cell": (
+        (_GOOD_CSV + "q,a\n").encode(),
         "p.csv",
-        "'chosen' is empty",
+        "'rejected' must be text",
         4,
     ),
     "CSV header only": (b"prompt,chosen,rejected\n", "p.csv", "no pairs", None),
@@ -183,16 +183,16 @@ MORE: dict[str, tuple[bytes, str, str, int | None]] = {
         "got list",
         3,
     ),
+    "rejected is null": (
+        _line('{"prompt": "q", "chosen": "a", "rejected": null}'),
+        "p.jsonl",
+        "must be text",
+        3,
+    ),
     "rejected is missing": (
         _line('{"prompt": "q", "chosen": "a"}'),
         "p.jsonl",
         "missing column 'rejected'",
-        3,
-    ),
-    "rejected is whitespace": (
-        _line('{"prompt": "q", "chosen": "a", "rejected": " \\n\\t "}'),
-        "p.jsonl",
-        "is empty",
         3,
     ),
     "prompt is a dict": (
@@ -377,7 +377,7 @@ def test_parquet_timestamps_dates_and_decimals_are_read_as_text(client, auth) ->
 
 def _with_bad_rows() -> bytes:
     rows = [json.dumps(r) for r in GOOD[:10]]
-    rows[2] = '{"prompt": "q", "chosen": "", "rejected": "b"}'
+    rows[2] = '{"prompt": "q", "chosen": 7, "rejected": "b"}'
     rows[5] = "{not json"
     rows[8] = '{"prompt": "q", "chosen": "a"}'
     return ("\n".join(rows) + "\n").encode()
@@ -390,7 +390,7 @@ def test_a_refused_file_lists_every_bad_row(client, auth) -> None:
     detail = response.json()["detail"]
     assert detail["row"] == 3 and "(and 2 more bad rows)" in detail["message"]
     assert [e["row"] for e in detail["errors"]] == [3, 6, 9] and detail["n_errors"] == 3
-    assert "is empty" in detail["errors"][0]["message"]
+    assert "must be text" in detail["errors"][0]["message"]
     assert "not valid JSON" in detail["errors"][1]["message"]
     assert "missing column 'rejected'" in detail["errors"][2]["message"]
     assert stored_counts() == before
@@ -441,8 +441,9 @@ def test_skipping_never_stores_a_file_without_good_rows_or_a_damaged_one(
     assert stored_counts() == before and n_stored_files() == files
 
 
-def test_both_schemas_refuse_an_empty_response(client, auth) -> None:
-    """An HH transcript whose final turn is empty is as bad as an empty `chosen` cell."""
+def test_both_schemas_accept_and_tag_an_empty_response(client, auth) -> None:
+    """An HH transcript whose final turn is empty is stored like an empty `chosen` cell: both
+    are tagged `empty_response` (HH-RLHF's own files have such pairs; issue 24)."""
     transcript = {
         "chosen": "\n\nHuman: hi\n\nAssistant:",
         "rejected": "\n\nHuman: hi\n\nAssistant: hello",
@@ -452,35 +453,24 @@ def test_both_schemas_refuse_an_empty_response(client, auth) -> None:
         "rejected": "\n\nHuman: hi\n\nAssistant: no",
     }
     response = upload(client, auth, jsonl_bytes([good, transcript]), "hh.jsonl")
-    assert response.status_code == 422, response.text
-    detail = response.json()["detail"]
-    assert (
-        detail["row"] == 2
-        and detail["column"] == "chosen"
-        and "final response is empty" in detail["message"]
-    )
+    assert response.status_code == 201, response.text
+    assert response.json()["n_pairs"] == 2
+    assert response.json()["tag_counts"]["empty_response"] == 1
+    cells = upload(client, auth, (_GOOD_CSV + "q,,b\n").encode(), "p.csv")
+    assert cells.status_code == 201, cells.text
+    assert cells.json()["tag_counts"]["empty_response"] == 1
 
 
-def test_real_hh_rlhf_harmless_base_uploads_with_its_bad_pairs_skipped(client, auth) -> None:
+def test_real_hh_rlhf_harmless_base_uploads_whole(client, auth) -> None:
     from tests.factories import HH_DIR
 
     data = (HH_DIR / "harmless-base-test.jsonl.gz").read_bytes()
-    refused = upload(client, auth, data, "harmless-base-test.jsonl.gz")
-    assert refused.status_code == 422
-    n_bad = refused.json()["detail"]["n_errors"]
-    assert 2 <= n_bad <= 10
-    response = client.post(
-        "/api/v1/datasets",
-        headers=auth,
-        files={"file": ("harmless-base-test.jsonl.gz", data)},
-        data={"on_bad_rows": "skip"},
-    )
+    response = upload(client, auth, data, "harmless-base-test.jsonl.gz")
     assert response.status_code == 201, response.text
     body = response.json()
-    assert body["n_skipped"] == n_bad == len(body["skipped"])
     with gzip.open(HH_DIR / "harmless-base-test.jsonl.gz") as lines:
-        assert body["n_pairs"] + n_bad == sum(1 for _ in lines)
-    assert all("final response is empty" in r["message"] for r in body["skipped"])
+        assert body["n_pairs"] == sum(1 for _ in lines)
+    assert body["n_skipped"] == 0 and 2 <= body["tag_counts"]["empty_response"] <= 10
     client.delete(f"/api/v1/datasets/{body['id']}", headers=auth)
 
 

@@ -167,8 +167,8 @@ def test_the_review_log_and_history_name_the_files_rows(client, auth, dataset) -
 
 
 def _csv_file() -> bytes:
-    # Header on line 1; line 4's rejected cell is empty.
-    rows = ["prompt,chosen,rejected", "p2,c2,r2", "p3,c3,r3", "p4,c4,", "p5,c5,r5"]
+    # Header on line 1; line 4 has no rejected cell.
+    rows = ["prompt,chosen,rejected", "p2,c2,r2", "p3,c3,r3", "p4,c4", "p5,c5,r5"]
     return ("\n".join(rows) + "\n").encode()
 
 
@@ -182,7 +182,7 @@ def _parquet_file() -> bytes:
     table = pa.table(
         {
             "prompt": ["p1", "p2", "p3", "p4"],
-            "chosen": ["c1", "c2", "", "c4"],  # record 3: empty
+            "chosen": ["c1", "c2", None, "c4"],  # record 3: null
             "rejected": ["r1", "r2", "r3", "r4"],
         }
     )

@@ -73,11 +73,11 @@ def test_gzipped_jsonl_is_read() -> None:
         (b'{"chosen": "a", "rejected": "b"}\n{"chosen": "a"}\n', "jsonl", 2, "rejected", "missing"),
         (b'{"chosen": "a", "rejected": "b"}\n{"chosen": "a", \n', "jsonl", 2, 17, "not valid JSON"),
         (
-            b'{"chosen": "a", "rejected": "b"}\n{"chosen": " ", "rejected": "b"}\n',
+            b'{"chosen": "a", "rejected": "b"}\n{"chosen": null, "rejected": "b"}\n',
             "jsonl",
             2,
             "chosen",
-            "empty",
+            "got empty",
         ),
         (
             b'{"chosen": "a", "rejected": "b"}\n{"chosen": "\xff", "rejected": "b"}\n',
@@ -86,7 +86,7 @@ def test_gzipped_jsonl_is_read() -> None:
             13,
             "UTF-8",
         ),
-        (b"prompt,chosen,rejected\nq,a,b\nq,,b\n", "csv", 3, "chosen", "empty"),
+        (b"prompt,chosen,rejected\nq,a,b\nq\n", "csv", 3, "chosen", "must be text"),
         (b"prompt,chosen\nq,a\n", "csv", 2, "rejected", "missing"),
         (b"prompt,chosen,rejected\nq,a,b\nq,\xe9,b\n", "csv", 3, 3, "UTF-8"),
         (
