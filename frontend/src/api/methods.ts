@@ -11,11 +11,13 @@ export type MethodName = NonNullable<Schemas["AuditCreate"]["default_method"]>;
 
 interface EnumSchema {
   enum?: string[];
+  default?: string;
+  description?: string;
   "x-enum-labels"?: string[];
   "x-enum-descriptions"?: string[];
 }
 
-const spec = (components.schemas.AuditCreate.properties as Record<string, EnumSchema>).default_method;
+const spec = (components.schemas.AuditCreate.properties as unknown as Record<string, EnumSchema>).default_method;
 
 /** Every method, in the registry's order. */
 export const METHODS: readonly MethodName[] = (spec.enum ?? []) as MethodName[];
@@ -35,4 +37,15 @@ export function methodLabel(method: string): string {
 /** One or two sentences on what the method computes, or undefined for an unknown name. */
 export function methodDescription(method: string): string | undefined {
   return DESCRIPTIONS.get(method);
+}
+
+/** The method an audit ranks by when its launch names none (the registry's default). */
+export const DEFAULT_METHOD: string = spec.default ?? METHODS[0] ?? "loss";
+
+/** Why the default is the default, as the API documents it (the benchmark's rule), from
+ *  "Default '…'" on; undefined where the document gives no reason. */
+export function defaultMethodReason(): string | undefined {
+  const text = spec.description ?? "";
+  const start = text.indexOf("Default '");
+  return start >= 0 ? text.slice(start) : undefined;
 }

@@ -2,7 +2,7 @@
 // that pruning them pays. Composes the datasets, jobs, pairs and verify features, which do not
 // know about each other.
 import { Link, useParams, useSearchParams } from "react-router";
-import { errorMessage } from "../api/errors";
+import { Alert } from "../components/ui/Alert";
 import { ExportButtons, SharingPanel, useDataset, useDatasets } from "../features/datasets";
 import { JobsList, JobStatus, LaunchAuditForm, useJobs, type Job } from "../features/jobs";
 import { PairsPanel, useFlaggedCount } from "../features/pairs";
@@ -44,9 +44,7 @@ export function DatasetPage() {
   if (dataset.isError) {
     return (
       <main className="page">
-        <p role="alert" className="error">
-          Could not load dataset {datasetId}: {errorMessage(dataset.error)}
-        </p>
+        <Alert title={`Could not load dataset ${datasetId}`} error={dataset.error} />
         <Link to="/datasets">Back to datasets</Link>
       </main>
     );
@@ -89,9 +87,7 @@ export function DatasetPage() {
         <section className="card" aria-labelledby="jobs-title">
           <h2 id="jobs-title">Jobs</h2>
           {jobs.isError && (
-            <p role="alert" className="error">
-              Could not load jobs: {errorMessage(jobs.error)}
-            </p>
+            <Alert title="Could not load jobs" error={jobs.error} />
           )}
           {jobs.data && <JobsList jobs={items} selectedId={selectedId} onSelect={selectJob} />}
         </section>
@@ -122,6 +118,7 @@ export function DatasetPage() {
             jobId={reviewed.id}
             datasetPairs={dataset.data.n_pairs}
             groupBudget={groupBudgetOf(reviewed)}
+            defaultMethod={defaultMethodOf(reviewed)}
             readOnly={role === "viewer"}
           />
         </>
@@ -138,6 +135,12 @@ export function DatasetPage() {
       {isOwner && <SharingPanel datasetId={datasetId} />}
     </main>
   );
+}
+
+/** The method whose harm fills `harm` in an audit's scores, else null. */
+function defaultMethodOf(job: Job): string | null {
+  const metrics = job.metrics;
+  return metrics && metrics.kind === "audit" ? (metrics.default_method ?? null) : null;
 }
 
 /** The greedy selection's size of an audit that ran the `group` method, else null. */

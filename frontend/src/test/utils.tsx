@@ -4,7 +4,9 @@ import type { ReactElement } from "react";
 import { MemoryRouter } from "react-router";
 import { vi } from "vitest";
 
-export function renderWithClient(ui: ReactElement, options?: RenderOptions) {
+/** Renders `ui` with a fresh query client inside a router at `url` (default "/"). */
+export function renderWithClient(ui: ReactElement, options?: RenderOptions & { url?: string }) {
+  const { url = "/", ...renderOptions } = options ?? {};
   const client = new QueryClient({
     defaultOptions: { queries: { retry: false }, mutations: { retry: false } },
   });
@@ -12,9 +14,9 @@ export function renderWithClient(ui: ReactElement, options?: RenderOptions) {
     client,
     ...render(
       <QueryClientProvider client={client}>
-        <MemoryRouter>{ui}</MemoryRouter>
+        <MemoryRouter initialEntries={[url]}>{ui}</MemoryRouter>
       </QueryClientProvider>,
-      options,
+      renderOptions,
     ),
   };
 }

@@ -5,13 +5,14 @@ import { formatNumber, formatPercent, formatWithUnit } from "./format";
 import { Num } from "./Num";
 
 describe("formatNumber", () => {
-  it("writes four significant digits, the same way at every size", () => {
+  it("writes at most four significant digits, the same way at every size", () => {
     expect(formatNumber(0.860297)).toBe("0.8603");
     expect(formatNumber(682.7234)).toBe("682.7");
     expect(formatNumber(-0.0123456)).toBe("-0.01235");
     expect(formatNumber(3.612e-4)).toBe("3.612×10⁻⁴");
     expect(formatNumber(4.531e-5)).toBe("4.531×10⁻⁵");
-    expect(formatNumber(-2.5e-7)).toBe("-2.500×10⁻⁷");
+    expect(formatNumber(-2.5e-7)).toBe("-2.5×10⁻⁷");
+    expect(formatNumber(0.2)).toBe("0.2");
     expect(formatNumber(123456.7)).toBe("1.235×10⁵");
   });
 

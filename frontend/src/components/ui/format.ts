@@ -19,7 +19,8 @@ const SUPERSCRIPT: Record<string, string> = {
 export const DIGITS = 4;
 
 /**
- * `value` with `digits` significant digits: plain between 0.001 and 100,000 ("0.8603", "682.7"),
+ * `value` to `digits` significant digits (trailing zeros dropped: 0.2, not 0.2000): plain
+ * between 0.001 and 100,000 ("0.8603", "682.7"),
  * integers whole up to ten million ("-1850"), else as a power of ten with a superscript exponent
  * ("4.531×10⁻⁵") that never breaks across lines. Null, undefined and NaN read "–".
  */
@@ -29,8 +30,9 @@ export function formatNumber(value: number | null | undefined, digits = DIGITS):
   if (value === 0) return "0";
   const size = Math.abs(value);
   if (Number.isInteger(value) && size < 1e7) return String(value);
-  if (size >= 1e-3 && size < 1e5) return value.toPrecision(digits);
-  const [mantissa, exponent] = value.toExponential(digits - 1).split("e");
+  if (size >= 1e-3 && size < 1e5) return String(Number(value.toPrecision(digits)));
+  const [fixed, exponent] = value.toExponential(digits - 1).split("e");
+  const mantissa = String(Number(fixed));
   const power = String(Number(exponent))
     .split("")
     .map((c) => SUPERSCRIPT[c] ?? c)

@@ -178,6 +178,7 @@ export function useSetState(datasetId: number) {
       void queryClient.invalidateQueries({ queryKey: pairKeys.flaggedCount(datasetId) });
       void queryClient.invalidateQueries({ queryKey: [...pairKeys.all(datasetId), "actions"] });
       void queryClient.invalidateQueries({ queryKey: [...pairKeys.all(datasetId), "history", pair.id] });
+      void queryClient.invalidateQueries({ queryKey: [...pairKeys.all(datasetId), "one", pair.id] });
     },
   });
 }
@@ -245,6 +246,7 @@ function useRefreshFlags(datasetId: number) {
       queryClient.invalidateQueries({ queryKey: pairKeys.flaggedCount(datasetId) }),
       queryClient.invalidateQueries({ queryKey: [...pairKeys.all(datasetId), "actions"] }),
       queryClient.invalidateQueries({ queryKey: [...pairKeys.all(datasetId), "history"] }),
+      queryClient.invalidateQueries({ queryKey: [...pairKeys.all(datasetId), "one"] }),
     ]);
 }
 
@@ -304,5 +306,23 @@ export function useClearFlags(datasetId: number) {
         }),
       ),
     onSuccess: refresh,
+  });
+}
+
+/** One pair with its review state and, given an audit, its scores: a pair opened from the URL
+ *  that the loaded rows do not hold. */
+export function usePair(datasetId: number, pairId: number | null, jobId: number | null) {
+  return useQuery({
+    queryKey: [...pairKeys.all(datasetId), "one", pairId, jobId],
+    enabled: pairId !== null,
+    queryFn: async () =>
+      unwrap(
+        await api.GET("/api/v1/datasets/{dataset_id}/pairs/{pair_id}", {
+          params: {
+            path: { dataset_id: datasetId, pair_id: pairId ?? 0 },
+            query: { job_id: jobId ?? undefined },
+          },
+        }),
+      ),
   });
 }

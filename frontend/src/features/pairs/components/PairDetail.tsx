@@ -1,7 +1,9 @@
 import { forwardRef, useEffect, useState } from "react";
 import { SHOWN_COLUMNS } from "../../../api/scoreColumns";
-import { useInteractions, usePairHistory, type Pair, type ReviewState } from "../api/pairs";
-import { formatScore } from "./PairsTable";
+import { useInteractions, usePairHistory, type Interactions, type Pair, type ReviewState } from "../api/pairs";
+import { Num } from "../../../components/ui/Num";
+import { Table } from "../../../components/ui/Table";
+import { describeColumn } from "./scoreText";
 import { WordDiff } from "./WordDiff";
 import { Alert } from "../../../components/ui/Alert";
 
@@ -18,18 +20,19 @@ interface Props {
   interactions?: { datasetId: number; jobId: number };
   /** Show the pair's review history. */
   datasetId?: number;
+  /** The audit's default method, which filled `harm`. */
+  defaultMethod?: string | null;
 }
 
 type Scores = NonNullable<Pair["scores"]>;
+type Interaction = Interactions["items"][number];
 
-/** The pair's score list: the registry's shown columns, in its order, with what high means. */
-const SHOWN_SCORES = SHOWN_COLUMNS.map((c) => [c.column, c.label] as [keyof Scores, string]);
-
-const EXPLAIN: Record<string, string> = Object.fromEntries(SHOWN_COLUMNS.map((c) => [c.column, c.high]));
+/** The pair's score list: the registry's shown columns, in its order. */
+const SHOWN_SCORES = SHOWN_COLUMNS.map((c) => c.column as keyof Scores);
 
 /** One pair in full: the prompt, then chosen and rejected side by side (whitespace kept). */
 export const PairDetail = forwardRef<HTMLTextAreaElement, Props>(function PairDetail(
-  { pair, rank, onFlag, onState, busy = false, readOnly = false, interactions, datasetId },
+  { pair, rank, onFlag, onState, busy = false, readOnly = false, interactions, datasetId, defaultMethod = null },
   noteRef,
 ) {
   const [note, setNote] = useState(pair.note ?? "");
@@ -53,17 +56,20 @@ export const PairDetail = forwardRef<HTMLTextAreaElement, Props>(function PairDe
       </header>
       {scores && (
         <dl className="scores">
-          {SHOWN_SCORES.filter(([key]) => typeof scores[key] === "number").map(([key, label]) => (
-            <div key={key} title={EXPLAIN[key] ? `High: ${EXPLAIN[key]}` : undefined}>
-              <dt>{label}</dt>
+          {SHOWN_SCORES.filter((key) => typeof scores[key] === "number").map((key) => {
+            const text = describeColumn(key, defaultMethod);
+            return (
+            <div key={key} title={text.high ? `High: ${text.high}` : undefined}>
+              <dt>{text.label}</dt>
               <dd>
-                {formatScore(scores[key] as number)}
+                <Num value={scores[key] as number} unit={key === "group_order" ? undefined : text.unit} />
                 {pair.percentiles?.[key] !== undefined && (
                   <span className="muted small"> · p{Math.round(pair.percentiles[key])}</span>
                 )}
               </dd>
             </div>
-          ))}
+            );
+          })}
           {scores.split && (
             <div>
               <dt>split</dt>
@@ -80,7 +86,7 @@ export const PairDetail = forwardRef<HTMLTextAreaElement, Props>(function PairDe
       )}
       <section aria-label="Prompt">
         <h4>Prompt</h4>
-        <pre className="text">{pair.prompt}</pre>
+        <pre className="text" tabIndex={0} aria-label="Prompt text">{pair.prompt}</pre>
       </section>
       <label className="inline">
         <input type="checkbox" checked={diff} onChange={(e) => setDiff(e.target.checked)} />
@@ -92,11 +98,11 @@ export const PairDetail = forwardRef<HTMLTextAreaElement, Props>(function PairDe
         <div className="responses">
           <section aria-label="Chosen response" className="response chosen">
             <h4>Chosen{pair.state === "swapped" && " (exported as rejected)"}</h4>
-            <pre className="text">{pair.chosen}</pre>
+            <pre className="text" tabIndex={0} aria-label="Chosen text">{pair.chosen}</pre>
           </section>
           <section aria-label="Rejected response" className="response rejected">
             <h4>Rejected{pair.state === "swapped" && " (exported as chosen)"}</h4>
-            <pre className="text">{pair.rejected}</pre>
+            <pre className="text" tabIndex={0} aria-label="Rejected text">{pair.rejected}</pre>
           </section>
         </div>
       )}
@@ -214,30 +220,28 @@ function PairInteractions({ datasetId, jobId, pairId }: { datasetId: number; job
         <p className="muted">No interactions: this pair is outside the greedy candidate set.</p>
       )}
       {query.data && query.data.items.length > 0 && (
-        <table className="interactions-table">
-          <thead>
-            <tr>
-              <th>row</th>
-              <th>κ</th>
-              <th>kind</th>
-              <th>greedy order</th>
-              <th>prompt</th>
-            </tr>
-          </thead>
-          <tbody>
-            {query.data.items.map((item) => (
-              <tr key={item.pair_id} data-testid="interaction">
-                <td>{item.row}</td>
-                <td>{formatScore(item.kappa)}</td>
-                <td>
-                  <span className={`tag tag-${item.kind}`}>{item.kind}</span>
-                </td>
-                <td>{item.group_order ?? "–"}</td>
-                <td className="prompt-cell">{item.prompt.slice(0, 120)}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+        <Table
+          label="Pairs interacting with this one"
+          className="interactions-table"
+          rows={query.data.items}
+          rowKey={(item) => item.pair_id}
+          rowProps={() => ({ "data-testid": "interaction" })}
+          columns={[
+            { key: "row", header: "row", cell: (item: Interaction) => item.row },
+            { key: "kappa", header: "κ", className: "num", cell: (item: Interaction) => <Num value={item.kappa} /> },
+            {
+              key: "kind",
+              header: "kind",
+              cell: (item: Interaction) => <span className={`tag tag-${item.kind}`}>{item.kind}</span>,
+            },
+            {
+              key: "order",
+              header: "greedy order (1 = removed first)",
+              cell: (item: Interaction) => item.group_order ?? "–",
+            },
+            { key: "prompt", header: "prompt", className: "prompt-cell", cell: (item: Interaction) => item.prompt.slice(0, 160) },
+          ]}
+        />
       )}
     </section>
   );

@@ -1,12 +1,22 @@
 import { screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
+import { useLocation } from "react-router";
 import { describe, expect, it } from "vitest";
 import { makePair } from "../../../test/fixtures";
 import { mockApi, renderWithClient } from "../../../test/utils";
 import type { Pair } from "../api/pairs";
 import { PairsPanel } from "./PairsPanel";
 
-function setup(groupBudget: number | null = null, jobId: number | null = 7) {
+/** The router's current search string, to check what the URL holds. */
+function Location() {
+  return <output data-testid="location">{useLocation().search}</output>;
+}
+
+function setup(
+  groupBudget: number | null = null,
+  jobId: number | null = 7,
+  { url = "/", defaultMethod = null as string | null } = {},
+) {
   const pairs: Pair[] = [
     // The file's row 4 was skipped at upload: the fourth stored pair is row 5 of the file.
     makePair(3, 0.8, {
@@ -45,6 +55,14 @@ function setup(groupBudget: number | null = null, jobId: number | null = 7) {
       return { ...withFlag(pairs[0]), state: body.state, note: body.note, scores: null };
     },
     "GET /api/v1/datasets/1/pairs/101/history": () => [],
+    "GET /api/v1/datasets/1/pairs/100/history": () => [],
+    "PUT /api/v1/datasets/1/pairs/101/review": async (request) => {
+      const body = (await request.json()) as { state: string; note: string | null };
+      flagBodies.push(body);
+      return { ...withFlag(pairs[1]), state: body.state, note: body.note, scores: null };
+    },
+    "POST /api/v1/datasets/1/review/undo": () => ({ changed: 1, dry_run: false }),
+    "GET /api/v1/datasets/1/pairs/100": () => withFlag(pairs[2]),
     "GET /api/v1/datasets/1/pairs/103/history": () => [],
     "GET /api/v1/jobs/7/histogram": () => ({
       column: "harm",
@@ -74,7 +92,13 @@ function setup(groupBudget: number | null = null, jobId: number | null = 7) {
       ],
     }),
   });
-  renderWithClient(<PairsPanel datasetId={1} jobId={jobId} datasetPairs={4} groupBudget={groupBudget} />);
+  renderWithClient(
+    <>
+      <PairsPanel datasetId={1} jobId={jobId} datasetPairs={4} groupBudget={groupBudget} defaultMethod={defaultMethod} />
+      <Location />
+    </>,
+    { url },
+  );
   return { ...api, flagBodies };
 }
 
@@ -176,7 +200,7 @@ describe("PairsPanel", () => {
     await waitFor(() => expect(dataRows()).toHaveLength(3));
     expect(screen.getByLabelText("Fraction to flag (%)")).toHaveValue(10);
     await userEvent.click(screen.getByRole("button", { name: "Flag top 10%" }));
-    expect(await screen.findByTestId("flag-message")).toHaveTextContent("1 pairs newly flagged");
+    expect(await screen.findByTestId("flag-message")).toHaveTextContent("Flagged the top 10% by harm: 1 pair newly flagged");
     await waitFor(() =>
       expect(screen.getByRole("checkbox", { name: "Flag pair at row 5" })).toBeChecked(),
     );
@@ -209,5 +233,59 @@ describe("PairsPanel", () => {
     expect(rows[0]).toHaveTextContent("redundant");
     expect(rows[0]).toHaveTextContent("0.0042");
     expect(rows[1]).toHaveTextContent("complementary");
+  });
+
+  it("keeps the open pair in the URL", async () => {
+    setup();
+    await waitFor(() => expect(dataRows()).toHaveLength(3));
+    await userEvent.click(dataRows()[1]);
+    expect(screen.getByTestId("location")).toHaveTextContent("pair=101");
+    expect(screen.getByRole("heading", { name: /^Pair at row 2/ })).toBeInTheDocument();
+  });
+
+  it("opens the pair a shared link names", async () => {
+    setup(null, 7, { url: "/?sort=-harm&pair=100" });
+    expect(await screen.findByRole("heading", { name: /^Pair at row 1/ })).toBeInTheDocument();
+    await waitFor(() => expect(dataRows()[2]).toHaveAttribute("aria-selected", "true"));
+  });
+
+  it("announces each decision, and an undo returns to the undone pair", async () => {
+    const { flagBodies } = setup();
+    await waitFor(() => expect(dataRows()).toHaveLength(3));
+    await userEvent.keyboard("j");
+    await userEvent.keyboard("f");
+    await waitFor(() => expect(screen.getByTestId("announcer")).toHaveTextContent("Flagged pair at row 5."));
+    // f advanced to the next pair …
+    expect(dataRows()[1]).toHaveAttribute("aria-selected", "true");
+    await userEvent.keyboard("K");
+    await waitFor(() => expect(screen.getByTestId("announcer")).toHaveTextContent("Kept pair at row 2."));
+    expect(flagBodies).toHaveLength(2);
+    expect(dataRows()[2]).toHaveAttribute("aria-selected", "true");
+    // … and u undoes the keep and goes back to it.
+    await userEvent.keyboard("u");
+    await waitFor(() => expect(dataRows()[1]).toHaveAttribute("aria-selected", "true"));
+    expect(screen.getByTestId("announcer")).toHaveTextContent("Undone: 1 pair restored.");
+    expect(screen.getByTestId("location")).toHaveTextContent("pair=101");
+  });
+
+  it("closes the keyboard help with Escape", async () => {
+    setup();
+    await waitFor(() => expect(dataRows()).toHaveLength(3));
+    await userEvent.keyboard("?");
+    expect(screen.getByRole("dialog", { name: "Keyboard shortcuts" })).toBeInTheDocument();
+    await userEvent.keyboard("{Escape}");
+    expect(screen.queryByRole("dialog", { name: "Keyboard shortcuts" })).not.toBeInTheDocument();
+  });
+
+  it("names the default score in the header, with its unit, and says why it is the default", async () => {
+    setup(null, 7, { defaultMethod: "length" });
+    await waitFor(() => expect(dataRows()).toHaveLength(3));
+    const table = screen.getByRole("table", { name: "Pairs ranked by harm" });
+    const harm = within(table).getByRole("columnheader", { name: /harm = length heuristic/ });
+    expect(harm).toHaveTextContent("characters");
+    expect(within(table).getByRole("columnheader", { name: /BT loss/ })).toHaveTextContent("nats");
+    const legend = screen.getByTestId("score-legend");
+    expect(legend).toHaveTextContent("Ranked by harm = length heuristic (characters): high = chosen is much shorter than rejected.");
+    expect(screen.getByTestId("default-reason")).toHaveTextContent(/audit's default.*AUROC/);
   });
 });

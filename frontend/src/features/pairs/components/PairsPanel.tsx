@@ -1,5 +1,8 @@
-import { useCallback, useMemo, useRef, useState } from "react";
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { useSearchParams } from "react-router";
+import { Announcer } from "../../../components/ui/Announcer";
+import { Dialog } from "../../../components/ui/Dialog";
+import { formatNumber, formatPercent } from "../../../components/ui/format";
 import { REVIEW_KEYS, useReviewKeys } from "../hooks/useReviewKeys";
 import {
   toFilter,
@@ -10,6 +13,7 @@ import {
   useFlagBudget,
   useFlaggedCount,
   useFlagTop,
+  usePair,
   usePairs,
   useScoreHistogram,
   type FlagFilter,
@@ -17,19 +21,22 @@ import {
   type ScoreHistogram,
 } from "../api/pairs";
 import { FlagToolbar } from "./FlagToolbar";
-import { HarmHistogram, tickFormatter } from "./HarmHistogram";
+import { HarmHistogram } from "./HarmHistogram";
 import { PairDetail } from "./PairDetail";
 import { PairsTable } from "./PairsTable";
 import { BulkBar } from "./BulkBar";
 import { ReviewFilterBar, SCORE_CHOICES, STATES, type ReviewFilters } from "./ReviewFilterBar";
+import { ScoreLegend } from "./ScoreLegend";
 import { count } from "../../../components/ui/count";
 import { Alert } from "../../../components/ui/Alert";
 
 /** The view's sort and filters live in the URL, so a view can be shared and reloaded. */
 function useViewParams(
   scored: boolean,
-): [string, ReviewFilters, (sort: string) => void, (f: ReviewFilters) => void] {
+): [string, ReviewFilters, (sort: string) => void, (f: ReviewFilters) => void, number | null, (id: number | null) => void] {
   const [params, setParams] = useSearchParams();
+  const pairParam = Number(params.get("pair"));
+  const pair = Number.isInteger(pairParam) && pairParam > 0 ? pairParam : null;
   const sort = params.get("sort") ?? (scored ? "-harm" : "index");
   const range = params.get("range");
   const [column, min, max] = range ? range.split(":") : [];
@@ -64,8 +71,18 @@ function useViewParams(
       if (f.split && f.split !== "train") next.set("split", f.split);
       else next.delete("split");
     });
-  return [sort, filters, setSort, setFilters];
+  // The open pair lives in the URL too: a reload or a shared link opens it again.
+  const setPair = (id: number | null) =>
+    update((next) => (id === null ? next.delete("pair") : next.set("pair", String(id))));
+  return [sort, filters, setSort, setFilters, pair, setPair];
 }
+
+const DONE: Record<ReviewState, string> = {
+  flagged: "Flagged",
+  kept: "Kept",
+  swapped: "Swapped",
+  unreviewed: "Back to unreviewed:",
+};
 
 interface Props {
   datasetId: number;
@@ -77,18 +94,31 @@ interface Props {
   groupBudget?: number | null;
   /** A viewer of a shared dataset: read and filter, no decisions. */
   readOnly?: boolean;
+  /** The audit's default method (it filled `harm`), to name it where the ranking is shown. */
+  defaultMethod?: string | null;
 }
 
 /** Review one finished audit: the harm distribution, the ranked pairs, flagging. */
-export function PairsPanel({ datasetId, jobId, datasetPairs, groupBudget = null, readOnly = false }: Props) {
+export function PairsPanel({
+  datasetId,
+  jobId,
+  datasetPairs,
+  groupBudget = null,
+  readOnly = false,
+  defaultMethod = null,
+}: Props) {
   const scored = jobId !== null;
-  const [sort, filters, setSort, setFilters] = useViewParams(scored);
+  const [sort, filters, setSort, setFilters, selectedId, setSelectedId] = useViewParams(scored);
   const [filter, setFilter] = useState<FlagFilter>("all");
   const [help, setHelp] = useState(false);
   const noteRef = useRef<HTMLTextAreaElement>(null);
   const [percent, setPercent] = useState("10");
-  const [selectedId, setSelectedId] = useState<number | null>(null);
   const [message, setMessage] = useState<string | null>(null);
+  const [announcement, setAnnouncement] = useState("");
+  const [expanded, setExpanded] = useState(false);
+  // The pairs decided here, newest last: an undo goes back to the pair it undid.
+  const decided = useRef<number[]>([]);
+  const detailRef = useRef<HTMLDivElement>(null);
 
   const query = {
     jobId,
@@ -114,17 +144,36 @@ export function PairsPanel({ datasetId, jobId, datasetPairs, groupBudget = null,
   const rows = useMemo(() => pairs.data?.pages.flatMap((page) => page.items) ?? [], [pairs.data]);
   const total = pairs.data?.pages.at(-1)?.total ?? 0;
   const selectedIndex = rows.findIndex((pair) => pair.id === selectedId);
-  const selected = selectedIndex >= 0 ? rows[selectedIndex] : null;
+  // A pair opened from the URL that is not among the loaded rows (a reload deep in the list).
+  const single = usePair(datasetId, selectedIndex < 0 ? selectedId : null, jobId);
+  const selected = selectedIndex >= 0 ? rows[selectedIndex] : (single.data ?? null);
+  const hasSelection = selected !== null;
+
+  // Keep the open pair in view: beside the list on wide screens, below it on narrow ones.
+  useEffect(() => {
+    const box = detailRef.current;
+    if (selectedId === null || !hasSelection || !box || typeof box.scrollIntoView !== "function") return;
+    const { top, bottom } = box.getBoundingClientRect();
+    if (bottom < 0 || top > window.innerHeight) box.scrollIntoView({ block: "nearest" });
+  }, [selectedId, hasSelection]);
 
   const { refetch } = pairs;
   const { fetchNextPage, hasNextPage, isFetchingNextPage } = pairs;
   const mutateState = setState.mutate;
   const decide = useCallback(
-    (pair: Pair, state: ReviewState, note?: string | null) =>
+    (pair: Pair, state: ReviewState, note?: string | null) => {
+      decided.current = [...decided.current.slice(-49), pair.id];
       mutateState(
         { pair, state, note: note === undefined ? pair.note : note },
-        { onSuccess: () => (filter !== "all" || filters.states.length > 0) && refetch() },
-      ),
+        {
+          onSuccess: () => {
+            setAnnouncement(`${DONE[state]} pair at row ${pair.row}.`);
+            if (filter !== "all" || filters.states.length > 0) void refetch();
+          },
+          onError: (e) => setAnnouncement(`Could not save the decision on row ${pair.row}: ${e.message}`),
+        },
+      );
+    },
     [mutateState, refetch, filter, filters.states.length],
   );
   // A flag is the "flagged" state; unflagging makes the pair unreviewed again.
@@ -143,6 +192,17 @@ export function PairsPanel({ datasetId, jobId, datasetPairs, groupBudget = null,
     decide(selected, selected.state === state ? "unreviewed" : state);
     move(1);
   };
+  const undoLast = () =>
+    undo.mutate(undefined, {
+      onSuccess: (r) => {
+        // One pair undone: it is the last one decided here, so the selection goes back to it.
+        const back = r.changed === 1 ? decided.current.pop() : undefined;
+        if (back !== undefined) setSelectedId(back);
+        const text = `Undone: ${count(r.changed, "pair")} restored.`;
+        setMessage(text);
+        setAnnouncement(text);
+      },
+    });
   const viewerOnly = () => setMessage("You are a viewer of this dataset: you can read and export it, not decide.");
   useReviewKeys({
     move,
@@ -150,14 +210,12 @@ export function PairsPanel({ datasetId, jobId, datasetPairs, groupBudget = null,
     keep: () => (readOnly ? viewerOnly() : decideAndAdvance("kept")),
     swap: () => (readOnly ? viewerOnly() : decideAndAdvance("swapped")),
     note: () => noteRef.current?.focus(),
-    undo: () =>
-      readOnly
-        ? viewerOnly()
-        : undo.mutate(undefined, { onSuccess: (r) => setMessage(`Undone: ${count(r.changed, "pair")} restored.`) }),
+    undo: () => (readOnly ? viewerOnly() : undoLast()),
     help: () => setHelp((shown) => !shown),
   });
   const sortKey = sort.replace(/^-/, "");
   const extra = SCORE_CHOICES.find((c) => c.column === sortKey && !["harm", "loss"].includes(sortKey));
+  const extraColumn = extra?.column ?? "harm_gradient_similarity";
   const needMore = useCallback(() => {
     if (hasNextPage && !isFetchingNextPage) void fetchNextPage();
   }, [fetchNextPage, hasNextPage, isFetchingNextPage]);
@@ -171,7 +229,7 @@ export function PairsPanel({ datasetId, jobId, datasetPairs, groupBudget = null,
         <h2 id="pairs-title">{scored ? "Pairs ranked by harm" : "Pairs (no audit yet: browse, search, decide)"}</h2>
         <p className="muted" role="status" data-testid="flag-summary">
           {flaggedCount.data !== undefined &&
-            `${flaggedCount.data} of ${datasetPairs} pairs flagged · an export keeps ${datasetPairs - flaggedCount.data}`}
+            `${flaggedCount.data.toLocaleString()} of ${count(datasetPairs, "pair")} flagged · an export keeps ${(datasetPairs - flaggedCount.data).toLocaleString()}`}
         </p>
       </div>
       {histogram.data && (
@@ -202,19 +260,26 @@ export function PairsPanel({ datasetId, jobId, datasetPairs, groupBudget = null,
             { jobId, budget },
             {
               onSuccess: (result) =>
-                setMessage(`Pruned a budget of ${budget} greedily: ${result.flagged ?? 0} pairs newly flagged.`),
+                setMessage(
+                  `Pruned a budget of ${formatNumber(budget)} greedily: ${count(result.flagged ?? 0, "pair")} newly flagged.`,
+                ),
             },
           )
         }
         onFlagTop={(fraction) =>
           flagTop.mutate(
             { jobId, fraction },
-            { onSuccess: (result) => setMessage(`Flagged the top ${percent}%: ${result.flagged ?? 0} pairs newly flagged.`) },
+            {
+              onSuccess: (result) =>
+                setMessage(
+                  `Flagged the top ${formatPercent(fraction)} by harm: ${count(result.flagged ?? 0, "pair")} newly flagged.`,
+                ),
+            },
           )
         }
         onClearFlags={() =>
           clearFlags.mutate(undefined, {
-            onSuccess: (result) => setMessage(`Unflagged ${result.unflagged ?? 0} pairs.`),
+            onSuccess: (result) => setMessage(`Unflagged ${count(result.unflagged ?? 0, "pair")}.`),
           })
         }
       />
@@ -246,8 +311,7 @@ export function PairsPanel({ datasetId, jobId, datasetPairs, groupBudget = null,
         </button>
       </p>
       {help && (
-        <div className="card key-help" role="dialog" aria-label="Keyboard shortcuts">
-          <h3>Keyboard shortcuts</h3>
+        <Dialog title="Keyboard shortcuts" className="key-help" onClose={() => setHelp(false)}>
           <dl>
             {REVIEW_KEYS.map(([key, what]) => (
               <div key={key}>
@@ -258,11 +322,17 @@ export function PairsPanel({ datasetId, jobId, datasetPairs, groupBudget = null,
               </div>
             ))}
           </dl>
-          <button type="button" onClick={() => setHelp(false)}>
-            Close
-          </button>
-        </div>
+        </Dialog>
       )}
+      {scored && (
+        <ScoreLegend sortColumn={sortKey} columns={["harm", "loss", extraColumn]} defaultMethod={defaultMethod} />
+      )}
+      <label className="inline">
+        <input type="checkbox" checked={expanded} onChange={(e) => setExpanded(e.target.checked)} />
+        Longer previews (four lines a row)
+      </label>
+      <Announcer message={announcement} />
+      <div className="review-body">
       <PairsTable
         pairs={rows}
         total={total}
@@ -273,13 +343,16 @@ export function PairsPanel({ datasetId, jobId, datasetPairs, groupBudget = null,
         onToggleFlag={toggleFlag}
         readOnly={readOnly}
         onNeedMore={needMore}
-        extraColumn={extra?.column}
-        extraLabel={extra?.label}
+        extraColumn={extraColumn}
+        defaultMethod={defaultMethod}
+        expanded={expanded}
       />
+      <div className="review-detail" ref={detailRef}>
       {selected ? (
         <PairDetail
           pair={selected}
-          rank={selectedIndex + 1}
+          rank={selectedIndex >= 0 ? selectedIndex + 1 : null}
+          defaultMethod={defaultMethod}
           interactions={groupBudget !== null && jobId !== null ? { datasetId, jobId } : undefined}
           ref={noteRef}
           datasetId={datasetId}
@@ -291,12 +364,14 @@ export function PairsPanel({ datasetId, jobId, datasetPairs, groupBudget = null,
       ) : (
         rows.length > 0 && <p className="muted">Select a pair to compare its chosen and rejected responses.</p>
       )}
+      </div>
+      </div>
     </section>
   );
 }
 
-function histogramCaption({ n, edges, quantiles }: ScoreHistogram): string {
-  const format = tickFormatter(edges[0], edges[edges.length - 1]);
+function histogramCaption({ n, quantiles }: ScoreHistogram): string {
+  const format = (value: number) => formatNumber(value);
   const parts = [`${n.toLocaleString()} scored training pairs`];
   if (quantiles.p50 !== undefined) parts.push(`median ${format(quantiles.p50)}`);
   if (quantiles.p90 !== undefined) parts.push(`90th percentile ${format(quantiles.p90)}`);

@@ -7,9 +7,14 @@ import {
 } from "@tanstack/react-table";
 import { useVirtualizer } from "@tanstack/react-virtual";
 import { useEffect, useMemo, useRef, type KeyboardEvent } from "react";
+import { EmptyState } from "../../../components/ui/EmptyState";
+import { Num } from "../../../components/ui/Num";
 import type { Pair, Sort } from "../api/pairs";
+import { describeColumn, shownScoreColumn } from "./scoreText";
 
 export const ROW_HEIGHT = 38;
+/** A row with longer previews: four lines of each text. */
+export const EXPANDED_ROW_HEIGHT = 96;
 
 interface Props {
   pairs: Pair[];
@@ -26,7 +31,10 @@ interface Props {
   height?: number;
   /** A third score column to show and sort by (any column of the audit). */
   extraColumn?: string;
-  extraLabel?: string;
+  /** The audit's default method: the `harm` header names it ("harm = length heuristic"). */
+  defaultMethod?: string | null;
+  /** Longer previews: each row shows four lines of its texts. */
+  expanded?: boolean;
 }
 
 /** `-harm` ⇄ TanStack's `[{ id: "harm", desc: true }]`. */
@@ -43,13 +51,19 @@ export function stateToSort(state: SortingState): Sort {
 
 const column = createColumnHelper<Pair>();
 
-/** Six significant digits: neighbouring harms often differ only in the 4th or 5th. */
-export function formatScore(value: number | null | undefined): string {
-  if (value === null || value === undefined) return "–";
-  if (value === 0) return "0";
-  return Math.abs(value) >= 1e-3 && Math.abs(value) < 1e6
-    ? String(Number(value.toPrecision(6)))
-    : value.toExponential(3);
+/** A score column's header: its name and unit, with what a high value means on hover. */
+function ScoreHeader({ column, defaultMethod }: { column: string; defaultMethod: string | null }) {
+  const text = describeColumn(column, defaultMethod);
+  return (
+    <span className="col-head" title={text.high ? `High: ${text.high}` : undefined}>
+      <span className="col-label">{text.label}</span>
+      {text.unit && <span className="col-unit">{text.unit}</span>}
+    </span>
+  );
+}
+
+function scoreOf(pair: Pair, column: string): number | null {
+  return (pair.scores as Record<string, number | null | undefined> | null)?.[column] ?? null;
 }
 
 function preview(text: string): string {
@@ -72,8 +86,10 @@ export function PairsTable({
   onNeedMore,
   height = 420,
   extraColumn = "harm_gradient_similarity",
-  extraLabel = "Grad. sim.",
+  defaultMethod = null,
+  expanded = false,
 }: Props) {
+  const rowHeight = expanded ? EXPANDED_ROW_HEIGHT : ROW_HEIGHT;
   // Up to three metadata fields of the upload, as they appear in the loaded rows.
   const metaKeys = useMemo(() => {
     const keys: string[] = [];
@@ -99,26 +115,13 @@ export function PairsTable({
         cell: (info) => info.row.original.row,
         sortDescFirst: false,
       }),
-      column.accessor((pair) => pair.scores?.harm ?? null, {
-        id: "harm",
-        header: "Harm",
-        cell: (info) => formatScore(info.getValue()),
-        sortDescFirst: true,
-      }),
-      column.accessor((pair) => pair.scores?.loss ?? null, {
-        id: "loss",
-        header: "Loss",
-        cell: (info) => formatScore(info.getValue()),
-        sortDescFirst: true,
-      }),
-      column.accessor(
-        (pair) => (pair.scores as Record<string, number | null | undefined> | null)?.[extraColumn] ?? null,
-        {
-          id: extraColumn,
-          header: extraLabel,
-          cell: (info) => formatScore(info.getValue()),
+      ...["harm", "loss", extraColumn].map((id) =>
+        column.accessor((pair) => scoreOf(pair, shownScoreColumn(id)), {
+          id,
+          header: () => <ScoreHeader column={id} defaultMethod={defaultMethod} />,
+          cell: (info) => <Num value={info.getValue()} />,
           sortDescFirst: true,
-        },
+        }),
       ),
       column.accessor("prompt", {
         header: "Prompt",
@@ -127,12 +130,12 @@ export function PairsTable({
       }),
       column.accessor("chosen", {
         header: "Chosen",
-        cell: (info) => <span className="prompt-preview">{preview(info.getValue()).slice(0, 200)}</span>,
+        cell: (info) => <span className="prompt-preview">{preview(info.getValue()).slice(0, 600)}</span>,
         enableSorting: false,
       }),
       column.accessor("rejected", {
         header: "Rejected",
-        cell: (info) => <span className="prompt-preview">{preview(info.getValue()).slice(0, 200)}</span>,
+        cell: (info) => <span className="prompt-preview">{preview(info.getValue()).slice(0, 600)}</span>,
         enableSorting: false,
       }),
       ...metaSignature
@@ -179,7 +182,7 @@ export function PairsTable({
         },
       }),
     ],
-    [onToggleFlag, readOnly, extraColumn, extraLabel, metaSignature],
+    [onToggleFlag, readOnly, extraColumn, defaultMethod, metaSignature],
   );
 
   const table = useReactTable({
@@ -197,11 +200,12 @@ export function PairsTable({
   });
 
   const rows = table.getRowModel().rows;
+  const scoreIds = new Set(["harm", "loss", extraColumn]);
   const scroller = useRef<HTMLDivElement>(null);
   const virtualizer = useVirtualizer({
     count: rows.length,
     getScrollElement: () => scroller.current,
-    estimateSize: () => ROW_HEIGHT,
+    estimateSize: () => rowHeight,
     overscan: 12,
     initialRect: { width: 800, height },
   });
@@ -211,6 +215,8 @@ export function PairsTable({
   useEffect(() => {
     if (onNeedMore && rows.length < total && lastVisible >= rows.length - 20) onNeedMore();
   }, [lastVisible, rows.length, total, onNeedMore]);
+
+  useEffect(() => virtualizer.measure(), [rowHeight, virtualizer]);
 
   const padTop = items.length > 0 ? items[0].start : 0;
   const padBottom = items.length > 0 ? virtualizer.getTotalSize() - items[items.length - 1].end : 0;
@@ -233,7 +239,11 @@ export function PairsTable({
 
   return (
     <div className="table-scroll" ref={scroller} style={{ height }} data-testid="pairs-scroll">
-      <table className="pairs" aria-label="Pairs ranked by harm" aria-rowcount={total}>
+      <table
+        className={expanded ? "pairs expanded" : "pairs"}
+        aria-label="Pairs ranked by harm"
+        aria-rowcount={total}
+      >
         <thead>
           {table.getHeaderGroups().map((group) => (
             <tr key={group.id}>
@@ -244,7 +254,7 @@ export function PairsTable({
                   <th
                     key={header.id}
                     scope="col"
-                    className={`col-${header.column.id}`}
+                    className={`col-${header.column.id}${scoreIds.has(header.column.id) ? " col-score" : ""}`}
                     aria-sort={sorted === "asc" ? "ascending" : sorted === "desc" ? "descending" : undefined}
                   >
                     {header.column.getCanSort() ? (
@@ -283,13 +293,16 @@ export function PairsTable({
                 aria-rowindex={item.index + 2}
                 aria-selected={pair.id === selectedId}
                 className={`${pair.id === selectedId ? "selected" : ""}${pair.flagged ? " flagged" : ""}${pair.state === "swapped" ? " swapped" : ""}`}
-                style={{ height: ROW_HEIGHT }}
+                style={{ height: rowHeight }}
                 tabIndex={0}
                 onClick={() => onSelect(pair)}
                 onKeyDown={(event) => moveSelection(event, item.index)}
               >
                 {row.getVisibleCells().map((cell) => (
-                  <td key={cell.id} className={`col-${cell.column.id}`}>
+                  <td
+                    key={cell.id}
+                    className={`col-${cell.column.id}${scoreIds.has(cell.column.id) ? " col-score" : ""}`}
+                  >
                     {flexRender(cell.column.columnDef.cell, cell.getContext())}
                   </td>
                 ))}
@@ -303,7 +316,7 @@ export function PairsTable({
           )}
         </tbody>
       </table>
-      {rows.length === 0 && <p className="muted empty">No pairs match.</p>}
+      {rows.length === 0 && <EmptyState>No pairs match.</EmptyState>}
     </div>
   );
 }

@@ -65,7 +65,7 @@ export function ReviewFilterBar({ value, onChange, sort, onSortChange, scored = 
   };
   const descending = sort.startsWith("-");
   const sortKey = descending ? sort.slice(1) : sort;
-  const explanation = SCORE_CHOICES.find((c) => c.column === sortKey)?.high;
+  const choice = SCORE_CHOICES.find((c) => c.column === sortKey);
 
   return (
     <form className="filter-bar" role="search" aria-label="Filter pairs" onSubmit={submit}>
@@ -151,7 +151,11 @@ export function ReviewFilterBar({ value, onChange, sort, onSortChange, scored = 
         />
         highest first
       </label>
-      {explanation && <p className="muted small explanation">High {sortKey}: {explanation}.</p>}
+      {choice?.high && (
+        <p className="muted small explanation">
+          High {choice.label}: {choice.high}.
+        </p>
+      )}
     </form>
   );
 }
