@@ -9,9 +9,12 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from backend.deps import DatasetDep, SessionDep
+from backend.errors import BadInput
 from backend.filters import FilterDep
+from backend.schemas import DB_ID_MAX
 from backend.services import export
 from backend.services.query import resolve as review_query
+from backend.services.soft_labels import AmbiguousMode, soft_labels
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
@@ -39,21 +42,47 @@ def export_dataset(
             "shows it instead of running it as a formula. JSONL and Parquet are always exact."
         ),
     ] = False,
+    soft_labels_job: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=DB_ID_MAX,
+            description="Add confidence, label_smoothing, margin and confidence_source columns "
+            "from this audit's or judge job's scores (README: soft labels).",
+        ),
+    ] = None,
+    ambiguous: Annotated[
+        AmbiguousMode,
+        Query(
+            description="With soft_labels_job: write every pair (include), leave the ambiguous "
+            "ones out (exclude) or write only them (only: the separate file of ambiguous pairs)."
+        ),
+    ] = "include",
+    ambiguous_band: Annotated[
+        float,
+        Query(ge=0, le=0.5, description="Ambiguous: confidence within this of 0.5."),
+    ] = 0.1,
 ) -> StreamingResponse:
     """Stream the dataset in its uploaded schema, by default without the flagged pairs and with
     the swapped ones corrected; the pairs-list filter parameters narrow it further.
 
     Every metadata key of any pair is a column; Parquet columns whose values share no Arrow type
     hold their JSON text (listed in the schema metadata `prefaudit.json_columns`)."""
+    if soft_labels_job is None and ambiguous != "include":
+        raise BadInput("ambiguous=exclude or only needs soft_labels_job (whose scores decide)")
     selection = export.Selection(
         exclude_flagged=exclude_flagged,
         apply_swaps=apply_swaps,
         query=review_query(session, dataset, where),
+        soft=None
+        if soft_labels_job is None
+        else soft_labels(session, dataset, soft_labels_job, ambiguous, ambiguous_band),
     )
+    filename = export.export_filename(dataset, format, exclude_flagged)
+    if ambiguous == "only":
+        filename = filename.replace(f".{format}", f"-ambiguous.{format}")
     return _download(
-        export.stream_export(session, dataset, format, selection, raw=raw),
-        format,
-        export.export_filename(dataset, format, exclude_flagged),
+        export.stream_export(session, dataset, format, selection, raw=raw), format, filename
     )
 
 

@@ -27,6 +27,7 @@ from backend.ingest.parsing import ParsedPair
 from backend.ingest.writing import csv_text, dumps_jsonl, to_records
 from backend.models import Dataset, Flag, Pair, User
 from backend.services.query import Query
+from backend.services.soft_labels import SOFT_COLUMNS, SoftLabels
 
 ExportFormat = Literal["jsonl", "csv", "parquet"]
 MEDIA_TYPES: dict[str, str] = {
@@ -63,6 +64,7 @@ class Selection:
     exclude_flagged: bool = True
     apply_swaps: bool = True
     query: Query | None = None
+    soft: SoftLabels | None = None  # add soft-label columns (backend/services/soft_labels.py)
 
 
 def _pairs_query(dataset: Dataset, selection: Selection) -> Select:
@@ -77,6 +79,10 @@ def _pairs_query(dataset: Dataset, selection: Selection) -> Select:
     if selection.exclude_flagged:
         # The pair's own review row (unique on pair_id): no scan of other datasets' flags.
         query = query.where(or_(Flag.id.is_(None), Flag.state != "flagged"))
+    if selection.soft is not None:
+        scores = selection.soft.scores
+        on = and_(scores.pair_id == Pair.id, scores.job_id == selection.soft.job_id)
+        query = query.outerjoin(scores, on).add_columns(*selection.soft.columns())
     return query.order_by(Pair.file_row)
 
 
@@ -84,9 +90,15 @@ def _records(session: Session, dataset: Dataset, selection: Selection) -> Iterat
     rows = session.execute(_pairs_query(dataset, selection).execution_options(yield_per=_BATCH))
 
     def parsed() -> Iterator[ParsedPair]:
-        for row, prompt, chosen, rejected, meta, state in rows:
-            if selection.apply_swaps and state == "swapped":
+        for row, prompt, chosen, rejected, meta, state, *scores in rows:
+            swapped = selection.apply_swaps and state == "swapped"
+            if swapped:
                 chosen, rejected = rejected, chosen
+            if selection.soft is not None:
+                soft, ambiguous = selection.soft.values(scores, swapped)
+                if not selection.soft.keeps(ambiguous):
+                    continue
+                meta = {**(meta or {}), **soft}
             yield ParsedPair(row, prompt, chosen, rejected, meta or {})
 
     yield from to_records(parsed(), dataset.schema_kind)  # type: ignore[arg-type]
@@ -224,6 +236,8 @@ def _export_pieces(
     elif fmt == "csv":
         records = _records(session, dataset, selection)
         columns = _columns(session, dataset)
+        if selection.soft is not None:
+            columns += [c for c in SOFT_COLUMNS if c not in columns]
         for line in csv_text(records if raw else _neutralised(records), columns):
             yield line.encode("utf-8")
     elif fmt == "parquet":
@@ -245,6 +259,8 @@ def _parquet(session: Session, dataset: Dataset, selection: Selection) -> Iterat
     }
     kinds = {c: "string" for c in _base_columns(dataset)}
     kinds.update({k: c.arrow_type() for k, c in _metadata_columns(session, dataset).items()})
+    if selection.soft is not None:
+        kinds.update({c: "float64" for c in SOFT_COLUMNS[:-1]}, confidence_source="string")
     as_json = [c for c, kind in kinds.items() if kind == "json"]
     schema = pa.schema(
         [(c, arrow.get(kind, pa.string())) for c, kind in kinds.items()],

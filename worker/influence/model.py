@@ -139,16 +139,7 @@ def load_backbone(config: EngineConfig) -> tuple[torch.nn.Module, Any]:
     if config.model == "tiny":
         model, tokenizer = _tiny_backbone(config.seed)
     else:
-        if config.model == "minilm":
-            source: str | Path = minilm_dir()
-        elif config.model == "smollm2-135m":
-            source = smollm2_dir()
-        elif looks_like_path(config.model):
-            source = Path(config.model).expanduser()
-            if not source.is_dir():
-                raise ValueError(f"model directory {source} does not exist")
-        else:
-            source = config.model  # a hub id; downloads unless HF_HUB_OFFLINE is set
+        source = model_source(config)
         try:
             tokenizer = AutoTokenizer.from_pretrained(source)
             torch.manual_seed(config.seed)
@@ -161,13 +152,40 @@ def load_backbone(config: EngineConfig) -> tuple[torch.nn.Module, Any]:
                 "internet access (or a filled Hugging Face cache); a local path needs a "
                 "transformers model directory."
             ) from exc
+    _prepare_tokenizer(tokenizer)
+    model.config.pad_token_id = tokenizer.pad_token_id  # type: ignore[union-attr]
+    return model.float(), tokenizer
+
+
+def model_source(config: EngineConfig) -> str | Path:
+    """Where a (non-tiny) model loads from: a preset's directory, a local one or a hub id."""
+    if config.model in ("minilm", "tiny"):
+        return minilm_dir()  # the tiny model is random, with MiniLM's tokenizer
+    if config.model == "smollm2-135m":
+        return smollm2_dir()
+    if looks_like_path(config.model):
+        source = Path(config.model).expanduser()
+        if not source.is_dir():
+            raise ValueError(f"model directory {source} does not exist")
+        return source
+    return config.model  # a hub id; downloads unless HF_HUB_OFFLINE is set
+
+
+def _prepare_tokenizer(tokenizer: Any) -> Any:
     if tokenizer.pad_token is None:
         # Decoders have no pad token; the eos token pads, and the head reads the last real token.
         tokenizer.pad_token = tokenizer.eos_token
-    model.config.pad_token_id = tokenizer.pad_token_id  # type: ignore[union-attr]
     tokenizer.truncation_side = "left"
     tokenizer.padding_side = "right"
-    return model.float(), tokenizer
+    return tokenizer
+
+
+def load_tokenizer(config: EngineConfig) -> Any:
+    """The model's tokenizer alone, set up as `load_backbone` sets it (pad token, left
+    truncation): for checks that need the tokens but not the model."""
+    from transformers import AutoTokenizer
+
+    return _prepare_tokenizer(AutoTokenizer.from_pretrained(model_source(config)))
 
 
 def head_module_name(model: torch.nn.Module) -> str:

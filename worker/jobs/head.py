@@ -51,6 +51,10 @@ def features(context: JobContext, run: TaskRun, shard: int) -> None:
         split, start, stop = blocks[shard]
         ids = (train_ids if split == "train" else val_ids)[start:stop]
         tokens, _ = models.encode_by_ids(session, tokenizer, ids, config.max_length)
+        if shard == 0:  # once per job: the exact checks that need its tokenizer (tags)
+            store.tag_truncation(
+                session, context.job_id, context.dataset_id, tokenizer, config.max_length
+            )
     run.pairs = len(ids)
     run.label = "extracting_features"
     device = resolve_device(config.device)

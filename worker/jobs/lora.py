@@ -62,6 +62,9 @@ def train(context: JobContext, run: TaskRun) -> None:
             session, tokenizer, train_ids, config.max_length
         )
         val_tokens, val_diffs = models.encode_by_ids(session, tokenizer, val_ids, config.max_length)
+        store.tag_truncation(
+            session, context.job_id, context.dataset_id, tokenizer, config.max_length
+        )
     if len(train_ids) < 2 or len(val_ids) < 1:
         raise ValueError(f"{len(train_ids)} training and {len(val_ids)} validation pairs: too few")
     pad = int(tokenizer.pad_token_id)

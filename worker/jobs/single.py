@@ -19,6 +19,7 @@ from backend.job_states import CANCELLED, FAILED, FINISHED, SUCCEEDED
 from backend.models import Job, utcnow
 from worker.influence.audit import run_audit
 from worker.influence.data import split_validation
+from worker.influence.model import load_tokenizer
 from worker.influence.results import with_fields
 from worker.influence.train import Cancelled
 from worker.jobs import store
@@ -116,6 +117,9 @@ def _run_audit(
         pair_ids, pairs = store.load_pairs(session, dataset_id)
         if options.val_dataset_id is not None:
             _, val_pairs = store.load_pairs(session, options.val_dataset_id)
+        # The exact checks that need the job's tokenizer (tags, worker/influence/checks.py).
+        tokenizer = load_tokenizer(engine_config)
+        store.tag_truncation(session, job_id, dataset_id, tokenizer, engine_config.max_length)
     if options.val_dataset_id is not None:
         train_ids, train_pairs = pair_ids, pairs
         val_in_dataset: list[int] = []

@@ -23,6 +23,8 @@ from backend.storage.job_config import (
 )
 from backend.storage.scores import ensure_partition, replace_scores
 from backend.storage.stats import refresh_stats
+from backend.storage.tags import replace_tags
+from worker.influence.checks import truncated_identical
 from worker.influence.columns import SCORE_COLUMNS
 from worker.influence.data import Pair as EnginePair
 from worker.influence.data import split_validation
@@ -107,6 +109,22 @@ def model_dir(factory: Factory, dataset_id: int, job_id: int) -> Path:
         dataset = session.get(Dataset, dataset_id)
         assert dataset is not None
         return Path(dataset.original_path).parent / "models" / f"job-{job_id}"
+
+
+def tag_truncation(
+    session: Session, job_id: int, dataset_id: int, tokenizer: Any, max_length: int
+) -> int:
+    """Tag the dataset's pairs whose chosen and rejected are identical once truncated as this
+    job truncates them (tag `truncated_identical` of the job, value: the tokens they differ in
+    before truncation), replacing the job's earlier ones; commits. Returns how many."""
+    found: list[tuple[int, float | None]] = []
+    for _, rows in row_batches(session, dataset_pair_ids(session, dataset_id)):
+        pairs = [EnginePair(r.prompt, r.chosen, r.rejected) for r in rows]
+        for k, diff in truncated_identical(tokenizer, pairs, max_length):
+            found.append((rows[k].id, float(diff)))
+    replace_tags(session, dataset_id, "truncated_identical", found, job_id=job_id)
+    session.commit()
+    return len(found)
 
 
 # --- scores and interactions ----------------------------------------------------------------
