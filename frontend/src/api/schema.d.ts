@@ -170,6 +170,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/datasets/{dataset_id}/checks/contamination": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Contamination Check
+         * @description Tag the pairs whose prompt shares an n-gram with a prompt of another dataset you can
+         *     read, used as the evaluation set (tag `contamination`; a rerun replaces the tags).
+         */
+        post: operations["datasets-contamination_check"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/datasets/{dataset_id}/export": {
         parameters: {
             query?: never;
@@ -237,6 +258,47 @@ export interface paths {
          * @description Queue an audit; bad options are refused here with a 422, never inside the worker.
          */
         post: operations["jobs-create_job"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/datasets/{dataset_id}/judge": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create Judge Job
+         * @description Queue a judge job: every pair asked in both orders; the key is the server's setting.
+         */
+        post: operations["judge-create_judge_job"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/datasets/{dataset_id}/judge/estimate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Estimate Judge
+         * @description Requests (both orders), tokens and time of judging every pair, before launch; `probe`
+         *     times one real request to the server.
+         */
+        post: operations["judge-estimate_judge"];
         delete?: never;
         options?: never;
         head?: never;
@@ -497,6 +559,76 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/datasets/{dataset_id}/target-comparison": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Compare Targets
+         * @description Two audits of this dataset side by side by one harm column: each one's top k, their
+         *     overlap, the rank correlation and a scatter of the two columns.
+         */
+        get: operations["targets-compare_targets"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/datasets/{dataset_id}/target-sets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Target Sets
+         * @description The dataset's target sets, oldest first.
+         */
+        get: operations["targets-list_target_sets"];
+        put?: never;
+        /**
+         * Create Target Set
+         * @description Build a target set (20–500 pairs) from reviewed pairs, a rule, another dataset or pairs;
+         *     a size outside the limits is a 422 saying how many pairs the source gave.
+         */
+        post: operations["targets-create_target_set"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/datasets/{dataset_id}/target-sets/{target_set_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read Target Set
+         * @description One target set: how it was built, its size and its first pairs.
+         */
+        get: operations["targets-read_target_set"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete Target Set
+         * @description Delete a target set (audits that used it keep their scores and metrics).
+         */
+        delete: operations["targets-delete_target_set"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/datasets/{dataset_id}/transfer": {
         parameters: {
             query?: never;
@@ -599,6 +731,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/judge/defaults": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Judge Defaults
+         * @description The default prompt template and the columns a judge job fills; whether the server has a
+         *     judge key (the key itself is never shown).
+         */
+        get: operations["judge-judge_defaults"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/methods": {
         parameters: {
             query?: never;
@@ -633,6 +786,48 @@ export interface paths {
          *     whether the review offers it as a ranking.
          */
         get: operations["methods-list_score_columns"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/methods/tags": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Tags
+         * @description Every exact-check tag a pair can carry (the `tag=` filter's values): its label, what it
+         *     means, when it is computed and what its number is.
+         */
+        get: operations["methods-list_tags"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/saved-models": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Saved Models
+         * @description The reward models your earlier audits saved (save_model): an audit's `reward_models` can
+         *     name each as `job:<id>`.
+         */
+        get: operations["jobs-list_saved_models"];
         put?: never;
         post?: never;
         delete?: never;
@@ -982,6 +1177,11 @@ export interface components {
              */
             prune_budget?: number;
             /**
+             * Reward Models
+             * @description Outside reward models to score every training pair with (at most 4): each a local transformers directory, a hub id, or 'job:<id>' for the model an earlier audit of yours saved with save_model. Each fills a margin column (rm_margin_1, ...); their mean, spread, votes against the label and an ambiguous flag fill rm_mean, rm_spread, rm_votes_against, rm_ambiguous. Runs on the GPU queue, shard by shard.
+             */
+            reward_models?: string[];
+            /**
              * Save Model
              * @description LoRA mode: save the trained reward model (adapters merged) as a transformers directory in the dataset's folder, reported as metrics.model_dir; audit other data with it as model=<that directory>, mode='pretrained'.
              * @default false
@@ -1012,6 +1212,11 @@ export interface components {
              */
             target_modules?: string[] | null;
             /**
+             * Target Set Id
+             * @description A target set of this dataset (a targeted audit): influence, gradient similarity, DataInf, TracIn and group measure against its BT loss instead of the validation loss; the training-loss scores and the validation figures do not change. Runs in one task.
+             */
+            target_set_id?: number | null;
+            /**
              * Val Dataset Id
              * @description Use this dataset as the validation set instead of a split.
              */
@@ -1038,6 +1243,7 @@ export interface components {
             /** Artifacts */
             artifacts?: string | null;
             crossfit?: components["schemas"]["CrossFitSummary"] | null;
+            default_choice?: components["schemas"]["DefaultChoice"] | null;
             /**
              * Default Method
              * @description The method whose harm fills `harm` (a `methods` name).
@@ -1110,6 +1316,8 @@ export interface components {
              * @description When the reaper last re-dispatched the running job.
              */
             resumed_at?: string | null;
+            /** @description The outside reward models' slots and vote (audits naming some). */
+            reward_models?: components["schemas"]["RewardModelsSummary"] | null;
             /**
              * Seconds
              * @description Seconds per stage.
@@ -1127,6 +1335,8 @@ export interface components {
                     [key: string]: number;
                 };
             } | null;
+            /** @description Set when the audit measured against a target set (targeted audit). */
+            target?: components["schemas"]["TargetSummary"] | null;
             /**
              * Traceback
              * @description The tail of the error of a failed job.
@@ -1285,6 +1495,29 @@ export interface components {
             protected?: number;
         };
         /**
+         * CanaryRanking
+         * @description One ranking's figures on the job's canaries (worker/influence/canaries.py).
+         */
+        CanaryRanking: {
+            /** Auroc */
+            auroc?: number | null;
+            /**
+             * Auroc Se
+             * @description Hanley–McNeil standard error.
+             */
+            auroc_se?: number | null;
+            /**
+             * Top10 Hits
+             * @description Canaries in its top 10%.
+             */
+            top10_hits?: number | null;
+            /**
+             * Top10 Size
+             * @description Pairs in its top 10%.
+             */
+            top10_size?: number | null;
+        };
+        /**
          * ColumnInfo
          * @description One score column of the registry: how to label it and which end is harmful.
          */
@@ -1314,6 +1547,50 @@ export interface components {
             shown: boolean;
             /** Unit */
             unit: string;
+        };
+        /**
+         * ContaminationCheck
+         * @description Check a dataset's prompts against another dataset used as the evaluation set.
+         */
+        ContaminationCheck: {
+            /**
+             * Eval Dataset Id
+             * @description The dataset whose prompts are the evaluation set.
+             */
+            eval_dataset_id: number;
+            /**
+             * N
+             * @description Words per n-gram (13 as in GPT-3's check).
+             * @default 13
+             */
+            n?: number;
+        };
+        /**
+         * ContaminationResult
+         * @description The pairs of the dataset now tagged `contamination` (earlier tags of it are replaced).
+         */
+        ContaminationResult: {
+            /** Dataset Id */
+            dataset_id: number;
+            /** Eval Dataset Id */
+            eval_dataset_id: number;
+            /** N */
+            n: number;
+            /**
+             * N Eval Ngrams
+             * @description Distinct n-grams of the evaluation set's prompts.
+             */
+            n_eval_ngrams: number;
+            /**
+             * N Pairs
+             * @description Pairs checked.
+             */
+            n_pairs: number;
+            /**
+             * Tagged
+             * @description Pairs whose prompt shares an n-gram with the evaluation set.
+             */
+            tagged: number;
         };
         /** CrossFitSummary */
         CrossFitSummary: {
@@ -1362,6 +1639,13 @@ export interface components {
             role?: "owner" | "reviewer" | "viewer";
             /** Schema Kind */
             schema_kind: string;
+            /**
+             * Tag Counts
+             * @description Pairs per exact-check tag (GET /methods/tags), every tag listed.
+             */
+            tag_counts?: {
+                [key: string]: number;
+            };
         };
         /** DatasetsPage */
         DatasetsPage: {
@@ -1369,6 +1653,56 @@ export interface components {
             items: components["schemas"]["DatasetPublic"][];
             /** Total */
             total: number;
+        };
+        /**
+         * DefaultChoice
+         * @description Which ranking fills `harm`, why, and what it is expected to find (worker/influence/
+         *     canaries.py): chosen per job from its canaries and validation figures.
+         */
+        DefaultChoice: {
+            /**
+             * Canaries
+             * @description Canaries planted (0: too few pairs).
+             */
+            canaries?: number | null;
+            /**
+             * Expected
+             * @description The chosen ranking's figure as a sentence ('on 40 canaries ...').
+             */
+            expected?: string | null;
+            /** Expected Auroc */
+            expected_auroc?: number | null;
+            /** Expected Auroc Se */
+            expected_auroc_se?: number | null;
+            /** Expected Top10 Hits */
+            expected_top10_hits?: number | null;
+            /**
+             * Held Aside
+             * @description Training pairs held out for them: stored unscored, like validation.
+             */
+            held_aside?: number | null;
+            /**
+             * Method
+             * @description The method whose harm fills `harm`.
+             */
+            method?: string | null;
+            /**
+             * Rankings
+             * @description Every ranking's canary figures, by method.
+             */
+            rankings?: {
+                [key: string]: components["schemas"]["CanaryRanking"];
+            } | null;
+            /**
+             * Reason
+             * @description Why, in a sentence or two (shown to the user).
+             */
+            reason?: string | null;
+            /**
+             * Rule
+             * @description 'learned' (canaries decide, loss by default), 'model_free' (the model learned nothing: length) or 'asked' (the job named its default).
+             */
+            rule?: string | null;
         };
         /** DifferenceMetrics */
         DifferenceMetrics: {
@@ -1439,6 +1773,73 @@ export interface components {
             flagged: boolean;
             /** Note */
             note?: string | null;
+        };
+        /**
+         * FromDataset
+         * @description Every pair of another dataset you can read (upload it first), as labelled.
+         */
+        FromDataset: {
+            /** Dataset Id */
+            dataset_id: number;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "dataset";
+        };
+        /**
+         * FromPairs
+         * @description Pairs given in the request, as labelled.
+         */
+        FromPairs: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "pairs";
+            /** Pairs */
+            pairs: components["schemas"]["TargetPairIn"][];
+        };
+        /**
+         * FromReviewed
+         * @description The dataset's reviewed pairs: kept ones as they are, swapped ones with chosen and
+         *     rejected exchanged (flagged and unreviewed pairs are left out).
+         */
+        FromReviewed: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "reviewed";
+        };
+        /**
+         * FromRule
+         * @description The dataset's own pairs that a rule selects, oriented as the rule prefers; a seeded
+         *     sample of `limit` when more qualify (see README, 'Targeted audits', for each rule).
+         */
+        FromRule: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "rule";
+            /**
+             * Limit
+             * @description Pairs to keep at most.
+             * @default 200
+             */
+            limit?: number;
+            /**
+             * Rule
+             * @enum {string}
+             */
+            rule: "shorter_preferred" | "longer_preferred" | "refusal_when_harmful" | "helpful_when_harmless";
+            /**
+             * Seed
+             * @description Seed of the sample.
+             * @default 0
+             */
+            seed?: number;
         };
         /** GroupEstimate */
         GroupEstimate: {
@@ -1613,7 +2014,7 @@ export interface components {
             error: string | null;
             /**
              * Eta Seconds
-             * @description Seconds left, extrapolated from the elapsed time and progress (running jobs past 2% only; the progress of a sharded job is aggregated over its tasks).
+             * @description Seconds left of a running job, from measured stage rates: the current stage's own rate blended with the rate the same stage had in recent jobs of this kind, mode, model and device, plus the later stages at their recent rates. Null while there is nothing measured to say it from (no finished job of the kind yet, or a stage just started): show 'estimating'.
              */
             readonly eta_seconds: number | null;
             /** Finished At */
@@ -1623,7 +2024,7 @@ export interface components {
             /** Kind */
             kind: string;
             /** Metrics */
-            metrics: (components["schemas"]["AuditMetrics"] | components["schemas"]["VerifyMetrics"]) | null;
+            metrics: (components["schemas"]["AuditMetrics"] | components["schemas"]["VerifyMetrics"] | components["schemas"]["JudgeMetrics"]) | null;
             /** Progress */
             progress: number;
             /**
@@ -1653,6 +2054,352 @@ export interface components {
             items: components["schemas"]["JobPublic"][];
             /** Total */
             total: number;
+        };
+        /**
+         * JudgeCreate
+         * @description A judge job: every pair of the dataset asked twice (chosen shown first, then second).
+         */
+        JudgeCreate: {
+            /**
+             * Base Url
+             * @description The server's OpenAI-compatible API root, e.g. http://127.0.0.1:8080/v1.
+             */
+            base_url: string;
+            /**
+             * Logprobs
+             * @description Ask for log-probabilities (the confidence column); off for servers that refuse them.
+             * @default true
+             */
+            logprobs?: boolean;
+            /**
+             * Max Concurrency
+             * @description Requests in flight at once.
+             * @default 4
+             */
+            max_concurrency?: number;
+            /**
+             * Max Retries
+             * @description Tries after the first (429/5xx/timeouts).
+             * @default 4
+             */
+            max_retries?: number;
+            /**
+             * Max Tokens
+             * @description The answer's token budget.
+             * @default 4
+             */
+            max_tokens?: number;
+            /**
+             * Model
+             * @description The model the server serves.
+             */
+            model: string;
+            /**
+             * Seed
+             * @default 0
+             */
+            seed?: number | null;
+            /**
+             * Shard Size
+             * @description Pairs judged and stored per step (progress and cancel).
+             * @default 32
+             */
+            shard_size?: number;
+            /**
+             * Temperature
+             * @default 0
+             */
+            temperature?: number;
+            template?: components["schemas"]["JudgeTemplateIn"];
+            /**
+             * Timeout Seconds
+             * @description Per request.
+             * @default 60
+             */
+            timeout_seconds?: number;
+            /**
+             * Top Logprobs
+             * @default 5
+             */
+            top_logprobs?: number;
+        };
+        /**
+         * JudgeDefaults
+         * @description The default prompt and options, and whether the server has a judge key configured.
+         */
+        JudgeDefaults: {
+            /**
+             * Columns
+             * @description The score columns a judge job fills.
+             */
+            columns: string[];
+            /**
+             * Key Configured
+             * @description PREFAUDIT_JUDGE_API_KEY is set (never shown).
+             */
+            key_configured: boolean;
+            /** Placeholders */
+            placeholders?: string[];
+            template: components["schemas"]["JudgeTemplateIn"];
+        };
+        /**
+         * JudgeEstimate
+         * @description What a judge job over the dataset would cost, before launch.
+         */
+        JudgeEstimate: {
+            /**
+             * Cached Requests
+             * @description Of those, answered already (free); None when not counted (large sets).
+             */
+            cached_requests?: number | null;
+            /**
+             * Completion Tokens
+             * @description At the full max_tokens budget: an upper bound.
+             */
+            completion_tokens: number;
+            /** Pairs */
+            pairs: number;
+            /** Prompt Tokens */
+            prompt_tokens: number;
+            /**
+             * Rate Source
+             * @description Where the rate comes from, in words.
+             */
+            rate_source: string;
+            /**
+             * Requests
+             * @description Both orders of every pair.
+             */
+            requests: number;
+            /**
+             * Seconds
+             * @description Estimated wall time of the uncached requests.
+             */
+            seconds?: number | null;
+            /**
+             * Seconds Per Request
+             * @description Wall time per request, from the rate source; None: no rate yet.
+             */
+            seconds_per_request?: number | null;
+            /** Token Method */
+            token_method: string;
+        };
+        /** JudgeEstimateCreate */
+        JudgeEstimateCreate: {
+            /**
+             * Base Url
+             * @description The server's OpenAI-compatible API root, e.g. http://127.0.0.1:8080/v1.
+             */
+            base_url: string;
+            /**
+             * Logprobs
+             * @description Ask for log-probabilities (the confidence column); off for servers that refuse them.
+             * @default true
+             */
+            logprobs?: boolean;
+            /**
+             * Max Concurrency
+             * @description Requests in flight at once.
+             * @default 4
+             */
+            max_concurrency?: number;
+            /**
+             * Max Retries
+             * @description Tries after the first (429/5xx/timeouts).
+             * @default 4
+             */
+            max_retries?: number;
+            /**
+             * Max Tokens
+             * @description The answer's token budget.
+             * @default 4
+             */
+            max_tokens?: number;
+            /**
+             * Model
+             * @description The model the server serves.
+             */
+            model: string;
+            /**
+             * Probe
+             * @description Time one real request to the server (the first pair, chosen first).
+             * @default false
+             */
+            probe?: boolean;
+            /**
+             * Seed
+             * @default 0
+             */
+            seed?: number | null;
+            /**
+             * Shard Size
+             * @description Pairs judged and stored per step (progress and cancel).
+             * @default 32
+             */
+            shard_size?: number;
+            /**
+             * Temperature
+             * @default 0
+             */
+            temperature?: number;
+            template?: components["schemas"]["JudgeTemplateIn"];
+            /**
+             * Timeout Seconds
+             * @description Per request.
+             * @default 60
+             */
+            timeout_seconds?: number;
+            /**
+             * Top Logprobs
+             * @default 5
+             */
+            top_logprobs?: number;
+        };
+        /**
+         * JudgeFailure
+         * @description One order of one pair the judge gave no verdict for (worker/influence/judge/).
+         */
+        JudgeFailure: {
+            /**
+             * Order
+             * @enum {string}
+             */
+            order: "chosen_first" | "chosen_second";
+            /** Pair Id */
+            pair_id: number;
+            /** Reason */
+            reason: string;
+        };
+        /**
+         * JudgeMetrics
+         * @description `metrics` of a judge job (worker/jobs/judge.py): agreement with the labels, position bias
+         *     and the requests it cost. Rates are over the orders (or pairs) that have a verdict.
+         */
+        JudgeMetrics: {
+            /**
+             * Agreement
+             * @description Verdicts that agree with the label.
+             */
+            agreement?: number | null;
+            /**
+             * Agreement Both Orders
+             * @description Pairs whose two verdicts both agree with the label.
+             */
+            agreement_both_orders?: number | null;
+            /** Agreement Chosen First */
+            agreement_chosen_first?: number | null;
+            /** Agreement Chosen Second */
+            agreement_chosen_second?: number | null;
+            /** Base Url */
+            base_url?: string | null;
+            /**
+             * Cache Hits
+             * @description Answers read from the cache instead.
+             */
+            cache_hits?: number | null;
+            /**
+             * Consistency
+             * @description Pairs whose two orders picked the same response.
+             */
+            consistency?: number | null;
+            /** Failed Orders */
+            failed_orders?: number | null;
+            /**
+             * Failures
+             * @description The first 200 orders without a verdict, and why.
+             */
+            failures?: components["schemas"]["JudgeFailure"][] | null;
+            /**
+             * First Position Rate
+             * @description Verdicts that picked the response shown first (0.5: no bias).
+             */
+            first_position_rate?: number | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "judge";
+            /** Mean Confidence */
+            mean_confidence?: number | null;
+            /** Model */
+            model?: string | null;
+            /** Pairs */
+            pairs?: number | null;
+            /** Pairs Judged Both Orders */
+            pairs_judged_both_orders?: number | null;
+            /**
+             * Position Bias
+             * @description first_position_rate − 0.5.
+             */
+            position_bias?: number | null;
+            /**
+             * Rate Limited
+             * @description 429 answers (each waited out).
+             */
+            rate_limited?: number | null;
+            /**
+             * Requests
+             * @description Requests sent to the server (retries too).
+             */
+            requests?: number | null;
+            /** Requeued At */
+            requeued_at?: string | null;
+            /** Resumed At */
+            resumed_at?: string | null;
+            /** Retries */
+            retries?: number | null;
+            /**
+             * Retry After Seconds
+             * @description Seconds waited because the server's Retry-After asked.
+             */
+            retry_after_seconds?: number | null;
+            /** Seconds */
+            seconds?: number | null;
+            /**
+             * Seconds Per Request
+             * @description Mean latency of the answered requests (the estimate's rate).
+             */
+            seconds_per_request?: number | null;
+            /** Server Errors */
+            server_errors?: number | null;
+            /** Timeouts */
+            timeouts?: number | null;
+            /**
+             * Traceback
+             * @description The tail of the error of a failed job.
+             */
+            traceback?: string | null;
+        };
+        /**
+         * JudgeTemplateIn
+         * @description What the judge is asked: `user` must hold {prompt}, {response_a} and {response_b} once
+         *     each; the response shown first is A. Each text is cut to `max_chars`.
+         */
+        JudgeTemplateIn: {
+            /**
+             * Max Chars
+             * @default 2000
+             */
+            max_chars?: number;
+            /**
+             * System
+             * @default You are an impartial judge of assistant replies. You compare two responses to the same conversation and decide which one is more helpful, honest and harmless.
+             */
+            system?: string;
+            /**
+             * User
+             * @default Conversation:
+             *     {prompt}
+             *
+             *     Response A:
+             *     {response_a}
+             *
+             *     Response B:
+             *     {response_b}
+             *
+             *     Which response is better? Answer with a single letter: A or B.
+             */
+            user?: string;
         };
         /**
          * LengthRange
@@ -1835,6 +2582,11 @@ export interface components {
              * @description Any of these review states.
              */
             states?: ("unreviewed" | "kept" | "flagged" | "swapped")[] | null;
+            /**
+             * Tags
+             * @description Pairs with any of these exact-check tags (GET /methods/tags lists them).
+             */
+            tags?: string[];
         };
         /** PairPublic */
         PairPublic: {
@@ -1981,6 +2733,36 @@ export interface components {
              */
             harm_tracin?: number | null;
             /**
+             * Judge Against
+             * @description judge orders against the label (orders, 0 to 2); high: the judge prefers rejected in both orders.
+             */
+            judge_against?: number | null;
+            /**
+             * Judge Agree Chosen First
+             * @description judge agrees (chosen shown first) (1 = agrees, 0 = not); high: the judge picked chosen when it was shown first.
+             */
+            judge_agree_chosen_first?: number | null;
+            /**
+             * Judge Agree Chosen Second
+             * @description judge agrees (chosen shown second) (1 = agrees, 0 = not); high: the judge picked chosen when it was shown second.
+             */
+            judge_agree_chosen_second?: number | null;
+            /**
+             * Judge Confidence
+             * @description judge confidence (probability of its verdict, 0.5 to 1); high: the judge's first answer token was surer (log-probabilities).
+             */
+            judge_confidence?: number | null;
+            /**
+             * Judge Failed Orders
+             * @description judge failures (orders, 0 to 2); high: the judge's answer was malformed, timed out or refused.
+             */
+            judge_failed_orders?: number | null;
+            /**
+             * Judge P Chosen
+             * @description judge: P(chosen better) (probability, 0 to 1); high: the LLM judge prefers the labelled chosen answer.
+             */
+            judge_p_chosen?: number | null;
+            /**
              * Loss
              * @description BT loss (nats); high: the model disagrees with the label.
              */
@@ -2005,6 +2787,46 @@ export interface components {
              * @description removal effect (influence) (nats (Δ validation loss)); high: removing it raises the validation loss.
              */
             removal_effect_influence?: number | null;
+            /**
+             * Rm Ambiguous
+             * @description reward models split (ambiguous) (1 = ambiguous, 0 = not); high: the outside reward models split on the pair.
+             */
+            rm_ambiguous?: number | null;
+            /**
+             * Rm Margin 1
+             * @description reward model 1 margin (reward difference); high: the audit's reward model 1 prefers chosen by more.
+             */
+            rm_margin_1?: number | null;
+            /**
+             * Rm Margin 2
+             * @description reward model 2 margin (reward difference); high: the audit's reward model 2 prefers chosen by more.
+             */
+            rm_margin_2?: number | null;
+            /**
+             * Rm Margin 3
+             * @description reward model 3 margin (reward difference); high: the audit's reward model 3 prefers chosen by more.
+             */
+            rm_margin_3?: number | null;
+            /**
+             * Rm Margin 4
+             * @description reward model 4 margin (reward difference); high: the audit's reward model 4 prefers chosen by more.
+             */
+            rm_margin_4?: number | null;
+            /**
+             * Rm Mean
+             * @description reward models' mean margin (reward difference); high: the outside reward models agree with the label.
+             */
+            rm_mean?: number | null;
+            /**
+             * Rm Spread
+             * @description reward models' spread (reward difference (std)); high: the outside reward models' margins differ.
+             */
+            rm_spread?: number | null;
+            /**
+             * Rm Votes Against
+             * @description reward models against the label (models); high: more outside reward models prefer the rejected answer.
+             */
+            rm_votes_against?: number | null;
             /** Split */
             split: string;
         };
@@ -2094,6 +2916,18 @@ export interface components {
             /** Seed */
             seed?: number | null;
         };
+        /** RankedPair */
+        RankedPair: {
+            /** Harm */
+            harm: number | null;
+            /** Pair Id */
+            pair_id: number;
+            /**
+             * Rank
+             * @description 1-based rank by the job's column, most harmful first.
+             */
+            rank: number;
+        };
         /** ReviewActionPublic */
         ReviewActionPublic: {
             /** Count */
@@ -2158,11 +2992,107 @@ export interface components {
             state: "unreviewed" | "kept" | "flagged" | "swapped";
         };
         /**
+         * RewardModelSlot
+         * @description One outside reward model of an audit: the column its margins fill and how it votes.
+         */
+        RewardModelSlot: {
+            /**
+             * Agreement
+             * @description Fraction of training pairs with a positive margin.
+             */
+            agreement: number;
+            /** Mean Margin */
+            mean_margin: number;
+            /**
+             * Model
+             * @description The model as the audit named it (directory or hub id).
+             */
+            model: string;
+            /**
+             * Slot
+             * @description Its margin column (rm_margin_1, ...).
+             */
+            slot: string;
+        };
+        /**
+         * RewardModelsSummary
+         * @description The audit's outside reward models (`reward_models`) and their vote over the training
+         *     pairs (worker/influence/reward_models.py defines the columns).
+         */
+        RewardModelsSummary: {
+            /**
+             * All Against
+             * @description Pairs every model scores against the label.
+             */
+            all_against: number;
+            /**
+             * Ambiguous
+             * @description Pairs flagged rm_ambiguous (the models split).
+             */
+            ambiguous: number;
+            /**
+             * Ambiguous Ratio
+             * @description Agreeing models are still ambiguous where |mean| < this × spread.
+             */
+            ambiguous_ratio: number;
+            /**
+             * Margin Correlation
+             * @description Pearson correlation of the models' margins (model × model).
+             */
+            margin_correlation: number[][];
+            /**
+             * Mean Negative
+             * @description Pairs with a negative mean margin.
+             */
+            mean_negative: number;
+            /** Models */
+            models: components["schemas"]["RewardModelSlot"][];
+            /** N Pairs */
+            n_pairs: number;
+            /** Seconds */
+            seconds?: number | null;
+            /**
+             * Votes Against
+             * @description Pairs by the number of models against the label (index = that number).
+             */
+            votes_against: number[];
+        };
+        /**
+         * SavedModel
+         * @description A reward model an earlier audit of yours saved (`save_model`): name it in an audit's
+         *     `reward_models` as `ref`.
+         */
+        SavedModel: {
+            /** Dataset Id */
+            dataset_id: number;
+            /** Dataset Name */
+            dataset_name: string;
+            /** Finished At */
+            finished_at: string | null;
+            /** Job Id */
+            job_id: number;
+            /**
+             * Model
+             * @description The backbone the audit trained (its `model`).
+             */
+            model: string;
+            /**
+             * Path
+             * @description Where the model directory lies on the server.
+             */
+            path: string;
+            /**
+             * Ref
+             * @description How `reward_models` names it: 'job:<id>'.
+             */
+            ref: string;
+        };
+        /**
          * ScoreColumn
          * @description A per-pair score column (worker/influence/methods.py).
          * @enum {string}
          */
-        ScoreColumn: "harm" | "loss" | "margin" | "harm_loss" | "harm_gradient_similarity" | "harm_gradient_cosine" | "harm_influence" | "removal_effect_influence" | "harm_datainf" | "removal_effect_datainf" | "harm_self_influence" | "harm_corrected_loss" | "harm_tracin" | "harm_length" | "harm_oof_loss" | "oof_margin" | "harm_ensemble" | "ensemble_disagreement" | "harm_group" | "group_order" | "group_gain";
+        ScoreColumn: "harm" | "loss" | "margin" | "harm_loss" | "harm_gradient_similarity" | "harm_gradient_cosine" | "harm_influence" | "removal_effect_influence" | "harm_datainf" | "removal_effect_datainf" | "harm_self_influence" | "harm_corrected_loss" | "harm_tracin" | "harm_length" | "harm_oof_loss" | "oof_margin" | "harm_ensemble" | "ensemble_disagreement" | "harm_group" | "group_order" | "group_gain" | "rm_margin_1" | "rm_margin_2" | "rm_margin_3" | "rm_margin_4" | "rm_mean" | "rm_spread" | "rm_votes_against" | "rm_ambiguous" | "judge_p_chosen" | "judge_agree_chosen_first" | "judge_agree_chosen_second" | "judge_against" | "judge_confidence" | "judge_failed_orders";
         /**
          * ScoreRange
          * @description `min` ≤ column ≤ `max` (either bound optional).
@@ -2205,6 +3135,201 @@ export interface components {
             role: "viewer" | "reviewer";
             /** Username */
             username: string;
+        };
+        /**
+         * TagInfo
+         * @description One exact check: the `tag=` value, its label, what it means, when it is computed
+         *     (upload, an evaluation-set check, or an audit with the job's tokenizer) and what its number
+         *     is, if it has one.
+         */
+        TagInfo: {
+            /** Description */
+            description: string;
+            /** Label */
+            label: string;
+            /** Name */
+            name: string;
+            /**
+             * Stage
+             * @enum {string}
+             */
+            stage: "upload" | "audit" | "evaluation";
+            /** Value Label */
+            value_label?: string | null;
+        };
+        /**
+         * TargetComparison
+         * @description Two jobs' rankings of the same dataset side by side.
+         */
+        TargetComparison: {
+            /** Column */
+            column: string;
+            /** Jaccard */
+            jaccard: number;
+            /** Job A */
+            job_a: number;
+            /** Job B */
+            job_b: number;
+            /** K */
+            k: number;
+            /**
+             * Overlap
+             * @description Pairs in both top-k lists.
+             */
+            overlap: number;
+            /**
+             * Scatter
+             * @description (A, B) of up to 2,000 pairs both scored, evenly sampled by pair id.
+             */
+            scatter: [
+                number,
+                number
+            ][];
+            /**
+             * Spearman
+             * @description Rank correlation of the two columns over every training pair both scored.
+             */
+            spearman: number | null;
+            /**
+             * Target A
+             * @description Job A's target set; None if it had none.
+             */
+            target_a: string | null;
+            /** Target B */
+            target_b: string | null;
+            /** Top A */
+            top_a: components["schemas"]["RankedPair"][];
+            /** Top B */
+            top_b: components["schemas"]["RankedPair"][];
+        };
+        /** TargetPairIn */
+        TargetPairIn: {
+            /** Chosen */
+            chosen: string;
+            /** Prompt */
+            prompt: string;
+            /** Rejected */
+            rejected: string;
+        };
+        /** TargetPairPublic */
+        TargetPairPublic: {
+            /** Chosen */
+            chosen: string;
+            /**
+             * Pair Id
+             * @description The dataset pair it came from, if any.
+             */
+            pair_id: number | null;
+            /** Position */
+            position: number;
+            /** Prompt */
+            prompt: string;
+            /** Rejected */
+            rejected: string;
+        };
+        /** TargetSetCreate */
+        TargetSetCreate: {
+            /**
+             * Name
+             * @description Empty: named after its source.
+             * @default
+             */
+            name?: string;
+            /** Source */
+            source: components["schemas"]["FromReviewed"] | components["schemas"]["FromRule"] | components["schemas"]["FromDataset"] | components["schemas"]["FromPairs"];
+        };
+        /** TargetSetDetail */
+        TargetSetDetail: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Dataset Id */
+            dataset_id: number;
+            /** Description */
+            description: string;
+            /** Id */
+            id: number;
+            /** N Pairs */
+            n_pairs: number;
+            /** Name */
+            name: string;
+            /**
+             * Sample
+             * @description The first pairs, in the set's order.
+             */
+            sample: components["schemas"]["TargetPairPublic"][];
+            /**
+             * Source
+             * @description 'reviewed', 'rule:<rule>', 'dataset:<id>' or 'pairs': how it was built.
+             */
+            source: string;
+        };
+        /** TargetSetPublic */
+        TargetSetPublic: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Dataset Id */
+            dataset_id: number;
+            /** Description */
+            description: string;
+            /** Id */
+            id: number;
+            /** N Pairs */
+            n_pairs: number;
+            /** Name */
+            name: string;
+            /**
+             * Source
+             * @description 'reviewed', 'rule:<rule>', 'dataset:<id>' or 'pairs': how it was built.
+             */
+            source: string;
+        };
+        /** TargetSetsPage */
+        TargetSetsPage: {
+            /** Items */
+            items: components["schemas"]["TargetSetPublic"][];
+            /** Total */
+            total: number;
+        };
+        /**
+         * TargetSummary
+         * @description A targeted audit's target set (worker/influence/targeting.py): the engine fills the
+         *     figures, the job runner the set's id and name.
+         */
+        TargetSummary: {
+            /**
+             * Accuracy
+             * @description The fitted model's pairwise accuracy on the target.
+             */
+            accuracy: number;
+            /**
+             * Loss
+             * @description Its mean BT loss on the target (f = L_T).
+             */
+            loss: number;
+            /**
+             * Methods
+             * @description Methods measured against the target.
+             */
+            methods: string[];
+            /** N Pairs */
+            n_pairs: number;
+            /** Name */
+            name?: string | null;
+            /** Source */
+            source?: string | null;
+            /** Target Set Id */
+            target_set_id?: number | null;
+            /**
+             * Training Loss Methods
+             * @description Methods of the job that do not read the target (training pairs only).
+             */
+            training_loss_methods: string[];
         };
         /** TokenCreate */
         TokenCreate: {
@@ -2422,6 +3547,13 @@ export interface components {
              * @default []
              */
             skipped?: components["schemas"]["BadRow"][];
+            /**
+             * Tag Counts
+             * @description Pairs per exact-check tag (GET /methods/tags), every tag listed.
+             */
+            tag_counts?: {
+                [key: string]: number;
+            };
         };
         /** UserPublic */
         UserPublic: {
@@ -2947,6 +4079,42 @@ export interface operations {
             };
         };
     };
+    "datasets-contamination_check": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A database id (1 … 2³¹−1). */
+                dataset_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ContaminationCheck"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ContaminationResult"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     "datasets-export_dataset": {
         parameters: {
             query?: {
@@ -2956,6 +4124,12 @@ export interface operations {
                 apply_swaps?: boolean;
                 /** @description CSV only: write every cell exactly as stored. By default a cell that starts with =, +, -, @, tab or CR gets a leading single quote, so a spreadsheet shows it instead of running it as a formula. JSONL and Parquet are always exact. */
                 raw?: boolean;
+                /** @description Add confidence, label_smoothing, margin and confidence_source columns from this audit's or judge job's scores (README: soft labels). */
+                soft_labels_job?: number | null;
+                /** @description With soft_labels_job: write every pair (include), leave the ambiguous ones out (exclude) or write only them (only: the separate file of ambiguous pairs). */
+                ambiguous?: "include" | "exclude" | "only";
+                /** @description Ambiguous: confidence within this of 0.5. */
+                ambiguous_band?: number;
                 job_id?: number | null;
                 split?: "train" | "val" | "all";
                 /** @description Words that must all occur in the texts. */
@@ -2971,6 +4145,8 @@ export interface operations {
                 length?: string[];
                 /** @description key=value metadata equality (JSON numbers/booleans) */
                 meta?: string[];
+                /** @description An exact-check tag, e.g. duplicate (repeatable: any of them) */
+                tag?: string[];
             };
             header?: never;
             path: {
@@ -3139,6 +4315,78 @@ export interface operations {
             };
         };
     };
+    "judge-create_judge_job": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A database id (1 … 2³¹−1). */
+                dataset_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["JudgeCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "judge-estimate_judge": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A database id (1 … 2³¹−1). */
+                dataset_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["JudgeEstimateCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JudgeEstimate"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     "datasets-list_pairs": {
         parameters: {
             query?: {
@@ -3163,6 +4411,8 @@ export interface operations {
                 length?: string[];
                 /** @description key=value metadata equality (JSON numbers/booleans) */
                 meta?: string[];
+                /** @description An exact-check tag, e.g. duplicate (repeatable: any of them) */
+                tag?: string[];
             };
             header?: never;
             path: {
@@ -3613,6 +4863,177 @@ export interface operations {
             };
         };
     };
+    "targets-compare_targets": {
+        parameters: {
+            query: {
+                job_a: number;
+                job_b: number;
+                column?: string;
+                k?: number;
+            };
+            header?: never;
+            path: {
+                /** @description A database id (1 … 2³¹−1). */
+                dataset_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TargetComparison"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "targets-list_target_sets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A database id (1 … 2³¹−1). */
+                dataset_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TargetSetsPage"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "targets-create_target_set": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A database id (1 … 2³¹−1). */
+                dataset_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TargetSetCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TargetSetDetail"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "targets-read_target_set": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A database id (1 … 2³¹−1). */
+                target_set_id: number;
+                /** @description A database id (1 … 2³¹−1). */
+                dataset_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TargetSetDetail"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "targets-delete_target_set": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A database id (1 … 2³¹−1). */
+                target_set_id: number;
+                /** @description A database id (1 … 2³¹−1). */
+                dataset_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     "teams-transfer_dataset": {
         parameters: {
             query?: never;
@@ -3768,6 +5189,26 @@ export interface operations {
             };
         };
     };
+    "judge-judge_defaults": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JudgeDefaults"];
+                };
+            };
+        };
+    };
     "methods-list_methods": {
         parameters: {
             query?: never;
@@ -3804,6 +5245,46 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ColumnInfo"][];
+                };
+            };
+        };
+    };
+    "methods-list_tags": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TagInfo"][];
+                };
+            };
+        };
+    };
+    "jobs-list_saved_models": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SavedModel"][];
                 };
             };
         };

@@ -46,6 +46,8 @@ export interface PairsQuery {
   states?: ReviewState[];
   range?: ScoreRange | null;
   split?: "train" | "val" | "all";
+  /** An exact-check tag the pairs carry (GET /methods/tags); empty: any. */
+  tag?: string;
 }
 
 /** The filter model the bulk actions take, from the list's query (same meaning). */
@@ -58,6 +60,7 @@ export function toFilter(query: PairsQuery): Schemas["PairFilter"] {
     states: query.states && query.states.length > 0 ? query.states : null,
     flagged: flaggedParam(query.filter) ?? null,
     scores: range ? [{ column: range.column, min: range.min ?? null, max: range.max ?? null }] : [],
+    tags: query.tag ? [query.tag] : [],
   };
 }
 
@@ -102,6 +105,7 @@ export function usePairs(datasetId: number, query: PairsQuery) {
         state: query.states && query.states.length > 0 ? query.states : undefined,
         score: rangeParam(query.range),
         split: query.split ?? "train",
+        tag: query.tag ? [query.tag] : undefined,
         cursor: pageParam ?? undefined,
         limit: PAGE_SIZE,
       }),

@@ -25,6 +25,7 @@ import { HarmHistogram } from "./HarmHistogram";
 import { PairDetail } from "./PairDetail";
 import { PairsTable } from "./PairsTable";
 import { BulkBar } from "./BulkBar";
+import { useTagCounts, useTags } from "../api/tags";
 import { ReviewFilterBar, SCORE_CHOICES, STATES, type ReviewFilters } from "./ReviewFilterBar";
 import { ScoreLegend } from "./ScoreLegend";
 import { count } from "../../../components/ui/count";
@@ -44,6 +45,7 @@ function useViewParams(
   const filters: ReviewFilters = {
     split: split === "val" || split === "all" ? split : "train",
     q: params.get("q") ?? "",
+    tag: params.get("tag") ?? "",
     states: params.getAll("state").filter((s): s is ReviewState => (STATES as string[]).includes(s)),
     range:
       column && scored
@@ -64,6 +66,8 @@ function useViewParams(
     update((next) => {
       if (f.q) next.set("q", f.q);
       else next.delete("q");
+      if (f.tag) next.set("tag", f.tag);
+      else next.delete("tag");
       next.delete("state");
       f.states.forEach((s) => next.append("state", s));
       if (f.range) next.set("range", `${f.range.column}:${f.range.min ?? ""}:${f.range.max ?? ""}`);
@@ -128,8 +132,11 @@ export function PairsPanel({
     states: filters.states,
     range: filters.range,
     split: filters.split,
+    tag: filters.tag,
   };
   const pairs = usePairs(datasetId, query);
+  const tags = useTags();
+  const tagCounts = useTagCounts(datasetId);
   const setState = useSetState(datasetId);
   const undo = useUndo(datasetId);
   const sortColumn = sort.replace(/^-/, "");
@@ -245,7 +252,15 @@ export function PairsPanel({
       {histogram.isError && (
         <Alert title="Could not load the harm histogram" error={histogram.error} />
       )}
-      <ReviewFilterBar value={filters} onChange={setFilters} sort={sort} onSortChange={setSort} scored={scored} />
+      <ReviewFilterBar
+        value={filters}
+        onChange={setFilters}
+        sort={sort}
+        onSortChange={setSort}
+        scored={scored}
+        tags={tags.data}
+        tagCounts={tagCounts.data}
+      />
       {!readOnly && <BulkBar datasetId={datasetId} filter={toFilter(query)} matching={total} onDone={setMessage} />}
       {jobId !== null && !readOnly && (
       <FlagToolbar

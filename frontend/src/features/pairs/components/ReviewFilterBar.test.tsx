@@ -46,6 +46,34 @@ describe("ReviewFilterBar", () => {
     expect(screen.getByLabelText("Range min")).toHaveValue("2");
   });
 
+  it("filters by an exact-check tag from the server's list, with the dataset's counts", async () => {
+    const onChange = vi.fn();
+    const tags = [
+      { name: "duplicate", label: "exact duplicate", description: "The same pair again.", stage: "upload" as const },
+      { name: "refusal", label: "refusal in the chosen response", description: "A refusal.", stage: "upload" as const },
+    ];
+    render(
+      <ReviewFilterBar
+        value={{ q: "", states: [], range: null }}
+        onChange={onChange}
+        sort="index"
+        onSortChange={vi.fn()}
+        scored={false}
+        tags={tags}
+        tagCounts={{ duplicate: 1234, refusal: 0 }}
+      />,
+    );
+    expect(screen.getByRole("option", { name: "exact duplicate (1,234)" })).toBeInTheDocument();
+    expect(screen.getByRole("option", { name: "refusal in the chosen response (0)" })).toBeInTheDocument();
+    await userEvent.selectOptions(screen.getByLabelText("Check"), "duplicate");
+    expect(onChange).toHaveBeenLastCalledWith({ q: "", states: [], range: null, tag: "duplicate" });
+  });
+
+  it("offers no check filter without the tag list", () => {
+    setup();
+    expect(screen.queryByLabelText("Check")).toBeNull();
+  });
+
   it("sorts by any score, keeping the direction, and says what a high value means", async () => {
     const { onSortChange } = setup(undefined, "-harm_gradient_similarity");
     expect(screen.getByText(/High gradient similarity: its gradient opposes/)).toBeInTheDocument();

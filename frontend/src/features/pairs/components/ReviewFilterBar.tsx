@@ -1,6 +1,7 @@
 import { useEffect, useState, type FormEvent } from "react";
 import { RANKED_COLUMNS } from "../../../api/scoreColumns";
 import type { ReviewState, ScoreRange } from "../api/pairs";
+import type { TagInfo } from "../api/tags";
 
 export const STATES: ReviewState[] = ["unreviewed", "kept", "flagged", "swapped"];
 
@@ -19,6 +20,8 @@ export interface ReviewFilters {
   range: ScoreRange | null;
   /** With an audit: its training pairs (scored), its validation pairs, or both. */
   split?: Split;
+  /** An exact-check tag (GET /methods/tags); empty: any. */
+  tag?: string;
 }
 
 interface Props {
@@ -28,6 +31,9 @@ interface Props {
   onSortChange: (sort: string) => void;
   /** An audit's scores exist: offer score ranges and score sorts. */
   scored?: boolean;
+  /** The exact-check tags to filter by (GET /methods/tags), with the dataset's counts. */
+  tags?: TagInfo[];
+  tagCounts?: Record<string, number>;
 }
 
 function parseBound(text: string): number | undefined {
@@ -37,7 +43,15 @@ function parseBound(text: string): number | undefined {
 }
 
 /** Search, review state, a score range and the sort column: the list's filter model. */
-export function ReviewFilterBar({ value, onChange, sort, onSortChange, scored = true }: Props) {
+export function ReviewFilterBar({
+  value,
+  onChange,
+  sort,
+  onSortChange,
+  scored = true,
+  tags = [],
+  tagCounts = {},
+}: Props) {
   const [q, setQ] = useState(value.q);
   const [column, setColumn] = useState(value.range?.column ?? "harm");
   const [min, setMin] = useState(value.range?.min !== undefined ? String(value.range.min) : "");
@@ -94,6 +108,22 @@ export function ReviewFilterBar({ value, onChange, sort, onSortChange, scored = 
           ))}
         </select>
       </label>
+      {tags.length > 0 && (
+      <label title={tags.find((t) => t.name === value.tag)?.description}>
+        Check
+        <select value={value.tag ?? ""} onChange={(e) => onChange({ ...value, tag: e.target.value })}>
+          <option value="">any</option>
+          {tags.map((t) => {
+            const n = tagCounts[t.name];
+            return (
+              <option key={t.name} value={t.name} title={t.description}>
+                {n === undefined ? t.label : `${t.label} (${n.toLocaleString()})`}
+              </option>
+            );
+          })}
+        </select>
+      </label>
+      )}
       {scored && (
         <label>
           Split
