@@ -41,6 +41,7 @@ from backend.errors import (
 )
 from backend.limits import BodyLimit
 from backend.routers import auth, datasets, export, health, jobs, methods, pairs, review, teams
+from backend.routers import targets as target_sets
 from backend.services.ingest import clean_staged
 from backend.services.reaper import Reaper
 from backend.settings import get_settings
@@ -136,6 +137,7 @@ def create_app() -> FastAPI:
     api = APIRouter(prefix=API_PREFIX)
     for module in (health, auth, datasets, pairs, review, export, jobs, methods, teams):
         api.include_router(module.router)
+    api.include_router(target_sets.router)
     app.include_router(api)
     _mount_frontend(app, settings.frontend_dir)
 

@@ -391,6 +391,44 @@ class ScoreStat(Base):
     quantiles: Mapped[list[float] | None] = mapped_column(JSON, default=None)
 
 
+class TargetSet(Base):
+    """A small set of pairs (20–500) that shows the behaviour a user wants: an audit can measure
+    influence against its loss instead of the validation loss (backend/services/targets.py)."""
+
+    __tablename__ = "target_sets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(
+        ForeignKey("datasets.id", ondelete="CASCADE"), index=True
+    )
+    owner_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    name: Mapped[str] = mapped_column(String(256))
+    # How it was built: 'reviewed', 'rule:<name>', 'dataset:<id>' or 'pairs'.
+    source: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(Text, default="")
+    n_pairs: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TargetPair(Base):
+    """One pair of a target set, oriented as the target wants it (a swapped or rule-reoriented
+    pair holds its texts exchanged); `pair_id` is the dataset pair it came from, if any."""
+
+    __tablename__ = "target_pairs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    target_set_id: Mapped[int] = mapped_column(
+        ForeignKey("target_sets.id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    pair_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    prompt: Mapped[str] = mapped_column(Text)
+    chosen: Mapped[str] = mapped_column(Text)
+    rejected: Mapped[str] = mapped_column(Text)
+
+
 SEARCH_OBJECTS = ("pairs_fts", "pair_search", "ix_pair_search")
 """The text-search structures the migrations make outside the models (SQLite's FTS5 table and
 its shadow tables, Postgres's tsvector table and its indexes)."""

@@ -77,6 +77,15 @@ class AuditCreate(_JobCreateBase):  # type: ignore[misc,valid-type]
         le=DB_ID_MAX,
         description="Use this dataset as the validation set instead of a split.",
     )
+    target_set_id: int | None = Field(
+        None,
+        ge=1,
+        le=DB_ID_MAX,
+        description="A target set of this dataset (a targeted audit): influence, gradient "
+        "similarity, DataInf, TracIn and group measure against its BT loss instead of the "
+        "validation loss; the training-loss scores and the validation figures do not change. "
+        "Runs in one task.",
+    )
 
     def engine_config(self) -> EngineConfig:
         names = {f.name for f in dataclasses.fields(EngineConfig)}

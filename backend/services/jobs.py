@@ -9,14 +9,14 @@ from sqlalchemy.orm import Session
 
 from backend.errors import BadInput, Unavailable
 from backend.job_states import FINISHED
-from backend.models import Dataset, Job, JobTask, User, utcnow
+from backend.models import Dataset, Job, JobTask, TargetSet, User, utcnow
 from backend.schemas import AuditCreate, VerifyCreate
 from backend.storage import queue
 from backend.storage.errors import ReviewError
 from backend.storage.ranking import greedy_selection
 from worker import tasknames
 from worker.influence.data import validation_size
-from worker.influence.methods import HARM_COLUMNS
+from worker.influence.methods import HARM_COLUMNS, TARGET_AWARE
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,21 @@ def validate_audit(session: Session, dataset: Dataset, user: User, body: AuditCr
         )
     if n_train < 2:
         raise JobConfigError(f"only {n_train} training pairs would remain; need at least 2")
+    if body.target_set_id is not None:
+        _check_target(session, dataset, body)
+
+
+def _check_target(session: Session, dataset: Dataset, body: AuditCreate) -> None:
+    """A targeted audit names a target set of its own dataset and a method that reads it."""
+    target = session.get(TargetSet, body.target_set_id)
+    if target is None or target.dataset_id != dataset.id:
+        raise JobConfigError(f"target set {body.target_set_id} of dataset {dataset.id} not found")
+    if not set(body.engine_config().methods) & set(TARGET_AWARE):
+        raise JobConfigError(
+            "a targeted audit needs a method that measures against the target: add one of "
+            + ", ".join(TARGET_AWARE)
+            + " to methods"
+        )
 
 
 def validate_verify(session: Session, dataset: Dataset, user: User, body: VerifyCreate) -> None:

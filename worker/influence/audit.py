@@ -39,6 +39,7 @@ from worker.influence.reporter import Reporter, peak_memory_mb
 from worker.influence.results import AuditMetrics
 from worker.influence.scores import bt_loss, length_difference
 from worker.influence.scoring import crossfit_once, score_fitted
+from worker.influence.targeting import score_against_target
 from worker.influence.train import (
     Cancelled,
     Progress,
@@ -95,8 +96,11 @@ def run_audit(
     keep_state: bool = False,
     save_model_to: str | Path | None = None,
     features: tuple[Pooled, Pooled] | None = None,
+    target: Sequence[Pair] | None = None,
 ) -> AuditResult:
     """Train the reward model on `train`, score every training pair against `val`.
+
+    `target`: measure the target-aware methods against these pairs (worker/influence/targeting.py).
 
     `progress(stage, fraction, message)` is called as stages advance; `should_cancel()` is polled
     every few batches and `Cancelled` is raised when it returns true. Bad inputs raise ValueError.
@@ -127,7 +131,8 @@ def run_audit(
     warnings = _fit_metrics(fitted, len(train), config, metrics)
 
     report.start("scoring")
-    scores, score_metrics, score_warnings = score_fitted(fitted, config, report, should_cancel)
+    score = score_fitted if target is None else score_against_target(target)
+    scores, score_metrics, score_warnings = score(fitted, config, report, should_cancel)
     warnings.extend(score_warnings)
     metrics.update(score_metrics)
     if fitted.crossfit is None and fitted.rm is None:

@@ -62,6 +62,7 @@ class Fitted:
     head_choice: HeadChoice | None = None
     crossfit: CrossFit | None = None  # filled by the first method that needs it
     g_val: Tensor | None = None  # ∇L_val when computed elsewhere (the sharded engine)
+    head_weight: Tensor | None = None  # w of a linear head (head, pretrained): Δ = wᵀz
     interactions: list[tuple[int, int, float]] = field(default_factory=list)  # group method
     _gauss_newton: GaussNewton | None = field(default=None, repr=False)
 
@@ -315,6 +316,7 @@ def _linear_fitted(
         val_length_diff=length_difference(val),
         fold_fitter=head_fold_fitter(refit_features, choice.l2),
         head_choice=choice,
+        head_weight=w,
     )
 
 

@@ -567,3 +567,9 @@ def _check() -> None:
 
 
 _check()
+
+TARGET_AWARE: tuple[str, ...] = tuple(
+    name for name, spec in METHODS.items() if spec.needs_validation and spec.needs_gradients
+)
+"""Methods a targeted audit measures against its target set instead of the validation loss
+(they read the validation gradient); the others never read the target."""

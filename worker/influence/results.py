@@ -194,6 +194,22 @@ class ProjectionSummary(StoredMetrics):
     parameters: dict[str, int] | None = None
 
 
+class TargetSummary(StoredMetrics):
+    """A targeted audit's target set (worker/influence/targeting.py): the engine fills the
+    figures, the job runner the set's id and name."""
+
+    n_pairs: int
+    accuracy: float = Field(description="The fitted model's pairwise accuracy on the target.")
+    loss: float = Field(description="Its mean BT loss on the target (f = L_T).")
+    methods: list[str] = Field(description="Methods measured against the target.")
+    training_loss_methods: list[str] = Field(
+        description="Methods of the job that do not read the target (training pairs only)."
+    )
+    target_set_id: int | None = None
+    name: str | None = None
+    source: str | None = None
+
+
 class AuditMetrics(StoredMetrics):
     """`metrics` of an audit job: the engine's (worker/influence/audit.py) and the job
     runner's (worker/jobs/)."""
@@ -236,6 +252,9 @@ class AuditMetrics(StoredMetrics):
     peak_memory_mb: dict[str, float] | None = None
     stage_peak_memory_mb: dict[str, dict[str, float]] | None = None
     validation_source: str | None = None
+    target: TargetSummary | None = Field(
+        None, description="Set when the audit measured against a target set (targeted audit)."
+    )
     engine: str | None = Field(None, description="How a sharded job ran (absent: one task).")
     shards: int | None = None
     feature_task_seconds: float | None = None

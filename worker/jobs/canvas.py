@@ -39,7 +39,10 @@ def canvas_kind(config: EngineConfig) -> str | None:
 
 
 def sharded(config: dict[str, Any]) -> bool:
-    """Whether an audit's stored options run as a canvas of shards."""
+    """Whether an audit's stored options run as a canvas of shards (a targeted audit runs in
+    one task: the canvas has no target stage)."""
+    if config.get("target_set_id") is not None:
+        return False
     return canvas_kind(store.audit_options(config).engine_config()) is not None
 
 

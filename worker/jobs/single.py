@@ -27,6 +27,7 @@ from worker.jobs.canvas import dispatch_sharded, sharded
 from worker.jobs.claims import TaskRun
 from worker.jobs.reporter import JobReporter
 from worker.jobs.store import Factory
+from worker.jobs.targets import load_target
 from worker.jobs.verify import run_verify_job
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,7 @@ def _run_audit(
         # The exact checks that need the job's tokenizer (tags, worker/influence/checks.py).
         tokenizer = load_tokenizer(engine_config)
         store.tag_truncation(session, job_id, dataset_id, tokenizer, engine_config.max_length)
+        target = load_target(session, options.target_set_id)
     if options.val_dataset_id is not None:
         train_ids, train_pairs = pair_ids, pairs
         val_in_dataset: list[int] = []
@@ -142,10 +144,12 @@ def _run_audit(
         progress=reporter.progress,
         should_cancel=reporter.should_cancel,
         save_model_to=save_to,
+        target=target.pairs if target is not None else None,
     )
     reporter.progress("saving", 0.0)
     metrics = with_fields(
         result.metrics,
+        **(target.metrics(result.metrics) if target is not None else {}),
         n_train=len(train_pairs),
         n_val=len(val_pairs),
         validation_source=store.validation_source(options, engine_config.seed),
