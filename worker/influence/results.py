@@ -143,6 +143,41 @@ class GroupEstimate(StoredMetrics):
     interaction_aware: float
 
 
+class CanaryRanking(StoredMetrics):
+    """One ranking's figures on the job's canaries (worker/influence/canaries.py)."""
+
+    auroc: float | None = None
+    auroc_se: float | None = Field(None, description="Hanley–McNeil standard error.")
+    top10_hits: int | None = Field(None, description="Canaries in its top 10%.")
+    top10_size: int | None = Field(None, description="Pairs in its top 10%.")
+
+
+class DefaultChoice(StoredMetrics):
+    """Which ranking fills `harm`, why, and what it is expected to find (worker/influence/
+    canaries.py): chosen per job from its canaries and validation figures."""
+
+    method: str | None = Field(None, description="The method whose harm fills `harm`.")
+    reason: str | None = Field(None, description="Why, in a sentence or two (shown to the user).")
+    rule: str | None = Field(
+        None,
+        description="'learned' (canaries decide, loss by default), 'model_free' (the "
+        "model learned nothing: length) or 'asked' (the job named its default).",
+    )
+    canaries: int | None = Field(None, description="Canaries planted (0: too few pairs).")
+    held_aside: int | None = Field(
+        None, description="Training pairs held out for them: stored unscored, like validation."
+    )
+    rankings: dict[str, CanaryRanking] | None = Field(
+        None, description="Every ranking's canary figures, by method."
+    )
+    expected_auroc: float | None = None
+    expected_auroc_se: float | None = None
+    expected_top10_hits: int | None = None
+    expected: str | None = Field(
+        None, description="The chosen ranking's figure as a sentence ('on 40 canaries ...')."
+    )
+
+
 class GroupMetrics(StoredMetrics):
     """The `group` method's summary: the budget, and the predicted change of validation loss of
     removing the greedy selection and the first-order top-K of the same size."""
@@ -233,6 +268,7 @@ class AuditMetrics(StoredMetrics):
     trust: TrustVerdict | None = None
     mislabelled: MislabelledEstimate | None = None
     method_benchmark: MethodBenchmark | None = None
+    default_choice: DefaultChoice | None = None
     group: GroupMetrics | None = None
     model_dir: str | None = None
     traceback: str | None = Field(None, description="The tail of the error of a failed job.")

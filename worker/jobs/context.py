@@ -19,8 +19,9 @@ from backend.storage.job_config import AuditOptions
 from worker.influence.config import EngineConfig
 from worker.jobs import store
 
-ARTIFACT_VERSION = 1
-"""Bumped when the layout or meaning of an artifact changes, so old ones are never reused."""
+ARTIFACT_VERSION = 2
+"""Bumped when the layout or meaning of an artifact changes, so old ones are never reused
+(2: the LoRA plan holds the job's canaries and the model is trained on them)."""
 
 
 @dataclass(frozen=True)

@@ -9,18 +9,15 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from backend.job_states import RUNNING
 from backend.models import Job, JobTask, Score, as_utc, utcnow
-from worker.influence.audit import harm_column
 from worker.influence.benchmark_table import method_benchmark
-from worker.influence.config import EngineConfig
 from worker.influence.results import AuditMetrics
-from worker.influence.stream import GlobalInputs, finalise_global, global_reads
 from worker.influence.trust import mislabelled_estimate, validation_trust
-from worker.jobs import stages, store
+from worker.jobs import canary, stages, store
 from worker.jobs.claims import TaskRun, await_stage, peak_rss_mb
 from worker.jobs.context import JobContext, artifact_store, plan, shard_count
 from worker.jobs.group import group_stage, needs_group
@@ -34,7 +31,7 @@ def finalize(context: JobContext, run: TaskRun) -> None:
     meta = artifacts.get_json(context.key("train.json"))
     solution_meta = artifacts.get_json(context.key("solution.json"))
     val = artifacts.get_arrays(context.key("val.npz"))
-    n_train = len(job_plan["train_ids"])
+    stored_ids = canary.kept_ids(job_plan)  # the canaries' rows are never stored
     with run.factory() as session:
         job = session.get(Job, context.job_id, with_for_update=True)
         if job is None or job.status != RUNNING:
@@ -42,12 +39,12 @@ def finalize(context: JobContext, run: TaskRun) -> None:
         count = session.scalar(
             select(func.count()).where(Score.job_id == job.id, Score.split == "train")
         )
-        if count != n_train:
-            raise RuntimeError(f"{count} score rows for {n_train} training pairs")
+        if count != len(stored_ids):
+            raise RuntimeError(f"{count} score rows for {len(stored_ids)} training pairs")
         group = None
         if needs_group(config):
             group = group_stage(context, session, job_plan, solution_meta, val)
-        metrics = _global_columns(session, job.id, config, job_plan)
+        metrics = canary.global_columns(session, context, job_plan, val["margins"])
         if group is not None:
             metrics["group"] = group
         if len(job_plan["val_in_dataset"]):
@@ -83,7 +80,7 @@ def _metrics(
     for stage, secs, _, _ in rows:
         seconds[stage] = seconds.get(stage, 0.0) + (secs or 0.0)
     peak = max((r.peak_rss_mb or 0.0) for r in rows) if rows else peak_rss_mb()
-    n_train = len(job_plan["train_ids"])
+    n_train = len(canary.kept_ids(job_plan))
     metrics: dict[str, Any] = dict(
         engine="sharded",
         device=meta["device"],
@@ -122,33 +119,4 @@ def _metrics(
     started = as_utc(job.started_at)
     if started is not None:
         metrics["seconds_total"] = round((utcnow() - started).total_seconds(), 3)
-    return metrics
-
-
-def _global_columns(
-    session: Session, job_id: int, config: EngineConfig, job_plan: dict[str, np.ndarray]
-) -> dict:
-    """The registry's global finalisers over every training pair (`stream.finalise_global`: the
-    length heuristic, corrected_loss), written back; then `harm` copied in SQL from the column of
-    the default method it resolved."""
-    reads = global_reads(config.methods)
-    values = store.train_columns(session, job_id, ("pair_id", *reads))
-    pair_ids = values[0].astype(np.int64)
-    order = np.argsort(job_plan["train_ids"], kind="stable")  # rows come back in pair id order
-    if not np.array_equal(job_plan["train_ids"][order], pair_ids):
-        raise RuntimeError("the stored training rows are not the plan's training pairs")
-    inputs = GlobalInputs(job_plan["train_length_diff"][order], job_plan["val_length_diff"])
-    new, metrics = finalise_global(
-        dict(zip(reads, values[1:], strict=True)),
-        config.methods,
-        config.default_method,
-        inputs,
-    )
-    new.pop("harm", None)  # copied in SQL below, from whichever column holds it
-    if new:
-        store.upsert_scores(session, job_id, pair_ids, "train", new)
-    harm_source = getattr(Score, harm_column(metrics["default_method"]))
-    session.execute(
-        update(Score).where(Score.job_id == job_id, Score.split == "train").values(harm=harm_source)
-    )
     return metrics

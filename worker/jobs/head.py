@@ -22,7 +22,7 @@ from worker.influence.audit import run_audit
 from worker.influence.features import backbone_features
 from worker.influence.model import Encoded, resolve_device
 from worker.influence.results import with_fields
-from worker.jobs import models, store
+from worker.jobs import canary, models, store
 from worker.jobs.claims import TaskRun, await_stage, peak_rss_mb
 from worker.jobs.context import (
     JobContext,
@@ -117,14 +117,21 @@ def head(context: JobContext, run: TaskRun) -> None:
     def progress(stage: str, fraction: float, message: str | None = None) -> None:
         run.progress(fraction, message)
 
+    # Canaries (worker/jobs/canary.py): planted before the fit, evaluated and dropped after.
+    planted = canary.plant(train_pairs, config.seed)
     result = run_audit(
-        train_pairs,
+        planted.pairs,
         val_pairs,
         config,
         progress=progress,
         should_cancel=run.should_cancel,
-        features=(pooled["train"], pooled["val"]),
+        features=(canary.swap_features(pooled["train"], planted.positions), pooled["val"]),
+        keep_state=True,
     )
+    kept, val_stored = canary.finish_result(
+        result, config, planted, train_ids.tolist(), val_in_dataset.tolist()
+    )
+    train_ids = np.asarray(kept, dtype=np.int64)
     with factory() as session:
         tasks = session.execute(
             select(JobTask.stage, JobTask.seconds, JobTask.peak_rss_mb).where(
@@ -146,7 +153,7 @@ def head(context: JobContext, run: TaskRun) -> None:
         factory,
         context.job_id,
         train_ids.tolist(),
-        val_in_dataset.tolist(),
+        val_stored,
         result.scores,
         metrics,
         result.interactions,

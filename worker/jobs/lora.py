@@ -15,6 +15,7 @@ from typing import Any, cast
 import numpy as np
 import torch
 
+from worker.influence import canaries
 from worker.influence.audit import Fitted, save_reward_model, score_fitted
 from worker.influence.features import truncation_rate
 from worker.influence.methods import MethodName
@@ -32,7 +33,7 @@ from worker.influence.stream import (
     validation_gradient_streamed,
 )
 from worker.influence.train import Cancelled, check_cancel, train_reward_model
-from worker.jobs import models, store
+from worker.jobs import canary, models, store
 from worker.jobs.claims import TaskRun, await_stage, peak_rss_mb
 from worker.jobs.context import (
     JobContext,
@@ -67,6 +68,9 @@ def train(context: JobContext, run: TaskRun) -> None:
         )
     if len(train_ids) < 2 or len(val_ids) < 1:
         raise ValueError(f"{len(train_ids)} training and {len(val_ids)} validation pairs: too few")
+    # Canaries (worker/jobs/canary.py): these training pairs are trained on swapped.
+    canary_positions = canaries.select_canaries(len(train_ids), config.seed)
+    canary.swap_tokens(train_tokens, train_diffs, np.arange(len(train_ids)), canary_positions)
     pad = int(tokenizer.pad_token_id)
     train_enc, val_enc = Encoded(train_tokens, pad), Encoded(val_tokens, pad)
     run.pairs = len(train_enc)
@@ -89,7 +93,12 @@ def train(context: JobContext, run: TaskRun) -> None:
     )
     run.progress(1.0)
     order = shard_positions(train_enc.lengths(), effective_shard_size(config), chunk)
-    ids = {"train_ids": train_ids, "val_ids": val_ids, "val_in_dataset": val_in_dataset}
+    ids = {
+        "train_ids": train_ids,
+        "val_ids": val_ids,
+        "val_in_dataset": val_in_dataset,
+        "canaries": canary_positions,
+    }
     _write_training(
         context,
         rm,
@@ -168,6 +177,7 @@ def gradients(context: JobContext, run: TaskRun, shard: int) -> None:
     pair_ids = job_plan["train_ids"][positions]
     with run.factory() as session:
         tokens, _ = models.encode_by_ids(session, tokenizer, pair_ids, context.config.max_length)
+    canary.swap_tokens(tokens, None, positions, canary.plan_positions(job_plan))
     check_cancel(run.should_cancel)
     run.pairs = len(tokens)
     margins, grads = shard_gradients(
@@ -297,6 +307,9 @@ def scores(context: JobContext, run: TaskRun, shard: int) -> None:
             methods,
             float(solution_meta.get("max_scaled_norm", 0.0)),
         )
+    # The canaries' rows go to an artifact for finalize, never to the database.
+    positions, columns = canary.split_shard(context, job_plan, shard, positions, columns)
+    pair_ids = job_plan["train_ids"][positions]
     run.pairs = len(pair_ids)
     with run.factory() as session:
         store.upsert_scores(session, context.job_id, pair_ids, "train", columns, run.progress)

@@ -22,7 +22,7 @@ from worker.influence.data import split_validation
 from worker.influence.model import load_tokenizer
 from worker.influence.results import with_fields
 from worker.influence.train import Cancelled
-from worker.jobs import store
+from worker.jobs import canary, store
 from worker.jobs.canvas import dispatch_sharded, sharded
 from worker.jobs.claims import TaskRun
 from worker.jobs.reporter import JobReporter
@@ -137,20 +137,26 @@ def _run_audit(
     save_to = None
     if engine_config.save_model:
         save_to = store.model_dir(factory, dataset_id, job_id)
+    # Canaries (worker/jobs/canary.py): planted before training, evaluated and dropped after.
+    planted = canary.plant(train_pairs, engine_config.seed)
     result = run_audit(
-        train_pairs,
+        planted.pairs,
         val_pairs,
         engine_config,
         progress=reporter.progress,
         should_cancel=reporter.should_cancel,
         save_model_to=save_to,
+        keep_state=True,
         target=target.pairs if target is not None else None,
+    )
+    train_ids, val_in_dataset = canary.finish_result(
+        result, engine_config, planted, train_ids, val_in_dataset
     )
     reporter.progress("saving", 0.0)
     metrics = with_fields(
         result.metrics,
         **(target.metrics(result.metrics) if target is not None else {}),
-        n_train=len(train_pairs),
+        n_train=len(train_ids),
         n_val=len(val_pairs),
         validation_source=store.validation_source(options, engine_config.seed),
         seconds_total=round(time.perf_counter() - started, 3),

@@ -28,7 +28,9 @@ function completeTrust(trust: Schemas["TrustVerdict"] | null | undefined): Trust
 export function TrustBanner({
   metrics,
 }: {
-  metrics: Pick<AuditMetrics, "trust" | "mislabelled" | "method_benchmark">;
+  metrics: Pick<AuditMetrics, "trust" | "mislabelled" | "method_benchmark"> & {
+    default_choice?: AuditMetrics["default_choice"];
+  };
 }) {
   const trust = completeTrust(metrics.trust);
   const mislabelled = metrics.mislabelled ?? null;
@@ -37,6 +39,12 @@ export function TrustBanner({
   return (
     <div className="trust">
       {trust && <Verdict trust={trust} />}
+      {metrics.default_choice?.reason && (
+        <p className="small" data-testid="default-choice">
+          Ranked by <strong>{methodLabel(metrics.default_choice.method ?? "")}</strong> (chosen by this
+          job): {metrics.default_choice.reason}
+        </p>
+      )}
       {mislabelled && <Estimate estimate={mislabelled} />}
       {benchmark && <Benchmark benchmark={benchmark} />}
     </div>
