@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
     true,
 )
 from sqlalchemy.orm import (
@@ -35,9 +36,18 @@ from sqlalchemy.orm.decl_api import DeclarativeAttributeIntercept
 from worker.influence.methods import INDEXED_COLUMNS, SCORE_COLUMN_SPECS, ColumnSpec
 
 INDEXED_SORTS: tuple[str, ...] = INDEXED_COLUMNS
-"""Score columns with a (job, split, column, pair) index (the registry's `indexed`): their sorted
-pages cost the same at any depth. Other columns sort too, with one sort of the job's scores per
-page."""
+"""Score columns with a full (job, split, column, pair) index (the registry's `indexed`). Every
+other score column has the same index, partial (`WHERE <column> IS NOT NULL`, migration 0012):
+every sort's keyset pages cost the same at any depth, and a job without a column pays for an
+empty index only."""
+
+LENGTH_SQL = "(prompt_chars + chosen_chars + rejected_chars)"
+"""A pair's total length as the sort by length writes it (ix_pairs_dataset_length's expression)."""
+
+
+def partial_sort_where(column: str) -> Any:
+    """The predicate of a non-`indexed` score column's partial sort index."""
+    return text(f"{column} IS NOT NULL")
 
 
 def utcnow() -> datetime:
@@ -136,6 +146,8 @@ class Pair(Base):
         UniqueConstraint("dataset_id", "source_index"),
         # The pairs list's sort by row (keyset pages) and the export's file order.
         Index("ix_pairs_dataset_file_row", "dataset_id", "file_row", unique=True),
+        # The sort by length (keyset pages at any depth; migration 0012).
+        Index("ix_pairs_dataset_length", "dataset_id", text(LENGTH_SQL), "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -239,8 +251,9 @@ class JobTask(Base):
 
 def score_table(metadata: MetaData, columns: Sequence[ColumnSpec] = SCORE_COLUMN_SPECS) -> Table:
     """The `scores` table: (job, pair, split) and one nullable float per registry column, with a
-    sort index per indexed column; partitioned by job on Postgres. Built from the registry
-    (worker/influence/methods.py), the one place score columns are named."""
+    sort index per column (partial where the registry does not mark it `indexed`); partitioned by
+    job on Postgres. Built from the registry (worker/influence/methods.py), the one place score
+    columns are named."""
     return Table(
         "scores",
         metadata,
@@ -257,6 +270,19 @@ def score_table(metadata: MetaData, columns: Sequence[ColumnSpec] = SCORE_COLUMN
             Index(f"ix_scores_sort_{c.name}", "job_id", "split", c.name, "pair_id")
             for c in columns
             if c.indexed
+        ),
+        *(
+            Index(
+                f"ix_scores_sort_{c.name}",
+                "job_id",
+                "split",
+                c.name,
+                "pair_id",
+                postgresql_where=partial_sort_where(c.name),
+                sqlite_where=partial_sort_where(c.name),
+            )
+            for c in columns
+            if not c.indexed
         ),
         postgresql_partition_by="LIST (job_id)",
     )

@@ -1,22 +1,35 @@
 """The pairs list's totals: from the statistics when unfiltered, exact on SQLite, and on Postgres
-exact up to EXACT_COUNT_LIMIT, exact above it when counting fits `exact_count_ms`, else the
-planner's estimate (labelled); filtered totals cached per review generation."""
+exact up to EXACT_COUNT_LIMIT, exact above it when counting fits `exact_count_ms`, else an
+estimate (labelled) from a sample of the matches; filtered totals cached per review generation.
+
+The estimate counts the filter in SAMPLE_WINDOWS random ranges of pair ids covering about
+SAMPLE_ROWS of the list's rows, and scales by the share of the list those ranges hold (both
+counted in the same ranges, read through the id's index): unlike the planner's estimate it does
+not depend on table statistics (stale after a bulk action when autovacuum is late or off) nor on
+the filters being independent. About 50,000 sampled rows put a total above 10,000 of 1,000,000
+within a few percent.
+"""
 
 from __future__ import annotations
 
 import json
+import random
 from typing import Any
 
-from sqlalchemy import Select, func, select, text
+from sqlalchemy import ColumnElement, Select, func, or_, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from backend.models import ReviewAction
+from backend.models import Pair, ReviewAction, Score
 from backend.services.query import Query, ensure_stats
 from backend.settings import get_settings
 
 EXACT_COUNT_LIMIT = 10_000
-"""Filtered counts are exact up to this; above it they may be the planner's estimate."""
+"""Filtered counts are exact up to this; above it they may be an estimate."""
+SAMPLE_ROWS = 50_000
+"""Rows of the list an estimate counts the filter in."""
+SAMPLE_WINDOWS = 64
+"""Random id ranges those rows are read from."""
 
 
 def count(session: Session, query: Query) -> tuple[int, bool]:
@@ -38,7 +51,7 @@ def count(session: Session, query: Query) -> tuple[int, bool]:
     cached = _COUNT_CACHE.get(key)
     if cached is not None:
         return cached
-    result = _postgres_count(session, statement, compiled)
+    result = _postgres_count(session, query, statement, compiled)
     if len(_COUNT_CACHE) >= 4096:
         _COUNT_CACHE.clear()
     _COUNT_CACHE[key] = result
@@ -65,10 +78,12 @@ def _count_key(session: Session, query: Query, compiled: str) -> tuple[Any, ...]
     )
 
 
-def _postgres_count(session: Session, statement: Select, compiled: str) -> tuple[int, bool]:
+def _postgres_count(
+    session: Session, query: Query, statement: Select, compiled: str
+) -> tuple[int, bool]:
     """Exact up to EXACT_COUNT_LIMIT (a capped count); above it exact when the whole count fits
-    the time budget, else the planner's estimate, labelled (its independence assumption can be
-    far off for correlated filters, so it is the fallback, not the first answer)."""
+    the time budget, else a sampled estimate, labelled (the planner's estimate, whose
+    independence assumption can be far off, only where the list is too small to sample)."""
     capped = statement.limit(EXACT_COUNT_LIMIT + 1).subquery()
     n = session.scalar(select(func.count()).select_from(capped)) or 0
     if n <= EXACT_COUNT_LIMIT:
@@ -78,6 +93,9 @@ def _postgres_count(session: Session, statement: Select, compiled: str) -> tuple
         exact = _count_within(session, statement, budget_ms)
         if exact is not None:
             return exact, False
+    sampled = _sampled_count(session, query, statement)
+    if sampled is not None:
+        return max(sampled, EXACT_COUNT_LIMIT + 1), True
     plan = session.execute(text(f"EXPLAIN (FORMAT JSON) {compiled}")).scalar_one()
     plan = json.loads(plan) if isinstance(plan, str) else plan
     estimate = int(plan[0]["Plan"]["Plan Rows"])
@@ -98,3 +116,63 @@ def _count_within(session: Session, statement: Select, budget_ms: int) -> int | 
         raise
     savepoint.rollback()  # nothing was written; undoes the SET LOCAL
     return int(n)
+
+
+_ID_RANGES: dict[tuple[str, str, int], tuple[int, int]] = {}
+"""Per process: the smallest and largest pair id of a dataset or job (they never change)."""
+
+
+def _id_range(session: Session, query: Query) -> tuple[int, int] | None:
+    job = query.job
+    key = (
+        str(session.get_bind().engine.url),
+        "job" if job else "dataset",
+        (job or query.dataset).id,
+    )
+    if key not in _ID_RANGES:
+        if job is not None:
+            bounds = select(func.min(Score.pair_id), func.max(Score.pair_id)).where(
+                Score.job_id == job.id
+            )
+        else:
+            bounds = select(func.min(Pair.id), func.max(Pair.id)).where(
+                Pair.dataset_id == query.dataset.id
+            )
+        lo, hi = session.execute(bounds).one()
+        if lo is None:
+            return None
+        _ID_RANGES[key] = (int(lo), int(hi))
+    return _ID_RANGES[key]
+
+
+def _sampled_count(session: Session, query: Query, statement: Select) -> int | None:
+    """The filter's matches estimated from SAMPLE_WINDOWS random id ranges holding about
+    SAMPLE_ROWS of the list's rows: matches in them × (rows of the list / rows in them). None
+    when the list is too small to sample (counting it whole did not fit the budget)."""
+    listed, _ = count(session, _unfiltered(query))
+    bounds = _id_range(session, query)
+    if bounds is None or listed <= SAMPLE_ROWS:
+        return None
+    lo, hi = bounds
+    width = max(1, (hi - lo + 1) * SAMPLE_ROWS // listed // SAMPLE_WINDOWS)
+    rng = random.Random(f"{query.dataset.id}:{listed}")  # the same ranges on every call
+    starts = [rng.randint(lo, max(lo, hi - width + 1)) for _ in range(SAMPLE_WINDOWS)]
+
+    def within(ident: Any) -> ColumnElement[bool]:
+        return or_(*(ident.between(a, a + width - 1) for a in starts))
+
+    windows = [within(query.ident)]
+    if query.job is None or query.uses_pairs:
+        windows.append(within(Pair.id))  # the pairs' own index, where the query reads pairs
+    matched = session.scalar(select(func.count()).select_from(statement.where(*windows).subquery()))
+    base = _unfiltered(query).select(query.ident, lean=True).where(within(query.ident))
+    seen = session.scalar(select(func.count()).select_from(base.subquery()))
+    if not seen:
+        return None
+    return round((matched or 0) * listed / seen)
+
+
+def _unfiltered(query: Query) -> Query:
+    """The same list without its filters: the dataset, or the job's rows of the split."""
+    split = [Score.split == query.split] if query.job is not None and query.split != "all" else []
+    return Query(query.dataset, query.job, split, False, query.split, uses_pairs=False)

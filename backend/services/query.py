@@ -14,7 +14,7 @@ import binascii
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import (
@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 from backend.errors import NotFound, Unavailable
 from backend.models import Dataset, Flag, Job, Pair, Score, User
 from backend.schemas import PairFilter
+from backend.services import search_plan
 from backend.storage.errors import ReviewError
 from backend.storage.stats import (
     N_QUANTILES,
@@ -169,6 +170,9 @@ class Query:
     split: str
     with_reviewer: bool = False  # also join the user who last changed each pair's state
     uses_pairs: bool = True  # some condition reads the pairs table (text, lengths, metadata)
+    # Postgres: the text condition among `conditions` and its words (a page swaps it for the
+    # search plan's, backend/services/search_plan.py).
+    search: tuple[ColumnElement[bool], str] | None = None
 
     @property
     def ident(self) -> Any:
@@ -201,6 +205,7 @@ def resolve(session: Session, dataset: Dataset, f: PairFilter) -> Query:
     job = scored_job(session, dataset, f.job_id) if f.job_id is not None else None
     conditions: list[ColumnElement[bool]] = []
     narrowed = False
+    search = None
     if job is not None and f.split != "all":
         conditions.append(Score.split == f.split)
     if (f.scores or f.percentiles) and job is None:
@@ -209,6 +214,8 @@ def resolve(session: Session, dataset: Dataset, f: PairFilter) -> Query:
         if "\x00" in f.q:
             raise ReviewError("the search text holds a NUL byte")
         conditions.append(text_condition(session, dataset, f.q))
+        if session.get_bind().dialect.name == "postgresql":
+            search = (conditions[-1], " ".join(_words(f.q)))
         narrowed = True
     if f.states:
         conditions.append(_state_condition(f.states))
@@ -265,7 +272,7 @@ def resolve(session: Session, dataset: Dataset, f: PairFilter) -> Query:
         conditions.append(tag_condition(dataset.id, f.tags, f.job_id, ident))
         narrowed = True
     uses_pairs = job is None or bool((f.q and _words(f.q)) or f.lengths or f.metadata)
-    return Query(dataset, job, conditions, narrowed, f.split, uses_pairs=uses_pairs)
+    return Query(dataset, job, conditions, narrowed, f.split, uses_pairs=uses_pairs, search=search)
 
 
 # --- sorting and keyset pagination ----------------------------------------------------------
@@ -341,8 +348,15 @@ def page_rows(
     and the pair id. With a cursor the page is read by keyset; else by `offset`."""
     key, descending = parse_sort(sort, query.job)
     column = sort_column(key)
-    ident = Score.pair_id if query.job is not None else Pair.id
     nullable = key in SCORE_COLUMNS
+    # The id of the table whose index is walked: its (…, sort, id) index serves the keyset.
+    ident = Score.pair_id if nullable else Pair.id
+    if query.search is not None:
+        condition, words = query.search
+        planned = search_plan.page_condition(session, query.dataset.id, words, ident)
+        query = replace(
+            query, conditions=[planned if c is condition else c for c in query.conditions]
+        )
     extra = (column.label("_sort"), ident.label("_id"))
     order = (column.desc(), ident.desc()) if descending else (column.asc(), ident.asc())
 
