@@ -4,7 +4,7 @@
 import { Link, useParams, useSearchParams } from "react-router";
 import { Alert } from "../components/ui/Alert";
 import { ExportButtons, SharingPanel, useDataset, useDatasets } from "../features/datasets";
-import { JobsList, JobStatus, LaunchAuditForm, useJobs, type Job } from "../features/jobs";
+import { AuditTrust, JobsList, JobStatus, LaunchAuditForm, useJobs, type Job } from "../features/jobs";
 import { PairsPanel, useFlaggedCount } from "../features/pairs";
 import { VerifyForm, VerifyResults } from "../features/verify";
 
@@ -93,6 +93,8 @@ export function DatasetPage() {
         </section>
       </div>
       {selectedId !== null && <JobStatus jobId={selectedId} showMetrics={selected?.kind !== "verify"} canCancel={isOwner} />}
+      {/* The trust verdict stays with the ranking under review when a verify job is selected. */}
+      <AuditTrust audit={reviewed} selected={selected} />
       {selected?.kind === "verify" && succeeded && (
         <VerifyResults key={selected.id} job={selected} onOpenAudit={selectJob} />
       )}

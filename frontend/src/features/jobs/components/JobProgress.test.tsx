@@ -2,7 +2,7 @@ import { render, screen } from "@testing-library/react";
 import { describe, expect, it } from "vitest";
 import { auditMetrics, makeJob } from "../../../test/fixtures";
 import { mockApi, renderWithClient } from "../../../test/utils";
-import { JobProgress, formatEta } from "./JobProgress";
+import { JobProgress, formatEta, timeLeft } from "./JobProgress";
 import { JobStatus } from "./JobStatus";
 
 describe("JobProgress", () => {
@@ -12,7 +12,7 @@ describe("JobProgress", () => {
     expect(screen.getByText(/per pair gradients/)).toBeInTheDocument();
     const bar = screen.getByRole("progressbar", { name: "Job 1 progress" });
     expect(bar).toHaveAttribute("aria-valuenow", "42");
-    expect(screen.getByText("42%")).toBeInTheDocument();
+    expect(screen.getByText(/^42%/)).toBeInTheDocument();
   });
 
   it("shows the estimated time left of a running job", () => {
@@ -20,9 +20,25 @@ describe("JobProgress", () => {
     expect(screen.getByText(/50% · about 3 min left/)).toBeInTheDocument();
   });
 
-  it("rounds an ETA as an estimate", () => {
+  it("rounds an ETA as an estimate, in the unit that fits it", () => {
+    expect(formatEta(3)).toBe("a few seconds");
     expect(formatEta(12)).toBe("about 10 s");
+    expect(formatEta(59)).toBe("about 60 s");
+    expect(formatEta(61)).toBe("about 1 min");
     expect(formatEta(3 * 3600 + 7 * 60)).toBe("about 3 h 7 min");
+    expect(formatEta(2 * 3600)).toBe("about 2 h");
+  });
+
+  it("never says minutes for a job that ends in seconds, nor seconds for minutes", () => {
+    for (let seconds = 0; seconds < 60; seconds += 0.5) expect(formatEta(seconds)).not.toMatch(/min|h/);
+    for (let seconds = 60; seconds < 3570; seconds += 7) expect(formatEta(seconds)).toMatch(/^about \d+ min$/);
+  });
+
+  it("says it is estimating while a running job has no ETA yet, and nothing once it is done", () => {
+    render(<JobProgress job={makeJob({ status: "running", progress: 0.1, eta_seconds: null })} />);
+    expect(screen.getByText(/10% · estimating time left…/)).toBeInTheDocument();
+    expect(timeLeft(makeJob({ status: "succeeded", eta_seconds: 5 }))).toBeNull();
+    expect(timeLeft(makeJob({ status: "running", eta_seconds: 42 }))).toBe("about 40 s left");
   });
 
   it("says a queued job waits for a worker", () => {

@@ -1,4 +1,5 @@
 import type { Schemas } from "../../../api/client";
+import { Alert } from "../../../components/ui/Alert";
 import type { Job } from "../api/jobs";
 import { methodLabel } from "../api/options";
 import { TrustBanner } from "./TrustBanner";
@@ -11,12 +12,22 @@ const STATUS_LABEL: Record<Job["status"], string> = {
   cancelled: "Cancelled",
 };
 
-/** "about 3 min", "about 40 s", "about 2 h 5 min": an ETA is an estimate, rounded as one. */
+/** "a few seconds", "about 40 s", "about 3 min", "about 2 h 5 min": rounded as the estimate it
+ *  is, in the unit that fits it (never minutes for seconds, nor seconds for minutes). */
 export function formatEta(seconds: number): string {
-  if (seconds < 60) return `about ${Math.max(5, Math.round(seconds / 5) * 5)} s`;
-  const minutes = Math.round(seconds / 60);
+  if (seconds < 10) return "a few seconds";
+  if (seconds < 60) return `about ${Math.round(seconds / 5) * 5} s`;
+  const minutes = Math.max(1, Math.round(seconds / 60));
   if (minutes < 60) return `about ${minutes} min`;
-  return `about ${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+  const rest = minutes % 60;
+  return `about ${Math.floor(minutes / 60)} h${rest ? ` ${rest} min` : ""}`;
+}
+
+/** "about 3 min left", "estimating time left…" (a running job the server cannot time yet, from
+ *  nothing measured), or null for a job that is not running. */
+export function timeLeft(job: Pick<Job, "status" | "eta_seconds">): string | null {
+  if (job.status !== "running") return null;
+  return job.eta_seconds == null ? "estimating time left…" : `${formatEta(job.eta_seconds)} left`;
 }
 
 /** A job's live state: status, stage, progress; the error if it failed; metrics once done. */
@@ -30,7 +41,7 @@ export function JobProgress({ job, showMetrics = true }: { job: Job; showMetrics
           {job.stage ? <>Stage: {humanize(job.stage)}</> : job.status === "queued" && "Waiting for a worker…"}
         </span>
         <span className="num">
-          {percent}%{job.eta_seconds != null && <> · {formatEta(job.eta_seconds)} left</>}
+          {percent}%{timeLeft(job) && <> · {timeLeft(job)}</>}
         </span>
       </div>
       <div
@@ -44,9 +55,7 @@ export function JobProgress({ job, showMetrics = true }: { job: Job; showMetrics
         <div className={`progress-fill status-${job.status}`} style={{ width: `${percent}%` }} />
       </div>
       {job.status === "failed" && (
-        <p role="alert" className="error">
-          {job.error ?? "The job failed without an error message."}
-        </p>
+        <Alert>{job.error ?? "The job failed without an error message."}</Alert>
       )}
       {showMetrics && job.status === "succeeded" && job.metrics?.kind === "audit" && (
         <JobMetrics metrics={job.metrics} />

@@ -1,4 +1,4 @@
-import { errorMessage } from "../../../api/errors";
+import { Alert } from "../../../components/ui/Alert";
 import { isActive, jobDetail, jobTitle, useCancelJob, useJob } from "../api/jobs";
 import { JobProgress } from "./JobProgress";
 
@@ -17,11 +17,7 @@ export function JobStatus({ jobId, showMetrics = true, canCancel = true }: Props
 
   if (job.isPending) return <p className="muted">Loading job {jobId}…</p>;
   if (job.isError) {
-    return (
-      <p role="alert" className="error">
-        Could not load job {jobId}: {errorMessage(job.error)}
-      </p>
-    );
+    return <Alert title={`Could not load job ${jobId}`} error={job.error} />;
   }
   const data = job.data;
   return (
@@ -50,11 +46,7 @@ export function JobStatus({ jobId, showMetrics = true, canCancel = true }: Props
           This job uses a dataset you cannot read; its id is withheld ({data.redacted.join(", ")}).
         </p>
       )}
-      {cancel.isError && (
-        <p role="alert" className="error">
-          Could not cancel: {errorMessage(cancel.error)}
-        </p>
-      )}
+      {cancel.isError && <Alert title="Could not cancel" error={cancel.error} />}
     </section>
   );
 }

@@ -1,5 +1,6 @@
 /** "Can this ranking be trusted?": the audit's validation evidence and its mislabel estimate. */
 import type { Schemas } from "../../../api/client";
+import { Alert } from "../../../components/ui/Alert";
 import { methodLabel } from "../api/options";
 
 type AuditMetrics = Schemas["AuditMetrics"];
@@ -65,10 +66,12 @@ function evidence(trust: Trust, withSize: boolean): string {
 function Verdict({ trust }: { trust: Trust }) {
   if (!trust.is_evidence) {
     return (
-      <div className="banner warning" role="alert" data-testid="trust-banner" title={trust.message ?? undefined}>
-        <strong>The ranking is not evidence.</strong> The reward model has not shown it knows more
-        than chance: {evidence(trust, true)}. A high score here does not mean a pair is wrong; give
-        more pairs, a larger validation split or a stronger model.
+      <div data-testid="trust-banner" title={trust.message ?? undefined}>
+        <Alert className="banner warning">
+          <strong>The ranking is not evidence.</strong> The reward model has not shown it knows more
+          than chance: {evidence(trust, true)}. A high score here does not mean a pair is wrong; give
+          more pairs, a larger validation split or a stronger model.
+        </Alert>
       </div>
     );
   }
