@@ -60,6 +60,10 @@ REQUESTS: dict[tuple[str, str], dict] = {
     ("GET", "/jobs/{job_id}/histogram"): {},
     ("GET", "/methods"): {},
     ("GET", "/methods/columns"): {},
+    ("GET", "/methods/tags"): {},
+    ("POST", "/datasets/{dataset_id}/checks/contamination"): {
+        "json": {"eval_dataset_id": "DATASET"}
+    },
     ("GET", "/datasets/{dataset_id}/shares"): {},
     ("PUT", "/datasets/{dataset_id}/shares"): {"json": {"username": "SPARE", "role": "viewer"}},
     ("DELETE", "/datasets/{dataset_id}/shares/{user_id}"): {},
@@ -89,6 +93,7 @@ REVIEWER = {
     ("POST", "/datasets/{dataset_id}/review/undo"),
     ("POST", "/datasets/{dataset_id}/flags"),
     ("DELETE", "/datasets/{dataset_id}/flags"),
+    ("POST", "/datasets/{dataset_id}/checks/contamination"),
 }
 
 
@@ -235,7 +240,11 @@ def _call(client, world, method: str, path: str, token: str | None, cookie: str 
     for key in ("json", "params"):
         if key in request:
             kwargs[key] = {
-                k: world["ids"]["job_id"] if v == "JOB" else world["names"].get(v, v)
+                k: world["ids"]["job_id"]
+                if v == "JOB"
+                else world["ids"]["dataset_id"]
+                if v == "DATASET"
+                else world["names"].get(v, v)
                 for k, v in request[key].items()
             }
     if "files" in request:
