@@ -204,7 +204,7 @@ test("upload, audit with the tiny preset, review, flag and export", async ({ pag
     await form.getByLabel("Seeds").fill("2");
     await form.getByRole("button", { name: "Verify pruning" }).click();
     // The new job is selected and followed live by the job status card.
-    await expect(page.getByRole("heading", { name: /^Verify #\d+/ })).toBeVisible();
+    await expect(page.getByRole("heading", { name: /^Verify \(job \d+\)/ })).toBeVisible();
     await expect(page.getByRole("progressbar")).toBeVisible();
     const summary = page.getByTestId("verify-summary");
     await expect(summary).toBeVisible({ timeout: 3 * 60_000 });
@@ -214,7 +214,7 @@ test("upload, audit with the tiny preset, review, flag and export", async ({ pag
     await expect(plot).toBeVisible();
     await expect(plot.locator("circle")).toHaveCount(6);
     await expect(page.getByRole("table", { name: "Paired differences" })).toContainText("Pruned − random removal");
-    await page.getByRole("heading", { name: /^Verify #\d+/ }).scrollIntoViewIfNeeded();
+    await page.getByRole("heading", { name: /^Verify \(job \d+\)/ }).scrollIntoViewIfNeeded();
     await page.screenshot({ path: VERIFY_SCREENSHOT, fullPage: true });
   });
 

@@ -253,19 +253,21 @@ test("every page survives a cold load, a reload, a new tab, a copied link, and a
     visits.push({ route: routes.dataset, url: page.url(), baseline: view });
     await shot(page, info, "dataset-clicked");
 
-    // An open pair is in the URL only if opening one changes it.
-    const before = page.url();
+    // The open pair is in the URL (?pair=): a reload or a copied link opens the same pair.
     await page.getByRole("table", { name: "Pairs ranked by harm" }).locator("tbody tr[data-row-index]").first().click();
-    await page.waitForTimeout(500);
-    if (page.url() === before) {
-      info.annotations.push({ type: "skipped", description: "an open pair: opening one does not change the URL" });
-    } else {
-      const pairRoute: Route = {
-        name: "pair",
-        view: async (p) => ({ ...(await routes.dataset.view(p)), pair: await p.getByRole("region", { name: /pair/i }).allInnerTexts() }),
-      };
-      visits.push({ route: pairRoute, url: page.url(), baseline: await settledView(page, pairRoute, () => true) });
-    }
+    await expect(page).toHaveURL(/[?&]pair=\d+/);
+    const pairRoute: Route = {
+      name: "pair",
+      view: async (p) => ({
+        ...(await routes.dataset.view(p)),
+        pair: await p.locator("article.pair-detail h3").allInnerTexts(),
+        prompt: await p.getByLabel("Prompt text").allInnerTexts(),
+      }),
+    };
+    view = await settledView(page, pairRoute, (v) => (v.pair as string[]).length === 1);
+    expect((view.pair as string[])[0]).toMatch(/^Pair at row \d+/);
+    visits.push({ route: pairRoute, url: page.url(), baseline: view });
+    await shot(page, info, "pair-clicked");
 
     await page.getByRole("link", { name: "Users", exact: true }).click();
     view = await settledView(page, routes.admin, (v) => (v.accounts as string[]).some((r) => r.includes(`${USER} (you)`)));

@@ -1,6 +1,10 @@
 import "@testing-library/jest-dom/vitest";
-import { cleanup } from "@testing-library/react";
+import { cleanup, configure } from "@testing-library/react";
 import { afterEach, vi } from "vitest";
+
+// findBy… and waitFor wait up to 5 s: the machine running the suite is shared, and a first
+// render with its fetches can take longer than the default 1 s there.
+configure({ asyncUtilTimeout: 5_000 });
 
 // jsdom lays nothing out: give elements a size so the virtualised table renders its rows.
 class ResizeObserverStub {

@@ -18,9 +18,10 @@ export function isActive(status: JobStatus): boolean {
   return status === "queued" || status === "running";
 }
 
-/** "Audit #3", "Verify #4": jobs of every kind share one list. */
+/** "Audit (job 3)", "Verify (job 4)": the number is the job's id, shared by every dataset and
+ *  kind, so it is named as such (a dataset's first audit is not "Audit #2"). */
 export function jobTitle(job: Pick<Job, "id" | "kind">): string {
-  return `${job.kind.charAt(0).toUpperCase()}${job.kind.slice(1)} #${job.id}`;
+  return `${job.kind.charAt(0).toUpperCase()}${job.kind.slice(1)} (job ${job.id})`;
 }
 
 /** What a job is about, beside its title: an audit's model, the audit a verification retrains. */

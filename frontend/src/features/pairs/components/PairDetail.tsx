@@ -3,7 +3,7 @@ import { SHOWN_COLUMNS } from "../../../api/scoreColumns";
 import { useInteractions, usePairHistory, type Interactions, type Pair, type ReviewState } from "../api/pairs";
 import { Num } from "../../../components/ui/Num";
 import { Table } from "../../../components/ui/Table";
-import { describeColumn } from "./scoreText";
+import { describeColumn, harmColumnOf } from "./scoreText";
 import { WordDiff } from "./WordDiff";
 import { Alert } from "../../../components/ui/Alert";
 
@@ -56,7 +56,9 @@ export const PairDetail = forwardRef<HTMLTextAreaElement, Props>(function PairDe
       </header>
       {scores && (
         <dl className="scores">
-          {SHOWN_SCORES.filter((key) => typeof scores[key] === "number").map((key) => {
+          {SHOWN_SCORES.filter(
+            (key) => typeof scores[key] === "number" && !(defaultMethod && key === harmColumnOf(defaultMethod)),
+          ).map((key) => {
             const text = describeColumn(key, defaultMethod);
             return (
             <div key={key} title={text.high ? `High: ${text.high}` : undefined}>

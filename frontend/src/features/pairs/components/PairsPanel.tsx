@@ -223,6 +223,9 @@ export function PairsPanel({
   const sortKey = sort.replace(/^-/, "");
   const extra = SCORE_CHOICES.find((c) => c.column === sortKey && !["harm", "loss"].includes(sortKey));
   const extraColumn = extra?.column ?? "harm_gradient_similarity";
+  // The third score column only where the audit computed it (or the list is sorted by it).
+  const showExtra = extra !== undefined || rows.some((pair) => typeof scoreValue(pair, extraColumn) === "number");
+  const scoreColumns = showExtra ? ["harm", "loss", extraColumn] : ["harm", "loss"];
   const needMore = useCallback(() => {
     if (hasNextPage && !isFetchingNextPage) void fetchNextPage();
   }, [fetchNextPage, hasNextPage, isFetchingNextPage]);
@@ -340,14 +343,14 @@ export function PairsPanel({
         </Dialog>
       )}
       {scored && (
-        <ScoreLegend sortColumn={sortKey} columns={["harm", "loss", extraColumn]} defaultMethod={defaultMethod} />
+        <ScoreLegend sortColumn={sortKey} columns={scoreColumns} defaultMethod={defaultMethod} />
       )}
       <label className="inline">
         <input type="checkbox" checked={expanded} onChange={(e) => setExpanded(e.target.checked)} />
         Longer previews (four lines a row)
       </label>
       <Announcer message={announcement} />
-      <div className="review-body">
+      <div className={selected ? "review-body with-pair" : "review-body"}>
       <PairsTable
         pairs={rows}
         total={total}
@@ -358,7 +361,7 @@ export function PairsPanel({
         onToggleFlag={toggleFlag}
         readOnly={readOnly}
         onNeedMore={needMore}
-        extraColumn={extraColumn}
+        extraColumn={showExtra ? extraColumn : null}
         defaultMethod={defaultMethod}
         expanded={expanded}
       />
@@ -391,4 +394,8 @@ function histogramCaption({ n, quantiles }: ScoreHistogram): string {
   if (quantiles.p50 !== undefined) parts.push(`median ${format(quantiles.p50)}`);
   if (quantiles.p90 !== undefined) parts.push(`90th percentile ${format(quantiles.p90)}`);
   return `${parts.join(" · ")}.`;
+}
+
+function scoreValue(pair: Pair, column: string): number | null | undefined {
+  return (pair.scores as Record<string, number | null | undefined> | null)?.[column];
 }

@@ -30,7 +30,7 @@ interface Props {
   onNeedMore?: () => void;
   height?: number;
   /** A third score column to show and sort by (any column of the audit). */
-  extraColumn?: string;
+  extraColumn?: string | null;
   /** The audit's default method: the `harm` header names it ("harm = length heuristic"). */
   defaultMethod?: string | null;
   /** Longer previews: each row shows four lines of its texts. */
@@ -90,6 +90,7 @@ export function PairsTable({
   expanded = false,
 }: Props) {
   const rowHeight = expanded ? EXPANDED_ROW_HEIGHT : ROW_HEIGHT;
+  const scoreIds = useMemo(() => (extraColumn ? ["harm", "loss", extraColumn] : ["harm", "loss"]), [extraColumn]);
   // Up to three metadata fields of the upload, as they appear in the loaded rows.
   const metaKeys = useMemo(() => {
     const keys: string[] = [];
@@ -115,7 +116,7 @@ export function PairsTable({
         cell: (info) => info.row.original.row,
         sortDescFirst: false,
       }),
-      ...["harm", "loss", extraColumn].map((id) =>
+      ...scoreIds.map((id) =>
         column.accessor((pair) => scoreOf(pair, shownScoreColumn(id)), {
           id,
           header: () => <ScoreHeader column={id} defaultMethod={defaultMethod} />,
@@ -182,7 +183,7 @@ export function PairsTable({
         },
       }),
     ],
-    [onToggleFlag, readOnly, extraColumn, defaultMethod, metaSignature],
+    [onToggleFlag, readOnly, scoreIds, defaultMethod, metaSignature],
   );
 
   const table = useReactTable({
@@ -200,7 +201,6 @@ export function PairsTable({
   });
 
   const rows = table.getRowModel().rows;
-  const scoreIds = new Set(["harm", "loss", extraColumn]);
   const scroller = useRef<HTMLDivElement>(null);
   const virtualizer = useVirtualizer({
     count: rows.length,
@@ -254,7 +254,7 @@ export function PairsTable({
                   <th
                     key={header.id}
                     scope="col"
-                    className={`col-${header.column.id}${scoreIds.has(header.column.id) ? " col-score" : ""}`}
+                    className={`col-${header.column.id}${scoreIds.includes(header.column.id) ? " col-score" : ""}`}
                     aria-sort={sorted === "asc" ? "ascending" : sorted === "desc" ? "descending" : undefined}
                   >
                     {header.column.getCanSort() ? (
@@ -301,7 +301,7 @@ export function PairsTable({
                 {row.getVisibleCells().map((cell) => (
                   <td
                     key={cell.id}
-                    className={`col-${cell.column.id}${scoreIds.has(cell.column.id) ? " col-score" : ""}`}
+                    className={`col-${cell.column.id}${scoreIds.includes(cell.column.id) ? " col-score" : ""}`}
                   >
                     {flexRender(cell.column.columnDef.cell, cell.getContext())}
                   </td>

@@ -1,6 +1,7 @@
 import { useEffect, useState, type FormEvent } from "react";
 import { RANKED_COLUMNS } from "../../../api/scoreColumns";
 import type { ReviewState, ScoreRange } from "../api/pairs";
+import { describeColumn } from "./scoreText";
 import type { TagInfo } from "../api/tags";
 
 export const STATES: ReviewState[] = ["unreviewed", "kept", "flagged", "swapped"];
@@ -31,6 +32,8 @@ interface Props {
   onSortChange: (sort: string) => void;
   /** An audit's scores exist: offer score ranges and score sorts. */
   scored?: boolean;
+  /** The audit's default method: the `harm` choice is named after it. */
+  defaultMethod?: string | null;
   /** The exact-check tags to filter by (GET /methods/tags), with the dataset's counts. */
   tags?: TagInfo[];
   tagCounts?: Record<string, number>;
@@ -51,7 +54,11 @@ export function ReviewFilterBar({
   scored = true,
   tags = [],
   tagCounts = {},
+  defaultMethod = null,
 }: Props) {
+  // `harm` is named after the method that filled it ("harm = length heuristic").
+  const label = (c: { column: string; label: string }) =>
+    c.column === "harm" && defaultMethod ? describeColumn("harm", defaultMethod).label : c.label;
   const [q, setQ] = useState(value.q);
   const [column, setColumn] = useState(value.range?.column ?? "harm");
   const [min, setMin] = useState(value.range?.min !== undefined ? String(value.range.min) : "");
@@ -145,7 +152,7 @@ export function ReviewFilterBar({
           <select value={column} onChange={(e) => setColumn(e.target.value)}>
             {SCORE_CHOICES.map((c) => (
               <option key={c.column} value={c.column}>
-                {c.label}
+                {label(c)}
               </option>
             ))}
           </select>
@@ -168,7 +175,7 @@ export function ReviewFilterBar({
           <option value="length">length</option>
           {scored && SCORE_CHOICES.map((c) => (
             <option key={c.column} value={c.column}>
-              {c.label}
+              {label(c)}
             </option>
           ))}
         </select>
@@ -183,7 +190,7 @@ export function ReviewFilterBar({
       </label>
       {choice?.high && (
         <p className="muted small explanation">
-          High {choice.label}: {choice.high}.
+          High {label(choice)}: {choice.column === "harm" && defaultMethod ? describeColumn("harm", defaultMethod).high : choice.high}.
         </p>
       )}
     </form>
