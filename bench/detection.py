@@ -37,6 +37,7 @@ from bench.lib.detection_data import (
     DATASETS,
     PLANTED,
     SHARED_DATA,
+    VOTED,
     Cell,
     Source,
     load_source,
@@ -46,6 +47,7 @@ from bench.lib.detection_data import (
 from bench.lib.metrics import detection, t_interval
 from bench.lib.paths import CACHE, REPO, RESULTS
 from bench.lib.report import interval_text, write_json
+from worker.influence import canaries
 from worker.influence.audit import harm_column, head_fitted, run_audit, score_fitted
 from worker.influence.columns import METHODS as ENGINE_METHODS
 from worker.influence.config import EngineConfig
@@ -64,6 +66,9 @@ COLUMNS: dict[str, str] = {
     "ensemble_disagreement": "ensemble_disagreement",
 }
 BASELINES: tuple[str, ...] = ("random", "length", "loss")
+DEFAULT_ROW = "default (per job)"
+"""The ranking each job picks for itself from its canaries and validation figures
+(worker/influence/canaries.py), scored like every method on the non-canary pairs."""
 FLIP_RATES: tuple[float, ...] = (0.1, 0.2)
 
 
@@ -92,13 +97,18 @@ def run_cell(
 ) -> dict:
     """Every method's detection figures, the trust verdict and the estimate for one cell."""
     start = time.perf_counter()
-    train, val = cell.train_pairs(source), cell.val_pairs(source)
-    v_train = cell_views(views, cell.train_index, cell.train_swap)
+    positions = canaries.select_canaries(len(cell.train_index), cell.seed)
+    keep = ~canaries.canary_mask(len(cell.train_index), positions)
+    planted = cell.train_swap ^ ~keep  # a job's canaries: training pairs presented swapped
+    train = canaries.plant(cell.train_pairs(source), positions)
+    val = cell.val_pairs(source)
+    v_train = cell_views(views, cell.train_index, planted)
     v_val = cell_views(views, cell.val_index, cell.val_swap)
     fitted, history = head_fitted(v_train, v_val, config, train, val)
-    scores, metrics, warnings = score_fitted(fitted, config)
-    y = cell.mislabelled
-    result: dict = {"methods": {}}
+    all_scores, metrics, warnings = score_fitted(fitted, config)
+    y = cell.mislabelled[keep]
+    result: dict = {"methods": {}, "canaries": len(positions)}
+    scores = _score_defaults(result, all_scores, positions, fitted.val_margins, y)
     for method, column in COLUMNS.items():
         if column in scores:
             result["methods"][method] = top_metrics(y, scores[column])
@@ -106,12 +116,12 @@ def run_cell(
     result["methods"]["random"] = top_metrics(y, rng.random(len(y)))
     # Ceiling probe: the same head recipe on the correctly labelled pairs only.
     assert fitted.head_choice is not None and fitted.grads is not None
-    z = fitted.grads
+    z = fitted.grads[torch.as_tensor(np.flatnonzero(keep))]
     clean = torch.as_tensor(np.flatnonzero(~y))
     w, _ = fit_head(z[clean], fitted.head_choice.l2)
     result["ceiling_clean_model_loss"] = top_metrics(y, bt_loss((z @ w).numpy()))
     assert fitted.crossfit is not None
-    estimate = mislabelled_estimate(fitted.crossfit.oof_margin, scores["harm"])
+    estimate = mislabelled_estimate(fitted.crossfit.oof_margin[keep], scores["harm"])
     truth = int(y.sum())
     harm_order = np.argsort(-scores["harm"], kind="stable")
     actual_precision = {
@@ -123,7 +133,7 @@ def run_cell(
         flip_rate=cell.flip_rate,
         seed=cell.seed,
         max_length=config.max_length,
-        n_train=len(train),
+        n_train=len(y),
         n_val=len(val),
         n_mislabelled=truth,
         truncation_rate=truncation,
@@ -157,6 +167,28 @@ def run_cell(
         history=[{k: v for k, v in h.items() if k != "validation_loss_grid"} for h in history],
     )
     return result
+
+
+def _score_defaults(
+    result: dict,
+    all_scores: dict[str, np.ndarray],
+    positions: np.ndarray,
+    val_margins: np.ndarray,
+    y: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """The per-job default (canaries.apply, as a job runs it) added to `result`: its detection
+    figures as the `DEFAULT_ROW` method and its choice with the expected (canary) AUROC against
+    the true AUROC on the cell's wrong pairs. Returns the non-canary pairs' scores."""
+    trust = validation_trust(val_margins)
+    methods = [m for m in METHODS if harm_column(m) in all_scores]
+    scores, choice = canaries.apply(all_scores, methods, positions, trust)
+    result["methods"][DEFAULT_ROW] = top_metrics(y, scores["harm"])
+    truth = result["methods"][DEFAULT_ROW]["auroc"]
+    expected = choice["expected_auroc"]
+    choice["true_auroc"] = truth
+    choice["expected_error"] = None if expected is None else expected - truth
+    result["default_choice"] = choice
+    return scores
 
 
 def group_key(cell: dict) -> str:
@@ -238,11 +270,83 @@ def summarise(cells: list[dict]) -> dict:
             ]
         )
         out["groups"][key] = entry
+    out["default"] = default_summary(cells)
     for length in sorted({c["max_length"] for c in cells}):
         out["selection"][f"L{length}"] = select_default(
             [c for c in cells if c["max_length"] == length]
         )
     return out
+
+
+def default_summary(cells: list[dict]) -> dict:
+    """The per-job default per dataset (and recipe): its AUROC over seeds, what it chose, the
+    error of its expected figure (canary AUROC − true AUROC), and the mean over datasets (each
+    weighted equally) overall and over the cells whose model learned (validation evidence)."""
+    groups: dict[str, list[dict]] = {}
+    for cell in cells:
+        if "default_choice" in cell:
+            groups.setdefault(f"{group_key(cell)} | L{cell['max_length']}", []).append(cell)
+    rows: dict[str, dict] = {}
+    for key, members in sorted(groups.items()):
+        learned = [c for c in members if c["trust"]["is_evidence"]]
+        errors = [
+            c["default_choice"]["expected_error"]
+            for c in members
+            if c["default_choice"]["expected_error"] is not None
+        ]
+        chosen: dict[str, int] = {}
+        for c in members:
+            chosen[c["default_choice"]["method"]] = chosen.get(c["default_choice"]["method"], 0) + 1
+        rows[key] = {
+            "dataset": members[0]["dataset"],
+            "auroc": t_interval([c["methods"][DEFAULT_ROW]["auroc"] for c in members]),
+            "auroc_learned": t_interval([c["methods"][DEFAULT_ROW]["auroc"] for c in learned]),
+            "loss_auroc": t_interval([c["methods"]["loss"]["auroc"] for c in members]),
+            "length_auroc": t_interval([c["methods"]["length"]["auroc"] for c in members]),
+            "learned_cells": len(learned),
+            "cells": len(members),
+            "chosen": chosen,
+            "expected_error": t_interval(errors),
+            "expected_abs_error": t_interval([abs(e) for e in errors]),
+            "canaries": int(np.mean([c["canaries"] for c in members])),
+        }
+    by_dataset: dict[str, list[float]] = {}
+    for row in rows.values():
+        if row["auroc"]["mean"] is not None:
+            by_dataset.setdefault(row["dataset"], []).append(row["auroc"]["mean"])
+    means = [float(np.mean(v)) for v in by_dataset.values()]
+    return {
+        "rows": rows,
+        "mean_over_datasets": float(np.mean(means)) if means else None,
+        "worst_dataset": float(np.min(means)) if means else None,
+    }
+
+
+def default_markdown(summary: dict) -> list[str]:
+    """The per-job default's table (bench/RESULTS.md quotes it)."""
+    d = summary.get("default") or {"rows": {}}
+    lines = [
+        "## The per-job default (canaries + validation; worker/influence/canaries.py)",
+        "",
+        "| set | default AUROC | on cells whose model learned | loss | length | chosen "
+        "(cells) | expected − true AUROC | abs error | canaries |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key, r in d["rows"].items():
+        chosen = ", ".join(f"{m} {n}" for m, n in sorted(r["chosen"].items()))
+        lines.append(
+            f"| {key.replace(' | ', ', ')} | {fmt(r['auroc'])} | {fmt(r['auroc_learned'])} "
+            f"({r['learned_cells']}/{r['cells']}) | {fmt(r['loss_auroc'])} | "
+            f"{fmt(r['length_auroc'])} | {chosen} | {fmt(r['expected_error'])} | "
+            f"{fmt(r['expected_abs_error'])} | {r['canaries']} |"
+        )
+    if d.get("mean_over_datasets") is not None:
+        lines += [
+            "",
+            f"Mean over datasets (each weighted equally): {d['mean_over_datasets']:.3f}; "
+            f"worst dataset {d['worst_dataset']:.3f}.",
+        ]
+    return lines + [""]
 
 
 def select_default(cells: list[dict]) -> dict:
@@ -349,6 +453,7 @@ def markdown(summary: dict, command: str) -> str:
                 f"{fmt(fig['auroc_minus_length'])} |"
             )
         lines.append("")
+    lines += default_markdown(summary)
     lines += ["## Default selection", ""]
     for recipe, sel in summary["selection"].items():
         ranked = ", ".join(
@@ -400,6 +505,9 @@ def plot(summary: dict, path: Path) -> None:
 LORA_METHODS: tuple[str, ...] = tuple(m for m in METHODS if m not in ("oof_loss", "ensemble"))
 """LoRA cells skip oof_loss/ensemble: each would train folds × repeats more models."""
 
+CANARY_RECIPE = "canaries-v1"
+"""Cells plant the job's canaries (worker/influence/canaries.py): part of every cell's recipe."""
+
 RECIPE_IGNORED: frozenset[str] = frozenset({"save_model"})
 """Config fields that do not change a cell's scores, left out of its recipe hash."""
 
@@ -407,20 +515,25 @@ RECIPE_IGNORED: frozenset[str] = frozenset({"save_model"})
 def recipe_hash(config: EngineConfig, limit: int | None, sizes, n_source: int) -> str:
     """The key that makes a cached cell reusable: everything that changes its scores."""
     fields = {k: v for k, v in dataclasses.asdict(config).items() if k not in RECIPE_IGNORED}
-    blob = json.dumps([fields, limit, sizes, n_source], sort_keys=True)
+    blob = json.dumps([fields, limit, sizes, n_source, CANARY_RECIPE], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
 def run_cell_lora(source: Source, cell: Cell, config: EngineConfig) -> dict:
     """A LoRA cell: the whole audit (training, gradients, scores) as a job runs it."""
     start = time.perf_counter()
-    train, val = cell.train_pairs(source), cell.val_pairs(source)
-    audit = run_audit(train, val, config)
-    y = cell.mislabelled
-    result: dict = {"methods": {}}
+    positions = canaries.select_canaries(len(cell.train_index), cell.seed)
+    keep = ~canaries.canary_mask(len(cell.train_index), positions)
+    train = canaries.plant(cell.train_pairs(source), positions)
+    val = cell.val_pairs(source)
+    audit = run_audit(train, val, config, keep_state=True)
+    y = cell.mislabelled[keep]
+    result: dict = {"methods": {}, "canaries": len(positions)}
+    assert audit.state is not None
+    scores = _score_defaults(result, audit.scores, positions, audit.state.val_margins, y)
     for method, column in COLUMNS.items():
-        if column in audit.scores:
-            result["methods"][method] = top_metrics(y, audit.scores[column])
+        if column in scores:
+            result["methods"][method] = top_metrics(y, scores[column])
     rng = np.random.default_rng([cell.seed, 5])
     result["methods"]["random"] = top_metrics(y, rng.random(len(y)))
     m = audit.metrics.model_dump()
@@ -430,7 +543,7 @@ def run_cell_lora(source: Source, cell: Cell, config: EngineConfig) -> dict:
         seed=cell.seed,
         max_length=config.max_length,
         mode="lora",
-        n_train=len(train),
+        n_train=len(y),
         n_val=len(val),
         n_mislabelled=int(y.sum()),
         truncation_rate=m["truncation_rate"]["train"],
@@ -520,6 +633,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="minilm")
     parser.add_argument("--quick", action="store_true", help="tiny model, few pairs, 2 seeds")
     parser.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="planted sets: read only the first N pairs of the file and split them 3:1 into "
+        "training and validation pairs (a smaller grid for a busy CPU); the voted sets keep theirs",
+    )
+    parser.add_argument(
         "--summarise-only",
         action="store_true",
         help="run no new cell: summarise the cells already under --out (a partial grid)",
@@ -534,14 +654,17 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     limit, sizes, seeds, model = None, None, args.seeds, args.model
     lengths = [int(x) for x in args.max_length.split(",")]
+    if args.limit is not None:
+        limit, sizes = args.limit, (args.limit * 3 // 4, args.limit - args.limit * 3 // 4)
     if args.quick:
-        limit, sizes, seeds, model, lengths = 160, (80, 40), 2, "tiny", [64]
+        limit, sizes, seeds, model, lengths = 260, (200, 50), 2, "tiny", [64]
     command = "python -m bench.detection " + " ".join(argv if argv is not None else sys.argv[1:])
     cells_dir = args.out / "cells"
     cells_dir.mkdir(parents=True, exist_ok=True)
     cells: list[dict] = []
     for dataset in args.datasets.split(","):
-        source = load_source(dataset, args.data_dir, limit)
+        voted_whole = dataset in VOTED and not args.quick
+        source = load_source(dataset, args.data_dir, None if voted_whole else limit)
         planted_rates = tuple(float(r) for r in args.rates.split(","))
         rates: tuple[float | None, ...] = planted_rates if dataset in PLANTED else (None,)
         for max_length in lengths:
@@ -575,7 +698,7 @@ def main(argv: list[str] | None = None) -> int:
                         continue
                     if args.summarise_only:
                         continue
-                    cell = make_cell(source, rate, seed, sizes if dataset != "vicuna80" else None)
+                    cell = make_cell(source, rate, seed, sizes if dataset not in VOTED else None)
                     if views is None:
                         result = run_cell_lora(source, cell, config)
                     else:
@@ -587,8 +710,11 @@ def main(argv: list[str] | None = None) -> int:
                     cells.append(result)
                     best = result["methods"]
                     main_method = "oof_loss" if "oof_loss" in best else "corrected_loss"
+                    choice = result["default_choice"]
                     print(
-                        f"{tag}: {main_method} {best[main_method]['auroc']:.3f} loss "
+                        f"{tag}: default {choice['method']} {best[DEFAULT_ROW]['auroc']:.3f} "
+                        f"(expected {choice['expected_auroc'] or float('nan'):.3f}) "
+                        f"{main_method} {best[main_method]['auroc']:.3f} loss "
                         f"{best['loss']['auroc']:.3f} length {best['length']['auroc']:.3f} "
                         f"val acc {result['trust']['val_accuracy']:.3f} "
                         f"({result['seconds']:.1f} s)",

@@ -61,13 +61,16 @@ def test_quick_run_writes_every_dataset_method_and_baseline(tmp_path: Path) -> N
     assert {key.split(" ")[0] for key in groups} == {
         "helpful-base",
         "harmless-base",
+        "helpful-rejection-sampled",
         "llmbar",
         "vicuna80",
+        "pandalm",
     }
     for entry in groups.values():
         assert {"random", "length", "loss", "oof_loss", "ensemble", "influence"} <= set(
             entry["methods"]
         )
+        assert "default (per job)" in entry["methods"]
         for figures in entry["methods"].values():
             assert 0 <= figures["auroc"]["mean"] <= 1
             assert figures["auroc"]["n"] == 2
@@ -75,12 +78,33 @@ def test_quick_run_writes_every_dataset_method_and_baseline(tmp_path: Path) -> N
     for cell in result["cells"]:
         assert cell["command"].startswith("python -m bench.detection")
         assert {"trust", "estimate", "ceiling_clean_model_loss", "seed"} <= set(cell)
+        choice = cell["default_choice"]
+        assert choice["method"] in cell["methods"] and choice["reason"]
+        assert choice["true_auroc"] == cell["methods"]["default (per job)"]["auroc"]
+        if cell["canaries"]:  # 200 training pairs of a planted set: 20 canaries
+            assert choice["canaries"] == cell["canaries"] == 20
+            assert choice["expected_error"] == choice["expected_auroc"] - choice["true_auroc"]
+    assert result["summary"]["default"]["rows"]
     selection = result["summary"]["selection"]["L64"]
     assert selection["default"] in selection["ranking"]
-    assert (tmp_path / "detection.md").read_text().startswith("# Detection benchmark")
+    text = (tmp_path / "detection.md").read_text()
+    assert text.startswith("# Detection benchmark") and "## The per-job default" in text
     assert (tmp_path / "detection_auroc.png").stat().st_size > 1000
     # Resumable: a second run reuses every cell.
     before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "cells").iterdir()}
     assert main(["--quick", "--out", str(tmp_path)]) == 0
     after = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "cells").iterdir()}
     assert before == after
+
+
+def test_pandalm_cells_split_by_instruction_and_label_by_one_annotator() -> None:
+    source = load_source("pandalm")
+    assert source.groups is not None and source.votes is not None and len(source.pairs) == 999
+    assert all(isinstance(p.chosen, str) and isinstance(p.rejected, str) for p in source.pairs)
+    cell = make_cell(source, None, seed=0)
+    assert not set(source.groups[cell.train_index]) & set(source.groups[cell.val_index])
+    truth = vicuna_truth(source.votes)
+    np.testing.assert_array_equal(
+        cell.mislabelled, cell.train_swap != (truth[cell.train_index] == 2)
+    )
+    assert 0 < cell.mislabelled.mean() < 0.1  # the annotators agree on most items
