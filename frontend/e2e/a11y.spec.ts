@@ -1,9 +1,9 @@
 import AxeBuilder from "@axe-core/playwright";
 import { expect, test, type Browser, type Page, type TestInfo } from "@playwright/test";
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { gunzipSync } from "node:zlib";
+import { hhRecords, uploadAndAudit } from "./audited";
 
 // Every view of the app checked with axe (axe-core, injected by @axe-core/playwright) in light
 // and dark mode, at a desktop width and at a phone's 390 px: no serious or critical violation,
@@ -11,18 +11,10 @@ import { gunzipSync } from "node:zlib";
 // screenshotted under test-results; with DOCS_SHOTS=1 the review list and the open pair are also
 // written to docs/ for the README.
 const here = dirname(fileURLToPath(import.meta.url));
-const HH_TEST = resolve(here, "../../../shared/data/hh-rlhf/helpful-base-test.jsonl.gz");
 const DOCS = resolve(here, "../../docs");
 const N_PAIRS = 40;
 const USER = "e2e";
 const PASSWORD = "e2e-password";
-
-type Row = { chosen: string; rejected: string };
-
-function records(): Row[] {
-  const lines = gunzipSync(readFileSync(HH_TEST)).toString("utf8").split("\n");
-  return lines.slice(0, N_PAIRS).map((line) => JSON.parse(line) as Row);
-}
 
 interface Mode {
   name: string;
@@ -98,40 +90,14 @@ test("axe: no serious or critical violation on any view, light and dark, desktop
   page,
   browser,
 }, info) => {
-  const rows = records();
+  const rows = hhRecords(N_PAIRS);
   const name = `a11y-${Date.now()}`;
   await page.goto("/login");
   await logIn(page);
 
-  const [datasetId, jobId] = await test.step("upload a small dataset and audit it (tiny model, head mode)", async () => {
-    const csrf = (await page.context().cookies()).find((c) => c.name === "prefaudit_csrf")!.value;
-    const uploaded = await page.request.post("/api/v1/datasets", {
-      headers: { "X-CSRF-Token": csrf },
-      multipart: {
-        file: {
-          name: "a11y.jsonl",
-          mimeType: "application/jsonl",
-          buffer: Buffer.from(rows.map((row) => JSON.stringify(row)).join("\n") + "\n"),
-        },
-        name,
-      },
-    });
-    expect(uploaded.status()).toBe(201);
-    const id = (await uploaded.json()).id as number;
-    const launched = await page.request.post(`/api/v1/datasets/${id}/jobs`, {
-      headers: { "X-CSRF-Token": csrf },
-      data: { kind: "audit", model: "tiny", mode: "head", methods: ["loss", "length"], default_method: "length" },
-    });
-    expect(launched.status(), await launched.text()).toBe(202);
-    const job = (await launched.json()).id as number;
-    await expect
-      .poll(async () => (await (await page.request.get(`/api/v1/jobs/${job}`)).json()).status, {
-        timeout: 6 * 60_000,
-        intervals: [2_000],
-      })
-      .toBe("succeeded");
-    return [id, job] as const;
-  });
+  const [datasetId, jobId] = await test.step("upload a small dataset and audit it (tiny model, head mode)", () =>
+    uploadAndAudit(page, rows, name),
+  );
 
   const pairs = await (await page.request.get(`/api/v1/datasets/${datasetId}/pairs?job_id=${jobId}&sort=-harm&limit=3`)).json();
   const openPair = pairs.items[1].id as number;

@@ -1,8 +1,5 @@
 import { expect, test, type Browser, type Page, type TestInfo } from "@playwright/test";
-import { readFileSync } from "node:fs";
-import { dirname, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { gunzipSync } from "node:zlib";
+import { hhRecords, uploadAndAudit, type Row } from "./audited";
 
 // The browser used the way people use it (issue 22): every page of the app, reached by clicks,
 // must look the same — the same user, the same role's controls, the same data — when its URL is
@@ -10,18 +7,9 @@ import { gunzipSync } from "node:zlib";
 // second browser context of the same signed-in user; and a signed-out deep link lands on its
 // page after login. (A full page load used to lose the user: the app cleared its query cache
 // under the pages' first fetches, which then waited forever.)
-const here = dirname(fileURLToPath(import.meta.url));
-const HH_TEST = resolve(here, "../../../shared/data/hh-rlhf/helpful-base-test.jsonl.gz");
 const N_PAIRS = 40;
 const USER = "e2e";
 const PASSWORD = "e2e-password";
-
-type Row = { chosen: string; rejected: string };
-
-function records(): Row[] {
-  const lines = gunzipSync(readFileSync(HH_TEST)).toString("utf8").split("\n");
-  return lines.slice(0, N_PAIRS).map((line) => JSON.parse(line) as Row);
-}
 
 /** A word in 4 to 12 of the records (whole word, any case): a search with a few hits. */
 function searchWord(rows: Row[]): string {
@@ -166,7 +154,7 @@ test("every page survives a cold load, a reload, a new tab, a copied link, and a
   page,
   browser,
 }, info) => {
-  const rows = records();
+  const rows = hhRecords(N_PAIRS);
   const name = `reload-${Date.now()}`;
   const word = searchWord(rows);
   const api = async (path: string) => {
@@ -181,32 +169,9 @@ test("every page survives a cold load, a reload, a new tab, a copied link, and a
   await expect(page.getByRole("heading", { name: "Datasets", exact: true })).toBeVisible();
   await expect(page).toHaveURL(/\/datasets$/);
 
-  const [datasetId, jobId] = await test.step("upload a small dataset and audit it (tiny model, head mode)", async () => {
-    const csrf = (await page.context().cookies()).find((c) => c.name === "prefaudit_csrf")!.value;
-    const uploaded = await page.request.post("/api/v1/datasets", {
-      headers: { "X-CSRF-Token": csrf },
-      multipart: {
-        file: {
-          name: "reload.jsonl",
-          mimeType: "application/jsonl",
-          buffer: Buffer.from(rows.map((row) => JSON.stringify(row)).join("\n") + "\n"),
-        },
-        name,
-      },
-    });
-    expect(uploaded.status()).toBe(201);
-    const id = (await uploaded.json()).id as number;
-    const launched = await page.request.post(`/api/v1/datasets/${id}/jobs`, {
-      headers: { "X-CSRF-Token": csrf },
-      data: { kind: "audit", model: "tiny", mode: "head", methods: ["loss", "length"], default_method: "length" },
-    });
-    expect(launched.status(), await launched.text()).toBe(202);
-    const jobId = (await launched.json()).id as number;
-    await expect
-      .poll(async () => (await api(`/jobs/${jobId}`)).status, { timeout: 6 * 60_000, intervals: [2_000] })
-      .toBe("succeeded");
-    return [id, jobId] as const;
-  });
+  const [datasetId, jobId] = await test.step("upload a small dataset and audit it (tiny model, head mode)", () =>
+    uploadAndAudit(page, rows, name),
+  );
 
   // The filters a shared link carries: sort by loss, a search, and a loss range that keeps
   // about half of the search's hits.

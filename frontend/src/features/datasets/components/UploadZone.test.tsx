@@ -76,6 +76,39 @@ describe("UploadZone", () => {
   });
 });
 
+/** An upload route that refuses a file for its bad `rows` (422) unless asked to skip them, then
+ * stores `stored` pairs; returns what `describe` made of each request's form, in order. */
+function refusedThenSkipped(
+  rows: number[],
+  stored: number,
+  message: string,
+  describe: (form: FormData) => string,
+): string[] {
+  const bodies: string[] = [];
+  const json = (body: unknown, status: number) =>
+    new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json" } });
+  mockApi({
+    "GET /api/v1/datasets": () => ({ items: [], total: 0 }),
+    "POST /api/v1/datasets/preview": () => PREVIEW,
+    "POST /api/v1/datasets": async (request) => {
+      const form = await request.formData();
+      bodies.push(describe(form));
+      const errors = rows.map((row) => ({ message: `row ${row}: bad`, row, column: "chosen" }));
+      if (form.get("on_bad_rows") === "reject") {
+        return json({ detail: { message, row: rows[0], column: "chosen", errors, n_errors: rows.length } }, 422);
+      }
+      return json(
+        {
+          id: 2, name: "prefs", filename: "prefs.jsonl", format: "jsonl", schema_kind: "prompt_chosen_rejected",
+          n_pairs: stored, n_skipped: rows.length, skipped: errors, created_at: "2026-11-22T10:00:00Z",
+        },
+        201,
+      );
+    },
+  });
+  return bodies;
+}
+
 describe("DatasetsPage", () => {
   it("uploads a dropped file as multipart and lists it; a bad row's 422 names the row", async () => {
     const datasets: unknown[] = [];
@@ -128,31 +161,9 @@ describe("DatasetsPage", () => {
   });
 
   it("lists every bad row of a refused file, then skips them when asked", async () => {
-    const bodies: string[] = [];
-    mockApi({
-      "GET /api/v1/datasets": () => ({ items: [], total: 0 }),
-      "POST /api/v1/datasets/preview": () => PREVIEW,
-      "POST /api/v1/datasets": async (request) => {
-        const form = await request.formData();
-        bodies.push(String(form.get("on_bad_rows")));
-        const errors = [3, 6, 9].map((row) => ({ message: `row ${row}: bad`, row, column: "chosen" }));
-        if (form.get("on_bad_rows") === "reject") {
-          return new Response(
-            JSON.stringify({
-              detail: { message: "row 3: bad (and 2 more bad rows)", row: 3, column: "chosen", errors, n_errors: 3 },
-            }),
-            { status: 422, headers: { "Content-Type": "application/json" } },
-          );
-        }
-        return new Response(
-          JSON.stringify({
-            id: 2, name: "prefs", filename: "prefs.jsonl", format: "jsonl", schema_kind: "prompt_chosen_rejected",
-            n_pairs: 7, n_skipped: 3, skipped: errors, created_at: "2026-11-22T10:00:00Z",
-          }),
-          { status: 201, headers: { "Content-Type": "application/json" } },
-        );
-      },
-    });
+    const bodies = refusedThenSkipped([3, 6, 9], 7, "row 3: bad (and 2 more bad rows)", (form) =>
+      String(form.get("on_bad_rows")),
+    );
     setSignedIn(true);
     renderWithClient(<DatasetsPage />);
     fireEvent.drop(screen.getByTestId("dropzone"), { dataTransfer: { files: [jsonlFile()] } });
@@ -170,29 +181,7 @@ describe("DatasetsPage", () => {
   });
 
   it("offers 'Skip bad rows and retry' on a refused upload: one click stores the good rows", async () => {
-    const bodies: string[] = [];
-    mockApi({
-      "GET /api/v1/datasets": () => ({ items: [], total: 0 }),
-      "POST /api/v1/datasets/preview": () => PREVIEW,
-      "POST /api/v1/datasets": async (request) => {
-        const form = await request.formData();
-        bodies.push(`${form.get("name")}:${form.get("on_bad_rows")}`);
-        const errors = [{ message: "row 121: bad", row: 121, column: "chosen" }];
-        if (form.get("on_bad_rows") === "reject") {
-          return new Response(
-            JSON.stringify({ detail: { message: "row 121: bad", row: 121, column: "chosen", errors, n_errors: 1 } }),
-            { status: 422, headers: { "Content-Type": "application/json" } },
-          );
-        }
-        return new Response(
-          JSON.stringify({
-            id: 3, name: "prefs", filename: "prefs.jsonl", format: "jsonl", schema_kind: "prompt_chosen_rejected",
-            n_pairs: 599, n_skipped: 1, skipped: errors, created_at: "2026-11-22T10:00:00Z",
-          }),
-          { status: 201, headers: { "Content-Type": "application/json" } },
-        );
-      },
-    });
+    const bodies = refusedThenSkipped([121], 599, "row 121: bad", (form) => `${form.get("name")}:${form.get("on_bad_rows")}`);
     setSignedIn(true);
     renderWithClient(<DatasetsPage />);
     fireEvent.drop(screen.getByTestId("dropzone"), { dataTransfer: { files: [jsonlFile()] } });
