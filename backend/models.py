@@ -215,6 +215,8 @@ class Job(Base):
     task_id: Mapped[str | None] = mapped_column(String(64), default=None)
     # Times the reaper re-dispatched the job after a lost worker or broker; capped by settings.
     resumes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Stage start times and measured fractions, for the ETA (backend/storage/eta.py; 0015).
+    timing: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 import typing
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -21,6 +22,7 @@ from pydantic import (
 
 from backend.schemas.common import DB_ID_MAX
 from backend.schemas.metrics import JobMetrics, read_metrics
+from backend.storage import eta
 from worker.influence.config import EngineConfig
 from worker.influence.methods import METHODS
 
@@ -170,19 +172,21 @@ class JobPublic(BaseModel):
         "dataset you cannot read. Empty when nothing was.",
     )
 
+    timing: dict[str, Any] | None = Field(None, exclude=True)
+    """The stages' measured timing (backend/storage/eta.py): read for the ETA, not shown."""
+
     @computed_field(  # type: ignore[prop-decorator]
-        description="Seconds left, extrapolated from the elapsed time and progress (running jobs "
-        "past 2% only; the progress of a sharded job is aggregated over its tasks)."
+        description="Seconds left of a running job, from measured stage rates: the current "
+        "stage's own rate (or, before it has one, the rate the same stage had in recent jobs of "
+        "this kind, mode, model and device), plus the later stages at their recent rates scaled "
+        "by this job's pace. Null while there is nothing measured to say it from (no finished "
+        "job of the kind yet, or a stage just started): show 'estimating'."
     )
     @property
     def eta_seconds(self) -> float | None:
-        if self.status != "running" or self.started_at is None or self.progress < 0.02:
+        if self.status != "running":
             return None
-        started = self.started_at
-        if started.tzinfo is None:
-            started = started.replace(tzinfo=UTC)
-        elapsed = (datetime.now(UTC) - started).total_seconds()
-        return round(max(0.0, elapsed * (1.0 - self.progress) / self.progress), 1)
+        return eta.eta_seconds(self.timing, time.time())
 
     @field_validator("metrics", mode="before")
     @classmethod

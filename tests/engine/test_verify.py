@@ -102,9 +102,12 @@ def test_head_mode_is_exact_and_removing_flips_helps(head_verify) -> None:
 
 def test_progress_counts_retrains(head_verify) -> None:
     _, calls, _, _ = head_verify
-    assert {stage for stage, _, _ in calls} == {"retraining"}
-    fractions = [f for _, f, _ in calls]
-    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    # The frozen features first (their own stage, so an ETA can time them), then the retrains.
+    stages = [stage for stage, _, _ in calls]
+    assert stages == sorted(stages) and set(stages) == {"features", "retraining"}
+    for name in ("features", "retraining"):
+        fractions = [f for stage, f, _ in calls if stage == name]
+        assert fractions == sorted(fractions) and fractions[0] == 0.0 and fractions[-1] == 1.0
     messages = [m for _, _, m in calls if m and m.startswith("seed")]
     assert messages[0] == "seed 1/3: full" and messages[-1] == "seed 3/3: random"
     # After the k-th retrain finishes the fraction is exactly k / 9.

@@ -211,7 +211,8 @@ def run_verify(
 
     `prune[i]` true removes training pair i. The random arm removes as many pairs, drawn with
     `numpy.random.default_rng(seed)`. Every arm uses `dataclasses.replace(config, seed=seed)`.
-    Progress: stage "retraining", fraction = finished retrains / all retrains (fractional within a
+    Progress: stage "features" (the frozen backbone's features, tokenising in LoRA mode), then
+    "retraining", fraction = finished retrains / all retrains (fractional within a
     LoRA retrain), message "seed 1/3: pruned". `should_cancel` is polled between retrains and
     inside training; `Cancelled` is raised. Returns the verify job's metrics (the engine's
     fields; the job runner adds where the pairs came from).
@@ -235,14 +236,15 @@ def run_verify(
         if progress is not None:
             progress(STAGE, min(1.0, done / total), message)
 
-    report(0, "frozen backbone features" if config.mode == "head" else "tokenising")
+    def features(fraction: float) -> None:
+        if progress is not None:
+            progress("features", fraction, None)
+
+    features(0.0)  # the frozen backbone's features in head mode, tokenising in LoRA mode
     retrainer = Retrainer.for_pairs(
-        train,
-        evaluation,
-        config,
-        progress=(lambda f: report(0, f"frozen backbone features {100 * f:.0f}%")),
-        should_cancel=should_cancel,
+        train, evaluation, config, progress=features, should_cancel=should_cancel
     )
+    features(1.0)
     runs, margins = _retrain_arms(retrainer, mask, extra, arms, seed_list, report, should_cancel)
     out = compare_runs(runs, margins, seed_list)
     out.update(

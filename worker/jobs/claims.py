@@ -17,8 +17,9 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -28,9 +29,11 @@ from backend.db import get_sessionmaker
 from backend.job_states import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED
 from backend.models import Job, JobTask, as_utc, utcnow
 from backend.settings import get_settings
+from backend.storage import eta
 from worker.influence.train import Cancelled
 from worker.jobs import stages, store
 from worker.jobs.context import JobContext, load_context
+from worker.jobs.reporter import start_timing
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +189,7 @@ class TaskRun:
             session.execute(
                 update(JobTask)
                 .where(JobTask.id == self.row_id, JobTask.owner == self.owner)
-                .values(heartbeat_at=utcnow(), progress=self.fraction)
+                .values(heartbeat_at=utcnow(), progress=self.fraction, pairs=self.pairs)
             )
             status = session.scalar(select(Job.status).where(Job.id == self.job_id))
             if status != RUNNING:
@@ -223,25 +226,62 @@ class TaskRun:
             )
             if status == SUCCEEDED and self.stage in stages.CANVAS_STAGES:
                 update_job_progress(session, self.job_id)
+            elif status == SUCCEEDED and self.stage == "job":
+                _end_timing(session, self.job_id)
             session.commit()
 
 
+def _end_timing(session: Session, job_id: int) -> None:
+    """End the last stage of a single-task job's timing: it finished now."""
+    timing = session.scalar(select(Job.timing).where(Job.id == job_id))
+    if timing:
+        ended = eta.finish(dict(timing), time.time())
+        session.execute(update(Job).where(Job.id == job_id).values(timing=ended))
+
+
+def _work_done(rows: Sequence[Any], total: float | None) -> float:
+    """The fraction of a stage's work done: its tasks' fractions weighted by their pairs, over
+    the stage's `total` pairs while some task has not said its size (without a total, such a
+    task counts as the mean size of the others): a small last shard, the validation block, is
+    not half the stage."""
+    fractions = [1.0 if r.status == SUCCEEDED else r.progress or 0.0 for r in rows]
+    known = [r.pairs for r in rows if r.pairs]
+    if not known:
+        return sum(fractions) / len(fractions)
+    done = sum(f * (r.pairs or 0) for f, r in zip(fractions, rows, strict=True))
+    if len(known) == len(rows):
+        return done / sum(known)
+    unknown = (len(rows) - len(known)) * sum(known) / len(known)
+    return min(1.0, done / (max(total, sum(known)) if total else sum(known) + unknown))
+
+
 def update_job_progress(session: Session, job_id: int) -> None:
-    """The job's one progress figure and stage, from its task rows (weighted by stage)."""
+    """The job's one progress figure, stage and timing, from its task rows (weighted by stage)."""
     rows = session.execute(
-        select(JobTask.stage, JobTask.status, JobTask.progress).where(JobTask.job_id == job_id)
+        select(
+            JobTask.stage,
+            JobTask.status,
+            JobTask.progress,
+            JobTask.pairs,
+            JobTask.started_at,
+            JobTask.finished_at,
+        ).where(JobTask.job_id == job_id)
     ).all()
     if not rows:
         return
-    per_stage: dict[str, list[float]] = {}
-    for stage, status, progress in rows:
-        per_stage.setdefault(stage, []).append(1.0 if status == SUCCEEDED else progress or 0.0)
+    flow = "features" if any(r.stage == "features" for r in rows) else "lora"
+    timing = session.scalar(select(Job.timing).where(Job.id == job_id))
+    timing = dict(timing) if timing else start_timing(session, job_id, flow)
+    units = timing["units"] if timing else {}
+    per_stage: dict[str, float] = {
+        stage: _work_done([r for r in rows if r.stage == stage], units.get(stage))
+        for stage in {r.stage for r in rows}
+    }
     total = 0.0
     current = None
-    weights = stages.weights("features" if "features" in per_stage else "lora")
+    weights = stages.weights(flow)
     for stage, weight in weights.items():
-        values = per_stage.get(stage)
-        done = sum(values) / len(values) if values else 0.0
+        done = per_stage.get(stage, 0.0)
         total += weight * done
         if current is None and done < 1.0:
             current = stage
@@ -250,6 +290,35 @@ def update_job_progress(session: Session, job_id: int) -> None:
         .where(Job.id == job_id, Job.status == RUNNING)
         .values(progress=min(0.999, total), stage=stages.label(current or list(weights)[-1]))
     )
+    if timing is not None:
+        _canvas_timing(session, job_id, timing, flow, current, per_stage, rows)
+
+
+def _canvas_timing(
+    session: Session,
+    job_id: int,
+    timing: eta.Timing,
+    flow: str,
+    current: str | None,
+    per_stage: dict[str, float],
+    rows: Sequence[Any],
+) -> None:
+    """The canvas job's timing: the current stage's work done over its tasks now, its start
+    the first of its tasks' starts, a finished stage's end the last of its tasks' ends."""
+    stage = current or list(stages.weights(flow))[-1]
+    eta.record(timing, stage, per_stage.get(stage, 0.0), time.time())
+
+    def moment(value: Any) -> float | None:
+        return as_utc(value).timestamp() if value is not None else None  # type: ignore[union-attr]
+
+    for name, entry in timing["stages"].items():
+        starts = [moment(r.started_at) for r in rows if r.stage == name and r.started_at]
+        ends = [moment(r.finished_at) for r in rows if r.stage == name]
+        if starts:
+            entry["start"] = min(s for s in starts if s is not None)
+        if (name != stage or current is None) and ends and None not in ends:
+            entry["end"] = max(e for e in ends if e is not None)
+    session.execute(update(Job).where(Job.id == job_id).values(timing=timing))
 
 
 def run_stage(
