@@ -118,7 +118,7 @@ def _members(
             .order_by(Pair.source_index)
         ).all()
         copied: list[Member] = [(None, r.prompt, r.chosen, r.rejected) for r in rows]
-        return copied, f"dataset:{other.id}", f"dataset {other.id} ({other.name})"
+        return copied, f"dataset:{other.id}", f"the pairs of dataset {other.id}, as labelled"
     assert isinstance(source, FromPairs)
     pairs: list[Member] = [(None, p.prompt, p.chosen, p.rejected) for p in source.pairs]
     return pairs, "pairs", "pairs given in the request"

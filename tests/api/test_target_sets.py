@@ -7,18 +7,13 @@ import pytest
 
 from backend.schemas.targets import TargetRule
 from backend.services.target_rules import RULES, asks_for_harm, is_refusal
-from tests.factories import hh_records, jsonl_bytes
+from tests.factories import hh_records, jsonl_bytes, upload
 
 API = "/api/v1"
 
 
 def _dataset(client, headers, records: list[dict], name: str = "d") -> dict:
-    response = client.post(
-        f"{API}/datasets",
-        headers=headers,
-        files={"file": (f"{name}.jsonl", jsonl_bytes(records))},
-        data={"name": name},
-    )
+    response = upload(client, headers, jsonl_bytes(records), f"{name}.jsonl", name)
     assert response.status_code == 201, response.text
     return response.json()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tests.factories import hh_records, jsonl_bytes, wait_for_job
+from tests.factories import hh_records, jsonl_bytes, upload, wait_for_job
 
 API = "/api/v1"
 METHODS = ["loss", "gradient_similarity", "influence", "length"]
@@ -33,12 +33,7 @@ def _ranked(client, headers, dataset_id: int, job_id: int, sort: str) -> list[di
 
 def test_targeted_audit_from_reviewed_pairs(client, make_user, celery_worker_process) -> None:
     headers = make_user()["headers"]
-    dataset = client.post(
-        f"{API}/datasets",
-        headers=headers,
-        files={"file": ("hh-200.jsonl", jsonl_bytes(hh_records(200)))},
-        data={"name": "hh-200"},
-    ).json()
+    dataset = upload(client, headers, jsonl_bytes(hh_records(200)), "hh-200.jsonl").json()
     pairs = client.get(
         f"{API}/datasets/{dataset['id']}/pairs", headers=headers, params={"limit": 1000}
     ).json()["items"]
@@ -92,12 +87,8 @@ def test_opposite_rule_targets_give_opposite_rankings(
     client, make_user, celery_worker_process
 ) -> None:
     headers = make_user()["headers"]
-    dataset = client.post(
-        f"{API}/datasets",
-        headers=headers,
-        files={"file": ("hh-200.jsonl", jsonl_bytes(hh_records(200, split="harmless-base")))},
-        data={"name": "hh-200"},
-    ).json()
+    records = hh_records(200, split="harmless-base")
+    dataset = upload(client, headers, jsonl_bytes(records), "hh-200.jsonl").json()
     jobs = {}
     for rule in ("shorter_preferred", "longer_preferred"):
         target = client.post(

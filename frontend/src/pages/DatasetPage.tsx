@@ -1,11 +1,13 @@
 // One dataset: launch audits, follow them, review the selected audit's ranked pairs, and verify
 // that pruning them pays. Composes the datasets, jobs, pairs and verify features, which do not
 // know about each other.
+import { useState } from "react";
 import { Link, useParams, useSearchParams } from "react-router";
 import { Alert } from "../components/ui/Alert";
 import { ExportButtons, SharingPanel, useDataset, useDatasets } from "../features/datasets";
 import { AuditTrust, JobsList, JobStatus, LaunchAuditForm, useJobs, type Job } from "../features/jobs";
 import { PairsPanel, useFlaggedCount } from "../features/pairs";
+import { PushingPairs, TargetComparison, TargetPicker, TargetSetsPanel, targetOf } from "../features/targets";
 import { VerifyForm, VerifyResults } from "../features/verify";
 
 export function DatasetPage() {
@@ -15,6 +17,7 @@ export function DatasetPage() {
   const datasets = useDatasets();
   const jobs = useJobs(datasetId);
   const flaggedCount = useFlaggedCount(datasetId);
+  const [targetSetId, setTargetSetId] = useState<number | null>(null);
 
   const items = jobs.data?.items ?? [];
   const requested = Number(search.get("job"));
@@ -40,6 +43,11 @@ export function DatasetPage() {
   // the dataset says which, nothing is offered and nothing is said to be withheld.
   const role = dataset.data?.role;
   const isOwner = role === "owner";
+  // Targeted audits (features/targets): the one under review, and every succeeded one to compare.
+  const reviewedTarget = reviewed ? targetOf(reviewed.metrics) : null;
+  const targeted = items
+    .filter((job) => job.kind === "audit" && job.status === "succeeded" && targetOf(job.metrics))
+    .map((job) => ({ id: job.id, label: `Audit ${job.id}: ${targetOf(job.metrics)?.name ?? "target"}` }));
 
   if (dataset.isError) {
     return (
@@ -75,7 +83,12 @@ export function DatasetPage() {
       )}
       <div className="two-col">
         {isOwner ? (
-          <LaunchAuditForm datasetId={datasetId} onLaunched={(job) => selectJob(job.id)} />
+          <LaunchAuditForm
+            datasetId={datasetId}
+            onLaunched={(job) => selectJob(job.id)}
+            targetSetId={targetSetId}
+            targetField={<TargetPicker datasetId={datasetId} value={targetSetId} onChange={setTargetSetId} />}
+          />
         ) : (
           <section className="card" aria-label="Audits" aria-busy={!dataset.data}>
             <h2>Audits</h2>
@@ -98,6 +111,10 @@ export function DatasetPage() {
       {selected?.kind === "verify" && succeeded && (
         <VerifyResults key={selected.id} job={selected} onOpenAudit={selectJob} />
       )}
+      {reviewed && reviewedTarget && (
+        <PushingPairs key={`pushing-${reviewed.id}`} datasetId={datasetId} jobId={reviewed.id} target={reviewedTarget} />
+      )}
+      {targeted.length >= 2 && <TargetComparison datasetId={datasetId} audits={targeted} />}
       {reviewed && dataset.data && (
         <>
           {isOwner && (
@@ -132,6 +149,13 @@ export function DatasetPage() {
           jobId={null}
           datasetPairs={dataset.data.n_pairs}
           readOnly={role === "viewer"}
+        />
+      )}
+      {dataset.data && (
+        <TargetSetsPanel
+          datasetId={datasetId}
+          canEdit={isOwner}
+          otherDatasets={(datasets.data?.items ?? []).filter((other) => other.id !== datasetId)}
         />
       )}
       {isOwner && <SharingPanel datasetId={datasetId} />}

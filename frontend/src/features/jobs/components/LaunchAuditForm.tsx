@@ -1,4 +1,4 @@
-import { useState, type FormEvent } from "react";
+import { useState, type FormEvent, type ReactNode } from "react";
 import { useCreateJob, type AuditCreate, type Job } from "../api/jobs";
 import {
   defaultOf,
@@ -16,6 +16,10 @@ import { Alert } from "../../../components/ui/Alert";
 interface Props {
   datasetId: number;
   onLaunched: (job: Job) => void;
+  /** A targeted audit: the target set to measure against (the page's target picker sets it). */
+  targetSetId?: number | null;
+  /** The target picker, shown among the options (features do not import each other). */
+  targetField?: ReactNode;
 }
 
 interface NumberOption {
@@ -40,7 +44,7 @@ const NUMBER_OPTIONS: NumberOption[] = [
 ];
 
 /** Starts an audit: pick a model preset; everything else defaults on the server. */
-export function LaunchAuditForm({ datasetId, onLaunched }: Props) {
+export function LaunchAuditForm({ datasetId, onLaunched, targetSetId = null, targetField }: Props) {
   const create = useCreateJob(datasetId);
   const [model, setModel] = useState<string>(defaultOf("model", "minilm"));
   const [customModel, setCustomModel] = useState("");
@@ -61,6 +65,7 @@ export function LaunchAuditForm({ datasetId, onLaunched }: Props) {
     }
     if (methodsTouched) config.methods = methods;
     if (defaultMethod !== null) config.default_method = defaultMethod;
+    if (targetSetId !== null) config.target_set_id = targetSetId;
     create.mutate(config, { onSuccess: onLaunched });
   };
 
@@ -89,6 +94,7 @@ export function LaunchAuditForm({ datasetId, onLaunched }: Props) {
           {create.isPending ? "Launching…" : "Launch audit"}
         </button>
       </div>
+      {targetField}
       <details className="advanced">
         <summary>Advanced options</summary>
         <div className="option-grid">
