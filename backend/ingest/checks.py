@@ -1,7 +1,8 @@
 """Exact data checks on a file's pairs, computed while an upload is read (no model needed).
 
-`UploadChecks` is fed every pair in file order and keeps 8-byte hashes only (four per pair, in
-`array`s: about 32 bytes a pair), so a million-pair upload costs some 32 MB. The checks (the tags
+`UploadChecks` is fed every pair in file order and keeps its row and four 8-byte hashes only (in
+`array`s: 40 bytes a pair); `results` then builds two dicts of up to one entry per pair (about
+100 bytes each), so a million-pair upload peaks near 250 MB for the checks. The checks (the tags
 of `worker.influence.tags`):
 
 - `identical`: chosen == rejected, exactly.
@@ -57,23 +58,29 @@ after its apostrophes are straightened and its case folded)."""
 NGRAM = 13
 """Words per n-gram in the contamination check (as GPT-3's and Skywork's decontamination)."""
 
-_PUNCT = re.compile(r"[^\w\s]+")
-_SPACE = re.compile(r"\s+")
+_WORD = re.compile(r"\w+")
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'"})
 
 
 def normalise(text: str) -> str:
-    """Text compared loosely: NFKC, case folded, punctuation dropped, whitespace collapsed."""
-    folded = unicodedata.normalize("NFKC", text).casefold()
-    return _SPACE.sub(" ", _PUNCT.sub(" ", folded)).strip()
+    """Text compared loosely: NFKC, case folded, punctuation dropped, whitespace collapsed (the
+    runs of word characters, joined by single spaces)."""
+    return " ".join(_WORD.findall(unicodedata.normalize("NFKC", text).casefold()))
 
 
 def _refusal_text(text: str) -> str:
-    return _SPACE.sub(" ", text.translate(_APOSTROPHES).casefold())
+    return " ".join(text.translate(_APOSTROPHES).casefold().split())
+
+
+_REFUSAL_WORDS = ("sorry", "cannot", "can't", "unable", "not able", "won't", "as an ai")
+_REFUSAL_WORDS += ("comfortable", "decline")
 
 
 def is_refusal(response: str) -> bool:
     folded = _refusal_text(response)
+    # Every phrase holds one of these words: most responses are ruled out by a few scans.
+    if not any(word in folded for word in _REFUSAL_WORDS):
+        return False
     return any(phrase in folded for phrase in REFUSAL_PHRASES)
 
 

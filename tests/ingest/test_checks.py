@@ -153,3 +153,24 @@ def test_contamination_by_13_grams() -> None:
 def test_normalise() -> None:
     assert normalise("  Hello,\tWORLD!! ") == "hello world"
     assert normalise("ﬁne") == "fine"  # NFKC
+
+
+def test_normalise_is_the_documented_definition() -> None:
+    """Runs of word characters joined by spaces == punctuation replaced by spaces, whitespace
+    collapsed (after NFKC and case folding), on random text from across Unicode."""
+    import re
+    import unicodedata
+
+    rng = random.Random(9)
+    pool = [chr(c) for c in range(0x3000)] + ["\U0001f600", "\u00a0", "\u2028", "_", "\x1c"]
+    for _ in range(5000):
+        text = "".join(rng.choice(pool) for _ in range(rng.randrange(0, 30)))
+        folded = unicodedata.normalize("NFKC", text).casefold()
+        expected = re.sub(r"\s+", " ", re.sub(r"[^\w\s]+", " ", folded)).strip()
+        assert normalise(text) == expected, repr(text)
+
+
+def test_every_refusal_phrase_passes_the_quick_filter() -> None:
+    from backend.ingest.checks import _REFUSAL_WORDS
+
+    assert all(any(word in phrase for word in _REFUSAL_WORDS) for phrase in REFUSAL_PHRASES)
