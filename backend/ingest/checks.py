@@ -72,8 +72,8 @@ def _refusal_text(text: str) -> str:
     return " ".join(text.translate(_APOSTROPHES).casefold().split())
 
 
-_REFUSAL_WORDS = ("sorry", "cannot", "can't", "unable", "not able", "won't", "as an ai")
-_REFUSAL_WORDS += ("comfortable", "decline")
+_REFUSAL_WORDS: tuple[str, ...] = ("sorry", "cannot", "can't", "unable", "not able", "won't")
+_REFUSAL_WORDS += ("as an ai", "comfortable", "decline")
 
 
 def is_refusal(response: str) -> bool:
