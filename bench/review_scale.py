@@ -88,15 +88,19 @@ def measure_sorts(client: Client, sessions: Any, built: Any, repeat: int) -> dic
         base = {"job_id": built.job_id, "sort": sort, "limit": PAGE}
         deep_cursor = cursor_at(sessions, built.job_id, sort, PAGE * DEEP)
         row: dict[str, Any] = {"load": load()}
-        row["first"] = timed(_getter(client, path, base), repeat)
+        row["plan"] = explain_page(
+            sessions, built.dataset_id, {"job_id": built.job_id}, sort, deep_cursor
+        )
+        # A sort the database has no index for (a column whose migration lacks it) sorts the
+        # job's rows on every page: a few requests show it.
+        times = 3 if row["plan"]["sorts"] else repeat
+        row["repeat"] = times
+        row["first"] = timed(_getter(client, path, base), times)
         if deep_cursor is not None:
             deep = {**base, "cursor": deep_cursor}
             body = client.get(path, **deep)
             assert body["items"][0]["rank"] == PAGE * DEEP + 1, body["items"][0]["rank"]
-            row["deep"] = timed(_getter(client, path, deep), repeat)
-        row["plan"] = explain_page(
-            sessions, built.dataset_id, {"job_id": built.job_id}, sort, deep_cursor
-        )
+            row["deep"] = timed(_getter(client, path, deep), times)
         out[sort] = row
         print(f"  sort {sort}: {row}", flush=True)
     return out

@@ -359,6 +359,10 @@ def page_rows(
         )
     extra = (column.label("_sort"), ident.label("_id"))
     order = (column.desc(), ident.desc()) if descending else (column.asc(), ident.asc())
+    # Where the column is null throughout (the section after its values) the pair id alone
+    # orders the rows: the scores' key serves it, which a partial sort index (without nulls)
+    # would not.
+    by_id = ident.desc() if descending else ident.asc()
 
     def fetch(statement: Select, n: int) -> list[Any]:
         return list(session.execute(statement.limit(n)))
@@ -389,12 +393,11 @@ def page_rows(
             rows = fetch(statement.order_by(*order), limit + 1)
             if nullable and len(rows) < limit + 1 and _has_nulls(session, query, key):
                 nulls = query.select(*columns, *extra).where(column.is_(None))
-                rows += fetch(nulls.order_by(*order), limit + 1 - len(rows))
+                rows += fetch(nulls.order_by(by_id), limit + 1 - len(rows))
         else:
             after_id = ident < c.pair_id if descending else ident > c.pair_id
             nulls = query.select(*columns, *extra).where(column.is_(None), after_id)
-            # Ordered as the (job, split, column, pair) index is: the column is null throughout.
-            rows = fetch(nulls.order_by(*order), limit + 1)
+            rows = fetch(nulls.order_by(by_id), limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = None

@@ -25,9 +25,10 @@ def _plan(plan: dict) -> str:
 def _sort_lines(out: dict, target: float) -> list[str]:
     lines = []
     for sort, row in out["sorts"].items():
-        lines.append(_page(f"sort `{sort}`, first page", row["first"], target))
+        note = " (no index in this database: 3 requests)" if row["plan"]["sorts"] else ""
+        lines.append(_page(f"sort `{sort}`, first page{note}", row["first"], target))
         if "deep" in row:
-            lines.append(_page(f"sort `{sort}`, 200 cursors deep", row["deep"], target))
+            lines.append(_page(f"sort `{sort}`, 200 cursors deep{note}", row["deep"], target))
     return lines
 
 
