@@ -5,6 +5,8 @@ import { afterEach, vi } from "vitest";
 // findBy… and waitFor wait up to 5 s: the machine running the suite is shared, and a first
 // render with its fetches can take longer than the default 1 s there.
 configure({ asyncUtilTimeout: 5_000 });
+// A whole user flow (typing, several fetches) can take more than vitest's 5 s there too.
+vi.setConfig({ testTimeout: 30_000 });
 
 // jsdom lays nothing out: give elements a size so the virtualised table renders its rows.
 class ResizeObserverStub {
