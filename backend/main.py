@@ -40,7 +40,18 @@ from backend.errors import (
     Unavailable,
 )
 from backend.limits import BodyLimit
-from backend.routers import auth, datasets, export, health, jobs, methods, pairs, review, teams
+from backend.routers import (
+    auth,
+    datasets,
+    export,
+    health,
+    jobs,
+    judge,
+    methods,
+    pairs,
+    review,
+    teams,
+)
 from backend.routers import targets as target_sets
 from backend.services.ingest import clean_staged
 from backend.services.reaper import Reaper
@@ -138,6 +149,7 @@ def create_app() -> FastAPI:
     for module in (health, auth, datasets, pairs, review, export, jobs, methods, teams):
         api.include_router(module.router)
     api.include_router(target_sets.router)
+    api.include_router(judge.router)
     app.include_router(api)
     _mount_frontend(app, settings.frontend_dir)
 

@@ -419,6 +419,20 @@ class ScoreStat(Base):
     quantiles: Mapped[list[float] | None] = mapped_column(JSON, default=None)
 
 
+class JudgeAnswer(Base):
+    """An LLM judge's answer, cached by the sha256 of the exact request (server, model, messages,
+    parameters; never the key): a rerun of the same request costs no request (migration 0014)."""
+
+    __tablename__ = "judge_answers"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model: Mapped[str] = mapped_column(String(256))
+    content: Mapped[str | None] = mapped_column(Text, default=None)
+    # The first answer token's top alternatives: [{"token": str, "logprob": float}, ...].
+    top_logprobs: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class TargetSet(Base):
     """A small set of pairs (20–500) that shows the behaviour a user wants: an audit can measure
     influence against its loss instead of the validation loss (backend/services/targets.py)."""

@@ -119,6 +119,11 @@ class Settings(BaseSettings):
         "PREFAUDIT_ENV=prod needs it set, the same on every API host, at least 32 characters. "
         "Changing it makes every browser send its CSRF value again from a new login.",
     )
+    judge_api_key: str = Field(
+        "",
+        description="The key the LLM judge's worker sends to the judge server (Bearer). Never "
+        "stored in a job's config nor shown by the API; empty for a local server without one.",
+    )
     reauth_minutes: float = Field(
         0.0,
         ge=0,

@@ -62,14 +62,18 @@ SORT_KEYS: tuple[str, ...] = ("index", "length", *SCORE_COLUMNS)
 column."""
 
 
+SCORING_KINDS: tuple[str, ...] = ("audit", "judge")
+"""Job kinds that write per-pair scores (a judge job fills the judge's columns only)."""
+
+
 def scored_job(session: Session, dataset: Dataset, job_id: int) -> Job:
     job = session.get(Job, job_id)
     if job is None or job.dataset_id != dataset.id:
         raise NotFound(f"job {job_id} is not a job of dataset {dataset.id}")
-    if job.kind != "audit" or job.status != "succeeded":
+    if job.kind not in SCORING_KINDS or job.status != "succeeded":
         raise ReviewError(
-            f"job {job_id} is a {job.status} {job.kind} job; scores exist once an audit has "
-            "succeeded"
+            f"job {job_id} is a {job.status} {job.kind} job; scores exist once an audit (or a "
+            "judge job) has succeeded"
         )
     return job
 

@@ -402,7 +402,66 @@ class VerifyMetrics(StoredMetrics):
     )
 
 
-JobMetrics = Annotated[AuditMetrics | VerifyMetrics, Field(discriminator="kind")]
+# --- judge ------------------------------------------------------------------------------------
+
+
+class JudgeFailure(StoredMetrics):
+    """One order of one pair the judge gave no verdict for (worker/influence/judge/)."""
+
+    pair_id: int
+    order: Literal["chosen_first", "chosen_second"]
+    reason: str
+
+
+class JudgeMetrics(StoredMetrics):
+    """`metrics` of a judge job (worker/jobs/judge.py): agreement with the labels, position bias
+    and the requests it cost. Rates are over the orders (or pairs) that have a verdict."""
+
+    kind: Literal["judge"]
+    base_url: str | None = None
+    model: str | None = None
+    pairs: int | None = None
+    pairs_judged_both_orders: int | None = None
+    failed_orders: int | None = None
+    agreement: float | None = Field(None, description="Verdicts that agree with the label.")
+    agreement_chosen_first: float | None = None
+    agreement_chosen_second: float | None = None
+    agreement_both_orders: float | None = Field(
+        None, description="Pairs whose two verdicts both agree with the label."
+    )
+    first_position_rate: float | None = Field(
+        None, description="Verdicts that picked the response shown first (0.5: no bias)."
+    )
+    position_bias: float | None = Field(None, description="first_position_rate − 0.5.")
+    consistency: float | None = Field(
+        None, description="Pairs whose two orders picked the same response."
+    )
+    mean_confidence: float | None = None
+    requests: int | None = Field(None, description="Requests sent to the server (retries too).")
+    cache_hits: int | None = Field(None, description="Answers read from the cache instead.")
+    retries: int | None = None
+    rate_limited: int | None = Field(None, description="429 answers (each waited out).")
+    retry_after_seconds: float | None = Field(
+        None, description="Seconds waited because the server's Retry-After asked."
+    )
+    timeouts: int | None = None
+    server_errors: int | None = None
+    seconds: float | None = None
+    seconds_per_request: float | None = Field(
+        None, description="Mean latency of the answered requests (the estimate's rate)."
+    )
+    failures: list[JudgeFailure] | None = Field(
+        None, description="The first 200 orders without a verdict, and why."
+    )
+    traceback: str | None = Field(None, description="The tail of the error of a failed job.")
+    requeued_at: str | None = None
+    resumed_at: str | None = None
+
+
+AnyJobMetrics = AuditMetrics | VerifyMetrics | JudgeMetrics
+"""Every kind's metrics model."""
+
+JobMetrics = Annotated[AnyJobMetrics, Field(discriminator="kind")]
 """A job's metrics, typed by the job's kind (the stored dict carries none: `JobPublic` adds it)."""
 
 
@@ -411,13 +470,16 @@ def read_metrics(kind: Literal["audit"], stored: dict[str, Any]) -> AuditMetrics
 @overload
 def read_metrics(kind: Literal["verify"], stored: dict[str, Any]) -> VerifyMetrics: ...
 @overload
-def read_metrics(kind: str, stored: dict[str, Any]) -> AuditMetrics | VerifyMetrics: ...
-def read_metrics(kind: str, stored: dict[str, Any]) -> AuditMetrics | VerifyMetrics:
+def read_metrics(kind: Literal["judge"], stored: dict[str, Any]) -> JudgeMetrics: ...
+@overload
+def read_metrics(kind: str, stored: dict[str, Any]) -> AnyJobMetrics: ...
+def read_metrics(kind: str, stored: dict[str, Any]) -> AnyJobMetrics:
     """A stored metrics dict as its kind's model; keys no field declares are dropped (see
     `StoredMetrics`), at every level. A key whose stored value no longer fits its field (a
     shape an older version wrote) is dropped too, whole, rather than failing the read."""
-    model: type[AuditMetrics | VerifyMetrics] = VerifyMetrics if kind == "verify" else AuditMetrics
-    data = {**stored, "kind": "verify" if kind == "verify" else "audit"}
+    models: dict[str, type[AnyJobMetrics]] = {"verify": VerifyMetrics, "judge": JudgeMetrics}
+    model = models.get(kind, AuditMetrics)
+    data = {**stored, "kind": kind if kind in models else "audit"}
     while True:
         try:
             return model.model_validate(data, context={READ_STORED: True})
@@ -428,6 +490,6 @@ def read_metrics(kind: str, stored: dict[str, Any]) -> AuditMetrics | VerifyMetr
             data = {key: value for key, value in data.items() if key not in misfits}
 
 
-def stored_json(metrics: AuditMetrics | VerifyMetrics) -> dict[str, Any]:
+def stored_json(metrics: AnyJobMetrics) -> dict[str, Any]:
     """What a job's `metrics` column holds: the fields set, as JSON, without the `kind` tag."""
     return metrics.model_dump(mode="json", exclude_unset=True, exclude={"kind"})

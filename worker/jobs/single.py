@@ -25,6 +25,7 @@ from worker.influence.train import Cancelled
 from worker.jobs import canary, store
 from worker.jobs.canvas import dispatch_sharded, sharded
 from worker.jobs.claims import TaskRun
+from worker.jobs.judge import run_judge_job
 from worker.jobs.reporter import JobReporter
 from worker.jobs.store import Factory
 from worker.jobs.targets import load_target
@@ -86,6 +87,8 @@ def run_here(
             status = _run_audit(job_id, dataset_id, config, factory, reporter)
         elif kind == "verify":
             status = run_verify_job(job_id, dataset_id, config, factory, reporter)
+        elif kind == "judge":
+            status = run_judge_job(job_id, dataset_id, config, factory, reporter)
         else:
             raise ValueError(f"unknown job kind {kind!r}")
         return status

@@ -29,6 +29,7 @@ from worker.influence.columns import SCORE_COLUMNS
 from worker.influence.data import Pair as EnginePair
 from worker.influence.data import split_validation
 from worker.influence.results import (
+    AnyJobMetrics,
     AuditMetrics,
     VerifyMetrics,
     read_metrics,
@@ -217,13 +218,13 @@ def save_scores(
 # --- the job's outcome ----------------------------------------------------------------------
 
 
-def write_metrics(job: Job, metrics: AuditMetrics | VerifyMetrics) -> None:
+def write_metrics(job: Job, metrics: AnyJobMetrics) -> None:
     """The one place a job's metrics are written: the model's set fields, as JSON."""
     job.metrics = stored_json(metrics)
 
 
 def succeed(
-    session: Session, job: Job, metrics: AuditMetrics | VerifyMetrics, stats: bool = True
+    session: Session, job: Job, metrics: AnyJobMetrics, stats: bool = True
 ) -> str:
     """Mark the job succeeded with its metrics (commits); an audit's review statistics are
     computed once here unless the caller writes them (`stats=False`)."""
