@@ -11,6 +11,8 @@ GRADIENTS = "prefaudit.gradients"
 REDUCE = "prefaudit.reduce"
 SCORES = "prefaudit.scores"
 FINALIZE = "prefaudit.finalize"
+REWARDS = "prefaudit.rewards"
+"""One outside reward model's margins on one block of training pairs (`reward_models`)."""
 
 STAGE_TASKS: dict[str, str] = {
     "features": FEATURES,
@@ -20,5 +22,6 @@ STAGE_TASKS: dict[str, str] = {
     "reduce": REDUCE,
     "scores": SCORES,
     "finalize": FINALIZE,
+    "rewards": REWARDS,
 }
 """The task that runs each stage of a sharded audit's canvas."""

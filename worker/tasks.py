@@ -77,6 +77,13 @@ def features(self: Any, job_id: int, shard: int) -> str:
     return _stage(self, job_id, "features", shard, lambda c, r: flow.features(c, r, shard))
 
 
+@celery_app.task(name=tasknames.REWARDS, bind=True, ignore_result=False)
+def rewards(self: Any, job_id: int, shard: int) -> str:
+    from worker.jobs import rewards as flow  # torch: heavy, loaded at the first task
+
+    return _stage(self, job_id, "rewards", shard, lambda c, r: flow.rewards(c, r, shard))
+
+
 @celery_app.task(name=tasknames.HEAD, bind=True)
 def head(self: Any, job_id: int) -> str:
     from worker.jobs.head import head as fit_head  # torch: heavy, loaded at the first task

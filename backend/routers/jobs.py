@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 
 from backend.deps import CurrentUser, DatasetDep, JobDep, OwnedDataset, OwnedJob, SessionDep
 from backend.models import Job
-from backend.schemas import Histogram, JobCreate, JobPublic, JobsPage
-from backend.services import jobs, review
+from backend.schemas import Histogram, JobCreate, JobPublic, JobsPage, SavedModel
+from backend.services import jobs, review, reward_models
 from backend.services.disclosure import public_job
 
 router = APIRouter(tags=["jobs"])
@@ -36,6 +36,13 @@ def list_jobs(dataset: DatasetDep, session: SessionDep, user: CurrentUser) -> Jo
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(query.order_by(Job.id.desc()))
     return JobsPage(items=[public_job(session, user, j) for j in rows], total=total)
+
+
+@router.get("/saved-models", response_model=list[SavedModel])
+def list_saved_models(session: SessionDep, user: CurrentUser) -> list[SavedModel]:
+    """The reward models your earlier audits saved (save_model): an audit's `reward_models` can
+    name each as `job:<id>`."""
+    return reward_models.saved_models(session, user)
 
 
 @router.get("/jobs/{job_id}", response_model=JobPublic)

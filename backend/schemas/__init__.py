@@ -18,7 +18,14 @@ from backend.schemas.datasets import (
     UploadPreview,
     UploadResult,
 )
-from backend.schemas.jobs import AuditCreate, JobCreate, JobPublic, JobsPage, VerifyCreate
+from backend.schemas.jobs import (
+    AuditCreate,
+    JobCreate,
+    JobPublic,
+    JobsPage,
+    SavedModel,
+    VerifyCreate,
+)
 from backend.schemas.metrics import (
     ArmMetrics,
     ArmSummary,
@@ -116,6 +123,7 @@ __all__ = [
     "JobMetrics",
     "JobPublic",
     "JobsPage",
+    "SavedModel",
     "LengthRange",
     "LoginRequest",
     "MetaValue",

@@ -25,6 +25,7 @@ from backend.schemas.metrics import JobMetrics, read_metrics
 from backend.storage import eta
 from worker.influence.config import EngineConfig
 from worker.influence.methods import METHODS
+from worker.influence.reward_columns import REWARD_MODEL_SLOTS
 
 
 def _engine_fields() -> dict[str, Any]:
@@ -88,6 +89,29 @@ class AuditCreate(_JobCreateBase):  # type: ignore[misc,valid-type]
         "validation loss; the training-loss scores and the validation figures do not change. "
         "Runs in one task.",
     )
+
+    reward_models: list[Annotated[str, Field(min_length=1, max_length=1000)]] = Field(
+        default_factory=list,
+        max_length=REWARD_MODEL_SLOTS,
+        description=(
+            f"Outside reward models to score every training pair with (at most "
+            f"{REWARD_MODEL_SLOTS}): each a local transformers directory, a hub id, or "
+            "'job:<id>' for the model an earlier audit of yours saved with save_model. Each "
+            "fills a margin column (rm_margin_1, ...); their mean, spread, votes against the "
+            "label and an ambiguous flag fill rm_mean, rm_spread, rm_votes_against, "
+            "rm_ambiguous. Runs on the GPU queue, shard by shard."
+        ),
+    )
+
+    @field_validator("reward_models")
+    @classmethod
+    def _distinct_models(cls, value: list[str]) -> list[str]:
+        models = [name.strip() for name in value]
+        if any(not name for name in models):
+            raise ValueError("a reward model is blank; give a directory, a hub id or job:<id>")
+        if len(set(models)) != len(models):
+            raise ValueError("reward_models names a model twice")
+        return models
 
     def engine_config(self) -> EngineConfig:
         names = {f.name for f in dataclasses.fields(EngineConfig)}
@@ -201,3 +225,16 @@ class JobPublic(BaseModel):
 class JobsPage(BaseModel):
     items: list[JobPublic]
     total: int
+
+
+class SavedModel(BaseModel):
+    """A reward model an earlier audit of yours saved (`save_model`): name it in an audit's
+    `reward_models` as `ref`."""
+
+    ref: str = Field(description="How `reward_models` names it: 'job:<id>'.")
+    job_id: int
+    dataset_id: int
+    dataset_name: str
+    model: str = Field(description="The backbone the audit trained (its `model`).")
+    path: str = Field(description="Where the model directory lies on the server.")
+    finished_at: datetime | None

@@ -11,6 +11,7 @@ from backend.errors import BadInput, Unavailable
 from backend.job_states import FINISHED
 from backend.models import Dataset, Job, JobTask, TargetSet, User, utcnow
 from backend.schemas import AuditCreate, VerifyCreate
+from backend.services import reward_models
 from backend.storage import queue
 from backend.storage.errors import ReviewError
 from backend.storage.ranking import greedy_selection
@@ -37,6 +38,8 @@ def validate_audit(session: Session, dataset: Dataset, user: User, body: AuditCr
         body.engine_config().validate()
     except ValueError as exc:
         raise JobConfigError(str(exc)) from None
+    if body.reward_models:  # job:<id> becomes that audit's saved directory, checked
+        body.reward_models = reward_models.resolve(session, user, body.reward_models)
     if body.val_dataset_id is not None:
         val = _second_dataset(session, user, dataset, body.val_dataset_id, "validation")
         n_val, n_train = val.n_pairs, dataset.n_pairs

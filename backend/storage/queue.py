@@ -34,6 +34,7 @@ TASK_ROUTES: dict[str, dict[str, str]] = {
     tasknames.REDUCE: {"queue": CPU_QUEUE},
     tasknames.SCORES: {"queue": CPU_QUEUE},
     tasknames.FINALIZE: {"queue": CPU_QUEUE},
+    tasknames.REWARDS: {"queue": GPU_QUEUE},
 }
 
 

@@ -20,6 +20,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from worker.influence.column_spec import ColumnSpec as ColumnSpec
+from worker.influence.column_spec import Orientation as Orientation
+from worker.influence.judge_columns import JUDGE_COLUMN_SPECS
+from worker.influence.reward_columns import REWARD_MODEL_COLUMNS
+
 MethodName = Literal[
     "loss",
     "gradient_similarity",
@@ -34,32 +39,6 @@ MethodName = Literal[
     "group",
 ]
 """A method's name, as a job's `methods` and `default_method` take it (an enum in the API)."""
-
-
-Orientation = Literal["higher_harmful", "lower_harmful", "unsigned"]
-"""Which end of a column is the harmful one: `harm_*` columns are all "higher_harmful"."""
-
-
-@dataclass(frozen=True)
-class ColumnSpec:
-    """One per-pair score column: the database column, the API field and the UI's label."""
-
-    name: str
-    label: str
-    """Human name for the UI (ranking menus, the pair's score table)."""
-    unit: str
-    """What the number is measured in."""
-    orientation: Orientation
-    higher: str
-    """What a high value means, in a few words (shown beside a ranking)."""
-    indexed: bool = False
-    """Has a (job, split, column, pair) index: its sorted pages cost the same at any depth."""
-    ranked: bool = True
-    """Offered as a ranking and filter column in the review UI."""
-    shown: bool = True
-    """Listed among a pair's scores (False where it repeats another column)."""
-    partial: bool = False
-    """NaN (stored as null) by design for some pairs (group's columns outside the candidates)."""
 
 
 @dataclass(frozen=True)
@@ -494,7 +473,9 @@ def score_column_specs(specs: Iterable[MethodSpec]) -> tuple[ColumnSpec, ...]:
     return (HARM,) + tuple(column for spec in specs for column in spec.owns)
 
 
-SCORE_COLUMN_SPECS: tuple[ColumnSpec, ...] = score_column_specs(_SPECS)
+SCORE_COLUMN_SPECS: tuple[ColumnSpec, ...] = (
+    score_column_specs(_SPECS) + REWARD_MODEL_COLUMNS + JUDGE_COLUMN_SPECS
+)
 """Every per-pair column, in table order; `harm` is the job's default method's harm column."""
 
 SCORE_COLUMNS: tuple[str, ...] = tuple(c.name for c in SCORE_COLUMN_SPECS)

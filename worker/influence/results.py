@@ -229,6 +229,36 @@ class ProjectionSummary(StoredMetrics):
     parameters: dict[str, int] | None = None
 
 
+class RewardModelSlot(StoredMetrics):
+    """One outside reward model of an audit: the column its margins fill and how it votes."""
+
+    slot: str = Field(description="Its margin column (rm_margin_1, ...).")
+    model: str = Field(description="The model as the audit named it (directory or hub id).")
+    agreement: float = Field(description="Fraction of training pairs with a positive margin.")
+    mean_margin: float
+
+
+class RewardModelsSummary(StoredMetrics):
+    """The audit's outside reward models (`reward_models`) and their vote over the training
+    pairs (worker/influence/reward_models.py defines the columns)."""
+
+    models: list[RewardModelSlot]
+    n_pairs: int
+    ambiguous: int = Field(description="Pairs flagged rm_ambiguous (the models split).")
+    all_against: int = Field(description="Pairs every model scores against the label.")
+    mean_negative: int = Field(description="Pairs with a negative mean margin.")
+    votes_against: list[int] = Field(
+        description="Pairs by the number of models against the label (index = that number)."
+    )
+    margin_correlation: list[list[float]] = Field(
+        description="Pearson correlation of the models' margins (model × model)."
+    )
+    ambiguous_ratio: float = Field(
+        description="Agreeing models are still ambiguous where |mean| < this × spread."
+    )
+    seconds: float | None = None
+
+
 class TargetSummary(StoredMetrics):
     """A targeted audit's target set (worker/influence/targeting.py): the engine fills the
     figures, the job runner the set's id and name."""
@@ -305,6 +335,9 @@ class AuditMetrics(StoredMetrics):
     )
     resumed_at: str | None = Field(
         None, description="When the reaper last re-dispatched the running job."
+    )
+    reward_models: RewardModelsSummary | None = Field(
+        None, description="The outside reward models' slots and vote (audits naming some)."
     )
 
 

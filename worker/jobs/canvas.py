@@ -23,7 +23,7 @@ from worker.celery_app import celery_app
 from worker.influence.config import EngineConfig
 from worker.influence.data import validation_size
 from worker.influence.stream import unsupported
-from worker.jobs import store
+from worker.jobs import rewards, store
 from worker.jobs.context import effective_shard_size, feature_blocks, n_shards
 from worker.tasknames import STAGE_TASKS
 
@@ -46,9 +46,13 @@ def sharded(config: dict[str, Any]) -> bool:
     return canvas_kind(store.audit_options(config).engine_config()) is not None
 
 
-def canvas(job_id: int, shards: int, kind: str = "lora") -> tuple[Any, dict[tuple[str, int], str]]:
+def canvas(
+    job_id: int, shards: int, kind: str = "lora", reward_tasks: int = 0
+) -> tuple[Any, dict[tuple[str, int], str]]:
     """The job's Celery canvas (immutable signatures by task name: ids in, nothing passed on)
-    and the Celery id given to each (stage, shard), so a cancel can revoke what is queued."""
+    and the Celery id given to each (stage, shard), so a cancel can revoke what is queued.
+    `reward_tasks` outside reward-model tasks join the first group (features, or gradients); the
+    last stage (head, finalize) waits for them."""
     ids: dict[tuple[str, int], str] = {}
     # Lists, not generators: a group keeps a generator lazy, and `ids` must be complete before
     # the caller records the tasks.
@@ -61,10 +65,18 @@ def canvas(job_id: int, shards: int, kind: str = "lora") -> tuple[Any, dict[tupl
         return signature.set(task_id=task_id)
 
     if kind == "features":
-        return chord(group([sig("features", s) for s in range(shards)]), sig("head")), ids
+        first = [sig("features", s) for s in range(shards)]
+        rewards_group = [sig("rewards", s) for s in range(reward_tasks)]
+        return chord(group(first + rewards_group), sig("head")), ids
     flow = chain(
         sig("train"),
-        chord(group([sig("gradients", s) for s in range(shards)]), sig("reduce")),
+        chord(
+            group(
+                [sig("gradients", s) for s in range(shards)]
+                + [sig("rewards", s) for s in range(reward_tasks)]
+            ),
+            sig("reduce"),
+        ),
         chord(group([sig("scores", s) for s in range(shards)]), sig("finalize")),
     )
     return flow, ids
@@ -76,6 +88,7 @@ def dispatch(
     config: EngineConfig,
     factory: Callable[[], Session] | None = None,
     n_val: int = 0,
+    n_reward_models: int = 0,
 ) -> str:
     """Record the job's tasks (queued, with their Celery ids) and send its canvas; returns the
     id of the first task. Rows of finished tasks keep their state: a re-dispatch skips them."""
@@ -85,7 +98,7 @@ def dispatch(
         count = len(feature_blocks(n_train, n_val, effective_shard_size(config)))
     else:
         count = n_shards(n_train, config)
-    flow, ids = canvas(job_id, count, kind)
+    flow, ids = canvas(job_id, count, kind, rewards.task_count(n_reward_models, n_train, config))
     with factory() as session:
         existing = {
             (row.stage, row.shard): row
@@ -133,7 +146,10 @@ def dispatch_sharded(factory: Callable[[], Session], job_id: int, resume: bool) 
         else:
             n_val = validation_size(dataset.n_pairs, options.val_fraction)
             n_train = dataset.n_pairs - n_val
-        first = dispatch(job_id, n_train, options.engine_config(), n_val=n_val)
+        config = options.engine_config()
+        first = dispatch(
+            job_id, n_train, config, n_val=n_val, n_reward_models=len(options.reward_models)
+        )
         if claimed:
             job.task_id = first
             session.commit()

@@ -17,7 +17,7 @@ from backend.models import Job, JobTask, Score, as_utc, utcnow
 from worker.influence.benchmark_table import method_benchmark
 from worker.influence.results import AuditMetrics
 from worker.influence.trust import mislabelled_estimate, validation_trust
-from worker.jobs import canary, stages, store
+from worker.jobs import canary, rewards, stages, store
 from worker.jobs.claims import TaskRun, await_stage, peak_rss_mb
 from worker.jobs.context import JobContext, artifact_store, plan, shard_count
 from worker.jobs.group import group_stage, needs_group
@@ -31,7 +31,12 @@ def finalize(context: JobContext, run: TaskRun) -> None:
     meta = artifacts.get_json(context.key("train.json"))
     solution_meta = artifacts.get_json(context.key("solution.json"))
     val = artifacts.get_arrays(context.key("val.npz"))
+    n_train = len(job_plan["train_ids"])
+    n_models = len(context.options.reward_models)
+    await_stage(run, "rewards", rewards.task_count(n_models, n_train, config))
+    reward_columns: dict[str, np.ndarray] = {}
     stored_ids = canary.kept_ids(job_plan)  # the canaries' rows are never stored
+    reward_summary = rewards.merge(context, run.factory, stored_ids, reward_columns)
     with run.factory() as session:
         job = session.get(Job, context.job_id, with_for_update=True)
         if job is None or job.status != RUNNING:
@@ -47,6 +52,9 @@ def finalize(context: JobContext, run: TaskRun) -> None:
         metrics = canary.global_columns(session, context, job_plan, val["margins"])
         if group is not None:
             metrics["group"] = group
+        if reward_summary is not None:
+            store.upsert_scores(session, job.id, stored_ids, "train", reward_columns)
+            metrics["reward_models"] = reward_summary
         if len(job_plan["val_in_dataset"]):
             store.upsert_scores(session, job.id, job_plan["val_in_dataset"], "val", {})
         metrics.update(_metrics(context, session, job, job_plan, meta, solution_meta, val))

@@ -22,7 +22,7 @@ from worker.influence.audit import run_audit
 from worker.influence.features import backbone_features
 from worker.influence.model import Encoded, resolve_device
 from worker.influence.results import with_fields
-from worker.jobs import canary, models, store
+from worker.jobs import canary, models, rewards, store
 from worker.jobs.claims import TaskRun, await_stage, peak_rss_mb
 from worker.jobs.context import (
     JobContext,
@@ -107,6 +107,8 @@ def head(context: JobContext, run: TaskRun) -> None:
         train_ids, val_ids, val_in_dataset = split_ids(session, context)
     blocks = feature_blocks(len(train_ids), len(val_ids), effective_shard_size(config))
     await_stage(run, "features", len(blocks))
+    n_models = len(context.options.reward_models)
+    await_stage(run, "rewards", rewards.task_count(n_models, len(train_ids), config))
     pooled = _gather_features(context, blocks, {"train": train_ids, "val": val_ids})
     with factory() as session:
         train_pairs = store.pairs_by_ids(session, train_ids)
@@ -149,6 +151,9 @@ def head(context: JobContext, run: TaskRun) -> None:
         worker_peak_rss_mb=max([t.peak_rss_mb or 0.0 for t in tasks] + [peak_rss_mb()]),
         head_seconds=round(time.perf_counter() - started, 3),
     )
+    reward_summary = rewards.merge(context, factory, train_ids, result.scores)
+    if reward_summary is not None:
+        metrics = with_fields(metrics, reward_models=reward_summary)
     store.save_scores(
         factory,
         context.job_id,

@@ -22,7 +22,7 @@ from worker.influence.data import split_validation
 from worker.influence.model import load_tokenizer
 from worker.influence.results import with_fields
 from worker.influence.train import Cancelled
-from worker.jobs import canary, store
+from worker.jobs import canary, rewards, store
 from worker.jobs.canvas import dispatch_sharded, sharded
 from worker.jobs.claims import TaskRun
 from worker.jobs.judge import run_judge_job
@@ -155,9 +155,13 @@ def _run_audit(
     train_ids, val_in_dataset = canary.finish_result(
         result, engine_config, planted, train_ids, val_in_dataset
     )
+    outside = rewards.in_process(
+        factory, job_id, train_ids, result.scores, reporter.progress, reporter.should_cancel
+    )
     reporter.progress("saving", 0.0)
     metrics = with_fields(
         result.metrics,
+        **outside,
         **(target.metrics(result.metrics) if target is not None else {}),
         n_train=len(train_ids),
         n_val=len(val_pairs),

@@ -9,6 +9,7 @@ describe("LaunchAuditForm", () => {
   it("launches with the minilm preset by default, sending only what differs from defaults", async () => {
     const bodies: unknown[] = [];
     mockApi({
+      "GET /api/v1/saved-models": () => [],
       "POST /api/v1/datasets/1/jobs": async (request) => {
         bodies.push(await request.json());
         return new Response(JSON.stringify(makeJob({ id: 9 })), {
@@ -48,6 +49,7 @@ describe("LaunchAuditForm", () => {
 
   it("shows why the server refused the options", async () => {
     mockApi({
+      "GET /api/v1/saved-models": () => [],
       "POST /api/v1/datasets/1/jobs": () =>
         new Response(JSON.stringify({ detail: "default_method 'tracin' is not among methods" }), {
           status: 422,

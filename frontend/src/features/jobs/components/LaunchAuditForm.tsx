@@ -12,6 +12,7 @@ import {
   type Mode,
 } from "../api/options";
 import { Alert } from "../../../components/ui/Alert";
+import { RewardModelsField } from "./RewardModelsField";
 
 interface Props {
   datasetId: number;
@@ -53,6 +54,7 @@ export function LaunchAuditForm({ datasetId, onLaunched, targetSetId = null, tar
   const [methods, setMethods] = useState<MethodName[]>(DEFAULT_METHODS);
   const [methodsTouched, setMethodsTouched] = useState(false);
   const [defaultMethod, setDefaultMethod] = useState<MethodName | null>(null);
+  const [rewardModels, setRewardModels] = useState<string[]>([]);
 
   const submit = (event: FormEvent) => {
     event.preventDefault();
@@ -65,6 +67,7 @@ export function LaunchAuditForm({ datasetId, onLaunched, targetSetId = null, tar
     }
     if (methodsTouched) config.methods = methods;
     if (defaultMethod !== null) config.default_method = defaultMethod;
+    if (rewardModels.length > 0) config.reward_models = rewardModels;
     if (targetSetId !== null) config.target_set_id = targetSetId;
     create.mutate(config, { onSuccess: onLaunched });
   };
@@ -163,6 +166,7 @@ export function LaunchAuditForm({ datasetId, onLaunched, targetSetId = null, tar
             ))}
           </select>
         </label>
+        <RewardModelsField value={rewardModels} onChange={setRewardModels} />
       </details>
       {create.isError && (
         <Alert title="Could not launch" error={create.error} />

@@ -1,0 +1,42 @@
+"""Outside reward models' columns on `scores` (issue 24): one margin slot per reward model an
+audit names (rm_margin_1..4, the models' names in the job's metrics), their mean, spread, the
+count of models against the label and the ambiguous flag (1 where the models split).
+
+Revision ID: 0016
+Revises: 0017 (the single head when this was written; 0017 revises 0014, and a second child of
+0014 would leave two heads)
+Create Date: 2026-12-07 03:40:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0016"
+down_revision = "0017"
+branch_labels = None
+depends_on = None
+
+COLUMNS = (
+    "rm_margin_1",
+    "rm_margin_2",
+    "rm_margin_3",
+    "rm_margin_4",
+    "rm_mean",
+    "rm_spread",
+    "rm_votes_against",
+    "rm_ambiguous",
+)
+
+
+def upgrade() -> None:
+    # Added to the partitioned parent on Postgres: every job's partition gets the columns.
+    for column in COLUMNS:
+        op.add_column("scores", sa.Column(column, sa.Float(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("scores") as batch:
+        for column in COLUMNS:
+            batch.drop_column(column)
