@@ -71,12 +71,12 @@ export function BulkBar({ datasetId, filter, matching, onDone }: Props) {
               bulk.mutate(body, {
                 onSuccess: (result) => {
                   setPreview(null);
-                  onDone(`${VERBS[kind]}: ${result.changed.toLocaleString()} pairs changed.`);
+                  onDone(`${VERBS[kind]}: ${count(result.changed, "pair")} changed.`);
                 },
               })
             }
           >
-            {VERBS[kind]} {preview.changed.toLocaleString()} pairs
+            {VERBS[kind]} {count(preview.changed, "pair")}
           </button>
           <button type="button" onClick={() => setPreview(null)}>
             Cancel

@@ -1,4 +1,5 @@
 import { useMemo, useRef, useState, type PointerEvent } from "react";
+import { count } from "../../../components/ui/count";
 
 /** Equal-width bins of one score column: `edges` has one more entry than `counts`. */
 export interface Histogram {
@@ -95,7 +96,7 @@ export function HarmHistogram({
         ref={svg}
         viewBox={`0 0 ${width} ${height}`}
         role="img"
-        aria-label={`Histogram of ${column} scores for ${n} pairs, from ${format(lo)} to ${format(hi)}`}
+        aria-label={`Histogram of ${column} scores for ${count(n, "pair")}, from ${format(lo)} to ${format(hi)}`}
         className={onBrush ? "brushable" : undefined}
         onPointerDown={(event) => {
           const value = onBrush ? valueAt(event) : null;

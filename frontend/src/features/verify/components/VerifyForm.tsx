@@ -124,7 +124,7 @@ export function VerifyForm({ datasetId, audit, flaggedCount, testDatasets, onLau
           />
           My current flags
           <span className="muted small">
-            {flaggedCount === undefined ? "" : noFlags ? "(none flagged yet)" : `(${flaggedCount} pairs)`}
+            {flaggedCount === undefined ? "" : noFlags ? "(none flagged yet)" : `(${count(flaggedCount, "pair")})`}
           </span>
         </label>
         {groupBudget !== null && (

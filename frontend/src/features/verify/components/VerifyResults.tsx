@@ -12,6 +12,7 @@ import { formatLoss, formatPoints } from "./format";
 import { ARM_LABELS, VerifyPlot } from "./VerifyPlot";
 import { Alert } from "../../../components/ui/Alert";
 import { Table } from "../../../components/ui/Table";
+import { count } from "../../../components/ui/count";
 
 interface Props {
   job: Job;
@@ -67,7 +68,7 @@ export function VerifyResults({ job, onOpenAudit }: Props) {
           </>
         )}
         : {metrics.n_removed} of {metrics.n_train} training pairs removed. Evaluated on{" "}
-        {metrics.evaluated_on ?? "held-out pairs"} ({metrics.n_eval} pairs), seeds{" "}
+        {metrics.evaluated_on ?? "held-out pairs"} ({count(metrics.n_eval, "pair")}), seeds{" "}
         {metrics.seeds.join(", ")}.
       </p>
       <div className="verify-body">
