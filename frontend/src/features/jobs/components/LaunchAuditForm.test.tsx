@@ -62,4 +62,28 @@ describe("LaunchAuditForm", () => {
       "Could not launch: default_method 'tracin' is not among methods",
     );
   });
+
+  it("shows LoRA-only options (epochs, learning rate) only in LoRA mode, and never sends them otherwise", async () => {
+    const bodies: unknown[] = [];
+    mockApi({
+      "GET /api/v1/saved-models": () => [],
+      "POST /api/v1/datasets/1/jobs": async (request) => {
+        bodies.push(await request.json());
+        return new Response(JSON.stringify(makeJob({ id: 9 })), {
+          status: 202,
+          headers: { "Content-Type": "application/json" },
+        });
+      },
+    });
+    renderWithClient(<LaunchAuditForm datasetId={1} onLaunched={vi.fn()} />);
+    await userEvent.click(screen.getByText("Advanced options"));
+    await userEvent.type(screen.getByLabelText("Epochs"), "3");
+    await userEvent.selectOptions(screen.getByLabelText("Training mode"), "head");
+    expect(screen.queryByLabelText("Epochs")).toBeNull();
+    expect(screen.queryByLabelText("Learning rate")).toBeNull();
+    expect(screen.getByLabelText("Batch size")).toBeInTheDocument();
+    await userEvent.click(screen.getByRole("button", { name: "Launch audit" }));
+    await waitFor(() => expect(bodies).toHaveLength(1));
+    expect(bodies[0]).toEqual({ kind: "audit", model: "minilm", mode: "head" });
+  });
 });

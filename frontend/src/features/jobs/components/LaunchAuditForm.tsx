@@ -28,6 +28,8 @@ interface NumberOption {
   label: string;
   step: string;
   fallback: number;
+  /** Only LoRA training reads it (head mode fits its head exactly; pretrained trains nothing). */
+  loraOnly?: boolean;
 }
 
 // The server's default for `methods` (the schema carries it), to pre-tick the boxes; `methods` is
@@ -35,8 +37,8 @@ interface NumberOption {
 const DEFAULT_METHODS = defaultOf<MethodName[]>("methods", ["loss"]);
 
 const NUMBER_OPTIONS: NumberOption[] = [
-  { field: "epochs", label: "Epochs", step: "1", fallback: 2 },
-  { field: "learning_rate", label: "Learning rate", step: "any", fallback: 5e-4 },
+  { field: "epochs", label: "Epochs", step: "1", fallback: 2, loraOnly: true },
+  { field: "learning_rate", label: "Learning rate", step: "any", fallback: 5e-4, loraOnly: true },
   { field: "batch_size", label: "Batch size", step: "1", fallback: 16 },
   { field: "max_length", label: "Max tokens", step: "1", fallback: 128 },
   { field: "val_fraction", label: "Validation fraction", step: "any", fallback: 0.1 },
@@ -56,12 +58,14 @@ export function LaunchAuditForm({ datasetId, onLaunched, targetSetId = null, tar
   const [defaultMethod, setDefaultMethod] = useState<MethodName | null>(null);
   const [rewardModels, setRewardModels] = useState<string[]>([]);
 
+  // LoRA-only options are neither shown nor sent in the other modes.
+  const shownOptions = NUMBER_OPTIONS.filter((option) => mode === "lora" || !option.loraOnly);
   const submit = (event: FormEvent) => {
     event.preventDefault();
     // Send only what differs from the server's defaults, so the job's config reads as intent.
     const config: AuditCreate = { kind: "audit", model: customModel.trim() || model };
     if (mode !== defaultOf("mode", "lora")) config.mode = mode;
-    for (const option of NUMBER_OPTIONS) {
+    for (const option of shownOptions) {
       const raw = numbers[option.field];
       if (raw !== undefined && raw !== "") config[option.field] = Number(raw);
     }
@@ -119,7 +123,7 @@ export function LaunchAuditForm({ datasetId, onLaunched, targetSetId = null, tar
               ))}
             </select>
           </label>
-          {NUMBER_OPTIONS.map((option) => (
+          {shownOptions.map((option) => (
             <label key={option.field} title={helpOf(option.field)}>
               {option.label}
               <input
