@@ -12,6 +12,7 @@ import math
 
 import datasets
 import pyarrow.parquet as pq
+import pytest
 
 from tests.factories import API, jsonl_bytes, upload, wait_for_job
 
@@ -120,3 +121,38 @@ def test_truncation_tags_and_soft_labels(client, auth, celery_worker_process, tm
         assert len(dpo) == len(margins)
         assert all(0 <= e <= 0.5 for e in dpo["label_smoothing"])
         assert all(isinstance(t, str) and t for t in dpo["prompt"])
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        pytest.param({"mode": "head"}, id="head-canvas"),
+        pytest.param({"hessian": "exact"}, id="single-task"),
+    ],
+)
+def test_every_audit_flow_tags_truncation(client, auth, celery_worker_process, options) -> None:
+    """The head canvas (its first feature shard) and the single-task flow tag the same pairs,
+    each audit its own: with job_id in the filter, only that audit's tags count."""
+    ds = upload(client, auth, jsonl_bytes(_records()), "flows.jsonl").json()["id"]
+    jobs = []
+    # At 400 tokens nothing is cut, so no pair is identical: once, on the faster head canvas.
+    lengths = (16, 400) if options.get("mode") == "head" else (16,)
+    for max_length in lengths:
+        body = {"model": "tiny", "max_length": max_length, **options}
+        created = client.post(f"{API}/datasets/{ds}/jobs", headers=auth, json=body)
+        assert created.status_code == 202, created.text
+        job = wait_for_job(client, auth, created.json()["id"], timeout=600)
+        assert job["status"] == "succeeded", job["error"]
+        jobs.append(job["id"])
+    for job_id, expected in zip(jobs, (TRUNCATED, set()), strict=False):
+        page = client.get(
+            f"{API}/datasets/{ds}/pairs",
+            headers=auth,
+            params={"tag": "truncated_identical", "job_id": job_id, "split": "all", "limit": 100},
+        ).json()
+        assert {p["index"] for p in page["items"]} == expected
+    # Without a job, any audit's tags count.
+    listed = client.get(
+        f"{API}/datasets/{ds}/pairs", headers=auth, params={"tag": "truncated_identical"}
+    ).json()
+    assert {p["index"] for p in listed["items"]} == TRUNCATED
