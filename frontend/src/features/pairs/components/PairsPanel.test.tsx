@@ -287,5 +287,6 @@ describe("PairsPanel", () => {
     const legend = screen.getByTestId("score-legend");
     expect(legend).toHaveTextContent("Ranked by harm = length heuristic (characters): high = chosen is much shorter than rejected.");
     expect(screen.getByTestId("default-reason")).toHaveTextContent(/audit's default.*AUROC/);
+    expect(within(screen.getByLabelText("Sort by")).getByRole("option", { name: "harm = length heuristic" })).toBeInTheDocument();
   });
 });

@@ -263,6 +263,7 @@ export function PairsPanel({
         scored={scored}
         tags={tags.data}
         tagCounts={tagCounts.data}
+        defaultMethod={defaultMethod}
       />
       {!readOnly && <BulkBar datasetId={datasetId} filter={toFilter(query)} matching={total} onDone={setMessage} />}
       {jobId !== null && !readOnly && (
