@@ -686,7 +686,9 @@ def main(argv: list[str] | None = None) -> int:
                 )
             recipe = recipe_hash(config, limit, sizes, len(source.pairs))
             views, truncation = (
-                source_views(source, config, args.cache) if args.mode == "head" else (None, None)
+                source_views(source, config, args.cache)
+                if args.mode == "head" and not args.summarise_only
+                else (None, None)
             )
             for rate in rates:
                 for seed in range(seeds):
