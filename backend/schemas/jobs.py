@@ -201,10 +201,10 @@ class JobPublic(BaseModel):
 
     @computed_field(  # type: ignore[prop-decorator]
         description="Seconds left of a running job, from measured stage rates: the current "
-        "stage's own rate (or, before it has one, the rate the same stage had in recent jobs of "
-        "this kind, mode, model and device), plus the later stages at their recent rates scaled "
-        "by this job's pace. Null while there is nothing measured to say it from (no finished "
-        "job of the kind yet, or a stage just started): show 'estimating'."
+        "stage's own rate blended with the time the same stage took in recent jobs of this "
+        "kind, mode, model and device, plus the later stages at their recent rates, scaled by "
+        "this job's size and pace. Null while there is nothing measured to say it from (no "
+        "finished job of the kind yet, or a stage just started): show 'estimating'."
     )
     @property
     def eta_seconds(self) -> float | None:

@@ -9,13 +9,15 @@ worker as its stages run) and the rates the same stages had in recent jobs of th
     units    each stage's work (pairs, or retrains × pairs): history is scaled by it
     history  seconds per unit of each stage in recent finished jobs of the key (null: none yet)
     current  the stage running now
+    cold     some task of it was its worker process's first run of that stage
     stages   {stage: {start, first: [t, f] | null, last: [t, f], end | null}} (epoch seconds)
 
 The current stage's time left is extrapolated from its own rate (between its first and latest
-measured fraction) where it has one, else from its history; every later stage counts its
-history, scaled by the pace of this job so far against the history (a busier machine slows every
-stage). With no history for the key the ETA is unknown (None) until the last stage: a figure from
-the current stage alone would say seconds for a job that has minutes to go.
+measured fraction), blended with its recorded time by how far it got (an early rate is a short
+sample); every later stage counts its recorded time, scaled by the pace of this job so far
+against the records (a busier machine slows every stage). With no history for the key the ETA
+is unknown (None) until the last stage: a figure from the current stage alone would say seconds
+for a job that has minutes to go.
 """
 
 from __future__ import annotations
@@ -96,10 +98,10 @@ def _own_rate_left(entry: dict[str, Any], now: float) -> float | None:
     return (1.0 - last[1]) * span / done - (now - last[0])
 
 
-def _pace(timing: Timing, own_left: float | None, now: float) -> float:
+def _pace(timing: Timing, left: float | None, now: float) -> float:
     """How fast this job runs against the recorded rates: its stages' seconds so far (the
-    current one's projected from its own rate) over what the rates expected of them. A busier
-    or quieter machine moves every stage alike, so the later stages are scaled by it."""
+    current one's projected with `left` seconds to go, or left out) over what the rates expected
+    of them. A busier or quieter machine moves every stage alike, so later stages scale by it."""
     history, units = timing.get("history") or {}, timing.get("units", {})
     actual = expected = 0.0
     for stage, entry in timing["stages"].items():
@@ -107,8 +109,8 @@ def _pace(timing: Timing, own_left: float | None, now: float) -> float:
             continue
         if entry.get("end") is not None:
             actual += entry["end"] - entry["start"]
-        elif own_left is not None:
-            actual += now - entry["start"] + own_left
+        elif left is not None:
+            actual += now - entry["start"] + max(0.0, left)
         else:
             continue
         expected += history[stage] * units.get(stage, 1.0)
@@ -128,13 +130,20 @@ def eta_seconds(timing: Timing | None, now: float) -> float | None:
     if not history and later:
         return None
     own = _own_rate_left(entry, now) if current in timing.get("steady", []) else None
-    pace = _pace(timing, own, now)
-    if own is not None:
-        left = own
-    elif current in history:
-        left = pace * history[current] * units.get(current, 1.0) - (now - entry["start"])
+    prior = None
+    if current in history:
+        # The stage's recorded time at the pace of this job's finished stages.
+        expected = _pace(timing, None, now) * history[current] * units.get(current, 1.0)
+        prior = expected - (now - entry["start"])
+    if own is not None and prior is not None:
+        # Its own rate counts more the further the stage got (an early rate is a short sample).
+        weight = min(1.0, max(0.0, entry["last"][1]))
+        left = weight * own + (1.0 - weight) * prior
+    elif own is not None or prior is not None:
+        left = own if own is not None else prior  # type: ignore[assignment]
     else:
         return None
+    pace = _pace(timing, left, now)
     rest = sum(pace * history.get(stage, 0.0) * units.get(stage, 1.0) for stage in later)
     return round(max(0.0, left) + rest, 1)
 
@@ -148,7 +157,9 @@ def stage_rates(session: Session, kind: str, key: str) -> dict[str, float] | Non
         .order_by(Job.finished_at.desc())
         .limit(10 * HISTORY_JOBS)
     ).all()
-    recent = [t for t in rows if isinstance(t, dict) and t.get("key") == key][:HISTORY_JOBS]
+    recent = [t for t in rows if isinstance(t, dict) and t.get("key") == key]
+    # A job its worker process ran first paid one-time costs: warm jobs say the rate better.
+    recent = ([t for t in recent if not t.get("cold")] or recent)[:HISTORY_JOBS]
     if not recent:
         return None
     per_unit: dict[str, list[float]] = {}

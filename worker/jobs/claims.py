@@ -38,6 +38,12 @@ from worker.jobs.reporter import start_timing
 log = logging.getLogger(__name__)
 
 
+_WARM: set[str] = set()
+"""Stages this process has run: the first run of a stage in a process pays one-time costs (the
+model read from disk, lazy imports) that its later runs do not, so its job's timing is marked
+cold and recent warm jobs' rates are preferred (backend.storage.eta.stage_rates)."""
+
+
 class Busy(Exception):
     """Another live process runs this task; this delivery gives way."""
 
@@ -84,6 +90,7 @@ class TaskRun:
         self.settings = get_settings()
         self.fraction = 0.0
         self.pairs = 0
+        self.cold = False
         self._cancelled = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -103,6 +110,8 @@ class TaskRun:
             outcome = self._try_claim()
             if outcome != "busy":
                 if outcome == "run":
+                    self.cold = self.stage not in _WARM
+                    _WARM.add(self.stage)
                     self._start_heartbeat()
                 return outcome
             if time.monotonic() > deadline:
@@ -195,7 +204,7 @@ class TaskRun:
             if status != RUNNING:
                 self._cancelled.set()
             elif self.stage in stages.CANVAS_STAGES:
-                update_job_progress(session, self.job_id)
+                update_job_progress(session, self.job_id, cold=self.cold)
             session.commit()
 
     def progress(self, fraction: float, message: str | None = None) -> None:
@@ -225,7 +234,7 @@ class TaskRun:
                 )
             )
             if status == SUCCEEDED and self.stage in stages.CANVAS_STAGES:
-                update_job_progress(session, self.job_id)
+                update_job_progress(session, self.job_id, cold=self.cold)
             elif status == SUCCEEDED and self.stage == "job":
                 _end_timing(session, self.job_id)
             session.commit()
@@ -255,8 +264,9 @@ def _work_done(rows: Sequence[Any], total: float | None) -> float:
     return min(1.0, done / (max(total, sum(known)) if total else sum(known) + unknown))
 
 
-def update_job_progress(session: Session, job_id: int) -> None:
-    """The job's one progress figure, stage and timing, from its task rows (weighted by stage)."""
+def update_job_progress(session: Session, job_id: int, cold: bool = False) -> None:
+    """The job's one progress figure, stage and timing, from its task rows (weighted by stage);
+    `cold`: the calling task is its process's first run of its stage."""
     rows = session.execute(
         select(
             JobTask.stage,
@@ -291,6 +301,7 @@ def update_job_progress(session: Session, job_id: int) -> None:
         .values(progress=min(0.999, total), stage=stages.label(current or list(weights)[-1]))
     )
     if timing is not None:
+        timing["cold"] = bool(timing.get("cold")) or cold
         _canvas_timing(session, job_id, timing, flow, current, per_stage, rows)
 
 

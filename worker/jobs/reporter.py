@@ -39,6 +39,10 @@ def start_timing(session: Session, job_id: int, flow: str) -> eta.Timing | None:
     return eta.new_timing(history=eta.stage_rates(session, job.kind, plan["key"]), **plan)
 
 
+_WARM: set[str] = set()
+"""Job kinds this process has run (see worker.jobs.claims._WARM: a first run is marked cold)."""
+
+
 class JobReporter:
     """Writes stage and progress to the job row (throttled) and answers "was I cancelled?"."""
 
@@ -53,6 +57,9 @@ class JobReporter:
         self._labels = {s.name: s.label for s in stages.FLOWS.get(kind, ())}
         with session_factory() as session:
             self._timing = start_timing(session, job_id, kind)
+        if self._timing is not None:
+            self._timing["cold"] = kind not in _WARM
+        _WARM.add(kind)
 
     def overall(self, stage: str, fraction: float) -> float:
         before = sum(self._weights.get(s, 0.0) for s in self._done if s != stage)

@@ -2014,7 +2014,7 @@ export interface components {
             error: string | null;
             /**
              * Eta Seconds
-             * @description Seconds left of a running job, from measured stage rates: the current stage's own rate (or, before it has one, the rate the same stage had in recent jobs of this kind, mode, model and device), plus the later stages at their recent rates scaled by this job's pace. Null while there is nothing measured to say it from (no finished job of the kind yet, or a stage just started): show 'estimating'.
+             * @description Seconds left of a running job, from measured stage rates: the current stage's own rate blended with the time the same stage took in recent jobs of this kind, mode, model and device, plus the later stages at their recent rates, scaled by this job's size and pace. Null while there is nothing measured to say it from (no finished job of the kind yet, or a stage just started): show 'estimating'.
              */
             readonly eta_seconds: number | null;
             /** Finished At */
