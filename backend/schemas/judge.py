@@ -4,6 +4,7 @@ settings (PREFAUDIT_JUDGE_API_KEY)."""
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -15,6 +16,9 @@ from worker.influence.judge.template import (
     PLACEHOLDERS,
     JudgeTemplate,
 )
+
+WITHHELD = "(withheld)"
+_SECRET_WORDS = ("key", "secret", "token", "password", "auth")
 
 
 class JudgeTemplateIn(BaseModel):
@@ -64,6 +68,25 @@ class JudgeCreate(BaseModel):
     shard_size: int = Field(
         32, ge=1, le=2000, description="Pairs judged and stored per step (progress and cancel)."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _withhold_secrets(cls, data: Any) -> Any:
+        """A 422 echoes what it refuses: an unknown field that looks like a secret, or a URL's
+        credentials, are replaced before validation refuses them, so no error shows them."""
+        if not isinstance(data, dict):
+            return data
+        out = {
+            name: WITHHELD
+            if name not in cls.model_fields and any(w in name.lower() for w in _SECRET_WORDS)
+            else value
+            for name, value in data.items()
+        }
+        url = out.get("base_url")
+        if isinstance(url, str) and "@" in url.partition("://")[2].split("/")[0]:
+            scheme, _, rest = url.partition("://")
+            out["base_url"] = f"{scheme}://{WITHHELD}@{rest.split('@', 1)[1]}"
+        return out
 
     @field_validator("base_url")
     @classmethod

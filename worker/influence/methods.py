@@ -465,17 +465,21 @@ METHOD_NAMES: tuple[MethodName, ...] = tuple(spec.name for spec in _SPECS)
 """The methods' names, in registry order (equal to the `MethodName` literal's values)."""
 
 
+OUTSIDE_COLUMN_SPECS: tuple[ColumnSpec, ...] = REWARD_MODEL_COLUMNS + JUDGE_COLUMN_SPECS
+"""Columns no method computes: the outside reward models' (an audit's `reward_models`) and the
+LLM judge's (a judge job)."""
+
+
 def score_column_specs(specs: Iterable[MethodSpec]) -> tuple[ColumnSpec, ...]:
-    """Every per-pair column of these methods, in table order: `harm`, then each method's own.
+    """Every per-pair column, in table order: `harm`, the outside columns, then each method's own
+    (so a method registered later adds its columns at the end).
 
     The one derivation of the column list: the database table, the API's `PairScores` and
     `ScoreColumn` and the UI's lists all start here (a test passes extra methods)."""
-    return (HARM,) + tuple(column for spec in specs for column in spec.owns)
+    return (HARM,) + OUTSIDE_COLUMN_SPECS + tuple(c for spec in specs for c in spec.owns)
 
 
-SCORE_COLUMN_SPECS: tuple[ColumnSpec, ...] = (
-    score_column_specs(_SPECS) + REWARD_MODEL_COLUMNS + JUDGE_COLUMN_SPECS
-)
+SCORE_COLUMN_SPECS: tuple[ColumnSpec, ...] = score_column_specs(_SPECS)
 """Every per-pair column, in table order; `harm` is the job's default method's harm column."""
 
 SCORE_COLUMNS: tuple[str, ...] = tuple(c.name for c in SCORE_COLUMN_SPECS)

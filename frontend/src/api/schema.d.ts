@@ -3092,7 +3092,7 @@ export interface components {
          * @description A per-pair score column (worker/influence/methods.py).
          * @enum {string}
          */
-        ScoreColumn: "harm" | "loss" | "margin" | "harm_loss" | "harm_gradient_similarity" | "harm_gradient_cosine" | "harm_influence" | "removal_effect_influence" | "harm_datainf" | "removal_effect_datainf" | "harm_self_influence" | "harm_corrected_loss" | "harm_tracin" | "harm_length" | "harm_oof_loss" | "oof_margin" | "harm_ensemble" | "ensemble_disagreement" | "harm_group" | "group_order" | "group_gain" | "rm_margin_1" | "rm_margin_2" | "rm_margin_3" | "rm_margin_4" | "rm_mean" | "rm_spread" | "rm_votes_against" | "rm_ambiguous" | "judge_p_chosen" | "judge_agree_chosen_first" | "judge_agree_chosen_second" | "judge_against" | "judge_confidence" | "judge_failed_orders";
+        ScoreColumn: "harm" | "rm_margin_1" | "rm_margin_2" | "rm_margin_3" | "rm_margin_4" | "rm_mean" | "rm_spread" | "rm_votes_against" | "rm_ambiguous" | "judge_p_chosen" | "judge_agree_chosen_first" | "judge_agree_chosen_second" | "judge_against" | "judge_confidence" | "judge_failed_orders" | "loss" | "margin" | "harm_loss" | "harm_gradient_similarity" | "harm_gradient_cosine" | "harm_influence" | "removal_effect_influence" | "harm_datainf" | "removal_effect_datainf" | "harm_self_influence" | "harm_corrected_loss" | "harm_tracin" | "harm_length" | "harm_oof_loss" | "oof_margin" | "harm_ensemble" | "ensemble_disagreement" | "harm_group" | "group_order" | "group_gain";
         /**
          * ScoreRange
          * @description `min` ≤ column ≤ `max` (either bound optional).
