@@ -215,7 +215,9 @@ def measure_totals(client: Client, built: Any, truths: dict[str, int]) -> dict[s
     return out
 
 
-def measure_bulk(client: Client, built: Any, n_train: int, repeat: int) -> dict[str, Any]:
+def measure_bulk(
+    client: Client, built: Any, n_train: int, repeat: int, with_pages: bool = True
+) -> dict[str, Any]:
     """Dry run and flag of the 100,000 most harmful pairs, then the combined filter's pages."""
     path = f"/datasets/{built.dataset_id}/review"
     share = 100 * (1 - min(BULK, n_train // 9) / n_train)
@@ -234,6 +236,8 @@ def measure_bulk(client: Client, built: Any, n_train: int, repeat: int) -> dict[
         "flag_s": flag_s,
     }
     print(f"  bulk: {out}", flush=True)
+    if not with_pages:
+        return out
     pages = _pairs_path(built.dataset_id)
     base = {"job_id": built.job_id, "sort": "-harm", "limit": PAGE, **COMBINED}
     out["combined_first"] = timed(lambda: client.get(pages, **base), repeat)
@@ -262,6 +266,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--rebuild", action="store_true", help="build the data again")
     parser.add_argument("--skip-exports", action="store_true")
+    parser.add_argument(
+        "--skip-pages",
+        action="store_true",
+        help="only the bulk flag, the totals after it and the exports (results get a suffix)",
+    )
     args = parser.parse_args()
     n = args.pairs
     url = os.environ.get("DATABASE_URL", DEFAULT_URL)
@@ -285,9 +294,12 @@ def main() -> None:
     server_env = {"PREFAUDIT_REAPER_INTERVAL_SECONDS": "0"}
     with api_server(server_env) as (base, process):
         client = Client(base, token)
-        out["sorts"] = measure_sorts(client, sessions, built, args.repeat)
-        out["search"] = measure_search(client, sessions, built, n, args.repeat)
-        out["bulk"] = measure_bulk(client, built, built.train_ids, args.repeat)
+        if not args.skip_pages:
+            out["sorts"] = measure_sorts(client, sessions, built, args.repeat)
+            out["search"] = measure_search(client, sessions, built, n, args.repeat)
+        out["bulk"] = measure_bulk(
+            client, built, built.train_ids, args.repeat, with_pages=not args.skip_pages
+        )
         truths = _truths(sessions, built, 50, 95)
         out["totals"] = measure_totals(client, built, truths)
         if not args.skip_exports:
@@ -302,6 +314,8 @@ def main() -> None:
         out["bulk"]["undo_s"], out["bulk"]["undo_changed"] = undo_s, undone["changed"]
     out["load_end"] = load()
     stem = "review_scale" if n == 1_000_000 else f"review_scale-{n}"
+    if args.skip_pages:
+        stem += "-totals-exports"
     write_json(RESULTS / f"{stem}.json", out)
     (RESULTS / f"{stem}.md").write_text(markdown(out, TARGETS))
     print(markdown(out, TARGETS))

@@ -67,6 +67,8 @@ def _bulk_lines(b: dict, targets: dict) -> list[str]:
     if "undo_s" in b:
         lines.append(f"| undo of the bulk flag | {b['undo_s']:.2f} s | – | |")
     target = targets["page_p95_ms"]
+    if "combined_first" not in b:
+        return lines
     lines.append(
         _page("combined filter after the bulk flag, first page", b["combined_first"], target)
     )
@@ -107,8 +109,8 @@ def markdown(out: dict[str, Any], targets: dict[str, Any]) -> str:
         "",
         "| measure | measured | target | met |",
         "|---|---|---|---|",
-        *_sort_lines(out, target),
-        *_search_lines(out, target),
+        *(_sort_lines(out, target) if "sorts" in out else []),
+        *(_search_lines(out, target) if "search" in out else []),
         *_bulk_lines(out["bulk"], targets),
         *_totals_lines(out["totals"], targets["estimate_tolerance"], "budget as configured"),
         *_totals_lines(
@@ -120,7 +122,7 @@ def markdown(out: dict[str, Any], targets: dict[str, Any]) -> str:
         "",
         "| sort | index read; sorts? ; time |",
         "|---|---|",
-        *(f"| `{s}` | {_plan(r['plan'])} |" for s, r in out["sorts"].items()),
-        *(f"| search {s} | {_plan(r['plan'])} |" for s, r in out["search"].items()),
+        *(f"| `{s}` | {_plan(r['plan'])} |" for s, r in out.get("sorts", {}).items()),
+        *(f"| search {s} | {_plan(r['plan'])} |" for s, r in out.get("search", {}).items()),
     ]
     return "\n".join(lines) + "\n"
