@@ -34,9 +34,19 @@ def upgrade() -> None:
     # Added to the partitioned parent on Postgres: every job's partition gets the columns.
     for column in COLUMNS:
         op.add_column("scores", sa.Column(column, sa.Float(), nullable=True))
+        where = sa.text(f"{column} IS NOT NULL")
+        op.create_index(
+            f"ix_scores_sort_{column}",
+            "scores",
+            ["job_id", "split", column, "pair_id"],
+            postgresql_where=where,
+            sqlite_where=where,
+        )
 
 
 def downgrade() -> None:
+    for column in COLUMNS:
+        op.drop_index(f"ix_scores_sort_{column}", table_name="scores")
     with op.batch_alter_table("scores") as batch:
         for column in COLUMNS:
             batch.drop_column(column)
