@@ -3,8 +3,7 @@ audit names (rm_margin_1..4, the models' names in the job's metrics), their mean
 count of models against the label and the ambiguous flag (1 where the models split).
 
 Revision ID: 0016
-Revises: 0017 (the single head when this was written; 0017 revises 0014, and a second child of
-0014 would leave two heads)
+Revises: 0015
 Create Date: 2026-12-07 03:40:00
 """
 
@@ -14,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0016"
-down_revision = "0017"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
