@@ -735,7 +735,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{recipe}: best {sel['best']}, beats loss and length: {sel['best_beats_both']}, "
             f"default {sel['default']}"
         )
-    if not args.quick and args.mode == "head" and not args.summarise_only:
+    whole_grid = args.limit is None and set(args.datasets.split(",")) >= set(DATASETS)
+    if not args.quick and args.mode == "head" and not args.summarise_only and whole_grid:
+        # Only a run over every dataset at full size may replace the table jobs quote.
         write_engine_table(summary, cells, lengths[0])
     print(f"wrote {args.out / 'detection.md'}")
     return 0
