@@ -31,7 +31,6 @@ from worker.influence.data import split_validation
 from worker.influence.results import (
     AnyJobMetrics,
     AuditMetrics,
-    VerifyMetrics,
     read_metrics,
     stored_json,
     with_fields,
@@ -223,9 +222,7 @@ def write_metrics(job: Job, metrics: AnyJobMetrics) -> None:
     job.metrics = stored_json(metrics)
 
 
-def succeed(
-    session: Session, job: Job, metrics: AnyJobMetrics, stats: bool = True
-) -> str:
+def succeed(session: Session, job: Job, metrics: AnyJobMetrics, stats: bool = True) -> str:
     """Mark the job succeeded with its metrics (commits); an audit's review statistics are
     computed once here unless the caller writes them (`stats=False`)."""
     write_metrics(job, metrics)
