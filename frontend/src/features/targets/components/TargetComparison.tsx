@@ -3,7 +3,10 @@
 import { useState } from "react";
 import { Alert } from "../../../components/ui/Alert";
 import { Num } from "../../../components/ui/Num";
-import { useTargetComparison, type TargetComparison as Comparison } from "../api/targets";
+import { useTargetComparison } from "../api/targets";
+
+/** What the comparison endpoint returns (its scatter is a list of [a, b] points). */
+type Compared = NonNullable<ReturnType<typeof useTargetComparison>["data"]>;
 
 interface Audit {
   id: number;
@@ -45,7 +48,7 @@ export function TargetComparison({ datasetId, audits }: { datasetId: number; aud
   );
 }
 
-function ComparisonView({ data }: { data: Comparison }) {
+function ComparisonView({ data }: { data: Compared }) {
   const inB = new Set(data.top_b.map((p) => p.pair_id));
   const inA = new Set(data.top_a.map((p) => p.pair_id));
   return (
@@ -78,7 +81,7 @@ function ComparisonView({ data }: { data: Comparison }) {
   );
 }
 
-function Scatter({ points }: { points: [number, number][] }) {
+function Scatter({ points }: { points: Compared["scatter"] }) {
   if (points.length === 0) return null;
   const xs = points.map((p) => p[0]);
   const ys = points.map((p) => p[1]);
