@@ -144,3 +144,13 @@ def test_non_finite_or_partial_columns_are_not_candidates() -> None:
     scores["harm_influence"][3] = np.nan
     found = canaries.evaluate(scores, ["loss", "influence", "group"], positions)
     assert set(found) == {"loss"}
+
+
+def test_apply_needs_no_raw_loss_column() -> None:
+    """The LoRA canvas's finaliser reads only the columns its methods need: with methods=["loss"]
+    there is `harm_loss` but no `loss` column, and the choice must still be made."""
+    positions = canaries.select_canaries(400, 2)
+    scores = _scores(400, positions, {"loss": 3.0})
+    del scores["loss"], scores["margin"]
+    kept, choice = canaries.apply(scores, ["loss"], positions, LEARNED)
+    assert choice["method"] == "loss" and len(kept["harm"]) == 400 - len(positions)

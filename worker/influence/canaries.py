@@ -229,7 +229,8 @@ def apply(
     computed = [m for m in methods if harm_column(m) in scores]
     evidence = evaluate(scores, computed, positions)
     chosen, reason = choose(evidence, computed, trust, asked)
-    keep = ~canary_mask(len(scores["loss"]), positions)
+    n_rows = len(next(iter(scores.values())))  # any column: no "loss" unless a method reads it
+    keep = ~canary_mask(n_rows, positions)
     out = {name: np.asarray(values)[keep] for name, values in scores.items()}
     out["harm"] = out[harm_column(chosen)].copy()
     return out, describe(chosen, reason, evidence, len(positions), trust, asked)
