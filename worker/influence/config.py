@@ -22,9 +22,9 @@ MODEL_PRESETS: tuple[str, ...] = ("tiny", "minilm", "smollm2-135m")
 """Named backbones; anything else is a local directory or a Hugging Face hub id."""
 
 DEFAULT_METHOD: MethodName = "length"
-"""The detection benchmark's rule (bench/results/detection/detection.md): the best mean AUROC
-across its four datasets, unless a method beats both the loss and the length heuristic with
-paired 95% intervals. None does at ~1,000 pairs on MiniLM, and the length heuristic ranks first."""
+"""The value that means 'let the job choose' (worker/influence/canaries.py); also the fallback of
+jobs too small to plant canaries, the detection benchmark's best mean AUROC on its first four
+datasets (bench/results/detection/detection.md)."""
 
 Mode = Literal["lora", "head", "pretrained"]
 Hessian = Literal["gauss_newton", "exact"]
@@ -94,15 +94,14 @@ class EngineConfig:
     default_method: MethodName = field(
         default=DEFAULT_METHOD,
         metadata=_help(
-            "Method whose harm fills the user-facing 'harm' column; must be one of 'methods' "
-            "(left at its default while 'methods' lacks it, the first of 'methods' is used). "
-            "Default 'length' (chosen rejected-longer-than-chosen, direction from the validation "
-            "pairs), by the detection benchmark's rule (bench/results/detection/detection.md: 4 "
-            "datasets, 70 cells of ~1,000 pairs, MiniLM): it has the best mean AUROC (0.718 "
-            "against 0.708 for the loss and 0.709 for oof_loss), and no reward-model score beats "
-            "both it and the loss with paired 95% intervals. Pick 'oof_loss' or 'loss' where "
-            "length says nothing about quality or your reward model is strong (see "
-            "metrics.method_benchmark and metrics.trust)."
+            "Method whose harm fills the user-facing 'harm' column; must be one of 'methods'. "
+            "Left at its default ('length'), the job chooses by its own evidence: an audit with "
+            "200+ training pairs trains on 5% of them (20-64) with their labels swapped as "
+            "canaries and keeps the loss unless another ranking finds the canaries better by more "
+            "than its standard error, or uses length where the validation pairs show the model "
+            "learned nothing (metrics.default_choice says which, why and the figure it expects). "
+            "Naming any other method forces it; forcing 'length' itself is not possible yet "
+            "(it reads as 'let the job choose')."
         ),
     )
     seed: int = field(

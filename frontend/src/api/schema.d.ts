@@ -1030,7 +1030,7 @@ export interface components {
             damping?: number;
             /**
              * Default Method
-             * @description Method whose harm fills the user-facing 'harm' column; must be one of 'methods' (left at its default while 'methods' lacks it, the first of 'methods' is used). Default 'length' (chosen rejected-longer-than-chosen, direction from the validation pairs), by the detection benchmark's rule (bench/results/detection/detection.md: 4 datasets, 70 cells of ~1,000 pairs, MiniLM): it has the best mean AUROC (0.718 against 0.708 for the loss and 0.709 for oof_loss), and no reward-model score beats both it and the loss with paired 95% intervals. Pick 'oof_loss' or 'loss' where length says nothing about quality or your reward model is strong (see metrics.method_benchmark and metrics.trust).
+             * @description Method whose harm fills the user-facing 'harm' column; must be one of 'methods'. Left at its default ('length'), the job chooses by its own evidence: an audit with 200+ training pairs trains on 5% of them (20-64) with their labels swapped as canaries and keeps the loss unless another ranking finds the canaries better by more than its standard error, or uses length where the validation pairs show the model learned nothing (metrics.default_choice says which, why and the figure it expects). Naming any other method forces it; forcing 'length' itself is not possible yet (it reads as 'let the job choose').
              * @default length
              * @enum {string}
              */
