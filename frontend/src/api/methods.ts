@@ -41,11 +41,3 @@ export function methodDescription(method: string): string | undefined {
 
 /** The method an audit ranks by when its launch names none (the registry's default). */
 export const DEFAULT_METHOD: string = spec.default ?? METHODS[0] ?? "loss";
-
-/** Why the default is the default, as the API documents it (the benchmark's rule), from
- *  "Default '…'" on; undefined where the document gives no reason. */
-export function defaultMethodReason(): string | undefined {
-  const text = spec.description ?? "";
-  const start = text.indexOf("Default '");
-  return start >= 0 ? text.slice(start) : undefined;
-}

@@ -138,6 +138,7 @@ export function DatasetPage() {
             datasetPairs={dataset.data.n_pairs}
             groupBudget={groupBudgetOf(reviewed)}
             defaultMethod={defaultMethodOf(reviewed)}
+            defaultReason={defaultReasonOf(reviewed)}
             readOnly={role === "viewer"}
           />
         </>
@@ -167,6 +168,12 @@ export function DatasetPage() {
 function defaultMethodOf(job: Job): string | null {
   const metrics = job.metrics;
   return metrics && metrics.kind === "audit" ? (metrics.default_method ?? null) : null;
+}
+
+/** Why the audit chose its default ranking from its own evidence (its canaries), if it did. */
+function defaultReasonOf(job: Job): string | null {
+  const metrics = job.metrics;
+  return metrics && metrics.kind === "audit" ? (metrics.default_choice?.reason ?? null) : null;
 }
 
 /** The greedy selection's size of an audit that ran the `group` method, else null. */

@@ -15,7 +15,7 @@ function Location() {
 function setup(
   groupBudget: number | null = null,
   jobId: number | null = 7,
-  { url = "/", defaultMethod = null as string | null } = {},
+  { url = "/", defaultMethod = null as string | null, defaultReason = null as string | null } = {},
 ) {
   const pairs: Pair[] = [
     // The file's row 4 was skipped at upload: the fourth stored pair is row 5 of the file.
@@ -94,7 +94,7 @@ function setup(
   });
   renderWithClient(
     <>
-      <PairsPanel datasetId={1} jobId={jobId} datasetPairs={4} groupBudget={groupBudget} defaultMethod={defaultMethod} />
+      <PairsPanel datasetId={1} jobId={jobId} datasetPairs={4} groupBudget={groupBudget} defaultMethod={defaultMethod} defaultReason={defaultReason} />
       <Location />
     </>,
     { url },
@@ -286,7 +286,15 @@ describe("PairsPanel", () => {
     expect(within(table).getByRole("columnheader", { name: /BT loss/ })).toHaveTextContent("nats");
     const legend = screen.getByTestId("score-legend");
     expect(legend).toHaveTextContent("Ranked by harm = length heuristic (characters): high = chosen is much shorter than rejected.");
-    expect(screen.getByTestId("default-reason")).toHaveTextContent(/audit's default.*AUROC/);
+    expect(screen.getByTestId("default-reason")).toHaveTextContent(/too small to test their rankings on canaries/);
     expect(within(screen.getByLabelText("Sort by")).getByRole("option", { name: "harm = length heuristic" })).toBeInTheDocument();
+  });
+
+  it("says why the audit chose its ranking when its canaries decided", async () => {
+    setup(null, 7, { defaultMethod: "loss", defaultReason: "on 40 canaries the loss put 31 in its top 10%" });
+    await waitFor(() => expect(dataRows()).toHaveLength(3));
+    expect(screen.getByTestId("default-reason")).toHaveTextContent(
+      "this audit chose it from its own evidence: on 40 canaries the loss put 31 in its top 10%",
+    );
   });
 });

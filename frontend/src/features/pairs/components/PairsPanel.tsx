@@ -100,6 +100,8 @@ interface Props {
   readOnly?: boolean;
   /** The audit's default method (it filled `harm`), to name it where the ranking is shown. */
   defaultMethod?: string | null;
+  /** Why the audit chose its default (metrics.default_choice.reason), shown beside the ranking. */
+  defaultReason?: string | null;
 }
 
 /** Review one finished audit: the harm distribution, the ranked pairs, flagging. */
@@ -110,6 +112,7 @@ export function PairsPanel({
   groupBudget = null,
   readOnly = false,
   defaultMethod = null,
+  defaultReason = null,
 }: Props) {
   const scored = jobId !== null;
   const [sort, filters, setSort, setFilters, selectedId, setSelectedId] = useViewParams(scored);
@@ -344,7 +347,7 @@ export function PairsPanel({
         </Dialog>
       )}
       {scored && (
-        <ScoreLegend sortColumn={sortKey} columns={scoreColumns} defaultMethod={defaultMethod} />
+        <ScoreLegend sortColumn={sortKey} columns={scoreColumns} defaultMethod={defaultMethod} defaultReason={defaultReason} />
       )}
       <label className="inline">
         <input type="checkbox" checked={expanded} onChange={(e) => setExpanded(e.target.checked)} />

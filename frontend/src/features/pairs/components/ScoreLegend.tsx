@@ -1,4 +1,4 @@
-import { DEFAULT_METHOD, defaultMethodReason, methodLabel } from "../../../api/methods";
+import { DEFAULT_METHOD, methodLabel } from "../../../api/methods";
 import { describeColumn } from "./scoreText";
 
 interface Props {
@@ -8,13 +8,14 @@ interface Props {
   columns: string[];
   /** The audit's default method (it filled `harm`); null before any audit. */
   defaultMethod: string | null;
+  /** Why the audit chose it from its own evidence (metrics.default_choice.reason), if it did. */
+  defaultReason?: string | null;
 }
 
 /** How to read the ranking: what the sort column is and what high means in each score column,
  *  and why `harm` is the method it is. */
-export function ScoreLegend({ sortColumn, columns, defaultMethod }: Props) {
+export function ScoreLegend({ sortColumn, columns, defaultMethod, defaultReason = null }: Props) {
   const sorted = describeColumn(sortColumn, defaultMethod);
-  const reason = defaultMethodReason();
   return (
     <div className="score-legend small" data-testid="score-legend">
       <p>
@@ -39,9 +40,11 @@ export function ScoreLegend({ sortColumn, columns, defaultMethod }: Props) {
       {defaultMethod && (
         <p className="muted" data-testid="default-reason">
           Why harm is the {methodLabel(defaultMethod)}:{" "}
-          {defaultMethod === DEFAULT_METHOD
-            ? `it is the audit's default. ${reason ?? ""}`
-            : `it was chosen when the audit was launched (the default is the ${methodLabel(DEFAULT_METHOD)}).`}
+          {defaultReason
+            ? `this audit chose it from its own evidence: ${defaultReason}`
+            : defaultMethod === DEFAULT_METHOD
+              ? "it is the default of audits too small to test their rankings on canaries (under 200 training pairs)."
+              : "it was named when the audit was launched."}
         </p>
       )}
     </div>
