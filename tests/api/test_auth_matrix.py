@@ -61,6 +61,21 @@ REQUESTS: dict[tuple[str, str], dict] = {
     ("GET", "/methods"): {},
     ("GET", "/methods/columns"): {},
     ("GET", "/methods/tags"): {},
+    ("GET", "/saved-models"): {},
+    ("GET", "/judge/defaults"): {},
+    ("POST", "/datasets/{dataset_id}/judge/estimate"): {
+        "json": {"base_url": "http://127.0.0.1:9/v1", "model": "matrix"}
+    },
+    ("POST", "/datasets/{dataset_id}/judge"): {
+        "json": {"base_url": "http://127.0.0.1:9/v1", "model": "matrix"}
+    },
+    ("POST", "/datasets/{dataset_id}/target-sets"): {"json": {"source": {"kind": "reviewed"}}},
+    ("GET", "/datasets/{dataset_id}/target-sets"): {},
+    ("GET", "/datasets/{dataset_id}/target-sets/{target_set_id}"): {},
+    ("DELETE", "/datasets/{dataset_id}/target-sets/{target_set_id}"): {},
+    ("GET", "/datasets/{dataset_id}/target-comparison"): {
+        "params": {"job_a": "JOB", "job_b": "JOB"}
+    },
     ("POST", "/datasets/{dataset_id}/checks/contamination"): {
         "json": {"eval_dataset_id": "DATASET"}
     },
@@ -75,7 +90,7 @@ REQUESTS: dict[tuple[str, str], dict] = {
     ("PATCH", "/admin/users/{user_id}"): {"json": {"is_admin": False}},
     ("DELETE", "/admin/users/{user_id}"): {},  # last: the spare user goes
 }
-OWNED = {"dataset_id", "pair_id", "job_id", "token_id"}
+OWNED = {"dataset_id", "pair_id", "job_id", "token_id", "target_set_id"}
 ROLES = ("viewer", "reviewer", "owner")
 OWNER_ONLY = {
     ("DELETE", "/datasets/{dataset_id}"),
@@ -85,6 +100,10 @@ OWNER_ONLY = {
     ("PUT", "/datasets/{dataset_id}/shares"),
     ("DELETE", "/datasets/{dataset_id}/shares/{user_id}"),
     ("POST", "/datasets/{dataset_id}/transfer"),
+    ("POST", "/datasets/{dataset_id}/judge/estimate"),
+    ("POST", "/datasets/{dataset_id}/judge"),
+    ("POST", "/datasets/{dataset_id}/target-sets"),
+    ("DELETE", "/datasets/{dataset_id}/target-sets/{target_set_id}"),
 }
 REVIEWER = {
     ("PUT", "/datasets/{dataset_id}/pairs/{pair_id}/flag"),
@@ -129,7 +148,7 @@ def world(client, database):
     """An owner with a dataset, a (finished, scoreless) job and tokens; another user; an expired
     token of the owner."""
     from backend.db import session_scope
-    from backend.models import ApiToken, DatasetShare, Job, Pair, User, utcnow
+    from backend.models import ApiToken, DatasetShare, Job, Pair, TargetSet, User, utcnow
     from backend.services.users import create_user, issue_token
 
     with session_scope() as session:
@@ -172,8 +191,14 @@ def world(client, database):
                     role="viewer" if role == "spare" else role,
                 )
             )
+        # A target set written directly: the dataset's 5 pairs are too few to build one (20-500).
+        target = TargetSet(
+            dataset_id=dataset["id"], owner_id=owner_id, name="matrix", source="pairs", n_pairs=0
+        )
+        session.add(target)
         session.flush()
         ids = {
+            "target_set_id": target.id,
             "user_id": spare_user_id,
             "dataset_id": dataset["id"],
             "job_id": job.id,
@@ -217,7 +242,7 @@ def _snapshot() -> tuple:
     from backend.db import session_scope
 
     tables = ("ApiToken", "Dataset", "Flag", "Interaction", "Job", "Pair", "Score")
-    tables += ("ReviewAction", "ReviewEvent", "User", "DatasetShare")
+    tables += ("ReviewAction", "ReviewEvent", "User", "DatasetShare", "TargetSet", "PairTag")
     Flag, Job = models.Flag, models.Job  # noqa: N806
     with session_scope() as session:
         counts = tuple(
@@ -245,6 +270,8 @@ def _call(client, world, method: str, path: str, token: str | None, cookie: str 
                 else world["ids"]["dataset_id"]
                 if v == "DATASET"
                 else world["names"].get(v, v)
+                if isinstance(v, str)
+                else v
                 for k, v in request[key].items()
             }
     if "files" in request:
@@ -285,12 +312,11 @@ REFUSALS = [
     for identity in IDENTITIES
     if expected_refusal(identity, method, path) is not None
 ]
-# Deleting the dataset or logging out would remove what the other rows need (tested elsewhere).
-OWNER_CALLS = [
-    key
-    for key in REQUESTS
-    if key not in {("DELETE", "/datasets/{dataset_id}"), ("POST", "/auth/logout")}
-]
+# Deleting the dataset, its target set or logging out would remove what the other rows need
+# (tested elsewhere).
+REMOVES = {("DELETE", "/datasets/{dataset_id}"), ("POST", "/auth/logout")}
+REMOVES.add(("DELETE", "/datasets/{dataset_id}/target-sets/{target_set_id}"))
+OWNER_CALLS = [key for key in REQUESTS if key not in REMOVES]
 ROLE_CALLS = [
     (identity, method, path)
     for method, path in OWNER_CALLS
