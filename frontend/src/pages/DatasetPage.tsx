@@ -1,6 +1,6 @@
 // One dataset: launch audits, follow them, review the selected audit's ranked pairs, and verify
 // that pruning them pays. Composes the datasets, jobs, pairs and verify features, which do not
-// know about each other.
+// know about each other. The judge feature (features/judge) launches LLM judge jobs for owners.
 import { useState } from "react";
 import { Link, useParams, useSearchParams } from "react-router";
 import { Alert } from "../components/ui/Alert";
@@ -8,6 +8,7 @@ import { ExportButtons, SharingPanel, useDataset, useDatasets } from "../feature
 import { AuditTrust, JobsList, JobStatus, LaunchAuditForm, useJobs, type Job } from "../features/jobs";
 import { PairsPanel, useFlaggedCount } from "../features/pairs";
 import { PushingPairs, TargetComparison, TargetPicker, TargetSetsPanel, targetOf } from "../features/targets";
+import { JudgePanel } from "../features/judge";
 import { VerifyForm, VerifyResults } from "../features/verify";
 
 export function DatasetPage() {
@@ -157,6 +158,16 @@ export function DatasetPage() {
           datasetId={datasetId}
           canEdit={isOwner}
           otherDatasets={(datasets.data?.items ?? []).filter((other) => other.id !== datasetId)}
+        />
+      )}
+      {isOwner && (
+        <JudgePanel
+          datasetId={datasetId}
+          onLaunched={async (job) => {
+            // The new job must be in the list before it can be selected.
+            await jobs.refetch();
+            selectJob(job.id);
+          }}
         />
       )}
       {isOwner && <SharingPanel datasetId={datasetId} />}
