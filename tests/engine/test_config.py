@@ -159,7 +159,7 @@ def test_score_command_writes_one_row_per_training_pair(tmp_path: Path) -> None:
 
     # A bad row stops the command naming it, unless --on-bad-rows skip scores the rest.
     lines = train.read_text().splitlines()
-    lines[4] = json.dumps({"chosen": "", "rejected": "x"})
+    lines[4] = json.dumps({"chosen": "x"})  # no rejected (an empty one is accepted and tagged)
     train.write_text("\n".join(lines) + "\n")
     common = ["score", str(train), "--val", str(val), "--model", "tiny", "--epochs", "1"]
     common += ["--methods", "loss", "--default-method", "loss", "--out", str(out)]

@@ -19,6 +19,7 @@ from worker.influence.methods import (
     HARM_COLUMNS,
     METHOD_NAMES,
     METHODS,
+    OUTSIDE_COLUMN_SPECS,
     SCORE_COLUMNS,
     MethodName,
     harm_column,
@@ -54,8 +55,10 @@ def test_every_method_fills_known_columns_and_has_a_harm_column() -> None:
         assert not spec.lora_only or spec.needs_checkpoints, name
         assert not spec.needs_curvature or spec.needs_gradients, name
         filled |= set(spec.columns)
-    # Every column but the default method's copy is some method's.
-    assert filled == set(SCORE_COLUMNS) - {"harm"}
+    # Every column but the default method's copy and the column groups filled outside the
+    # methods (reward models, the judge) is some method's.
+    outside = {c.name for c in OUTSIDE_COLUMN_SPECS}
+    assert filled == set(SCORE_COLUMNS) - {"harm"} - outside
     assert tuple(c for c in SCORE_COLUMNS if c.startswith("harm")) == HARM_COLUMNS
 
 
@@ -130,8 +133,8 @@ def test_openapi_types_job_metrics_by_kind(openapi) -> None:
     schemas = openapi["components"]["schemas"]
     metrics = schemas["JobPublic"]["properties"]["metrics"]["anyOf"][0]
     assert metrics["discriminator"]["propertyName"] == "kind"
-    assert set(metrics["discriminator"]["mapping"]) == {"audit", "verify"}
-    for name in ("AuditMetrics", "VerifyMetrics"):
+    assert set(metrics["discriminator"]["mapping"]) == {"audit", "verify", "judge"}
+    for name in ("AuditMetrics", "VerifyMetrics", "JudgeMetrics"):
         # Every key a job writes is declared; a response holds no other (old ones are dropped).
         assert schemas[name]["additionalProperties"] is False
         assert "kind" in schemas[name]["required"]
