@@ -339,7 +339,7 @@ def test_the_preview_shows_columns_first_pairs_and_bad_rows_and_stores_nothing(
     client, auth
 ) -> None:
     rows = [{"question": f"q{i}", "good": "x" * 5000, "bad": "no"} for i in range(8)]
-    rows[1] = {"question": "q1", "good": "", "bad": "no"}  # an empty answer
+    rows[1] = {"question": "q1", "bad": "no"}  # no answer (an empty one is accepted and tagged)
     data = jsonl_bytes(rows)
     before, files_before, staged_before = stored_counts(), n_stored_files(), staged_uploads()
 
@@ -361,7 +361,7 @@ def test_the_preview_shows_columns_first_pairs_and_bad_rows_and_stores_nothing(
     assert body["format"] == "jsonl" and body["schema_kind"] == "prompt_chosen_rejected"
     assert [p["row"] for p in body["pairs"]] == [1, 3, 4, 5, 6]  # five pairs, row 2 is bad
     assert body["pairs"][0]["prompt"] == "q0" and len(body["pairs"][0]["chosen"]) == 2000
-    assert [(b["row"], b["column"]) for b in body["bad_rows"]] == [(2, "chosen")]
+    assert [(b["row"], b["column"]) for b in body["bad_rows"]] == [(2, "good")]  # the file's name
     assert body["rows_read"] == 8  # every record is read (up to 200), not only until 5 pairs
     assert stored_counts() == before and n_stored_files() == files_before
     assert staged_uploads() == staged_before
@@ -374,8 +374,8 @@ def test_the_preview_shows_columns_first_pairs_and_bad_rows_and_stores_nothing(
 
 def test_the_preview_reads_200_records_and_lists_their_bad_rows(client, auth) -> None:
     rows = [{"prompt": f"q{i}", "chosen": "yes", "rejected": "no"} for i in range(250)]
-    rows[120] = {"prompt": "q120", "chosen": "", "rejected": "no"}  # file row 121
-    rows[220] = {"prompt": "q220", "chosen": "", "rejected": "no"}  # row 221: past the preview
+    rows[120] = {"prompt": "q120", "rejected": "no"}  # file row 121: no chosen
+    rows[220] = {"prompt": "q220", "rejected": "no"}  # row 221: past the preview
     body = _preview(client, auth, jsonl_bytes(rows), "long.jsonl").json()
     assert body["rows_read"] == 200
     assert [(b["row"], b["column"]) for b in body["bad_rows"]] == [(121, "chosen")]
