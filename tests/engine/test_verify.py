@@ -161,7 +161,8 @@ def test_lora_retrains_are_seeded_and_cancellable() -> None:
             progress=lambda *call: calls.append(call),
             should_cancel=cancel_after_a_few,
         )
-    assert calls and max(f for _, f, _ in calls) < 1.0
+    # Cancelled mid-retraining: that stage never completes (the frozen features' own stage may).
+    assert calls and max(f for stage, f, _ in calls if stage == "retraining") < 1.0
 
 
 def test_lora_verify_end_to_end() -> None:
