@@ -90,6 +90,8 @@ scaling, not the measurement; 500 pairs make the jobs long enough (~30 s) for ET
 to be meaningful."""
 
 
+# Timed against real jobs: a speed check, so it runs with `make test-long`, not in `make test`.
+@pytest.mark.long
 def test_eta_within_a_factor_of_two_of_the_truth(client, make_user, celery_worker_process) -> None:
     headers = make_user()["headers"]
     audit_body = {"model": "tiny", "mode": "head", "methods": ["loss", "influence", "length"]}
