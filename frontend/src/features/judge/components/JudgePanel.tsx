@@ -1,5 +1,5 @@
 import { useState, type FormEvent } from "react";
-import { Alert } from "../../../components/ui";
+import { Alert, NumberField } from "../../../components/ui";
 import {
   DEFAULT_CONCURRENCY,
   MAX_CONCURRENCY,
@@ -70,17 +70,7 @@ export function JudgePanel({ datasetId, onLaunched }: Props) {
           Model
           <input value={model} onChange={(e) => setModel(e.target.value)} placeholder="the model the server serves" />
         </label>
-        <label>
-          Max concurrency
-          <input
-            type="number"
-            min={1}
-            max={MAX_CONCURRENCY}
-            step={1}
-            value={concurrency}
-            onChange={(e) => setConcurrency(e.target.value)}
-          />
-        </label>
+        <NumberField label="Max concurrency" min={1} max={MAX_CONCURRENCY} value={concurrency} onChange={setConcurrency} />
       </div>
       {defaults.data ? (
         <TemplateFields template={template} placeholders={defaults.data.placeholders ?? []} onChange={editTemplate} />
@@ -141,16 +131,12 @@ function TemplateFields({
         User message
         <textarea rows={8} value={template.user ?? ""} onChange={(e) => onChange({ user: e.target.value })} />
       </label>
-      <label>
-        Characters kept of each text
-        <input
-          type="number"
-          min={16}
-          step={1}
-          value={template.max_chars ?? ""}
-          onChange={(e) => onChange({ max_chars: Number(e.target.value) })}
-        />
-      </label>
+      <NumberField
+        label="Characters kept of each text"
+        min={16}
+        value={String(template.max_chars ?? "")}
+        onChange={(value) => onChange({ max_chars: Number(value) })}
+      />
     </details>
   );
 }
