@@ -4,6 +4,7 @@ import { schemaHelp } from "../../../api/schemaDefaults";
 import { useHarmColumns, useLaunchVerify, VERIFY_DEFAULTS, type Job, type VerifyCreate } from "../api/verify";
 import { count } from "../../../components/ui/count";
 import { Alert } from "../../../components/ui/Alert";
+import { NumberField } from "../../../components/ui/NumberField";
 
 /** A dataset the verification can be evaluated on instead of the audit's validation split. */
 export interface TestDataset {
@@ -91,18 +92,16 @@ export function VerifyForm({ datasetId, audit, flaggedCount, testDatasets, onLau
           />
           The most harmful pairs
         </label>
-        <label title={schemaHelp("VerifyCreate", "fraction")}>
-          Fraction to prune (%)
-          <input
-            type="number"
-            min={0.1}
-            max={99.9}
-            step="any"
-            value={percent}
-            disabled={rule !== "top"}
-            onChange={(e) => setPercent(e.target.value)}
-          />
-        </label>
+        <NumberField
+          label="Fraction to prune (%)"
+          title={schemaHelp("VerifyCreate", "fraction")}
+          min={0.1}
+          max={99.9}
+          step="any"
+          value={percent}
+          disabled={rule !== "top"}
+          onChange={setPercent}
+        />
         <label title={schemaHelp("VerifyCreate", "method")}>
           Ranked by
           <select value={method} disabled={rule !== "top"} onChange={(e) => setMethod(e.target.value)}>
@@ -141,17 +140,14 @@ export function VerifyForm({ datasetId, audit, flaggedCount, testDatasets, onLau
         )}
       </fieldset>
       <div className="verify-row">
-        <label title={schemaHelp("VerifyCreate", "seeds")}>
-          Seeds
-          <input
-            type="number"
-            min={1}
-            max={MAX_SEEDS}
-            step={1}
-            value={seeds}
-            onChange={(e) => setSeeds(e.target.value)}
-          />
-        </label>
+        <NumberField
+          label="Seeds"
+          title={schemaHelp("VerifyCreate", "seeds")}
+          min={1}
+          max={MAX_SEEDS}
+          value={seeds}
+          onChange={setSeeds}
+        />
         <label title={schemaHelp("VerifyCreate", "test_dataset_id")}>
           Evaluate on
           <select value={testDatasetId} onChange={(e) => setTestDatasetId(e.target.value)}>
