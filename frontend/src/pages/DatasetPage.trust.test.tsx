@@ -3,25 +3,16 @@
 import { screen, within } from "@testing-library/react";
 import { Route, Routes } from "react-router";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { auditMetrics, makeJob, makeVerifyMetrics } from "../test/fixtures";
+import { auditMetrics, makeJob, makeVerifyMetrics, weakTrust } from "../test/fixtures";
 import { mockApi, renderWithClient } from "../test/utils";
 import { DatasetPage } from "./DatasetPage";
 
-const weak = {
-  n_val: 60,
-  val_accuracy: 0.5667,
-  val_accuracy_ci95: [0.44, 0.686],
-  val_loss: 0.6923,
-  ln2: 0.693147,
-  is_evidence: false,
-  message: "The ranking is not evidence: ...",
-};
 const audit = makeJob({
   id: 1,
   status: "succeeded",
   stage: "done",
   progress: 1,
-  metrics: auditMetrics({ trust: weak, val_accuracy: 0.5667 }),
+  metrics: auditMetrics({ trust: weakTrust, val_accuracy: weakTrust.val_accuracy }),
 });
 const dataset = {
   id: 1,
@@ -35,8 +26,11 @@ const dataset = {
   role: "viewer",
 };
 
-function renderPage(selected: ReturnType<typeof makeJob>) {
-  const jobs = [audit, selected];
+type Job = ReturnType<typeof makeJob>;
+
+/** The dataset page with `selected` chosen in its jobs list (after the audit, unless it is the audit). */
+function renderPage(selected: Job) {
+  const jobs = selected.id === audit.id ? [audit] : [audit, selected];
   mockApi({
     "GET /api/v1/datasets/1": () => dataset,
     "GET /api/v1/datasets": () => ({ items: [dataset], total: 1 }),
@@ -52,20 +46,16 @@ function renderPage(selected: ReturnType<typeof makeJob>) {
   );
 }
 
+/** A verify job of the audit. */
+function verifyJob(overrides: Partial<Job>): Job {
+  return makeJob({ id: 2, kind: "verify", config: { audit_job_id: audit.id }, ...overrides });
+}
+
 describe("DatasetPage: the trust banner stays with the audit", () => {
   afterEach(() => vi.unstubAllGlobals());
 
   it("shows the audit's verdict while its running verify job is selected, with the verify's ETA", async () => {
-    const verify = makeJob({
-      id: 2,
-      kind: "verify",
-      status: "running",
-      stage: "retraining",
-      progress: 0.5,
-      eta_seconds: 40,
-      config: { audit_job_id: 1 },
-    });
-    renderPage(verify);
+    renderPage(verifyJob({ status: "running", stage: "retraining", progress: 0.5, eta_seconds: 40 }));
     const trust = await screen.findByTestId("audit-trust");
     expect(within(trust).getByTestId("trust-banner")).toHaveTextContent(/^The ranking is not evidence\./);
     expect(trust).toHaveAccessibleName("Can the ranking of Audit (job 1) be trusted?");
@@ -75,33 +65,13 @@ describe("DatasetPage: the trust banner stays with the audit", () => {
   });
 
   it("still shows it once the verify job has finished", async () => {
-    const verify = makeJob({
-      id: 2,
-      kind: "verify",
-      status: "succeeded",
-      stage: "done",
-      progress: 1,
-      config: { audit_job_id: 1 },
-      metrics: makeVerifyMetrics(),
-    });
-    renderPage(verify);
+    renderPage(verifyJob({ status: "succeeded", stage: "done", progress: 1, metrics: makeVerifyMetrics() }));
     expect(await screen.findByTestId("audit-trust")).toHaveTextContent(/^The ranking is not evidence\./);
     expect(screen.getAllByTestId("trust-banner")).toHaveLength(1);
   });
 
   it("shows the verdict once, in the audit's own view, when the audit is selected", async () => {
-    mockApi({
-      "GET /api/v1/datasets/1": () => dataset,
-      "GET /api/v1/datasets": () => ({ items: [dataset], total: 1 }),
-      "GET /api/v1/datasets/1/jobs": () => ({ items: [audit], total: 1 }),
-      "GET /api/v1/jobs/1": () => audit,
-    });
-    renderWithClient(
-      <Routes>
-        <Route path="/datasets/:datasetId" element={<DatasetPage />} />
-      </Routes>,
-      { url: "/datasets/1?job=1" },
-    );
+    renderPage(audit);
     expect(await screen.findByTestId("trust-banner")).toBeInTheDocument();
     expect(screen.queryByTestId("audit-trust")).not.toBeInTheDocument();
     expect(screen.getAllByTestId("trust-banner")).toHaveLength(1);

@@ -46,6 +46,18 @@ export function makePair(
 type AuditMetrics = Schemas["AuditMetrics"];
 type VerifyMetrics = Schemas["VerifyMetrics"];
 
+/** An audit's trust verdict (worker/influence/trust.py) for a model that does not beat chance:
+ *  60 validation pairs, accuracy 0.57 with an interval that holds 0.5, loss just under ln 2. */
+export const weakTrust = {
+  n_val: 60,
+  val_accuracy: 0.5667,
+  val_accuracy_ci95: [0.44, 0.686],
+  val_loss: 0.6923,
+  ln2: 0.693147,
+  is_evidence: false,
+  message: "The ranking is not evidence: ...",
+} satisfies Schemas["TrustVerdict"];
+
 /** `metrics` of an audit job as the API sends them (the stored keys, tagged with the kind). */
 export function auditMetrics(metrics: Omit<AuditMetrics, "kind"> = {}): AuditMetrics {
   return { kind: "audit", ...metrics };

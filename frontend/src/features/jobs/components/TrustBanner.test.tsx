@@ -1,18 +1,8 @@
 import { render, screen } from "@testing-library/react";
 import { describe, expect, it } from "vitest";
-import { auditMetrics, makeJob } from "../../../test/fixtures";
+import { auditMetrics, makeJob, weakTrust as weak } from "../../../test/fixtures";
 import { JobProgress } from "./JobProgress";
 import { TrustBanner } from "./TrustBanner";
-
-const weak = {
-  n_val: 60,
-  val_accuracy: 0.5667,
-  val_accuracy_ci95: [0.44, 0.686],
-  val_loss: 0.6923,
-  ln2: 0.693147,
-  is_evidence: false,
-  message: "The ranking is not evidence: ...",
-};
 
 describe("TrustBanner", () => {
   it("says plainly when the ranking is not evidence, with the numbers behind it", () => {
