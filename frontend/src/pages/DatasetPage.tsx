@@ -25,7 +25,12 @@ export function DatasetPage() {
   const newest = items.reduce<number | null>((best, job) => (best === null || job.id > best ? job.id : best), null);
   const selectedId = items.some((job) => job.id === requested) ? requested : newest;
   const selected = items.find((job) => job.id === selectedId) ?? null;
-  const selectJob = (jobId: number) => setSearch({ job: String(jobId) });
+  // A judge job's list opens ranked by the judge (its columns are all it has).
+  const selectJudge = (jobId: number) => setSearch({ job: String(jobId), sort: "-judge_against" });
+  const selectJob = (jobId: number) =>
+    items.some((job) => job.id === jobId && job.kind === "judge")
+      ? selectJudge(jobId)
+      : setSearch({ job: String(jobId) });
   const succeeded = selected?.status === "succeeded";
   // The audit under review: the selected one, or the one a selected verify job retrained; a
   // verify launch keeps its audit's review in view.
@@ -36,6 +41,8 @@ export function DatasetPage() {
       ? selected
       : (items.find((job) => job.id === auditId && job.status === "succeeded") ?? null);
   const anyAudit = items.some((job) => job.kind === "audit" && job.status === "succeeded");
+  // A finished judge job's columns are reviewed in the pairs list like an audit's.
+  const judged = selected?.kind === "judge" && succeeded ? selected : null;
   // A verify run's held-out test set must be one of the caller's own datasets.
   const testDatasets = (datasets.data?.items ?? []).filter(
     (other) => other.id !== datasetId && other.role === "owner",
@@ -144,7 +151,16 @@ export function DatasetPage() {
           />
         </>
       )}
-      {!reviewed && !anyAudit && dataset.data && (
+      {judged && dataset.data && (
+        <PairsPanel
+          key={`judge-${judged.id}`}
+          datasetId={datasetId}
+          jobId={judged.id}
+          datasetPairs={dataset.data.n_pairs}
+          readOnly={role === "viewer"}
+        />
+      )}
+      {!reviewed && !judged && !anyAudit && dataset.data && (
         <PairsPanel
           key="unscored"
           datasetId={datasetId}
@@ -166,7 +182,7 @@ export function DatasetPage() {
           onLaunched={async (job) => {
             // The new job must be in the list before it can be selected.
             await jobs.refetch();
-            selectJob(job.id);
+            selectJudge(job.id);
           }}
         />
       )}

@@ -2,6 +2,7 @@ import type { Schemas } from "../../../api/client";
 import { Alert } from "../../../components/ui/Alert";
 import type { Job } from "../api/jobs";
 import { methodLabel } from "../api/options";
+import { JudgeSummary } from "./JudgeSummary";
 import { TrustBanner } from "./TrustBanner";
 
 const STATUS_LABEL: Record<Job["status"], string> = {
@@ -59,6 +60,9 @@ export function JobProgress({ job, showMetrics = true }: { job: Job; showMetrics
       )}
       {showMetrics && job.status === "succeeded" && job.metrics?.kind === "audit" && (
         <JobMetrics metrics={job.metrics} />
+      )}
+      {showMetrics && job.status === "succeeded" && job.metrics?.kind === "judge" && (
+        <JudgeSummary metrics={job.metrics} />
       )}
     </div>
   );
