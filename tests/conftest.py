@@ -16,6 +16,10 @@ import pytest
 
 from tests.factories import DATA_DIR, HH_DIR, REPO_ROOT
 
+# The judge's llama.cpp server and counting proxy (session fixtures shared by tests/judge and
+# tests/jobs/test_evidence_flow.py: one server per session).
+pytest_plugins = ["tests.judge.fixtures"]
+
 TEST_DATABASE_URL = os.environ.get(
     "TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )

@@ -12,20 +12,8 @@ import numpy as np
 import pytest
 
 from tests.factories import API, hh_records, jsonl_bytes, upload, wait_for_job
+from tests.jobs.saved_models import MAX_LENGTH, TINY, launch_audit, save_two_models
 from worker.influence.data import Pair as EnginePair
-
-MAX_LENGTH = 64
-TINY = {"model": "tiny", "epochs": 1, "batch_size": 8, "max_length": MAX_LENGTH, "device": "cpu"}
-
-
-def _launch(client, headers: dict, dataset_id: int, **options: object) -> dict:
-    created = client.post(
-        f"{API}/datasets/{dataset_id}/jobs", headers=headers, json={**TINY, **options}
-    )
-    assert created.status_code == 202, created.text
-    job = wait_for_job(client, headers, created.json()["id"], timeout=600)
-    assert job["status"] == "succeeded", job["error"]
-    return job
 
 
 def _train_items(client, headers: dict, dataset_id: int, job_id: int) -> list[dict]:
@@ -78,19 +66,7 @@ def saved(client, celery_worker_process) -> dict:
         user = create_user(session, f"rm-{uuid.uuid4().hex[:8]}", "correct-horse")
         headers = {"Authorization": f"Bearer {issue_token(session, user, 'test')}"}
     dataset = upload(client, headers, jsonl_bytes(hh_records(90)), "hh-90.jsonl").json()
-    jobs = [
-        # One task each (hessian="exact" runs unsharded): both save their model.
-        _launch(
-            client,
-            headers,
-            dataset["id"],
-            save_model=True,
-            seed=seed,
-            hessian="exact",
-            methods=["loss"],
-        )
-        for seed in (0, 1)
-    ]
+    jobs = save_two_models(client, headers, dataset["id"])
     return {"headers": headers, "dataset": dataset, "jobs": jobs}
 
 
@@ -120,7 +96,7 @@ def test_two_reward_models_vote(client, saved, flow: dict) -> None:
     refs = [f"job:{job['id']}" for job in saved["jobs"]]
     paths = [job["metrics"]["model_dir"] for job in saved["jobs"]]
     options = {"methods": ["loss"], "reward_models": refs, **flow}
-    job = _launch(client, headers, dataset["id"], **options)
+    job = launch_audit(client, headers, dataset["id"], **options)
     assert job["config"]["reward_models"] == paths  # job:<id> resolved at launch
     items = _train_items(client, headers, dataset["id"], job["id"])
     assert len(items) == job["metrics"]["n_train"]

@@ -9,6 +9,9 @@ from worker.influence.judge import JudgePair
 API_KEY = "judge-test-key-9f3c"
 """The key the session's llama.cpp server requires (PREFAUDIT_JUDGE_API_KEY in the tests)."""
 
+FAST = {"max_tokens": 1, "timeout_seconds": 600, "template": {"max_chars": 200}}
+"""A judge job's options for real requests kept small (CPU time): short texts, one answer token."""
+
 
 def hh_pairs(n: int, split: str = "helpful-base") -> list[JudgePair]:
     pairs = []

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from backend.db import session_scope
 from backend.models import Score
 from tests.factories import API, DATA_DIR, hh_records, jsonl_bytes, upload, wait_for_job
-from tests.judge.pairs import API_KEY
+from tests.judge.pairs import API_KEY, FAST
 from tests.judge.servers import MODEL, CountingProxy, start_llama_server
 
 pytestmark = pytest.mark.usefixtures("celery_worker_process")
@@ -22,10 +22,6 @@ def _dataset(client, headers: dict, n: int) -> int:
     response = upload(client, headers, jsonl_bytes(hh_records(n)), "hh.jsonl", name="judge")
     assert response.status_code == 201, response.text
     return int(response.json()["id"])
-
-
-FAST = {"max_tokens": 1, "timeout_seconds": 600, "template": {"max_chars": 200}}
-"""Real requests, kept small (CPU time): short texts, a one-token answer."""
 
 
 def _rows(job_id: int) -> list:

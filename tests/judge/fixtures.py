@@ -1,5 +1,6 @@
-"""The judge's servers, started once per session: a real llama.cpp server and the counting
-proxy in front of it."""
+"""The judge's servers, started once per session (a pytest plugin, loaded by tests/conftest.py,
+so tests/judge and tests/jobs share one server): a real llama.cpp server and the counting proxy
+in front of it."""
 
 from __future__ import annotations
 
