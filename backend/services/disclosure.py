@@ -78,7 +78,8 @@ def public_job(session: Session, user: User, job: Job) -> JobPublic:
     redacted = [where for where, dataset_id in references.items() if dataset_id in hidden]
     if metrics is not None:
         redacted.append("metrics that named them")
+    # dict(public), not model_dump(): every field, those never shown included (the timing the
+    # ETA is computed from), so only the references themselves are withheld.
     return JobPublic.model_validate(
-        {**public.model_dump(exclude={"eta_seconds"}), "config": config, "metrics": metrics}
-        | {"redacted": redacted}
+        {**dict(public), "config": config, "metrics": metrics, "redacted": redacted}
     )

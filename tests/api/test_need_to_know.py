@@ -342,6 +342,52 @@ def test_a_reference_shows_once_the_viewer_may_read_that_dataset(client, shared_
     assert seen.json()["redacted"] == []
 
 
+def test_a_withheld_reference_keeps_the_jobs_eta(client, shared_audit) -> None:
+    """Withholding another dataset's id drops that id, not the running job's time left."""
+    import time
+
+    from backend.db import session_scope
+    from backend.models import Job, User
+    from backend.storage import eta
+
+    ids, owner = shared_audit["ids"], shared_audit["owner"]
+    now = time.time()
+    # 100 pairs at 10 s each on record, the retraining just begun: about 1000 s left.
+    timing = eta.new_timing("verify/head/tiny/cpu", ["retraining"], [], {"retraining": 100}, None)
+    timing["history"] = {"retraining": 10.0}
+    timing = eta.record(timing, "retraining", 0.0, now)
+    with session_scope() as session:
+        running = Job(
+            dataset_id=ids["audited"],
+            owner_id=session.scalar(select(User.id).where(User.username == owner["username"])),
+            kind="verify",
+            config={
+                "kind": "verify",
+                "audit_job_id": shared_audit["jobs"]["audit"],
+                "test_dataset_id": ids["test"],
+            },
+            status="running",
+            stage="retraining",
+            timing=timing,
+        )
+        session.add(running)
+        session.flush()
+        job_id = running.id
+    mine = client.get(f"{API}/jobs/{job_id}", headers=owner["headers"]).json()
+    theirs = client.get(f"{API}/jobs/{job_id}", headers=shared_audit["viewer"]["headers"]).json()
+    assert mine["redacted"] == [] and mine["config"]["test_dataset_id"] == ids["test"]
+    assert theirs["config"]["test_dataset_id"] is None and "test_dataset_id" in theirs["redacted"]
+    assert 900 < mine["eta_seconds"] <= 1000
+    assert (
+        theirs["eta_seconds"] is not None and abs(theirs["eta_seconds"] - mine["eta_seconds"]) < 30
+    )
+    assert "timing" not in theirs  # read for the ETA, never shown
+    listed = client.get(
+        f"{API}/datasets/{ids['audited']}/jobs", headers=shared_audit["viewer"]["headers"]
+    ).json()["items"]
+    assert [j["eta_seconds"] is not None for j in listed if j["id"] == job_id] == [True]
+
+
 # Ownership transfer
 
 
