@@ -104,6 +104,10 @@ def pair_filter(
         list[str],
         Query(description="An exact-check tag, e.g. duplicate (repeatable: any of them)"),
     ] = [],  # noqa: B006
+    not_tag: Annotated[
+        list[str],
+        Query(description="Leave out pairs with this tag, e.g. ambiguous (repeatable: any)"),
+    ] = [],  # noqa: B006
 ) -> PairFilter:
     try:
         return PairFilter(
@@ -122,6 +126,7 @@ def pair_filter(
             ],
             metadata=_meta(meta),
             tags=tag,
+            exclude_tags=not_tag,
         )
     except ValidationError as exc:
         first = exc.errors()[0]

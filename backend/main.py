@@ -50,6 +50,7 @@ from backend.routers import (
     methods,
     pairs,
     review,
+    secrets,
     teams,
 )
 from backend.routers import targets as target_sets
@@ -150,6 +151,7 @@ def create_app() -> FastAPI:
         api.include_router(module.router)
     api.include_router(target_sets.router)
     api.include_router(judge.router)
+    api.include_router(secrets.router)
     app.include_router(api)
     _mount_frontend(app, settings.frontend_dir)
 

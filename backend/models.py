@@ -92,6 +92,21 @@ class ApiToken(Base):
     user: Mapped[User] = relationship()
 
 
+class UserSecret(Base):
+    """A secret of one user (the LLM judge's API key), encrypted at rest with a key derived from
+    the server's `secret_key` (backend/storage/secrets.py); never returned by the API nor copied
+    into a job's config (migration 0018)."""
+
+    __tablename__ = "user_secrets"
+    __table_args__ = (UniqueConstraint("user_id", "name", name="uq_user_secrets_user_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    ciphertext: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class LoginFailure(Base):
     """Consecutive failed logins of one username, and until when it is locked out."""
 

@@ -14,7 +14,7 @@ from backend.filters import FilterDep
 from backend.schemas import DB_ID_MAX
 from backend.services import export
 from backend.services.query import resolve as review_query
-from backend.services.soft_labels import AmbiguousMode, soft_labels
+from backend.services.soft_labels import DEFAULT_BAND, AmbiguousMode, soft_labels
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
@@ -55,13 +55,19 @@ def export_dataset(
         AmbiguousMode,
         Query(
             description="With soft_labels_job: write every pair (include), leave the ambiguous "
-            "ones out (exclude) or write only them (only: the separate file of ambiguous pairs)."
+            "ones out (exclude) or write only them (only: the separate file of ambiguous pairs). "
+            "Ambiguous: the job tagged the pair `ambiguous` (as tag=ambiguous lists them)."
         ),
     ] = "include",
     ambiguous_band: Annotated[
         float,
-        Query(ge=0, le=0.5, description="Ambiguous: confidence within this of 0.5."),
-    ] = 0.1,
+        Query(
+            ge=0,
+            le=0.5,
+            description="Also ambiguous: confidence within this of 0.5 (0, the default: the "
+            "tag alone decides).",
+        ),
+    ] = DEFAULT_BAND,
 ) -> StreamingResponse:
     """Stream the dataset in its uploaded schema, by default without the flagged pairs and with
     the swapped ones corrected; the pairs-list filter parameters narrow it further.

@@ -108,6 +108,11 @@ class PairFilter(BaseModel):
         max_length=16,
         description="Pairs with any of these exact-check tags (GET /methods/tags lists them).",
     )
+    exclude_tags: list[str] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Pairs with none of these tags (the same tags; with job_id, that job's).",
+    )
 
 
 class ReviewUpdate(BaseModel):

@@ -86,3 +86,16 @@ class AdminUserUpdate(BaseModel):
 
     is_admin: bool | None = None
     password: str | None = Field(None, min_length=8, max_length=4096)
+
+
+class SecretValue(BaseModel):
+    """A secret to store for the caller (encrypted at rest; never shown again)."""
+
+    value: str = Field(min_length=1, max_length=4096)
+
+
+class SecretStatus(BaseModel):
+    """Whether the caller has set a secret, and when: never its value."""
+
+    set: bool
+    updated_at: datetime | None = None

@@ -20,6 +20,7 @@ from backend.schemas.judge import (
 )
 from backend.services.jobs import enqueue
 from backend.settings import get_settings
+from backend.storage.secrets import SecretUnreadable, judge_api_key
 from worker.influence.judge import (
     JUDGE_COLUMNS,
     ORDERS,
@@ -124,7 +125,7 @@ def _measured_rate(session: Session, user: User, options: JudgeOptions) -> float
     return None
 
 
-def _probe(session: Session, dataset_id: int, options: JudgeOptions) -> float:
+def _probe(session: Session, dataset_id: int, user: User, options: JudgeOptions) -> float:
     """Seconds of one real, uncached request: the first pair, chosen shown first."""
     row = session.execute(
         select(Pair.prompt, Pair.chosen, Pair.rejected)
@@ -132,7 +133,11 @@ def _probe(session: Session, dataset_id: int, options: JudgeOptions) -> float:
         .order_by(Pair.source_index)
         .limit(1)
     ).one()
-    client = make_client(options, MemoryCache(), get_settings().judge_api_key or None)
+    try:
+        key = judge_api_key(session, user.id)
+    except SecretUnreadable as exc:
+        raise BadInput(str(exc)) from None
+    client = make_client(options, MemoryCache(), key)
     started = time.perf_counter()
     try:
         outcome = judge_pairs([JudgePair(*row)], client, options.template, 1)
@@ -153,7 +158,7 @@ def estimate(
     cached = _cached(session, dataset.id, options) if dataset.n_pairs <= CACHE_COUNT_LIMIT else None
     per_request: float | None
     if body.probe:
-        per_request = _probe(session, dataset.id, options)
+        per_request = _probe(session, dataset.id, user, options)
         source = "one probe request just now (two, one per order; no concurrency assumed)"
     else:
         per_request = _measured_rate(session, user, options)

@@ -278,12 +278,15 @@ def resolve(session: Session, dataset: Dataset, f: PairFilter) -> Query:
             raise ReviewError(f"metadata {key!r}: compare with a finite number")
         conditions.append(_meta_condition(session, key, value))
         narrowed = True
+    unknown = sorted(set(f.tags + f.exclude_tags) - set(TAG_NAMES))
+    if unknown:
+        raise ReviewError(f"unknown tag {unknown[0]!r}; use one of {', '.join(TAG_NAMES)}")
+    ident = Score.pair_id if job is not None else Pair.id
     if f.tags:
-        unknown = sorted(set(f.tags) - set(TAG_NAMES))
-        if unknown:
-            raise ReviewError(f"unknown tag {unknown[0]!r}; use one of {', '.join(TAG_NAMES)}")
-        ident = Score.pair_id if job is not None else Pair.id
         conditions.append(tag_condition(dataset.id, f.tags, f.job_id, ident))
+        narrowed = True
+    if f.exclude_tags:
+        conditions.append(~tag_condition(dataset.id, f.exclude_tags, f.job_id, ident))
         narrowed = True
     uses_pairs = job is None or bool((f.q and _words(f.q)) or f.lengths or f.metadata)
     return Query(dataset, job, conditions, narrowed, f.split, uses_pairs=uses_pairs, search=search)

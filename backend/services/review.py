@@ -380,6 +380,8 @@ def describe(f: PairFilter) -> str:
         parts.append(f"{key} = {value!r}")
     if f.tags:
         parts.append("tag " + "/".join(f.tags))
+    if f.exclude_tags:
+        parts.append("no tag " + "/".join(f.exclude_tags))
     return "all pairs" if not parts else "pairs with " + ", ".join(parts)
 
 

@@ -17,8 +17,10 @@ capped at 0.5: a DPO label-smoothing ε; a pair the evidence reverses is better 
 dropped than smoothed past 0.5), `margin` (the source's margin, for a reward trainer's
 `margin` column) and `confidence_source`. A pair without any source's value (the audit's
 validation pairs, say) gets nulls. A swapped pair, written with chosen and rejected
-exchanged, gets 1 − confidence and −margin. A pair is *ambiguous* when its confidence is
-within `band` of 0.5 or the reward models split on it (`rm_ambiguous` = 1).
+exchanged, gets 1 − confidence and −margin. A pair is *ambiguous* when the job tagged it
+`ambiguous` (worker/influence/tags.py: its reward models split, rm_ambiguous = 1, or a judge job's
+two orders disagree), the one definition the pairs list's `tag=ambiguous` uses too; a `band` > 0
+(0 by default) also counts a pair whose confidence is within `band` of 0.5.
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from sqlalchemy import and_, exists
 from sqlalchemy.orm import Session, aliased
 
-from backend.models import Dataset, Score
+from backend.models import Dataset, Pair, PairTag, Score
 from backend.services.query import scored_job
 from worker.influence.methods import SCORE_COLUMNS
 
@@ -47,9 +50,9 @@ SOURCES: tuple[tuple[str, Literal["margin", "probability"]], ...] = (
 )
 """Where a confidence comes from, in order of preference: a score column and what it holds."""
 
-SPLIT_FLAG = "rm_ambiguous"
+AMBIGUOUS_TAG = "ambiguous"
 MAX_MARGIN = 10.0
-DEFAULT_BAND = 0.1
+DEFAULT_BAND = 0.0
 
 
 def _sigmoid(x: float) -> float:
@@ -71,18 +74,24 @@ class SoftLabels:
 
     def __post_init__(self) -> None:
         self.sources = [(c, kind) for c, kind in SOURCES if c in SCORE_COLUMNS]
-        self.split_flag = SPLIT_FLAG in SCORE_COLUMNS
         self.scores: Any = aliased(Score, name="soft_scores")
 
     def columns(self) -> list[Any]:
-        """The score columns to select (after the export's own), from `self.scores`."""
-        names = [c for c, _ in self.sources] + ([SPLIT_FLAG] if self.split_flag else [])
-        return [getattr(self.scores, name) for name in names]
+        """The score columns to select (after the export's own), from `self.scores`, then
+        whether the job tagged the pair `ambiguous` (an indexed lookup by pair id)."""
+        tagged = exists().where(
+            and_(
+                PairTag.pair_id == Pair.id,
+                PairTag.tag == AMBIGUOUS_TAG,
+                PairTag.job_id == self.job_id,
+            )
+        )
+        return [getattr(self.scores, c) for c, _ in self.sources] + [tagged]
 
     def values(self, raw: Sequence[Any], swapped: bool) -> tuple[dict[str, Any], bool]:
         """(the soft-label columns, whether the pair is ambiguous) from `columns()`'s values."""
         out: dict[str, Any] = dict.fromkeys(SOFT_COLUMNS)
-        split = bool(self.split_flag and raw[len(self.sources)] == 1)
+        split = bool(raw[len(self.sources)])
         for (name, kind), value in zip(self.sources, raw, strict=False):
             if value is None or not math.isfinite(value):
                 continue

@@ -35,6 +35,10 @@ REQUESTS: dict[tuple[str, str], dict] = {
     ("PUT", "/users/me/password"): {
         "json": {"current_password": "owner-password", "new_password": "owner-password"}
     },
+    # The caller's own judge key: set, read (never echoed), cleared.
+    ("PUT", "/me/secrets/judge-api-key"): {"json": {"value": "matrix-judge-key"}},
+    ("GET", "/me/secrets/judge-api-key"): {},
+    ("DELETE", "/me/secrets/judge-api-key"): {},
     ("POST", "/datasets"): {"files": {"file": ("m.jsonl", jsonl_bytes(hh_records(3)))}},
     ("POST", "/datasets/preview"): {"files": {"file": ("m.jsonl", jsonl_bytes(hh_records(3)))}},
     ("GET", "/datasets"): {},

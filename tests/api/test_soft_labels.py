@@ -12,12 +12,13 @@ from backend.services.soft_labels import SOURCES, SoftLabels
 
 def _labels(**kwargs) -> SoftLabels:
     labels = SoftLabels(1, **kwargs)
-    labels.sources, labels.split_flag = list(SOURCES), True  # every source, as if registered
+    labels.sources = list(SOURCES)  # every source, as if registered
     return labels
 
 
-def _raw(rm_mean=None, judge=None, oof=None, margin=None, split=None) -> tuple:
-    return (rm_mean, judge, oof, margin, split)
+def _raw(rm_mean=None, judge=None, oof=None, margin=None, tagged=False) -> tuple:
+    """The selected values: the sources', then whether the job tagged the pair `ambiguous`."""
+    return (rm_mean, judge, oof, margin, tagged)
 
 
 def test_the_first_source_with_a_value_wins() -> None:
@@ -58,8 +59,10 @@ def test_no_source_gives_nulls_and_is_not_ambiguous() -> None:
         (_raw(judge=0.55), 0.1, True),
         (_raw(judge=0.65), 0.1, False),
         (_raw(judge=0.65), 0.2, True),
-        (_raw(rm_mean=5.0, split=1.0), 0.1, True),  # the reward models split
-        (_raw(rm_mean=5.0, split=0.0), 0.1, False),
+        (_raw(rm_mean=5.0, tagged=True), 0.1, True),  # the job's `ambiguous` tag
+        (_raw(rm_mean=5.0), 0.1, False),
+        (_raw(judge=0.55), 0.0, False),  # the default band: only the tag decides
+        (_raw(judge=0.95, tagged=True), 0.0, True),
     ],
 )
 def test_ambiguity_and_which_file_keeps_a_pair(raw, band, ambiguous) -> None:

@@ -63,8 +63,17 @@ def test_upload_tags_filter_bulk_and_export(client, auth) -> None:
     assert summary["tag_counts"] == counts
     listed = client.get(f"{API}/datasets", headers=auth).json()["items"]
     assert next(d for d in listed if d["id"] == ds)["tag_counts"] == counts
-    # Several tags: any of them.
+    # Several tags: any of them. `not_tag`: none of them (and both together).
     assert _rows(client, auth, ds, "tag=identical&tag=refusal") == {11, 41}
+    everything = set(range(1, 61))
+    assert _rows(client, auth, ds, "not_tag=duplicate&not_tag=refusal") == everything - {
+        21,
+        22,
+        41,
+    }
+    assert _rows(client, auth, ds, "tag=contradiction&not_tag=duplicate") == {6, 31}
+    bad = client.get(f"{API}/datasets/{ds}/pairs?not_tag=nonsense", headers=auth)
+    assert bad.status_code in (400, 422) and "nonsense" in bad.text
     # Bulk: flag the duplicates; the cleaned export leaves exactly them out.
     bulk = client.post(
         f"{API}/datasets/{ds}/review",

@@ -3,7 +3,8 @@
 A tag is a fact about one pair (identical responses, an empty response, a duplicate, a label
 reversed elsewhere in the file, ...), computed at upload (`backend.ingest.checks`), on request
 against an evaluation set (contamination) or by an audit that has the tokenizer
-(`worker.influence.checks`). The table `pair_tags` stores them, the API lists them
+(`worker.influence.checks`), or by the outside evidence of a job (`ambiguous`: an audit's reward
+models or a judge job split on the pair). The table `pair_tags` stores them, the API lists them
 (`GET /methods/tags`) with their counts in a dataset's summary, and the pairs list, the bulk
 actions and the export filter by them (`tag=`). A tag's optional number (`value`) is described
 by `value_label`.
@@ -93,6 +94,17 @@ TAG_SPECS: tuple[TagSpec, ...] = (
         "difference. Per audit job.",
         "audit",
         value_label="tokens in which chosen and rejected differ before truncation",
+    ),
+    TagSpec(
+        "ambiguous",
+        "ambiguous (the evidence splits)",
+        "The outside evidence of one job is split on the pair. An audit naming two or more "
+        "reward models: the models disagree in sign (some prefer chosen, some rejected) or "
+        "agree in sign with |mean margin| < spread (one model's large margin carries the "
+        "vote), exactly its column rm_ambiguous = 1. A judge job: both orders answered and "
+        "the two verdicts pick different responses (the judge follows the position, not the "
+        "texts). Per job; the soft-label export's ambiguous file is these pairs.",
+        "audit",
     ),
 )
 

@@ -54,6 +54,7 @@ def finalize(context: JobContext, run: TaskRun) -> None:
             metrics["group"] = group
         if reward_summary is not None:
             store.upsert_scores(session, job.id, stored_ids, "train", reward_columns)
+            store.tag_ambiguous(session, job, stored_ids, reward_columns["rm_ambiguous"] == 1)
             metrics["reward_models"] = reward_summary
         if len(job_plan["val_in_dataset"]):
             store.upsert_scores(session, job.id, job_plan["val_in_dataset"], "val", {})

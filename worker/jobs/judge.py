@@ -10,12 +10,13 @@ import time
 from typing import Any
 
 import numpy as np
+from sqlalchemy import select
 
 from backend.db import upsert
 from backend.job_states import RUNNING
 from backend.models import Job, JudgeAnswer
-from backend.settings import get_settings
 from backend.storage.scores import ensure_partition
+from backend.storage.secrets import judge_api_key
 from backend.storage.stats import refresh_stats
 from worker.influence.judge import (
     JUDGE_COLUMNS,
@@ -27,6 +28,7 @@ from worker.influence.judge import (
     OrderFailure,
     judge_pairs,
     make_client,
+    order_split,
     summary,
 )
 from worker.influence.results import JudgeFailure, JudgeMetrics
@@ -85,7 +87,10 @@ def run_judge_job(
     reporter.progress("loading_data", 0.0)
     with factory() as session:
         all_ids = store.dataset_pair_ids(session, dataset_id)
-    client = make_client(options, DatabaseCache(factory), get_settings().judge_api_key or None)
+        # The launcher's own key if set, else the server's; read here, never kept in the job.
+        owner_id = session.scalar(select(Job.owner_id).where(Job.id == job_id))
+        key = judge_api_key(session, owner_id) if owner_id is not None else None
+    client = make_client(options, DatabaseCache(factory), key)
     started = time.perf_counter()
     gathered = {name: np.full(len(all_ids), np.nan) for name in JUDGE_COLUMNS}
     failures: list[JudgeFailure] = []
@@ -122,7 +127,7 @@ def run_judge_job(
         client.close()
     reporter.progress("saving", 0.0)
     metrics = _metrics(options, client, gathered, failures, time.perf_counter() - started)
-    return _succeed(factory, job_id, metrics, gathered, len(all_ids))
+    return _succeed(factory, job_id, metrics, gathered, all_ids)
 
 
 def _failure(failure: OrderFailure, ids: np.ndarray) -> JudgeFailure:
@@ -161,12 +166,17 @@ def _metrics(
 
 
 def _succeed(
-    factory: Factory, job_id: int, metrics: JudgeMetrics, columns: dict[str, np.ndarray], n: int
+    factory: Factory,
+    job_id: int,
+    metrics: JudgeMetrics,
+    columns: dict[str, np.ndarray],
+    ids: np.ndarray,
 ) -> str:
     with factory() as session:
         job = session.get(Job, job_id, with_for_update=True)
         if job is None or job.status != RUNNING:
             return job.status if job else "missing"
+        store.tag_ambiguous(session, job, ids, order_split(columns))
         status = store.succeed(session, job, metrics, stats=False)
-        refresh_stats(session, job, columns, {"train": n, "val": 0})
+        refresh_stats(session, job, columns, {"train": len(ids), "val": 0})
         return status

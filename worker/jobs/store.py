@@ -127,6 +127,15 @@ def tag_truncation(
     return len(found)
 
 
+def tag_ambiguous(
+    session: Session, job: Job, pair_ids: Sequence[int] | np.ndarray, ambiguous: np.ndarray
+) -> int:
+    """Make the job's `ambiguous` tags (worker/influence/tags.py) the pairs whose flag is set
+    (the reward models' rm_ambiguous, or a judge's split orders); the caller commits."""
+    found = [(int(pid), None) for pid, flag in zip(pair_ids, ambiguous, strict=True) if flag]
+    return replace_tags(session, job.dataset_id, "ambiguous", found, job_id=job.id)
+
+
 # --- scores and interactions ----------------------------------------------------------------
 
 
@@ -208,6 +217,8 @@ def save_scores(
         replace_scores(session, job_id, train_ids, val_ids, columns)
         links = [(train_ids[i], train_ids[j], kappa) for i, j, kappa in interactions]
         replace_interactions(session, job_id, links)
+        if "rm_ambiguous" in columns:
+            tag_ambiguous(session, job, train_ids, columns["rm_ambiguous"] == 1)
         status = succeed(session, job, metrics, stats=False)
         # The review's percentiles and counts, from the arrays at hand (not read back).
         refresh_stats(session, job, columns, {"train": len(train_ids), "val": len(val_ids)})

@@ -21,6 +21,7 @@ from worker.influence.judge.run import (
     JudgePair,
     OrderFailure,
     judge_pairs,
+    order_split,
     summary,
 )
 from worker.influence.judge.template import JudgeTemplate
@@ -45,6 +46,7 @@ __all__ = [
     "Verdict",
     "estimate_tokens",
     "judge_pairs",
+    "order_split",
     "parse_answer",
     "request_key",
     "summary",

@@ -162,6 +162,14 @@ def _rate(values: np.ndarray) -> float | None:
     return round(float(finite.mean()), 4) if len(finite) else None
 
 
+def order_split(columns: dict[str, np.ndarray]) -> np.ndarray:
+    """Per pair, whether the judge answered both orders and its two verdicts pick different
+    responses (it followed the position, not the texts): the judge's `ambiguous` tag."""
+    first = columns["judge_agree_chosen_first"]
+    second = columns["judge_agree_chosen_second"]
+    return ~np.isnan(first) & ~np.isnan(second) & (first != second)
+
+
 def summary(columns: dict[str, np.ndarray]) -> dict[str, float | int | None]:
     """Agreement with the labels and position bias over judged pairs (the job's metrics).
 
@@ -183,6 +191,6 @@ def summary(columns: dict[str, np.ndarray]) -> dict[str, float | int | None]:
         "agreement_both_orders": _rate(np.where(both, first * second, np.nan)),
         "first_position_rate": first_rate,
         "position_bias": None if first_rate is None else round(first_rate - 0.5, 4),
-        "consistency": _rate(np.where(both, (first == second).astype(float), np.nan)),
+        "consistency": _rate(np.where(both, (~order_split(columns)).astype(float), np.nan)),
         "mean_confidence": _rate(columns["judge_confidence"]),
     }
