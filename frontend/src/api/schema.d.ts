@@ -752,6 +752,35 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/me/secrets/judge-api-key": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read Judge Api Key
+         * @description Whether you have set your own judge API key, and when (never the key).
+         */
+        get: operations["auth-read_judge_api_key"];
+        /**
+         * Set Judge Api Key
+         * @description Set your judge API key (encrypted at rest): your judge jobs send it to the judge server
+         *     instead of the server's `judge_api_key`. It is never stored in a job nor shown again.
+         */
+        put: operations["auth-set_judge_api_key"];
+        post?: never;
+        /**
+         * Clear Judge Api Key
+         * @description Forget your judge API key: your judge jobs use the server's key again.
+         */
+        delete: operations["auth-clear_judge_api_key"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/methods": {
         parameters: {
             query?: never;
@@ -2540,6 +2569,11 @@ export interface components {
          */
         PairFilter: {
             /**
+             * Exclude Tags
+             * @description Pairs with none of these tags (the same tags; with job_id, that job's).
+             */
+            exclude_tags?: string[];
+            /**
              * Flagged
              * @description Flagged (true) or not (false).
              */
@@ -3104,6 +3138,24 @@ export interface components {
             max?: number | null;
             /** Min */
             min?: number | null;
+        };
+        /**
+         * SecretStatus
+         * @description Whether the caller has set a secret, and when: never its value.
+         */
+        SecretStatus: {
+            /** Set */
+            set: boolean;
+            /** Updated At */
+            updated_at?: string | null;
+        };
+        /**
+         * SecretValue
+         * @description A secret to store for the caller (encrypted at rest; never shown again).
+         */
+        SecretValue: {
+            /** Value */
+            value: string;
         };
         /** SharePublic */
         SharePublic: {
@@ -4126,9 +4178,9 @@ export interface operations {
                 raw?: boolean;
                 /** @description Add confidence, label_smoothing, margin and confidence_source columns from this audit's or judge job's scores (README: soft labels). */
                 soft_labels_job?: number | null;
-                /** @description With soft_labels_job: write every pair (include), leave the ambiguous ones out (exclude) or write only them (only: the separate file of ambiguous pairs). */
+                /** @description With soft_labels_job: write every pair (include), leave the ambiguous ones out (exclude) or write only them (only: the separate file of ambiguous pairs). Ambiguous: the job tagged the pair `ambiguous` (as tag=ambiguous lists them). */
                 ambiguous?: "include" | "exclude" | "only";
-                /** @description Ambiguous: confidence within this of 0.5. */
+                /** @description Also ambiguous: confidence within this of 0.5 (0, the default: the tag alone decides). */
                 ambiguous_band?: number;
                 job_id?: number | null;
                 split?: "train" | "val" | "all";
@@ -4147,6 +4199,8 @@ export interface operations {
                 meta?: string[];
                 /** @description An exact-check tag, e.g. duplicate (repeatable: any of them) */
                 tag?: string[];
+                /** @description Leave out pairs with this tag, e.g. ambiguous (repeatable: any) */
+                not_tag?: string[];
             };
             header?: never;
             path: {
@@ -4413,6 +4467,8 @@ export interface operations {
                 meta?: string[];
                 /** @description An exact-check tag, e.g. duplicate (repeatable: any of them) */
                 tag?: string[];
+                /** @description Leave out pairs with this tag, e.g. ambiguous (repeatable: any) */
+                not_tag?: string[];
             };
             header?: never;
             path: {
@@ -5206,6 +5262,77 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["JudgeDefaults"];
                 };
+            };
+        };
+    };
+    "auth-read_judge_api_key": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecretStatus"];
+                };
+            };
+        };
+    };
+    "auth-set_judge_api_key": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SecretValue"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecretStatus"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "auth-clear_judge_api_key": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
