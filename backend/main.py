@@ -57,6 +57,7 @@ from backend.routers import targets as target_sets
 from backend.services.ingest import clean_staged
 from backend.services.reaper import Reaper
 from backend.settings import get_settings
+from backend.timing import ServerTiming
 
 API_PREFIX = "/api/v1"
 
@@ -202,6 +203,7 @@ def create_app() -> FastAPI:
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         return response
 
+    app.add_middleware(ServerTiming)  # the server's own time per request (backend/timing.py)
     # Outermost of ours: an oversized body is refused before anything reads it.
     app.add_middleware(
         BodyLimit,

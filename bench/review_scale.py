@@ -1,41 +1,52 @@
 """The review at a million pairs, as a reviewer meets it: a real `prefaudit serve` (uvicorn) on a
 loopback socket, an HTTP client like the UI's (httpx, a token, one keep-alive connection).
 
-    python -m bench.review_scale                  # 1,000,000 pairs (data built once, ~1 hour)
-    python -m bench.review_scale --pairs 100000   # a quicker look
-    python -m bench.review_scale --rebuild        # build the data again
+    python -m bench.review_scale                           # every part, 1,000,000 pairs
+    python -m bench.review_scale --only sorts,search       # some parts (results merged)
+    python -m bench.review_scale --resume                  # the parts not in the results yet
+    python -m bench.review_scale --pairs 100000            # a quicker look
+    python -m bench.review_scale --rebuild                 # build the data again
 
 DATABASE_URL (default postgresql+psycopg://postgres@127.0.0.1:5432/bench_review, created if
 missing and migrated to head; the data is built once, bench/lib/review_data.py, and reused).
-What it measures, with 30 requests each after a first (cold) one, p50/p95:
-- every sort the pairs list offers (row, length, every score column of the registry), the first
-  page and 200 cursors deep, with EXPLAIN ANALYZE of the page's statements (captured from the
-  real code) saying which index the rows come from and whether they are sorted;
-- a text search for a word with 1 hit, one with ~400 and one with ~400,000, sorted by harm and
-  by loss, first page and 200 cursors deep (or the last page);
-- a bulk flag of the 100,000 most harmful pairs (dry run, flag, undo), then a combined filter
-  (harm percentile range + length range + unreviewed) and the totals against the exact counts,
-  with the server's exact-count budget as configured and with it at 1 ms (estimates);
-- exports of every pair in JSONL, CSV and Parquet over the socket, with the server's RSS growth.
-The machine's load average is recorded beside each part (2 cores shared with other jobs).
+The parts (`--only`, comma-separated; each writes the JSON and markdown as soon as it ends, with
+the machine's load average sampled while it ran), 30 requests each after a first (cold) one,
+p50/p95 at the client and the server's own time (its Server-Timing header) beside them:
+- sorts: every sort the pairs list offers (row, length, every score column of the registry),
+  the first page and 200 cursors deep, with EXPLAIN ANALYZE of the page's statements (captured
+  from the real code) saying which index the rows come from and whether they are sorted;
+- search: a word with 1 hit, one with ~400 and one with ~400,000, sorted by harm and by loss,
+  first page and 200 cursors deep (or the last page);
+- bulk: from no review state, a bulk flag of the 100,000 most harmful pairs (dry run, flag),
+  its undo, and the flag again (left in place for the parts after it);
+- filters: combined filters after that bulk flag (harm percentile range + length range +
+  unreviewed; flagged; a word and a harm range), first page and 200 cursors deep;
+- totals: after the bulk flag, each total against the exact count, on a fresh server with the
+  exact-count budget as configured and on one with it at 1 ms (estimates);
+- exports: every pair in JSONL, CSV and Parquet over the socket, with the server's RSS growth.
+filters and totals flag the 100,000 pairs first when no earlier bulk part left them flagged.
 Results: bench/results/review_scale.json and .md (at 1,000,000 pairs; other sizes get a suffix).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
 import os
+import subprocess
 import time
 from collections.abc import Callable
 from typing import Any
 
 from bench.lib import review_data
-from bench.lib.paths import RESULTS
+from bench.lib.paths import REPO, RESULTS
 from bench.lib.report import write_json
 from bench.lib.review_http import (
     DEEP,
     PAGE,
     Client,
+    LoadWatch,
     cursor_at,
     explain_page,
     http_exports,
@@ -56,14 +67,11 @@ TARGETS = {
     "bulk_dry_run_s": 0.5,
     "estimate_tolerance": 0.2,
 }
+PARTS = ("sorts", "search", "bulk", "filters", "totals", "exports")
 
 
 def _pairs_path(dataset_id: int) -> str:
     return f"/datasets/{dataset_id}/pairs"
-
-
-def _getter(client: Client, path: str, params: dict) -> Callable[[], dict]:
-    return lambda: client.get(path, **params)
 
 
 def _walk(client: Client, path: str, params: dict, pages: int) -> dict:
@@ -95,12 +103,12 @@ def measure_sorts(client: Client, sessions: Any, built: Any, repeat: int) -> dic
         # job's rows on every page: a few requests show it.
         times = 3 if row["plan"]["sorts"] else repeat
         row["repeat"] = times
-        row["first"] = timed(_getter(client, path, base), times)
+        row["first"] = timed(client, path, base, times)
         if deep_cursor is not None:
             deep = {**base, "cursor": deep_cursor}
             body = client.get(path, **deep)
             assert body["items"][0]["rank"] == PAGE * DEEP + 1, body["items"][0]["rank"]
-            row["deep"] = timed(_getter(client, path, deep), times)
+            row["deep"] = timed(client, path, deep, times)
         out[sort] = row
         print(f"  sort {sort}: {row}", flush=True)
     return out
@@ -124,6 +132,18 @@ def _hits(sessions: Any, built: Any, word: str) -> int:
         )
 
 
+def _pages(client: Client, path: str, base: dict, repeat: int) -> dict[str, Any]:
+    """First page and 200 cursors deep (or the last page) of a list: total and timings."""
+    first = client.get(path, **base)
+    row: dict[str, Any] = {"total": first["total"], "total_is_estimate": first["total_is_estimate"]}
+    row["first"] = timed(client, path, base, repeat)
+    if first["next_cursor"]:
+        deep = _walk(client, path, base, DEEP)
+        row["deep_rank"] = client.get(path, **deep)["items"][0]["rank"]
+        row["deep"] = timed(client, path, deep, repeat)
+    return row
+
+
 def measure_search(
     client: Client, sessions: Any, built: Any, n: int, repeat: int
 ) -> dict[str, Any]:
@@ -140,13 +160,7 @@ def measure_search(
         for sort in ("-harm", "-loss"):
             base = {"job_id": built.job_id, "sort": sort, "limit": PAGE, "q": word}
             row: dict[str, Any] = {"word": word, "hits": hits, "load": load()}
-            first = client.get(path, **base)
-            row["total"], row["total_is_estimate"] = first["total"], first["total_is_estimate"]
-            row["first"] = timed(_getter(client, path, base), repeat)
-            if first["next_cursor"]:
-                deep = _walk(client, path, base, DEEP)
-                row["deep_rank"] = client.get(path, **deep)["items"][0]["rank"]
-                row["deep"] = timed(_getter(client, path, deep), repeat)
+            row.update(_pages(client, path, base, repeat))
             row["plan"] = explain_page(
                 sessions, built.dataset_id, {"job_id": built.job_id, "q": word}, sort, None
             )
@@ -189,6 +203,15 @@ TOTALS = {
     "not flagged": {"flagged": "false"},
     "combined": COMBINED,
 }
+FILTERS = {
+    "combined (harm percentile 50-95, length 300-900, unreviewed)": COMBINED,
+    "flagged": {"flagged": "true"},
+    "common word, harm percentile 0-50, not flagged": {
+        "q": review_data.COMMON_WORD,
+        "percentile": "harm:0:50",
+        "flagged": "false",
+    },
+}
 
 
 def measure_totals(client: Client, built: Any, truths: dict[str, int]) -> dict[str, Any]:
@@ -207,6 +230,7 @@ def measure_totals(client: Client, built: Any, truths: dict[str, int]) -> dict[s
             "truth": truth,
             "error": error,
             "first_ms": 1000 * seconds,
+            "server": client.last_timing,
             "ok": (error <= TARGETS["estimate_tolerance"])
             if body["total_is_estimate"]
             else error == 0,
@@ -215,37 +239,104 @@ def measure_totals(client: Client, built: Any, truths: dict[str, int]) -> dict[s
     return out
 
 
-def measure_bulk(
-    client: Client, built: Any, n_train: int, repeat: int, with_pages: bool = True
-) -> dict[str, Any]:
-    """Dry run and flag of the 100,000 most harmful pairs, then the combined filter's pages."""
-    path = f"/datasets/{built.dataset_id}/review"
-    share = 100 * (1 - min(BULK, n_train // 9) / n_train)
-    body = {
+def _bulk_body(built: Any) -> dict:
+    share = 100 * (1 - min(BULK, built.train_ids // 9) / built.train_ids)
+    return {
         "action": "flag",
         "filter": {"job_id": built.job_id, "percentiles": [{"column": "harm", "min": share}]},
     }
-    dry = [client.post(path, {**body, "dry_run": True})[1] for _ in range(5)]
+
+
+def _flag_in_place(sessions: Any, built: Any) -> bool:
+    """Whether the dataset's latest review action not undone is the bench's bulk flag."""
+    from sqlalchemy import select
+
+    from backend.models import ReviewAction
+
+    with sessions() as session:
+        last = session.scalar(
+            select(ReviewAction)
+            .where(
+                ReviewAction.dataset_id == built.dataset_id,
+                ReviewAction.kind == "bulk",
+                ReviewAction.undone_at.is_(None),
+            )
+            .order_by(ReviewAction.id.desc())
+            .limit(1)
+        )
+        return last is not None and last.filter == _bulk_body(built)["filter"]
+
+
+def ensure_flagged(client: Client, sessions: Any, built: Any) -> float | None:
+    """The bulk flag in place for the filters and totals (its seconds when this had to do it)."""
+    if _flag_in_place(sessions, built):
+        return None
+    review_data.clear_reviews(sessions, built.dataset_id)
+    _, seconds = client.post(f"/datasets/{built.dataset_id}/review", _bulk_body(built))
+    return seconds
+
+
+def measure_bulk(client: Client, sessions: Any, built: Any) -> dict[str, Any]:
+    """From no review state: dry run and flag of the 100,000 most harmful pairs, the undo, the
+    flag again (left in place)."""
+    review_data.clear_reviews(sessions, built.dataset_id)
+    path = f"/datasets/{built.dataset_id}/review"
+    body = _bulk_body(built)
+    dry = []
+    for _ in range(5):
+        dry.append(client.post(path, {**body, "dry_run": True})[1])
+    dry_server = client.last_timing
     flagged, flag_s = client.post(path, body)
     out: dict[str, Any] = {
-        "load": load(),
         "matched": flagged["matched"],
         "changed": flagged["changed"],
         "dry_run_s": sorted(dry)[len(dry) // 2],
         "dry_run_max_s": max(dry),
+        "dry_run_server": dry_server,
         "flag_s": flag_s,
+        "flag_server": client.last_timing,
     }
+    undone, out["undo_s"] = client.post(f"{path}/undo")
+    out["undo_changed"], out["undo_server"] = undone["changed"], client.last_timing
+    again, out["reflag_s"] = client.post(path, body)
+    out["reflag_changed"], out["reflag_server"] = again["changed"], client.last_timing
     print(f"  bulk: {out}", flush=True)
-    if not with_pages:
-        return out
-    pages = _pairs_path(built.dataset_id)
-    base = {"job_id": built.job_id, "sort": "-harm", "limit": PAGE, **COMBINED}
-    out["combined_first"] = timed(lambda: client.get(pages, **base), repeat)
-    deep = _walk(client, pages, base, DEEP)
-    out["combined_deep_rank"] = client.get(pages, **deep)["items"][0]["rank"]
-    out["combined_deep"] = timed(lambda: client.get(pages, **deep), repeat)
-    print(f"  combined filter: {out}", flush=True)
     return out
+
+
+def measure_filters(client: Client, sessions: Any, built: Any, repeat: int) -> dict[str, Any]:
+    """Filters combined with the review states the bulk flag left, sorted by harm."""
+    out: dict[str, Any] = {"setup_flag_s": ensure_flagged(client, sessions, built)}
+    path = _pairs_path(built.dataset_id)
+    for name, params in FILTERS.items():
+        base = {"job_id": built.job_id, "sort": "-harm", "limit": PAGE, **params}
+        out[name] = _pages(client, path, base, repeat)
+        print(f"  filter {name}: {out[name]}", flush=True)
+    return out
+
+
+def measure_all_totals(client: Client, sessions: Any, built: Any) -> dict[str, Any]:
+    """The totals after the bulk flag on fresh servers (no cached count): the exact-count budget
+    as configured, then at 1 ms (every total above 10,000 an estimate)."""
+    out: dict[str, Any] = {"setup_flag_s": ensure_flagged(client, sessions, built)}
+    truths = _truths(sessions, built, 50, 95)
+    for name, env in (("configured", {}), ("estimated", {"PREFAUDIT_EXACT_COUNT_MS": "1"})):
+        with api_server({**SERVER_ENV, **env}) as (base, _):
+            out[name] = measure_totals(Client(base, client.token), built, truths)
+    return out
+
+
+def measure_exports(client: Client, process: Any, built: Any) -> dict[str, Any]:
+    """Every pair in each format over the socket (bench/lib/review_export.py's measures where
+    that module exists)."""
+    try:
+        from bench.lib import review_export  # type: ignore[attr-defined]
+    except ImportError:
+        return http_exports(client, process, built.dataset_id, ("jsonl", "csv", "parquet"))
+    return review_export.measure_exports(client, process, built.dataset_id)
+
+
+SERVER_ENV = {"PREFAUDIT_REAPER_INTERVAL_SECONDS": "0"}
 
 
 def _token(sessions: Any, user_id: int) -> str:
@@ -258,6 +349,30 @@ def _token(sessions: Any, user_id: int) -> str:
     return token
 
 
+def _commit() -> str:
+    found = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+    )
+    dirty = subprocess.run(["git", "diff", "--quiet", "HEAD"], cwd=REPO).returncode != 0
+    return found.stdout.strip() + ("+uncommitted" if dirty else "")
+
+
+def _run_part(name: str, measure: Callable[[], Any], out: dict[str, Any], save: Callable) -> None:
+    """One part, its load average sampled while it runs; the results written when it ends."""
+    started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    start = time.perf_counter()
+    with LoadWatch() as watch:
+        result = measure()
+    out[name] = result
+    out.setdefault("parts", {})[name] = {
+        "started": started,
+        "seconds": round(time.perf_counter() - start, 1),
+        "load_1min": watch.summary(),
+        "commit": _commit(),
+    }
+    save()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -265,14 +380,25 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--rebuild", action="store_true", help="build the data again")
-    parser.add_argument("--skip-exports", action="store_true")
+    parser.add_argument("--only", default=",".join(PARTS), help=f"parts: {','.join(PARTS)}")
     parser.add_argument(
-        "--skip-pages",
-        action="store_true",
-        help="only the bulk flag, the totals after it and the exports (results get a suffix)",
+        "--resume", action="store_true", help="skip the parts the results file already holds"
     )
+    parser.add_argument("--fresh", action="store_true", help="start a new results file")
     args = parser.parse_args()
+    wanted = [p.strip() for p in args.only.split(",") if p.strip()]
+    if unknown := sorted(set(wanted) - set(PARTS)):
+        parser.error(f"unknown part {unknown[0]!r}; parts: {', '.join(PARTS)}")
     n = args.pairs
+    stem = "review_scale" if n == 1_000_000 else f"review_scale-{n}"
+    json_path, md_path = RESULTS / f"{stem}.json", RESULTS / f"{stem}.md"
+    out: dict[str, Any] = {}
+    if json_path.exists() and not args.fresh:
+        out = json.loads(json_path.read_text())
+        if out.get("pairs") != n or "parts" not in out:
+            out = {}
+    if args.resume:
+        wanted = [p for p in wanted if p not in out.get("parts", {})]
     url = os.environ.get("DATABASE_URL", DEFAULT_URL)
     os.environ.update(
         DATABASE_URL=url,
@@ -287,37 +413,29 @@ def main() -> None:
 
     command.upgrade(alembic_config(), "head")
     sessions = get_sessionmaker()
-    out: dict[str, Any] = {"pairs": n, "cpus": os.cpu_count(), "load_start": load()}
+    out.update(pairs=n, cpus=os.cpu_count(), repeat=args.repeat)
     built = review_data.build(n, args.rebuild)
     out["data"] = {"cached": built.cached, **built.build, "train_pairs": built.train_ids}
+
+    def save() -> None:
+        write_json(json_path, out)
+        md_path.write_text(markdown(out, TARGETS))
+
     token = _token(sessions, built.user_id)
-    server_env = {"PREFAUDIT_REAPER_INTERVAL_SECONDS": "0"}
-    with api_server(server_env) as (base, process):
+    with api_server(SERVER_ENV) as (base, process):
         client = Client(base, token)
-        if not args.skip_pages:
-            out["sorts"] = measure_sorts(client, sessions, built, args.repeat)
-            out["search"] = measure_search(client, sessions, built, n, args.repeat)
-        out["bulk"] = measure_bulk(
-            client, built, built.train_ids, args.repeat, with_pages=not args.skip_pages
-        )
-        truths = _truths(sessions, built, 50, 95)
-        out["totals"] = measure_totals(client, built, truths)
-        if not args.skip_exports:
-            out["exports"] = http_exports(
-                client, process, built.dataset_id, ("jsonl", "csv", "parquet")
-            )
-    # A server whose exact counts never fit their budget: every total above 10,000 estimated.
-    with api_server({**server_env, "PREFAUDIT_EXACT_COUNT_MS": "1"}) as (base, _):
-        client = Client(base, token)
-        out["totals_estimated"] = measure_totals(client, built, truths)
-        undone, undo_s = client.post(f"/datasets/{built.dataset_id}/review/undo")
-        out["bulk"]["undo_s"], out["bulk"]["undo_changed"] = undo_s, undone["changed"]
-    out["load_end"] = load()
-    stem = "review_scale" if n == 1_000_000 else f"review_scale-{n}"
-    if args.skip_pages:
-        stem += "-totals-exports"
-    write_json(RESULTS / f"{stem}.json", out)
-    (RESULTS / f"{stem}.md").write_text(markdown(out, TARGETS))
+        measures: dict[str, Callable[[], Any]] = {
+            "sorts": lambda: measure_sorts(client, sessions, built, args.repeat),
+            "search": lambda: measure_search(client, sessions, built, n, args.repeat),
+            "bulk": lambda: measure_bulk(client, sessions, built),
+            "filters": lambda: measure_filters(client, sessions, built, args.repeat),
+            "totals": lambda: measure_all_totals(client, sessions, built),
+            "exports": lambda: measure_exports(client, process, built),
+        }
+        for name in PARTS:
+            if name in wanted:
+                print(f"{name} (load {load()})", flush=True)
+                _run_part(name, measures[name], out, save)
     print(markdown(out, TARGETS))
 
 

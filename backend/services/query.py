@@ -92,9 +92,10 @@ class SearchNotReady(Unavailable, ReviewError):
     retry_after = 10.0
 
 
-def text_condition(session: Session, dataset: Dataset, q: str) -> ColumnElement[bool]:
+def text_condition(session: Session, dataset: Dataset, q: str, ident: Any) -> ColumnElement[bool]:
     """All of the words of `q` occur in the prompt, chosen or rejected text (whole words, case
-    folded): Postgres full-text search on `pair_search`, SQLite FTS5."""
+    folded): Postgres full-text search on `pair_search`, SQLite FTS5. On the pair id column
+    `ident` the query is driven by (the scores' with a job): a search needs no pairs row."""
     words = _words(q)
     if session.get_bind().dialect.name == "postgresql":
         if not dataset.search_ready:
@@ -106,12 +107,12 @@ def text_condition(session: Session, dataset: Dataset, q: str) -> ColumnElement[
             "SELECT pair_id FROM pair_search WHERE dataset_id = :fts_dataset "
             "AND tsv @@ plainto_tsquery('simple', :fts_query)"
         ).bindparams(fts_dataset=dataset.id, fts_query=" ".join(words))
-        return Pair.id.in_(matches)
+        return ident.in_(matches)
     phrase = " ".join('"' + w.replace('"', '""') + '"' for w in words)
     matches = text("SELECT rowid FROM pairs_fts WHERE pairs_fts MATCH :fts_query").bindparams(
         fts_query=phrase
     )
-    return Pair.id.in_(matches)
+    return ident.in_(matches)
 
 
 def _without_flag(ident: Any, states: Sequence[str]) -> ColumnElement[bool]:
@@ -183,7 +184,7 @@ class Query:
     narrowed: bool
     split: str
     with_reviewer: bool = False  # also join the user who last changed each pair's state
-    uses_pairs: bool = True  # some condition reads the pairs table (text, lengths, metadata)
+    uses_pairs: bool = True  # some condition reads the pairs table (lengths, metadata)
     # Postgres: the text condition among `conditions` and its words (a page swaps it for the
     # search plan's, backend/services/search_plan.py).
     search: tuple[ColumnElement[bool], str] | None = None
@@ -227,7 +228,8 @@ def resolve(session: Session, dataset: Dataset, f: PairFilter) -> Query:
     if f.q is not None and _words(f.q):
         if "\x00" in f.q:
             raise ReviewError("the search text holds a NUL byte")
-        conditions.append(text_condition(session, dataset, f.q))
+        ident = Score.pair_id if job is not None else Pair.id
+        conditions.append(text_condition(session, dataset, f.q, ident))
         if session.get_bind().dialect.name == "postgresql":
             search = (conditions[-1], " ".join(_words(f.q)))
         narrowed = True
@@ -288,7 +290,7 @@ def resolve(session: Session, dataset: Dataset, f: PairFilter) -> Query:
     if f.exclude_tags:
         conditions.append(~tag_condition(dataset.id, f.exclude_tags, f.job_id, ident))
         narrowed = True
-    uses_pairs = job is None or bool((f.q and _words(f.q)) or f.lengths or f.metadata)
+    uses_pairs = job is None or bool(f.lengths or f.metadata)
     return Query(dataset, job, conditions, narrowed, f.split, uses_pairs=uses_pairs, search=search)
 
 
@@ -355,66 +357,61 @@ def page_rows(
     session: Session,
     query: Query,
     sort: str,
-    columns: Sequence[Any],
     *,
     cursor: str | None,
     offset: int,
     limit: int,
 ) -> tuple[list[Any], int, str | None]:
-    """(rows, rank of the first row − 1, next cursor). Each row is `columns` plus the sort value
-    and the pair id. With a cursor the page is read by keyset; else by `offset`."""
+    """(keys, rank of the first row − 1, next cursor): the page's rows as (`_sort` value, `_id`
+    pair id), in order. With a cursor the page is read by keyset; else by `offset`.
+
+    Only the keys are read here, from the scores and review states (the pairs table only where a
+    filter or the sort reads it): the page's texts and scores are read afterwards for its own rows
+    (a search with a few hundred matches sorted by a score had read every match's texts)."""
     key, descending = parse_sort(sort, query.job)
     column = sort_column(key)
     nullable = key in SCORE_COLUMNS
     # The id of the table whose index is walked: its (…, sort, id) index serves the keyset.
     ident = Score.pair_id if nullable else Pair.id
+    query = replace(query, with_reviewer=False, uses_pairs=query.uses_pairs or not nullable)
     if query.search is not None:
         condition, words = query.search
         planned = search_plan.page_condition(session, query.dataset.id, words, ident)
         query = replace(
             query, conditions=[planned if c is condition else c for c in query.conditions]
         )
-    extra = (column.label("_sort"), ident.label("_id"))
+    keys = (column.label("_sort"), ident.label("_id"))
     order = (column.desc(), ident.desc()) if descending else (column.asc(), ident.asc())
     # Where the column is null throughout (the section after its values) the pair id alone
     # orders the rows: the scores' key serves it, which a partial sort index (without nulls)
     # would not.
     by_id = ident.desc() if descending else ident.asc()
 
-    def fetch(statement: Select, n: int) -> list[Any]:
-        return list(session.execute(statement.limit(n)))
+    def fetch(*where: ColumnElement[bool], order_by: Sequence[Any], n: int, skip: int = 0) -> list:
+        statement = query.select(*keys, lean=True).where(*where).order_by(*order_by)
+        return list(session.execute(statement.offset(skip or None).limit(n)))
 
     if cursor is None and offset > 0:
         # Offset paging (older clients): one sort, fine for shallow pages only.
         start = offset
-        statement = query.select(*columns, *extra)
-        if nullable:
-            statement = statement.order_by(column.is_(None), *order)
-        else:
-            statement = statement.order_by(*order)
-        rows = fetch(statement.offset(offset), limit + 1)
+        nulls_last = [column.is_(None)] if nullable else []
+        rows = fetch(order_by=[*nulls_last, *order], n=limit + 1, skip=offset)
     else:
         c = Cursor.decode(cursor, sort) if cursor is not None else None
         start = c.rank if c is not None else 0
         rows = []
         if c is None or c.value is not None:
-            statement = query.select(*columns, *extra)
-            if nullable:
-                statement = statement.where(column.is_not(None))
+            where = [column.is_not(None)] if nullable else []
             if c is not None:
                 key_now = tuple_(column, ident)
                 key_then = tuple_(literal(c.value), literal(c.pair_id))
-                statement = statement.where(
-                    key_now < key_then if descending else key_now > key_then
-                )
-            rows = fetch(statement.order_by(*order), limit + 1)
+                where.append(key_now < key_then if descending else key_now > key_then)
+            rows = fetch(*where, order_by=order, n=limit + 1)
             if nullable and len(rows) < limit + 1 and _has_nulls(session, query, key):
-                nulls = query.select(*columns, *extra).where(column.is_(None))
-                rows += fetch(nulls.order_by(by_id), limit + 1 - len(rows))
+                rows += fetch(column.is_(None), order_by=[by_id], n=limit + 1 - len(rows))
         else:
             after_id = ident < c.pair_id if descending else ident > c.pair_id
-            nulls = query.select(*columns, *extra).where(column.is_(None), after_id)
-            rows = fetch(nulls.order_by(by_id), limit + 1)
+            rows = fetch(column.is_(None), after_id, order_by=[by_id], n=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = None

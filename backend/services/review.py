@@ -1,10 +1,9 @@
-"""Review: browsing pairs through the filter model, each pair's review state and note, bulk
-actions on everything a filter matches, and the append-only history they undo from.
+"""Review: browsing pairs through the filter model, each pair's review state and note, and the
+append-only history of changes. Bulk actions on everything a filter matches and their undo are
+backend/services/bulk.py (re-exported here for the routers).
 
 Every change is an action (`review_actions`) with one event per changed pair (`review_events`:
-state and note before and after). A bulk action is three set-based statements in one
-transaction: the action row, its events selected from the filter, and an upsert of the states
-from those events; an undo replays the last action's events backwards the same way.
+state and note before and after).
 """
 
 from __future__ import annotations
@@ -13,14 +12,13 @@ import math
 from typing import Any
 
 import numpy as np
-from sqlalchemy import DateTime, Select, func, literal, or_, select, true
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
-from backend.db import refresh_planner_stats, upsert
-from backend.errors import Forbidden, NotFound
+from backend.db import upsert
+from backend.errors import NotFound
 from backend.models import Dataset, Flag, Job, Pair, ReviewAction, ReviewEvent, Score, User, utcnow
 from backend.schemas import (
-    BulkResult,
     Histogram,
     PairFilter,
     PairPublic,
@@ -31,15 +29,33 @@ from backend.schemas import (
 )
 from backend.services import counts
 from backend.services import query as q
+from backend.services.bulk import (
+    BULK_STATES,
+    UndoForbidden,
+    bulk,
+    clear_flags,
+    describe,
+    flag_top,
+    new_action,
+    undo,
+)
 from backend.services.query import ReviewError, scored_job
-from backend.storage.ranking import greedy_query, most_harmful_query
 from worker.influence.methods import HARM_COLUMNS, SCORE_COLUMNS
 
-__all__ = ["HARM_COLUMNS", "ReviewError", "SORT_KEYS"]
+__all__ = [
+    "BULK_STATES",
+    "HARM_COLUMNS",
+    "SORT_KEYS",
+    "ReviewError",
+    "UndoForbidden",
+    "bulk",
+    "clear_flags",
+    "describe",
+    "flag_top",
+    "undo",
+]
 
 SORT_KEYS = q.SORT_KEYS
-
-BULK_STATES = {"flag": "flagged", "keep": "kept", "swap": "swapped", "clear": "unreviewed"}
 
 
 def _to_public(
@@ -99,21 +115,12 @@ def list_pairs(
     """One page of the pairs matching `f`, sorted by `sort` ('-' for descending), with each
     pair's rank in this list and, given a job, its scores and their percentiles."""
     query = q.resolve(session, dataset, f)
-    columns: list[Any] = [Pair, Flag, User.username]
-    if query.job is not None:
-        columns.append(Score)
-    query.with_reviewer = True
-    rows, start, next_cursor = q.page_rows(
-        session,
-        query,
-        sort,
-        columns,
-        cursor=cursor,
-        offset=offset,
-        limit=limit,
+    keys, start, next_cursor = q.page_rows(
+        session, query, sort, cursor=cursor, offset=offset, limit=limit
     )
+    rows = _page_pairs(session, query.job, [int(k._id) for k in keys])
     stats = q.ensure_stats(session, query.job) if query.job is not None else None
-    scores = [row[3] if query.job is not None else None for row in rows]
+    scores = [row[3] for row in rows]
     per_pair = _page_percentiles(scores, stats or {})
     items = [
         _to_public(
@@ -128,6 +135,28 @@ def list_pairs(
     ]
     total, estimated = counts.count(session, query)
     return PairsPage(items=items, total=total, total_is_estimate=estimated, next_cursor=next_cursor)
+
+
+def _page_pairs(
+    session: Session, job: Job | None, ids: list[int]
+) -> list[tuple[Pair, Flag | None, str | None, Score | None]]:
+    """The page's pairs in `ids` order, each with its review state, who set it and the job's
+    scores: one statement by primary keys, for the page's own rows only."""
+    if not ids:
+        return []
+    columns: list[Any] = [Pair, Flag, User.username]
+    statement = select(*columns, *([Score] if job is not None else [])).select_from(Pair)
+    if job is not None:
+        statement = statement.outerjoin(
+            Score, and_(Score.job_id == job.id, Score.pair_id == Pair.id)
+        )
+    statement = (
+        statement.outerjoin(Flag, Flag.pair_id == Pair.id)
+        .outerjoin(User, User.id == Flag.user_id)
+        .where(Pair.id.in_(ids))
+    )
+    found = {row[0].id: row for row in session.execute(statement)}
+    return [(*found[i][:3], found[i][3] if job is not None else None) for i in ids]
 
 
 def _page_percentiles(scores: list[Score | None], stats: dict[str, Any]) -> list[dict]:
@@ -186,7 +215,7 @@ def set_state(
     decision on a pair cannot race into a duplicate row."""
     pair = get_pair(session, dataset, pair_id)
     old = session.scalar(select(Flag).where(Flag.pair_id == pair.id))
-    action = _new_action(
+    action = new_action(
         session, dataset, user, "set", f"row {pair.file_row}: {state}", state=state, count=1
     )
     session.add(
@@ -218,223 +247,6 @@ def set_flag(
 ) -> PairPublic:
     """The older flag call: flagged, or back to unreviewed."""
     return set_state(session, dataset, pair_id, user, "flagged" if flagged else "unreviewed", note)
-
-
-def _new_action(
-    session: Session, dataset: Dataset, user: User, kind: str, description: str, **fields: Any
-) -> ReviewAction:
-    """A new entry of the dataset's history (flushed: its id is known)."""
-    values: dict[str, Any] = {"state": None, "count": 0, **fields}
-    action = ReviewAction(
-        dataset_id=dataset.id,
-        user_id=user.id,
-        kind=kind,
-        description=description,
-        created_at=utcnow(),
-        **values,
-    )
-    session.add(action)
-    session.flush()
-    return action
-
-
-def _insert_from(session: Session, model: Any) -> Any:
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    return insert(model)
-
-
-_EVENT_COLUMNS = ["action_id", "pair_id", "old_state", "old_note", "new_state", "new_note"]
-
-
-def _write_events(
-    session: Session, dataset: Dataset, user: User, action: ReviewAction, events: Select
-) -> None:
-    """Record the action's events (`events` selects their columns) and set every pair's state
-    and note from them; `action.count` becomes the number of events.
-
-    On Postgres this is one statement: the events' INSERT … SELECT … RETURNING feeds the states'
-    upsert, and the statement returns how many pairs it changed. SQLite has no data-modifying
-    CTEs: two set-based statements and a count there, in the same transaction."""
-    if session.get_bind().dialect.name == "postgresql":
-        recorded = (
-            _insert_from(session, ReviewEvent)
-            .from_select(_EVENT_COLUMNS, events)
-            .returning(ReviewEvent.pair_id, ReviewEvent.new_state, ReviewEvent.new_note)
-            .cte("recorded")
-        )
-        source = select(recorded.c.pair_id, recorded.c.new_state, recorded.c.new_note)
-        applied = _set_states(session, dataset, user, source).returning(Flag.pair_id).cte("applied")
-        action.count = session.scalar(select(func.count()).select_from(applied)) or 0
-        return
-    session.execute(_insert_from(session, ReviewEvent).from_select(_EVENT_COLUMNS, events))
-    action.count = (
-        session.scalar(select(func.count()).where(ReviewEvent.action_id == action.id)) or 0
-    )
-    source = select(ReviewEvent.pair_id, ReviewEvent.new_state, ReviewEvent.new_note).where(
-        ReviewEvent.action_id == action.id
-    )
-    session.execute(_set_states(session, dataset, user, source))
-
-
-def _set_states(session: Session, dataset: Dataset, user: User, source: Select) -> Any:
-    """Upsert (pair_id, state, note) rows of `source` into flags, stamped with who and when."""
-    now = literal(utcnow(), DateTime(timezone=True))
-    pair_id, state, note = source.subquery().c
-    statement = _insert_from(session, Flag).from_select(
-        ["pair_id", "dataset_id", "state", "note", "user_id", "updated_at"],
-        # WHERE true: SQLite would read the ON CONFLICT after a bare FROM as a join's ON.
-        select(pair_id, literal(dataset.id), state, note, literal(user.id), now).where(true()),
-    )
-    return statement.on_conflict_do_update(
-        index_elements=["pair_id"],
-        set_={
-            "state": statement.excluded.state,
-            "note": statement.excluded.note,
-            "user_id": statement.excluded.user_id,
-            "updated_at": statement.excluded.updated_at,
-        },
-    )
-
-
-def bulk(
-    session: Session,
-    dataset: Dataset,
-    user: User,
-    kind: str,
-    f: PairFilter,
-    *,
-    override_kept: bool = False,
-    note: str | None = None,
-    dry_run: bool = False,
-    within: Select | None = None,
-    description: str | None = None,
-) -> BulkResult:
-    """Set every pair matching `f` (and, given, whose id is in `within`) to `kind`'s state in
-    one transaction. Pairs already in that state are left alone, and so are kept pairs unless
-    `override_kept`; notes stay unless `note` is given. A dry run only counts."""
-    new_state = BULK_STATES[kind]
-    query = q.resolve(session, dataset, f)
-    if within is not None:
-        query.conditions.append(query.ident.in_(within))
-        query.narrowed = True
-    current = func.coalesce(Flag.state, "unreviewed")
-    protect = new_state != "kept" and not override_kept
-    counted = query.select(query.ident, Flag.state, lean=True).subquery()
-    matched, kept = session.execute(
-        select(func.count(), func.count().filter(counted.c.state == "kept")).select_from(counted)
-    ).one()
-    protected = kept if protect else 0
-    differs = current != new_state
-    if note is not None:
-        differs = or_(differs, func.coalesce(Flag.note, "") != note)
-    changing = [differs, current != "kept"] if protect else [differs]
-    if dry_run:
-        change = query.select(query.ident, lean=True).where(*changing)
-        n = session.scalar(select(func.count()).select_from(change.subquery())) or 0
-        return BulkResult(matched=matched or 0, changed=n, protected=protected, dry_run=True)
-    action = _new_action(
-        session,
-        dataset,
-        user,
-        "bulk",
-        description or f"{kind} {describe(f)}",
-        state=new_state,
-        filter=f.model_dump(mode="json", exclude_defaults=True),
-    )
-    new_note = Flag.note if note is None else literal(note)
-    events = query.select(
-        literal(action.id), query.ident, current, Flag.note, literal(new_state), new_note, lean=True
-    ).where(*changing)
-    _write_events(session, dataset, user, action, events)
-    session.commit()
-    # Estimated totals come from these statistics (a stale table once showed "10,001~" for
-    # 173,198 pairs): refreshed at once, whatever autovacuum does.
-    refresh_planner_stats(session, "flags", action.count)
-    return BulkResult(
-        matched=matched or 0, changed=action.count, protected=protected, action_id=action.id
-    )
-
-
-def describe(f: PairFilter) -> str:
-    """A short human description of a filter, for the history."""
-    parts = []
-    if f.q:
-        parts.append(f"matching {f.q!r}")
-    if f.states:
-        parts.append("state " + "/".join(f.states))
-    if f.flagged is not None:
-        parts.append("flagged" if f.flagged else "not flagged")
-    for r in f.scores:
-        parts.append(
-            f"{r.min if r.min is not None else '…'} ≤ {r.column} ≤ "
-            f"{r.max if r.max is not None else '…'}"
-        )
-    for r in f.percentiles:
-        parts.append(f"{r.column} percentile {r.min or 0}–{r.max if r.max is not None else 100}")
-    for n in f.lengths:
-        parts.append(f"{n.field} length {n.min or 0}–{n.max if n.max is not None else '∞'}")
-    for key, value in f.metadata.items():
-        parts.append(f"{key} = {value!r}")
-    if f.tags:
-        parts.append("tag " + "/".join(f.tags))
-    if f.exclude_tags:
-        parts.append("no tag " + "/".join(f.exclude_tags))
-    return "all pairs" if not parts else "pairs with " + ", ".join(parts)
-
-
-class UndoForbidden(Forbidden):
-    """A reviewer asked to undo someone else's action (403)."""
-
-
-def undo(session: Session, dataset: Dataset, user: User) -> BulkResult:
-    """Undo the dataset's last action not yet undone: every pair it changed gets back the exact
-    state and note it had before. The undo is itself an action in the history. The owner undoes
-    anyone's action; a reviewer only their own (UndoForbidden names whose it is)."""
-    last = session.scalar(
-        select(ReviewAction)
-        .where(
-            ReviewAction.dataset_id == dataset.id,
-            ReviewAction.kind != "undo",
-            ReviewAction.undone_at.is_(None),
-        )
-        .order_by(ReviewAction.id.desc())
-        .limit(1)
-        .with_for_update()
-    )
-    if last is None:
-        raise ReviewError("nothing to undo: every review action of this dataset is undone")
-    if dataset.owner_id != user.id and last.user_id != user.id:
-        who = session.get(User, last.user_id) if last.user_id is not None else None
-        raise UndoForbidden(
-            f"the last review action ({last.description!r}) is "
-            f"{who.username + chr(39) + 's' if who else 'another user' + chr(39) + 's'}; a "
-            "reviewer undoes only their own actions (the owner undoes any)"
-        )
-    action = _new_action(
-        session, dataset, user, "undo", f"undo: {last.description}", undoes=last.id
-    )
-    earlier = ReviewEvent.__table__.alias("earlier")
-    events = (
-        select(
-            literal(action.id),
-            earlier.c.pair_id,
-            func.coalesce(Flag.state, "unreviewed"),
-            Flag.note,
-            earlier.c.old_state,
-            earlier.c.old_note,
-        )
-        .select_from(earlier)
-        .outerjoin(Flag, Flag.pair_id == earlier.c.pair_id)
-        .where(earlier.c.action_id == last.id)
-    )
-    _write_events(session, dataset, user, action, events)
-    last.undone_at = utcnow()
-    session.commit()
-    refresh_planner_stats(session, "flags", action.count)
-    return BulkResult(matched=action.count, changed=action.count, action_id=action.id)
 
 
 def list_actions(session: Session, dataset: Dataset, limit: int) -> list[ReviewActionPublic]:
@@ -477,39 +289,6 @@ def pair_history(session: Session, dataset: Dataset, pair_id: int) -> list[Revie
         )
         for event, action, username in rows
     ]
-
-
-def flag_top(
-    session: Session,
-    dataset: Dataset,
-    user: User,
-    job_id: int,
-    top_fraction: float,
-    method: str,
-    rule: str = "top",
-    budget: float | None = None,
-    override_kept: bool = False,
-) -> BulkResult:
-    """Flag the ceil(fraction × n) training pairs with the highest `method` score (rule 'top') or
-    the first `budget` pairs of a group audit's greedy selection (rule 'greedy'), as one bulk
-    action. Pairs already flagged stay flagged, kept pairs stay kept (unless `override_kept`),
-    nothing is unflagged."""
-    job = scored_job(session, dataset, job_id)
-    if rule == "greedy":
-        within, label = greedy_query(session, job, budget), "greedy group selection"
-    else:
-        within = most_harmful_query(session, job_id, top_fraction, method)
-        label = f"top {100 * top_fraction:.3g}% by {method}"
-    return bulk(
-        session,
-        dataset,
-        user,
-        "flag",
-        PairFilter(),
-        within=within,
-        override_kept=override_kept,
-        description=f"flag the {label} of job {job.id}",
-    )
 
 
 EXACT_HISTOGRAM_ROWS = 20_000
@@ -556,16 +335,3 @@ def histogram(session: Session, job: Job, column: str, bins: int) -> Histogram:
         quantiles={f"p{p}": q.value_at(stat, float(p)) for p in (10, 50, 90)},
         estimated=estimated,
     )
-
-
-def clear_flags(session: Session, dataset: Dataset, user: User) -> int:
-    """Return every flagged pair to unreviewed, as one undoable action; notes stay."""
-    result = bulk(
-        session,
-        dataset,
-        user,
-        "clear",
-        PairFilter(states=["flagged"]),
-        description="clear all flags",
-    )
-    return result.changed

@@ -100,7 +100,7 @@ def replace_scores(
     session.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))
     session.execute(text(f"DROP TABLE IF EXISTS {name}"))
     session.execute(text(f"CREATE TABLE {name} (LIKE scores INCLUDING DEFAULTS)"))
-    _copy(session, name, job_id, train, val, values)
+    _copy(session, name, job_id, train, val, values, freeze=True)
     session.execute(text(f"ALTER TABLE {name} ADD PRIMARY KEY (job_id, pair_id)"))
     for column in INDEXED_SORTS:
         session.execute(
@@ -117,15 +117,21 @@ def _copy(
     train: np.ndarray,
     val: np.ndarray,
     values: dict[str, np.ndarray],
+    freeze: bool = False,
 ) -> None:
+    """Binary COPY of the rows into `table`. `freeze` (a table created in this transaction):
+    the rows are written frozen and their pages marked all-visible, so the sort indexes answer
+    the review's pages, counts and bulk actions by index-only scans from the start (a vacuum
+    would otherwise have to mark them first, and autovacuum may be late or off)."""
     names = sorted(values)
+    options = "FORMAT binary, FREEZE" if freeze else "FORMAT binary"
     raw = session.connection().connection.driver_connection
     assert raw is not None  # a live connection inside the session's transaction
     for ids, split, cols in ((train, "train", names), (val, "val", [])):
         if len(ids) == 0:
             continue
         listed = ", ".join(["job_id", "pair_id", "split", *cols])
-        statement = f"COPY {table} ({listed}) FROM STDIN (FORMAT binary)"
+        statement = f"COPY {table} ({listed}) FROM STDIN ({options})"
         with raw.cursor() as cursor, cursor.copy(statement) as copy:
             copy.write(_HEADER)
             for block in binary_tuples(job_id, ids, split, cols, values):

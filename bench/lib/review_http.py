@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import os
 import statistics
+import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -23,16 +23,53 @@ def load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+class LoadWatch:
+    """The 1-minute load average sampled every few seconds while a part of the bench runs."""
+
+    def __init__(self, every_s: float = 5.0) -> None:
+        self.samples = [os.getloadavg()[0]]
+        self._stop = threading.Event()
+        self._every = every_s
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every):
+            self.samples.append(os.getloadavg()[0])
+
+    def __enter__(self) -> LoadWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.samples.append(os.getloadavg()[0])
+
+    def summary(self) -> dict[str, float]:
+        return {
+            "min": round(min(self.samples), 2),
+            "mean": round(statistics.fmean(self.samples), 2),
+            "max": round(max(self.samples), 2),
+        }
+
+
 class Client:
-    """GET and POST against the API as the UI does: JSON, a token, one connection."""
+    """GET and POST against the API as the UI does: JSON, a token, one connection. Each
+    response's Server-Timing (backend/timing.py) is kept as `last_timing`."""
 
     def __init__(self, base: str, token: str) -> None:
+        self.token = token
         self.http = httpx.Client(
             base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=600
         )
+        self.last_timing: dict[str, float] = {}
+
+    def _timing(self, response: httpx.Response) -> None:
+        self.last_timing = server_timing(response.headers.get("server-timing", ""))
 
     def get(self, path: str, **params: Any) -> dict:
         response = self.http.get(path, params=params)
+        self._timing(response)
         assert response.status_code == 200, f"{path} {params}: {response.text[:300]}"
         return response.json()
 
@@ -40,23 +77,49 @@ class Client:
         start = time.perf_counter()
         response = self.http.post(path, json=body)
         seconds = time.perf_counter() - start
+        self._timing(response)
         assert response.status_code == 200, f"{path}: {response.text[:300]}"
         return response.json(), seconds
 
 
-def timed(call: Callable[[], object], repeat: int) -> dict[str, float]:
-    """The first (cold) call's milliseconds, then p50/p95 of `repeat` more."""
+def server_timing(header: str) -> dict[str, float]:
+    """{'app': ms, 'db': ms, 'cpu': ms} of a Server-Timing header value."""
+    out: dict[str, float] = {}
+    for metric in filter(None, (m.strip() for m in header.split(","))):
+        name, *params = (part.strip() for part in metric.split(";"))
+        for param in params:
+            if param.startswith("dur="):
+                out[name] = float(param[4:])
+    return out
+
+
+def _p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+
+
+def timed(client: Client, path: str, params: dict, repeat: int) -> dict[str, float]:
+    """GET `path` once (cold), then `repeat` more times: the client's p50/p95 milliseconds and
+    the server's own (Server-Timing: `app` from request to response headers, `db` of that in
+    the database), so that queueing on a loaded machine shows as client minus server."""
     start = time.perf_counter()
-    call()
+    client.get(path, **params)
     first = 1000 * (time.perf_counter() - start)
-    times = []
+    times: list[float] = []
+    server: dict[str, list[float]] = {"app": [], "db": [], "cpu": []}
     for _ in range(repeat):
         start = time.perf_counter()
-        call()
+        client.get(path, **params)
         times.append(1000 * (time.perf_counter() - start))
-    times.sort()
-    p95 = times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))]
-    return {"first_ms": first, "p50_ms": statistics.median(times), "p95_ms": p95}
+        for name, values in server.items():
+            if name in client.last_timing:
+                values.append(client.last_timing[name])
+    out = {"first_ms": first, "p50_ms": statistics.median(times), "p95_ms": _p95(times)}
+    for name, values in server.items():
+        if values:
+            out[f"server_{name}_p50_ms"] = statistics.median(values)
+            out[f"server_{name}_p95_ms"] = _p95(values)
+    return out
 
 
 def sort_sql(sort: str) -> tuple[str, str, str]:
