@@ -1,15 +1,23 @@
 import { screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
-import { useLocation } from "react-router";
+import { useLocation, useNavigate } from "react-router";
 import { describe, expect, it } from "vitest";
 import { makePair } from "../../../test/fixtures";
 import { mockApi, renderWithClient } from "../../../test/utils";
 import type { Pair } from "../api/pairs";
 import { PairsPanel } from "./PairsPanel";
 
-/** The router's current search string, to check what the URL holds. */
+/** The router's current search string, to check what the URL holds, and the browser's Back. */
 function Location() {
-  return <output data-testid="location">{useLocation().search}</output>;
+  const navigate = useNavigate();
+  return (
+    <>
+      <output data-testid="location">{useLocation().search}</output>
+      <button type="button" onClick={() => void navigate(-1)}>
+        History back
+      </button>
+    </>
+  );
 }
 
 function setup(
@@ -241,6 +249,27 @@ describe("PairsPanel", () => {
     await userEvent.click(dataRows()[1]);
     expect(screen.getByTestId("location")).toHaveTextContent("pair=101");
     expect(screen.getByRole("heading", { name: /^Pair at row 2/ })).toBeInTheDocument();
+  });
+
+  it("makes opening a pair and each sort a step of the history, but not moving between pairs", async () => {
+    setup(null, 7, { url: "/?sort=-harm" });
+    await waitFor(() => expect(dataRows()).toHaveLength(3));
+    const location = screen.getByTestId("location");
+    await userEvent.click(dataRows()[1]);
+    expect(location).toHaveTextContent("?sort=-harm&pair=101");
+    await userEvent.keyboard("j");
+    expect(location).toHaveTextContent("?sort=-harm&pair=100");
+    await userEvent.selectOptions(screen.getByLabelText("Sort by"), "index");
+    expect(location).toHaveTextContent("?sort=-index&pair=100");
+    // Applying the filters already shown adds no step.
+    await userEvent.click(screen.getByRole("button", { name: "Apply filters" }));
+    const back = screen.getByRole("button", { name: "History back" });
+    await userEvent.click(back);
+    expect(location).toHaveTextContent("?sort=-harm&pair=100");
+    expect(await screen.findByRole("heading", { name: /^Pair at row 1/ })).toBeInTheDocument();
+    await userEvent.click(back);
+    expect(location).toHaveTextContent(/^\?sort=-harm$/);
+    await waitFor(() => expect(screen.queryByRole("heading", { name: /^Pair at row/ })).not.toBeInTheDocument());
   });
 
   it("opens the pair a shared link names", async () => {

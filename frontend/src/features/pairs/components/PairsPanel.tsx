@@ -31,7 +31,9 @@ import { ScoreLegend } from "./ScoreLegend";
 import { count } from "../../../components/ui/count";
 import { Alert } from "../../../components/ui/Alert";
 
-/** The view's sort and filters live in the URL, so a view can be shared and reloaded. */
+/** The view's sort and filters live in the URL, so a view can be shared and reloaded. Each sort,
+ *  filter and opening of a pair is a step of the browser's history (Back undoes it); moving from
+ *  one open pair to another replaces the step, so a run through the list is not a hundred Backs. */
 function useViewParams(
   scored: boolean,
 ): [string, ReviewFilters, (sort: string) => void, (f: ReviewFilters) => void, number | null, (id: number | null) => void] {
@@ -52,15 +54,16 @@ function useViewParams(
         ? { column, min: min ? Number(min) : undefined, max: max ? Number(max) : undefined }
         : null,
   };
-  const update = (change: (next: URLSearchParams) => void) =>
-    setParams(
-      (current) => {
-        const next = new URLSearchParams(current);
-        change(next);
-        return next;
-      },
-      { replace: true },
-    );
+  const changed = (current: URLSearchParams, change: (next: URLSearchParams) => void) => {
+    const next = new URLSearchParams(current);
+    change(next);
+    return next;
+  };
+  // Applying the filters already shown is no step of its own.
+  const update = (change: (next: URLSearchParams) => void, replace = false) =>
+    setParams((current) => changed(current, change), {
+      replace: replace || changed(params, change).toString() === params.toString(),
+    });
   const setSort = (value: string) => update((next) => next.set("sort", value));
   const setFilters = (f: ReviewFilters) =>
     update((next) => {
@@ -77,7 +80,7 @@ function useViewParams(
     });
   // The open pair lives in the URL too: a reload or a shared link opens it again.
   const setPair = (id: number | null) =>
-    update((next) => (id === null ? next.delete("pair") : next.set("pair", String(id))));
+    update((next) => (id === null ? next.delete("pair") : next.set("pair", String(id))), pair !== null);
   return [sort, filters, setSort, setFilters, pair, setPair];
 }
 
