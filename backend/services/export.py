@@ -10,11 +10,13 @@ cells that a spreadsheet would run as a formula are neutralised unless `raw` is 
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 import tempfile
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, Literal
@@ -26,6 +28,7 @@ from sqlalchemy.orm import Session
 from backend.ingest.parsing import ParsedPair
 from backend.ingest.writing import csv_text, dumps_jsonl, to_records
 from backend.models import Dataset, Flag, Pair, User
+from backend.services import export_sql
 from backend.services.query import Query
 from backend.services.soft_labels import SOFT_COLUMNS, SoftLabels
 
@@ -42,9 +45,9 @@ socket (and per hop through the server's thread pool), so per-record pieces cost
 round trips for a million pairs; 1 MiB pieces cost one per thousand pairs or so."""
 
 
-def chunked(pieces: Iterator[bytes], size: int = CHUNK_BYTES) -> Iterator[bytes]:
+def chunked(pieces: Iterable[bytes | memoryview], size: int = CHUNK_BYTES) -> Iterator[bytes]:
     """`pieces` joined into chunks of about `size` bytes (the last may be smaller), in order."""
-    buffer: list[bytes] = []
+    buffer: list[bytes | memoryview] = []
     held = 0
     for piece in pieces:
         buffer.append(piece)
@@ -67,9 +70,12 @@ class Selection:
     soft: SoftLabels | None = None  # add soft-label columns (backend/services/soft_labels.py)
 
 
-def _pairs_query(dataset: Dataset, selection: Selection) -> Select:
-    # Plain columns, not ORM objects: a million rows stream several times faster.
-    columns = (Pair.file_row, Pair.prompt, Pair.chosen, Pair.rejected, Pair.meta, Flag.state)
+_ROW_COLUMNS = (Pair.file_row, Pair.prompt, Pair.chosen, Pair.rejected, Pair.meta, Flag.state)
+"""What the row-by-row export reads: plain columns, not ORM objects (several times faster)."""
+
+
+def _pairs_query(dataset: Dataset, selection: Selection, columns: Any = _ROW_COLUMNS) -> Select:
+    """The selected pairs' `columns` (soft-label scores added after them), in file order."""
     if selection.query is not None:
         query = selection.query.select(*columns)
     else:
@@ -156,19 +162,25 @@ def _base_columns(dataset: Dataset) -> list[str]:
 
 def _metadata_columns(session: Session, dataset: Dataset) -> dict[str, _Column]:
     """Every metadata key of the dataset's pairs, in order of first appearance, and its values'
-    kinds: one streamed pass over the metadata alone."""
+    kinds: one aggregate on Postgres (values standing for all of a key's values), else one
+    streamed pass over the metadata alone."""
+    values: Iterator[tuple[str, Any]]
+    if session.get_bind().dialect.name == "postgresql":
+        examples = export_sql.metadata_examples(session, dataset.id)
+        values = ((k, v) for k, held in examples.items() for v in held or [None])
+    else:
+        metas = session.scalars(
+            select(Pair.meta)
+            .where(Pair.dataset_id == dataset.id)
+            .order_by(Pair.file_row)
+            .execution_options(yield_per=_BATCH)
+        )
+        values = ((k, v) for meta in metas for k, v in (meta or {}).items())
     base = set(_base_columns(dataset))
     columns: dict[str, _Column] = {}
-    metas = session.scalars(
-        select(Pair.meta)
-        .where(Pair.dataset_id == dataset.id)
-        .order_by(Pair.file_row)
-        .execution_options(yield_per=_BATCH)
-    )
-    for meta in metas:
-        for key, value in (meta or {}).items():
-            if key not in base:
-                columns.setdefault(key, _Column()).add(value)
+    for key, value in values:
+        if key not in base:
+            columns.setdefault(key, _Column()).add(value)
     return columns
 
 
@@ -176,13 +188,9 @@ def _columns(session: Session, dataset: Dataset) -> list[str]:
     return _base_columns(dataset) + list(_metadata_columns(session, dataset))
 
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-"""First characters that make a spreadsheet evaluate a cell (OWASP CSV injection)."""
-
-
 def neutralise(value: str) -> str:
     """A cell a spreadsheet would run as a formula, prefixed with a single quote."""
-    return "'" + value if value.startswith(_FORMULA_START) else value
+    return "'" + value if value.startswith(export_sql.FORMULA_START) else value
 
 
 def _neutralised(records: Iterator[dict]) -> Iterator[dict]:
@@ -227,9 +235,21 @@ def _export_pieces(
     fmt: ExportFormat,
     selection: Selection | bool,
     raw: bool,
-) -> Iterator[bytes]:
+) -> Iterator[bytes | memoryview]:
     if isinstance(selection, bool):
         selection = Selection(exclude_flagged=selection)
+    if fmt not in MEDIA_TYPES:
+        raise ValueError(f"unknown export format {fmt!r}; use jsonl, csv or parquet")
+    if session.get_bind().dialect.name == "postgresql" and selection.soft is None:
+        yield from _database_pieces(session, dataset, fmt, selection, raw)
+    else:
+        yield from _row_pieces(session, dataset, fmt, selection, raw)
+
+
+def _row_pieces(
+    session: Session, dataset: Dataset, fmt: str, selection: Selection, raw: bool
+) -> Iterator[bytes]:
+    """Row by row in Python: SQLite, and soft labels (whose values Python computes)."""
     if fmt == "jsonl":
         for record in _records(session, dataset, selection):
             yield dumps_jsonl(record)
@@ -240,32 +260,80 @@ def _export_pieces(
             columns += [c for c in SOFT_COLUMNS if c not in columns]
         for line in csv_text(records if raw else _neutralised(records), columns):
             yield line.encode("utf-8")
-    elif fmt == "parquet":
-        yield from _parquet(session, dataset, selection)
     else:
-        raise ValueError(f"unknown export format {fmt!r}; use jsonl, csv or parquet")
+        yield from _parquet(session, dataset, selection)
+
+
+def _database_pieces(
+    session: Session, dataset: Dataset, fmt: str, selection: Selection, raw: bool
+) -> Iterator[bytes | memoryview]:
+    """Postgres: every row written by the database (backend/services/export_sql.py)."""
+    schema, swaps = dataset.schema_kind, selection.apply_swaps
+    if fmt == "jsonl":
+        line = export_sql.json_line(schema, swaps)
+        rows = export_sql.copy_rows(session, _pairs_query(dataset, selection, [line]))
+        for chunk in chunked(rows):
+            yield export_sql.unescape_text_copy(chunk)
+        return
+    # Decided before the first byte: the columns and their types.
+    kinds = _kinds(session, dataset, selection)
+    metadata = {k: kind for k, kind in list(kinds.items())[len(_base_columns(dataset)) :]}
+    cells = export_sql.cells(schema, swaps, metadata, raw, arrow=fmt == "parquet")
+    query = _pairs_query(dataset, selection, cells)
+    if fmt == "csv":
+        header = io.StringIO()
+        csv.writer(header, lineterminator="\n").writerow(kinds)
+        yield header.getvalue().encode("utf-8")
+        yield from export_sql.copy_rows(session, query, "(FORMAT csv)")
+        return
+    arrow = _arrow_schema(kinds)
+    rows = export_sql.copy_rows(session, query, "(FORMAT csv)")
+    yield from _spooled_parquet(arrow, export_sql.arrow_tables(rows, arrow))
+
+
+def _kinds(session: Session, dataset: Dataset, selection: Selection) -> dict[str, str]:
+    """Every column of the export and its kind: 'string', 'bool', 'int64', 'float64' or 'json'."""
+    kinds = {c: "string" for c in _base_columns(dataset)}
+    kinds.update({k: c.arrow_type() for k, c in _metadata_columns(session, dataset).items()})
+    if selection.soft is not None:
+        kinds.update({c: "float64" for c in SOFT_COLUMNS[:-1]}, confidence_source="string")
+    return kinds
+
+
+def _arrow_schema(kinds: dict[str, str]) -> Any:
+    """The Parquet file's schema: the JSON-text columns named in its metadata."""
+    import pyarrow as pa
+
+    arrow = {"bool": pa.bool_(), "int64": pa.int64(), "float64": pa.float64()}
+    as_json = [c for c, kind in kinds.items() if kind == "json"]
+    return pa.schema(
+        [(c, arrow.get(kind, pa.string())) for c, kind in kinds.items()],
+        metadata={JSON_COLUMNS_KEY: json.dumps(as_json).encode()},
+    )
+
+
+def _spooled_parquet(schema: Any, tables: Iterator[Any]) -> Iterator[bytes]:
+    """The Parquet file of `tables`, built on disk (its footer comes last; bounded memory),
+    then streamed."""
+    import pyarrow.parquet as pq
+
+    with tempfile.TemporaryFile() as spool:
+        writer = pq.ParquetWriter(spool, schema)
+        for table in tables:
+            writer.write_table(table)
+        writer.close()
+        spool.seek(0)
+        while data := spool.read(CHUNK_BYTES):
+            yield data
 
 
 def _parquet(session: Session, dataset: Dataset, selection: Selection) -> Iterator[bytes]:
     # pyarrow: heavy, loaded only for a Parquet export
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    arrow = {
-        "string": pa.string(),
-        "bool": pa.bool_(),
-        "int64": pa.int64(),
-        "float64": pa.float64(),
-    }
-    kinds = {c: "string" for c in _base_columns(dataset)}
-    kinds.update({k: c.arrow_type() for k, c in _metadata_columns(session, dataset).items()})
-    if selection.soft is not None:
-        kinds.update({c: "float64" for c in SOFT_COLUMNS[:-1]}, confidence_source="string")
-    as_json = [c for c, kind in kinds.items() if kind == "json"]
-    schema = pa.schema(
-        [(c, arrow.get(kind, pa.string())) for c, kind in kinds.items()],
-        metadata={JSON_COLUMNS_KEY: json.dumps(as_json).encode()},
-    )
+    kinds = _kinds(session, dataset, selection)
+    schema = _arrow_schema(kinds)
+    as_json = {c for c, kind in kinds.items() if kind == "json"}
 
     def cell(column: str, value: Any) -> Any:
         if value is None or column not in as_json:
@@ -273,16 +341,13 @@ def _parquet(session: Session, dataset: Dataset, selection: Selection) -> Iterat
         return json.dumps(value, ensure_ascii=False)
 
     records = _records(session, dataset, selection)
-    # Parquet's footer comes last, so the file is built on disk (bounded memory), then streamed.
-    with tempfile.TemporaryFile() as spool:
-        writer = pq.ParquetWriter(spool, schema)
+
+    def tables() -> Iterator[Any]:
         while chunk := list(islice(records, _BATCH)):
             rows = [{c: cell(c, r.get(c)) for c in kinds} for r in chunk]
-            writer.write_table(pa.Table.from_pylist(rows, schema=schema))
-        writer.close()
-        spool.seek(0)
-        while data := spool.read(1 << 20):
-            yield data
+            yield pa.Table.from_pylist(rows, schema=schema)
+
+    yield from _spooled_parquet(schema, tables())
 
 
 REVIEW_LOG_COLUMNS = ["row", "pair_id", "state", "note", "reviewed_by", "reviewed_at"]

@@ -10,6 +10,7 @@ from urllib.parse import unquote
 
 import pyarrow.parquet as pq
 import pytest
+from sqlalchemy import select
 
 from tests.factories import jsonl_bytes, upload
 
@@ -178,3 +179,68 @@ def test_an_export_streams_in_large_chunks(client, auth, fmt) -> None:
         assert pq.read_table(io.BytesIO(sent)).equals(pq.read_table(io.BytesIO(body)))
     else:
         assert sent == body
+
+
+def _tricky_records() -> list[dict]:
+    """Texts and metadata that COPY, JSON and CSV each escape: backslashes, quotes, control
+    characters, newlines, non-ASCII, formula starts, JSON nulls and nested values."""
+    texts = ['a\\b "q" \\n', "line\nnext\r\n\ttab", "é ☃ 日本", "=1+1", "\x01\x1f", "", "\\"]
+    return [
+        {
+            "prompt": texts[i % 7],
+            "chosen": f"c{i} " + texts[(i + 1) % 7],
+            "rejected": f"r{i} " + texts[(i + 3) % 7],
+            "note": None if i % 3 == 0 else texts[(i + 2) % 7],
+            "deep": {"k\\": [i, None, '\\"']} if i % 2 else "=x",
+        }
+        for i in range(40)
+    ]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+def test_the_database_writes_what_the_row_by_row_export_writes(client, auth, fmt) -> None:
+    """Postgres formats each row in SQL (backend/services/export_sql.py); SQLite and soft labels
+    go row by row in Python. Both write the same file: swaps applied, flagged pairs left out, a
+    search filter, formula cells neutralised (or raw)."""
+    from backend.db import session_scope
+    from backend.models import Dataset, Pair
+    from backend.schemas import PairFilter
+    from backend.services import export
+    from backend.services.query import resolve
+
+    made = upload(client, auth, jsonl_bytes(_tricky_records()), "tricky.jsonl", name="tricky")
+    assert made.status_code == 201, made.text
+    ds = made.json()["id"]
+    with session_scope() as session:
+        ids = session.scalars(select(Pair.id).where(Pair.dataset_id == ds).order_by(Pair.id)).all()
+    for i, state in ((1, "swapped"), (2, "flagged"), (5, "swapped"), (6, "kept")):
+        url = f"{API}/datasets/{ds}/pairs/{ids[i]}/review"
+        assert client.put(url, headers=auth, json={"state": state}).status_code == 200
+    filters = [PairFilter(), PairFilter(q="next")]
+    for where, raw, exclude in [
+        (f, r, e) for f in filters for r in (False, True) for e in (True, False)
+    ]:
+        with session_scope() as session:
+            dataset = session.get(Dataset, ds)
+            selection = export.Selection(
+                exclude_flagged=exclude, query=resolve(session, dataset, where)
+            )
+            by_sql = b"".join(export._database_pieces(session, dataset, fmt, selection, raw))
+            by_rows = b"".join(export._row_pieces(session, dataset, fmt, selection, raw))
+        if fmt == "jsonl":
+            # The same records with their keys in the same order; the metadata is its stored
+            # JSON text (non-ASCII as \u escapes), the texts byte for byte as Python writes them.
+            lines = [b.decode().splitlines() for b in (by_sql, by_rows)]
+            records = [[json.loads(line, object_pairs_hook=list) for line in x] for x in lines]
+            assert records[0] == records[1] and len(records[0]) > 1
+            texts = [[line.split(', "note": ')[0] for line in x] for x in lines]
+            assert texts[0] == texts[1]
+        elif fmt == "csv":
+            rows = [
+                list(csv.reader(io.StringIO(b.decode(), newline=""))) for b in (by_sql, by_rows)
+            ]
+            assert rows[0] == rows[1] and len(rows[0]) > 1
+        else:
+            assert pq.read_table(io.BytesIO(by_sql)).equals(
+                pq.read_table(io.BytesIO(by_rows)), check_metadata=True
+            )
