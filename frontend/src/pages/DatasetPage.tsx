@@ -57,6 +57,11 @@ export function DatasetPage() {
     .filter((job) => job.kind === "audit" && job.status === "succeeded" && targetOf(job.metrics))
     .map((job) => ({ id: job.id, label: `Audit ${job.id}: ${targetOf(job.metrics)?.name ?? "target"}` }));
 
+  // The export's soft labels come from a finished audit's or judge job's scores.
+  const softLabelSources = items
+    .filter((job) => (job.kind === "audit" || job.kind === "judge") && job.status === "succeeded")
+    .map((job) => ({ id: job.id, label: `${job.kind === "judge" ? "Judge" : "Audit"} ${job.id}` }));
+
   if (dataset.isError) {
     return (
       <main className="page">
@@ -86,7 +91,7 @@ export function DatasetPage() {
               )}
             </p>
           </div>
-          <ExportButtons dataset={dataset.data} />
+          <ExportButtons dataset={dataset.data} softLabelSources={softLabelSources} />
         </header>
       )}
       <div className="two-col">

@@ -136,6 +136,29 @@ async function download(
 export interface ExportOptions {
   excludeFlagged: boolean;
   applySwaps: boolean;
+  /** Only pairs with this tag (the pairs list's `tag=`); "" for no such filter. */
+  tag?: string;
+  /** Leave out pairs with this tag (`not_tag=`); "" for none. */
+  notTag?: string;
+  /** Add soft-label columns from this audit's or judge job's scores. */
+  softLabelsJob?: number | null;
+  /** With softLabelsJob: every pair, none of the job's ambiguous ones, or only them. */
+  ambiguous?: AmbiguousMode;
+}
+
+export type AmbiguousMode = "include" | "exclude" | "only";
+
+/** The export's query parameters for `options` (an unset filter sends nothing). */
+export function exportQuery(format: ExportFormat, options: ExportOptions) {
+  const soft = options.softLabelsJob ?? null;
+  return {
+    format,
+    exclude_flagged: options.excludeFlagged,
+    apply_swaps: options.applySwaps,
+    ...(options.tag ? { tag: [options.tag] } : {}),
+    ...(options.notTag ? { not_tag: [options.notTag] } : {}),
+    ...(soft !== null ? { soft_labels_job: soft, ambiguous: options.ambiguous ?? "include" } : {}),
+  };
 }
 
 export function useExportDataset(dataset: Dataset) {
@@ -150,7 +173,7 @@ export function useExportDataset(dataset: Dataset) {
       const request = api.GET("/api/v1/datasets/{dataset_id}/export", {
         params: {
           path: { dataset_id: dataset.id },
-          query: { format, exclude_flagged: options.excludeFlagged, apply_swaps: options.applySwaps },
+          query: exportQuery(format, options),
         },
         parseAs: "blob",
       });

@@ -1,5 +1,5 @@
 // The LLM judge (backend/routers/judge.py): its defaults, the estimate before launch, and the
-// launch of a judge job. The server's API key is its own setting and never a field here.
+// launch of a judge job. The key is never a field of a job: the caller's own key is api/judgeKey.ts.
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { api, type Schemas } from "../../../api/client";
 import { unwrap } from "../../../api/errors";

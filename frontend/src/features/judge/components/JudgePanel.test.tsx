@@ -35,6 +35,9 @@ const job = {
   created_at: "2026-12-07T04:00:00Z",
 };
 
+/** The caller has no judge key of their own (components/JudgeKeyField.tsx). */
+const noOwnKey = { "GET /api/v1/me/secrets/judge-api-key": () => ({ set: false, updated_at: null }) };
+
 function fillForm() {
   fireEvent.change(screen.getByLabelText("Base URL"), { target: { value: " http://127.0.0.1:8080/v1 " } });
   fireEvent.change(screen.getByLabelText("Model"), { target: { value: "smollm2" } });
@@ -46,6 +49,7 @@ describe("JudgePanel", () => {
     const bodies: Record<string, unknown>[] = [];
     const api = mockApi({
       "GET /api/v1/judge/defaults": () => defaults,
+      ...noOwnKey,
       "POST /api/v1/datasets/3/judge/estimate": async (request) => {
         bodies.push(await request.json());
         return estimate;
@@ -57,7 +61,7 @@ describe("JudgePanel", () => {
     });
     const onLaunched = vi.fn();
     renderWithClient(<JudgePanel datasetId={3} onLaunched={onLaunched} />);
-    expect(screen.getByText(/API key is the server’s setting/)).toBeInTheDocument();
+    expect(screen.getByText(/API key is yours \(below, stored encrypted\) or else the server’s setting/)).toBeInTheDocument();
     // The default template from the server fills the editor.
     expect(await screen.findByLabelText("System message")).toHaveValue("You are an impartial judge.");
     fillForm();
@@ -99,6 +103,7 @@ describe("JudgePanel", () => {
   it("asks for a new estimate when the form changes after one", async () => {
     mockApi({
       "GET /api/v1/judge/defaults": () => defaults,
+      ...noOwnKey,
       "POST /api/v1/datasets/3/judge/estimate": () => ({ ...estimate, cached_requests: null, seconds: null }),
     });
     renderWithClient(<JudgePanel datasetId={3} />);
@@ -117,6 +122,7 @@ describe("JudgePanel", () => {
   it("shows the server's refusal as an alert", async () => {
     mockApi({
       "GET /api/v1/judge/defaults": () => defaults,
+      ...noOwnKey,
       "POST /api/v1/datasets/3/judge/estimate": () =>
         new Response(
           JSON.stringify({ detail: "base_url must not carry credentials: the key is a server setting" }),

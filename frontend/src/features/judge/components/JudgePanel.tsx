@@ -11,6 +11,7 @@ import {
   type JudgeTemplate,
 } from "../api/judge";
 import { JudgeEstimateView } from "./JudgeEstimateView";
+import { JudgeKeyField } from "./JudgeKeyField";
 
 interface Props {
   datasetId: number;
@@ -57,8 +58,9 @@ export function JudgePanel({ datasetId, onLaunched }: Props) {
       <h2>LLM judge</h2>
       <p className="muted">
         Asks an OpenAI-compatible server which response of each pair is better, twice (chosen shown first, then
-        second). The API key is the server’s setting (PREFAUDIT_JUDGE_API_KEY) and is never entered here.
-        {defaults.data && !defaults.data.key_configured && " This server has no judge key set: a server that needs one will refuse."}
+        second). The API key is yours (below, stored encrypted) or else the server’s setting
+        (PREFAUDIT_JUDGE_API_KEY); it is never part of a job.
+        {defaults.data && !defaults.data.key_configured && " This server has no judge key set: without your own, a server that needs one will refuse."}
       </p>
       {defaults.isError && <Alert title="Could not load the judge's defaults" error={defaults.error} />}
       <div className="option-grid">
@@ -72,6 +74,7 @@ export function JudgePanel({ datasetId, onLaunched }: Props) {
         </label>
         <NumberField label="Max concurrency" min={1} max={MAX_CONCURRENCY} value={concurrency} onChange={setConcurrency} />
       </div>
+      <JudgeKeyField />
       {defaults.data ? (
         <TemplateFields template={template} placeholders={defaults.data.placeholders ?? []} onChange={editTemplate} />
       ) : (
