@@ -24,8 +24,14 @@ from backend.schemas.common import DB_ID_MAX
 from backend.schemas.metrics import JobMetrics, read_metrics
 from backend.storage import eta
 from worker.influence.config import EngineConfig
-from worker.influence.methods import METHODS
+from worker.influence.methods import AUTO, METHODS
 from worker.influence.reward_columns import REWARD_MODEL_SLOTS
+
+AUTO_DESCRIPTION = (
+    "The job measures its own rankings on canaries (training pairs it presents swapped) and "
+    "its validation pairs, and picks the one that finds them best (the loss unless another "
+    "beats it; the length heuristic where the model is not shown to learn)."
+)
 
 
 def _engine_fields() -> dict[str, Any]:
@@ -50,14 +56,20 @@ def _label_methods(schema: dict[str, Any]) -> None:
     """Name the method enums' values for people: `x-enum-labels` and `x-enum-descriptions` run
     parallel to `enum` (the registry's order), so a client can label its options without a copy."""
     names = list(METHODS)
-    extra = {
-        "x-enum-labels": [METHODS[name].label for name in names],
-        "x-enum-descriptions": [METHODS[name].description for name in names],
-    }
+    labels = [METHODS[name].label for name in names]
+    descriptions = [METHODS[name].description for name in names]
     properties = schema.get("properties", {})
-    for prop in (properties.get("default_method"), properties.get("methods", {}).get("items")):
-        if isinstance(prop, dict) and prop.get("enum") == names:
-            prop.update(extra)
+    items = properties.get("methods", {}).get("items")
+    if isinstance(items, dict) and items.get("enum") == names:
+        items.update({"x-enum-labels": labels, "x-enum-descriptions": descriptions})
+    default = properties.get("default_method")
+    if isinstance(default, dict) and default.get("enum") == [AUTO, *names]:
+        default.update(
+            {
+                "x-enum-labels": ["chosen by the job", *labels],
+                "x-enum-descriptions": [AUTO_DESCRIPTION, *descriptions],
+            }
+        )
 
 
 _JobCreateBase = create_model(  # type: ignore[call-overload]

@@ -117,7 +117,8 @@ def test_an_explicit_default_is_honoured_and_too_few_pairs_keep_the_prior() -> N
     found = canaries.evaluate(scores, ["loss", "influence"], positions)
     chosen, reason = canaries.choose(found, ["loss", "influence"], LEARNED, asked="loss")
     assert chosen == "loss" and "asked for" in reason
-    assert canaries.explicit_default("length") is None  # the config's default: evidence decides
+    assert canaries.explicit_default("auto") is None  # the config's default: evidence decides
+    assert canaries.explicit_default("length") == "length"  # forced, like any method
     assert canaries.explicit_default("influence") == "influence"
     chosen, reason = canaries.choose({}, ["loss", "influence"], LEARNED)
     assert chosen == "loss" and "Too few training pairs" in reason

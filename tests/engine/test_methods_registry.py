@@ -114,7 +114,7 @@ def openapi() -> dict[str, Any]:
 def test_openapi_carries_the_choices_as_enums(openapi) -> None:
     props = openapi["components"]["schemas"]["AuditCreate"]["properties"]
     assert props["methods"]["items"]["enum"] == list(METHOD_NAMES)
-    assert props["default_method"]["enum"] == list(METHOD_NAMES)
+    assert props["default_method"]["enum"] == ["auto", *METHOD_NAMES]  # auto: the job chooses
     for field, choices in [
         ("mode", MODES),
         ("hessian", HESSIANS),
@@ -124,9 +124,10 @@ def test_openapi_carries_the_choices_as_enums(openapi) -> None:
     ]:
         assert props[field]["enum"] == list(choices), field
     # Labels and descriptions run parallel to the enum, for clients that show the options.
-    for prop in (props["methods"]["items"], props["default_method"]):
-        assert prop["x-enum-labels"] == [METHODS[m].label for m in METHOD_NAMES]
-        assert prop["x-enum-descriptions"] == [METHODS[m].description for m in METHOD_NAMES]
+    for prop, first in ((props["methods"]["items"], 0), (props["default_method"], 1)):
+        assert prop["x-enum-labels"][first:] == [METHODS[m].label for m in METHOD_NAMES]
+        assert prop["x-enum-descriptions"][first:] == [METHODS[m].description for m in METHOD_NAMES]
+        assert len(prop["x-enum-labels"]) == len(prop["enum"])
 
 
 def test_openapi_types_job_metrics_by_kind(openapi) -> None:

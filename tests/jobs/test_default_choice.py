@@ -119,3 +119,51 @@ def test_the_job_chooses_its_default_and_hides_its_canaries(
     assert [(r["chosen"], r["rejected"]) for r in lines] == [
         (r["chosen"], r["rejected"]) for r in records
     ]
+
+
+def test_length_can_be_forced_and_auto_is_what_a_launch_without_one_gets(
+    client, make_user, celery_worker_process
+) -> None:
+    """`default_method` 'length' forces the length heuristic (before 'auto' existed it meant
+    'let the job choose'); a launch that names none is stored as 'auto'; a method the job does
+    not compute is refused with a message naming the fix."""
+    headers = make_user()["headers"]
+    dataset = client.post(
+        f"{API}/datasets",
+        headers=headers,
+        files={"file": ("forced.jsonl", jsonl_bytes(hh_records(N_PAIRS)))},
+        data={"name": "forced"},
+    ).json()
+    jobs = f"{API}/datasets/{dataset['id']}/jobs"
+    forced = {"model": "tiny", "methods": ["loss"], "default_method": "length"}
+    refused = client.post(jobs, headers=headers, json=forced)
+    assert refused.status_code == 422 and "leave it at 'auto'" in refused.text
+    unknown = client.post(jobs, headers=headers, json={"model": "tiny", "default_method": "vibes"})
+    assert unknown.status_code == 422
+
+    options = {"model": "tiny", "mode": "head", "default_method": "length"}
+    created = client.post(jobs, headers=headers, json=options)
+    assert created.status_code == 202, created.text
+    job = wait_for_job(client, headers, created.json()["id"], timeout=900)
+    assert job["status"] == "succeeded", job["error"]
+    assert job["config"]["default_method"] == "length"
+    choice = job["metrics"]["default_choice"]
+    assert choice["rule"] == "asked" and choice["method"] == "length"
+    assert job["metrics"]["default_method"] == "length" and "asked for" in choice["reason"]
+    assert choice["canaries"] == 20 and "loss" in choice["rankings"]  # still measured, reported
+    page = client.get(
+        f"{API}/datasets/{dataset['id']}/pairs",
+        headers=headers,
+        params={"job_id": job["id"], "sort": "-harm", "limit": 1000, "split": "train"},
+    ).json()
+    assert page["items"] and all(
+        item["scores"]["harm"] == pytest.approx(item["scores"]["harm_length"])
+        for item in page["items"]
+    )
+
+    plain = client.post(jobs, headers=headers, json={"model": "tiny", "mode": "head"})
+    assert plain.status_code == 202, plain.text
+    job = wait_for_job(client, headers, plain.json()["id"], timeout=900)
+    assert job["status"] == "succeeded", job["error"]
+    assert job["config"]["default_method"] == "auto"
+    assert job["metrics"]["default_choice"]["rule"] in ("learned", "model_free")

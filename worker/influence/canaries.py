@@ -28,7 +28,14 @@ Design choices, and why:
   canary AUROC beats it by more than that ranking's own standard error; with a validation
   accuracy whose 95% interval includes chance (`trust.validation_trust`), no model ranking is
   evidence and the length heuristic (no model; direction from the validation pairs) is used.
-  An explicitly requested `default_method` is honoured; the canary figures are still reported.
+- "The model learned" needs the canaries to agree (`CONFIRM_Z`): a model ranking is used only
+  where its canary AUROC's 95% interval lies above chance; otherwise the validation figures alone
+  are too weak a sign that the model's rankings find errors (harmless-base's head-mode cells
+  passed the validation test with accuracy 0.63 [0.53, 0.72] while the loss ranked the planted
+  flips at AUROC 0.51: bench/results/detection-canaries/), and the job shrinks to the model-free
+  signal. Same 95% standard as the validation test; no threshold was tuned.
+- `default_method` = `AUTO` lets the job choose; a method's name (`length` too) is honoured and
+  the canary figures are still reported.
 
 Torch-free; the job runner (worker/jobs/) plants the canaries and applies the choice.
 """
@@ -42,9 +49,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import rankdata
 
-from worker.influence.config import DEFAULT_METHOD
 from worker.influence.data import Pair
-from worker.influence.methods import METHODS, default_method, harm_column
+from worker.influence.methods import AUTO, METHODS, default_method, harm_column
 
 CANARY_FRACTION = 0.05
 MIN_CANARIES = 20
@@ -56,14 +62,17 @@ PRIOR = "loss"
 """The ranking kept unless another beats it on the canaries by more than its standard error."""
 MODEL_FREE = "length"
 """The ranking used where the model learned nothing: it needs no model."""
+CONFIRM_Z = 1.96
+"""A model ranking is used only where its canary AUROC − CONFIRM_Z·SE > 0.5 (a 95% interval above
+chance, the standard the validation test applies to the accuracy)."""
 CANARY_SALT = 0xC4A7
 """Mixed into the job's seed, so canaries never coincide with the validation split's draw."""
 
 
 def explicit_default(configured: str) -> str | None:
-    """The default a job named itself, or None where it left `default_method` at the config's
-    default (`DEFAULT_METHOD`): then the canaries and the validation figures decide."""
-    return None if configured == DEFAULT_METHOD else configured
+    """The default a job named itself, or None where it left `default_method` at `AUTO`: then the
+    canaries and the validation figures decide."""
+    return None if configured == AUTO else configured
 
 
 def canary_count(n_train: int) -> int:
@@ -161,7 +170,20 @@ def choose(
     trust: Mapping,
     asked: str | None = None,
 ) -> tuple[str, str]:
-    """(method whose harm becomes `harm`, the reason in one or two sentences).
+    """(method whose harm becomes `harm`, the reason in one or two sentences): `decide` without
+    its rule."""
+    chosen, reason, _ = decide(evidence, computed, trust, asked)
+    return chosen, reason
+
+
+def decide(
+    evidence: Mapping[str, Evidence],
+    computed: Sequence[str],
+    trust: Mapping,
+    asked: str | None = None,
+) -> tuple[str, str, str]:
+    """(method whose harm becomes `harm`, the reason, the rule: 'asked', 'learned' or
+    'model_free').
 
     `computed`: the methods with a harm column, in the job's order; `trust`: the validation
     verdict (`trust.validation_trust`); `asked`: a default the user named explicitly (honoured),
@@ -169,11 +191,9 @@ def choose(
     if asked is not None:
         chosen = default_method(computed, asked)
         found = evidence.get(chosen)
-        return chosen, f"{chosen} was asked for as the default" + (
-            f"; {found.sentence()}." if found else "."
-        )
-    learned = bool(trust.get("is_evidence"))
-    if not learned:
+        tail = f"; {found.sentence()}." if found else "."
+        return chosen, f"{chosen} was asked for as the default{tail}", "asked"
+    if not trust.get("is_evidence"):
         acc, (low, high) = trust.get("val_accuracy"), trust.get("val_accuracy_ci95") or (0, 1)
         head = (
             f"The model learned nothing shown: validation accuracy {acc:.3f} on "
@@ -181,21 +201,52 @@ def choose(
             if acc is not None and (low <= 0.5 <= high)
             else "The model learned nothing shown (validation loss is at ln 2)"
         )
-        if MODEL_FREE in computed:
-            found = evidence.get(MODEL_FREE)
-            tail = f"; {found.sentence()}." if found else "."
-            return MODEL_FREE, (
-                f"{head}, so no ranking by the model is evidence: using the length heuristic, "
-                f"which needs no model (direction from the validation pairs){tail}"
-            )
-        chosen = default_method(computed, PRIOR)
-        return chosen, f"{head}; no model-free ranking was computed, so {chosen} is kept."
+        return _model_free(head, evidence, computed)
     if not evidence:
         chosen = default_method(computed, PRIOR)
-        return chosen, (
-            f"Too few training pairs for canaries (needs {math.ceil(MIN_CANARIES / MAX_SHARE)}); "
-            f"{chosen} is kept by the prior order."
+        return (
+            chosen,
+            (
+                f"Too few training pairs for canaries (needs {math.ceil(MIN_CANARIES / MAX_SHARE)}); "
+                f"{chosen} is kept by the prior order."
+            ),
+            "learned",
         )
+    chosen, reason = _by_canaries(evidence)
+    found = evidence[chosen]
+    if chosen != MODEL_FREE and found.auroc - CONFIRM_Z * found.se <= 0.5:
+        low = found.auroc - CONFIRM_Z * found.se
+        head = (
+            f"The validation pairs show learning, but on the canaries the model's best-supported "
+            f"ranking ({chosen}, AUROC {found.auroc:.3f}, 95% interval from {low:.3f}) is not "
+            f"shown to find wrong pairs above chance"
+        )
+        return _model_free(head, evidence, computed)
+    return chosen, reason, "learned"
+
+
+def _model_free(
+    head: str, evidence: Mapping[str, Evidence], computed: Sequence[str]
+) -> tuple[str, str, str]:
+    """The length heuristic where the model's rankings are not evidence (`head` says why)."""
+    if MODEL_FREE in computed:
+        found = evidence.get(MODEL_FREE)
+        tail = f"; {found.sentence()}." if found else "."
+        return (
+            MODEL_FREE,
+            (
+                f"{head}, so no ranking by the model is evidence: using the length heuristic, "
+                f"which needs no model (direction from the validation pairs){tail}"
+            ),
+            "model_free",
+        )
+    chosen = default_method(computed, PRIOR)
+    return chosen, f"{head}; no model-free ranking was computed, so {chosen} is kept.", "model_free"
+
+
+def _by_canaries(evidence: Mapping[str, Evidence]) -> tuple[str, str]:
+    """The prior (the loss) unless another ranking beats it on the canaries by more than its
+    standard error."""
     prior = evidence.get(PRIOR)
     best = max(evidence.values(), key=lambda e: e.auroc)
     if prior is None:
@@ -228,30 +279,27 @@ def apply(
     Returns (the columns of the non-canary training pairs only, the `default_choice` metrics)."""
     computed = [m for m in methods if harm_column(m) in scores]
     evidence = evaluate(scores, computed, positions)
-    chosen, reason = choose(evidence, computed, trust, asked)
+    chosen, reason, rule = decide(evidence, computed, trust, asked)
     n_rows = len(next(iter(scores.values())))  # any column: no "loss" unless a method reads it
     keep = ~canary_mask(n_rows, positions)
     out = {name: np.asarray(values)[keep] for name, values in scores.items()}
     out["harm"] = out[harm_column(chosen)].copy()
-    return out, describe(chosen, reason, evidence, len(positions), trust, asked)
+    return out, describe(chosen, reason, rule, evidence, len(positions))
 
 
 def describe(
     chosen: str,
     reason: str,
+    rule: str,
     evidence: Mapping[str, Evidence],
     canaries: int,
-    trust: Mapping,
-    asked: str | None,
 ) -> dict:
     """The `default_choice` metrics (worker.influence.results.DefaultChoice)."""
     found = evidence.get(chosen)
     return {
         "method": chosen,
         "reason": reason,
-        "rule": "asked"
-        if asked is not None
-        else ("learned" if trust.get("is_evidence") else "model_free"),
+        "rule": rule,
         "canaries": canaries,
         "held_aside": canaries,
         "rankings": {m: e.as_dict() for m, e in evidence.items()},

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
-from worker.influence.methods import METHODS, MethodName
+from worker.influence.methods import AUTO, METHODS, DefaultMethodName, MethodName
 
 HeadFeatures = Literal["auto", "pooler", "mean", "pooler+length", "mean+length"]
 HEAD_FEATURES: tuple[str, ...] = get_args(HeadFeatures)
@@ -21,10 +21,10 @@ HEAD_FEATURES: tuple[str, ...] = get_args(HeadFeatures)
 MODEL_PRESETS: tuple[str, ...] = ("tiny", "minilm", "smollm2-135m")
 """Named backbones; anything else is a local directory or a Hugging Face hub id."""
 
-DEFAULT_METHOD: MethodName = "length"
-"""The value that means 'let the job choose' (worker/influence/canaries.py); also the fallback of
-jobs too small to plant canaries, the detection benchmark's best mean AUROC on its first four
-datasets (bench/results/detection/detection.md)."""
+DEFAULT_METHOD: DefaultMethodName = AUTO
+"""'auto': the job chooses its `harm` ranking from its own evidence (worker/influence/canaries.py).
+Until issue 20's follow-up the default was 'length' and meant the same; 'length' now forces the
+length heuristic like any other method name (README, "The per-job default")."""
 
 Mode = Literal["lora", "head", "pretrained"]
 Hessian = Literal["gauss_newton", "exact"]
@@ -91,17 +91,17 @@ class EngineConfig:
             "always computed because it costs nothing."
         ),
     )
-    default_method: MethodName = field(
+    default_method: DefaultMethodName = field(
         default=DEFAULT_METHOD,
         metadata=_help(
-            "Method whose harm fills the user-facing 'harm' column; must be one of 'methods'. "
-            "Left at its default ('length'), the job chooses by its own evidence: an audit with "
-            "200+ training pairs trains on 5% of them (20-64) with their labels swapped as "
-            "canaries and keeps the loss unless another ranking finds the canaries better by more "
-            "than its standard error, or uses length where the validation pairs show the model "
-            "learned nothing (metrics.default_choice says which, why and the figure it expects). "
-            "Naming any other method forces it; forcing 'length' itself is not possible yet "
-            "(it reads as 'let the job choose')."
+            "Method whose harm fills the user-facing 'harm' column. 'auto' (the default): the job "
+            "chooses by its own evidence: an audit with 200+ training pairs trains on 5% of them "
+            "(20-64) with their labels swapped as canaries and keeps the loss unless another "
+            "ranking finds the canaries better by more than its standard error; it uses the "
+            "length heuristic where the validation pairs show the model learned nothing or no "
+            "model ranking finds the canaries above chance (metrics.default_choice says which, "
+            "why and the figure it expects). A method's name (one of 'methods') forces that "
+            "method, 'length' included; the canaries are still reported."
         ),
     )
     seed: int = field(
@@ -324,11 +324,11 @@ class EngineConfig:
                 f"unknown method(s) {', '.join(map(repr, unknown))}; known methods: "
                 + ", ".join(METHODS)
             )
-        if self.default_method not in self.methods and self.default_method != DEFAULT_METHOD:
-            # Left at its default, it falls back to the first method asked for instead.
+        if self.default_method not in self.methods and self.default_method != AUTO:
             raise ValueError(
                 f"default_method {self.default_method!r} is not among methods "
-                f"{self.methods}; add it to methods or pick one of them"
+                f"{self.methods}; add it to methods, pick one of them, or leave it at "
+                f"{AUTO!r} to let the job choose"
             )
 
     def _validate_choices(self) -> None:

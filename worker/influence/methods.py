@@ -18,7 +18,7 @@ import importlib
 import typing
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from worker.influence.column_spec import ColumnSpec as ColumnSpec
 from worker.influence.column_spec import Orientation as Orientation
@@ -39,6 +39,16 @@ MethodName = Literal[
     "group",
 ]
 """A method's name, as a job's `methods` and `default_method` take it (an enum in the API)."""
+
+AUTO: Final = "auto"
+"""`default_method`'s value that lets the job choose its `harm` ranking by its own evidence
+(canaries and validation figures: worker/influence/canaries.py). Every method name forces that
+method instead, `length` included."""
+DefaultMethodName = Literal["auto", MethodName]
+"""What `default_method` takes: `AUTO` or a method's name."""
+AUTO_PROVISIONAL: Final = "length"
+"""What `AUTO` resolves to where nothing chooses (the engine without a job around it; the job
+replaces it by its canaries' choice): the ranking that needs no model."""
 
 
 @dataclass(frozen=True)
@@ -514,8 +524,10 @@ def harm_column(method: str) -> str:
 
 def default_method(methods: Sequence[str], asked: str) -> str:
     """The method whose harm fills `harm`: the one asked for when the job computes it, else the
-    first method of the job (a default left unchanged while `methods` lacks it)."""
-    return asked if asked in methods else methods[0]
+    first method of the job (`AUTO` reads as `AUTO_PROVISIONAL`; a job replaces it by its own
+    choice, worker/jobs/canary.py)."""
+    wanted = AUTO_PROVISIONAL if asked == AUTO else asked
+    return wanted if wanted in methods else methods[0]
 
 
 def computation(ref: str) -> Callable[..., Any]:

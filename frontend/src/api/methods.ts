@@ -1,13 +1,17 @@
 // The engine's score methods (worker/influence/methods.py), as the backend's OpenAPI document
-// carries them: `AuditCreate.default_method` is an enum of the registry's names, in its order,
-// with `x-enum-labels` and `x-enum-descriptions` beside it. The launch form, the verify form and
+// carries them: `AuditCreate.methods` is an array of an enum of the registry's names, in its order,
+// with `x-enum-labels` and `x-enum-descriptions` beside it (`default_method` has the same enum after
+// "auto", the job's own choice). The launch form, the verify form and
 // the benchmark table all read them here, so a method added to the registry shows up everywhere
 // after `make openapi`, with no list to copy.
 import { components } from "../../openapi.json";
 import type { Schemas } from "./client";
 
-/** A method's name: what `methods` and `default_method` of an audit take. */
-export type MethodName = NonNullable<Schemas["AuditCreate"]["default_method"]>;
+/** A method's name: what `methods` of an audit take. */
+export type MethodName = NonNullable<Schemas["AuditCreate"]["methods"]>[number];
+/** What `default_method` takes: "auto" (the job chooses by its own evidence) or a method's name. */
+export type DefaultMethodName = NonNullable<Schemas["AuditCreate"]["default_method"]>;
+export const AUTO: DefaultMethodName = "auto";
 
 interface EnumSchema {
   enum?: string[];
@@ -17,7 +21,11 @@ interface EnumSchema {
   "x-enum-descriptions"?: string[];
 }
 
-const spec = (components.schemas.AuditCreate.properties as unknown as Record<string, EnumSchema>).default_method;
+const properties = components.schemas.AuditCreate.properties as unknown as Record<
+  string,
+  EnumSchema & { items?: EnumSchema }
+>;
+const spec: EnumSchema = properties.methods.items ?? {};
 
 /** Every method, in the registry's order. */
 export const METHODS: readonly MethodName[] = (spec.enum ?? []) as MethodName[];
@@ -39,5 +47,5 @@ export function methodDescription(method: string): string | undefined {
   return DESCRIPTIONS.get(method);
 }
 
-/** The method an audit ranks by when its launch names none (the registry's default). */
-export const DEFAULT_METHOD: string = spec.default ?? METHODS[0] ?? "loss";
+/** What an audit's `default_method` is when its launch names none ("auto": the job chooses). */
+export const DEFAULT_METHOD: string = properties.default_method.default ?? AUTO;

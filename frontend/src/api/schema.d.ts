@@ -1059,11 +1059,11 @@ export interface components {
             damping?: number;
             /**
              * Default Method
-             * @description Method whose harm fills the user-facing 'harm' column; must be one of 'methods'. Left at its default ('length'), the job chooses by its own evidence: an audit with 200+ training pairs trains on 5% of them (20-64) with their labels swapped as canaries and keeps the loss unless another ranking finds the canaries better by more than its standard error, or uses length where the validation pairs show the model learned nothing (metrics.default_choice says which, why and the figure it expects). Naming any other method forces it; forcing 'length' itself is not possible yet (it reads as 'let the job choose').
-             * @default length
+             * @description Method whose harm fills the user-facing 'harm' column. 'auto' (the default): the job chooses by its own evidence: an audit with 200+ training pairs trains on 5% of them (20-64) with their labels swapped as canaries and keeps the loss unless another ranking finds the canaries better by more than its standard error; it uses the length heuristic where the validation pairs show the model learned nothing or no model ranking finds the canaries above chance (metrics.default_choice says which, why and the figure it expects). A method's name (one of 'methods') forces that method, 'length' included; the canaries are still reported.
+             * @default auto
              * @enum {string}
              */
-            default_method?: "loss" | "gradient_similarity" | "influence" | "datainf" | "self_influence" | "corrected_loss" | "tracin" | "length" | "oof_loss" | "ensemble" | "group";
+            default_method?: "auto" | "loss" | "gradient_similarity" | "influence" | "datainf" | "self_influence" | "corrected_loss" | "tracin" | "length" | "oof_loss" | "ensemble" | "group";
             /**
              * Device
              * @description 'auto' (CUDA when available, else CPU), 'cpu' or 'cuda'.

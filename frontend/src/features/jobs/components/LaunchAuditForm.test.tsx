@@ -38,13 +38,21 @@ describe("LaunchAuditForm", () => {
     expect(screen.getByRole("checkbox", { name: "out-of-fold loss" })).not.toBeChecked();
     expect(screen.getByRole("checkbox", { name: "ensemble (−mean margin)" })).not.toBeChecked();
 
+    // Left alone, the job chooses its harm ranking; length can be forced like any method.
+    const harm = screen.getByLabelText("Harm ranks by");
+    expect(harm).toHaveDisplayValue("chosen by the job from its own evidence (canaries, validation)");
+    await userEvent.selectOptions(harm, "length");
+    await userEvent.click(screen.getByRole("button", { name: "Launch audit" }));
+    await waitFor(() => expect(bodies).toHaveLength(3));
+    expect(bodies[2]).toEqual({ kind: "audit", model: "tiny", epochs: 3, default_method: "length" });
+
     // Methods and the harm method are sent only once changed.
     await userEvent.click(screen.getByRole("checkbox", { name: "tracin" }));
     await userEvent.selectOptions(screen.getByLabelText("Harm ranks by"), "tracin");
     await userEvent.click(screen.getByRole("button", { name: "Launch audit" }));
-    await waitFor(() => expect(bodies).toHaveLength(3));
-    expect(bodies[2]).toMatchObject({ default_method: "tracin" });
-    expect((bodies[2] as { methods: string[] }).methods).toContain("tracin");
+    await waitFor(() => expect(bodies).toHaveLength(4));
+    expect(bodies[3]).toMatchObject({ default_method: "tracin" });
+    expect((bodies[3] as { methods: string[] }).methods).toContain("tracin");
   });
 
   it("shows why the server refused the options", async () => {

@@ -46,6 +46,13 @@ const NUMBER_OPTIONS: NumberOption[] = [
   { field: "prune_budget", label: "Prune budget (group: fraction or count)", step: "any", fallback: 0.1 },
 ];
 
+/** The harm select's empty option: what the server does when the launch names no method. */
+function serverDefaultLabel(serverDefault: string): string {
+  return serverDefault === "auto"
+    ? "chosen by the job from its own evidence (canaries, validation)"
+    : `server default (${methodLabel(serverDefault)})`;
+}
+
 /** Starts an audit: pick a model preset; everything else defaults on the server. */
 export function LaunchAuditForm({ datasetId, onLaunched, targetSetId = null, targetField }: Props) {
   const create = useCreateJob(datasetId);
@@ -155,9 +162,7 @@ export function LaunchAuditForm({ datasetId, onLaunched, targetSetId = null, tar
             value={defaultMethod ?? ""}
             onChange={(e) => setDefaultMethod((e.target.value || null) as MethodName | null)}
           >
-            <option value="">
-              server default ({methodLabel(String(defaultOf("default_method", "?")))})
-            </option>
+            <option value="">{serverDefaultLabel(String(defaultOf("default_method", "auto")))}</option>
             {METHODS.map((method) => (
               <option
                 key={method}
