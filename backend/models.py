@@ -186,7 +186,9 @@ class Pair(Base):
     chosen_chars: Mapped[int | None] = mapped_column(Integer, default=None)
     rejected_chars: Mapped[int | None] = mapped_column(Integer, default=None)
 
-    flag: Mapped[Flag | None] = relationship(back_populates="pair", uselist=False)
+    flag: Mapped[Flag | None] = relationship(
+        back_populates="pair", uselist=False, primaryjoin="Pair.id == foreign(Flag.pair_id)"
+    )
 
 
 class PairTag(Base):
@@ -363,9 +365,10 @@ class Flag(Base):
     __table_args__ = (Index("ix_flags_dataset_state", "dataset_id", "state"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    pair_id: Mapped[int] = mapped_column(ForeignKey("pairs.id", ondelete="CASCADE"), unique=True)
-    # No foreign key (the flag goes with its pair): one key check less per row of a bulk action.
-    dataset_id: Mapped[int] = mapped_column(Integer)
+    # No key on the pair (checking it locked each pair's row: 5.6 s of a 13 s bulk flag of
+    # 100,000 pairs); the state goes with its dataset (migration 0019).
+    pair_id: Mapped[int] = mapped_column(Integer, unique=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
     state: Mapped[str] = mapped_column(String(16), default="flagged")
     note: Mapped[str | None] = mapped_column(Text, default=None)
     user_id: Mapped[int | None] = mapped_column(
@@ -373,7 +376,9 @@ class Flag(Base):
     )
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
-    pair: Mapped[Pair] = relationship(back_populates="flag")
+    pair: Mapped[Pair] = relationship(
+        back_populates="flag", primaryjoin="foreign(Flag.pair_id) == Pair.id"
+    )
 
     @property
     def flagged(self) -> bool:

@@ -326,14 +326,19 @@ def measure_all_totals(client: Client, sessions: Any, built: Any) -> dict[str, A
     return out
 
 
-def measure_exports(client: Client, process: Any, built: Any) -> dict[str, Any]:
-    """Every pair in each format over the socket (bench/lib/review_export.py's measures where
-    that module exists)."""
+def measure_exports(client: Client, process: Any, built: Any, n: int) -> dict[str, Any]:
+    """Every pair in each format over the socket: bench/lib/review_export.py's measures (on a
+    server of their own, once per format; that module writes its own results too), else one
+    round on this part's server."""
     try:
-        from bench.lib import review_export  # type: ignore[attr-defined]
+        from bench.lib import review_export
     except ImportError:
         return http_exports(client, process, built.dataset_id, ("jsonl", "csv", "parquet"))
-    return review_export.measure_exports(client, process, built.dataset_id)
+    done = review_export.run(built.dataset_id, client.token, n, repeat=1)
+    return {
+        fmt: {**row["runs"][0], "server_rss_growth_mb": row["max_rss_growth_mb"]}
+        for fmt, row in done["formats"].items()
+    }
 
 
 SERVER_ENV = {"PREFAUDIT_REAPER_INTERVAL_SECONDS": "0"}
@@ -430,7 +435,7 @@ def main() -> None:
             "bulk": lambda: measure_bulk(client, sessions, built),
             "filters": lambda: measure_filters(client, sessions, built, args.repeat),
             "totals": lambda: measure_all_totals(client, sessions, built),
-            "exports": lambda: measure_exports(client, process, built),
+            "exports": lambda: measure_exports(client, process, built, n),
         }
         for name in PARTS:
             if name in wanted:

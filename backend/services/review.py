@@ -119,9 +119,10 @@ def list_pairs(
         session, query, sort, cursor=cursor, offset=offset, limit=limit
     )
     rows = _page_pairs(session, query.job, [int(k._id) for k in keys])
-    stats = q.ensure_stats(session, query.job) if query.job is not None else None
     scores = [row[3] for row in rows]
-    per_pair = _page_percentiles(scores, stats or {})
+    per_pair = (
+        [{} for _ in rows] if query.job is None else _page_percentiles(session, query.job, scores)
+    )
     items = [
         _to_public(
             row[0],
@@ -159,23 +160,20 @@ def _page_pairs(
     return [(*found[i][:3], found[i][3] if job is not None else None) for i in ids]
 
 
-def _page_percentiles(scores: list[Score | None], stats: dict[str, Any]) -> list[dict]:
-    """Each training pair's percentile per score column, one vectorised lookup per column."""
-    out: list[dict[str, float]] = [{} for _ in scores]
+def _page_percentiles(session: Session, job: Job, scores: list[Score | None]) -> list[dict]:
+    """Each training pair's percentile per score column: the page's values as one matrix,
+    looked up in the job's stacked quantiles (computed once per job and process)."""
+    table = q.percentile_table(session, job)
     train = [i for i, s in enumerate(scores) if s is not None and s.split == "train"]
-    for column in SCORE_COLUMNS:
-        stat = stats.get(column)
-        if stat is None or not train:
-            continue
-        values = np.array(
-            [getattr(scores[i], column) for i in train], dtype=np.float64
-        )  # None → nan
-        known = np.isfinite(values)
-        if not known.any():
-            continue
-        found = q.percentiles(stat, values[known])
-        for i, pct in zip(np.asarray(train)[known], found, strict=True):
-            out[int(i)][column] = round(float(pct), 2)
+    out: list[dict[str, float]] = [{} for _ in scores]
+    if not train or not table.columns:
+        return out
+    values = np.array(  # None → NaN
+        [[getattr(scores[i], c) for c in table.columns] for i in train], dtype=np.float64
+    )
+    found = np.round(table.percentiles(values), 2).tolist()
+    for i, row in zip(train, found, strict=True):
+        out[i] = {c: v for c, v in zip(table.columns, row, strict=True) if math.isfinite(v)}
     return out
 
 

@@ -147,12 +147,16 @@ def clear_reviews(sessions: Any, dataset_id: int) -> None:
     """An earlier run's review states and actions go: the bulk part starts unreviewed."""
     from sqlalchemy import text
 
+    from backend.db import get_engine
+
     with sessions() as session:
         session.execute(text("DELETE FROM flags WHERE dataset_id = :d"), {"d": dataset_id})
         session.execute(text("DELETE FROM review_actions WHERE dataset_id = :d"), {"d": dataset_id})
         session.commit()
-        session.execute(text("ANALYZE flags"))
-        session.commit()
+    # Without autovacuum the deleted rows stay in the indexes: a later bulk action would read
+    # them all (100,000 dead index entries) to find that the pairs have no review row.
+    with get_engine().connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("VACUUM ANALYZE flags"))
 
 
 def build(n: int, rebuild: bool = False) -> Built:
