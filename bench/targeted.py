@@ -24,7 +24,9 @@ import sys
 import time
 from pathlib import Path
 
-from bench.lib.detection_data import load_source, source_views
+import numpy as np
+
+from bench.lib.detection_data import Source, load_source, source_views
 from bench.lib.paths import CACHE, RESULTS
 from bench.lib.report import write_json
 from bench.lib.targeted_biases import BIASES
@@ -35,12 +37,12 @@ from worker.influence.config import EngineConfig
 DATASET = "helpful-base"
 SIZES = {
     "full": {
-        "train": 600,
-        "val": 100,
-        "target": 60,
-        "test": 60,
-        "train_candidates": 100,
-        "flip_share": 0.4,
+        "train": 400,
+        "val": 80,
+        "target": 50,
+        "test": 50,
+        "train_candidates": 60,
+        "flip_share": 0.5,
     },
     "lora": {
         "train": 240,
@@ -65,6 +67,26 @@ NOTES = [
     "split. `influence (validation)` is the plain audit's influence (f = the validation loss).",
     "",
 ]
+
+
+PER_BIAS = 240
+OTHERS = 300
+
+
+def targeted_source(limit: int | None) -> Source:
+    """The pairs the cells draw from. With `limit`: the dataset's first `limit` pairs. Without:
+    a subset of helpful-base that keeps the backbone's feature pass affordable on a CPU — the
+    first PER_BIAS candidates of each bias and the first OTHERS pairs that are no bias's
+    candidate, in file order (the whole file's features take an hour on the shared 2-core CPU)."""
+    source = load_source(DATASET, limit=limit)
+    if limit is not None:
+        return source
+    masks = [bias.candidates(source.pairs) for bias in BIASES.values()]
+    keep = np.zeros(len(source.pairs), dtype=bool)
+    for mask in masks:
+        keep[np.flatnonzero(mask)[:PER_BIAS]] = True
+    keep[np.flatnonzero(~np.logical_or.reduce(masks))[:OTHERS]] = True
+    return Source(DATASET, [p for p, k in zip(source.pairs, keep, strict=True) if k])
 
 
 def _config(args: argparse.Namespace) -> EngineConfig:
@@ -106,8 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     seeds = args.seeds or (2 if args.quick else 5)
     retrain = not args.no_retrain
     config = _config(args)
-    limit = args.limit or (800 if args.quick else None)
-    source = load_source(DATASET, limit=limit)
+    source = targeted_source(args.limit or (800 if args.quick else None))
     recipe = _recipe(config, sizes, len(source.pairs), retrain)
     views = source_views(source, config, args.cache)[0] if args.mode == "head" else None
     name = "targeted" + ("-quick" if args.quick else "") + ("-lora" if args.mode == "lora" else "")

@@ -36,7 +36,7 @@ def test_split_is_disjoint_fresh_and_plants_the_asked_flips(bias: str) -> None:
     assert [len(p) for p in parts] == [sizes[k] for k in ("target", "test", "val", "train")]
     assert len(set(np.concatenate(parts).tolist())) == sum(len(p) for p in parts)
     assert candidates[split.target].all() and candidates[split.test].all()
-    assert split.flips.sum() == round(sizes["flip_share"] * sizes["train_candidates"]) == 40
+    assert split.flips.sum() == round(sizes["flip_share"] * sizes["train_candidates"]) == 30
     flipped = present(source.pairs, split.train, split.flips)
     detect = {"refusal": hedges, "question": asks_back}.get(bias)
     for pair, original, flip in zip(flipped, split.train, split.flips, strict=True):
