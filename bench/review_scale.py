@@ -85,17 +85,20 @@ def _walk(client: Client, path: str, params: dict, pages: int) -> dict:
     return current
 
 
-def measure_sorts(client: Client, sessions: Any, built: Any, repeat: int) -> dict[str, Any]:
-    """Every sort key the list offers: first page and 200 cursors deep, with its plan."""
+def measure_sorts(
+    client: Client, sessions: Any, built: Any, repeat: int, keys: list[str] | None = None
+) -> dict[str, Any]:
+    """Every sort key the list offers (or `keys`): first page and 200 cursors deep, with its
+    plan."""
     from backend.services.query import SORT_KEYS
 
     path = _pairs_path(built.dataset_id)
     out: dict[str, Any] = {}
-    for key in SORT_KEYS:
+    for key in keys or SORT_KEYS:
         sort = key if key == "index" else f"-{key}"
         base = {"job_id": built.job_id, "sort": sort, "limit": PAGE}
         deep_cursor = cursor_at(sessions, built.job_id, sort, PAGE * DEEP)
-        row: dict[str, Any] = {"load": load()}
+        row: dict[str, Any] = {"load": load(), "commit": _commit()}
         row["plan"] = explain_page(
             sessions, built.dataset_id, {"job_id": built.job_id}, sort, deep_cursor
         )
@@ -390,7 +393,13 @@ def main() -> None:
         "--resume", action="store_true", help="skip the parts the results file already holds"
     )
     parser.add_argument("--fresh", action="store_true", help="start a new results file")
+    parser.add_argument(
+        "--sorts",
+        default="",
+        help="only these sort keys (e.g. index,length), merged into the results' earlier sorts",
+    )
     args = parser.parse_args()
+    sort_keys = [k.strip() for k in args.sorts.split(",") if k.strip()] or None
     wanted = [p.strip() for p in args.only.split(",") if p.strip()]
     if unknown := sorted(set(wanted) - set(PARTS)):
         parser.error(f"unknown part {unknown[0]!r}; parts: {', '.join(PARTS)}")
@@ -430,7 +439,10 @@ def main() -> None:
     with api_server(SERVER_ENV) as (base, process):
         client = Client(base, token)
         measures: dict[str, Callable[[], Any]] = {
-            "sorts": lambda: measure_sorts(client, sessions, built, args.repeat),
+            "sorts": lambda: {
+                **(out.get("sorts", {}) if sort_keys else {}),
+                **measure_sorts(client, sessions, built, args.repeat, sort_keys),
+            },
             "search": lambda: measure_search(client, sessions, built, n, args.repeat),
             "bulk": lambda: measure_bulk(client, sessions, built),
             "filters": lambda: measure_filters(client, sessions, built, args.repeat),

@@ -29,10 +29,12 @@ def _plan(plan: dict) -> str:
     return f"{indexes}{'; **sorts**' if plan['sorts'] else ''}; {plan['ms']:.1f} ms"
 
 
-def _sort_lines(sorts: dict, target: float) -> list[str]:
+def _sort_lines(sorts: dict, target: float, commits: set[str]) -> list[str]:
     lines = []
     for sort, row in sorts.items():
         note = " (sorts in the database: 3 requests)" if row["plan"]["sorts"] else ""
+        if len(commits) > 1:
+            note += f" (code {row.get('commit', '?')})"
         lines.append(_page(f"sort `{sort}`, first page{note}", row["first"], target))
         if "deep" in row:
             lines.append(_page(f"sort `{sort}`, 200 cursors deep{note}", row["deep"], target))
@@ -115,7 +117,8 @@ def _part_lines(out: dict, targets: dict) -> dict[str, list[str]]:
     tolerance = targets["estimate_tolerance"]
     lines: dict[str, list[str]] = {}
     if "sorts" in out:
-        lines["sorts"] = _sort_lines(out["sorts"], target)
+        commits = {row.get("commit", "?") for row in out["sorts"].values()}
+        lines["sorts"] = _sort_lines(out["sorts"], target, commits)
     if "search" in out:
         lines["search"] = _list_lines(out["search"], target, _search_label)
     if "bulk" in out:
