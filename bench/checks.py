@@ -89,20 +89,41 @@ def sources(folder: Path) -> dict[str, Path]:
     }
 
 
-def upload_checks(name: str, path: Path) -> tuple[dict[str, Any], list[ParsedPair]]:
-    """The file read as an upload reads it, and its upload checks' counts."""
-    started = time.perf_counter()
-    skipped: list[PairFormatError] = []
-    pairs = read_pairs(path, on_error=skipped.append)
-    read_s = time.perf_counter() - started
-    started = time.perf_counter()
+REPEATS = 3
+"""Reading and checking are each timed this many times (CPU seconds of this process, the
+fastest kept): on a shared machine wall time measures the neighbours too."""
+
+
+def _best_cpu(run: Any) -> tuple[Any, float]:
+    """(run()'s result, its fastest CPU time over REPEATS runs)."""
+    best, out = float("inf"), None
+    for _ in range(REPEATS):
+        started = time.process_time()
+        out = run()
+        best = min(best, time.process_time() - started)
+    return out, best
+
+
+def _check(pairs: list[ParsedPair]) -> dict[str, set[int]]:
     checks = UploadChecks()
     for pair in pairs:
         checks.add(pair.row, pair.prompt, pair.chosen, pair.rejected)
     tagged: dict[str, set[int]] = {tag: set() for tag in UPLOAD_TAGS}
     for found in checks.results():
         tagged[found.tag].add(found.index)
-    check_s = time.perf_counter() - started
+    return tagged
+
+
+def upload_checks(name: str, path: Path) -> tuple[dict[str, Any], list[ParsedPair]]:
+    """The file read as an upload reads it, and its upload checks' counts."""
+    skipped: list[PairFormatError] = []
+
+    def read() -> list[ParsedPair]:
+        skipped.clear()
+        return read_pairs(path, on_error=skipped.append)
+
+    pairs, read_s = _best_cpu(read)
+    tagged, check_s = _best_cpu(lambda: _check(pairs))
     reasons = Counter(e.message.split(":")[0][:60] for e in skipped)
     row = {
         "dataset": name,
@@ -113,6 +134,7 @@ def upload_checks(name: str, path: Path) -> tuple[dict[str, Any], list[ParsedPai
         "examples": {tag: sorted(pairs[k].row for k in found)[:5] for tag, found in tagged.items()},
         "read_seconds": round(read_s, 3),
         "check_seconds": round(check_s, 3),
+        "check_to_read": round(check_s / read_s, 2) if read_s else None,
         "pairs_per_second": round(len(pairs) / check_s) if check_s else None,
     }
     return row, pairs
@@ -156,14 +178,14 @@ def markdown(result: dict[str, Any]) -> str:
     """The results as the tables of bench/RESULTS.md's section."""
     tags = list(UPLOAD_TAGS)
     lines = [
-        "| dataset | pairs | skipped | " + " | ".join(tags) + " | pairs/s |",
-        "|---" * (len(tags) + 4) + "|",
+        "| dataset | pairs | skipped | " + " | ".join(tags) + " | pairs/s | checks / read |",
+        "|---" * (len(tags) + 5) + "|",
     ]
     for row in result["upload"]:
         counts = " | ".join(str(row["counts"][t]) for t in tags)
         lines.append(
             f"| {row['dataset']} | {row['n_pairs']:,} | {row['n_skipped']} | {counts} | "
-            f"{row['pairs_per_second']:,} |"
+            f"{row['pairs_per_second']:,} | {row['check_to_read']}x |"
         )
     lines += ["", "| training set | evaluation set | pairs tagged (13-gram) | share | whole |"]
     lines.append("|---|---|---|---|---|")
@@ -196,7 +218,11 @@ def main(argv: list[str] | None = None) -> None:
         for name, path in sources(Path(folder)).items():
             row, read[name] = upload_checks(name, path)
             result["upload"].append(row)
-            print(f"{name}: {row['n_pairs']} pairs, {row['n_skipped']} skipped, {row['counts']}")
+            print(
+                f"{name}: {row['n_pairs']} pairs, {row['n_skipped']} skipped, {row['counts']}; "
+                f"read {row['read_seconds']} s, checks {row['check_seconds']} s CPU "
+                f"({row['check_to_read']}x)"
+            )
     for train, evaluation in CONTAMINATION:
         row = {"train": train, "evaluation": evaluation}
         row |= contamination(read[train], read[evaluation])

@@ -59,34 +59,87 @@ NGRAM = 13
 """Words per n-gram in the contamination check (as GPT-3's and Skywork's decontamination)."""
 
 _WORD = re.compile(r"\w+")
-_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'"})
+_APOSTROPHES: tuple[str, ...] = ("\u2019", "\u2018", "\u02bc")
+"""Read as a straight apostrophe by the refusal check."""
+
+MARKS = "\u2019\u2018\u201c\u201d\u2022\u2013\u2014"
+"""The non-ASCII punctuation most common in English text (curly quotes, bullet, dashes; 94% of
+the non-ASCII characters of HH-RLHF's test files): not word characters, unchanged by NFKC and
+case folding, composing with nothing, so `normalise` may blank them and go on by the ASCII path
+when nothing else is non-ASCII."""
+
+_MARKS_UTF8 = re.compile(b"|".join(re.escape(mark.encode()) for mark in MARKS))
+
+
+def _ascii_fold_table() -> bytes:
+    """Byte → byte: A-Z lowered, the other ASCII word characters ([0-9a-z_], what `\\w` matches
+    in ASCII) kept, every other byte a space."""
+    table = bytearray(b" " * 256)
+    for byte in b"0123456789_abcdefghijklmnopqrstuvwxyz":
+        table[byte] = byte
+    for byte in b"ABCDEFGHIJKLMNOPQRSTUVWXYZ":
+        table[byte] = byte + 32
+    return bytes(table)
+
+
+_ASCII_FOLD = _ascii_fold_table()
 
 
 def normalise(text: str) -> str:
     """Text compared loosely: NFKC, case folded, punctuation dropped, whitespace collapsed (the
-    runs of word characters, joined by single spaces)."""
-    return " ".join(_WORD.findall(unicodedata.normalize("NFKC", text).casefold()))
+    runs of word characters, joined by single spaces).
+
+    Text that is ASCII once `MARKS` are blanked (most of it) takes a byte-table path with the
+    same result: NFKC changes no ASCII character, case folding ASCII is lowering, `\\w` on ASCII
+    is [0-9A-Za-z_], and a blanked mark was a separator already (`tests/ingest/test_checks.py`
+    compares the two on random text)."""
+    return _normalised_utf8(text).decode("utf-8")
 
 
-def _refusal_text(text: str) -> str:
-    return " ".join(text.translate(_APOSTROPHES).casefold().split())
+def _normalised_utf8(text: str) -> bytes:
+    """`normalise(text)` as UTF-8 (what the checks hash)."""
+    raw = text.encode("utf-8")
+    if not raw.isascii():
+        # ASCII and marks only: NFKC and case folding leave the marks as they are.
+        raw = _MARKS_UTF8.sub(b" ", raw)
+        if not raw.isascii():
+            words = _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
+            return " ".join(words).encode("utf-8")
+    return b" ".join(raw.translate(_ASCII_FOLD).split())
 
 
-_REFUSAL_WORDS: tuple[str, ...] = ("sorry", "cannot", "can't", "unable", "not able", "won't")
-_REFUSAL_WORDS += ("as an ai", "comfortable", "decline")
+def _refusal_case(text: str) -> str:
+    """Apostrophes straightened, case folded (whitespace as it is)."""
+    if not text.isascii():
+        for apostrophe in _APOSTROPHES:
+            text = text.replace(apostrophe, "'")
+    return text.casefold()
+
+
+_REFUSAL_WORDS: tuple[str, ...] = ("sorry", "cannot", "can't", "able", "won't", "language")
+_REFUSAL_WORDS += ("comfortable", "decline")
+"""Every phrase holds one of these words, none of which holds whitespace: a response without any
+is ruled out before its whitespace is collapsed (most are, by a few scans)."""
 
 
 def is_refusal(response: str) -> bool:
-    folded = _refusal_text(response)
-    # Every phrase holds one of these words: most responses are ruled out by a few scans.
-    if not any(word in folded for word in _REFUSAL_WORDS):
+    cased = _refusal_case(response)
+    if not any(word in cased for word in _REFUSAL_WORDS):
         return False
+    folded = " ".join(cased.split())
     return any(phrase in folded for phrase in REFUSAL_PHRASES)
 
 
-def _key(*texts: str) -> int:
-    """A 64-bit hash of the texts in order (NUL never occurs in stored text: a safe separator)."""
-    digest = hashlib.blake2b("\x00".join(texts).encode("utf-8"), digest_size=8).digest()
+def _digest(data: bytes) -> bytes:
+    """A 128-bit hash of one text's UTF-8: each text of a pair is hashed once, whatever order its
+    keys put it in."""
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+def _key(*digests: bytes) -> int:
+    """A 64-bit hash of texts in order, from their `_digest`s (fixed length: no separator
+    needed)."""
+    digest = hashlib.blake2b(b"".join(digests), digest_size=8).digest()
     return int.from_bytes(digest, "little", signed=True)
 
 
@@ -120,9 +173,10 @@ class UploadChecks:
             self.immediate.append(Tagged(index, "empty_response"))
         if is_refusal(chosen):
             self.immediate.append(Tagged(index, "refusal"))
-        self.exact.append(_key(prompt, chosen, rejected))
-        self.reversed_.append(_key(prompt, rejected, chosen))
-        p, c, r = normalise(prompt), normalise(chosen), normalise(rejected)
+        p, c, r = (_digest(t.encode("utf-8")) for t in (prompt, chosen, rejected))
+        self.exact.append(_key(p, c, r))
+        self.reversed_.append(_key(p, r, c))
+        p, c, r = (_digest(_normalised_utf8(t)) for t in (prompt, chosen, rejected))
         self.loose.append(_key(p, c, r))
         self.loose_reversed.append(_key(p, r, c))
 

@@ -170,7 +170,32 @@ def test_normalise_is_the_documented_definition() -> None:
         assert normalise(text) == expected, repr(text)
 
 
+def test_the_ascii_path_is_the_documented_definition() -> None:
+    """Text of ASCII and the common marks (the byte-table path), and the same with one other
+    character (the full path): both equal the definition. Each mark is a separator that NFKC and
+    case folding leave alone, which is what lets the fast path blank it."""
+    import re
+    import unicodedata
+
+    from backend.ingest.checks import MARKS
+
+    for mark in MARKS:
+        assert not re.fullmatch(r"\w", mark)
+        assert unicodedata.normalize("NFKC", mark).casefold() == mark
+    rng = random.Random(10)
+    pool = [chr(c) for c in range(128)] + list(MARKS) * 8
+    for k in range(5000):
+        text = "".join(rng.choice(pool) for _ in range(rng.randrange(0, 40)))
+        if k % 3 == 0:
+            text += rng.choice(["é", "ﬁ", "Ⅻ", "\u00a0", "İ", "ß", "\u0301", "①"])
+        folded = unicodedata.normalize("NFKC", text).casefold()
+        expected = re.sub(r"\s+", " ", re.sub(r"[^\w\s]+", " ", folded)).strip()
+        assert normalise(text) == expected, repr(text)
+
+
 def test_every_refusal_phrase_passes_the_quick_filter() -> None:
     from backend.ingest.checks import _REFUSAL_WORDS
 
     assert all(any(word in phrase for word in _REFUSAL_WORDS) for phrase in REFUSAL_PHRASES)
+    # The filter runs before whitespace is collapsed: a word spanning a space could miss.
+    assert not any(any(c.isspace() for c in word) for word in _REFUSAL_WORDS)
