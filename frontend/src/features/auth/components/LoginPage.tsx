@@ -25,6 +25,7 @@ export function LoginPage() {
             value={username}
             onChange={(e) => setUsername(e.target.value)}
             required
+            // eslint-disable-next-line jsx-a11y/no-autofocus -- signing in is all this page is for
             autoFocus
           />
         </label>

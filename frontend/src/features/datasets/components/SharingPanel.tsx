@@ -114,7 +114,7 @@ function TransferForm({ datasetId }: { datasetId: number }) {
       `Make ${username} the owner of this dataset, with its jobs, scores and review history? You keep no access unless they share it back.`,
     );
     if (!sure) return;
-    transfer.mutate(username, { onSuccess: () => navigate("/datasets", { replace: true }) });
+    transfer.mutate(username, { onSuccess: () => void navigate("/datasets", { replace: true }) });
   };
 
   return (
