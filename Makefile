@@ -55,10 +55,11 @@ frontend/dist/index.html: $(NPM_STAMP) $(FRONTEND_SRC)
 chromium:  ## Debian's Chromium for Playwright (browser downloads are not possible here)
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
 
-lint: install
+lint: install $(NPM_STAMP)
 	$(BIN)/ruff check backend worker tests bench
 	$(BIN)/ruff format --check backend worker tests bench
 	$(BIN)/mypy backend worker
+	cd frontend && npm run lint
 
 test-python: install $(LLAMA_STAMP)
 	$(BIN)/pytest -q --durations=10 -m "not long"
