@@ -1,5 +1,5 @@
 import { expect, test, type Browser, type Page, type TestInfo } from "@playwright/test";
-import { hhRecords, uploadAndAudit, type Row } from "./audited";
+import { hhRecords, searchWord, uploadAndAudit } from "./audited";
 
 // The browser used the way people use it (issue 22): every page of the app, reached by clicks,
 // must look the same — the same user, the same role's controls, the same data — when its URL is
@@ -10,18 +10,6 @@ import { hhRecords, uploadAndAudit, type Row } from "./audited";
 const N_PAIRS = 40;
 const USER = "e2e";
 const PASSWORD = "e2e-password";
-
-/** A word in 4 to 12 of the records (whole word, any case): a search with a few hits. */
-function searchWord(rows: Row[]): string {
-  const counts = new Map<string, number>();
-  for (const row of rows) {
-    const words = new Set(`${row.chosen} ${row.rejected}`.toLowerCase().match(/\b[a-z]{6,}\b/g) ?? []);
-    for (const word of words) counts.set(word, (counts.get(word) ?? 0) + 1);
-  }
-  const word = [...counts.entries()].find(([, n]) => n >= 4 && n <= 12)?.[0];
-  if (!word) throw new Error("no word with 4–12 hits in the sample");
-  return word;
-}
 
 async function logIn(page: Page) {
   await page.getByLabel("Username").fill(USER);
@@ -293,6 +281,86 @@ test("every page survives a cold load, a reload, a new tab, a copied link, and a
     await expect(fresh.getByText(`Signed in as ${USER}`)).toBeVisible();
     await context.close();
   });
+});
+
+test("Back and Forward step through the list, the dataset, the open pair, a sort and a search", async ({
+  page,
+}, info) => {
+  const rows = hhRecords(N_PAIRS);
+  const name = `history-${Date.now()}`;
+  const word = searchWord(rows);
+  await page.goto("/login");
+  await logIn(page);
+  await expect(page.getByRole("heading", { name: "Datasets", exact: true })).toBeVisible();
+  const [datasetId, jobId] = await test.step("upload a small dataset and audit it (tiny model, head mode)", () =>
+    uploadAndAudit(page, rows, name),
+  );
+  const searched = await page.request.get(`/api/v1/datasets/${datasetId}/pairs?job_id=${jobId}&q=${word}&sort=-loss&limit=1`);
+  const expectedHits = String((await searched.json()).total);
+
+  const list = datasetsRoute(name);
+  const review: Route = {
+    name: "review",
+    view: async (p) => ({
+      ...(await datasetRoute().view(p)),
+      sort: await p.getByLabel("Sort by").inputValue(),
+      pair: await p.locator("article.pair-detail h3").allInnerTexts(),
+    }),
+  };
+  const table = page.getByRole("table", { name: "Pairs ranked by harm" }).locator("tbody tr[data-row-index]");
+  // Each step: what it did to the URL and what the page showed then.
+  const steps: { what: string; route: Route; url: string; view: View }[] = [];
+  const remember = async (what: string, route: Route, ready: (view: View) => boolean) => {
+    const view = await settledView(page, route, ready);
+    steps.push({ what, route, url: page.url(), view });
+    await shot(page, info, `history-${steps.length}-${what.replace(/\W+/g, "-")}`);
+  };
+
+  await test.step("forward by clicks: list, dataset, pair, sort, search", async () => {
+    await page.goto("/datasets"); // a fresh entry: the list as it is after the upload
+    await remember("list", list, (v) => (v.rows as string[]).some((r) => r.includes(name)));
+
+    await page.getByRole("link", { name }).click();
+    await expect(page).toHaveURL(new RegExp(`/datasets/${datasetId}$`));
+    await remember("dataset", review, (v) => (v.rows as string[]).length === 5);
+
+    await table.first().click();
+    await expect(page).toHaveURL(/[?&]pair=\d+/);
+    await remember("pair", review, (v) => (v.pair as string[]).length === 1);
+
+    await page.getByLabel("Sort by").selectOption("loss");
+    await expect(page).toHaveURL(/sort=-loss/);
+    await remember("sort", review, (v) => v.sort === "loss" && (v.pair as string[]).length === 1);
+
+    await page.getByLabel("Search").fill(word);
+    await page.getByRole("button", { name: "Apply filters" }).click();
+    await expect(page).toHaveURL(new RegExp(`q=${word}`));
+    await remember("search", review, (v) => (v.matches as string[])[0] === expectedHits);
+  });
+  // Every step changed what the page shows (else going back to it would prove nothing).
+  for (let k = 1; k < steps.length; k++) {
+    expect(steps[k].view, `${steps[k].what} vs ${steps[k - 1].what}`).not.toEqual(steps[k - 1].view);
+  }
+  const [, dataset, pair, sort, search] = steps;
+  expect(new URL(pair.url).searchParams.get("pair")).toMatch(/^\d+$/);
+  expect(new URL(sort.url).searchParams.get("pair")).toBe(new URL(pair.url).searchParams.get("pair"));
+  expect(new URL(search.url).searchParams.get("sort")).toBe("-loss");
+  expect(new URL(dataset.url).search).toBe("");
+
+  for (let k = steps.length - 2; k >= 0; k--) {
+    await test.step(`Back to the ${steps[k].what}`, async () => {
+      await page.goBack();
+      await expect(page).toHaveURL(steps[k].url);
+      await expectSame(page, steps[k].route, steps[k].view, info, `back to ${steps[k].what}`);
+    });
+  }
+  for (let k = 1; k < steps.length; k++) {
+    await test.step(`Forward to the ${steps[k].what}`, async () => {
+      await page.goForward();
+      await expect(page).toHaveURL(steps[k].url);
+      await expectSame(page, steps[k].route, steps[k].view, info, `forward to ${steps[k].what}`);
+    });
+  }
 });
 
 /** A second browser context holding this page's session (cookies and storage), as a copied

@@ -3,35 +3,15 @@ import { expect, test, type Page } from "@playwright/test";
 import { mkdirSync, readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { gunzipSync } from "node:zlib";
+import { hhRecords, searchWord, type Row } from "./audited";
 
 // The reviewer's loop through the browser (issue 12): search, a score-range filter, sort by
 // gradient similarity, a bulk flag of everything a filter matches (with its preview count) and
 // its undo, a swap and a flag from the keyboard, and an export whose every line reflects exactly
 // those decisions. Each view is screenshotted and checked with axe.
 const here = dirname(fileURLToPath(import.meta.url));
-const HH_TEST = resolve(here, "../../../shared/data/hh-rlhf/helpful-base-test.jsonl.gz");
 const SHOTS = resolve(here, "../test-results/review");
 const N_PAIRS = 60;
-
-type Row = { chosen: string; rejected: string };
-
-function records(): Row[] {
-  const lines = gunzipSync(readFileSync(HH_TEST)).toString("utf8").split("\n");
-  return lines.slice(0, N_PAIRS).map((line) => JSON.parse(line) as Row);
-}
-
-/** A word in 3 to 12 of the records (whole word, any case): a search with a few hits. */
-function searchWord(rows: Row[]): string {
-  const counts = new Map<string, number>();
-  for (const row of rows) {
-    const words = new Set((`${row.chosen} ${row.rejected}`.toLowerCase().match(/\b[a-z]{7,}\b/g) ?? []));
-    for (const word of words) counts.set(word, (counts.get(word) ?? 0) + 1);
-  }
-  const word = [...counts.entries()].find(([, n]) => n >= 3 && n <= 12)?.[0];
-  if (!word) throw new Error("no word with 3–12 hits in the sample");
-  return word;
-}
 
 async function axe(page: Page, view: string) {
   const results = await new AxeBuilder({ page }).analyze();
@@ -47,7 +27,7 @@ async function shot(page: Page, name: string) {
 }
 
 test("review: search, filter, sort, bulk flag with preview and undo, keyboard swap, export", async ({ page }) => {
-  const rows = records();
+  const rows = hhRecords(N_PAIRS);
   const uploaded = rows.map((row) => JSON.stringify(row)).join("\n") + "\n";
   const name = `hh-review-${Date.now()}`;
   const api = async (path: string) => {
