@@ -16,7 +16,7 @@ import io
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from sqlalchemy import Select, Text, case, cast, func, literal, or_, text
+from sqlalchemy import Select, Text, and_, case, cast, func, literal, or_, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -42,12 +42,17 @@ def texts(schema_kind: str, apply_swaps: bool) -> dict[str, Any]:
     return {"prompt": Pair.prompt, "chosen": chosen, "rejected": rejected}
 
 
-def _meta_text() -> ColumnElement[str]:
-    """The metadata's stored JSON text, on one line (jsonb's normal form where the stored text
-    spans lines, which no writer of ours does)."""
+def _meta_tail() -> ColumnElement[str]:
+    """The metadata's members as the end of a JSON object: `, "k": v, ...}` from the stored JSON
+    text (its key order and values as written), or `}` when it has none. Text not on one line or
+    not starting with `{` (no writer of ours stores such) is taken in jsonb's normal form."""
     stored = cast(Pair.meta, Text)
-    one_line = cast(cast(Pair.meta, JSONB), Text)
-    return case((func.strpos(stored, "\n") + func.strpos(stored, "\r") > 0, one_line), else_=stored)
+    plain = and_(
+        func.left(stored, 1) == "{", func.strpos(stored, "\n") == 0, func.strpos(stored, "\r") == 0
+    )
+    members = func.substr(case((plain, stored), else_=cast(cast(Pair.meta, JSONB), Text)), 2)
+    empty = or_(func.json_typeof(Pair.meta) != "object", func.btrim(members, " \t") == "}")
+    return case((empty, literal("}")), else_=literal(", ") + members)
 
 
 def json_line(schema_kind: str, apply_swaps: bool) -> ColumnElement[str]:
@@ -55,11 +60,7 @@ def json_line(schema_kind: str, apply_swaps: bool) -> ColumnElement[str]:
     parts: list[Any] = []
     for n, (name, expression) in enumerate(texts(schema_kind, apply_swaps).items()):
         parts += [literal(("{" if n == 0 else ", ") + f'"{name}": '), func.to_json(expression)]
-    meta = _meta_text()
-    empty = or_(func.json_typeof(Pair.meta) != "object", meta.regexp_match(r"^\s*\{\s*\}\s*$"))
-    rest = literal(", ") + func.substr(func.btrim(meta), 2)
-    parts.append(case((empty, literal("}")), else_=rest))
-    return func.concat(*parts)
+    return func.concat(*parts, _meta_tail())
 
 
 def neutralised(value: ColumnElement[Any]) -> ColumnElement[Any]:
@@ -117,8 +118,12 @@ def unescape_text_copy(chunk: bytes) -> bytes:
     return chunk.replace(b"\\\\", b"\\")
 
 
+ARROW_BLOCK = 8 << 20
+"""CSV bytes per Arrow table (a Parquet row group): about 10,000 pairs of a typical dataset."""
+
+
 def arrow_tables(rows: Iterable[memoryview], schema: Any) -> Iterator[Any]:
-    """COPY's CSV rows (in `schema`'s columns) as Arrow tables of about 16 MiB of CSV each,
+    """COPY's CSV rows (in `schema`'s columns) as Arrow tables of ARROW_BLOCK bytes of CSV each,
     parsed by Arrow's CSV reader: an unquoted empty cell is null, a quoted one an empty string."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
@@ -126,7 +131,10 @@ def arrow_tables(rows: Iterable[memoryview], schema: Any) -> Iterator[Any]:
     names = [f"c{i}" for i in range(len(schema))]
     batches = pcsv.open_csv(
         _RowStream(rows),
-        read_options=pcsv.ReadOptions(column_names=names, block_size=16 << 20),
+        # One block at a time: the server's memory stays flat however large the export.
+        read_options=pcsv.ReadOptions(
+            column_names=names, block_size=ARROW_BLOCK, use_threads=False
+        ),
         parse_options=pcsv.ParseOptions(newlines_in_values=True),
         convert_options=pcsv.ConvertOptions(
             column_types=dict(zip(names, schema.types, strict=True)),
@@ -142,29 +150,39 @@ def arrow_tables(rows: Iterable[memoryview], schema: Any) -> Iterator[Any]:
 
 
 class _RowStream(io.RawIOBase):
-    """COPY's rows as a readable binary file (for Arrow's CSV reader)."""
+    """COPY's rows as a readable binary file (for Arrow's CSV reader): each read joins whole rows
+    (no copy but the join), splitting only a row longer than the read."""
 
     def __init__(self, rows: Iterable[memoryview]) -> None:
         self._rows = iter(rows)
-        self._held = b""
+        self._held: Any = None
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: Any) -> int:
-        want = len(buffer)
-        pieces: list[Any] = [self._held]
-        have = len(self._held)
-        while have < want:
-            row = next(self._rows, None)
+    def read(self, size: int = -1) -> bytes:
+        pieces: list[Any] = []
+        have = 0
+        while True:
+            row = self._held if self._held is not None else next(self._rows, None)
+            self._held = None
             if row is None:
+                break
+            if size >= 0 and have + len(row) > size:
+                if not pieces:  # a row longer than the read: its first `size` bytes now
+                    row = bytes(row)
+                    pieces.append(row[:size])
+                    row = row[size:]
+                self._held = row
                 break
             pieces.append(row)
             have += len(row)
-        data = b"".join(pieces)
-        buffer[: min(want, len(data))] = data[:want]
-        self._held = data[want:]
-        return min(want, len(data))
+        return b"".join(pieces)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 
 _METADATA_KINDS = text(
