@@ -12,6 +12,9 @@ export type MethodName = NonNullable<Schemas["AuditCreate"]["methods"]>[number];
 /** What `default_method` takes: "auto" (the job chooses by its own evidence) or a method's name. */
 export type DefaultMethodName = NonNullable<Schemas["AuditCreate"]["default_method"]>;
 export const AUTO: DefaultMethodName = "auto";
+/** What "auto" ranks by where nothing chooses (worker/influence/methods.py AUTO_PROVISIONAL):
+ * audits too small for canaries, and audits from before each chose its own. */
+export const AUTO_PROVISIONAL: MethodName = "length";
 
 interface EnumSchema {
   enum?: string[];

@@ -1,4 +1,4 @@
-import { DEFAULT_METHOD, methodLabel } from "../../../api/methods";
+import { AUTO_PROVISIONAL, methodLabel } from "../../../api/methods";
 import { describeColumn } from "./scoreText";
 
 interface Props {
@@ -42,7 +42,7 @@ export function ScoreLegend({ sortColumn, columns, defaultMethod, defaultReason 
           Why harm is the {methodLabel(defaultMethod)}:{" "}
           {defaultReason
             ? `this audit chose it from its own evidence: ${defaultReason}`
-            : defaultMethod === DEFAULT_METHOD
+            : defaultMethod === AUTO_PROVISIONAL
               ? "it is the default of audits too small to test their rankings on canaries (under 200 training pairs)."
               : "it was named when the audit was launched."}
         </p>
