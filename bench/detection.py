@@ -44,6 +44,13 @@ from bench.lib.detection_data import (
     make_cell,
     source_views,
 )
+from bench.lib.detection_default import (
+    DEFAULT_ROW,
+    default_markdown,
+    default_summary,
+    group_key,
+    rechoose,
+)
 from bench.lib.metrics import detection, t_interval
 from bench.lib.paths import CACHE, REPO, RESULTS
 from bench.lib.report import interval_text, write_json
@@ -66,9 +73,6 @@ COLUMNS: dict[str, str] = {
     "ensemble_disagreement": "ensemble_disagreement",
 }
 BASELINES: tuple[str, ...] = ("random", "length", "loss")
-DEFAULT_ROW = "default (per job)"
-"""The ranking each job picks for itself from its canaries and validation figures
-(worker/influence/canaries.py), scored like every method on the non-canary pairs."""
 FLIP_RATES: tuple[float, ...] = (0.1, 0.2)
 
 
@@ -191,14 +195,12 @@ def _score_defaults(
     return scores
 
 
-def group_key(cell: dict) -> str:
-    rate = cell["flip_rate"]
-    return f"{cell['dataset']}" + (f" @{int(round(rate * 100))}%" if rate else " (real)")
-
-
 def summarise(cells: list[dict]) -> dict:
     """Per group (dataset × flip rate × max_length): every method's figures over seeds and its
-    paired AUROC differences against loss and length; plus the pooled default selection."""
+    paired AUROC differences against loss and length; plus the pooled default selection. Every
+    cell's per-job default is first re-chosen under the current rule (`rechoose`)."""
+    for cell in cells:
+        rechoose(cell)
     groups: dict[str, list[dict]] = {}
     for cell in cells:
         groups.setdefault(f"{group_key(cell)} | L{cell['max_length']}", []).append(cell)
@@ -278,77 +280,6 @@ def summarise(cells: list[dict]) -> dict:
     return out
 
 
-def default_summary(cells: list[dict]) -> dict:
-    """The per-job default per dataset (and recipe): its AUROC over seeds, what it chose, the
-    error of its expected figure (canary AUROC − true AUROC), and the mean over datasets (each
-    weighted equally) overall and over the cells whose model learned (validation evidence)."""
-    groups: dict[str, list[dict]] = {}
-    for cell in cells:
-        if "default_choice" in cell:
-            groups.setdefault(f"{group_key(cell)} | L{cell['max_length']}", []).append(cell)
-    rows: dict[str, dict] = {}
-    for key, members in sorted(groups.items()):
-        learned = [c for c in members if c["trust"]["is_evidence"]]
-        errors = [
-            c["default_choice"]["expected_error"]
-            for c in members
-            if c["default_choice"]["expected_error"] is not None
-        ]
-        chosen: dict[str, int] = {}
-        for c in members:
-            chosen[c["default_choice"]["method"]] = chosen.get(c["default_choice"]["method"], 0) + 1
-        rows[key] = {
-            "dataset": members[0]["dataset"],
-            "auroc": t_interval([c["methods"][DEFAULT_ROW]["auroc"] for c in members]),
-            "auroc_learned": t_interval([c["methods"][DEFAULT_ROW]["auroc"] for c in learned]),
-            "loss_auroc": t_interval([c["methods"]["loss"]["auroc"] for c in members]),
-            "length_auroc": t_interval([c["methods"]["length"]["auroc"] for c in members]),
-            "learned_cells": len(learned),
-            "cells": len(members),
-            "chosen": chosen,
-            "expected_error": t_interval(errors),
-            "expected_abs_error": t_interval([abs(e) for e in errors]),
-            "canaries": int(np.mean([c["canaries"] for c in members])),
-        }
-    by_dataset: dict[str, list[float]] = {}
-    for row in rows.values():
-        if row["auroc"]["mean"] is not None:
-            by_dataset.setdefault(row["dataset"], []).append(row["auroc"]["mean"])
-    means = [float(np.mean(v)) for v in by_dataset.values()]
-    return {
-        "rows": rows,
-        "mean_over_datasets": float(np.mean(means)) if means else None,
-        "worst_dataset": float(np.min(means)) if means else None,
-    }
-
-
-def default_markdown(summary: dict) -> list[str]:
-    """The per-job default's table (bench/RESULTS.md quotes it)."""
-    d = summary.get("default") or {"rows": {}}
-    lines = [
-        "## The per-job default (canaries + validation; worker/influence/canaries.py)",
-        "",
-        "| set | default AUROC | on cells whose model learned | loss | length | chosen "
-        "(cells) | expected − true AUROC | abs error | canaries |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for key, r in d["rows"].items():
-        chosen = ", ".join(f"{m} {n}" for m, n in sorted(r["chosen"].items()))
-        lines.append(
-            f"| {key.replace(' | ', ', ')} | {fmt(r['auroc'])} | {fmt(r['auroc_learned'])} "
-            f"({r['learned_cells']}/{r['cells']}) | {fmt(r['loss_auroc'])} | "
-            f"{fmt(r['length_auroc'])} | {chosen} | {fmt(r['expected_error'])} | "
-            f"{fmt(r['expected_abs_error'])} | {r['canaries']} |"
-        )
-    if d.get("mean_over_datasets") is not None:
-        lines += [
-            "",
-            f"Mean over datasets (each weighted equally): {d['mean_over_datasets']:.3f}; "
-            f"worst dataset {d['worst_dataset']:.3f}.",
-        ]
-    return lines + [""]
-
-
 def select_default(cells: list[dict]) -> dict:
     """The default rule: best mean AUROC across datasets (each dataset weighted equally), kept
     only if its paired intervals (over every cell) exclude 0 above both loss and length."""
@@ -417,9 +348,9 @@ def _percent(value: float | None) -> str:
     return "–" if value is None else f"{value:.0%}"
 
 
-def markdown(summary: dict, command: str) -> str:
+def markdown(summary: dict, command: str, mode: str = "head") -> str:
     lines = [
-        "# Detection benchmark (head mode, MiniLM, CPU)",
+        f"# Detection benchmark ({mode} mode, MiniLM, CPU)",
         "",
         f"Command: `{command}`. AUROC against the truly wrong pairs, mean over seeds with its "
         "Student-t 95% interval; Δ columns are paired per seed (same split, same flips).",
@@ -502,8 +433,10 @@ def plot(summary: dict, path: Path) -> None:
     plt.close(fig)
 
 
-LORA_METHODS: tuple[str, ...] = tuple(m for m in METHODS if m not in ("oof_loss", "ensemble"))
-"""LoRA cells skip oof_loss/ensemble: each would train folds × repeats more models."""
+LORA_METHODS: tuple[str, ...] = (*EngineConfig().methods, "datainf")
+"""LoRA cells score what a default audit computes (its per-job default chooses among these) and
+DataInf (free once the per-pair gradients exist); oof_loss/ensemble would train folds × repeats
+more models, group its interactions."""
 
 CANARY_RECIPE = "canaries-v1"
 """Cells plant the job's canaries (worker/influence/canaries.py): part of every cell's recipe."""
@@ -628,9 +561,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=CACHE)
     parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="seeds run from here (fresh seeds confirm a rule chosen on earlier ones)",
+    )
     parser.add_argument("--rates", default=",".join(map(str, FLIP_RATES)), help="planted flips")
     parser.add_argument("--max-length", default="128,256", help="comma-separated recipes")
     parser.add_argument("--model", default="minilm")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (bench/gpu/)")
     parser.add_argument("--quick", action="store_true", help="tiny model, few pairs, 2 seeds")
     parser.add_argument(
         "--limit",
@@ -638,6 +578,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="planted sets: read only the first N pairs of the file and split them 3:1 into "
         "training and validation pairs (a smaller grid for a busy CPU); the voted sets keep theirs",
+    )
+    parser.add_argument(
+        "--cap",
+        default=None,
+        help="TRAIN,VAL: at most this many training and validation pairs per cell, a seeded "
+        "subset of every dataset's split, the voted sets' too (LoRA cells on a CPU)",
     )
     parser.add_argument(
         "--summarise-only",
@@ -654,6 +600,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     limit, sizes, seeds, model = None, None, args.seeds, args.model
     lengths = [int(x) for x in args.max_length.split(",")]
+    cap = tuple(int(x) for x in args.cap.split(",")) if args.cap else None
     if args.limit is not None:
         limit, sizes = args.limit, (args.limit * 3 // 4, args.limit - args.limit * 3 // 4)
     if args.quick:
@@ -672,7 +619,7 @@ def main(argv: list[str] | None = None) -> int:
                 model=model,
                 mode="head",
                 max_length=max_length,
-                device="cpu",
+                device=args.device,
                 methods=list(METHODS),
                 default_method="oof_loss",
             )
@@ -680,18 +627,18 @@ def main(argv: list[str] | None = None) -> int:
                 config = dataclasses.replace(
                     config,
                     mode="lora",
-                    methods=[m for m in LORA_METHODS],
-                    default_method="corrected_loss",
+                    methods=list(LORA_METHODS),
+                    default_method="auto",
                     crossfit_repeats=1,
                 )
-            recipe = recipe_hash(config, limit, sizes, len(source.pairs))
+            recipe = recipe_hash(config, limit, (sizes, cap) if cap else sizes, len(source.pairs))
             views, truncation = (
                 source_views(source, config, args.cache)
                 if args.mode == "head" and not args.summarise_only
                 else (None, None)
             )
             for rate in rates:
-                for seed in range(seeds):
+                for seed in range(args.first_seed, args.first_seed + seeds):
                     mode_tag = "" if args.mode == "head" else "_lora"
                     tag = f"{dataset}_r{rate}_s{seed}_L{max_length}{mode_tag}_{recipe}"
                     path = cells_dir / f"{tag}.json"
@@ -701,6 +648,8 @@ def main(argv: list[str] | None = None) -> int:
                     if args.summarise_only:
                         continue
                     cell = make_cell(source, rate, seed, sizes if dataset not in VOTED else None)
+                    if cap:
+                        cell = cell.capped(*cap)
                     if views is None:
                         result = run_cell_lora(source, cell, config)
                     else:
@@ -728,7 +677,7 @@ def main(argv: list[str] | None = None) -> int:
             {"command": command, "summary": summary, "cells": cells}, indent=1, default=float
         )
     )
-    (args.out / "detection.md").write_text(markdown(summary, command))
+    (args.out / "detection.md").write_text(markdown(summary, command, args.mode))
     plot(summary, args.out / "detection_auroc.png")
     for recipe, sel in summary["selection"].items():
         print(

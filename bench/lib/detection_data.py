@@ -48,6 +48,8 @@ SIZES: dict[str, tuple[int, int]] = {
 }
 """(train, validation) pairs per planted dataset; vicuna80 splits its 80 questions 64 / 16."""
 
+CAP_SALT = 31
+"""Mixed into a capped cell's generator (`Cell.capped`)."""
 VICUNA_VAL_QUESTIONS = 16
 PANDALM_VAL_SHARE = 0.2
 
@@ -86,6 +88,28 @@ class Cell:
 
     def val_pairs(self, source: Source) -> list[Pair]:
         return _present(source.pairs, self.val_index, self.val_swap)
+
+    def capped(self, n_train: int, n_val: int) -> Cell:
+        """The cell with at most `n_train` training and `n_val` validation pairs, a seeded random
+        subset of each (the voted sets' indices are sorted by question: a prefix would not do);
+        for LoRA cells on a CPU."""
+        rng = np.random.default_rng([SPLIT_SALT, self.seed, CAP_SALT])
+        train = _subset(rng, len(self.train_index), n_train)
+        val = _subset(rng, len(self.val_index), n_val)
+        return Cell(
+            dataset=self.dataset,
+            flip_rate=self.flip_rate,
+            seed=self.seed,
+            train_index=self.train_index[train],
+            train_swap=self.train_swap[train],
+            mislabelled=self.mislabelled[train],
+            val_index=self.val_index[val],
+            val_swap=self.val_swap[val],
+        )
+
+
+def _subset(rng: np.random.Generator, n: int, keep: int) -> np.ndarray:
+    return np.arange(n) if keep >= n else np.sort(rng.choice(n, keep, replace=False))
 
 
 def _present(pairs: list[Pair], index: np.ndarray, swap: np.ndarray) -> list[Pair]:

@@ -108,3 +108,101 @@ def test_pandalm_cells_split_by_instruction_and_label_by_one_annotator() -> None
         cell.mislabelled, cell.train_swap != (truth[cell.train_index] == 2)
     )
     assert 0 < cell.mislabelled.mean() < 0.1  # the annotators agree on most items
+
+
+def test_capped_cells_are_seeded_subsets_of_the_split() -> None:
+    source = load_source("pandalm")
+    cell = make_cell(source, None, seed=5)
+    small = cell.capped(100, 40)
+    assert (len(small.train_index), len(small.val_index)) == (100, 40)
+    assert set(small.train_index) <= set(cell.train_index)
+    assert set(small.val_index) <= set(cell.val_index)
+    # Each kept pair keeps its presentation and its truth.
+    where = {int(i): k for k, i in enumerate(cell.train_index)}
+    rows = [where[int(i)] for i in small.train_index]
+    np.testing.assert_array_equal(small.mislabelled, cell.mislabelled[rows])
+    np.testing.assert_array_equal(small.train_swap, cell.train_swap[rows])
+    assert np.array_equal(small.train_index, cell.capped(100, 40).train_index)  # seeded
+    assert cell.capped(10**6, 10**6).train_index.tolist() == cell.train_index.tolist()
+
+
+def test_rechoose_applies_the_current_rule_to_a_stored_cell() -> None:
+    """A cell run under the older rule (no canary confirmation): harmless-base seed 2's figures.
+    The loss's canary interval reaches below chance, so the current rule uses length."""
+    from bench.lib.detection_default import DEFAULT_ROW, rechoose
+
+    def ranking(auroc: float) -> dict:
+        return {"auroc": auroc, "auroc_se": 0.07, "top10_hits": 4, "top10_size": 28}
+
+    cell = {
+        "canaries": 20,
+        "trust": {"is_evidence": True, "val_accuracy": 0.63, "val_accuracy_ci95": [0.53, 0.72]},
+        "methods": {
+            "loss": {"auroc": 0.507},
+            "length": {"auroc": 0.591},
+            DEFAULT_ROW: {"auroc": 0.507},
+        },
+        "default_choice": {
+            "method": "loss",
+            "rule": "learned",
+            "rankings": {"loss": ranking(0.62), "length": ranking(0.60)},
+        },
+    }
+    assert rechoose(cell) is True
+    choice = cell["default_choice"]
+    assert (choice["method"], choice["rule"]) == ("length", "model_free")
+    assert choice["as_run"] == {"method": "loss", "rule": "learned"}
+    assert cell["methods"][DEFAULT_ROW]["auroc"] == 0.591
+    assert choice["expected_error"] == pytest.approx(0.60 - 0.591)
+    assert rechoose(cell) is True and cell["default_choice"]["as_run"]["method"] == "loss"
+
+
+def test_gpu_weights_are_fp16_packed_and_load_back(tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    from bench.gpu.lora_cells import PACKED, convert_fp16, unpack
+    from worker.influence.model import minilm_dir
+
+    size = convert_fp16(minilm_dir(), tmp_path / "packed")
+    assert size < 44 * 2**20  # the carried tree must stay under 64 MiB
+    assert (tmp_path / "packed" / f"model.safetensors{PACKED}").exists()
+    restored = unpack(tmp_path / "packed", tmp_path / "restored")
+    half = load_file(restored / "model.safetensors")
+    full = load_file(minilm_dir() / "model.safetensors")
+    assert set(half) == set(full)
+    for name, tensor in full.items():
+        if tensor.is_floating_point():
+            assert half[name].dtype == torch.float16
+            torch.testing.assert_close(half[name].float(), tensor, rtol=1e-3, atol=1e-4)
+    assert (restored / "tokenizer.json").exists() and (restored / "config.json").exists()
+
+
+@pytest.mark.slow
+def test_gpu_script_dry_run_runs_both_steps_on_the_cpu(tmp_path: Path) -> None:
+    """bench/gpu/run_lora_cells.sh run --dry-run: the GPU run's steps, tiny, on this CPU."""
+    import subprocess
+
+    from bench.lib.paths import REPO
+
+    done = subprocess.run(
+        [
+            str(REPO / "bench" / "gpu" / "run_lora_cells.sh"),
+            "run",
+            "--dry-run",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    report = json.loads((tmp_path / "run.json").read_text())
+    assert report["dry_run"] is True and report["summary_returncode"] == 0
+    assert [s["name"] for s in report["steps"]] == ["detection-lora", "targeted-lora"]
+    assert all(s["returncode"] == 0 for s in report["steps"]), report
+    assert "--mode lora" in report["steps"][1]["command"]
+    summary = json.loads((tmp_path / "detection-lora" / "detection.json").read_text())
+    assert summary["cells"] and all(c["mode"] == "lora" for c in summary["cells"])
+    assert all("default_choice" in c for c in summary["cells"])
