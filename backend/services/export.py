@@ -14,7 +14,6 @@ import csv
 import io
 import json
 import re
-import tempfile
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -288,7 +287,7 @@ def _database_pieces(
         return
     arrow = _arrow_schema(kinds)
     rows = export_sql.copy_rows(session, query, "(FORMAT csv)")
-    yield from _spooled_parquet(arrow, export_sql.arrow_tables(rows, arrow))
+    yield from _streamed_parquet(arrow, export_sql.arrow_tables(rows, arrow))
 
 
 def _kinds(session: Session, dataset: Dataset, selection: Selection) -> dict[str, str]:
@@ -312,19 +311,38 @@ def _arrow_schema(kinds: dict[str, str]) -> Any:
     )
 
 
-def _spooled_parquet(schema: Any, tables: Iterator[Any]) -> Iterator[bytes]:
-    """The Parquet file of `tables`, built on disk (its footer comes last; bounded memory),
-    then streamed."""
+class _Drain(io.RawIOBase):
+    """A writable file that keeps what is written until taken (Parquet's writer writes in
+    order and never seeks back, so each row group's bytes are final once written)."""
+
+    def __init__(self) -> None:
+        self._pieces: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self._pieces.append(bytes(data))
+        return len(data)
+
+    def take(self) -> bytes:
+        data, self._pieces = b"".join(self._pieces), []
+        return data
+
+
+def _streamed_parquet(schema: Any, tables: Iterator[Any]) -> Iterator[bytes]:
+    """The Parquet file of `tables`, each row group sent as soon as it is written (the footer,
+    last, says where they are): memory holds one row group, and a file cut short has no footer,
+    so no reader takes it for a whole one."""
     import pyarrow.parquet as pq
 
-    with tempfile.TemporaryFile() as spool:
-        writer = pq.ParquetWriter(spool, schema)
-        for table in tables:
-            writer.write_table(table)
-        writer.close()
-        spool.seek(0)
-        while data := spool.read(CHUNK_BYTES):
-            yield data
+    sink = _Drain()
+    writer = pq.ParquetWriter(sink, schema)
+    for table in tables:
+        writer.write_table(table)
+        yield sink.take()
+    writer.close()
+    yield sink.take()
 
 
 def _parquet(session: Session, dataset: Dataset, selection: Selection) -> Iterator[bytes]:
@@ -347,7 +365,7 @@ def _parquet(session: Session, dataset: Dataset, selection: Selection) -> Iterat
             rows = [{c: cell(c, r.get(c)) for c in kinds} for r in chunk]
             yield pa.Table.from_pylist(rows, schema=schema)
 
-    yield from _spooled_parquet(schema, tables())
+    yield from _streamed_parquet(schema, tables())
 
 
 REVIEW_LOG_COLUMNS = ["row", "pair_id", "state", "note", "reviewed_by", "reviewed_at"]
