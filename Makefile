@@ -67,7 +67,8 @@ test-python: install $(LLAMA_STAMP)
 test-long: install $(LLAMA_STAMP)  ## real-model tests too long for make test (a MiniLM verify job: ~15 min on 2 cores)
 	$(BIN)/pytest -q -s -m long
 
-test-frontend: frontend chromium
+# $(LLAMA_STAMP): e2e/evidence.spec.ts starts the judge's llama.cpp server (e2e/judge-server.sh).
+test-frontend: frontend chromium $(LLAMA_STAMP)
 	@# The generated client must match the backend: spec drift and type drift both fail.
 	$(BIN)/prefaudit openapi --out $(VENV)/openapi.json
 	@diff -q frontend/openapi.json $(VENV)/openapi.json >/dev/null || { \

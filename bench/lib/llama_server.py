@@ -55,6 +55,19 @@ class LlamaServer:
                 self.process.wait(timeout=20)
 
 
+def server_command(port: int, api_key: str | None = None) -> list[str]:
+    """The server's command line: SmolLM2 on one thread, on 127.0.0.1:`port`."""
+    command = [
+        sys.executable, "-m", "llama_cpp.server",
+        "--model", str(smollm2_gguf()), "--model_alias", MODEL,
+        "--host", "127.0.0.1", "--port", str(port),
+        "--n_ctx", "2048", "--n_threads", "1", "--n_batch", "512", "--verbose", "False",
+    ]  # fmt: skip
+    if api_key:
+        command += ["--api_key", api_key]
+    return command
+
+
 def start_llama_server(
     log_dir: Path, port: int | None = None, api_key: str | None = None
 ) -> LlamaServer:
@@ -66,14 +79,7 @@ def start_llama_server(
         )
     port = port or free_port()
     log = log_dir / f"llama-server-{port}.log"
-    command = [
-        sys.executable, "-m", "llama_cpp.server",
-        "--model", str(smollm2_gguf()), "--model_alias", MODEL,
-        "--host", "127.0.0.1", "--port", str(port),
-        "--n_ctx", "2048", "--n_threads", "1", "--n_batch", "512", "--verbose", "False",
-    ]  # fmt: skip
-    if api_key:
-        command += ["--api_key", api_key]
+    command = server_command(port, api_key)
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=os.environ)
     server = LlamaServer(process, port, log)
@@ -90,3 +96,12 @@ def start_llama_server(
             server.stop()
             raise RuntimeError(f"the llama.cpp server did not start; its log:\n{log.read_text()}")
         time.sleep(0.3)
+
+
+if __name__ == "__main__":  # `python -m bench.lib.llama_server PORT`: serve in the foreground
+    if len(sys.argv) != 2 or not sys.argv[1].isdigit():
+        sys.exit("usage: python -m bench.lib.llama_server PORT")
+    if importlib.util.find_spec("llama_cpp") is None:
+        sys.exit("llama-cpp-python is not installed: make test-python installs it")
+    command = server_command(int(sys.argv[1]))
+    os.execv(command[0], command)
