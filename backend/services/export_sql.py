@@ -118,7 +118,7 @@ def unescape_text_copy(chunk: bytes) -> bytes:
     return chunk.replace(b"\\\\", b"\\")
 
 
-ARROW_BLOCK = 8 << 20
+ARROW_BLOCK = 4 << 20
 """CSV bytes per Arrow table (a Parquet row group): about 10,000 pairs of a typical dataset."""
 
 

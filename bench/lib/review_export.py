@@ -29,15 +29,17 @@ TARGET_S = {"jsonl": 30.0, "csv": 45.0, "parquet": 30.0}
 TARGET_RSS_MB = 100.0
 
 
-def measure(base: str, process: Any, token: str, dataset_id: int, repeat: int) -> dict[str, Any]:
-    """`repeat` rounds of the three exports on one server: each run's figures, then per format
-    the median seconds and the largest RSS growth, against the targets."""
+def measure(
+    base: str, process: Any, token: str, dataset_id: int, repeat: int, formats: tuple = FORMATS
+) -> dict[str, Any]:
+    """`repeat` rounds of the exports on one server: each run's figures, then per format the
+    median seconds and the largest RSS growth, against the targets."""
     client = Client(base, token)
     rss_before = process.memory_info().rss
-    runs: dict[str, list[dict]] = {fmt: [] for fmt in FORMATS}
+    runs: dict[str, list[dict]] = {fmt: [] for fmt in formats}
     for n in range(repeat):
         print(f"round {n + 1} of {repeat}", flush=True)
-        for fmt, run in http_exports(client, process, dataset_id, FORMATS).items():
+        for fmt, run in http_exports(client, process, dataset_id, formats).items():
             runs[fmt].append(run)
     out: dict[str, Any] = {
         "server_rss_mb": {
@@ -90,14 +92,18 @@ def markdown(out: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(dataset_id: int, token: str, pairs: int, repeat: int = 3) -> dict[str, Any]:
-    """Measure on a fresh server (DATABASE_URL set) and write the results files."""
+def run(
+    dataset_id: int, token: str, pairs: int, repeat: int = 3, formats: tuple = FORMATS
+) -> dict[str, Any]:
+    """Measure on a fresh server (DATABASE_URL set) and write the results files (a suffix
+    names the formats when not all three are measured)."""
     out: dict[str, Any] = {"pairs": pairs, "repeat": repeat, "cpus": os.cpu_count()}
     out["load_start"] = load()
     with api_server({"PREFAUDIT_REAPER_INTERVAL_SECONDS": "0"}) as (base, process):
-        out.update(measure(base, process, token, dataset_id, repeat))
+        out.update(measure(base, process, token, dataset_id, repeat, formats))
     out["load_end"] = load()
     stem = "review_scale-exports" + ("" if pairs == 1_000_000 else f"-{pairs}")
+    stem += "" if formats == FORMATS else "-" + "-".join(formats)
     write_json(RESULTS / f"{stem}.json", out)
     (RESULTS / f"{stem}.md").write_text(markdown(out))
     print(markdown(out), flush=True)
@@ -110,7 +116,9 @@ def main() -> None:
     )
     parser.add_argument("--pairs", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--formats", default=",".join(FORMATS), help="comma-separated")
     args = parser.parse_args()
+    formats = tuple(f for f in FORMATS if f in args.formats.split(","))
     if "DATABASE_URL" not in os.environ:
         parser.error("set DATABASE_URL to the review benchmark's database")
     os.environ.setdefault("BROKER_URL", "memory://")
@@ -132,7 +140,7 @@ def main() -> None:
         token = issue_token(session, user, "review-export", timedelta(hours=2))
         session.commit()
     try:
-        run(dataset_id, token, args.pairs, args.repeat)
+        run(dataset_id, token, args.pairs, args.repeat, formats)
     finally:
         with sessions() as session:
             session.execute(delete(ApiToken).where(ApiToken.prefix == token[:10]))
