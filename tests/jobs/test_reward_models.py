@@ -110,6 +110,14 @@ def test_two_reward_models_vote(client, saved, flow: dict) -> None:
     assert summary["ambiguous"] == int(((against > 0) & (against < 2)).sum())
     for slot, model_margins in zip(summary["models"], margins, strict=True):
         assert slot["agreement"] == pytest.approx(float((model_margins > 0).mean()))
+    # Every flow tags the same pairs `ambiguous` (the job's tags) as its rm_ambiguous column.
+    tagged = client.get(
+        f"{API}/datasets/{dataset['id']}/pairs",
+        headers=headers,
+        params={"job_id": job["id"], "tag": "ambiguous", "split": "all", "limit": 1000},
+    ).json()["items"]
+    split = {item["id"] for item in items if item["scores"]["rm_ambiguous"] == 1}
+    assert {item["id"] for item in tagged} == split and len(split) == summary["ambiguous"]
     if "shard_size" in flow:  # sharded: one rewards task per (model, block of 32 pairs)
         tasks = client.get(f"{API}/jobs/{job['id']}", headers=headers).json()
         assert tasks["metrics"]["engine"].startswith("sharded")
