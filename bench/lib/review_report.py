@@ -15,7 +15,7 @@ def _page(label: str, t: dict, target: float) -> str:
     if "server_app_p50_ms" in t:
         server = (
             f"p50 {t['server_app_p50_ms']:.1f} / p95 {t['server_app_p95_ms']:.1f} ms "
-            f"(db p50 {t['server_db_p50_ms']:.1f})"
+            f"(db p50 {t['server_db_p50_ms']:.1f}, cpu p50 {t.get('server_cpu_p50_ms', 0):.1f})"
         )
     return (
         f"| {label} | p50 {t['p50_ms']:.1f} / p95 {t['p95_ms']:.1f} ms "
@@ -146,10 +146,11 @@ def markdown(out: dict[str, Any], targets: dict[str, Any]) -> str:
         "jobs); an httpx client over loopback; pages of 50, "
         f"{out.get('repeat', 30)} requests each after a first (cold) one. **client**: what the "
         "client measured; **server**: the server's own time for the request (its Server-Timing "
-        "header: from the request reaching the app to the response's headers, and of that the "
-        "database's). On a loaded machine the client's time includes queueing for a core, so "
-        "the client's p95 is not the quiet-machine figure; the last two columns say whether "
-        "each meets the target.",
+        "header: from the request reaching the app to the response's headers; of that the "
+        "database's, and the server process's CPU time, which is the request's own work as the "
+        "client sends one request at a time). On a loaded machine both the client's and the "
+        "server's wall times include waiting for a core, so neither p95 is the quiet-machine "
+        "figure; the last two columns say whether each meets the target.",
         "",
         "| part | started (UTC) | seconds | load average (1 min) while it ran: min / mean / max "
         "| code |",
