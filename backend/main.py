@@ -11,7 +11,7 @@ from pathlib import Path
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.dependencies.models import Dependant
-from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.routing import APIRoute
@@ -173,7 +173,8 @@ def create_app() -> FastAPI:
                 status_code=401,
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        return await request_validation_exception_handler(request, exc)
+        errors = _without_lone_surrogates(jsonable_encoder(exc.errors()))
+        return JSONResponse({"detail": errors}, status_code=422)
 
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, exc: DomainError) -> Response:
@@ -212,6 +213,18 @@ def create_app() -> FastAPI:
         default_limit=settings.max_body_bytes,
     )
     return app
+
+
+def _without_lone_surrogates(value: object) -> object:
+    """A validation error's details with every lone UTF-16 surrogate (which JSON allows as an
+    escape but UTF-8 cannot encode) replaced by U+FFFD: echoing the bad input back must not fail."""
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, dict):
+        return {k: _without_lone_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_lone_surrogates(v) for v in value]
+    return value
 
 
 def _needs_token(dependant: Dependant) -> bool:
