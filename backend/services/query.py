@@ -364,6 +364,22 @@ compiling for a 50-row read, a plan for this page's own bounds (not a prepared s
 generic one)."""
 
 
+def _read(session: Session, statement: Select, walk: bool) -> list[Any]:
+    """The rows of a page's statement. `walk`: read by walking the sort's index in order and
+    stopping at the page's end. The planner's estimate of a combination of filters (a word, a
+    score range, a review state, the cursor's bound) can be ~1 row, and it then read every match
+    and sorted them (a page of a common word within a harm range, not flagged: 13 s, where the
+    walk takes 2 ms). Every sort key has an index, so only a listed search (its few ids, looked
+    up) needs to sort."""
+    if not walk:
+        return list(session.execute(statement))
+    session.execute(text(_WALK_ONLY))
+    try:
+        return list(session.execute(statement))
+    finally:
+        session.execute(text("SELECT set_config('enable_sort', 'on', true)"))
+
+
 def page_rows(
     session: Session,
     query: Query,
@@ -404,18 +420,7 @@ def page_rows(
 
     def fetch(*where: ColumnElement[bool], order_by: Sequence[Any], n: int, skip: int = 0) -> list:
         statement = query.select(*keys, lean=True).where(*where).order_by(*order_by)
-        if not walk:
-            return list(session.execute(statement.offset(skip or None).limit(n)))
-        # Walk the sort's index in order and stop at the page's end. The planner's estimate of
-        # a combination of filters (a word, a score range, a review state, the cursor's bound)
-        # can be ~1 row, and it then read every match and sorted them (a page of a common word
-        # within a harm range, not flagged: 13 s, where the walk takes 2 ms). Every sort key
-        # has an index, so only a listed search (its few ids, looked up) may sort.
-        session.execute(text(_WALK_ONLY))
-        try:
-            return list(session.execute(statement.offset(skip or None).limit(n)))
-        finally:
-            session.execute(text("SELECT set_config('enable_sort', 'on', true)"))
+        return _read(session, statement.offset(skip or None).limit(n), walk)
 
     if cursor is None and offset > 0:
         # Offset paging (older clients): one sort, fine for shallow pages only.
