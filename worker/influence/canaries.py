@@ -207,7 +207,8 @@ def decide(
         return (
             chosen,
             (
-                f"Too few training pairs for canaries (needs {math.ceil(MIN_CANARIES / MAX_SHARE)}); "
+                "Too few training pairs for canaries "
+                f"(needs {math.ceil(MIN_CANARIES / MAX_SHARE)}); "
                 f"{chosen} is kept by the prior order."
             ),
             "learned",
