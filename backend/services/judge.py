@@ -101,9 +101,12 @@ def _cached(session: Session, dataset_id: int, options: JudgeOptions) -> int:
 
 
 def _count_keys(session: Session, keys: list[str]) -> int:
+    """How many of `keys` the cache holds, a repeated request (a duplicate pair, a pair's label
+    reversed elsewhere, identical responses) counted each time it is asked."""
     if not keys:
         return 0
-    return session.scalar(select(func.count()).where(JudgeAnswer.key.in_(keys))) or 0
+    held = set(session.scalars(select(JudgeAnswer.key).where(JudgeAnswer.key.in_(set(keys)))))
+    return sum(key in held for key in keys)
 
 
 def _measured_rate(session: Session, user: User, options: JudgeOptions) -> float | None:
