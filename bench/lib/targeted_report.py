@@ -197,8 +197,13 @@ def plot(summary: dict, path: Path) -> None:
         ax.set_yticks(range(len(keys)), keys)
         ax.invert_yaxis()
         ax.set_xlabel(label + " (95% t-interval)")
-        ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+    # One legend below both panels (inside, it hid the last bias's bars); the right panel's
+    # rankings include the oracle.
+    handles, labels = axes[0][1].get_legend_handles_labels()
+    if not labels:
+        handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
