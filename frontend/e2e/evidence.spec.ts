@@ -176,6 +176,11 @@ test("two saved reward models vote, the LLM judge estimates, runs, is cancelled 
     await page.getByRole("combobox", { name: /^Check/ }).selectOption("duplicate");
     await expect(page.getByTestId("match-count")).toHaveText("1");
     await page.getByRole("combobox", { name: /^Check/ }).selectOption("");
+    // The other way round: every pair but the duplicate (not_tag), kept in the URL.
+    await page.getByRole("combobox", { name: /^Except/ }).selectOption("duplicate");
+    await expect(page.getByTestId("match-count")).toHaveText(String(nPairs - 1));
+    await expect(page).toHaveURL(/not_tag=duplicate/);
+    await page.getByRole("combobox", { name: /^Except/ }).selectOption("");
     await page.getByRole("combobox", { name: /^Split/ }).selectOption("train");
   });
 

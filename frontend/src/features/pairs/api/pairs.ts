@@ -48,6 +48,8 @@ export interface PairsQuery {
   split?: "train" | "val" | "all";
   /** An exact-check tag the pairs carry (GET /methods/tags); empty: any. */
   tag?: string;
+  /** An exact-check tag the pairs must not carry; empty: none left out. */
+  notTag?: string;
 }
 
 /** The filter model the bulk actions take, from the list's query (same meaning). */
@@ -61,6 +63,7 @@ export function toFilter(query: PairsQuery): Schemas["PairFilter"] {
     flagged: flaggedParam(query.filter) ?? null,
     scores: range ? [{ column: range.column, min: range.min ?? null, max: range.max ?? null }] : [],
     tags: query.tag ? [query.tag] : [],
+    exclude_tags: query.notTag ? [query.notTag] : [],
   };
 }
 
@@ -106,6 +109,7 @@ export function usePairs(datasetId: number, query: PairsQuery) {
         score: rangeParam(query.range),
         split: query.split ?? "train",
         tag: query.tag ? [query.tag] : undefined,
+        not_tag: query.notTag ? [query.notTag] : undefined,
         cursor: pageParam ?? undefined,
         limit: PAGE_SIZE,
       }),

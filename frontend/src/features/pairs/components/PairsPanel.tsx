@@ -48,6 +48,7 @@ function useViewParams(
     split: split === "val" || split === "all" ? split : "train",
     q: params.get("q") ?? "",
     tag: params.get("tag") ?? "",
+    notTag: params.get("not_tag") ?? "",
     states: params.getAll("state").filter((s): s is ReviewState => (STATES as string[]).includes(s)),
     range:
       column && scored
@@ -71,6 +72,8 @@ function useViewParams(
       else next.delete("q");
       if (f.tag) next.set("tag", f.tag);
       else next.delete("tag");
+      if (f.notTag) next.set("not_tag", f.notTag);
+      else next.delete("not_tag");
       next.delete("state");
       f.states.forEach((s) => next.append("state", s));
       if (f.range) next.set("range", `${f.range.column}:${f.range.min ?? ""}:${f.range.max ?? ""}`);
@@ -139,6 +142,7 @@ export function PairsPanel({
     range: filters.range,
     split: filters.split,
     tag: filters.tag,
+    notTag: filters.notTag,
   };
   const pairs = usePairs(datasetId, query);
   const tags = useTags();

@@ -1,4 +1,4 @@
-import { render, screen } from "@testing-library/react";
+import { render, screen, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { describe, expect, it, vi } from "vitest";
 import { ReviewFilterBar, type ReviewFilters } from "./ReviewFilterBar";
@@ -63,15 +63,22 @@ describe("ReviewFilterBar", () => {
         tagCounts={{ duplicate: 1234, refusal: 0 }}
       />,
     );
-    expect(screen.getByRole("option", { name: "exact duplicate (1,234)" })).toBeInTheDocument();
-    expect(screen.getByRole("option", { name: "refusal in the chosen response (0)" })).toBeInTheDocument();
-    await userEvent.selectOptions(screen.getByLabelText("Check"), "duplicate");
+    const check = screen.getByLabelText("Check");
+    expect(within(check).getByRole("option", { name: "exact duplicate (1,234)" })).toBeInTheDocument();
+    expect(within(check).getByRole("option", { name: "refusal in the chosen response (0)" })).toBeInTheDocument();
+    await userEvent.selectOptions(check, "duplicate");
     expect(onChange).toHaveBeenLastCalledWith({ q: "", states: [], range: null, tag: "duplicate" });
+    // The same tags can be left out instead (not_tag): e.g. every pair but the ambiguous ones.
+    const except = screen.getByLabelText("Except");
+    expect(within(except).getByRole("option", { name: "exact duplicate (1,234)" })).toBeInTheDocument();
+    await userEvent.selectOptions(except, "refusal");
+    expect(onChange).toHaveBeenLastCalledWith({ q: "", states: [], range: null, notTag: "refusal" });
   });
 
   it("offers no check filter without the tag list", () => {
     setup();
     expect(screen.queryByLabelText("Check")).toBeNull();
+    expect(screen.queryByLabelText("Except")).toBeNull();
   });
 
   it("sorts by any score, keeping the direction, and says what a high value means", async () => {

@@ -23,6 +23,8 @@ export interface ReviewFilters {
   split?: Split;
   /** An exact-check tag (GET /methods/tags); empty: any. */
   tag?: string;
+  /** An exact-check tag to leave out (e.g. the ambiguous pairs); empty: none. */
+  notTag?: string;
 }
 
 interface Props {
@@ -116,20 +118,22 @@ export function ReviewFilterBar({
         </select>
       </label>
       {tags.length > 0 && (
-      <label title={tags.find((t) => t.name === value.tag)?.description}>
-        Check
-        <select value={value.tag ?? ""} onChange={(e) => onChange({ ...value, tag: e.target.value })}>
-          <option value="">any</option>
-          {tags.map((t) => {
-            const n = tagCounts[t.name];
-            return (
-              <option key={t.name} value={t.name} title={t.description}>
-                {n === undefined ? t.label : `${t.label} (${n.toLocaleString()})`}
-              </option>
-            );
-          })}
-        </select>
-      </label>
+        <>
+          <label title={tags.find((t) => t.name === value.tag)?.description}>
+            Check
+            <select value={value.tag ?? ""} onChange={(e) => onChange({ ...value, tag: e.target.value })}>
+              <option value="">any</option>
+              {tagOptions(tags, tagCounts)}
+            </select>
+          </label>
+          <label title="Leave out the pairs that carry this tag (e.g. the ambiguous ones)">
+            Except
+            <select value={value.notTag ?? ""} onChange={(e) => onChange({ ...value, notTag: e.target.value })}>
+              <option value="">none</option>
+              {tagOptions(tags, tagCounts)}
+            </select>
+          </label>
+        </>
       )}
       {scored && (
         <label>
@@ -195,4 +199,16 @@ export function ReviewFilterBar({
       )}
     </form>
   );
+}
+
+/** A tag per option, with the dataset's count where it is known. */
+function tagOptions(tags: TagInfo[], tagCounts: Record<string, number>) {
+  return tags.map((t) => {
+    const n = tagCounts[t.name];
+    return (
+      <option key={t.name} value={t.name} title={t.description}>
+        {n === undefined ? t.label : `${t.label} (${n.toLocaleString()})`}
+      </option>
+    );
+  });
 }
