@@ -191,19 +191,32 @@ def test_sigkilled_workers_never_strand_a_job(client, owner, dataset, workers, r
     assert job["metrics"]["shards"] == 4 and job["metrics"]["worker_processes"] >= 2
     assert score_rows(clean) == (n_train, n_train)
 
-    outcomes = []
+    outcomes, missed = [], []
+    seeds = iter(range(1, 100))
     # Once during training, then five times in the middle of a gradient shard: the process running
     # the task dies; its parent rejects the task and the broker delivers it again.
-    for seed, stage in enumerate(["train"] + ["gradients"] * 5, start=1):
-        started = time.monotonic()
-        job_id = audit(client, owner, dataset, seed=seed)
-        victim = wait_for_running(job_id, stage, progress=0.2)
-        os.kill(owner_pid(victim), signal.SIGKILL)
-        job, _ = finish(client, owner, job_id)
-        seconds = time.monotonic() - started
-        attempts = max(r.attempts for r in task_rows(job_id, stage) if r.shard == victim.shard)
-        outcomes.append((stage, job["status"], score_rows(job_id), seconds, attempts))
-    print(f"\nclean run {clean_seconds:.1f} s; killed runs:", outcomes)
+    for stage in ["train"] + ["gradients"] * 5:
+        for _ in range(3):
+            started = time.monotonic()
+            job_id = audit(client, owner, dataset, seed=next(seeds))
+            victim = wait_for_running(job_id, stage, progress=0.2)
+            os.kill(owner_pid(victim), signal.SIGKILL)
+            job, _ = finish(client, owner, job_id)
+            seconds = time.monotonic() - started
+            rows = [r for r in task_rows(job_id, stage) if r.shard == victim.shard]
+            attempts = max(r.attempts for r in rows)
+            outcome = (stage, job["status"], score_rows(job_id), seconds, attempts)
+            # A shard seen running can end between that read and the kill (its last progress
+            # report lags): never redelivered, it ran once and was not interrupted. Missed, not a
+            # failure to recover: the job must still be whole, and another job is killed instead.
+            if attempts == 1 and job["status"] == "succeeded":
+                missed.append(outcome)
+                assert outcome[2] == (n_train, n_train), missed
+                continue
+            outcomes.append(outcome)
+            break
+    print(f"\nclean run {clean_seconds:.1f} s; killed runs:", outcomes, "missed:", missed)
+    assert len(outcomes) == 6, f"too many kills missed their task: {missed}"
     for stage, status, rows, seconds, attempts in outcomes:
         assert status == "succeeded", outcomes
         assert rows == (n_train, n_train), outcomes  # exactly one score per training pair
