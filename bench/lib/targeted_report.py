@@ -163,28 +163,38 @@ def markdown(result: dict) -> str:
 
 
 def plot(summary: dict, path: Path) -> None:
-    """AUROC per bias × ranking with intervals (left), retraining's target-test change (right)."""
+    """AUROC per bias × ranking with intervals (left), retraining's target-test change (right,
+    where the cells retrained). One colour per ranking in both panels, one legend below them."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     keys = list(summary)
-    fig, axes = plt.subplots(1, 2, figsize=(14, 0.9 + 2.2 * len(keys)), squeeze=False)
-    for ax, part, label in (
-        (axes[0][0], "methods", "AUROC against the planted flips"),
-        (axes[0][1], "retrain", "target-test accuracy change after removing the top k"),
-    ):
-        names: list[str] = []
+
+    def source(key: str, part: str) -> dict:
+        return summary[key] if part == "methods" else summary[key].get("retrain") or {}
+
+    parts = [("methods", "AUROC against the planted flips")]
+    if any(source(k, "retrain").get("methods") for k in keys):
+        parts.append(("retrain", "target-test accuracy change after removing the top k"))
+    everyone: list[str] = []
+    for part, _ in parts:
         for key in keys:
-            src = summary[key] if part == "methods" else summary[key].get("retrain", {})
-            names += [n for n in src.get("methods", {}) if n not in names]
+            everyone += [n for n in source(key, part).get("methods", {}) if n not in everyone]
+    palette = plt.get_cmap("tab10")
+    colour = {name: palette(i % 10) for i, name in enumerate(everyone)}
+    width_in = 7 * len(parts)
+    fig, axes = plt.subplots(
+        1, len(parts), figsize=(width_in, 0.9 + 2.2 * len(keys)), squeeze=False
+    )
+    for ax, (part, label) in zip(axes[0], parts, strict=True):
+        names = [n for n in everyone if any(n in source(k, part).get("methods", {}) for k in keys)]
         width = 0.8 / max(len(names), 1)
         for j, name in enumerate(names):
             xs, ys, lo, hi = [], [], [], []
             for i, key in enumerate(keys):
-                src = summary[key] if part == "methods" else summary[key].get("retrain", {})
-                m = src.get("methods", {}).get(name)
+                m = source(key, part).get("methods", {}).get(name)
                 d = m and (m["auroc"] if part == "methods" else m["change"])
                 if not d or d["mean"] is None:
                     continue
@@ -192,17 +202,14 @@ def plot(summary: dict, path: Path) -> None:
                 ys.append(d["mean"])
                 lo.append(d["mean"] - (d["ci_low"] if d["ci_low"] is not None else d["mean"]))
                 hi.append((d["ci_high"] if d["ci_high"] is not None else d["mean"]) - d["mean"])
-            ax.barh(xs, ys, height=width, xerr=[lo, hi], label=name, capsize=2)
+            ax.barh(xs, ys, height=width, xerr=[lo, hi], label=name, capsize=2, color=colour[name])
         ax.axvline(0.5 if part == "methods" else 0.0, color="grey", lw=0.8, ls="--")
         ax.set_yticks(range(len(keys)), keys)
         ax.invert_yaxis()
         ax.set_xlabel(label + " (95% t-interval)")
-    # One legend below both panels (inside, it hid the last bias's bars); the right panel's
-    # rankings include the oracle.
-    handles, labels = axes[0][1].get_legend_handles_labels()
-    if not labels:
-        handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)
+    # One legend below the panels (inside, it hid the last bias's bars).
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colour[n]) for n in everyone]
+    fig.legend(handles, everyone, loc="lower center", ncol=4, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.1, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
