@@ -87,13 +87,21 @@ test("the jobs list shows a readable time left that counts down to roughly when 
   const timed = samples
     .map(({ at, text }) => ({ at, text, eta: PHRASE.exec(text)?.[3] }))
     .filter((s): s is Sample & { eta: string } => s.eta !== undefined);
-  expect(timed.length, `too few samples with a time left: ${JSON.stringify(samples)}`).toBeGreaterThanOrEqual(3);
+  expect(timed.length, `no sample with a time left: ${JSON.stringify(samples)}`).toBeGreaterThanOrEqual(1);
 
   // It counts down: the last time left read is shorter than the longest, and "a few seconds" or
-  // under a minute by then.
+  // under a minute by then. Only where the job had more than "a few seconds" left when the first
+  // time was read: on a quick machine the whole audit takes ~4 s and every reading is rightly
+  // "a few seconds" (the accuracy checks below still hold it to the truth).
   const upper = timed.map((s) => secondsRange(s.eta)[1]);
   const last = timed.at(-1)!;
-  expect(upper.at(-1)!, `${JSON.stringify(timed.map((s) => s.eta))}`).toBeLessThan(Math.max(...upper));
+  const longest = Math.max(...timed.map((s) => (finishedAt - s.at) / 1000));
+  if (longest > 15) {
+    expect(timed.length, `too few samples with a time left: ${JSON.stringify(samples)}`).toBeGreaterThanOrEqual(3);
+    expect(upper.at(-1)!, `${JSON.stringify(timed.map((s) => s.eta))}`).toBeLessThan(Math.max(...upper));
+  } else {
+    console.log(`the audit had ${longest.toFixed(1)} s left at the first reading: no countdown to see`);
+  }
   expect(secondsRange(last.eta)[1]).toBeLessThanOrEqual(62.5);
 
   // And it is roughly the truth: each time left read is within a factor of 4 (and 15 s) of the
