@@ -201,10 +201,7 @@ def test_cancel_mid_judging_stops_asking_within_5_s(client, evidence, proxy: Cou
     template = {**FAST["template"], "system": "Judge strictly. Answer A or B."}  # type: ignore[dict-item]
     body = _judge_body(proxy, max_concurrency=1, shard_size=2, template=template)
     job = client.post(f"{API}/datasets/{dataset_id}/judge", json=body, headers=headers).json()
-    deadline = time.monotonic() + 300
-    while proxy.faults.chat_requests < 5:
-        assert time.monotonic() < deadline, "the judge job never got going"
-        time.sleep(0.1)
+    proxy.wait_for_requests(5, timeout=300)
     cancelled = client.post(f"{API}/jobs/{job['id']}/cancel", headers=headers)
     assert cancelled.status_code == 200, cancelled.text
     at_cancel = time.monotonic()

@@ -89,6 +89,13 @@ class CountingProxy:
         self.faults = Faults()
         return self.faults
 
+    def wait_for_requests(self, count: int, timeout: float) -> None:
+        """Until `count` chat requests have reached the server (a job under way, to cancel)."""
+        deadline = time.monotonic() + timeout
+        while self.faults.chat_requests < count:
+            assert time.monotonic() < deadline, f"fewer than {count} requests in {timeout} s"
+            time.sleep(0.1)
+
     def forward(self, handler: BaseHTTPRequestHandler, body: bytes) -> None:
         faults = self.faults
         chat = handler.path.endswith("/chat/completions")

@@ -103,10 +103,7 @@ def test_cancel_mid_judging_stops_requests_within_5_s(client, auth, proxy: Count
     proxy.faults.canned_seconds = 0.4
     body = {"base_url": proxy.base_url, "model": MODEL, "max_concurrency": 1, "shard_size": 4}
     job = client.post(f"{API}/datasets/{dataset_id}/judge", json=body, headers=auth).json()
-    deadline = time.monotonic() + 120
-    while proxy.faults.chat_requests < 10:
-        assert time.monotonic() < deadline, "the judge job never started"
-        time.sleep(0.2)
+    proxy.wait_for_requests(10, timeout=120)
     cancelled = client.post(f"{API}/jobs/{job['id']}/cancel", headers=auth)
     assert cancelled.json()["status"] == "cancelled"
     at_cancel = time.monotonic()
