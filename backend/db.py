@@ -33,7 +33,23 @@ def get_engine() -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, pool_pre_ping=True)
+
+    @event.listens_for(engine, "connect")
+    def _postgres_settings(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        # Hashes may take HASH_MEM_MULTIPLIER x work_mem (64 MB at the default 4 MB) before
+        # they spill or, for a subplan, before the planner gives up hashing it: the "no review
+        # state" filters hash a dataset's review rows (backend/services/query.py).
+        cursor = dbapi_conn.cursor()
+        cursor.execute(f"SET hash_mem_multiplier = {HASH_MEM_MULTIPLIER}")
+        cursor.close()
+        dbapi_conn.commit()
+
+    return engine
+
+
+HASH_MEM_MULTIPLIER = 16
+"""Postgres's hash_mem_multiplier for the app's connections (its default is 2)."""
 
 
 @lru_cache

@@ -32,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, aliased
 
 from backend.errors import NotFound, Unavailable
-from backend.models import REVIEW_STATES, Dataset, Flag, Job, Pair, Score, User
+from backend.models import REVIEW_STATES, Dataset, Flag, Job, Pair, ReviewAction, Score, User
 from backend.schemas import PairFilter
 from backend.services import search_plan
 from backend.storage.errors import ReviewError
@@ -117,23 +117,73 @@ def text_condition(session: Session, dataset: Dataset, q: str, ident: Any) -> Co
     return ident.in_(matches)
 
 
-def _without_flag(ident: Any, states: Sequence[str]) -> ColumnElement[bool]:
-    """The pair has no review row in one of `states`: an anti-join, which the planner estimates
-    from the flags' statistics (`flags.id IS NULL` after the outer join it took for almost no
-    row, and sorted every match of a combined filter instead of walking the sort's index)."""
+HASHED_EXCLUSION_MAX = 400_000
+"""Postgres: a "no review state" filter whose dataset holds at most this many review rows in the
+excluded states reads them once into a hash (at ~64 B a row, within the 64 MB a hash may take,
+backend/db.py); above it, each walked row probes the index."""
+_REVIEW_ROWS: dict[tuple[Any, ...], int] = {}
+"""Per process: the dataset's review rows in some states, by (database, dataset, states, its
+latest review action): review states change only through actions."""
+
+
+def _review_rows(session: Session, dataset: Dataset, states: Sequence[str]) -> int:
+    generation = session.scalar(
+        select(func.max(ReviewAction.id)).where(ReviewAction.dataset_id == dataset.id)
+    )
+    key = (str(session.get_bind().engine.url), dataset.id, tuple(sorted(states)), generation)
+    if key not in _REVIEW_ROWS:
+        if len(_REVIEW_ROWS) >= 4096:
+            _REVIEW_ROWS.clear()
+        _REVIEW_ROWS[key] = (
+            session.scalar(
+                select(func.count())
+                .select_from(Flag)
+                .where(Flag.dataset_id == dataset.id, Flag.state.in_(states))
+            )
+            or 0
+        )
+    return _REVIEW_ROWS[key]
+
+
+def _without_flag(
+    session: Session, dataset: Dataset, ident: Any, states: Sequence[str]
+) -> tuple[ColumnElement[bool], bool]:
+    """The pair has no review row in one of `states`, and whether that is the hashed form.
+
+    Reviewers flag the top of a ranking and then page through the rest of it, so the rows a
+    page walks first are the reviewed ones: probing `flags` for each of them (an anti-join)
+    cost 108 ms for a page after a bulk flag of 100,000 pairs (55,000 probes). On Postgres,
+    where the dataset has at most HASHED_EXCLUSION_MAX such rows, the condition is `NOT IN`
+    the dataset's review rows in `states`: a hashed subplan, read once per statement from
+    ix_flags_dataset_state (index-only) and then a hash lookup per walked row (31 ms for the
+    same page). The app's connections let a hash take 64 MB (backend/db.py: the planner hashes
+    the subplan only when it fits; otherwise it would scan the whole list for each row). Above
+    the cap, or on SQLite, an anti-join (`NOT EXISTS`), which the planner estimates from the
+    flags' statistics (`flags.id IS NULL` after the outer join it took for almost no row)."""
+    if (
+        session.get_bind().dialect.name == "postgresql"
+        and _review_rows(session, dataset, states) <= HASHED_EXCLUSION_MAX
+    ):
+        excluded = select(Flag.pair_id).where(Flag.dataset_id == dataset.id, Flag.state.in_(states))
+        return ident.not_in(excluded), True
     other = aliased(Flag)
-    return ~exists().where(other.pair_id == ident, other.state.in_(states))
+    return ~exists().where(other.pair_id == ident, other.state.in_(states)), False
 
 
-def _state_condition(states: Sequence[str], ident: Any) -> ColumnElement[bool]:
+def _state_condition(
+    session: Session, dataset: Dataset, states: Sequence[str], ident: Any
+) -> tuple[ColumnElement[bool], bool]:
+    """Any of `states`, and whether it is only the hashed "unreviewed" condition."""
     parts: list[ColumnElement[bool]] = []
     named = [s for s in states if s != "unreviewed"]
     if named:
         parts.append(Flag.state.in_(named))
+    hashed = False
     if "unreviewed" in states:
         decided = [s for s in REVIEW_STATES if s != "unreviewed"]
-        parts.append(_without_flag(ident, decided))
-    return or_(*parts)
+        without, hashed = _without_flag(session, dataset, ident, decided)
+        parts.append(without)
+    return or_(*parts), hashed and not named
 
 
 def _meta_condition(session: Session, key: str, value: Any) -> ColumnElement[bool]:
@@ -190,6 +240,9 @@ class Query:
     # Postgres: the text condition among `conditions` and its words (a page swaps it for the
     # search plan's, backend/services/search_plan.py).
     search: tuple[ColumnElement[bool], str] | None = None
+    # Postgres: the hashed "no review row in these states" condition among `conditions` and
+    # its states (a page first probes the walk without it, page_rows).
+    exclusion: tuple[ColumnElement[bool], tuple[str, ...]] | None = None
 
     @property
     def ident(self) -> Any:
@@ -235,14 +288,25 @@ def resolve(session: Session, dataset: Dataset, f: PairFilter) -> Query:
         if session.get_bind().dialect.name == "postgresql":
             search = (conditions[-1], " ".join(_words(f.q)))
         narrowed = True
+    exclusion = None
     if f.states:
-        conditions.append(_state_condition(f.states, Score.pair_id if job else Pair.id))
+        condition, hashed = _state_condition(
+            session, dataset, f.states, Score.pair_id if job else Pair.id
+        )
+        conditions.append(condition)
+        if hashed:
+            exclusion = (condition, tuple(s for s in REVIEW_STATES if s != "unreviewed"))
         narrowed = True
     if f.flagged is True:
         conditions.append(Flag.state == "flagged")
         narrowed = True
     elif f.flagged is False:
-        conditions.append(_without_flag(Score.pair_id if job else Pair.id, ["flagged"]))
+        condition, hashed = _without_flag(
+            session, dataset, Score.pair_id if job else Pair.id, ["flagged"]
+        )
+        conditions.append(condition)
+        if hashed and exclusion is None:
+            exclusion = (condition, ("flagged",))
         narrowed = True
     stats = ensure_stats(session, job) if (job is not None and f.percentiles) else {}
     for r in [*f.scores, *f.percentiles]:
@@ -293,7 +357,16 @@ def resolve(session: Session, dataset: Dataset, f: PairFilter) -> Query:
         conditions.append(~tag_condition(dataset.id, f.exclude_tags, f.job_id, ident))
         narrowed = True
     uses_pairs = job is None or bool(f.lengths or f.metadata)
-    return Query(dataset, job, conditions, narrowed, f.split, uses_pairs=uses_pairs, search=search)
+    return Query(
+        dataset,
+        job,
+        conditions,
+        narrowed,
+        f.split,
+        uses_pairs=uses_pairs,
+        search=search,
+        exclusion=exclusion,
+    )
 
 
 # --- sorting and keyset pagination ----------------------------------------------------------
@@ -380,6 +453,50 @@ def _read(session: Session, statement: Select, walk: bool) -> list[Any]:
         session.execute(text("SELECT set_config('enable_sort', 'on', true)"))
 
 
+EXCLUSION_PROBE = 256
+"""Rows a page with a "no review state" filter first walks without it (page_rows)."""
+
+
+def _probe_exclusion(
+    session: Session,
+    query: Query,
+    keys: Sequence[Any],
+    where: Sequence[ColumnElement[bool]],
+    order_by: Sequence[Any],
+    n: int,
+) -> list[Any] | None:
+    """The page's `n` rows when the first EXCLUSION_PROBE rows of its walk, read without the
+    "no review state" condition, hold them once the reviewed ones are dropped (their states
+    looked up by id); None when they do not, and the page then reads with the condition.
+
+    The condition hashes the dataset's review rows in its states (_without_flag): ~20 ms at
+    100,000 of them, worth it where the walk passes a long run of reviewed rows (the top of a
+    ranking after a bulk flag), not where a few hundred rows hold the page (most pages)."""
+    assert query.exclusion is not None
+    condition, states = query.exclusion
+    bare = replace(query, conditions=[c for c in query.conditions if c is not condition])
+    statement = bare.select(*keys, lean=True).where(*where).order_by(*order_by)
+    rows = _read(session, statement.limit(EXCLUSION_PROBE), walk=True)
+    ids = [int(r._id) for r in rows]
+    reviewed = (
+        set(
+            session.scalars(
+                select(Flag.pair_id).where(
+                    Flag.dataset_id == query.dataset.id,
+                    Flag.state.in_(states),
+                    Flag.pair_id.in_(ids),
+                )
+            )
+        )
+        if ids
+        else set()
+    )
+    kept = [r for r in rows if int(r._id) not in reviewed]
+    if len(kept) >= n or len(rows) < EXCLUSION_PROBE:
+        return kept[:n]
+    return None
+
+
 def page_rows(
     session: Session,
     query: Query,
@@ -419,6 +536,10 @@ def page_rows(
     walk = session.get_bind().dialect.name == "postgresql" and not listed
 
     def fetch(*where: ColumnElement[bool], order_by: Sequence[Any], n: int, skip: int = 0) -> list:
+        if walk and not skip and query.exclusion is not None:
+            probed = _probe_exclusion(session, query, keys, where, order_by, n)
+            if probed is not None:
+                return probed
         statement = query.select(*keys, lean=True).where(*where).order_by(*order_by)
         return _read(session, statement.offset(skip or None).limit(n), walk)
 

@@ -1,0 +1,136 @@
+"""Pages filtered to pairs without a review state (Postgres): the three ways a page reads them
+give the same rows, page after page (backend/services/query.py, issue 23).
+
+- a probe: the walk's first rows read without the condition, their states looked up by id (most
+  pages: a few hundred rows hold the page);
+- the hashed `NOT IN` of the dataset's review rows (a page whose walk starts in a long run of
+  reviewed rows: the top of a ranking after a bulk flag);
+- the anti-join, above HASHED_EXCLUSION_MAX review rows.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import event, text
+
+from tests.factories import API, jsonl_bytes, upload
+
+N = 3_000
+RUN = 1_200  # rows from here on: every third reviewed (the first 1,000 are flagged at once)
+
+
+def _walk(client, auth, dataset_id: int, **params) -> list[int]:
+    """Every row of the list, page by page through the cursors."""
+    rows: list[int] = []
+    cursor = None
+    while True:
+        query = {"sort": "index", "limit": 50, **params}
+        if cursor:
+            query["cursor"] = cursor
+        body = client.get(f"{API}/datasets/{dataset_id}/pairs", headers=auth, params=query)
+        assert body.status_code == 200, body.text
+        page = body.json()
+        rows += [item["row"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            return rows
+
+
+@pytest.fixture
+def statements():
+    """The SQL the app runs while the test does (their text)."""
+    from backend.db import get_engine
+
+    seen: list[str] = []
+
+    def grab(conn, cursor, statement, params, context, many) -> None:
+        seen.append(statement)
+
+    engine = get_engine()
+    event.listen(engine, "before_cursor_execute", grab)
+    yield seen
+    event.remove(engine, "before_cursor_execute", grab)
+
+
+def test_unreviewed_pages_are_the_same_however_they_are_read(
+    client, auth, statements, monkeypatch
+) -> None:
+    from backend.services import query
+
+    rows = [{"prompt": f"p{i}", "chosen": "a", "rejected": "b"} for i in range(N)]
+    made = upload(client, auth, jsonl_bytes(rows), "runs.jsonl", name="runs")
+    assert made.status_code == 201, made.text
+    dataset_id = made.json()["id"]
+    review = f"{API}/datasets/{dataset_id}/review"
+    # A long run at the top of the list (rows 1 … RUN), then every third row flagged or kept.
+    done = client.post(
+        review,
+        headers=auth,
+        json={"action": "flag", "filter": {"lengths": [{"field": "prompt", "max": 4}]}},
+    )
+    assert done.status_code == 200, done.text
+    listed = client.get(
+        f"{API}/datasets/{dataset_id}/pairs", headers=auth, params={"sort": "index", "limit": 1}
+    ).json()["items"][0]
+    first_id = listed["id"] - listed["row"] + 1  # pair ids follow the rows in one upload
+    flagged = {row for row in range(1, N + 1) if len(f"p{row - 1}") <= 4}
+    assert len(flagged) == 1000 and max(flagged) == 1000
+    later = [row for row in range(RUN, N + 1, 3)]
+    for n, row in enumerate(later):
+        state = "flagged" if n % 2 else "kept"
+        put = client.put(
+            f"{API}/datasets/{dataset_id}/pairs/{first_id + row - 1}/review",
+            headers=auth,
+            json={"state": state},
+        )
+        assert put.status_code == 200, put.text
+        if state == "flagged":
+            flagged.add(row)
+    reviewed = flagged | set(later)
+
+    truth_unreviewed = [row for row in range(1, N + 1) if row not in reviewed]
+    truth_not_flagged = [row for row in range(1, N + 1) if row not in flagged]
+
+    # Probed, and hashed where the probe does not hold the page: the first page walks 1,000
+    # flagged rows (a run far longer than the probe); the later pages are held by the probe.
+    statements.clear()
+    assert _walk(client, auth, dataset_id, state="unreviewed") == truth_unreviewed
+    assert _walk(client, auth, dataset_id, flagged="false") == truth_not_flagged
+    said = "\n".join(statements)
+    hashed, probes = said.count("NOT IN (SELECT flags.pair_id"), said.count("flags.pair_id IN (")
+    # The hashed form for the long run (and the totals), far fewer times than a page was probed.
+    assert 1 <= hashed < probes / 4, (hashed, probes)
+
+    # The planner hashes that subplan (with the app's connection settings) rather than scanning
+    # the list for each row, and the app's hashes may take 64 MB.
+    from backend.db import get_engine
+
+    with get_engine().connect() as connection:
+        assert connection.execute(text("SHOW hash_mem_multiplier")).scalar() == "16"
+        plan = connection.execute(
+            text(
+                "EXPLAIN SELECT id FROM pairs WHERE dataset_id = :d AND id NOT IN "
+                "(SELECT pair_id FROM flags WHERE dataset_id = :d AND state IN "
+                "('kept', 'flagged', 'swapped')) ORDER BY file_row LIMIT 51"
+            ),
+            {"d": dataset_id},
+        ).scalars()
+        assert any("hashed SubPlan" in line for line in plan)
+
+    # No probe: every page reads with the hashed condition.
+    monkeypatch.setattr(query, "EXCLUSION_PROBE", 1)
+    assert _walk(client, auth, dataset_id, state="unreviewed") == truth_unreviewed
+    # The anti-join, where the dataset has too many review rows to hash.
+    monkeypatch.setattr(query, "HASHED_EXCLUSION_MAX", 10)
+    query._REVIEW_ROWS.clear()
+    statements.clear()
+    assert _walk(client, auth, dataset_id, state="unreviewed") == truth_unreviewed
+    assert _walk(client, auth, dataset_id, flagged="false") == truth_not_flagged
+    assert "NOT IN (SELECT flags.pair_id" not in "\n".join(statements)
+    # Totals agree with the rows on every path.
+    body = client.get(
+        f"{API}/datasets/{dataset_id}/pairs",
+        headers=auth,
+        params={"state": "unreviewed", "limit": 1},
+    ).json()
+    assert body["total"] == len(truth_unreviewed)
