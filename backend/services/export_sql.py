@@ -118,11 +118,13 @@ def unescape_text_copy(chunk: bytes) -> bytes:
     return chunk.replace(b"\\\\", b"\\")
 
 
-ARROW_BLOCK = 1 << 20
-"""CSV bytes per Arrow table (a Parquet row group): about 2,500 pairs of a typical dataset. At
+ARROW_BLOCK = 1 << 19
+"""CSV bytes per Arrow table (a Parquet row group): about 1,250 pairs of a typical dataset. At
 4 MiB the server grew by 210-250 MB during its first Parquet export of 1M pairs (the allocators'
-arenas filling), at 1 MiB by 89 MB and by 12 MB after; the file is larger only where texts
-repeat within a row group (the review benchmark's cycled texts: 388 vs 248 MiB)."""
+arenas filling), at 1 MiB by 89-124 MB, at 512 KiB by 87 MB and at 256 KiB by 83 MB (pyarrow
+loaded at the server's start, backend/main.py; the later exports grow it by 0-8 MB whatever the
+size); the file is larger only where texts repeat within a row group (the review benchmark's
+cycled texts: 388 vs 248 MiB at 1 MiB)."""
 
 
 def arrow_tables(rows: Iterable[memoryview], schema: Any) -> Iterator[Any]:

@@ -74,7 +74,9 @@ def markdown(out: dict[str, Any]) -> str:
         f"pair (`exclude_flagged=false`), {out['repeat']} runs per format; {out['cpus']} cores "
         "shared with other jobs (load averages 1/5/15 min beside each run: the figures are "
         f"under that load). Server RSS: {out['server_rss_mb']['before']:.0f} MB before, "
-        f"{out['server_rss_mb']['after']:.0f} MB after.",
+        f"{out['server_rss_mb']['after']:.0f} MB after (the server loads pyarrow, ~30 MB, when "
+        "it starts: that is in the 'before', not in any export's growth; the first Parquet "
+        "export's growth is the allocators' arenas filling, the later ones' a few MB).",
         "",
         "| format | runs (s) | median (s) | target (s) | MiB | MiB/s | RSS growth max (MB) "
         "| load (1 min) | met |",
