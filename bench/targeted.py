@@ -73,12 +73,12 @@ PER_BIAS = 240
 OTHERS = 300
 
 
-def targeted_source(limit: int | None) -> Source:
+def targeted_source(limit: int | None, dataset: str = DATASET) -> Source:
     """The pairs the cells draw from. With `limit`: the dataset's first `limit` pairs. Without:
     a subset of helpful-base that keeps the backbone's feature pass affordable on a CPU — the
     first PER_BIAS candidates of each bias and the first OTHERS pairs that are no bias's
     candidate, in file order (the whole file's features take an hour on the shared 2-core CPU)."""
-    source = load_source(DATASET, limit=limit)
+    source = load_source(dataset, limit=limit)
     if limit is not None:
         return source
     masks = [bias.candidates(source.pairs) for bias in BIASES.values()]
@@ -86,7 +86,24 @@ def targeted_source(limit: int | None) -> Source:
     for mask in masks:
         keep[np.flatnonzero(mask)[:PER_BIAS]] = True
     keep[np.flatnonzero(~np.logical_or.reduce(masks))[:OTHERS]] = True
-    return Source(DATASET, [p for p, k in zip(source.pairs, keep, strict=True) if k])
+    return Source(dataset, [p for p, k in zip(source.pairs, keep, strict=True) if k])
+
+
+MIN_TRAIN_CANDIDATES = 20
+
+
+def fitted_sizes(sizes: dict, n_candidates: int) -> dict:
+    """`sizes`, with fewer training candidates (so fewer planted flips) where the bias has too
+    few candidates for all three parts: T and the target test set keep their sizes."""
+    spare = n_candidates - sizes["target"] - sizes["test"]
+    if spare >= sizes["train_candidates"]:
+        return sizes
+    if spare < MIN_TRAIN_CANDIDATES:
+        raise SystemExit(
+            f"{n_candidates} candidate pairs: too few for T ({sizes['target']}), the target "
+            f"test set ({sizes['test']}) and {MIN_TRAIN_CANDIDATES} training candidates"
+        )
+    return {**sizes, "train_candidates": spare}
 
 
 def _config(args: argparse.Namespace) -> EngineConfig:
@@ -105,9 +122,12 @@ def _config(args: argparse.Namespace) -> EngineConfig:
     return config
 
 
-def _recipe(config: EngineConfig, sizes: dict, n_pairs: int, retrain: bool) -> str:
+def _recipe(
+    config: EngineConfig, sizes: dict, n_pairs: int, retrain: bool, dataset: str = DATASET
+) -> str:
     fields = {k: v for k, v in dataclasses.asdict(config).items() if k != "device"}
-    blob = json.dumps([fields, sizes, n_pairs, retrain], sort_keys=True, default=str)
+    named = [fields, sizes, n_pairs, retrain] + ([dataset] if dataset != DATASET else [])
+    blob = json.dumps(named, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
@@ -121,6 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     parser.add_argument("--no-retrain", action="store_true", help="LoRA: skip the retraining arm")
     parser.add_argument("--limit", type=int, default=None, help="first N source pairs")
+    parser.add_argument(
+        "--dataset",
+        default=DATASET,
+        choices=("helpful-base", "helpful-rejection-sampled"),
+        help="the HH-RLHF helpful split the cells draw from",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "targeted")
     parser.add_argument("--cache", type=Path, default=CACHE)
     args = parser.parse_args(argv)
@@ -128,8 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     seeds = args.seeds or (2 if args.quick else 5)
     retrain = not args.no_retrain
     config = _config(args)
-    source = targeted_source(args.limit or (800 if args.quick else None))
-    recipe = _recipe(config, sizes, len(source.pairs), retrain)
+    source = targeted_source(args.limit or (800 if args.quick else None), args.dataset)
+    recipe = _recipe(config, sizes, len(source.pairs), retrain, args.dataset)
     views = source_views(source, config, args.cache)[0] if args.mode == "head" else None
     name = "targeted" + ("-quick" if args.quick else "") + ("-lora" if args.mode == "lora" else "")
     cells_dir = args.out / "cells"
@@ -139,15 +165,16 @@ def main(argv: list[str] | None = None) -> int:
     cells: list[dict] = []
     for bias_name in args.biases:
         bias = BIASES[bias_name]
+        cell_sizes = fitted_sizes(sizes, int(bias.candidates(source.pairs).sum()))
         for seed in range(seeds):
             path = cells_dir / f"{args.mode}_{bias_name}_s{seed}_{recipe}.json"
             if path.exists():
                 cells.append(json.loads(path.read_text()))
                 continue
             if views is not None:
-                cell = head_cell(source.pairs, views, bias, config, seed, sizes)
+                cell = head_cell(source.pairs, views, bias, config, seed, cell_sizes)
             else:
-                cell = lora_cell(source.pairs, bias, config, seed, sizes, retrain)
+                cell = lora_cell(source.pairs, bias, config, seed, cell_sizes, retrain)
             cell["recipe"] = recipe
             write_json(path, cell)
             cells.append(cell)
@@ -163,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             )
     result = {
         "command": command,
-        "dataset": DATASET,
+        "dataset": args.dataset,
         "n_pairs": len(source.pairs),
         "model": config.model,
         "mode": args.mode,

@@ -201,7 +201,7 @@ def bulk(
     session.commit()
     # Estimated totals come from these statistics (a stale table once showed "10,001~" for
     # 173,198 pairs): refreshed at once, whatever autovacuum does.
-    refresh_planner_stats(session, "flags", action.count)
+    refresh_planner_stats(session, "flags", action.count, vacuum=True)
     return BulkResult(
         matched=matched,
         changed=action.count,
@@ -283,7 +283,7 @@ def undo(session: Session, dataset: Dataset, user: User) -> BulkResult:
     _write_events(session, dataset, user, action, events)
     last.undone_at = utcnow()
     session.commit()
-    refresh_planner_stats(session, "flags", action.count)
+    refresh_planner_stats(session, "flags", action.count, vacuum=True)
     return BulkResult(matched=action.count, changed=action.count, action_id=action.id)
 
 

@@ -18,7 +18,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     ColumnElement,
+    Integer,
     Select,
     and_,
     exists,
@@ -453,8 +455,9 @@ def _read(session: Session, statement: Select, walk: bool) -> list[Any]:
         session.execute(text("SELECT set_config('enable_sort', 'on', true)"))
 
 
-EXCLUSION_PROBE = 256
-"""Rows a page with a "no review state" filter first walks without it (page_rows)."""
+EXCLUSION_PROBE = 128
+"""Rows (at least twice the page's) a page with a "no review state" filter first walks without
+it (page_rows); 0: no probe."""
 
 
 def _probe_exclusion(
@@ -473,18 +476,21 @@ def _probe_exclusion(
     100,000 of them, worth it where the walk passes a long run of reviewed rows (the top of a
     ranking after a bulk flag), not where a few hundred rows hold the page (most pages)."""
     assert query.exclusion is not None
+    if not EXCLUSION_PROBE:
+        return None
+    size = max(EXCLUSION_PROBE, 2 * n)
     condition, states = query.exclusion
     bare = replace(query, conditions=[c for c in query.conditions if c is not condition])
     statement = bare.select(*keys, lean=True).where(*where).order_by(*order_by)
-    rows = _read(session, statement.limit(EXCLUSION_PROBE), walk=True)
+    rows = _read(session, statement.limit(size), walk=True)
     ids = [int(r._id) for r in rows]
     reviewed = (
         set(
             session.scalars(
                 select(Flag.pair_id).where(
+                    Flag.pair_id == func.any(literal(ids, ARRAY(Integer))),
                     Flag.dataset_id == query.dataset.id,
                     Flag.state.in_(states),
-                    Flag.pair_id.in_(ids),
                 )
             )
         )
@@ -492,7 +498,7 @@ def _probe_exclusion(
         else set()
     )
     kept = [r for r in rows if int(r._id) not in reviewed]
-    if len(kept) >= n or len(rows) < EXCLUSION_PROBE:
+    if len(kept) >= n or len(rows) < size:
         return kept[:n]
     return None
 
