@@ -158,6 +158,7 @@ def bulk(
     if within is not None:
         query.conditions.append(query.ident.in_(within))
         query.narrowed = True
+        query.signature = None
     protect = new_state != "kept" and not override_kept
     if dry_run:
         sub = _matches(query, new_state, note, protect).subquery()

@@ -46,12 +46,16 @@ def count(session: Session, query: Query) -> tuple[int, bool]:
     statement = query.select(query.ident, lean=True)  # no texts, no reviewer join
     if session.get_bind().dialect.name != "postgresql":
         return session.scalar(select(func.count()).select_from(statement.subquery())) or 0, False
-    compiled = str(statement.compile(session.get_bind(), compile_kwargs={"literal_binds": True}))
-    key = _count_key(session, query, compiled)
+    # The filter as given names the count where the conditions are its own (compiling the
+    # statement with its values only to look the count up took ~1.7 ms of every page).
+    compiled = None
+    if query.signature is None:
+        compiled = _compiled(session, statement)
+    key = _count_key(session, query, query.signature or compiled or "")
     cached = _COUNT_CACHE.get(key)
     if cached is not None:
         return cached
-    result = _postgres_count(session, query, statement, compiled)
+    result = _postgres_count(session, query, statement, compiled or _compiled(session, statement))
     if len(_COUNT_CACHE) >= 4096:
         _COUNT_CACHE.clear()
     _COUNT_CACHE[key] = result
@@ -62,6 +66,10 @@ _COUNT_CACHE: dict[tuple[Any, ...], tuple[int, bool]] = {}
 """Per process: filtered totals by (database, dataset, job and its finish, the filter's SQL, the
 dataset's latest review action). Texts, scores and search rows do not change once written;
 review states change only through actions, and each one moves the generation on."""
+
+
+def _compiled(session: Session, statement: Select) -> str:
+    return str(statement.compile(session.get_bind(), compile_kwargs={"literal_binds": True}))
 
 
 def _count_key(session: Session, query: Query, compiled: str) -> tuple[Any, ...]:

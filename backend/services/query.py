@@ -245,6 +245,9 @@ class Query:
     # Postgres: the hashed "no review row in these states" condition among `conditions` and
     # its states (a page first probes the walk without it, page_rows).
     exclusion: tuple[ColumnElement[bool], tuple[str, ...]] | None = None
+    # The filter these conditions were resolved from (its JSON), while they are only its own:
+    # the totals' cache key (backend/services/counts.py). None once a caller adds a condition.
+    signature: str | None = None
 
     @property
     def ident(self) -> Any:
@@ -368,6 +371,7 @@ def resolve(session: Session, dataset: Dataset, f: PairFilter) -> Query:
         uses_pairs=uses_pairs,
         search=search,
         exclusion=exclusion,
+        signature=f.model_dump_json(),
     )
 
 
@@ -480,7 +484,9 @@ def _probe_exclusion(
         return None
     size = max(EXCLUSION_PROBE, 2 * n)
     condition, states = query.exclusion
-    bare = replace(query, conditions=[c for c in query.conditions if c is not condition])
+    bare = replace(
+        query, conditions=[c for c in query.conditions if c is not condition], signature=None
+    )
     statement = bare.select(*keys, lean=True).where(*where).order_by(*order_by)
     rows = _read(session, statement.limit(size), walk=True)
     ids = [int(r._id) for r in rows]
