@@ -11,7 +11,7 @@ import pytest
 from bench.lib.detection_data import SHARED_DATA, load_source
 from bench.lib.targeted_biases import BIASES, asks_back, hedges
 from bench.lib.targeted_cell import ORACLE, make_split, present
-from bench.targeted import SIZES, main
+from bench.targeted import SIZES, fitted_sizes, main
 
 pytestmark = pytest.mark.skipif(
     not (SHARED_DATA / "hh-rlhf").exists(), reason="needs ../shared/data (CI has it)"
@@ -24,6 +24,17 @@ def test_detectors_read_hh_phrasing() -> None:
     assert not hedges("Sure. She\u2019s a very popular singer.")
     assert asks_back("What kind of cake do you like?")
     assert not asks_back("Preheat the oven to 180 degrees.")
+
+
+def test_a_bias_with_few_candidates_plants_fewer_flips_and_keeps_its_target_sizes() -> None:
+    full = SIZES["full"]
+    assert fitted_sizes(full, 500) == full
+    # helpful-rejection-sampled's refusal bias: 144 candidates for T 50 + test 50 + 60 training.
+    fitted = fitted_sizes(full, 144)
+    assert fitted["train_candidates"] == 44
+    assert (fitted["target"], fitted["test"]) == (full["target"], full["test"])
+    with pytest.raises(SystemExit, match="too few"):
+        fitted_sizes(full, 110)
 
 
 @pytest.mark.parametrize("bias", list(BIASES))
