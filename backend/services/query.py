@@ -274,6 +274,41 @@ class Query:
         return query.where(Pair.dataset_id == self.dataset.id, *self.conditions)
 
 
+def _review_conditions(
+    session: Session, dataset: Dataset, f: PairFilter, ident: Any
+) -> tuple[list[ColumnElement[bool]], tuple[ColumnElement[bool], tuple[str, ...]] | None]:
+    """The review-state conditions of `f` (states, flagged), and the hashed "no review row in
+    these states" one among them, if any, with its states (Query.exclusion)."""
+    conditions: list[ColumnElement[bool]] = []
+    exclusion = None
+    if f.states:
+        condition, hashed = _state_condition(session, dataset, f.states, ident)
+        conditions.append(condition)
+        if hashed:
+            exclusion = (condition, tuple(s for s in REVIEW_STATES if s != "unreviewed"))
+    if f.flagged is True:
+        conditions.append(Flag.state == "flagged")
+    elif f.flagged is False:
+        condition, hashed = _without_flag(session, dataset, ident, ["flagged"])
+        conditions.append(condition)
+        if hashed and exclusion is None:
+            exclusion = (condition, ("flagged",))
+    return conditions, exclusion
+
+
+def _tag_conditions(dataset: Dataset, f: PairFilter, ident: Any) -> list[ColumnElement[bool]]:
+    """The tag conditions of `f` (any of `tags`, none of `exclude_tags`)."""
+    unknown = sorted(set(f.tags + f.exclude_tags) - set(TAG_NAMES))
+    if unknown:
+        raise ReviewError(f"unknown tag {unknown[0]!r}; use one of {', '.join(TAG_NAMES)}")
+    conditions = []
+    if f.tags:
+        conditions.append(tag_condition(dataset.id, f.tags, f.job_id, ident))
+    if f.exclude_tags:
+        conditions.append(~tag_condition(dataset.id, f.exclude_tags, f.job_id, ident))
+    return conditions
+
+
 def resolve(session: Session, dataset: Dataset, f: PairFilter) -> Query:
     """Check `f` against the dataset (and its job) and turn it into SQL conditions; a condition
     that cannot hold, a score the job lacks or a score filter without a job is a ReviewError."""
@@ -293,26 +328,9 @@ def resolve(session: Session, dataset: Dataset, f: PairFilter) -> Query:
         if session.get_bind().dialect.name == "postgresql":
             search = (conditions[-1], " ".join(_words(f.q)))
         narrowed = True
-    exclusion = None
-    if f.states:
-        condition, hashed = _state_condition(
-            session, dataset, f.states, Score.pair_id if job else Pair.id
-        )
-        conditions.append(condition)
-        if hashed:
-            exclusion = (condition, tuple(s for s in REVIEW_STATES if s != "unreviewed"))
-        narrowed = True
-    if f.flagged is True:
-        conditions.append(Flag.state == "flagged")
-        narrowed = True
-    elif f.flagged is False:
-        condition, hashed = _without_flag(
-            session, dataset, Score.pair_id if job else Pair.id, ["flagged"]
-        )
-        conditions.append(condition)
-        if hashed and exclusion is None:
-            exclusion = (condition, ("flagged",))
-        narrowed = True
+    reviewed, exclusion = _review_conditions(session, dataset, f, Score.pair_id if job else Pair.id)
+    conditions.extend(reviewed)
+    narrowed = narrowed or bool(reviewed)
     stats = ensure_stats(session, job) if (job is not None and f.percentiles) else {}
     for r in [*f.scores, *f.percentiles]:
         if r.column not in SCORE_COLUMNS:
@@ -351,16 +369,9 @@ def resolve(session: Session, dataset: Dataset, f: PairFilter) -> Query:
             raise ReviewError(f"metadata {key!r}: compare with a finite number")
         conditions.append(_meta_condition(session, key, value))
         narrowed = True
-    unknown = sorted(set(f.tags + f.exclude_tags) - set(TAG_NAMES))
-    if unknown:
-        raise ReviewError(f"unknown tag {unknown[0]!r}; use one of {', '.join(TAG_NAMES)}")
-    ident = Score.pair_id if job is not None else Pair.id
-    if f.tags:
-        conditions.append(tag_condition(dataset.id, f.tags, f.job_id, ident))
-        narrowed = True
-    if f.exclude_tags:
-        conditions.append(~tag_condition(dataset.id, f.exclude_tags, f.job_id, ident))
-        narrowed = True
+    tagged = _tag_conditions(dataset, f, Score.pair_id if job is not None else Pair.id)
+    conditions.extend(tagged)
+    narrowed = narrowed or bool(tagged)
     uses_pairs = job is None or bool(f.lengths or f.metadata)
     return Query(
         dataset,
