@@ -39,7 +39,7 @@ def get_engine() -> Engine:
     def _postgres_settings(dbapi_conn, _record):  # type: ignore[no-untyped-def]
         # Hashes may take HASH_MEM_MULTIPLIER x work_mem (64 MB at the default 4 MB) before
         # they spill or, for a subplan, before the planner gives up hashing it: the "no review
-        # state" filters hash a dataset's review rows (backend/services/query.py).
+        # state" filters hash a dataset's review rows (backend/services/review_states.py).
         cursor = dbapi_conn.cursor()
         cursor.execute(f"SET hash_mem_multiplier = {HASH_MEM_MULTIPLIER}")
         cursor.close()

@@ -20,8 +20,9 @@ from sqlalchemy import ColumnElement, Select, func, or_, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from backend.models import Pair, ReviewAction, Score
+from backend.models import Pair, Score
 from backend.services.query import Query, ensure_stats
+from backend.services.review_states import review_generation
 from backend.settings import get_settings
 
 EXACT_COUNT_LIMIT = 10_000
@@ -48,14 +49,12 @@ def count(session: Session, query: Query) -> tuple[int, bool]:
         return session.scalar(select(func.count()).select_from(statement.subquery())) or 0, False
     # The filter as given names the count where the conditions are its own (compiling the
     # statement with its values only to look the count up took ~1.7 ms of every page).
-    compiled = None
-    if query.signature is None:
-        compiled = _compiled(session, statement)
-    key = _count_key(session, query, query.signature or compiled or "")
+    named = query.signature if query.signature is not None else _compiled(session, statement)
+    key = _count_key(session, query, named)
     cached = _COUNT_CACHE.get(key)
     if cached is not None:
         return cached
-    result = _postgres_count(session, query, statement, compiled or _compiled(session, statement))
+    result = _postgres_count(session, query, statement, _compiled(session, statement))
     if len(_COUNT_CACHE) >= 4096:
         _COUNT_CACHE.clear()
     _COUNT_CACHE[key] = result
@@ -73,9 +72,7 @@ def _compiled(session: Session, statement: Select) -> str:
 
 
 def _count_key(session: Session, query: Query, compiled: str) -> tuple[Any, ...]:
-    generation = session.scalar(
-        select(func.max(ReviewAction.id)).where(ReviewAction.dataset_id == query.dataset.id)
-    )
+    generation = review_generation(session, query.dataset.id)
     job = query.job
     return (
         str(session.get_bind().engine.url),

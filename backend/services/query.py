@@ -23,20 +23,19 @@ from sqlalchemy import (
     Integer,
     Select,
     and_,
-    exists,
     func,
     literal,
-    or_,
     select,
     text,
     tuple_,
 )
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from backend.errors import NotFound, Unavailable
-from backend.models import REVIEW_STATES, Dataset, Flag, Job, Pair, ReviewAction, Score, User
+from backend.models import Dataset, Flag, Job, Pair, Score, User
 from backend.schemas import PairFilter
 from backend.services import search_plan
+from backend.services.review_states import review_conditions
 from backend.storage.errors import ReviewError
 from backend.storage.stats import (
     N_QUANTILES,
@@ -117,75 +116,6 @@ def text_condition(session: Session, dataset: Dataset, q: str, ident: Any) -> Co
         fts_query=phrase
     )
     return ident.in_(matches)
-
-
-HASHED_EXCLUSION_MAX = 400_000
-"""Postgres: a "no review state" filter whose dataset holds at most this many review rows in the
-excluded states reads them once into a hash (at ~64 B a row, within the 64 MB a hash may take,
-backend/db.py); above it, each walked row probes the index."""
-_REVIEW_ROWS: dict[tuple[Any, ...], int] = {}
-"""Per process: the dataset's review rows in some states, by (database, dataset, states, its
-latest review action): review states change only through actions."""
-
-
-def _review_rows(session: Session, dataset: Dataset, states: Sequence[str]) -> int:
-    generation = session.scalar(
-        select(func.max(ReviewAction.id)).where(ReviewAction.dataset_id == dataset.id)
-    )
-    key = (str(session.get_bind().engine.url), dataset.id, tuple(sorted(states)), generation)
-    if key not in _REVIEW_ROWS:
-        if len(_REVIEW_ROWS) >= 4096:
-            _REVIEW_ROWS.clear()
-        _REVIEW_ROWS[key] = (
-            session.scalar(
-                select(func.count())
-                .select_from(Flag)
-                .where(Flag.dataset_id == dataset.id, Flag.state.in_(states))
-            )
-            or 0
-        )
-    return _REVIEW_ROWS[key]
-
-
-def _without_flag(
-    session: Session, dataset: Dataset, ident: Any, states: Sequence[str]
-) -> tuple[ColumnElement[bool], bool]:
-    """The pair has no review row in one of `states`, and whether that is the hashed form.
-
-    Reviewers flag the top of a ranking and then page through the rest of it, so the rows a
-    page walks first are the reviewed ones: probing `flags` for each of them (an anti-join)
-    cost 108 ms for a page after a bulk flag of 100,000 pairs (55,000 probes). On Postgres,
-    where the dataset has at most HASHED_EXCLUSION_MAX such rows, the condition is `NOT IN`
-    the dataset's review rows in `states`: a hashed subplan, read once per statement from
-    ix_flags_dataset_state (index-only) and then a hash lookup per walked row (31 ms for the
-    same page). The app's connections let a hash take 64 MB (backend/db.py: the planner hashes
-    the subplan only when it fits; otherwise it would scan the whole list for each row). Above
-    the cap, or on SQLite, an anti-join (`NOT EXISTS`), which the planner estimates from the
-    flags' statistics (`flags.id IS NULL` after the outer join it took for almost no row)."""
-    if (
-        session.get_bind().dialect.name == "postgresql"
-        and _review_rows(session, dataset, states) <= HASHED_EXCLUSION_MAX
-    ):
-        excluded = select(Flag.pair_id).where(Flag.dataset_id == dataset.id, Flag.state.in_(states))
-        return ident.not_in(excluded), True
-    other = aliased(Flag)
-    return ~exists().where(other.pair_id == ident, other.state.in_(states)), False
-
-
-def _state_condition(
-    session: Session, dataset: Dataset, states: Sequence[str], ident: Any
-) -> tuple[ColumnElement[bool], bool]:
-    """Any of `states`, and whether it is only the hashed "unreviewed" condition."""
-    parts: list[ColumnElement[bool]] = []
-    named = [s for s in states if s != "unreviewed"]
-    if named:
-        parts.append(Flag.state.in_(named))
-    hashed = False
-    if "unreviewed" in states:
-        decided = [s for s in REVIEW_STATES if s != "unreviewed"]
-        without, hashed = _without_flag(session, dataset, ident, decided)
-        parts.append(without)
-    return or_(*parts), hashed and not named
 
 
 def _meta_condition(session: Session, key: str, value: Any) -> ColumnElement[bool]:
@@ -274,28 +204,6 @@ class Query:
         return query.where(Pair.dataset_id == self.dataset.id, *self.conditions)
 
 
-def _review_conditions(
-    session: Session, dataset: Dataset, f: PairFilter, ident: Any
-) -> tuple[list[ColumnElement[bool]], tuple[ColumnElement[bool], tuple[str, ...]] | None]:
-    """The review-state conditions of `f` (states, flagged), and the hashed "no review row in
-    these states" one among them, if any, with its states (Query.exclusion)."""
-    conditions: list[ColumnElement[bool]] = []
-    exclusion = None
-    if f.states:
-        condition, hashed = _state_condition(session, dataset, f.states, ident)
-        conditions.append(condition)
-        if hashed:
-            exclusion = (condition, tuple(s for s in REVIEW_STATES if s != "unreviewed"))
-    if f.flagged is True:
-        conditions.append(Flag.state == "flagged")
-    elif f.flagged is False:
-        condition, hashed = _without_flag(session, dataset, ident, ["flagged"])
-        conditions.append(condition)
-        if hashed and exclusion is None:
-            exclusion = (condition, ("flagged",))
-    return conditions, exclusion
-
-
 def _tag_conditions(dataset: Dataset, f: PairFilter, ident: Any) -> list[ColumnElement[bool]]:
     """The tag conditions of `f` (any of `tags`, none of `exclude_tags`)."""
     unknown = sorted(set(f.tags + f.exclude_tags) - set(TAG_NAMES))
@@ -328,7 +236,7 @@ def resolve(session: Session, dataset: Dataset, f: PairFilter) -> Query:
         if session.get_bind().dialect.name == "postgresql":
             search = (conditions[-1], " ".join(_words(f.q)))
         narrowed = True
-    reviewed, exclusion = _review_conditions(session, dataset, f, Score.pair_id if job else Pair.id)
+    reviewed, exclusion = review_conditions(session, dataset, f, Score.pair_id if job else Pair.id)
     conditions.extend(reviewed)
     narrowed = narrowed or bool(reviewed)
     stats = ensure_stats(session, job) if (job is not None and f.percentiles) else {}
@@ -487,7 +395,7 @@ def _probe_exclusion(
     "no review state" condition, hold them once the reviewed ones are dropped (their states
     looked up by id); None when they do not, and the page then reads with the condition.
 
-    The condition hashes the dataset's review rows in its states (_without_flag): ~20 ms at
+    The condition hashes the dataset's review rows in its states (review_states.py): ~20 ms at
     100,000 of them, worth it where the walk passes a long run of reviewed rows (the top of a
     ranking after a bulk flag), not where a few hundred rows hold the page (most pages)."""
     assert query.exclusion is not None

@@ -3,7 +3,7 @@
 A page filtered to pairs without a review state ("unreviewed", "not flagged") after a bulk flag
 of the most harmful 100,000 pairs walked ~55,000 flagged rows at the top of the harm order and
 probed `flags` for each (108 ms). On Postgres the filter now reads the dataset's review rows in
-the excluded states once, into a hash (backend/services/query.py): from this index alone, with
+the excluded states once, into a hash (backend/services/review_states.py): from this index alone, with
 the pair id in it, that read is an index-only scan.
 
 Revision ID: 0020

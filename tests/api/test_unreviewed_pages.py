@@ -1,5 +1,5 @@
 """Pages filtered to pairs without a review state (Postgres): the three ways a page reads them
-give the same rows, page after page (backend/services/query.py, issue 23).
+give the same rows, page after page (backend/services/query.py and review_states.py, issue 23).
 
 - a probe: the walk's first rows read without the condition, their states looked up by id (most
   pages: a few hundred rows hold the page);
@@ -55,7 +55,7 @@ def statements():
 def test_unreviewed_pages_are_the_same_however_they_are_read(
     client, auth, statements, monkeypatch
 ) -> None:
-    from backend.services import query
+    from backend.services import query, review_states
 
     rows = [{"prompt": f"p{i}", "chosen": "a", "rejected": "b"} for i in range(N)]
     made = upload(client, auth, jsonl_bytes(rows), "runs.jsonl", name="runs")
@@ -122,8 +122,8 @@ def test_unreviewed_pages_are_the_same_however_they_are_read(
     monkeypatch.setattr(query, "EXCLUSION_PROBE", 0)
     assert _walk(client, auth, dataset_id, state="unreviewed") == truth_unreviewed
     # The anti-join, where the dataset has too many review rows to hash.
-    monkeypatch.setattr(query, "HASHED_EXCLUSION_MAX", 10)
-    query._REVIEW_ROWS.clear()
+    monkeypatch.setattr(review_states, "HASHED_EXCLUSION_MAX", 10)
+    review_states._REVIEW_ROWS.clear()
     statements.clear()
     assert _walk(client, auth, dataset_id, state="unreviewed") == truth_unreviewed
     assert _walk(client, auth, dataset_id, flagged="false") == truth_not_flagged
