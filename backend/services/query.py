@@ -18,9 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import (
-    ARRAY,
     ColumnElement,
-    Integer,
     Select,
     and_,
     func,
@@ -35,7 +33,7 @@ from backend.errors import NotFound, Unavailable
 from backend.models import Dataset, Flag, Job, Pair, Score, User
 from backend.schemas import PairFilter
 from backend.services import search_plan
-from backend.services.review_states import review_conditions
+from backend.services.review_states import review_conditions, reviewed_bits
 from backend.storage.errors import ReviewError
 from backend.storage.stats import (
     N_QUANTILES,
@@ -172,8 +170,8 @@ class Query:
     # Postgres: the text condition among `conditions` and its words (a page swaps it for the
     # search plan's, backend/services/search_plan.py).
     search: tuple[ColumnElement[bool], str] | None = None
-    # Postgres: the hashed "no review row in these states" condition among `conditions` and
-    # its states (a page first probes the walk without it, page_rows).
+    # The "no review row in these states" condition among `conditions` and its states (a page
+    # on Postgres tests a bitmap of the reviewed pairs instead, page_rows).
     exclusion: tuple[ColumnElement[bool], tuple[str, ...]] | None = None
     # The filter these conditions were resolved from (its JSON), while they are only its own:
     # the totals' cache key (backend/services/counts.py). None once a caller adds a condition.
@@ -378,54 +376,18 @@ def _read(session: Session, statement: Select, walk: bool) -> list[Any]:
         session.execute(text("SELECT set_config('enable_sort', 'on', true)"))
 
 
-EXCLUSION_PROBE = 128
-"""Rows (at least twice the page's) a page with a "no review state" filter first walks without
-it (page_rows); 0: no probe."""
-
-
-def _probe_exclusion(
-    session: Session,
-    query: Query,
-    keys: Sequence[Any],
-    where: Sequence[ColumnElement[bool]],
-    order_by: Sequence[Any],
-    n: int,
-) -> list[Any] | None:
-    """The page's `n` rows when the first EXCLUSION_PROBE rows of its walk, read without the
-    "no review state" condition, hold them once the reviewed ones are dropped (their states
-    looked up by id); None when they do not, and the page then reads with the condition.
-
-    The condition hashes the dataset's review rows in its states (review_states.py): ~20 ms at
-    100,000 of them, worth it where the walk passes a long run of reviewed rows (the top of a
-    ranking after a bulk flag), not where a few hundred rows hold the page (most pages)."""
-    assert query.exclusion is not None
-    if not EXCLUSION_PROBE:
-        return None
-    size = max(EXCLUSION_PROBE, 2 * n)
+def _with_reviewed_bits(session: Session, query: Query, ident: Any) -> Query:
+    """`query` testing the dataset's bitmap of reviewed pairs for its "no review state"
+    condition (review_states.ReviewedBits: a bit per walked row, where the condition as written
+    looks each row up among the review rows), where the dataset has one."""
+    if query.exclusion is None:
+        return query
     condition, states = query.exclusion
-    bare = replace(
-        query, conditions=[c for c in query.conditions if c is not condition], signature=None
-    )
-    statement = bare.select(*keys, lean=True).where(*where).order_by(*order_by)
-    rows = _read(session, statement.limit(size), walk=True)
-    ids = [int(r._id) for r in rows]
-    reviewed = (
-        set(
-            session.scalars(
-                select(Flag.pair_id).where(
-                    Flag.pair_id == func.any(literal(ids, ARRAY(Integer))),
-                    Flag.dataset_id == query.dataset.id,
-                    Flag.state.in_(states),
-                )
-            )
-        )
-        if ids
-        else set()
-    )
-    kept = [r for r in rows if int(r._id) not in reviewed]
-    if len(kept) >= n or len(rows) < size:
-        return kept[:n]
-    return None
+    bits = reviewed_bits(session, query.dataset.id, states)
+    if bits is None:
+        return query
+    tested = bits.unreviewed(ident)
+    return replace(query, conditions=[tested if c is condition else c for c in query.conditions])
 
 
 def page_rows(
@@ -466,11 +428,10 @@ def page_rows(
 
     walk = session.get_bind().dialect.name == "postgresql" and not listed
 
+    if walk:
+        query = _with_reviewed_bits(session, query, ident)
+
     def fetch(*where: ColumnElement[bool], order_by: Sequence[Any], n: int, skip: int = 0) -> list:
-        if walk and not skip and query.exclusion is not None:
-            probed = _probe_exclusion(session, query, keys, where, order_by, n)
-            if probed is not None:
-                return probed
         statement = query.select(*keys, lean=True).where(*where).order_by(*order_by)
         return _read(session, statement.offset(skip or None).limit(n), walk)
 

@@ -1,10 +1,10 @@
 """Pages filtered to pairs without a review state (Postgres): the three ways a page reads them
 give the same rows, page after page (backend/services/query.py and review_states.py, issue 23).
 
-- a probe: the walk's first rows read without the condition, their states looked up by id (most
-  pages: a few hundred rows hold the page);
-- the hashed `NOT IN` of the dataset's review rows (a page whose walk starts in a long run of
-  reviewed rows: the top of a ranking after a bulk flag);
+- a bitmap of the dataset's reviewed pairs, one parameter of the page's statement, a bit tested
+  per walked row (ReviewedBits: every page where the dataset's pair ids span at most
+  BITMAP_SPAN_MAX);
+- the hashed `NOT IN` of the dataset's review rows (above that span; also the totals);
 - the anti-join, above HASHED_EXCLUSION_MAX review rows.
 """
 
@@ -55,12 +55,14 @@ def statements():
 def test_unreviewed_pages_are_the_same_however_they_are_read(
     client, auth, statements, monkeypatch
 ) -> None:
-    from backend.services import query, review_states
+    from backend.services import review_states
 
     rows = [{"prompt": f"p{i}", "chosen": "a", "rejected": "b"} for i in range(N)]
     made = upload(client, auth, jsonl_bytes(rows), "runs.jsonl", name="runs")
     assert made.status_code == 201, made.text
     dataset_id = made.json()["id"]
+    # No review row yet: the bitmap is empty and the condition holds for every row.
+    assert _walk(client, auth, dataset_id, state="unreviewed") == list(range(1, N + 1))
     review = f"{API}/datasets/{dataset_id}/review"
     # A long run at the top of the list (rows 1 … RUN), then every third row flagged or kept.
     done = client.post(
@@ -91,16 +93,24 @@ def test_unreviewed_pages_are_the_same_however_they_are_read(
     truth_unreviewed = [row for row in range(1, N + 1) if row not in reviewed]
     truth_not_flagged = [row for row in range(1, N + 1) if row not in flagged]
 
-    # Probed, and hashed where the probe does not hold the page: the first page walks 1,000
-    # flagged rows (a run far longer than the probe); the later pages are held by the probe.
+    # The bitmap, on every page: its first and last ids are reviewed (rows 1 and N).
     statements.clear()
     assert _walk(client, auth, dataset_id, state="unreviewed") == truth_unreviewed
     assert _walk(client, auth, dataset_id, flagged="false") == truth_not_flagged
     said = "\n".join(statements)
-    hashed = said.count("NOT IN (SELECT flags.pair_id")
-    probes = said.count("flags.pair_id = any(")
-    # The hashed form for the long run (and the totals), far fewer times than a page was probed.
-    assert 1 <= hashed < probes / 4, (hashed, probes)
+    pages = said.count("ORDER BY pairs.file_row")
+    assert said.count("get_bit(") >= pages > 2 * N / 50 / 2, (said.count("get_bit("), pages)
+    # A new review action is seen at once (the bitmap is kept per review generation).
+    newly = truth_unreviewed[len(truth_unreviewed) // 2]
+    put = client.put(
+        f"{API}/datasets/{dataset_id}/pairs/{first_id + newly - 1}/review",
+        headers=auth,
+        json={"state": "swapped"},
+    )
+    assert put.status_code == 200, put.text
+    truth_unreviewed.remove(newly)
+    assert _walk(client, auth, dataset_id, state="unreviewed") == truth_unreviewed
+    assert _walk(client, auth, dataset_id, flagged="false") == truth_not_flagged
 
     # The planner hashes that subplan (with the app's connection settings) rather than scanning
     # the list for each row, and the app's hashes may take 64 MB.
@@ -118,9 +128,14 @@ def test_unreviewed_pages_are_the_same_however_they_are_read(
         ).scalars()
         assert any("hashed SubPlan" in line for line in plan)
 
-    # No probe: every page reads with the hashed condition.
-    monkeypatch.setattr(query, "EXCLUSION_PROBE", 0)
+    # No bitmap (the pair ids span too many): every page reads with the hashed condition.
+    monkeypatch.setattr(review_states, "BITMAP_SPAN_MAX", 10)
+    review_states._BITS.clear()
+    statements.clear()
     assert _walk(client, auth, dataset_id, state="unreviewed") == truth_unreviewed
+    assert _walk(client, auth, dataset_id, flagged="false") == truth_not_flagged
+    said = "\n".join(statements)
+    assert "get_bit(" not in said and "NOT IN (SELECT flags.pair_id" in said
     # The anti-join, where the dataset has too many review rows to hash.
     monkeypatch.setattr(review_states, "HASHED_EXCLUSION_MAX", 10)
     review_states._REVIEW_ROWS.clear()
