@@ -121,7 +121,8 @@ def unescape_text_copy(chunk: bytes) -> bytes:
 ARROW_BLOCK = 1 << 19
 """CSV bytes per Arrow table (a Parquet row group): about 1,250 pairs of a typical dataset. At
 4 MiB the server grew by 210-250 MB during its first Parquet export of 1M pairs (the allocators'
-arenas filling), at 1 MiB by 89-124 MB, at 512 KiB by 87 MB and at 256 KiB by 83 MB (pyarrow
+arenas filling), at 1 MiB by 89-124 MB, at 512 KiB by 87 MB and at 256 KiB by 83 MB, with Arrow's
+mimalloc pool (47 MB at 512 KiB with jemalloc, which the server now uses: backend/main.py; pyarrow
 loaded at the server's start, backend/main.py; the later exports grow it by 0-8 MB whatever the
 size); the file is larger only where texts repeat within a row group (the review benchmark's
 cycled texts: 388 vs 248 MiB at 1 MiB)."""

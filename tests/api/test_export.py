@@ -244,3 +244,25 @@ def test_the_database_writes_what_the_row_by_row_export_writes(client, auth, fmt
             assert pq.read_table(io.BytesIO(by_sql)).equals(
                 pq.read_table(io.BytesIO(by_rows)), check_metadata=True
             )
+
+
+@pytest.mark.parametrize(("given", "used"), [(None, "jemalloc"), ("system", "system")])
+def test_the_server_allocates_arrow_through_jemalloc_unless_told(given, used) -> None:
+    """The server's start picks Arrow's pool before pyarrow is imported (backend/main.py: the
+    Parquet writer's allocations follow only the pool Arrow read then); a named pool wins."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    if given is not None:
+        env["ARROW_DEFAULT_MEMORY_POOL"] = given
+    probe = (
+        "from backend.main import _load_export_libraries; _load_export_libraries(); "
+        "import pyarrow; print(pyarrow.default_memory_pool().backend_name)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == used
