@@ -20,7 +20,10 @@ p50/p95 at the client and the server's own time (its Server-Timing header) besid
 - bulk: from no review state, a bulk flag of the 100,000 most harmful pairs (dry run, flag),
   its undo, and the flag again (left in place for the parts after it);
 - filters: combined filters after that bulk flag (harm percentile range + length range +
-  unreviewed; flagged; a word and a harm range), first page and 200 cursors deep;
+  unreviewed; flagged; a word and a harm range), first page and 200 cursors deep; then the
+  combined filter's first page right after each of 30 decisions on one of its pairs (the page
+  the UI reads again after each: its total and review bitmap follow the action) and right after
+  each decision's undo;
 - totals: after the bulk flag, each total against the exact count, on a fresh server with the
   exact-count budget as configured and on one with it at 1 ms (estimates);
 - exports: every pair in JSONL, CSV and Parquet over the socket, with the server's RSS growth.
@@ -47,6 +50,7 @@ from bench.lib.review_http import (
     PAGE,
     Client,
     LoadWatch,
+    after_decisions,
     cursor_at,
     explain_page,
     http_exports,
@@ -315,6 +319,14 @@ def measure_filters(client: Client, sessions: Any, built: Any, repeat: int) -> d
         base = {"job_id": built.job_id, "sort": "-harm", "limit": PAGE, **params}
         out[name] = _pages(client, path, base, repeat)
         print(f"  filter {name}: {out[name]}", flush=True)
+    # What a reviewer reads most: the list again after each decision (and after its undo).
+    name = next(iter(FILTERS))
+    base = {"job_id": built.job_id, "sort": "-harm", "limit": PAGE, **FILTERS[name]}
+    decided, undone = after_decisions(client, built.dataset_id, base, repeat)
+    shown = {k: out[name][k] for k in ("total", "total_is_estimate")}
+    out[f"{name}, after a decision on one of its pairs"] = {**shown, "first": decided}
+    out[f"{name}, after that decision's undo"] = {**shown, "first": undone}
+    print(f"  after decisions: {decided}; after their undo: {undone}", flush=True)
     return out
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from urllib.parse import urlparse
 
 import pytest
+from sqlalchemy import event
 
 from tests.factories import DATA_DIR, HH_DIR, REPO_ROOT
 
@@ -146,3 +147,19 @@ def celery_worker_process(database: str) -> Iterator[subprocess.Popen]:
     except subprocess.TimeoutExpired:
         process.kill()
     log.close()
+
+
+@pytest.fixture
+def statements():
+    """The SQL the app runs while the test does (their text)."""
+    from backend.db import get_engine
+
+    seen: list[str] = []
+
+    def grab(conn, cursor, statement, params, context, many) -> None:
+        seen.append(statement)
+
+    engine = get_engine()
+    event.listen(engine, "before_cursor_execute", grab)
+    yield seen
+    event.remove(engine, "before_cursor_execute", grab)

@@ -21,6 +21,7 @@ from backend.models import Dataset, Flag, ReviewAction, ReviewEvent, User, utcno
 from backend.schemas import BulkResult, PairFilter
 from backend.services import query as q
 from backend.services.query import ReviewError, scored_job
+from backend.services.review_states import lock_reviews
 from backend.storage.ranking import greedy_query, most_harmful_query
 
 BULK_STATES = {"flag": "flagged", "keep": "kept", "swap": "swapped", "clear": "unreviewed"}
@@ -29,7 +30,9 @@ BULK_STATES = {"flag": "flagged", "keep": "kept", "swap": "swapped", "clear": "u
 def new_action(
     session: Session, dataset: Dataset, user: User, kind: str, description: str, **fields: Any
 ) -> ReviewAction:
-    """A new entry of the dataset's history (flushed: its id is known)."""
+    """A new entry of the dataset's history (flushed: its id is known), under the dataset's
+    review lock (review_states.lock_reviews) until the caller commits."""
+    lock_reviews(session, dataset.id)
     values: dict[str, Any] = {"state": None, "count": 0, **fields}
     action = ReviewAction(
         dataset_id=dataset.id,
@@ -246,6 +249,7 @@ def undo(session: Session, dataset: Dataset, user: User) -> BulkResult:
     """Undo the dataset's last action not yet undone: every pair it changed gets back the exact
     state and note it had before. The undo is itself an action in the history. The owner undoes
     anyone's action; a reviewer only their own (UndoForbidden names whose it is)."""
+    lock_reviews(session, dataset.id)  # the last action is the last one committed
     last = session.scalar(
         select(ReviewAction)
         .where(

@@ -33,7 +33,7 @@ from backend.errors import NotFound, Unavailable
 from backend.models import Dataset, Flag, Job, Pair, Score, User
 from backend.schemas import PairFilter
 from backend.services import search_plan
-from backend.services.review_states import review_conditions, reviewed_bits
+from backend.services.review_states import ReviewFilter, review_conditions, reviewed_bits
 from backend.storage.errors import ReviewError
 from backend.storage.stats import (
     N_QUANTILES,
@@ -173,6 +173,8 @@ class Query:
     # The "no review row in these states" condition among `conditions` and its states (a page
     # on Postgres tests a bitmap of the reviewed pairs instead, page_rows).
     exclusion: tuple[ColumnElement[bool], tuple[str, ...]] | None = None
+    # The review-state part of the filter (its conditions are among `conditions`), if any.
+    review: ReviewFilter | None = None
     # The filter these conditions were resolved from (its JSON), while they are only its own:
     # the totals' cache key (backend/services/counts.py). None once a caller adds a condition.
     signature: str | None = None
@@ -234,9 +236,9 @@ def resolve(session: Session, dataset: Dataset, f: PairFilter) -> Query:
         if session.get_bind().dialect.name == "postgresql":
             search = (conditions[-1], " ".join(_words(f.q)))
         narrowed = True
-    reviewed, exclusion = review_conditions(session, dataset, f, Score.pair_id if job else Pair.id)
-    conditions.extend(reviewed)
-    narrowed = narrowed or bool(reviewed)
+    review = review_conditions(session, dataset, f, Score.pair_id if job else Pair.id)
+    conditions.extend(review.conditions)
+    narrowed = narrowed or bool(review.conditions)
     stats = ensure_stats(session, job) if (job is not None and f.percentiles) else {}
     for r in [*f.scores, *f.percentiles]:
         if r.column not in SCORE_COLUMNS:
@@ -287,7 +289,8 @@ def resolve(session: Session, dataset: Dataset, f: PairFilter) -> Query:
         f.split,
         uses_pairs=uses_pairs,
         search=search,
-        exclusion=exclusion,
+        exclusion=review.exclusion,
+        review=review if review.conditions else None,
         signature=f.model_dump_json(),
     )
 

@@ -40,6 +40,7 @@ from backend.services.bulk import (
     undo,
 )
 from backend.services.query import ReviewError, scored_job
+from backend.services.review_states import lock_reviews
 from worker.influence.methods import HARM_COLUMNS, SCORE_COLUMNS
 
 __all__ = [
@@ -212,6 +213,7 @@ def set_state(
     action: concurrent writers never mix (one's state with another's note), and the first
     decision on a pair cannot race into a duplicate row."""
     pair = get_pair(session, dataset, pair_id)
+    lock_reviews(session, dataset.id)  # the state read here is the one this action replaces
     old = session.scalar(select(Flag).where(Flag.pair_id == pair.id))
     action = new_action(
         session, dataset, user, "set", f"row {pair.file_row}: {state}", state=state, count=1

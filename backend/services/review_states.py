@@ -12,19 +12,29 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import ColumnElement, LargeBinary, exists, func, literal, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    LargeBinary,
+    and_,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.orm import Session, aliased
 
-from backend.models import REVIEW_STATES, Dataset, Flag, Pair, ReviewAction
+from backend.models import REVIEW_STATES, Dataset, Flag, Pair, ReviewAction, ReviewEvent
 from backend.schemas import PairFilter
 
 HASHED_EXCLUSION_MAX = 400_000
 """Postgres: a "no review state" filter whose dataset holds at most this many review rows in the
 excluded states reads them once into a hash (at ~64 B a row, within the 64 MB a hash may take,
 backend/db.py); above it, each walked row probes the index."""
-_REVIEW_ROWS: dict[tuple[Any, ...], int] = {}
-"""Per process: the dataset's review rows in some states, by (database, dataset, states, its
-latest review action): review states change only through actions."""
+_REVIEW_ROWS: dict[tuple[Any, ...], tuple[int | None, int]] = {}
+"""Per process: the dataset's review rows in some states, by (database, dataset, states), with
+the review generation they were counted at (and followed from the actions' events since)."""
 
 
 def review_generation(session: Session, dataset_id: int) -> int | None:
@@ -37,11 +47,22 @@ def review_generation(session: Session, dataset_id: int) -> int | None:
 
 def _review_rows(session: Session, dataset: Dataset, states: Sequence[str]) -> int:
     generation = review_generation(session, dataset.id)
-    key = (str(session.get_bind().engine.url), dataset.id, tuple(sorted(states)), generation)
-    if key not in _REVIEW_ROWS:
+    key = (str(session.get_bind().engine.url), dataset.id, tuple(sorted(states)))
+    cached = _REVIEW_ROWS.get(key)
+    if cached is not None and cached[0] == generation:
+        return cached[1]
+    changes = (
+        review_changes(session, dataset.id, cached[0], generation, BITS_STEP_MAX)
+        if cached is not None
+        else None
+    )
+    if cached is not None and changes is not None:
+        moved = (int(new in states) - int(old in states) for old, new in changes.values())
+        n = cached[1] + sum(moved)
+    else:
         if len(_REVIEW_ROWS) >= 4096:
             _REVIEW_ROWS.clear()
-        _REVIEW_ROWS[key] = (
+        n = (
             session.scalar(
                 select(func.count())
                 .select_from(Flag)
@@ -49,22 +70,42 @@ def _review_rows(session: Session, dataset: Dataset, states: Sequence[str]) -> i
             )
             or 0
         )
-    return _REVIEW_ROWS[key]
+    _REVIEW_ROWS[key] = (generation, n)
+    return n
 
 
 BITMAP_SPAN_MAX = 1 << 25
 """Postgres: a page tests "no review row in these states" against a bitmap of the dataset's
 reviewed pairs (ReviewedBits) where the dataset's pair ids span at most this many (a 4 MiB
 bitmap; one upload's ids are consecutive); else the condition as written."""
+BITS_STEP_MAX = 20_000
+"""A cached bitmap follows the actions since it was made from their events where they changed
+at most this many pairs (a reviewer's decisions, one by one); else it is made again."""
 _BITS_CACHE_BYTES = 64 << 20
-_BITS: OrderedDict[tuple[Any, ...], ReviewedBits | None] = OrderedDict()
+_WIDE = "too wide"
+_BITS: OrderedDict[tuple[Any, ...], ReviewedBits | str] = OrderedDict()
 _BITS_LOCK = threading.Lock()
+
+
+def lock_reviews(session: Session, dataset_id: int) -> None:
+    """Take the dataset's review lock until the transaction ends (Postgres; SQLite writes one
+    transaction at a time anyway): its review actions commit one at a time, in the order of
+    their ids, so the latest action's id (review_generation) names one set of review states,
+    and what is cached per generation (totals, review-row counts, ReviewedBits) stays true.
+    Without it, an action that committed after a later-numbered one left the generation as it
+    was, and those caches kept the states from before it."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(_REVIEW_LOCK, dataset_id)))
+
+
+_REVIEW_LOCK = 0x5E71  # pg_advisory_xact_lock(_REVIEW_LOCK, dataset_id)
 
 
 @dataclass(frozen=True)
 class ReviewedBits:
-    """Which of a dataset's pairs have a review row in some states: bit `id - base` of `bits`
-    (least significant bit first, as Postgres' get_bit reads it) for pair `id`.
+    """Which of a dataset's pairs have a review row in some states, as of review action
+    `generation`: bit `id - base` of `bits` (least significant bit first, as Postgres' get_bit
+    reads it) for pair `id`.
 
     Reviewers flag the top of a ranking and then page through the rest of it, so the rows a
     page walks first are the reviewed ones (55,000 of them for a page after a bulk flag of
@@ -72,12 +113,13 @@ class ReviewedBits:
     rows: the hashed `NOT IN` spends ~30 ms building its hash and looking the rows up (40 ms
     for that page), the anti-join probes the review index for each (66 ms). A page instead
     passes this bitmap as one parameter and tests a bit per walked row: 7 ms, the walk's own
-    cost. Built once per review generation (~16 ms at 100,000 review rows) and kept per
-    process."""
+    cost. Made from the review index (~16 ms at 100,000 review rows), kept per process, and
+    brought up to date from the events of later actions (BITS_STEP_MAX)."""
 
     bits: bytes
     base: int
     count: int
+    generation: int | None
 
     def unreviewed(self, ident: Any) -> ColumnElement[bool]:
         """`ident` (a pair id column of the dataset's pairs) has no review row in the states."""
@@ -92,20 +134,32 @@ def reviewed_bits(session: Session, dataset_id: int, states: Sequence[str]) -> R
     if session.get_bind().dialect.name != "postgresql":
         return None
     generation = review_generation(session, dataset_id)
-    key = (str(session.get_bind().engine.url), dataset_id, tuple(sorted(states)), generation)
+    key = (str(session.get_bind().engine.url), dataset_id, tuple(sorted(states)))
     with _BITS_LOCK:
-        if key in _BITS:
+        cached = _BITS.get(key)
+        if cached is not None:
             _BITS.move_to_end(key)
-            return _BITS[key]
-    found = _build_bits(session, dataset_id, states)
+    if cached == _WIDE:
+        return None
+    if isinstance(cached, ReviewedBits) and cached.generation == generation:
+        return cached
+    found = (
+        _advance(session, dataset_id, states, cached, generation)
+        if isinstance(cached, ReviewedBits)
+        else None
+    ) or _build_bits(session, dataset_id, states, generation)
     with _BITS_LOCK:
-        _BITS[key] = found
-        while sum(len(b.bits) for b in _BITS.values() if b) > _BITS_CACHE_BYTES:
+        _BITS[key] = found or _WIDE
+        while sum(len(b.bits) for b in _BITS.values() if isinstance(b, ReviewedBits)) > (
+            _BITS_CACHE_BYTES
+        ):
             _BITS.popitem(last=False)
     return found
 
 
-def _build_bits(session: Session, dataset_id: int, states: Sequence[str]) -> ReviewedBits | None:
+def _build_bits(
+    session: Session, dataset_id: int, states: Sequence[str], generation: int | None
+) -> ReviewedBits | None:
     low, high = session.execute(
         select(func.min(Pair.id), func.max(Pair.id)).where(Pair.dataset_id == dataset_id)
     ).one()
@@ -121,7 +175,60 @@ def _build_bits(session: Session, dataset_id: int, states: Sequence[str]) -> Rev
     ids = ids[(ids >= 0) & (ids <= high - low)]
     bits = np.zeros((high - low) // 8 + 1, dtype=np.uint8)
     np.bitwise_or.at(bits, ids >> 3, np.left_shift(1, ids & 7).astype(np.uint8))
-    return ReviewedBits(bits.tobytes(), int(low), int(ids.size))
+    return ReviewedBits(bits.tobytes(), int(low), int(ids.size), generation)
+
+
+def review_changes(
+    session: Session, dataset_id: int, since: int | None, now: int | None, most: int
+) -> dict[int, tuple[str, str]] | None:
+    """The pairs the dataset's review actions after generation `since` up to `now` changed:
+    each pair's state before the first of them and after the last. None where they changed more
+    than `most` pairs, or `now` is not after `since` (a cache of another database's history).
+    Complete because actions commit in the order of their ids (lock_reviews)."""
+    if now is None or now < (since or 0):
+        return None
+    later = and_(
+        ReviewAction.dataset_id == dataset_id,
+        ReviewAction.id > (since or 0),
+        ReviewAction.id <= now,
+    )
+    changed = session.scalar(select(func.sum(ReviewAction.count)).where(later)) or 0
+    if changed > most:
+        return None
+    events = session.execute(
+        select(ReviewEvent.pair_id, ReviewEvent.old_state, ReviewEvent.new_state)
+        .join(ReviewAction, ReviewAction.id == ReviewEvent.action_id)
+        .where(later)
+        .order_by(ReviewEvent.action_id, ReviewEvent.id)
+    ).all()
+    out: dict[int, tuple[str, str]] = {}
+    for pair, old, new in events:
+        out[int(pair)] = (out[int(pair)][0] if int(pair) in out else old, new)
+    return out
+
+
+def _advance(
+    session: Session,
+    dataset_id: int,
+    states: Sequence[str],
+    cached: ReviewedBits,
+    generation: int | None,
+) -> ReviewedBits | None:
+    """`cached` brought to `generation` from the events of the actions since; None where they
+    changed more than BITS_STEP_MAX pairs."""
+    changes = review_changes(session, dataset_id, cached.generation, generation, BITS_STEP_MAX)
+    if changes is None:
+        return None
+    bits = np.frombuffer(cached.bits, dtype=np.uint8).copy()
+    ids = np.fromiter(changes, dtype=np.int64, count=len(changes)) - cached.base
+    on = np.fromiter((new in states for _, new in changes.values()), dtype=bool, count=len(ids))
+    inside = (ids >= 0) & (ids < bits.size * 8)
+    ids, on = ids[inside], on[inside]
+    masks = np.left_shift(1, ids & 7).astype(np.uint8)
+    np.bitwise_and.at(bits, ids >> 3, ~masks)
+    np.bitwise_or.at(bits, ids[on] >> 3, masks[on])
+    count = int(np.unpackbits(bits).sum())
+    return ReviewedBits(bits.tobytes(), cached.base, count, generation)
 
 
 def _without_flag(
@@ -153,12 +260,28 @@ def _without_flag(
 DECIDED = tuple(s for s in REVIEW_STATES if s != "unreviewed")
 
 
+@dataclass
+class ReviewFilter:
+    """The review-state part of a pairs filter: its SQL `conditions`, the "no review row in
+    these states" one among them with its states (`exclusion`: a page tests the dataset's
+    ReviewedBits instead), and the same test on one pair's state in Python (`matches`: the
+    totals follow review actions from their events, backend/services/counts.py)."""
+
+    conditions: list[ColumnElement[bool]]
+    exclusion: tuple[ColumnElement[bool], tuple[str, ...]] | None
+    states: tuple[str, ...]
+    flagged: bool | None
+
+    def matches(self, state: str) -> bool:
+        """Whether a pair in `state` ('unreviewed' without a review row) passes the filter."""
+        in_states = not self.states or state in self.states
+        return in_states and (self.flagged is None or (state == "flagged") == self.flagged)
+
+
 def review_conditions(
     session: Session, dataset: Dataset, f: PairFilter, ident: Any
-) -> tuple[list[ColumnElement[bool]], tuple[ColumnElement[bool], tuple[str, ...]] | None]:
-    """The review-state conditions of `f` (states, flagged), and the "no review row in these
-    states" one among them, if any, with its states (Query.exclusion: a page tests the
-    dataset's ReviewedBits instead)."""
+) -> ReviewFilter:
+    """The review-state conditions of `f` (states, flagged) as a ReviewFilter."""
     conditions: list[ColumnElement[bool]] = []
     exclusion = None
     if f.states:
@@ -177,4 +300,4 @@ def review_conditions(
         conditions.append(_without_flag(session, dataset, ident, ["flagged"]))
         if exclusion is None:
             exclusion = (conditions[-1], ("flagged",))
-    return conditions, exclusion
+    return ReviewFilter(conditions, exclusion, tuple(f.states or ()), f.flagged)

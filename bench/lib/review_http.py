@@ -73,6 +73,12 @@ class Client:
         assert response.status_code == 200, f"{path} {params}: {response.text[:300]}"
         return response.json()
 
+    def put(self, path: str, body: dict) -> dict:
+        response = self.http.put(path, json=body)
+        self._timing(response)
+        assert response.status_code == 200, f"{path}: {response.text[:300]}"
+        return response.json()
+
     def post(self, path: str, body: dict | None = None) -> tuple[dict, float]:
         start = time.perf_counter()
         response = self.http.post(path, json=body)
@@ -108,12 +114,44 @@ def timed(client: Client, path: str, params: dict, repeat: int) -> dict[str, flo
     times: list[float] = []
     server: dict[str, list[float]] = {"app": [], "db": [], "cpu": []}
     for _ in range(repeat):
-        start = time.perf_counter()
-        client.get(path, **params)
-        times.append(1000 * (time.perf_counter() - start))
-        for name, values in server.items():
-            if name in client.last_timing:
-                values.append(client.last_timing[name])
+        _timed_get(client, path, params, times, server)
+    return _summary(first, times, server)
+
+
+def _timed_get(
+    client: Client, path: str, params: dict, times: list[float], server: dict[str, list[float]]
+) -> None:
+    start = time.perf_counter()
+    client.get(path, **params)
+    times.append(1000 * (time.perf_counter() - start))
+    for name, values in server.items():
+        if name in client.last_timing:
+            values.append(client.last_timing[name])
+
+
+def after_decisions(
+    client: Client, dataset_id: int, params: dict, repeat: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """The list's first page right after a reviewer's decision on one of its pairs (the page
+    the UI reads again after each), and right after that decision's undo: each page the first
+    request at a new review generation (its total and review bitmap follow the action).
+    `repeat` decisions, each undone: the review states end as they began."""
+    path = f"/datasets/{dataset_id}/pairs"
+    decided: list[float] = []
+    undone: list[float] = []
+    servers: tuple[dict[str, list[float]], ...] = tuple(
+        {"app": [], "db": [], "cpu": []} for _ in range(2)
+    )
+    for i in range(repeat):
+        items = client.get(path, **params)["items"]
+        client.put(f"{path}/{items[i % len(items)]['id']}/review", {"state": "kept"})
+        _timed_get(client, path, params, decided, servers[0])
+        client.post(f"/datasets/{dataset_id}/review/undo")
+        _timed_get(client, path, params, undone, servers[1])
+    return _summary(decided[0], decided, servers[0]), _summary(undone[0], undone, servers[1])
+
+
+def _summary(first: float, times: list[float], server: dict[str, list[float]]) -> dict[str, float]:
     out = {"first_ms": first, "p50_ms": statistics.median(times), "p95_ms": _p95(times)}
     for name, values in server.items():
         if values:
