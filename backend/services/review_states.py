@@ -183,18 +183,40 @@ def review_changes(
 ) -> dict[int, tuple[str, str]] | None:
     """The pairs the dataset's review actions after generation `since` up to `now` changed:
     each pair's state before the first of them and after the last. None where they changed more
-    than `most` pairs, or `now` is not after `since` (a cache of another database's history).
-    Complete because actions commit in the order of their ids (lock_reviews)."""
+    than `most` pairs (at most BITS_STEP_MAX), or `now` is not after `since` (a cache of another
+    database's history). Complete, and the same on every call, because actions commit in the
+    order of their ids (lock_reviews): kept per process for the next caller (a page's bitmap,
+    its total and the review-row count each follow the same actions)."""
     if now is None or now < (since or 0):
         return None
+    key = (str(session.get_bind().engine.url), dataset_id, since or 0, now)
+    with _BITS_LOCK:
+        found = _CHANGES.get(key)
+    if found is None:
+        found = _read_changes(session, dataset_id, since or 0, now)
+        with _BITS_LOCK:
+            _CHANGES[key] = found
+            while len(_CHANGES) > 256:
+                _CHANGES.popitem(last=False)
+    changed, changes = found
+    return changes if changed <= most else None
+
+
+_CHANGES: OrderedDict[tuple[Any, ...], tuple[int, dict[int, tuple[str, str]] | None]] = (
+    OrderedDict()
+)
+
+
+def _read_changes(
+    session: Session, dataset_id: int, since: int, now: int
+) -> tuple[int, dict[int, tuple[str, str]] | None]:
+    """(pairs changed, their changes; None above BITS_STEP_MAX)."""
     later = and_(
-        ReviewAction.dataset_id == dataset_id,
-        ReviewAction.id > (since or 0),
-        ReviewAction.id <= now,
+        ReviewAction.dataset_id == dataset_id, ReviewAction.id > since, ReviewAction.id <= now
     )
-    changed = session.scalar(select(func.sum(ReviewAction.count)).where(later)) or 0
-    if changed > most:
-        return None
+    changed = int(session.scalar(select(func.sum(ReviewAction.count)).where(later)) or 0)
+    if changed > BITS_STEP_MAX:
+        return changed, None
     events = session.execute(
         select(ReviewEvent.pair_id, ReviewEvent.old_state, ReviewEvent.new_state)
         .join(ReviewAction, ReviewAction.id == ReviewEvent.action_id)
@@ -204,7 +226,7 @@ def review_changes(
     out: dict[int, tuple[str, str]] = {}
     for pair, old, new in events:
         out[int(pair)] = (out[int(pair)][0] if int(pair) in out else old, new)
-    return out
+    return changed, out
 
 
 def _advance(
@@ -224,10 +246,11 @@ def _advance(
     on = np.fromiter((new in states for _, new in changes.values()), dtype=bool, count=len(ids))
     inside = (ids >= 0) & (ids < bits.size * 8)
     ids, on = ids[inside], on[inside]
+    was = ((bits[ids >> 3] >> (ids & 7)) & 1).astype(bool)
     masks = np.left_shift(1, ids & 7).astype(np.uint8)
     np.bitwise_and.at(bits, ids >> 3, ~masks)
     np.bitwise_or.at(bits, ids[on] >> 3, masks[on])
-    count = int(np.unpackbits(bits).sum())
+    count = cached.count + int(on.sum()) - int(was.sum())
     return ReviewedBits(bits.tobytes(), cached.base, count, generation)
 
 

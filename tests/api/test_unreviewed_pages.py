@@ -110,6 +110,21 @@ def test_unreviewed_pages_are_the_same_however_they_are_read(
     statements.clear()
     assert _walk(client, auth, dataset_id, state="unreviewed") == truth_unreviewed
     assert "string_agg(" not in "\n".join(statements)
+    from backend.db import session_scope
+
+    with session_scope() as session:  # the followed bitmap counts what a new one would
+        followed = review_states.reviewed_bits(session, dataset_id, review_states.DECIDED)
+        review_states._BITS.clear()
+        made = review_states.reviewed_bits(session, dataset_id, review_states.DECIDED)
+    assert followed is not None and made is not None
+    assert (
+        (followed.bits, followed.count)
+        == (made.bits, made.count)
+        == (
+            made.bits,
+            N - len(truth_unreviewed),
+        )
+    )
 
     # The planner hashes that subplan (with the app's connection settings) rather than scanning
     # the list for each row, and the app's hashes may take 64 MB.
