@@ -139,6 +139,8 @@ def main() -> None:
             parser.error(f"no complete dataset {name!r} in DATABASE_URL: build it first")
         dataset_id = dataset.id
         user = session.get(User, dataset.owner_id)
+        if user is None:
+            parser.error(f"dataset {name!r} has no owner to issue a token for")
         token = issue_token(session, user, "review-export", timedelta(hours=2))
         session.commit()
     try:
