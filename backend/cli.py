@@ -83,6 +83,10 @@ def _start_worker(concurrency: int) -> subprocess.Popen[bytes]:
     )
 
 
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
@@ -96,6 +100,11 @@ def serve(
     import uvicorn  # the server: loaded only by the commands that serve
 
     worker = _start_worker(1) if with_worker else None
+    if worker is not None:
+        # uvicorn shuts down on SIGTERM and then raises it again with the handler it found: the
+        # default one ended this process at once, before it stopped its worker, which then lost
+        # its broker folder (the e2e stack removes it once this process ends) mid-shutdown.
+        signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         uvicorn.run("backend.main:app", host=host, port=port, workers=workers, log_level="info")
     finally:
