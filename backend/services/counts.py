@@ -101,7 +101,7 @@ def _moved(session: Session, query: Query, since: int | None, now: int | None) -
     if not moving:
         return 0
     others = [c for c in query.conditions if not any(c is r for r in review.conditions)]
-    static = replace(query, conditions=others, review=None, exclusion=None, signature=None)
+    static = replace(query, conditions=others, review=None, signature=None)
     ids = literal(list(moving), ARRAY(Integer))
     among = static.select(static.ident, lean=True).where(static.ident == func.any(ids))
     passing = session.scalars(among)

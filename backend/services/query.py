@@ -170,10 +170,9 @@ class Query:
     # Postgres: the text condition among `conditions` and its words (a page swaps it for the
     # search plan's, backend/services/search_plan.py).
     search: tuple[ColumnElement[bool], str] | None = None
-    # The "no review row in these states" condition among `conditions` and its states (a page
-    # on Postgres tests a bitmap of the reviewed pairs instead, page_rows).
-    exclusion: tuple[ColumnElement[bool], tuple[str, ...]] | None = None
-    # The review-state part of the filter (its conditions are among `conditions`), if any.
+    # The review-state part of the filter (its conditions are among `conditions`), if any: a
+    # page on Postgres tests a bitmap of the reviewed pairs for its "no review row" condition
+    # (page_rows), and the totals follow review actions with it (counts.py).
     review: ReviewFilter | None = None
     # The filter these conditions were resolved from (its JSON), while they are only its own:
     # the totals' cache key (backend/services/counts.py). None once a caller adds a condition.
@@ -289,7 +288,6 @@ def resolve(session: Session, dataset: Dataset, f: PairFilter) -> Query:
         f.split,
         uses_pairs=uses_pairs,
         search=search,
-        exclusion=review.exclusion,
         review=review if review.conditions else None,
         signature=f.model_dump_json(),
     )
@@ -383,9 +381,9 @@ def _with_reviewed_bits(session: Session, query: Query, ident: Any) -> Query:
     """`query` testing the dataset's bitmap of reviewed pairs for its "no review state"
     condition (review_states.ReviewedBits: a bit per walked row, where the condition as written
     looks each row up among the review rows), where the dataset has one."""
-    if query.exclusion is None:
+    if query.review is None or query.review.exclusion is None:
         return query
-    condition, states = query.exclusion
+    condition, states = query.review.exclusion
     bits = reviewed_bits(session, query.dataset.id, states)
     if bits is None:
         return query

@@ -32,9 +32,6 @@ HASHED_EXCLUSION_MAX = 400_000
 """Postgres: a "no review state" filter whose dataset holds at most this many review rows in the
 excluded states reads them once into a hash (at ~64 B a row, within the 64 MB a hash may take,
 backend/db.py); above it, each walked row probes the index."""
-_REVIEW_ROWS: dict[tuple[Any, ...], tuple[int | None, int]] = {}
-"""Per process: the dataset's review rows in some states, by (database, dataset, states), with
-the review generation they were counted at (and followed from the actions' events since)."""
 
 
 def review_generation(session: Session, dataset_id: int) -> int | None:
@@ -46,32 +43,19 @@ def review_generation(session: Session, dataset_id: int) -> int | None:
 
 
 def _review_rows(session: Session, dataset: Dataset, states: Sequence[str]) -> int:
-    generation = review_generation(session, dataset.id)
-    key = (str(session.get_bind().engine.url), dataset.id, tuple(sorted(states)))
-    cached = _REVIEW_ROWS.get(key)
-    if cached is not None and cached[0] == generation:
-        return cached[1]
-    changes = (
-        review_changes(session, dataset.id, cached[0], generation, BITS_STEP_MAX)
-        if cached is not None
-        else None
-    )
-    if cached is not None and changes is not None:
-        moved = (int(new in states) - int(old in states) for old, new in changes.values())
-        n = cached[1] + sum(moved)
-    else:
-        if len(_REVIEW_ROWS) >= 4096:
-            _REVIEW_ROWS.clear()
-        n = (
-            session.scalar(
-                select(func.count())
-                .select_from(Flag)
-                .where(Flag.dataset_id == dataset.id, Flag.state.in_(states))
-            )
-            or 0
+    """The dataset's review rows in `states`: the count of its ReviewedBits (kept per process and
+    followed from later actions, and the bitmap a page then tests), else counted."""
+    bits = reviewed_bits(session, dataset.id, states)
+    if bits is not None:
+        return bits.count
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(Flag)
+            .where(Flag.dataset_id == dataset.id, Flag.state.in_(states))
         )
-    _REVIEW_ROWS[key] = (generation, n)
-    return n
+        or 0
+    )
 
 
 BITMAP_SPAN_MAX = 1 << 25

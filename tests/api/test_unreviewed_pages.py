@@ -152,7 +152,6 @@ def test_unreviewed_pages_are_the_same_however_they_are_read(
     assert "get_bit(" not in said and "NOT IN (SELECT flags.pair_id" in said
     # The anti-join, where the dataset has too many review rows to hash.
     monkeypatch.setattr(review_states, "HASHED_EXCLUSION_MAX", 10)
-    review_states._REVIEW_ROWS.clear()
     statements.clear()
     assert _walk(client, auth, dataset_id, state="unreviewed") == truth_unreviewed
     assert _walk(client, auth, dataset_id, flagged="false") == truth_not_flagged
